@@ -1,0 +1,13 @@
+//! cashe: a replicated, durable, linearizable key-value database that
+//! speaks the Redis protocol.
+//!
+//! The crate is layered so that everything deciding anything is pure and
+//! deterministic (see `docs/architecture.md`):
+//! - [`raft`]: the consensus core, a state machine with no IO.
+//!
+//! The production shell (glommio sockets, files and timers) lives behind the
+//! default `server` feature; `cargo build --no-default-features` builds the
+//! pure core alone, which is what the simulator links.
+#![forbid(unsafe_code)]
+
+pub mod raft;

@@ -1,0 +1,69 @@
+//! Deliberate defects that exist only to prove the checkers can fail.
+//!
+//! Each bug is a rule of Raft switched off. The switch is a field of
+//! `Config`, so the core never reads the environment; the model checker and
+//! the simulator set it from `CASHE_MODEL_BUG`. Without the `planted-bugs`
+//! cargo feature (which only tests enable, through the crate's dev-dependency
+//! on itself) `PlantedBug::active` is a constant `false` and every planted
+//! branch compiles away: the release binary cannot reach one.
+
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PlantedBug {
+    #[default]
+    None,
+    /// Commit an entry of an older term by counting replicas (Raft paper
+    /// Figure 8, §5.4.2).
+    CommitOldTerm,
+    /// Grant a second vote in one term.
+    VoteTwice,
+    /// Send a granted vote before the vote is durable.
+    VoteBeforePersist,
+    /// Serve a ReadIndex without the heartbeat round that confirms
+    /// leadership (dissertation §6.4).
+    NoCheckQuorumRead,
+}
+
+impl PlantedBug {
+    pub const ALL: [PlantedBug; 4] = [
+        PlantedBug::CommitOldTerm,
+        PlantedBug::VoteTwice,
+        PlantedBug::VoteBeforePersist,
+        PlantedBug::NoCheckQuorumRead,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PlantedBug::None => "none",
+            PlantedBug::CommitOldTerm => "commit-old-term",
+            PlantedBug::VoteTwice => "vote-twice",
+            PlantedBug::VoteBeforePersist => "vote-before-persist",
+            PlantedBug::NoCheckQuorumRead => "no-check-quorum-read",
+        }
+    }
+
+    /// Whether `bug` is planted in this configuration.
+    #[inline]
+    pub fn active(self, bug: PlantedBug) -> bool {
+        cfg!(feature = "planted-bugs") && self == bug && bug != PlantedBug::None
+    }
+}
+
+impl fmt::Display for PlantedBug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for PlantedBug {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PlantedBug, String> {
+        std::iter::once(PlantedBug::None)
+            .chain(PlantedBug::ALL)
+            .find(|bug| bug.name() == s)
+            .ok_or_else(|| format!("unknown planted bug {s:?}"))
+    }
+}
