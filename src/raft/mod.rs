@@ -39,9 +39,6 @@ mod replication;
 mod rng;
 mod types;
 
-#[cfg(test)]
-mod tests;
-
 pub use bugs::PlantedBug;
 pub use config::{Config, ConfigError};
 pub use log::RaftLog;
