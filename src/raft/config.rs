@@ -53,10 +53,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let rule = |ok: bool, what: &'static str| if ok { Ok(()) } else { Err(ConfigError(what)) };
         rule(self.heartbeat_ticks >= 1, "heartbeat_ticks must be at least 1")?;
-        rule(
-            self.election_ticks > self.heartbeat_ticks,
-            "election_ticks must exceed heartbeat_ticks",
-        )?;
+        rule(self.election_ticks > self.heartbeat_ticks, "election_ticks must exceed heartbeat_ticks")?;
         rule(self.election_ticks <= 1 << 20, "election_ticks must be at most 2^20")?;
         rule(self.append_entries_max >= 1, "append_entries_max must be at least 1")?;
         rule(self.append_bytes_max >= 1, "append_bytes_max must be at least 1")?;

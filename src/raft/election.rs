@@ -4,8 +4,8 @@
 //! a partitioned node rejoining cannot depose a healthy leader.
 
 use super::message::MessageKind;
-use super::{Lsn, Message, NodeId, Raft, Role, RoleState, Term};
 use super::{Index, PlantedBug};
+use super::{Lsn, Message, NodeId, Raft, Role, RoleState, Term};
 use std::collections::BTreeMap;
 
 impl Raft {
@@ -50,9 +50,7 @@ impl Raft {
             MessageKind::Append { .. } | MessageKind::Heartbeat { .. } => {
                 self.send(from, MessageKind::HeartbeatResponse { read_round: 0 })
             }
-            MessageKind::PreVote { .. } => {
-                self.send(from, MessageKind::PreVoteResponse { granted: false })
-            }
+            MessageKind::PreVote { .. } => self.send(from, MessageKind::PreVoteResponse { granted: false }),
             _ => {}
         }
     }
@@ -66,7 +64,8 @@ impl Raft {
         self.role = RoleState::PreCandidate { votes: BTreeMap::from([(self.id(), true)]) };
         self.leader = None;
         self.reset_election_timer();
-        let kind = MessageKind::PreVote { last_index: self.log.last_index(), last_term: self.log.last_term() };
+        let kind =
+            MessageKind::PreVote { last_index: self.log.last_index(), last_term: self.log.last_term() };
         let term = self.term.next();
         for peer in self.other_voters() {
             self.output.send.push((peer, Message { term, kind: kind.clone() }));
@@ -161,9 +160,8 @@ impl Raft {
             RoleState::PreCandidate { votes } | RoleState::Candidate { votes, .. } => votes,
             _ => return,
         };
-        let count = |want: bool| {
-            votes.iter().filter(|(id, g)| **g == want && membership.is_voter(**id)).count()
-        };
+        let count =
+            |want: bool| votes.iter().filter(|(id, g)| **g == want && membership.is_voter(**id)).count();
         let (granted, rejected) = (count(true), count(false));
         let quorum = membership.quorum();
         let voters = membership.voters.len();

@@ -60,7 +60,10 @@ impl Raft {
     }
 
     /// Proposes one membership change.
-    pub fn propose_membership_change(&mut self, change: MembershipChange) -> Result<(Index, Term), ProposeError> {
+    pub fn propose_membership_change(
+        &mut self,
+        change: MembershipChange,
+    ) -> Result<(Index, Term), ProposeError> {
         self.check_can_propose()?;
         let term_start = self.leader_state().term_start;
         if self.commit < term_start {
@@ -89,7 +92,8 @@ impl Raft {
 
     /// A leader removed by a committed change steps down (§4.2.2).
     pub(super) fn step_down_if_removed(&mut self) -> bool {
-        let removed = !self.committed_membership().is_voter(self.id()) && !self.membership().is_voter(self.id());
+        let removed =
+            !self.committed_membership().is_voter(self.id()) && !self.membership().is_voter(self.id());
         if removed {
             tracing::info!(id = %self.id(), "removed from the cluster; stepping down");
             self.become_follower(self.term, None);

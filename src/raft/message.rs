@@ -15,30 +15,64 @@ pub struct Message {
 pub enum MessageKind {
     /// Would you vote for me in `term`? Changes no state at the receiver
     /// (dissertation §9.6).
-    PreVote { last_index: Index, last_term: Term },
-    PreVoteResponse { granted: bool },
+    PreVote {
+        last_index: Index,
+        last_term: Term,
+    },
+    PreVoteResponse {
+        granted: bool,
+    },
     /// Vote for me in `term`. `transfer` marks a campaign started by
     /// `TimeoutNow`, which may override a follower's leader lease (§3.10).
-    Vote { last_index: Index, last_term: Term, transfer: bool },
+    Vote {
+        last_index: Index,
+        last_term: Term,
+        transfer: bool,
+    },
     /// A granted vote leaves only after the vote is durable.
-    VoteResponse { granted: bool },
+    VoteResponse {
+        granted: bool,
+    },
     /// Entries after `(prev_index, prev_term)`, and the leader's commit index.
-    Append { prev_index: Index, prev_term: Term, entries: Vec<Entry>, commit: Index },
+    Append {
+        prev_index: Index,
+        prev_term: Term,
+        entries: Vec<Entry>,
+        commit: Index,
+    },
     AppendResponse(AppendResult),
     /// Leader liveness, commit propagation, and a ReadIndex round number.
-    Heartbeat { commit: Index, read_round: u64 },
-    HeartbeatResponse { read_round: u64 },
+    Heartbeat {
+        commit: Index,
+        read_round: u64,
+    },
+    HeartbeatResponse {
+        read_round: u64,
+    },
     /// One chunk of the leader's snapshot, `offset` bytes into it.
-    InstallSnapshot { meta: SnapshotMeta, total_bytes: u64, offset: u64, data: Vec<u8> },
+    InstallSnapshot {
+        meta: SnapshotMeta,
+        total_bytes: u64,
+        offset: u64,
+        data: Vec<u8>,
+    },
     /// The byte offset the follower expects next for the snapshot at
     /// `index`; `next_offset == total_bytes` means installed and durable.
-    InstallSnapshotResponse { index: Index, next_offset: u64 },
+    InstallSnapshotResponse {
+        index: Index,
+        next_offset: u64,
+    },
     /// Campaign now, skipping pre-vote and leases (leader transfer, §3.10).
     TimeoutNow,
     /// A follower asks the leader for a read index on behalf of its client.
-    ReadIndexRequest { read: ReadId },
+    ReadIndexRequest {
+        read: ReadId,
+    },
     /// `None` if the receiver could not confirm leadership for the read.
-    ReadIndexResponse { read: ReadId, index: Option<Index> },
+    ReadIndexResponse {
+        read: ReadId,
+        index: Option<Index>,
+    },
 }
 
 /// The follower's answer to an `Append`.

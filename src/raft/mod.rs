@@ -32,6 +32,7 @@ mod config;
 mod election;
 mod log;
 mod membership;
+pub mod memory;
 mod message;
 mod progress;
 mod read;
@@ -42,14 +43,14 @@ mod types;
 pub use bugs::PlantedBug;
 pub use config::{Config, ConfigError};
 pub use log::RaftLog;
+pub use membership::TransferError;
 pub use message::{AppendResult, ConflictHint, Message, MessageKind};
 pub use progress::{Progress, ReplicationState};
-pub use membership::TransferError;
 pub use read::{ReadError, ReadState};
 pub use rng::SplitMix64;
 pub use types::{
-    Entry, HardState, Index, Lsn, Membership, MembershipChange, MembershipError, NodeId, Payload,
-    ReadId, Record, Recovered, RecoveryError, Snapshot, SnapshotMeta, Term,
+    Entry, HardState, Index, Lsn, Membership, MembershipChange, MembershipError, NodeId, Payload, ReadId,
+    Record, Recovered, RecoveryError, Snapshot, SnapshotMeta, Term,
 };
 
 use progress::Progress as PeerProgress;
@@ -106,7 +107,9 @@ pub enum Role {
 #[non_exhaustive]
 pub enum ProposeError {
     /// Only the leader appends; `leader` is the last one this node heard of.
-    NotLeader { leader: Option<NodeId> },
+    NotLeader {
+        leader: Option<NodeId>,
+    },
     /// A leadership transfer is in progress (§3.10: stop accepting requests).
     TransferInProgress,
     /// A membership change waits for the leader's first commit of its term.
@@ -135,10 +138,15 @@ impl std::error::Error for ProposeError {}
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum RoleState {
     Follower,
-    PreCandidate { votes: BTreeMap<NodeId, bool> },
+    PreCandidate {
+        votes: BTreeMap<NodeId, bool>,
+    },
     /// `self_vote` is the `Lsn` of the hard state holding our own vote; it
     /// counts only once durable.
-    Candidate { votes: BTreeMap<NodeId, bool>, self_vote: Option<Lsn> },
+    Candidate {
+        votes: BTreeMap<NodeId, bool>,
+        self_vote: Option<Lsn>,
+    },
     Leader(Box<LeaderState>),
 }
 
@@ -418,7 +426,8 @@ impl Raft {
     }
     /// The newest membership that is committed.
     pub fn committed_membership(&self) -> &Membership {
-        let (_, m) = self.memberships.iter().rev().find(|(i, _)| *i <= self.commit).unwrap_or(&self.memberships[0]);
+        let (_, m) =
+            self.memberships.iter().rev().find(|(i, _)| *i <= self.commit).unwrap_or(&self.memberships[0]);
         m
     }
     /// The leader's view of each follower; empty on other nodes.

@@ -69,7 +69,9 @@ impl Progress {
                     self.inflight.push_back(last);
                 }
             }
-            ReplicationState::Snapshot { .. } => unreachable!("appends are not sent while streaming a snapshot"),
+            ReplicationState::Snapshot { .. } => {
+                unreachable!("appends are not sent while streaming a snapshot")
+            }
         }
     }
 

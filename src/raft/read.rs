@@ -132,17 +132,18 @@ impl Raft {
         let id = self.id();
         let membership = self.membership().clone();
         let RoleState::Leader(state) = &mut self.role else { return };
-        let mut rounds: Vec<u64> = membership
-            .voters
-            .iter()
-            .map(|v| {
-                if *v == id {
-                    state.reads.round
-                } else {
-                    state.progress.get(v).map_or(0, |p| p.read_round)
-                }
-            })
-            .collect();
+        let mut rounds: Vec<u64> =
+            membership
+                .voters
+                .iter()
+                .map(|v| {
+                    if *v == id {
+                        state.reads.round
+                    } else {
+                        state.progress.get(v).map_or(0, |p| p.read_round)
+                    }
+                })
+                .collect();
         rounds.sort_unstable_by(|a, b| b.cmp(a));
         let confirmed = rounds[membership.quorum() - 1];
         let mut ready = Vec::new();

@@ -5,7 +5,7 @@
 use super::message::{AppendResult, ConflictHint, MessageKind};
 use super::progress::{Progress, ReplicationState};
 use super::read::ReadQueue;
-use super::{Entry, Index, IncomingSnapshot, LeaderState, NodeId, Payload, PlantedBug, Raft};
+use super::{Entry, IncomingSnapshot, Index, LeaderState, NodeId, Payload, PlantedBug, Raft};
 use super::{Record, RoleState, Snapshot, SnapshotMeta, Term};
 use std::collections::BTreeMap;
 
@@ -195,7 +195,10 @@ impl Raft {
         }
         self.append_to_log(fresh);
         self.advance_follower_commit(commit.min(last_new));
-        self.send_durable(from, MessageKind::AppendResponse(AppendResult::Accepted { match_index: last_new }));
+        self.send_durable(
+            from,
+            MessageKind::AppendResponse(AppendResult::Accepted { match_index: last_new }),
+        );
     }
 
     /// A follower whose snapshot is still being made durable cannot take
@@ -269,11 +272,18 @@ impl Raft {
         let durable = self.durable_index;
         let membership = self.membership().clone();
         let RoleState::Leader(state) = &self.role else { return };
-        let mut matched: Vec<Index> = membership
-            .voters
-            .iter()
-            .map(|v| if *v == id { durable } else { state.progress.get(v).map_or(Index(0), |p| p.match_index) })
-            .collect();
+        let mut matched: Vec<Index> =
+            membership
+                .voters
+                .iter()
+                .map(|v| {
+                    if *v == id {
+                        durable
+                    } else {
+                        state.progress.get(v).map_or(Index(0), |p| p.match_index)
+                    }
+                })
+                .collect();
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let candidate = matched[membership.quorum() - 1];
         if candidate <= self.commit {
@@ -305,7 +315,8 @@ impl Raft {
             .map(|(id, _)| *id)
             .collect();
         for peer in up_to_date {
-            let kind = MessageKind::Append { prev_index: last_index, prev_term: last_term, entries: vec![], commit };
+            let kind =
+                MessageKind::Append { prev_index: last_index, prev_term: last_term, entries: vec![], commit };
             self.send(peer, kind);
         }
     }

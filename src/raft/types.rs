@@ -74,10 +74,7 @@ pub struct Membership {
 
 impl Membership {
     pub fn with_voters(voters: impl IntoIterator<Item = NodeId>) -> Membership {
-        Membership {
-            voters: voters.into_iter().collect(),
-            learners: BTreeSet::new(),
-        }
+        Membership { voters: voters.into_iter().collect(), learners: BTreeSet::new() }
     }
 
     pub fn is_voter(&self, id: NodeId) -> bool {

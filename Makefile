@@ -1,0 +1,75 @@
+# cashe — every command CI and developers run. `make test` is what CI runs.
+SHELL := /bin/bash
+CARGO ?= cargo
+# Planted bugs the model checker must catch (src/raft/bugs.rs).
+MODEL_BUGS := commit-old-term vote-twice vote-before-persist no-check-quorum-read
+# Planted bugs the simulator must catch (it has no reads or electability check yet).
+SIM_BUGS := vote-twice vote-before-persist
+SEEDS ?= 2000
+
+.PHONY: install test check model model-long model-mutants sim sim-long sim-mutants clean
+
+## install: release build, binary copied to bin/cashe
+install:
+	$(CARGO) build --release --bin cashe
+	mkdir -p bin
+	cp target/release/cashe bin/cashe
+
+## test: everything CI runs (release profile: the checkers need the speed)
+test:
+	$(CARGO) build --no-default-features
+	$(CARGO) test --release --workspace
+
+## check: formatting and lints, warnings are errors
+check:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --no-default-features --lib -- -D warnings
+
+## model: bounded model checking of the Raft core (≤ 3 minutes here)
+model:
+	$(CARGO) test --release --test model
+
+## model-long: the same properties, searched much deeper
+model-long:
+	CASHE_MODEL_DEPTH=9 CASHE_MODEL_WALK_STATES=400000000 CASHE_MODEL_WALK_DEPTH=200 \
+		$(CARGO) test --release --test model
+
+## model-mutants: succeeds only if the model checker catches every planted bug
+model-mutants:
+	@$(CARGO) test --release --test model --no-run
+	@caught=0; missed=""; \
+	for bug in $(MODEL_BUGS); do \
+		if CASHE_MODEL_BUG=$$bug $(CARGO) test --release --test model > target/model-$$bug.log 2>&1; then \
+			echo "model-mutants: $$bug NOT caught (log: target/model-$$bug.log)"; missed="$$missed $$bug"; \
+		else \
+			echo "model-mutants: $$bug caught: $$(grep -m1 VIOLATED target/model-$$bug.log)"; caught=$$((caught+1)); \
+		fi; \
+	done; \
+	echo "model-mutants: $$caught of $(words $(MODEL_BUGS)) planted bugs caught"; \
+	test -z "$$missed"
+
+## sim: the default batch of simulation seeds
+sim:
+	$(CARGO) test --release -p sim
+
+## sim-long: many seeds; prints each failing seed with its replay command
+sim-long:
+	$(CARGO) test --release -p sim -- --seeds $(SEEDS)
+
+## sim-mutants: succeeds only if the simulator catches every planted bug it can see
+sim-mutants:
+	@$(CARGO) test --release -p sim --no-run
+	@missed=""; \
+	for bug in $(SIM_BUGS); do \
+		if CASHE_MODEL_BUG=$$bug $(CARGO) test --release -p sim > target/sim-$$bug.log 2>&1; then \
+			echo "sim-mutants: $$bug NOT caught"; missed="$$missed $$bug"; \
+		else \
+			echo "sim-mutants: $$bug caught: $$(grep -m1 FAILED target/sim-$$bug.log)"; \
+		fi; \
+	done; \
+	test -z "$$missed"
+
+clean:
+	$(CARGO) clean
+	rm -rf bin
