@@ -256,8 +256,23 @@ impl Raft {
         progress.on_heartbeat_response();
         progress.read_round = progress.read_round.max(read_round);
         let behind = progress.match_index < last_index;
+        let all_sent = progress.next_index > last_index;
         match progress.state {
             ReplicationState::Snapshot { .. } => self.send_snapshot_chunk(from),
+            // Everything was sent but not all acknowledged: the appends may
+            // have been lost. An empty append at our last entry finds out —
+            // the follower acknowledges it once durable, or rejects it and
+            // the rejection sends us back to probing (§5.3: retry until the
+            // follower has every entry).
+            ReplicationState::Replicate if behind && all_sent => {
+                let kind = MessageKind::Append {
+                    prev_index: last_index,
+                    prev_term: self.log.last_term(),
+                    entries: vec![],
+                    commit: self.commit,
+                };
+                self.send(from, kind);
+            }
             _ if behind => self.send_appends(from),
             _ => {}
         }
