@@ -4,10 +4,15 @@
 //! The crate is layered so that everything deciding anything is pure and
 //! deterministic (see `docs/architecture.md`):
 //! - [`raft`]: the consensus core, a state machine with no IO.
+//! - [`frame`]: length + checksum framing shared by the WAL and the peer wire.
+//! - [`wal`]: the write-ahead log and snapshots: formats and recovery (pure),
+//!   group commit through a small async disk trait, and a simulated disk.
 //!
 //! The production shell (glommio sockets, files and timers) lives behind the
 //! default `server` feature; `cargo build --no-default-features` builds the
 //! pure core alone, which is what the simulator links.
 #![forbid(unsafe_code)]
 
+pub mod frame;
 pub mod raft;
+pub mod wal;

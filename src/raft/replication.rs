@@ -432,6 +432,14 @@ impl Raft {
     fn install_snapshot(&mut self, snapshot: Snapshot) {
         let meta = &snapshot.meta;
         tracing::info!(id = %self.id(), index = %meta.index, term = %meta.term, "installing snapshot");
+        // A suffix after the snapshot survives only if the log holds the
+        // snapshot's last entry; otherwise it conflicts and must go, on disk
+        // too, before the snapshot record (which keeps entries after it).
+        let conflicting_from = meta.index.next().max(self.log.first_index());
+        if !self.log.matches(meta.index, meta.term) && self.log.last_index() >= conflicting_from {
+            self.persist(Record::Truncate { from: conflicting_from });
+        }
+        let meta = &snapshot.meta;
         self.log.restore(meta.index, meta.term);
         self.memberships.retain(|(i, _)| *i > meta.index);
         self.memberships.insert(0, (meta.index, meta.membership.clone()));

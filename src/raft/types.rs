@@ -227,7 +227,8 @@ pub enum Record {
     Entry(Entry),
     /// Drop every entry at `from` and after (a conflicting suffix, §5.3).
     Truncate { from: Index },
-    /// A snapshot received from the leader replaces the log up to its index.
+    /// A snapshot received from the leader replaces the log up to its index;
+    /// entries after it stay (the core truncates them first if they conflict).
     Snapshot(Snapshot),
 }
 
@@ -308,7 +309,7 @@ impl Recovered {
         }
         let term = snapshot.meta.term;
         let matches = self.entries.iter().any(|e| e.index == index && e.term == term);
-        if matches {
+        if matches || self.entries.first().is_some_and(|e| e.index > index) {
             self.entries.retain(|e| e.index > index);
         } else {
             self.entries.clear();

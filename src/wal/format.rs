@@ -1,0 +1,198 @@
+//! The bytes of every file storage writes (described in
+//! docs/wal-format.md). Pure: encoding and decoding only, no IO.
+
+use crate::frame;
+use crate::raft::{Entry, HardState, Index, Record, Snapshot, SnapshotMeta, Term};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+pub const META_MAGIC: [u8; 8] = *b"cashemta";
+pub const SEGMENT_MAGIC: [u8; 8] = *b"cashewal";
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"cashesnp";
+/// Version of every format in this file; bumped on any incompatible change.
+pub const FORMAT_VERSION: u32 = 1;
+/// The first byte of every record payload.
+pub const RECORD_VERSION: u8 = 1;
+
+pub const META_FILE: &str = "meta";
+pub const WAL_DIR: &str = "wal";
+pub const SNAP_DIR: &str = "snap";
+
+/// `meta`: who this data directory belongs to. Written once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    pub magic: [u8; 8],
+    pub format_version: u32,
+    pub node_id: u64,
+    pub cluster_id: u64,
+}
+
+/// The first frame of every segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentHeader {
+    pub magic: [u8; 8],
+    pub format_version: u32,
+    /// One past the last entry index written before this segment.
+    pub first_index: Index,
+}
+
+/// The first frame of a snapshot file; `data_bytes` raw bytes follow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotHeader {
+    pub magic: [u8; 8],
+    pub format_version: u32,
+    pub meta: SnapshotMeta,
+    pub data_bytes: u64,
+    pub data_crc: u32,
+}
+
+/// What a WAL record frame holds. A snapshot received from the leader lives
+/// in its own file; the log only marks where it was installed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WalRecord {
+    HardState(HardState),
+    Entry(Entry),
+    Truncate { from: Index },
+    SnapshotInstalled { index: Index, term: Term },
+}
+
+/// Why bytes are not a valid file of ours (positioned by the caller).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FormatError {
+    Frame(frame::FrameError),
+    /// The frame is intact but its payload does not decode.
+    Payload(String),
+    BadMagic,
+    UnsupportedVersion(u32),
+}
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FormatError::Frame(e) => write!(f, "{e}"),
+            FormatError::Payload(e) => write!(f, "undecodable payload: {e}"),
+            FormatError::BadMagic => write!(f, "bad magic number"),
+            FormatError::UnsupportedVersion(v) => write!(f, "unsupported format version {v}"),
+        }
+    }
+}
+
+fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).expect("in-memory postcard encoding cannot fail")
+}
+
+fn from_bytes<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, FormatError> {
+    postcard::from_bytes(bytes).map_err(|e| FormatError::Payload(e.to_string()))
+}
+
+fn check_version(magic: [u8; 8], expected: [u8; 8], version: u32) -> Result<(), FormatError> {
+    if magic != expected {
+        return Err(FormatError::BadMagic);
+    }
+    if version != FORMAT_VERSION {
+        return Err(FormatError::UnsupportedVersion(version));
+    }
+    Ok(())
+}
+
+pub fn encode_meta(node_id: u64, cluster_id: u64) -> Vec<u8> {
+    let meta = Meta { magic: META_MAGIC, format_version: FORMAT_VERSION, node_id, cluster_id };
+    let mut out = Vec::new();
+    frame::encode(&to_bytes(&meta), &mut out);
+    out
+}
+
+pub fn decode_meta(bytes: &[u8]) -> Result<Meta, FormatError> {
+    let (payload, _) = frame::decode(bytes).map_err(FormatError::Frame)?;
+    let meta: Meta = from_bytes(payload)?;
+    check_version(meta.magic, META_MAGIC, meta.format_version)?;
+    Ok(meta)
+}
+
+pub fn encode_segment_header(first_index: Index, out: &mut Vec<u8>) {
+    let header = SegmentHeader { magic: SEGMENT_MAGIC, format_version: FORMAT_VERSION, first_index };
+    frame::encode(&to_bytes(&header), out);
+}
+
+pub fn decode_segment_header(payload: &[u8]) -> Result<SegmentHeader, FormatError> {
+    let header: SegmentHeader = from_bytes(payload)?;
+    check_version(header.magic, SEGMENT_MAGIC, header.format_version)?;
+    Ok(header)
+}
+
+pub fn encode_record(record: &WalRecord, out: &mut Vec<u8>) {
+    let mut payload = vec![RECORD_VERSION];
+    payload.extend_from_slice(&to_bytes(record));
+    frame::encode(&payload, out);
+}
+
+pub fn decode_record(payload: &[u8]) -> Result<WalRecord, FormatError> {
+    match payload.split_first() {
+        Some((&RECORD_VERSION, rest)) => from_bytes(rest),
+        Some((version, _)) => Err(FormatError::UnsupportedVersion(u32::from(*version))),
+        None => Err(FormatError::Payload("empty record".into())),
+    }
+}
+
+/// The WAL form of a core record; `None` for a snapshot, which the writer
+/// stores as a file plus a `SnapshotInstalled` marker.
+pub fn wal_record(record: &Record) -> WalRecord {
+    match record {
+        Record::HardState(hard_state) => WalRecord::HardState(*hard_state),
+        Record::Entry(entry) => WalRecord::Entry(entry.clone()),
+        Record::Truncate { from } => WalRecord::Truncate { from: *from },
+        Record::Snapshot(snapshot) => {
+            WalRecord::SnapshotInstalled { index: snapshot.meta.index, term: snapshot.meta.term }
+        }
+    }
+}
+
+pub fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
+    let header = SnapshotHeader {
+        magic: SNAPSHOT_MAGIC,
+        format_version: FORMAT_VERSION,
+        meta: snapshot.meta.clone(),
+        data_bytes: snapshot.data.len() as u64,
+        data_crc: crc32fast::hash(&snapshot.data),
+    };
+    let mut out = Vec::with_capacity(snapshot.data.len() + 128);
+    frame::encode(&to_bytes(&header), &mut out);
+    out.extend_from_slice(&snapshot.data);
+    out
+}
+
+/// Decodes a snapshot file; errors carry the byte offset of the damage.
+pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, (u64, FormatError)> {
+    let (payload, used) = frame::decode(bytes).map_err(|e| (0, FormatError::Frame(e)))?;
+    let header: SnapshotHeader = from_bytes(payload).map_err(|e| (0, e))?;
+    check_version(header.magic, SNAPSHOT_MAGIC, header.format_version).map_err(|e| (0, e))?;
+    let data = &bytes[used..];
+    if data.len() as u64 != header.data_bytes {
+        let detail = format!("{} data bytes, header says {}", data.len(), header.data_bytes);
+        return Err((used as u64, FormatError::Payload(detail)));
+    }
+    if crc32fast::hash(data) != header.data_crc {
+        return Err((used as u64, FormatError::Payload("snapshot data checksum mismatch".into())));
+    }
+    Ok(Snapshot { meta: header.meta, data: data.to_vec() })
+}
+
+pub fn segment_name(first_index: Index) -> String {
+    format!("{:020}.wal", first_index.0)
+}
+
+pub fn snapshot_name(index: Index, term: Term) -> String {
+    format!("{:020}-{:020}.snap", index.0, term.0)
+}
+
+/// The first index named by a segment file name.
+pub fn parse_segment_name(name: &str) -> Option<Index> {
+    let digits = name.strip_suffix(".wal")?;
+    (digits.len() == 20).then(|| digits.parse().ok().map(Index)).flatten()
+}
+
+/// The (index, term) named by a snapshot file name.
+pub fn parse_snapshot_name(name: &str) -> Option<(Index, Term)> {
+    let (index, term) = name.strip_suffix(".snap")?.split_once('-')?;
+    Some((Index(index.parse().ok()?), Term(term.parse().ok()?)))
+}

@@ -1,0 +1,338 @@
+//! The write-ahead log on the simulated disk: crash at every write and sync
+//! of a scripted workload, torn tails, corruption, and the fuzz bodies over
+//! seeded random and mutated inputs.
+
+use cashe::raft::{
+    Entry, HardState, Index, Lsn, Membership, NodeId, Payload, Record, Recovered, Snapshot, SnapshotMeta,
+    SplitMix64, Term,
+};
+use cashe::wal::sim_disk::{block_on, CrashOptions, SimDisk};
+use cashe::wal::{fuzz, OpenError, Wal, WalOptions};
+
+fn options() -> WalOptions {
+    WalOptions { segment_bytes_max: 400, ..WalOptions::new(1, 7) }
+}
+
+fn entry(index: u64, term: u64, text: &str) -> Record {
+    Record::Entry(Entry {
+        term: Term(term),
+        index: Index(index),
+        payload: Payload::Command(text.as_bytes().to_vec()),
+    })
+}
+
+fn hard_state(term: u64, vote: Option<u64>, commit: u64) -> Record {
+    Record::HardState(HardState { term: Term(term), vote: vote.map(NodeId), commit: Index(commit) })
+}
+
+fn snapshot(index: u64, term: u64, data: &str) -> Snapshot {
+    let membership = Membership::with_voters([NodeId(1), NodeId(2), NodeId(3)]);
+    Snapshot {
+        meta: SnapshotMeta { index: Index(index), term: Term(term), membership },
+        data: data.as_bytes().to_vec(),
+    }
+}
+
+/// One step of the scripted workload.
+#[derive(Clone, Debug)]
+enum Step {
+    Append(Vec<Record>),
+    /// A compaction snapshot of the applied state.
+    Compact(Snapshot),
+}
+
+/// Elections, entries across several segments, a conflicting suffix
+/// replaced, a compaction that deletes segments, a snapshot installed from a
+/// leader, more entries after it.
+fn workload() -> Vec<Step> {
+    let mut steps = vec![Step::Append(vec![hard_state(1, Some(1), 0)])];
+    for k in 0..6u64 {
+        let batch = (1..=3).map(|j| entry(3 * k + j, 1, &format!("value-{k}-{j}"))).collect();
+        steps.push(Step::Append(batch));
+    }
+    steps.push(Step::Append(vec![hard_state(2, None, 12), hard_state(2, Some(3), 12)]));
+    steps.push(Step::Append(vec![
+        Record::Truncate { from: Index(15) },
+        entry(15, 2, "new-15"),
+        entry(16, 2, "new-16"),
+    ]));
+    steps.push(Step::Compact(snapshot(12, 1, "state at 12")));
+    steps.push(Step::Append(vec![hard_state(3, Some(2), 16), entry(17, 3, "x")]));
+    steps.push(Step::Append(vec![
+        hard_state(4, None, 16),
+        Record::Truncate { from: Index(18) },
+        Record::Snapshot(snapshot(20, 4, "leader state at 20")),
+        entry(21, 4, "after snapshot"),
+    ]));
+    steps.push(Step::Append(vec![entry(22, 4, "y"), hard_state(4, Some(1), 22)]));
+    steps
+}
+
+/// The state a prefix of the workload describes: what recovery must return.
+fn fold(steps: &[Step], records: usize) -> Recovered {
+    let mut state = Recovered::default();
+    let mut left = records;
+    for step in steps {
+        match step {
+            Step::Append(batch) => {
+                for record in batch.iter().take(left) {
+                    state.apply(record.clone()).expect("the workload is a valid record stream");
+                }
+                left = left.saturating_sub(batch.len());
+            }
+            Step::Compact(snapshot) if left > 0 => {
+                state.install_snapshot(snapshot.clone());
+                left -= 1;
+            }
+            Step::Compact(_) => {}
+        }
+        if left == 0 {
+            break;
+        }
+    }
+    normalize(state)
+}
+
+/// Entries the snapshot covers are not part of the comparison.
+fn normalize(mut state: Recovered) -> Recovered {
+    if let Some(snapshot) = &state.snapshot {
+        let index = snapshot.meta.index;
+        state.entries.retain(|e| e.index > index);
+        state.hard_state.commit = state.hard_state.commit.max(index);
+    }
+    state
+}
+
+/// Runs the workload until the disk fails; returns how many records (and
+/// compactions) were acknowledged and how many were attempted.
+fn run(disk: &SimDisk, steps: &[Step], lying_disk: bool) -> (usize, usize) {
+    let Ok((mut wal, recovered)) = block_on(Wal::open(disk.clone(), options())) else { return (0, 0) };
+    disk.set_sync_lies(lying_disk);
+    assert_eq!(recovered, Recovered::default());
+    let (mut acked, mut attempted, mut lsn) = (0, 0, 0);
+    for step in steps {
+        let result = match step {
+            Step::Append(batch) => {
+                attempted += batch.len();
+                let numbered: Vec<(Lsn, Record)> = batch
+                    .iter()
+                    .map(|r| {
+                        lsn += 1;
+                        (Lsn(lsn), r.clone())
+                    })
+                    .collect();
+                block_on(wal.append(&numbered)).map(|_| batch.len())
+            }
+            Step::Compact(snapshot) => {
+                attempted += 1;
+                block_on(wal.save_snapshot(snapshot)).map(|_| 1)
+            }
+        };
+        match result {
+            Ok(count) => acked += count,
+            Err(_) => break,
+        }
+    }
+    (acked, attempted)
+}
+
+/// Crashes the workload at every write and sync, in several ways, and
+/// checks each recovery. Returns the number of crash images checked, or the
+/// first violation.
+fn crash_walk(lying_disk: bool) -> Result<usize, String> {
+    let steps = workload();
+    let clean = SimDisk::new();
+    run(&clean, &steps, false);
+    let operations = clean.operations();
+    assert!(operations > 30, "the workload should span many writes and syncs, got {operations}");
+    let crash_variants = [
+        CrashOptions::default(),
+        CrashOptions { keep_unsynced_bytes: 5, tear_last_byte: false },
+        CrashOptions { keep_unsynced_bytes: 5, tear_last_byte: true },
+        CrashOptions { keep_unsynced_bytes: usize::MAX, tear_last_byte: false },
+        CrashOptions { keep_unsynced_bytes: usize::MAX, tear_last_byte: true },
+    ];
+    let mut checked = 0;
+    for crash_point in 0..=operations {
+        for variant in crash_variants {
+            let disk = SimDisk::new();
+            disk.fail_after(crash_point);
+            let (acked, attempted) = run(&disk, &steps, lying_disk);
+            let at = format!("crash at operation {crash_point} {variant:?}");
+            let (_, recovered) = block_on(Wal::open(disk.crash(variant), options()))
+                .map_err(|e| format!("{at}: recovery failed: {e}"))?;
+            let recovered = normalize(recovered);
+            if !(acked..=attempted).any(|k| fold(&steps, k) == recovered) {
+                return Err(format!(
+                    "{at}: recovered state is no prefix between {acked} and {attempted} records:\n{recovered:#?}"
+                ));
+            }
+            let durable = fold(&steps, acked).hard_state;
+            if recovered.hard_state.term < durable.term {
+                return Err(format!("{at}: term went back"));
+            }
+            if recovered.hard_state.term == durable.term
+                && durable.vote.is_some()
+                && recovered.hard_state.vote != durable.vote
+            {
+                return Err(format!("{at}: vote changed within a term"));
+            }
+            checked += 1;
+        }
+    }
+    Ok(checked)
+}
+
+#[test]
+fn recovery_after_a_crash_at_every_write_and_sync_is_a_prefix_holding_every_acknowledged_record() {
+    let checked = crash_walk(false).unwrap_or_else(|violation| panic!("{violation}"));
+    assert!(checked > 150, "only {checked} crash images checked");
+    println!("checked {checked} crash images");
+}
+
+/// The checker can fail: a disk whose fsync lies loses acknowledged records
+/// at a crash, and the walk must notice.
+#[test]
+fn the_crash_walk_catches_a_disk_that_acknowledges_before_data_is_durable() {
+    let violation = crash_walk(true).expect_err("a lying fsync must lose an acknowledged record");
+    assert!(violation.contains("no prefix") || violation.contains("went back"), "{violation}");
+}
+
+#[test]
+fn recovery_of_a_complete_run_returns_the_whole_workload_and_deletes_covered_segments() {
+    let steps = workload();
+    let disk = SimDisk::new();
+    let (acked, _) = run(&disk, &steps, false);
+    let (wal, recovered) = block_on(Wal::open(disk.clone(), options())).expect("clean reopen");
+    assert_eq!(normalize(recovered), fold(&steps, acked));
+    let first_live = wal.segment_names()[0].clone();
+    assert_ne!(first_live, format!("{:020}.wal", 1), "segments covered by the snapshot are deleted");
+    let snapshots = block_on(cashe::wal::disk::Disk::list(&disk, "snap")).unwrap();
+    assert_eq!(snapshots.len(), 2, "the newest snapshot and one older are kept: {snapshots:?}");
+}
+
+/// A data directory with two full segments and a partial third.
+fn written_disk() -> (SimDisk, Vec<String>) {
+    let disk = SimDisk::new();
+    let (mut wal, _) = block_on(Wal::open(disk.clone(), options())).unwrap();
+    for k in 1..=20u64 {
+        block_on(wal.append(&[(Lsn(k), entry(k, 1, "some value to fill segments"))])).unwrap();
+    }
+    let names = wal.segment_names();
+    assert!(names.len() >= 3, "expected several segments, got {names:?}");
+    (disk, names)
+}
+
+fn open_error(disk: SimDisk) -> String {
+    let options = WalOptions { segment_bytes_max: 1 << 20, ..options() };
+    match block_on(Wal::open(disk, options)) {
+        Ok(_) => panic!("opened damaged data"),
+        Err(OpenError::Corrupt(corruption)) => corruption.to_string(),
+        Err(other) => panic!("expected corruption, got {other}"),
+    }
+}
+
+#[test]
+fn torn_tail_is_truncated_and_the_log_reopens_without_it() {
+    let (disk, names) = written_disk();
+    let last = format!("wal/{}", names.last().unwrap());
+    let mut bytes = disk.contents(&last).unwrap();
+    let valid_length = bytes.len();
+    bytes.extend_from_slice(&[0x2a, 0, 0, 0, 1, 2, 3]); // half a frame
+    disk.put(&last, bytes);
+    let (_, recovered) = block_on(Wal::open(disk.clone(), options())).expect("a torn tail is not corruption");
+    assert_eq!(recovered.last_index(), Index(20));
+    assert_eq!(disk.contents(&last).unwrap().len(), valid_length, "the torn bytes are cut off");
+}
+
+#[test]
+fn a_bad_frame_followed_by_a_good_one_refuses_start_up_with_file_and_offset() {
+    let disk = SimDisk::new();
+    let one_segment = WalOptions { segment_bytes_max: 1 << 20, ..options() };
+    let (mut wal, _) = block_on(Wal::open(disk.clone(), one_segment)).unwrap();
+    for k in 1..=5u64 {
+        block_on(wal.append(&[(Lsn(k), entry(k, 1, "value"))])).unwrap();
+    }
+    let last = format!("wal/{}", wal.segment_names()[0]);
+    let bytes = disk.contents(&last).unwrap();
+    let (_, header) = cashe::frame::decode(&bytes).unwrap();
+    let (_, hard_state) = cashe::frame::decode(&bytes[header..]).unwrap();
+    let third = header + hard_state;
+    disk.flip_bit(&last, third + 10); // inside the first entry; four intact frames follow
+    let message = open_error(disk);
+    assert!(message.contains(&last) && message.contains(&format!("offset {third}")), "{message}");
+}
+
+#[test]
+fn damage_in_an_older_segment_refuses_start_up_with_file_and_offset() {
+    let (disk, names) = written_disk();
+    let older = format!("wal/{}", names[0]);
+    let length = disk.contents(&older).unwrap().len();
+    disk.flip_bit(&older, length - 1); // the last byte of its last frame
+    let message = open_error(disk);
+    assert!(message.contains(&older) && message.contains("offset"), "{message}");
+}
+
+#[test]
+fn a_snapshot_failing_its_checksum_refuses_start_up_with_file_and_offset() {
+    let disk = SimDisk::new();
+    let (mut wal, _) = block_on(Wal::open(disk.clone(), options())).unwrap();
+    block_on(wal.append(&[(Lsn(1), entry(1, 1, "a")), (Lsn(2), hard_state(1, None, 1))])).unwrap();
+    block_on(wal.save_snapshot(&snapshot(1, 1, "the state machine at index 1"))).unwrap();
+    let path = "snap/00000000000000000001-00000000000000000001.snap";
+    let length = disk.contents(path).unwrap().len();
+    disk.flip_bit(path, length - 3);
+    let message = open_error(disk);
+    assert!(message.contains(path) && message.contains("checksum"), "{message}");
+}
+
+#[test]
+fn a_data_directory_of_another_node_is_refused() {
+    let (disk, _) = written_disk();
+    let other = WalOptions { node_id: 2, ..options() };
+    assert!(matches!(block_on(Wal::open(disk, other)), Err(OpenError::WrongOwner { .. })));
+}
+
+#[test]
+fn after_a_failed_sync_the_wal_refuses_everything() {
+    let disk = SimDisk::new();
+    let (mut wal, _) = block_on(Wal::open(disk.clone(), options())).unwrap();
+    disk.fail_after(1); // the write succeeds, the fsync fails
+    assert!(block_on(wal.append(&[(Lsn(1), entry(1, 1, "a"))])).is_err());
+    disk.fail_after(1000);
+    let again = block_on(wal.append(&[(Lsn(2), entry(2, 1, "b"))]));
+    assert!(matches!(again, Err(cashe::wal::WalError::Failed)), "{again:?}");
+}
+
+/// Seeded random bytes, and mutations of valid files, through every fuzz
+/// body: none may panic, and the valid inputs must decode.
+#[test]
+fn fuzz_bodies_survive_random_and_mutated_inputs() {
+    let (disk, names) = written_disk();
+    let segment = disk.contents(&format!("wal/{}", names[0])).unwrap();
+    let snapshot_file = cashe::wal::format::encode_snapshot(&snapshot(5, 2, "some state"));
+    assert!(fuzz::frame_decode(&segment));
+    assert!(fuzz::wal_recover(&segment));
+    assert!(fuzz::snapshot_decode(&snapshot_file));
+    let mut rng = SplitMix64::new(0x5eed);
+    for round in 0..3000 {
+        let random: Vec<u8> = (0..rng.range(0, 300)).map(|_| rng.next_u64() as u8).collect();
+        let mut mutated = if round % 2 == 0 { segment.clone() } else { snapshot_file.clone() };
+        for _ in 0..rng.range(1, 4) {
+            let at = rng.range(0, mutated.len() as u64) as usize;
+            match rng.range(0, 3) {
+                0 => mutated[at] ^= 1 << rng.range(0, 8),
+                1 => mutated.truncate(at),
+                _ => mutated.insert(at, rng.next_u64() as u8),
+            }
+            if mutated.is_empty() {
+                break;
+            }
+        }
+        for input in [&random, &mutated] {
+            fuzz::frame_decode(input);
+            fuzz::wal_recover(input);
+            fuzz::snapshot_decode(input);
+        }
+    }
+}
