@@ -7,7 +7,7 @@ MODEL_BUGS := commit-old-term vote-twice vote-before-persist no-check-quorum-rea
 SIM_BUGS := vote-twice vote-before-persist
 SEEDS ?= 2000
 
-.PHONY: install test check model model-long model-mutants sim sim-long sim-mutants clean
+.PHONY: install test check model model-long model-mutants sim sim-long sim-mutants fuzz bench clean
 
 ## install: release build, binary copied to bin/cashe
 install:
@@ -73,3 +73,14 @@ sim-mutants:
 clean:
 	$(CARGO) clean
 	rm -rf bin
+
+FUZZ_TARGETS := frame_decode wal_recover snapshot_decode
+FUZZ_SECONDS ?= 60
+
+## fuzz: each cargo-fuzz target for FUZZ_SECONDS (installs cargo-fuzz if missing)
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	@for target in $(FUZZ_TARGETS); do \
+		echo "fuzz: $$target for $(FUZZ_SECONDS)s"; \
+		(cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
+	done
