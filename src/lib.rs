@@ -16,3 +16,6 @@
 pub mod frame;
 pub mod raft;
 pub mod wal;
+
+#[cfg(feature = "server")]
+pub mod runtime;

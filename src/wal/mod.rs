@@ -144,8 +144,7 @@ impl<D: Disk> Wal<D> {
             segments.push((name.clone(), at(&path, disk.read(&path).await)?));
         }
         let replayed = recover::replay(snapshot, &segments).map_err(OpenError::Corrupt)?;
-        let mut segment_list: Vec<(Index, String)> =
-            segment_names.into_iter().map(|(first, name)| (first, name)).collect();
+        let mut segment_list = segment_names;
         if let Some(torn) = &replayed.torn_tail {
             tracing::warn!(file = %torn.file, offset = torn.offset, "truncating a torn write at the end of the log");
             if torn.offset == 0 {
