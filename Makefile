@@ -84,3 +84,7 @@ fuzz:
 		echo "fuzz: $$target for $(FUZZ_SECONDS)s"; \
 		(cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
 	done
+
+## bench: benchmarks (numbers only, nothing asserted); today the WAL's group commit
+bench:
+	$(CARGO) bench --bench wal
