@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod frame;
+pub mod protocol;
 pub mod raft;
 pub mod wal;
 
