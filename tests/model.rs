@@ -29,10 +29,10 @@
 
 mod common;
 
-use cashe::raft::SplitMix64;
 use cashe::raft::{
     Config, Entry, Index, MembershipChange, Message, NodeId, Payload, PlantedBug, Raft, ReadId, Role, Term,
 };
+use common::nemesis::{Move, Nemesis};
 use common::Replica;
 use stateright::{Checker, Chooser, HasDiscoveries, Model, Property};
 use std::collections::{BTreeMap, BTreeSet};
@@ -475,59 +475,32 @@ fn scenarios(bug: PlantedBug) -> Vec<RaftModel> {
     ]
 }
 
-/// Random walks for depth the exhaustive search cannot reach. Like a
-/// nemesis, each walk goes through phases of a few steps in which one node
-/// (or none) is cut off: its messages wait in the network. Faults are rarer
-/// than progress, so walks get far. Seeded and reproducible.
+/// Random walks for depth the exhaustive search cannot reach, driven by
+/// the nemesis of `tests/common/nemesis.rs`. Seeded and reproducible.
 #[derive(Clone)]
 struct NemesisChooser;
-
-struct Nemesis {
-    rng: SplitMix64,
-    isolated: Option<NodeId>,
-    phase_left: u64,
-}
 
 impl Chooser<RaftModel> for NemesisChooser {
     type State = Nemesis;
 
     fn new_state(&self, seed: u64) -> Nemesis {
-        Nemesis { rng: SplitMix64::new(seed), isolated: None, phase_left: 0 }
+        Nemesis::new(seed)
     }
 
     fn choose_initial_state(&self, nemesis: &mut Nemesis, initial: &[State]) -> usize {
-        nemesis.rng.range(0, initial.len() as u64) as usize
+        nemesis.pick(initial.len())
     }
 
     fn choose_action(&self, nemesis: &mut Nemesis, state: &State, actions: &[Action]) -> usize {
-        if nemesis.phase_left == 0 {
-            nemesis.phase_left = nemesis.rng.range(4, 24);
-            let pick = nemesis.rng.range(0, state.replicas.len() as u64 + 1) as usize;
-            nemesis.isolated = state.replicas.get(pick).map(|r| r.id());
-        }
-        nemesis.phase_left -= 1;
-        let cut = |e: &Envelope| Some(e.from) == nemesis.isolated || Some(e.to) == nemesis.isolated;
-        let weight = |a: &Action| match a {
-            Action::Deliver(e) | Action::Duplicate(e) if cut(e) => 0,
-            Action::Deliver(_) => 20,
-            Action::Sync(_) => 12,
-            Action::Timeout(_) => 4,
-            Action::Propose(_) | Action::Read(_) | Action::Join(_) => 3,
-            Action::Crash(_) | Action::Lose(_) | Action::Duplicate(_) => 1,
-        };
-        let total: u64 = actions.iter().map(weight).sum();
-        if total == 0 {
-            return nemesis.rng.range(0, actions.len() as u64) as usize;
-        }
-        let mut pick = nemesis.rng.range(0, total);
-        for (k, action) in actions.iter().enumerate() {
-            let w = weight(action);
-            if pick < w {
-                return k;
-            }
-            pick -= w;
-        }
-        unreachable!("pick below total weight")
+        let nodes: Vec<NodeId> = state.replicas.iter().map(|r| r.id()).collect();
+        nemesis.choose(&nodes, actions, |action| match action {
+            Action::Deliver(e) => Move::Deliver { from: e.from, to: e.to },
+            Action::Duplicate(e) => Move::Duplicate { from: e.from, to: e.to },
+            Action::Sync(_) => Move::Sync,
+            Action::Timeout(_) => Move::Timeout,
+            Action::Propose(_) | Action::Read(_) | Action::Join(_) => Move::Request,
+            Action::Crash(_) | Action::Lose(_) => Move::Fault,
+        })
     }
 }
 

@@ -1,0 +1,66 @@
+//! Seeded random walks for the model checkers: a nemesis that, in phases of
+//! a few steps, cuts one node (or none) off — its messages wait in the
+//! network — while faults stay rarer than progress, so walks get deep.
+
+use cashe::raft::{NodeId, SplitMix64};
+
+/// What a model action is, as far as the nemesis cares.
+pub enum Move {
+    Deliver { from: NodeId, to: NodeId },
+    Duplicate { from: NodeId, to: NodeId },
+    Sync,
+    Timeout,
+    /// A client request, proposal, read or membership change.
+    Request,
+    /// A crash or a lost message.
+    Fault,
+}
+
+pub struct Nemesis {
+    rng: SplitMix64,
+    isolated: Option<NodeId>,
+    phase_left: u64,
+}
+
+impl Nemesis {
+    pub fn new(seed: u64) -> Nemesis {
+        Nemesis { rng: SplitMix64::new(seed), isolated: None, phase_left: 0 }
+    }
+
+    pub fn pick(&mut self, below: usize) -> usize {
+        self.rng.range(0, below as u64) as usize
+    }
+
+    /// Picks the index of the next action.
+    pub fn choose<A>(&mut self, nodes: &[NodeId], actions: &[A], classify: impl Fn(&A) -> Move) -> usize {
+        if self.phase_left == 0 {
+            self.phase_left = self.rng.range(4, 24);
+            let pick = self.pick(nodes.len() + 1);
+            self.isolated = nodes.get(pick).copied();
+        }
+        self.phase_left -= 1;
+        let isolated = self.isolated;
+        let cut = |from: NodeId, to: NodeId| Some(from) == isolated || Some(to) == isolated;
+        let weight = |action: &A| match classify(action) {
+            Move::Deliver { from, to } | Move::Duplicate { from, to } if cut(from, to) => 0,
+            Move::Deliver { .. } => 20,
+            Move::Sync => 12,
+            Move::Timeout => 4,
+            Move::Request => 3,
+            Move::Duplicate { .. } | Move::Fault => 1,
+        };
+        let total: u64 = actions.iter().map(weight).sum();
+        if total == 0 {
+            return self.pick(actions.len());
+        }
+        let mut pick = self.rng.range(0, total);
+        for (k, action) in actions.iter().enumerate() {
+            let w = weight(action);
+            if pick < w {
+                return k;
+            }
+            pick -= w;
+        }
+        unreachable!("pick below total weight")
+    }
+}
