@@ -3,6 +3,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 # Planted bugs the model checker must catch (src/raft/bugs.rs).
 MODEL_BUGS := commit-old-term vote-twice vote-before-persist no-check-quorum-read
+# Planted bugs the node-level linearizability checker must catch.
+NODE_MODEL_BUGS := stale-read
 # Planted bugs the simulator must catch (it has no reads or electability check yet).
 SIM_BUGS := vote-twice vote-before-persist
 SEEDS ?= 2000
@@ -26,27 +28,28 @@ check:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --no-default-features --lib -- -D warnings
 
-## model: bounded model checking of the Raft core (≤ 3 minutes here)
+## model: bounded model checking of the Raft core and the node layer (≤ 3 minutes here)
 model:
-	$(CARGO) test --release --test model
+	$(CARGO) test --release --test model --test model_node
 
 ## model-long: the same properties, searched much deeper
 model-long:
 	CASHE_MODEL_DEPTH=9 CASHE_MODEL_WALK_STATES=400000000 CASHE_MODEL_WALK_DEPTH=200 \
-		$(CARGO) test --release --test model
+		$(CARGO) test --release --test model --test model_node
 
-## model-mutants: succeeds only if the model checker catches every planted bug
+## model-mutants: succeeds only if the model checkers catch every planted bug
 model-mutants:
-	@$(CARGO) test --release --test model --no-run
+	@$(CARGO) test --release --test model --test model_node --no-run
 	@caught=0; missed=""; \
-	for bug in $(MODEL_BUGS); do \
-		if CASHE_MODEL_BUG=$$bug $(CARGO) test --release --test model > target/model-$$bug.log 2>&1; then \
-			echo "model-mutants: $$bug NOT caught (log: target/model-$$bug.log)"; missed="$$missed $$bug"; \
+	for pair in $(MODEL_BUGS:%=%:model) $(NODE_MODEL_BUGS:%=%:model_node); do \
+		bug=$${pair%%:*}; test=$${pair##*:}; \
+		if CASHE_MODEL_BUG=$$bug $(CARGO) test --release --test $$test > target/model-$$bug.log 2>&1; then \
+			echo "model-mutants: $$bug NOT caught by $$test (log: target/model-$$bug.log)"; missed="$$missed $$bug"; \
 		else \
-			echo "model-mutants: $$bug caught: $$(grep -m1 VIOLATED target/model-$$bug.log)"; caught=$$((caught+1)); \
+			echo "model-mutants: $$bug caught by $$test: $$(grep -m1 VIOLATED target/model-$$bug.log)"; caught=$$((caught+1)); \
 		fi; \
 	done; \
-	echo "model-mutants: $$caught of $(words $(MODEL_BUGS)) planted bugs caught"; \
+	echo "model-mutants: $$caught of $(words $(MODEL_BUGS) $(NODE_MODEL_BUGS)) planted bugs caught"; \
 	test -z "$$missed"
 
 ## sim: the default batch of simulation seeds
@@ -74,7 +77,7 @@ clean:
 	$(CARGO) clean
 	rm -rf bin
 
-FUZZ_TARGETS := frame_decode wal_recover snapshot_decode resp_parse
+FUZZ_TARGETS := frame_decode wal_recover snapshot_decode resp_parse kv_snapshot_decode
 FUZZ_SECONDS ?= 60
 
 ## fuzz: each cargo-fuzz target for FUZZ_SECONDS (installs cargo-fuzz if missing)

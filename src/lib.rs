@@ -4,6 +4,8 @@
 //! The crate is layered so that everything deciding anything is pure and
 //! deterministic (see `docs/architecture.md`):
 //! - [`raft`]: the consensus core, a state machine with no IO.
+//! - [`kv`]: the replicated key space: Redis 7.0 string and key commands
+//!   over an ordered map, deterministic given each command's `now_ms`.
 //! - [`frame`]: length + checksum framing shared by the WAL and the peer wire.
 //! - [`wal`]: the write-ahead log and snapshots: formats and recovery (pure),
 //!   group commit through a small async disk trait, and a simulated disk.
@@ -14,6 +16,8 @@
 #![forbid(unsafe_code)]
 
 pub mod frame;
+pub mod kv;
+pub mod node;
 pub mod protocol;
 pub mod raft;
 pub mod wal;

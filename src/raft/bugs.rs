@@ -24,14 +24,18 @@ pub enum PlantedBug {
     /// Serve a ReadIndex without the heartbeat round that confirms
     /// leadership (dissertation §6.4).
     NoCheckQuorumRead,
+    /// The node layer serves a linearizable read from local state, without
+    /// ReadIndex, on any node (a follower or a deposed leader can be stale).
+    StaleRead,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 4] = [
+    pub const ALL: [PlantedBug; 5] = [
         PlantedBug::CommitOldTerm,
         PlantedBug::VoteTwice,
         PlantedBug::VoteBeforePersist,
         PlantedBug::NoCheckQuorumRead,
+        PlantedBug::StaleRead,
     ];
 
     pub fn name(self) -> &'static str {
@@ -41,6 +45,7 @@ impl PlantedBug {
             PlantedBug::VoteTwice => "vote-twice",
             PlantedBug::VoteBeforePersist => "vote-before-persist",
             PlantedBug::NoCheckQuorumRead => "no-check-quorum-read",
+            PlantedBug::StaleRead => "stale-read",
         }
     }
 

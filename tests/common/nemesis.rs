@@ -6,8 +6,14 @@ use cashe::raft::{NodeId, SplitMix64};
 
 /// What a model action is, as far as the nemesis cares.
 pub enum Move {
-    Deliver { from: NodeId, to: NodeId },
-    Duplicate { from: NodeId, to: NodeId },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+    },
+    Duplicate {
+        from: NodeId,
+        to: NodeId,
+    },
     Sync,
     Timeout,
     /// A client request, proposal, read or membership change.

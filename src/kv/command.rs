@@ -1,0 +1,228 @@
+//! The command table: every command the key space serves, its arity in
+//! Redis's convention (`n`: exactly n arguments counting the name; `-n`: at
+//! least n) and whether it only reads. Lookup is case-insensitive and
+//! binary-exact, and its errors are Redis 7.0's texts.
+
+use super::args::{c_string, lossy};
+use crate::protocol::Reply;
+
+/// Whether a command only reads the key space (and may be served by
+/// ReadIndex or a stale local read) or must go through the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ReadCommand {
+    Get,
+    MGet,
+    StrLen,
+    GetRange,
+    Exists,
+    Has,
+    Type,
+    Ttl,
+    PTtl,
+    ExpireTime,
+    PExpireTime,
+    Scan,
+    Keys,
+    RandomKey,
+    DbSize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum WriteCommand {
+    Set,
+    SetNx,
+    SetEx,
+    PSetEx,
+    GetSet,
+    GetEx,
+    GetDel,
+    MSet,
+    MSetNx,
+    Incr,
+    IncrBy,
+    IncrByFloat,
+    Decr,
+    DecrBy,
+    Append,
+    SetRange,
+    Cas,
+    Del,
+    Rename,
+    RenameNx,
+    Expire,
+    PExpire,
+    ExpireAt,
+    PExpireAt,
+    Persist,
+    Flush,
+    CasheExpire,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    Read(ReadCommand),
+    Write(WriteCommand),
+}
+
+/// One row of the table. `name` is Redis's lower-case full name, used in
+/// its error texts.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Spec {
+    pub(super) name: &'static str,
+    pub(super) arity: i32,
+    pub(super) kind: Kind,
+}
+
+impl Spec {
+    pub(super) fn access(&self) -> Access {
+        match self.kind {
+            Kind::Read(_) => Access::Read,
+            Kind::Write(_) => Access::Write,
+        }
+    }
+}
+
+const fn read(name: &'static str, arity: i32, command: ReadCommand) -> Spec {
+    Spec { name, arity, kind: Kind::Read(command) }
+}
+
+const fn write(name: &'static str, arity: i32, command: WriteCommand) -> Spec {
+    Spec { name, arity, kind: Kind::Write(command) }
+}
+
+/// The internal command the leader proposes to reclaim expired keys:
+/// `[CASHE_EXPIRE, key...]` (names are case-insensitive).
+pub const CASHE_EXPIRE: &str = "CASHE.EXPIRE";
+
+/// Arities as `COMMAND INFO` reports them on Redis 7.0.
+const TABLE: &[Spec] = &[
+    read("get", 2, ReadCommand::Get),
+    read("mget", -2, ReadCommand::MGet),
+    read("strlen", 2, ReadCommand::StrLen),
+    read("getrange", 4, ReadCommand::GetRange),
+    read("substr", 4, ReadCommand::GetRange),
+    read("exists", -2, ReadCommand::Exists),
+    read("has", 2, ReadCommand::Has),
+    read("type", 2, ReadCommand::Type),
+    read("ttl", 2, ReadCommand::Ttl),
+    read("pttl", 2, ReadCommand::PTtl),
+    read("expiretime", 2, ReadCommand::ExpireTime),
+    read("pexpiretime", 2, ReadCommand::PExpireTime),
+    read("scan", -2, ReadCommand::Scan),
+    read("keys", 2, ReadCommand::Keys),
+    read("randomkey", 1, ReadCommand::RandomKey),
+    read("dbsize", 1, ReadCommand::DbSize),
+    write("set", -3, WriteCommand::Set),
+    write("setnx", 3, WriteCommand::SetNx),
+    write("setex", 4, WriteCommand::SetEx),
+    write("psetex", 4, WriteCommand::PSetEx),
+    write("getset", 3, WriteCommand::GetSet),
+    write("getex", -2, WriteCommand::GetEx),
+    write("getdel", 2, WriteCommand::GetDel),
+    write("mset", -3, WriteCommand::MSet),
+    write("msetnx", -3, WriteCommand::MSetNx),
+    write("incr", 2, WriteCommand::Incr),
+    write("incrby", 3, WriteCommand::IncrBy),
+    write("incrbyfloat", 3, WriteCommand::IncrByFloat),
+    write("decr", 2, WriteCommand::Decr),
+    write("decrby", 3, WriteCommand::DecrBy),
+    write("append", 3, WriteCommand::Append),
+    write("setrange", 4, WriteCommand::SetRange),
+    write("cas", 4, WriteCommand::Cas),
+    write("del", -2, WriteCommand::Del),
+    write("unlink", -2, WriteCommand::Del),
+    write("rename", 3, WriteCommand::Rename),
+    write("renamenx", 3, WriteCommand::RenameNx),
+    write("expire", -3, WriteCommand::Expire),
+    write("pexpire", -3, WriteCommand::PExpire),
+    write("expireat", -3, WriteCommand::ExpireAt),
+    write("pexpireat", -3, WriteCommand::PExpireAt),
+    write("persist", 2, WriteCommand::Persist),
+    write("flushdb", -1, WriteCommand::Flush),
+    write("flushall", -1, WriteCommand::Flush),
+    write("cashe.expire", -1, WriteCommand::CasheExpire),
+];
+
+/// Finds the command named by `args[0]` and checks its arity, as Redis's
+/// `processCommand` does before running anything.
+pub(super) fn lookup(args: &[Vec<u8>]) -> Result<&'static Spec, Reply> {
+    let Some(name) = args.first() else {
+        return Err(unknown_command(&[Vec::new()]));
+    };
+    let Some(spec) = TABLE.iter().find(|spec| name.eq_ignore_ascii_case(spec.name.as_bytes())) else {
+        return Err(unknown_command(args));
+    };
+    let count = args.len() as i64;
+    let arity = i64::from(spec.arity);
+    if (arity > 0 && arity != count) || count < -arity {
+        return Err(wrong_arity(spec.name));
+    }
+    Ok(spec)
+}
+
+pub(super) fn wrong_arity(name: &str) -> Reply {
+    Reply::Error(format!("ERR wrong number of arguments for '{name}' command"))
+}
+
+/// `unknown command '%.128s', with args beginning with: ` followed by
+/// `'%.*s' ` per argument while fewer than 128 bytes have been listed (C
+/// strings: each stops at a NUL byte).
+fn unknown_command(args: &[Vec<u8>]) -> Reply {
+    const SHOWN_BYTES_MAX: usize = 128;
+    let name = c_string(&args[0]);
+    let name = &name[..name.len().min(SHOWN_BYTES_MAX)];
+    let mut listed = Vec::new();
+    for arg in &args[1..] {
+        if listed.len() >= SHOWN_BYTES_MAX {
+            break;
+        }
+        let room = SHOWN_BYTES_MAX - listed.len();
+        let arg = c_string(arg);
+        listed.push(b'\'');
+        listed.extend_from_slice(&arg[..arg.len().min(room)]);
+        listed.extend_from_slice(b"' ");
+    }
+    Reply::Error(format!(
+        "ERR unknown command '{}', with args beginning with: {}",
+        lossy(name),
+        lossy(&listed)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<Vec<u8>> {
+        words.iter().map(|w| w.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn unknown_command_lists_its_first_arguments_like_redis() {
+        let reply = lookup(&args(&["foo", "a", "b"])).unwrap_err();
+        assert_eq!(reply, Reply::error("ERR unknown command 'foo', with args beginning with: 'a' 'b' "));
+        let reply = lookup(&args(&["Foo"])).unwrap_err();
+        assert_eq!(reply, Reply::error("ERR unknown command 'Foo', with args beginning with: "));
+    }
+
+    #[test]
+    fn wrong_arity_names_the_command_in_lower_case() {
+        assert_eq!(lookup(&args(&["GET"])).unwrap_err(), wrong_arity("get"));
+        assert_eq!(lookup(&args(&["set", "k"])).unwrap_err(), wrong_arity("set"));
+        assert!(lookup(&args(&["SeT", "k", "v", "EX", "1"])).is_ok());
+    }
+
+    #[test]
+    fn every_name_is_lower_case_and_unique() {
+        for (i, spec) in TABLE.iter().enumerate() {
+            assert_eq!(spec.name, spec.name.to_ascii_lowercase());
+            assert!(TABLE[i + 1..].iter().all(|other| other.name != spec.name), "{}", spec.name);
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! The generic key commands (Redis 7.0's `db.c` and `expire.c`), plus
+//! cashe's HAS and the internal CASHE.EXPIRE.
+
+use super::args::{c_string, lossy, option_is, parse_cursor, parse_i64};
+use super::glob::string_match;
+use super::strings::{invalid_expire, now_i64, Unit, NOT_AN_INTEGER, SYNTAX_ERROR};
+use super::{Entry, Store};
+use crate::protocol::Reply;
+
+/// What an EXPIRE-family time counts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ExpireBase {
+    /// EXPIRE, PEXPIRE: relative to now.
+    Now,
+    /// EXPIREAT, PEXPIREAT: a Unix time.
+    Epoch,
+}
+
+/// SCAN's COUNT when none is given.
+const SCAN_COUNT_DEFAULT: u64 = 10;
+
+impl Store {
+    pub(super) fn on_exists(&self, args: &[Vec<u8>], now: u64) -> Reply {
+        Reply::Integer(args[1..].iter().filter(|key| self.live(key, now).is_some()).count() as i64)
+    }
+
+    pub(super) fn on_has(&self, args: &[Vec<u8>], now: u64) -> Reply {
+        Reply::Integer(i64::from(self.live(&args[1], now).is_some()))
+    }
+
+    pub(super) fn on_type(&self, args: &[Vec<u8>], now: u64) -> Reply {
+        let name = if self.live(&args[1], now).is_some() { "string" } else { "none" };
+        Reply::Simple(name.into())
+    }
+
+    /// TTL, PTTL, EXPIRETIME, PEXPIRETIME: -2 for no key, -1 for no TTL;
+    /// seconds are rounded to the nearest (`(ms + 500) / 1000`).
+    pub(super) fn on_ttl(&self, args: &[Vec<u8>], now: u64, milliseconds: bool, absolute: bool) -> Reply {
+        let Some(entry) = self.live(&args[1], now) else {
+            return Reply::Integer(-2);
+        };
+        let Some(at) = entry.expire_at_ms else {
+            return Reply::Integer(-1);
+        };
+        let at = at as i64;
+        let ttl = if absolute { at } else { at - now_i64(now) }.max(0);
+        // Redis computes ttl + 500 in `long long`; at i64::MAX that
+        // overflows, and the compiled code behaves like wider arithmetic.
+        Reply::Integer(if milliseconds { ttl } else { ((i128::from(ttl) + 500) / 1000) as i64 })
+    }
+
+    pub(super) fn on_keys(&self, args: &[Vec<u8>], now: u64) -> Reply {
+        let pattern = args[1].as_slice();
+        let all = pattern == b"*";
+        let keys = self
+            .entries
+            .iter()
+            .filter(|(key, entry)| !entry.is_expired(now) && (all || string_match(pattern, key)))
+            .map(|(key, _)| Reply::bulk(key.clone()))
+            .collect();
+        Reply::Array(Some(keys))
+    }
+
+    /// SCAN cursor [MATCH pattern] [COUNT n] [TYPE name]. The cursor is a
+    /// creation sequence number: each call visits COUNT keys in creation
+    /// order from there and answers the next sequence number, or 0 at the
+    /// end. Keys present for a whole iteration are returned exactly once;
+    /// keys created meanwhile may or may not be.
+    pub(super) fn on_scan(&self, args: &[Vec<u8>], now: u64) -> Reply {
+        let Some(cursor) = parse_cursor(&args[1]) else {
+            return Reply::error("ERR invalid cursor");
+        };
+        let mut count = SCAN_COUNT_DEFAULT;
+        let mut pattern: Option<&[u8]> = None;
+        let mut type_name: Option<&[u8]> = None;
+        let mut i = 2;
+        while i < args.len() {
+            let has_value = args.len() - i >= 2;
+            if option_is(&args[i], "count") && has_value {
+                match parse_i64(&args[i + 1]) {
+                    None => return Reply::error(NOT_AN_INTEGER),
+                    Some(n) if n < 1 => return Reply::error(SYNTAX_ERROR),
+                    Some(n) => count = n as u64,
+                }
+            } else if option_is(&args[i], "match") && has_value {
+                pattern = Some(args[i + 1].as_slice()).filter(|pattern| *pattern != b"*");
+            } else if option_is(&args[i], "type") && has_value {
+                type_name = Some(args[i + 1].as_slice());
+            } else {
+                return Reply::error(SYNTAX_ERROR);
+            }
+            i += 2;
+        }
+        let mut next_cursor = 0;
+        let mut keys = Vec::new();
+        for (visited, (sequence, key)) in self.by_sequence.range(cursor..).enumerate() {
+            if visited as u64 == count {
+                next_cursor = *sequence;
+                break;
+            }
+            let matches_pattern = pattern.is_none_or(|pattern| string_match(pattern, key));
+            // Every live key is a string; Redis compares with strcasecmp.
+            let matches_type = type_name.is_none_or(|name| option_is(name, "string"));
+            if matches_pattern && matches_type && self.live(key, now).is_some() {
+                keys.push(Reply::bulk(key.clone()));
+            }
+        }
+        Reply::Array(Some(vec![Reply::bulk(next_cursor.to_string()), Reply::Array(Some(keys))]))
+    }
+
+    /// A live key chosen by a hash of `now_ms` over the keys in key order:
+    /// random enough for clients, identical on every replica.
+    pub(super) fn on_randomkey(&self, now: u64) -> Reply {
+        let live = || self.entries.iter().filter(|(_, entry)| !entry.is_expired(now));
+        let count = live().count() as u64;
+        if count == 0 {
+            return Reply::nil();
+        }
+        let index = mix64(now) % count;
+        match live().nth(index as usize) {
+            Some((key, _)) => Reply::bulk(key.clone()),
+            None => Reply::nil(),
+        }
+    }
+
+    pub(super) fn on_dbsize(&self, now: u64) -> Reply {
+        let expired = self.expiries.range(..(now, 0)).count();
+        Reply::Integer((self.entries.len() - expired) as i64)
+    }
+
+    /// DEL and UNLINK: how many live keys were deleted.
+    pub(super) fn on_del(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
+        let mut deleted = 0;
+        for key in &args[1..] {
+            if self.expire_if_needed(key, now) && self.remove(key).is_some() {
+                deleted += 1;
+            }
+        }
+        Reply::Integer(deleted)
+    }
+
+    /// RENAME and RENAMENX: the value and its TTL move to the new name.
+    pub(super) fn on_rename(&mut self, args: &[Vec<u8>], now: u64, only_if_new: bool) -> Reply {
+        let (from, to) = (args[1].as_slice(), args[2].as_slice());
+        if !self.expire_if_needed(from, now) {
+            return Reply::error("ERR no such key");
+        }
+        let done = if only_if_new { Reply::Integer(1) } else { Reply::ok() };
+        if from == to {
+            return if only_if_new { Reply::Integer(0) } else { done };
+        }
+        if self.expire_if_needed(to, now) {
+            if only_if_new {
+                return Reply::Integer(0);
+            }
+            self.remove(to);
+        }
+        if let Some(Entry { value, expire_at_ms, .. }) = self.remove(from) {
+            self.put(to, value, false);
+            self.set_expiry(to, expire_at_ms);
+        }
+        done
+    }
+
+    /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT key n [NX|XX|GT|LT]
+    /// (`expireGenericCommand`). A time not in the future deletes the key.
+    pub(super) fn on_expire(
+        &mut self,
+        args: &[Vec<u8>],
+        now: u64,
+        base: ExpireBase,
+        unit: Unit,
+        name: &str,
+    ) -> Reply {
+        let flags = match parse_expire_flags(&args[3..]) {
+            Ok(flags) => flags,
+            Err(reply) => return reply,
+        };
+        let Some(mut when) = parse_i64(&args[2]) else {
+            return Reply::error(NOT_AN_INTEGER);
+        };
+        if unit == Unit::Seconds {
+            if !(i64::MIN / 1000..=i64::MAX / 1000).contains(&when) {
+                return invalid_expire(name);
+            }
+            when *= 1000;
+        }
+        let base_ms = match base {
+            ExpireBase::Now => now_i64(now),
+            ExpireBase::Epoch => 0,
+        };
+        if when > i64::MAX - base_ms {
+            return invalid_expire(name);
+        }
+        when += base_ms;
+        let key = args[1].as_slice();
+        if !self.expire_if_needed(key, now) {
+            return Reply::Integer(0);
+        }
+        let current = self.entries.get(key).and_then(|entry| entry.expire_at_ms).map(|at| at as i64);
+        let refused = (flags.nx && current.is_some())
+            || (flags.xx && current.is_none())
+            || (flags.gt && current.is_none_or(|current| when <= current))
+            || (flags.lt && current.is_some_and(|current| when >= current));
+        if refused {
+            return Reply::Integer(0);
+        }
+        if when <= now_i64(now) {
+            self.remove(key);
+        } else {
+            self.set_expiry(key, Some(when as u64));
+        }
+        Reply::Integer(1)
+    }
+
+    pub(super) fn on_persist(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
+        let removed = self.expire_if_needed(&args[1], now) && self.set_expiry(&args[1], None);
+        Reply::Integer(i64::from(removed))
+    }
+
+    /// FLUSHDB and FLUSHALL [ASYNC|SYNC] (one database: the same thing).
+    pub(super) fn on_flush(&mut self, args: &[Vec<u8>]) -> Reply {
+        let valid = args.len() == 1
+            || (args.len() == 2 && (option_is(&args[1], "sync") || option_is(&args[1], "async")));
+        if !valid {
+            return Reply::error(SYNTAX_ERROR);
+        }
+        self.clear();
+        Reply::ok()
+    }
+
+    /// CASHE.EXPIRE key...: deletes each listed key that has expired at the
+    /// entry's time; a key set again since the leader listed it survives.
+    pub(super) fn on_cashe_expire(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
+        let mut deleted = 0;
+        for key in &args[1..] {
+            if self.entries.get(key).is_some_and(|entry| entry.is_expired(now)) {
+                self.remove(key);
+                deleted += 1;
+            }
+        }
+        Reply::Integer(deleted)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct ExpireFlags {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+}
+
+/// `parseExtendedExpireArgumentsOrReply`.
+fn parse_expire_flags(options: &[Vec<u8>]) -> Result<ExpireFlags, Reply> {
+    let mut flags = ExpireFlags::default();
+    for option in options {
+        if option_is(option, "nx") {
+            flags.nx = true;
+        } else if option_is(option, "xx") {
+            flags.xx = true;
+        } else if option_is(option, "gt") {
+            flags.gt = true;
+        } else if option_is(option, "lt") {
+            flags.lt = true;
+        } else {
+            // Redis trims trailing CR/LF from formatted error texts.
+            let shown = lossy(c_string(option));
+            let shown = shown.trim_end_matches(['\r', '\n']);
+            return Err(Reply::Error(format!("ERR Unsupported option {shown}")));
+        }
+    }
+    if flags.nx && (flags.xx || flags.gt || flags.lt) {
+        return Err(Reply::error("ERR NX and XX, GT or LT options at the same time are not compatible"));
+    }
+    if flags.gt && flags.lt {
+        return Err(Reply::error("ERR GT and LT options at the same time are not compatible"));
+    }
+    Ok(flags)
+}
+
+/// SplitMix64's output function: spreads consecutive times over the keys.
+fn mix64(value: u64) -> u64 {
+    let mut z = value.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}

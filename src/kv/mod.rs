@@ -1,0 +1,296 @@
+//! The replicated key-value state machine: an ordered map of byte keys to
+//! byte-string values, each with an optional absolute expiry in ms, and the
+//! Redis 7.0 string and key commands over it (replies and error texts as
+//! redis-server 7.0 gives them; `tests/redis_diff.rs` compares them byte
+//! for byte against a real server).
+//!
+//! Pure and deterministic: no IO, no clock, no hashing with random seeds.
+//! Time is the `now_ms` each call is given — for a logged command, the
+//! proposing leader's clock carried in the entry — so every replica
+//! computes the same replies and the same state. Keys past their expiry
+//! read as absent everywhere; writes that touch such a key drop it first
+//! (as Redis's `lookupKeyWrite` does), and the leader reclaims the rest by
+//! proposing [`CASHE_EXPIRE`] with keys from [`Store::expired_keys`].
+//!
+//! Intentional differences from redis-server 7.0:
+//! - DBSIZE does not count expired keys awaiting reclamation (Redis counts
+//!   them until its expiry cycle happens to delete them).
+//! - KEYS answers in key order. SCAN cursors are creation sequence numbers
+//!   and COUNT is exact (Redis: hash-table positions, COUNT a hint); the
+//!   guarantee is Redis's: a key present for a whole iteration is returned.
+//! - RANDOMKEY is a function of `now_ms` and the keys, not a random draw.
+//! - Error texts that quote an argument show bytes that are not UTF-8 as
+//!   U+FFFD (replies hold error texts as `String`); Redis echoes them raw.
+//! - Only strings exist: WRONGTYPE never happens, SCAN TYPE matches only
+//!   "string".
+//! - INCRBYFLOAT is bit-exact with Redis on x86-64 (80-bit `long double`);
+//!   Redis on other architectures (e.g. aarch64's 128-bit `long double`)
+//!   prints some sums differently.
+//! - Reads never reclaim an expired key (Redis deletes on access); nothing
+//!   observable changes.
+//! - HAS key (EXISTS for one key), CAS key expected new (1 if the value was
+//!   `expected` and is now `new`, keeping its TTL; a missing key never
+//!   matches) and CASHE.EXPIRE are cashe's own.
+//!
+//! Layout: `command` (the table, arity and lookup errors), `strings` and
+//! `keys` (one `on_*` handler per command), `snapshot` (versioned postcard
+//! encoding), `glob` (KEYS/SCAN patterns), `long_double` and `bignum`
+//! (INCRBYFLOAT's x87 arithmetic, which Rust lacks), `args` (Redis's
+//! argument parsers). The index invariants are checked by
+//! `Store::check_invariants` (tests, and every restore validates its input).
+
+mod args;
+mod bignum;
+mod command;
+mod glob;
+mod keys;
+mod long_double;
+mod snapshot;
+mod strings;
+
+pub use command::{Access, CASHE_EXPIRE};
+pub use snapshot::{snapshot_decode, RestoreError, SNAPSHOT_FORMAT};
+
+use crate::protocol::Reply;
+use command::{Kind, ReadCommand, WriteCommand};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Redis's `proto-max-bulk-len` default: no string may grow beyond it.
+pub const VALUE_BYTES_MAX: u64 = 512 * 1024 * 1024;
+
+/// The key space.
+///
+/// Besides the map itself, two indexes: every key's creation sequence
+/// number (SCAN cursors walk keys in creation order, so a key present for
+/// a whole iteration is returned even if others are deleted meanwhile) and
+/// the keys with a TTL ordered by expiry (DBSIZE and `expired_keys` need
+/// not visit every key).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Store {
+    entries: BTreeMap<Vec<u8>, Entry>,
+    by_sequence: BTreeMap<u64, Vec<u8>>,
+    /// `(expire_at_ms, sequence)` of every key with a TTL.
+    expiries: BTreeSet<(u64, u64)>,
+    /// The sequence number of the last key created; never reused.
+    last_sequence: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Entry {
+    value: Vec<u8>,
+    /// Absolute Unix time in ms; the key is gone once `now_ms` is past it.
+    /// Always in `1..=i64::MAX` (Redis keeps expiries as positive `long long`).
+    expire_at_ms: Option<u64>,
+    sequence: u64,
+}
+
+impl Entry {
+    fn is_expired(&self, now_ms: u64) -> bool {
+        self.expire_at_ms.is_some_and(|at| now_ms > at)
+    }
+}
+
+/// Which commands may run, and whether they need the log: by name
+/// (case-insensitive), after Redis's arity check. Errors are the reply
+/// Redis 7.0 gives for an unknown command or a wrong argument count.
+pub fn classify(args: &[Vec<u8>]) -> Result<Access, Reply> {
+    command::lookup(args).map(|spec| spec.access())
+}
+
+impl Store {
+    /// Executes any command at time `now_ms` (the proposing leader's clock).
+    pub fn apply(&mut self, args: &[Vec<u8>], now_ms: u64) -> Reply {
+        let spec = match command::lookup(args) {
+            Ok(spec) => spec,
+            Err(reply) => return reply,
+        };
+        match spec.kind {
+            Kind::Read(command) => self.execute_read(command, args, now_ms),
+            Kind::Write(command) => self.execute_write(command, spec.name, args, now_ms),
+        }
+    }
+
+    /// Executes a read-only command without changing anything; a write
+    /// command is answered with an error (nothing panics).
+    pub fn read(&self, args: &[Vec<u8>], now_ms: u64) -> Reply {
+        match command::lookup(args) {
+            Err(reply) => reply,
+            Ok(spec) => match spec.kind {
+                Kind::Read(command) => self.execute_read(command, args, now_ms),
+                Kind::Write(_) => {
+                    Reply::Error(format!("ERR '{}' writes and cannot be served as a read", spec.name))
+                }
+            },
+        }
+    }
+
+    fn execute_read(&self, command: ReadCommand, args: &[Vec<u8>], now: u64) -> Reply {
+        match command {
+            ReadCommand::Get => self.on_get(args, now),
+            ReadCommand::MGet => self.on_mget(args, now),
+            ReadCommand::StrLen => self.on_strlen(args, now),
+            ReadCommand::GetRange => self.on_getrange(args, now),
+            ReadCommand::Exists => self.on_exists(args, now),
+            ReadCommand::Has => self.on_has(args, now),
+            ReadCommand::Type => self.on_type(args, now),
+            ReadCommand::Ttl => self.on_ttl(args, now, false, false),
+            ReadCommand::PTtl => self.on_ttl(args, now, true, false),
+            ReadCommand::ExpireTime => self.on_ttl(args, now, false, true),
+            ReadCommand::PExpireTime => self.on_ttl(args, now, true, true),
+            ReadCommand::Scan => self.on_scan(args, now),
+            ReadCommand::Keys => self.on_keys(args, now),
+            ReadCommand::RandomKey => self.on_randomkey(now),
+            ReadCommand::DbSize => self.on_dbsize(now),
+        }
+    }
+
+    fn execute_write(&mut self, command: WriteCommand, name: &str, args: &[Vec<u8>], now: u64) -> Reply {
+        match command {
+            WriteCommand::Set => self.on_set(args, now),
+            WriteCommand::SetNx => self.on_setnx(args, now),
+            WriteCommand::SetEx => self.on_setex(args, now, strings::Unit::Seconds, name),
+            WriteCommand::PSetEx => self.on_setex(args, now, strings::Unit::Milliseconds, name),
+            WriteCommand::GetSet => self.on_getset(args, now),
+            WriteCommand::GetEx => self.on_getex(args, now),
+            WriteCommand::GetDel => self.on_getdel(args, now),
+            WriteCommand::MSet => self.on_mset(args, now, name),
+            WriteCommand::MSetNx => self.on_msetnx(args, now, name),
+            WriteCommand::Incr => self.on_incr_by(args, now, 1),
+            WriteCommand::Decr => self.on_incr_by(args, now, -1),
+            WriteCommand::IncrBy => self.on_incrby(args, now),
+            WriteCommand::DecrBy => self.on_decrby(args, now),
+            WriteCommand::IncrByFloat => self.on_incrbyfloat(args, now),
+            WriteCommand::Append => self.on_append(args, now),
+            WriteCommand::SetRange => self.on_setrange(args, now),
+            WriteCommand::Cas => self.on_cas(args, now),
+            WriteCommand::Del => self.on_del(args, now),
+            WriteCommand::Rename => self.on_rename(args, now, false),
+            WriteCommand::RenameNx => self.on_rename(args, now, true),
+            WriteCommand::Expire => {
+                self.on_expire(args, now, keys::ExpireBase::Now, strings::Unit::Seconds, name)
+            }
+            WriteCommand::PExpire => {
+                self.on_expire(args, now, keys::ExpireBase::Now, strings::Unit::Milliseconds, name)
+            }
+            WriteCommand::ExpireAt => {
+                self.on_expire(args, now, keys::ExpireBase::Epoch, strings::Unit::Seconds, name)
+            }
+            WriteCommand::PExpireAt => {
+                self.on_expire(args, now, keys::ExpireBase::Epoch, strings::Unit::Milliseconds, name)
+            }
+            WriteCommand::Persist => self.on_persist(args, now),
+            WriteCommand::Flush => self.on_flush(args),
+            WriteCommand::CasheExpire => self.on_cashe_expire(args, now),
+        }
+    }
+
+    /// Keys whose expiry has passed at `now_ms` but which are still stored,
+    /// in key order, at most `max`: what the leader proposes to delete with
+    /// `[CASHE.EXPIRE, key...]`.
+    pub fn expired_keys(&self, now_ms: u64, max: usize) -> Vec<Vec<u8>> {
+        let mut keys: Vec<&Vec<u8>> =
+            self.expiries.range(..(now_ms, 0)).map(|(_, sequence)| &self.by_sequence[sequence]).collect();
+        keys.sort_unstable();
+        keys.into_iter().take(max).cloned().collect()
+    }
+
+    /// Number of stored keys, expired or not (what a snapshot holds).
+    pub fn stored_keys(&self) -> usize {
+        self.entries.len()
+    }
+
+    // ---- primitives: the only code that touches the indexes ----
+
+    /// The entry if the key exists and has not expired at `now`.
+    fn live(&self, key: &[u8], now: u64) -> Option<&Entry> {
+        self.entries.get(key).filter(|entry| !entry.is_expired(now))
+    }
+
+    /// Drops the key if it has expired; returns whether it (still) exists.
+    /// Redis's `lookupKeyWrite`.
+    fn expire_if_needed(&mut self, key: &[u8], now: u64) -> bool {
+        match self.entries.get(key) {
+            None => false,
+            Some(entry) if entry.is_expired(now) => {
+                self.remove(key);
+                false
+            }
+            Some(_) => true,
+        }
+    }
+
+    /// Sets the value of a key, creating it (without TTL) if absent; an
+    /// existing key keeps its TTL only if `keep_ttl`. Call after
+    /// `expire_if_needed`, so an expired key is re-created, not revived.
+    fn put(&mut self, key: &[u8], value: Vec<u8>, keep_ttl: bool) {
+        if let Some(entry) = self.entries.get_mut(key) {
+            entry.value = value;
+            if !keep_ttl {
+                self.set_expiry(key, None);
+            }
+            return;
+        }
+        self.last_sequence += 1;
+        let sequence = self.last_sequence;
+        self.by_sequence.insert(sequence, key.to_vec());
+        self.entries.insert(key.to_vec(), Entry { value, expire_at_ms: None, sequence });
+    }
+
+    /// Sets or clears the TTL of an existing key; returns whether it had one.
+    fn set_expiry(&mut self, key: &[u8], expire_at_ms: Option<u64>) -> bool {
+        let Some(entry) = self.entries.get_mut(key) else {
+            return false;
+        };
+        let previous = std::mem::replace(&mut entry.expire_at_ms, expire_at_ms);
+        if let Some(at) = previous {
+            self.expiries.remove(&(at, entry.sequence));
+        }
+        if let Some(at) = expire_at_ms {
+            assert!(at >= 1 && at <= i64::MAX as u64, "expiry {at} outside Redis's range");
+            self.expiries.insert((at, entry.sequence));
+        }
+        previous.is_some()
+    }
+
+    fn value_mut(&mut self, key: &[u8]) -> Option<&mut Vec<u8>> {
+        self.entries.get_mut(key).map(|entry| &mut entry.value)
+    }
+
+    fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let entry = self.entries.remove(key)?;
+        self.by_sequence.remove(&entry.sequence);
+        if let Some(at) = entry.expire_at_ms {
+            self.expiries.remove(&(at, entry.sequence));
+        }
+        Some(entry)
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.by_sequence.clear();
+        self.expiries.clear();
+    }
+
+    /// Panics if the indexes disagree with the map (a bug, never input).
+    pub fn check_invariants(&self) {
+        assert_eq!(self.entries.len(), self.by_sequence.len(), "sequence index size");
+        let mut with_ttl = 0;
+        for (key, entry) in &self.entries {
+            assert!(entry.sequence >= 1 && entry.sequence <= self.last_sequence, "sequence out of range");
+            assert_eq!(self.by_sequence.get(&entry.sequence), Some(key), "sequence index entry");
+            if let Some(at) = entry.expire_at_ms {
+                assert!(self.expiries.contains(&(at, entry.sequence)), "expiry index entry");
+                with_ttl += 1;
+            }
+        }
+        assert_eq!(self.expiries.len(), with_ttl, "expiry index size");
+    }
+}
+
+/// A bulk reply or nil.
+fn bulk_or_nil(value: Option<Vec<u8>>) -> Reply {
+    Reply::Bulk(value)
+}
+
+#[cfg(test)]
+mod tests;

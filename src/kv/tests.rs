@@ -1,0 +1,359 @@
+//! The state machine's rules. Byte-exact Redis compatibility of replies is
+//! checked against a real server by `tests/redis_diff.rs`; these tests pin
+//! what is cashe's own: determinism, expiry reclamation, snapshots, HAS/CAS.
+
+use super::*;
+use crate::raft::SplitMix64;
+
+const T0: u64 = 1_700_000_000_000;
+
+fn cmd(words: &[&str]) -> Vec<Vec<u8>> {
+    words.iter().map(|word| word.as_bytes().to_vec()).collect()
+}
+
+fn run(store: &mut Store, now: u64, words: &[&str]) -> Reply {
+    let reply = store.apply(&cmd(words), now);
+    store.check_invariants();
+    reply
+}
+
+fn int(n: i64) -> Reply {
+    Reply::Integer(n)
+}
+
+fn bulk(text: &str) -> Reply {
+    Reply::bulk(text)
+}
+
+/// A random workload over a few keys, with expiries that pass during it.
+fn random_commands(seed: u64, count: usize) -> Vec<(u64, Vec<Vec<u8>>)> {
+    let mut rng = SplitMix64::new(seed);
+    let mut now = T0;
+    let mut commands = Vec::new();
+    for _ in 0..count {
+        now += rng.range(0, 40);
+        let key = format!("k{}", rng.range(0, 6));
+        let other = format!("k{}", rng.range(0, 6));
+        let n = rng.range(0, 200).to_string();
+        let words: Vec<String> = match rng.range(0, 12) {
+            0 => vec!["SET".into(), key, n.clone(), "PX".into(), n],
+            1 => vec!["SET".into(), key, n],
+            2 => vec!["PEXPIRE".into(), key, n],
+            3 => vec!["INCRBYFLOAT".into(), key, "1.5".into()],
+            4 => vec!["APPEND".into(), key, n],
+            5 => vec!["RENAME".into(), key, other],
+            6 => vec!["DEL".into(), key],
+            7 => vec!["GETEX".into(), key, "PX".into(), n],
+            8 => vec!["INCR".into(), key],
+            9 => vec!["SCAN".into(), "0".into(), "COUNT".into(), "3".into()],
+            10 => vec!["DBSIZE".into()],
+            _ => vec![CASHE_EXPIRE.into(), key, other],
+        };
+        commands.push((now, words.into_iter().map(String::into_bytes).collect()));
+    }
+    commands
+}
+
+#[test]
+fn same_commands_at_same_times_give_identical_stores_and_replies() {
+    for seed in 0..20 {
+        let (mut a, mut b) = (Store::default(), Store::default());
+        for (now, args) in random_commands(seed, 400) {
+            assert_eq!(a.apply(&args, now), b.apply(&args, now), "seed {seed}");
+        }
+        a.check_invariants();
+        assert_eq!(a, b, "seed {seed}");
+        assert_eq!(a.snapshot(), b.snapshot());
+    }
+}
+
+#[test]
+fn reads_answer_the_same_through_read_and_apply() {
+    let mut store = Store::default();
+    for (now, args) in random_commands(7, 300) {
+        if classify(&args) == Ok(Access::Read) {
+            let before = store.clone();
+            assert_eq!(store.read(&args, now), store.apply(&args, now));
+            assert_eq!(store, before, "a read changed the store");
+        } else {
+            store.apply(&args, now);
+        }
+    }
+}
+
+#[test]
+fn expired_keys_read_as_absent_everywhere() {
+    let mut store = Store::default();
+    run(&mut store, T0, &["SET", "gone", "v", "PX", "100"]);
+    run(&mut store, T0, &["SET", "kept", "v"]);
+    let later = T0 + 101;
+    assert_eq!(store.read(&cmd(&["GET", "gone"]), T0 + 100), bulk("v"), "alive up to its expiry ms");
+    assert_eq!(store.read(&cmd(&["GET", "gone"]), later), Reply::nil());
+    assert_eq!(store.read(&cmd(&["EXISTS", "gone", "kept"]), later), int(1));
+    assert_eq!(store.read(&cmd(&["HAS", "gone"]), later), int(0));
+    assert_eq!(store.read(&cmd(&["TYPE", "gone"]), later), Reply::Simple("none".into()));
+    assert_eq!(store.read(&cmd(&["TTL", "gone"]), later), int(-2));
+    assert_eq!(store.read(&cmd(&["STRLEN", "gone"]), later), int(0));
+    assert_eq!(store.read(&cmd(&["DBSIZE"]), later), int(1));
+    assert_eq!(store.read(&cmd(&["KEYS", "*"]), later), Reply::Array(Some(vec![bulk("kept")])));
+    let scan = Reply::Array(Some(vec![bulk("0"), Reply::Array(Some(vec![bulk("kept")]))]));
+    assert_eq!(store.read(&cmd(&["SCAN", "0"]), later), scan);
+    for now in later..later + 50 {
+        assert_eq!(store.read(&cmd(&["RANDOMKEY"]), now), bulk("kept"));
+    }
+    assert_eq!(
+        store.read(&cmd(&["MGET", "gone", "kept"]), later),
+        Reply::Array(Some(vec![Reply::nil(), bulk("v")]))
+    );
+    assert_eq!(store.stored_keys(), 2, "reads reclaim nothing");
+}
+
+#[test]
+fn expired_keys_lists_keys_past_expiry_in_key_order_up_to_max() {
+    let mut store = Store::default();
+    for (key, ms) in [("d", "10"), ("a", "30"), ("c", "10"), ("b", "1000")] {
+        run(&mut store, T0, &["SET", key, "v", "PX", ms]);
+    }
+    run(&mut store, T0, &["SET", "e", "v"]);
+    assert!(store.expired_keys(T0 + 10, 10).is_empty(), "a key expires after its expiry ms");
+    assert_eq!(store.expired_keys(T0 + 31, 10), vec![b"a".to_vec(), b"c".to_vec(), b"d".to_vec()]);
+    assert_eq!(store.expired_keys(T0 + 31, 2), vec![b"a".to_vec(), b"c".to_vec()]);
+}
+
+#[test]
+fn cashe_expire_deletes_listed_keys_only_if_expired_at_the_entry_time() {
+    let mut store = Store::default();
+    run(&mut store, T0, &["SET", "a", "v", "PX", "10"]);
+    run(&mut store, T0, &["SET", "b", "v", "PX", "100"]);
+    run(&mut store, T0, &["SET", "c", "v"]);
+    let listed = store.expired_keys(T0 + 50, 100);
+    assert_eq!(listed, vec![b"a".to_vec()]);
+    let reply = run(&mut store, T0 + 50, &[CASHE_EXPIRE, "a", "b", "c", "missing", "a"]);
+    assert_eq!(reply, int(1));
+    assert_eq!(store.stored_keys(), 2);
+    assert!(store.expired_keys(T0 + 50, 100).is_empty());
+}
+
+#[test]
+fn cashe_expire_keeps_a_key_set_again_after_the_leader_listed_it() {
+    let mut store = Store::default();
+    run(&mut store, T0, &["SET", "session", "old", "PX", "10"]);
+    let listed = store.expired_keys(T0 + 20, 100);
+    assert_eq!(listed, vec![b"session".to_vec()]);
+    // Committed between the listing and the reclaiming entry.
+    run(&mut store, T0 + 25, &["SET", "session", "new"]);
+    let mut reclaim = vec![CASHE_EXPIRE.as_bytes().to_vec()];
+    reclaim.extend(listed);
+    assert_eq!(store.apply(&reclaim, T0 + 30), int(0));
+    assert_eq!(store.read(&cmd(&["GET", "session"]), T0 + 30), bulk("new"));
+}
+
+#[test]
+fn snapshot_round_trip_restores_an_identical_store() {
+    let mut store = Store::default();
+    for (now, args) in random_commands(3, 500) {
+        store.apply(&args, now);
+    }
+    run(&mut store, T0, &["SET", "binary\0key", "\u{1}\u{2}", "PXAT", "9223372036854775807"]);
+    let bytes = store.snapshot();
+    assert_eq!(bytes[0], SNAPSHOT_FORMAT);
+    let restored = Store::restore(&bytes).expect("a snapshot restores");
+    assert_eq!(restored, store);
+    assert_eq!(restored.snapshot(), bytes);
+    let scan = cmd(&["SCAN", "0", "COUNT", "2"]);
+    assert_eq!(restored.read(&scan, T0), store.read(&scan, T0), "SCAN cursors survive a restore");
+    assert_eq!(Store::restore(&Store::default().snapshot()), Ok(Store::default()));
+}
+
+#[test]
+fn restore_of_garbage_bytes_is_an_error_not_a_panic() {
+    assert_eq!(Store::restore(&[]), Err(RestoreError::Empty));
+    assert_eq!(
+        Store::restore(&[SNAPSHOT_FORMAT + 1, 0]),
+        Err(RestoreError::UnsupportedFormat(SNAPSHOT_FORMAT + 1))
+    );
+    assert!(matches!(Store::restore(&[SNAPSHOT_FORMAT, 0xFF]), Err(RestoreError::Undecodable(_))));
+    let mut store = Store::default();
+    for (now, args) in random_commands(5, 200) {
+        store.apply(&args, now);
+    }
+    let valid = store.snapshot();
+    let mut trailing = valid.clone();
+    trailing.push(0);
+    assert_eq!(Store::restore(&trailing), Err(RestoreError::TrailingBytes(1)));
+    let mut rng = SplitMix64::new(11);
+    for _ in 0..3000 {
+        let mut bytes = valid.clone();
+        match rng.range(0, 3) {
+            0 => bytes.truncate(rng.range(0, valid.len() as u64) as usize),
+            1 => {
+                let at = rng.range(0, valid.len() as u64) as usize;
+                bytes[at] ^= 1 << rng.range(0, 8);
+            }
+            _ => {
+                let length = rng.range(0, 64);
+                bytes = std::iter::once(SNAPSHOT_FORMAT)
+                    .chain((0..length).map(|_| rng.next_u64() as u8))
+                    .collect();
+            }
+        }
+        snapshot_decode(&bytes);
+    }
+}
+
+#[test]
+fn restore_rejects_snapshots_that_break_the_store_rules() {
+    let mut store = Store::default();
+    run(&mut store, T0, &["SET", "a", "1"]);
+    run(&mut store, T0, &["SET", "b", "2"]);
+    let valid = store.snapshot();
+    // Layout: format, last_sequence (2), entry count (2), then "a": key
+    // length 1, 'a', value length 1, '1', expiry None, sequence 1.
+    assert_eq!(&valid[..10], &[SNAPSHOT_FORMAT, 2, 2, 1, b'a', 1, b'1', 0, 1, 1]);
+    let mut duplicate_sequence = valid.clone();
+    duplicate_sequence[14] = 1;
+    assert_eq!(Store::restore(&duplicate_sequence), Err(RestoreError::BadSequence(1)));
+    let mut out_of_order = valid.clone();
+    out_of_order[4] = b'c';
+    assert_eq!(Store::restore(&out_of_order), Err(RestoreError::KeysOutOfOrder(1)));
+    let mut zero_expiry = valid.clone();
+    zero_expiry.splice(7..8, [1, 0]);
+    assert_eq!(Store::restore(&zero_expiry), Err(RestoreError::BadExpiry(0)));
+}
+
+#[test]
+fn classify_separates_reads_from_writes_and_reports_redis_errors() {
+    assert_eq!(classify(&cmd(&["get", "k"])), Ok(Access::Read));
+    assert_eq!(classify(&cmd(&["SCAN", "0"])), Ok(Access::Read));
+    assert_eq!(classify(&cmd(&["Has", "k"])), Ok(Access::Read));
+    assert_eq!(classify(&cmd(&["GETEX", "k"])), Ok(Access::Write), "GETEX may change the TTL");
+    assert_eq!(classify(&cmd(&["cas", "k", "a", "b"])), Ok(Access::Write));
+    assert_eq!(classify(&cmd(&["CASHE.EXPIRE"])), Ok(Access::Write));
+    assert_eq!(
+        classify(&cmd(&["nope", "x"])),
+        Err(Reply::error("ERR unknown command 'nope', with args beginning with: 'x' "))
+    );
+    assert_eq!(
+        classify(&cmd(&["CAS", "k"])),
+        Err(Reply::error("ERR wrong number of arguments for 'cas' command"))
+    );
+}
+
+#[test]
+fn read_answers_a_write_command_with_an_error() {
+    let store = Store::default();
+    assert!(matches!(store.read(&cmd(&["SET", "k", "v"]), T0), Reply::Error(_)));
+    assert!(matches!(store.read(&cmd(&[]), T0), Reply::Error(_)));
+    assert_eq!(store, Store::default());
+}
+
+#[test]
+fn has_is_exists_for_one_key() {
+    let mut store = Store::default();
+    assert_eq!(run(&mut store, T0, &["HAS", "k"]), int(0));
+    run(&mut store, T0, &["SET", "k", ""]);
+    assert_eq!(run(&mut store, T0, &["HAS", "k"]), int(1));
+}
+
+#[test]
+fn cas_replaces_only_a_matching_value_and_keeps_the_ttl() {
+    let mut store = Store::default();
+    assert_eq!(run(&mut store, T0, &["CAS", "k", "", "x"]), int(0), "a missing key never matches");
+    assert_eq!(run(&mut store, T0, &["HAS", "k"]), int(0));
+    run(&mut store, T0, &["SET", "k", "a", "PX", "5000"]);
+    assert_eq!(run(&mut store, T0, &["CAS", "k", "b", "c"]), int(0));
+    assert_eq!(run(&mut store, T0, &["CAS", "k", "a", "c"]), int(1));
+    assert_eq!(run(&mut store, T0, &["GET", "k"]), bulk("c"));
+    assert_eq!(run(&mut store, T0, &["PTTL", "k"]), int(5000));
+    assert_eq!(run(&mut store, T0 + 5001, &["CAS", "k", "c", "d"]), int(0), "an expired key never matches");
+}
+
+#[test]
+fn scan_returns_every_key_present_throughout_despite_deletions() {
+    let mut store = Store::default();
+    for i in 0..50 {
+        run(&mut store, T0, &["SET", &format!("key:{i:02}"), "v"]);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut cursor = "0".to_string();
+    let mut round = 0;
+    loop {
+        let Reply::Array(Some(parts)) = run(&mut store, T0, &["SCAN", &cursor, "COUNT", "7"]) else {
+            panic!("SCAN answers an array");
+        };
+        let (Reply::Bulk(Some(next)), Reply::Array(Some(keys))) = (&parts[0], &parts[1]) else {
+            panic!("SCAN answers a cursor and keys");
+        };
+        for key in keys {
+            let Reply::Bulk(Some(key)) = key else { panic!("keys are bulk strings") };
+            assert!(seen.insert(key.clone()), "returned twice: {key:?}");
+        }
+        // Churn: delete keys from both ends, add new ones.
+        run(&mut store, T0, &["DEL", &format!("key:{:02}", round), &format!("key:{:02}", 49 - round)]);
+        run(&mut store, T0, &["SET", &format!("new:{round}"), "v"]);
+        round += 1;
+        cursor = String::from_utf8(next.clone()).unwrap();
+        if cursor == "0" {
+            break;
+        }
+    }
+    for i in round..50 - round {
+        assert!(seen.contains(format!("key:{i:02}").as_bytes()), "key:{i:02} was present throughout");
+    }
+}
+
+#[test]
+fn randomkey_depends_only_on_the_keys_and_the_time() {
+    let mut a = Store::default();
+    for key in ["a", "b", "c", "d"] {
+        run(&mut a, T0, &["SET", key, "v"]);
+    }
+    let b = Store::restore(&a.snapshot()).unwrap();
+    let picks: std::collections::BTreeSet<Reply> =
+        (0..64).map(|i| a.read(&cmd(&["RANDOMKEY"]), T0 + i)).collect();
+    assert_eq!(picks.len(), 4, "every key gets picked at some time");
+    for i in 0..64 {
+        assert_eq!(a.read(&cmd(&["RANDOMKEY"]), T0 + i), b.read(&cmd(&["RANDOMKEY"]), T0 + i));
+    }
+    assert_eq!(Store::default().read(&cmd(&["RANDOMKEY"]), T0), Reply::nil());
+}
+
+#[test]
+fn strings_past_512_mb_are_refused_before_allocating() {
+    let mut store = Store::default();
+    let too_big = Reply::error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+    assert_eq!(run(&mut store, T0, &["SETRANGE", "k", "536870912", "x"]), too_big);
+    assert_eq!(run(&mut store, T0, &["SETRANGE", "k", "9223372036854775807", "x"]), too_big);
+    assert_eq!(run(&mut store, T0, &["HAS", "k"]), int(0));
+    run(&mut store, T0, &["SET", "k", "abc"]);
+    assert_eq!(run(&mut store, T0, &["SETRANGE", "k", "536870910", "xyz"]), too_big);
+    assert_eq!(run(&mut store, T0, &["GET", "k"]), bulk("abc"));
+}
+
+#[test]
+fn counters_and_appends_keep_the_ttl_but_set_clears_it() {
+    let mut store = Store::default();
+    run(&mut store, T0, &["SET", "n", "1", "EX", "100"]);
+    for words in [
+        &["INCR", "n"][..],
+        &["INCRBYFLOAT", "n", "0.5"],
+        &["APPEND", "n", "0"],
+        &["SETRANGE", "n", "0", "7"],
+    ] {
+        run(&mut store, T0, words);
+        assert_eq!(run(&mut store, T0, &["TTL", "n"]), int(100), "{words:?}");
+    }
+    assert_eq!(run(&mut store, T0, &["GET", "n"]), bulk("7.50"));
+    run(&mut store, T0, &["SET", "n", "1"]);
+    assert_eq!(run(&mut store, T0, &["TTL", "n"]), int(-1));
+}
+
+#[test]
+fn relative_expiries_count_from_the_given_time() {
+    let mut store = Store::default();
+    run(&mut store, T0, &["SET", "k", "v", "EX", "10"]);
+    assert_eq!(run(&mut store, T0 + 2_400, &["TTL", "k"]), int(8), "7.6 s rounds to 8");
+    assert_eq!(run(&mut store, T0 + 2_400, &["PEXPIRETIME", "k"]), int((T0 + 10_000) as i64));
+    assert_eq!(run(&mut store, T0, &["EXPIRE", "k", "0"]), int(1), "a time not in the future deletes");
+    assert_eq!(run(&mut store, T0, &["EXISTS", "k"]), int(0));
+}

@@ -1,0 +1,460 @@
+//! One replica: the Raft core, the key-value store, and the client requests
+//! in flight. Pure and deterministic like the core it wraps.
+//!
+//! A shell drives a [`Node`] exactly as it drives `raft::Raft` (see the
+//! `raft` module docs for the order of persist, send, apply): feed
+//! [`Node::tick`], [`Node::step`], [`Node::client`], [`Node::persisted`],
+//! then drain [`Node::take_output`] and
+//!
+//! 1. persist `Output::persist` (one write, one fsync), then `persisted`;
+//! 2. send `Output::send` to peers;
+//! 3. write each `Output::replies` entry to its connection, in order;
+//! 4. write `Output::snapshot` (compaction) if present.
+//!
+//! Rules it keeps:
+//! - a write is answered only once its entry is committed and applied here;
+//!   it carries the proposing node's `now_ms`, so every replica computes
+//!   the same result;
+//! - a write at a follower is forwarded to the leader and answered by the
+//!   follower when the leader's reply comes back;
+//! - a read is linearizable (ReadIndex, on any node) unless the connection
+//!   said `READONLY`; then it is served from local state;
+//! - no leader known → `-CLUSTERDOWN`; a write whose fate is unknown (the
+//!   leader lost leadership before it committed, or a forwarded write got no
+//!   answer in time) → `-TIMEOUT`: it may or may not have happened.
+
+use crate::kv::{classify, Access, Store};
+use crate::protocol::Reply;
+use crate::raft::{
+    self, Apply, Config, Index, Lsn, Message, NodeId, Payload, PlantedBug, Raft, ReadError, ReadId, Record,
+    Recovered, Snapshot, Term,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A client connection, numbered by the shell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ConnId(pub u64);
+
+/// What nodes send each other: Raft traffic and forwarded client writes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum NodeMessage {
+    Raft(Message),
+    /// A follower's client write, for the leader to propose.
+    Forward {
+        id: u64,
+        now_ms: u64,
+        args: Vec<Vec<u8>>,
+    },
+    /// The leader's answer to a forwarded write.
+    ForwardReply {
+        id: u64,
+        reply: ReplyWire,
+    },
+}
+
+/// A `Reply` on the peer wire.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ReplyWire {
+    Simple(String),
+    Error(String),
+    Integer(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Option<Vec<ReplyWire>>),
+}
+
+impl From<Reply> for ReplyWire {
+    fn from(reply: Reply) -> ReplyWire {
+        match reply {
+            Reply::Simple(s) => ReplyWire::Simple(s),
+            Reply::Error(s) => ReplyWire::Error(s),
+            Reply::Integer(n) => ReplyWire::Integer(n),
+            Reply::Bulk(b) => ReplyWire::Bulk(b),
+            Reply::Array(a) => {
+                ReplyWire::Array(a.map(|items| items.into_iter().map(ReplyWire::from).collect()))
+            }
+        }
+    }
+}
+
+impl From<ReplyWire> for Reply {
+    fn from(reply: ReplyWire) -> Reply {
+        match reply {
+            ReplyWire::Simple(s) => Reply::Simple(s),
+            ReplyWire::Error(s) => Reply::Error(s),
+            ReplyWire::Integer(n) => Reply::Integer(n),
+            ReplyWire::Bulk(b) => Reply::Bulk(b),
+            ReplyWire::Array(a) => Reply::Array(a.map(|items| items.into_iter().map(Reply::from).collect())),
+        }
+    }
+}
+
+/// The command stored in a log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct LoggedCommand {
+    now_ms: u64,
+    args: Vec<Vec<u8>>,
+}
+
+/// Node tuning beyond Raft's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NodeConfig {
+    pub raft: Config,
+    /// A forwarded write without an answer after this many ticks gets `-TIMEOUT`.
+    pub forward_timeout_ticks: u32,
+    /// The leader proposes deletion of expired keys every this many ticks.
+    pub expiry_ticks: u32,
+    /// At most this many keys per expiry batch.
+    pub expiry_batch_keys_max: usize,
+    /// Compact the log once this many entries are applied past the snapshot.
+    pub snapshot_entries: u64,
+}
+
+impl NodeConfig {
+    pub fn new(id: NodeId) -> NodeConfig {
+        NodeConfig {
+            raft: Config::new(id),
+            forward_timeout_ticks: 50,
+            expiry_ticks: 10,
+            expiry_batch_keys_max: 256,
+            snapshot_entries: 100_000,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Requester {
+    Local(ConnId),
+    Remote { from: NodeId, id: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct PendingRead {
+    requester: Requester,
+    args: Vec<Vec<u8>>,
+    now_ms: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Output {
+    pub persist: Vec<(Lsn, Record)>,
+    pub send: Vec<(NodeId, NodeMessage)>,
+    pub replies: Vec<(ConnId, Reply)>,
+    pub snapshot: Option<Snapshot>,
+}
+
+pub const CLUSTERDOWN: &str = "CLUSTERDOWN no leader is known; retry later";
+pub const TIMEOUT: &str =
+    "TIMEOUT the write may or may not have been applied: leadership changed before it committed";
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Node {
+    config: NodeConfig,
+    raft: Raft,
+    store: Store,
+    /// Proposed writes by index, with the term they were proposed in.
+    writes: BTreeMap<Index, (Term, Requester)>,
+    /// Reads waiting for their read index.
+    reads: BTreeMap<ReadId, PendingRead>,
+    /// Reads whose index is known, waiting to be applied.
+    ready_reads: Vec<(Index, PendingRead)>,
+    next_read: u64,
+    /// Writes forwarded to the leader: id -> (connection, ticks left).
+    forwarded: BTreeMap<u64, (ConnId, u32)>,
+    next_forward: u64,
+    readonly: BTreeSet<ConnId>,
+    now_ms: u64,
+    ticks: u64,
+    output: Output,
+}
+
+impl Node {
+    /// Rebuilds a node; the store is restored from the recovered snapshot
+    /// and the committed entries after it are re-applied.
+    pub fn restore(config: NodeConfig, seed: u64, recovered: Recovered) -> Result<Node, String> {
+        let store = match &recovered.snapshot {
+            Some(snapshot) => Store::restore(&snapshot.data).map_err(|e| format!("snapshot: {e}"))?,
+            None => Store::default(),
+        };
+        let raft = Raft::restore(config.raft.clone(), seed, recovered).map_err(|e| e.to_string())?;
+        let node = Node {
+            config,
+            raft,
+            store,
+            writes: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            ready_reads: Vec::new(),
+            next_read: 0,
+            forwarded: BTreeMap::new(),
+            next_forward: 0,
+            readonly: BTreeSet::new(),
+            now_ms: 0,
+            ticks: 0,
+            output: Output::default(),
+        };
+        Ok(node)
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// One logical tick, with the shell's wall clock: the leader needs the
+    /// time to find expired keys even when no client is talking to it.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.ticks += 1;
+        self.raft.tick();
+        self.expire_forwards();
+        if self.raft.is_leader() && self.ticks.is_multiple_of(u64::from(self.config.expiry_ticks.max(1))) {
+            self.propose_expiry();
+        }
+    }
+
+    pub fn step(&mut self, from: NodeId, message: NodeMessage) {
+        match message {
+            NodeMessage::Raft(message) => self.raft.step(from, message),
+            NodeMessage::Forward { id, now_ms, args } => self.on_forward(from, id, now_ms, args),
+            NodeMessage::ForwardReply { id, reply } => {
+                if let Some((conn, _)) = self.forwarded.remove(&id) {
+                    self.output.replies.push((conn, reply.into()));
+                }
+            }
+        }
+    }
+
+    pub fn persisted(&mut self, through: Lsn) {
+        self.raft.persisted(through);
+    }
+
+    /// A client command (its arguments, the command name first) at the
+    /// shell's wall-clock time.
+    pub fn client(&mut self, conn: ConnId, args: Vec<Vec<u8>>, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        let name = args.first().map(|a| a.to_ascii_uppercase()).unwrap_or_default();
+        match name.as_slice() {
+            b"READONLY" => {
+                self.readonly.insert(conn);
+                return self.output.replies.push((conn, Reply::ok()));
+            }
+            b"READWRITE" => {
+                self.readonly.remove(&conn);
+                return self.output.replies.push((conn, Reply::ok()));
+            }
+            _ => {}
+        }
+        if name.as_slice() == crate::kv::CASHE_EXPIRE.as_bytes() {
+            let reply = Reply::error("ERR CASHE.EXPIRE is proposed by the leader, not by clients");
+            return self.output.replies.push((conn, reply));
+        }
+        match classify(&args) {
+            Err(reply) => self.output.replies.push((conn, reply)),
+            Ok(Access::Read) if self.readonly.contains(&conn) || self.stale_read_planted() => {
+                let reply = self.store.read(&args, self.now_ms);
+                self.output.replies.push((conn, reply));
+            }
+            Ok(Access::Read) => self.start_read(Requester::Local(conn), args, self.now_ms),
+            Ok(Access::Write) => self.start_write(conn, args, self.now_ms),
+        }
+    }
+
+    fn stale_read_planted(&self) -> bool {
+        self.config.raft.planted_bug.active(PlantedBug::StaleRead)
+    }
+
+    /// The connection closed: forget its per-connection state.
+    pub fn disconnected(&mut self, conn: ConnId) {
+        self.readonly.remove(&conn);
+    }
+
+    /// Drains what the shell must do. Everything the core produced since
+    /// the last call is folded in here, once per shell turn, so the reads
+    /// of one turn share one ReadIndex round.
+    pub fn take_output(&mut self) -> Output {
+        let raft = self.raft.take_output();
+        self.absorb_raft(raft);
+        if self.maybe_compact() {
+            let raft = self.raft.take_output();
+            self.absorb_raft(raft);
+        }
+        std::mem::take(&mut self.output)
+    }
+
+    fn start_read(&mut self, requester: Requester, args: Vec<Vec<u8>>, now_ms: u64) {
+        let read = ReadId(self.next_read);
+        self.next_read += 1;
+        self.reads.insert(read, PendingRead { requester, args, now_ms });
+        self.raft.read_index(read);
+    }
+
+    fn start_write(&mut self, conn: ConnId, args: Vec<Vec<u8>>, now_ms: u64) {
+        if self.raft.is_leader() {
+            return self.propose(Requester::Local(conn), args, now_ms);
+        }
+        match self.raft.leader() {
+            Some(leader) => {
+                let id = self.next_forward;
+                self.next_forward += 1;
+                self.forwarded.insert(id, (conn, self.config.forward_timeout_ticks));
+                self.output.send.push((leader, NodeMessage::Forward { id, now_ms, args }));
+            }
+            None => self.output.replies.push((conn, Reply::error(CLUSTERDOWN))),
+        }
+    }
+
+    fn on_forward(&mut self, from: NodeId, id: u64, now_ms: u64, args: Vec<Vec<u8>>) {
+        if self.raft.is_leader() {
+            self.propose(Requester::Remote { from, id }, args, now_ms);
+        } else {
+            self.answer(Requester::Remote { from, id }, Reply::error(CLUSTERDOWN));
+        }
+    }
+
+    fn propose(&mut self, requester: Requester, args: Vec<Vec<u8>>, now_ms: u64) {
+        let command = LoggedCommand { now_ms, args };
+        let bytes = postcard::to_stdvec(&command).expect("in-memory encoding cannot fail");
+        match self.raft.propose(bytes) {
+            Ok((index, term)) => {
+                self.writes.insert(index, (term, requester));
+            }
+            Err(raft::ProposeError::TransferInProgress) => {
+                self.answer(requester, Reply::error("TRYAGAIN leadership is being transferred"))
+            }
+            Err(_) => self.answer(requester, Reply::error(CLUSTERDOWN)),
+        }
+    }
+
+    fn propose_expiry(&mut self) {
+        let keys = self.store.expired_keys(self.now_ms, self.config.expiry_batch_keys_max);
+        if keys.is_empty() {
+            return;
+        }
+        let mut args = vec![b"CASHE.EXPIRE".to_vec()];
+        args.extend(keys);
+        let command = LoggedCommand { now_ms: self.now_ms, args };
+        let bytes = postcard::to_stdvec(&command).expect("in-memory encoding cannot fail");
+        // Refused while transferring leadership: the next leader will do it.
+        let _ = self.raft.propose(bytes);
+    }
+
+    fn answer(&mut self, requester: Requester, reply: Reply) {
+        match requester {
+            Requester::Local(conn) => self.output.replies.push((conn, reply)),
+            Requester::Remote { from, id } => {
+                self.output.send.push((from, NodeMessage::ForwardReply { id, reply: reply.into() }))
+            }
+        }
+    }
+
+    fn expire_forwards(&mut self) {
+        let mut expired = Vec::new();
+        for (id, (conn, ticks_left)) in self.forwarded.iter_mut() {
+            *ticks_left = ticks_left.saturating_sub(1);
+            if *ticks_left == 0 {
+                expired.push((*id, *conn));
+            }
+        }
+        for (id, conn) in expired {
+            self.forwarded.remove(&id);
+            self.output.replies.push((conn, Reply::error(TIMEOUT)));
+        }
+    }
+
+    fn absorb_raft(&mut self, raft: raft::Output) {
+        self.output.persist.extend(raft.persist);
+        self.output.send.extend(raft.send.into_iter().map(|(to, m)| (to, NodeMessage::Raft(m))));
+        if raft.snapshot.is_some() {
+            self.output.snapshot = raft.snapshot;
+        }
+        for apply in raft.apply {
+            self.on_apply(apply);
+        }
+        for read in raft.reads {
+            self.on_read_state(read);
+        }
+        self.serve_ready_reads();
+        if !self.raft.is_leader() {
+            self.fail_unknown_writes();
+        }
+    }
+
+    fn on_apply(&mut self, apply: Apply) {
+        match apply {
+            Apply::Snapshot(snapshot) => match Store::restore(&snapshot.data) {
+                Ok(store) => self.store = store,
+                // A snapshot from the leader that does not decode: refuse to
+                // run on state we cannot trust.
+                Err(e) => {
+                    panic!("snapshot at index {} from the leader is undecodable: {e}", snapshot.meta.index)
+                }
+            },
+            Apply::Entry(entry) => {
+                let reply = match &entry.payload {
+                    Payload::Command(bytes) => match postcard::from_bytes::<LoggedCommand>(bytes) {
+                        Ok(command) => Some(self.store.apply(&command.args, command.now_ms)),
+                        Err(e) => Some(Reply::error(format!("ERR undecodable log entry: {e}"))),
+                    },
+                    Payload::Noop | Payload::Membership(_) => None,
+                };
+                if let Some((term, requester)) = self.writes.remove(&entry.index) {
+                    let reply = if term == entry.term {
+                        reply.unwrap_or_else(Reply::ok)
+                    } else {
+                        // Another leader's entry took this index: ours was lost.
+                        Reply::error(TIMEOUT)
+                    };
+                    self.answer(requester, reply);
+                }
+            }
+        }
+    }
+
+    fn on_read_state(&mut self, read: raft::ReadState) {
+        let Some(pending) = self.reads.remove(&read.read) else { return };
+        match read.result {
+            Ok(index) => self.ready_reads.push((index, pending)),
+            Err(ReadError::NoLeader) => self.answer(pending.requester, Reply::error(CLUSTERDOWN)),
+            Err(_) => {
+                self.answer(pending.requester, Reply::error("TRYAGAIN leadership changed during the read"))
+            }
+        }
+    }
+
+    fn serve_ready_reads(&mut self) {
+        let applied = self.raft.applied();
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.ready_reads).into_iter().partition(|(index, _)| *index <= applied);
+        self.ready_reads = waiting;
+        for (_, read) in ready {
+            let reply = self.store.read(&read.args, read.now_ms.max(self.now_ms));
+            self.answer(read.requester, reply);
+        }
+    }
+
+    /// Writes proposed while leader that have not committed: with leadership
+    /// gone, their fate is unknown.
+    fn fail_unknown_writes(&mut self) {
+        let applied = self.raft.applied();
+        let unknown: Vec<Index> = self.writes.keys().filter(|i| **i > applied).copied().collect();
+        for index in unknown {
+            let (_, requester) = self.writes.remove(&index).expect("listed");
+            self.answer(requester, Reply::error(TIMEOUT));
+        }
+    }
+
+    /// Compacts the log once enough entries are applied past the snapshot.
+    /// Returns whether it did.
+    fn maybe_compact(&mut self) -> bool {
+        let applied = self.raft.applied();
+        let due =
+            applied.0.saturating_sub(self.raft.log().snapshot_index().0) >= self.config.snapshot_entries;
+        if due {
+            self.raft.compact(applied, self.store.snapshot());
+        }
+        due
+    }
+}

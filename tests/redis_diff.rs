@@ -1,0 +1,905 @@
+//! Differential test: the same seeded random command sequences go to a
+//! `cashe::kv::Store` and to a real `redis-server` (7.0, started here as a
+//! child process on a free port), and every reply is compared byte for
+//! byte (`Reply::to_bytes()` against the raw RESP bytes from the server).
+//! Three phases: random command sequences over a small key space (one
+//! FLUSHALL per seed), KEYS with random glob patterns over keys made for
+//! them, and INCRBYFLOAT on random pairs of numbers. The test prints how
+//! many commands it compared; `CASHE_REDIS_DIFF_SEEDS=n` runs more seeds.
+//!
+//! `redis-server` must be on PATH (`.ci/run` installs Debian's
+//! `redis-server` package); without it this test fails, it never skips.
+//!
+//! Comparisons that are not byte for byte, because Redis's answer depends
+//! on its own clock or hash table:
+//! - Time: the Store gets the test's wall clock in ms for each command
+//!   (taken just before the command goes to the server); the server reads
+//!   its own clock. So expiries set relative to now (EX, PX, SETEX, PSETEX,
+//!   EXPIRE, PEXPIRE, GETEX EX/PX) differ by the command's latency:
+//!   * TTL and EXPIRETIME may differ by 1 s, PTTL and PEXPIRETIME by up to
+//!     `CLOCK_TOLERANCE_MS`, when both are >= 0. EXPIRETIME/PEXPIRETIME of
+//!     keys whose expiry came from an absolute time (EXAT, PXAT, EXPIREAT,
+//!     PEXPIREAT: all after 2100) are compared exactly, as is every -1/-2.
+//!   * So that nothing else depends on those few ms, relative durations
+//!     are either <= 0 (the key is deleted at once), a whole number of
+//!     minutes never used twice in a seed, or values Redis rejects; valid
+//!     absolute times are far in the past or after 2100. GT/LT and
+//!     "already expired" decisions then agree, and no key expires while a
+//!     seed runs.
+//!   * SET is never given a past EXAT/PXAT (GETEX and EXPIREAT are): Redis
+//!     would store the key already expired and count it in DBSIZE until its
+//!     background expiry cycle happens to delete it.
+//! - KEYS: both arrays are sorted before comparing (Redis answers in hash
+//!   table order, the Store in key order).
+//! - SCAN: a valid SCAN is run as a full iteration from cursor 0 on both
+//!   sides and the sets of keys returned are compared; cursors themselves
+//!   are not (Redis's are hash-table positions). A SCAN that either side
+//!   answers with an error (bad cursor, COUNT, option) is compared byte for
+//!   byte.
+//! - RANDOMKEY: Redis picks at random; only "nil or not" is compared, and
+//!   the key Redis returned must exist in the Store.
+//!
+//! Intentional differences of the Store, kept out of the generated
+//! commands (see `src/kv/mod.rs`):
+//! - Error texts that quote an argument (unknown command, EXPIRE's
+//!   "Unsupported option") show a non-UTF-8 byte as U+FFFD (replies hold
+//!   error texts as `String`) where Redis echoes the raw byte; such errors
+//!   are only generated with ASCII arguments.
+//! - HAS, CAS and CASHE.EXPIRE are cashe's own and not sent (unit tests in
+//!   `src/kv/` cover them).
+
+use cashe::kv::{classify, Access, Store};
+use cashe::protocol::Reply;
+use cashe::raft::SplitMix64;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Seeds per run; `CASHE_REDIS_DIFF_SEEDS=n` runs more.
+const SEEDS_DEFAULT: u64 = 16;
+const COMMANDS_PER_SEED: usize = 700;
+/// Random KEYS patterns in the glob phase.
+const GLOB_PATTERNS: usize = 2000;
+/// SET + INCRBYFLOAT pairs in the float phase.
+const FLOAT_PAIRS: usize = 2000;
+/// How far apart the Store's clock and the server's may be for one command.
+const CLOCK_TOLERANCE_MS: i64 = 1000;
+/// 2100-01-01 in Unix seconds: absolute expiries are at or after it.
+const FAR_FUTURE_SECONDS: u64 = 4_102_444_800;
+
+/// The small key space the commands share, so that they interact; it
+/// includes the empty key, a key with glob characters and a non-UTF-8 key.
+const KEYS: [&[u8]; 8] = [b"k0", b"k1", b"k2", b"k3", b"key:a", b"key:*", b"", b"\xffk"];
+
+// ---- the server ----
+
+/// A `redis-server` child process, killed (by PID) when dropped, so a
+/// failing assertion does not leave it running.
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|path| path.is_file())
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
+}
+
+fn start_redis() -> (RedisServer, Client) {
+    let Some(binary) = find_on_path("redis-server") else {
+        panic!(
+            "redis-server is not on PATH: the differential test needs Redis 7.0 \
+             (`.ci/run` installs it with `apt-get install -y redis-server`)"
+        );
+    };
+    // The free port can be taken between probing and binding it: retry.
+    for _attempt in 0..3 {
+        let port = free_port();
+        let child = Command::new(&binary)
+            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let mut server = RedisServer { child, port };
+        if let Some(client) = wait_for_ping(&mut server) {
+            return (server, client);
+        }
+    }
+    panic!("redis-server ({}) did not start and answer PING in 3 attempts", binary.display());
+}
+
+/// Polls until the server answers PING (at most 5 s); None if it exited.
+fn wait_for_ping(server: &mut RedisServer) -> Option<Client> {
+    for _ in 0..200 {
+        if server.child.try_wait().expect("poll redis-server").is_some() {
+            return None;
+        }
+        if let Ok(stream) = TcpStream::connect(("127.0.0.1", server.port)) {
+            let mut client = Client::new(stream);
+            if client.call(&[b"PING".to_vec()]) == b"+PONG\r\n" {
+                return Some(client);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("redis-server did not answer PING on port {} within 5 s", server.port);
+}
+
+// ---- a tiny RESP client ----
+
+struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn new(stream: TcpStream) -> Client {
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Client { reader: BufReader::new(stream) }
+    }
+
+    /// Sends one command as a RESP array; returns the raw bytes of the reply.
+    fn call(&mut self, args: &[Vec<u8>]) -> Vec<u8> {
+        let mut request = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            request.extend_from_slice(arg);
+            request.extend_from_slice(b"\r\n");
+        }
+        self.reader.get_mut().write_all(&request).expect("write to redis-server");
+        let mut raw = Vec::new();
+        self.read_reply(&mut raw);
+        raw
+    }
+
+    /// Reads exactly one complete reply, parsing only its framing.
+    fn read_reply(&mut self, raw: &mut Vec<u8>) {
+        let start = raw.len();
+        let read = self.reader.read_until(b'\n', raw).expect("read from redis-server");
+        assert!(read >= 3 && raw.ends_with(b"\r\n"), "truncated reply line: {:?}", &raw[start..]);
+        let line = String::from_utf8_lossy(&raw[start + 1..raw.len() - 2]).into_owned();
+        match raw[start] {
+            b'+' | b'-' | b':' => {}
+            b'$' => {
+                let length: i64 = line.parse().expect("bulk length");
+                if length >= 0 {
+                    let mut body = vec![0; length as usize + 2];
+                    self.reader.read_exact(&mut body).expect("read bulk body");
+                    raw.extend_from_slice(&body);
+                }
+            }
+            b'*' => {
+                let count: i64 = line.parse().expect("array length");
+                for _ in 0..count.max(0) {
+                    self.read_reply(raw);
+                }
+            }
+            other => panic!("unexpected reply type byte {other:?}"),
+        }
+    }
+}
+
+/// Parses raw RESP2 bytes into a `Reply` (for the order-independent checks).
+fn parse(raw: &[u8], at: &mut usize) -> Reply {
+    let end = *at + raw[*at..].windows(2).position(|w| w == b"\r\n").expect("CRLF");
+    let line = String::from_utf8_lossy(&raw[*at + 1..end]).into_owned();
+    let kind = raw[*at];
+    *at = end + 2;
+    match kind {
+        b'+' => Reply::Simple(line),
+        b'-' => Reply::Error(line),
+        b':' => Reply::Integer(line.parse().expect("integer")),
+        b'$' => match line.parse::<i64>().expect("bulk length") {
+            -1 => Reply::nil(),
+            length => {
+                let body = raw[*at..*at + length as usize].to_vec();
+                *at += length as usize + 2;
+                Reply::bulk(body)
+            }
+        },
+        b'*' => match line.parse::<i64>().expect("array length") {
+            -1 => Reply::Array(None),
+            count => Reply::Array(Some((0..count).map(|_| parse(raw, at)).collect())),
+        },
+        other => panic!("unexpected reply type byte {other:?}"),
+    }
+}
+
+fn parse_all(raw: &[u8]) -> Reply {
+    let mut at = 0;
+    let reply = parse(raw, &mut at);
+    assert_eq!(at, raw.len(), "one reply");
+    reply
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_millis() as u64
+}
+
+// ---- the commands ----
+
+/// How one command's replies are compared.
+#[derive(Clone, Copy, Debug)]
+enum Check {
+    Exact,
+    /// KEYS: sort both arrays first.
+    Sorted,
+    /// TTL family: tolerance unless negative or (for absolute) far future.
+    Clock {
+        milliseconds: bool,
+        absolute: bool,
+    },
+    RandomKey,
+    /// A valid SCAN: iterate fully on both sides, compare the key sets.
+    ScanAll,
+}
+
+struct Case {
+    args: Vec<Vec<u8>>,
+    check: Check,
+}
+
+struct Generator {
+    rng: SplitMix64,
+    used_minutes: BTreeSet<u64>,
+}
+
+fn words(items: &[&[u8]]) -> Vec<Vec<u8>> {
+    items.iter().map(|item| item.to_vec()).collect()
+}
+
+impl Generator {
+    fn new(seed: u64) -> Generator {
+        Generator { rng: SplitMix64::new(seed), used_minutes: BTreeSet::new() }
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.rng.range(0, n)
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a [u8]]) -> &'a [u8] {
+        items[self.below(items.len() as u64) as usize]
+    }
+
+    fn key(&mut self) -> Vec<u8> {
+        self.pick(&KEYS).to_vec()
+    }
+
+    fn keys(&mut self, min: u64) -> Vec<Vec<u8>> {
+        let count = self.rng.range(min, min + 4);
+        (0..count).map(|_| self.key()).collect()
+    }
+
+    fn integer_text(&mut self) -> Vec<u8> {
+        const SPECIAL: [&[u8]; 16] = [
+            b"0",
+            b"1",
+            b"-1",
+            b"9223372036854775807",
+            b"-9223372036854775808",
+            b"9223372036854775806",
+            b"-9223372036854775807",
+            b"9223372036854775808",
+            b"1.5",
+            b" 1",
+            b"1 ",
+            b"abc",
+            b"",
+            b"-0",
+            b"+5",
+            b"007",
+        ];
+        if self.chance(60) {
+            (self.below(400) as i64 - 200).to_string().into_bytes()
+        } else {
+            self.pick(&SPECIAL).to_vec()
+        }
+    }
+
+    fn float_text(&mut self) -> Vec<u8> {
+        const SPECIAL: [&[u8]; 36] = [
+            b"inf",
+            b"-inf",
+            b"nan",
+            b"1e400",
+            b"-1e400",
+            b"1e-4940",
+            b"1e5000",
+            b"1e-4960",
+            b"1e-4951",
+            b"-3.6e-4951",
+            b"0x1p-16445",
+            b"0x1p-16446",
+            b"0x1.8p-16446",
+            b"0x1.fffffffffffffffep16383",
+            b"0x1p16384",
+            b"1.18973149535723176502e4932",
+            b"1.18973149535723176509e4932",
+            b"18446744073709551617",
+            b"18446744073709551619",
+            b"0x1p-3",
+            b"0x1.8p3",
+            b"0X.8",
+            b" 1",
+            b"1 ",
+            b"",
+            b"+1",
+            b"007",
+            b"1.",
+            b".5",
+            b"-0",
+            b"3.0e3",
+            b"5.0e-2",
+            b"0.1",
+            b"0.000003814697265625",
+            b"1.7976931348623157e308",
+            b"0.1000000000000000055511151231257827021181583404541015625",
+        ];
+        let sign = if self.chance(30) { "-" } else { "" };
+        match self.below(8) {
+            0 | 1 => self.pick(&SPECIAL).to_vec(),
+            2 => format!("{sign}{}.{}", self.below(1000), self.below(100_000)).into_bytes(),
+            3 => format!("{sign}{}e{}", self.below(100_000), self.below(60) as i64 - 30).into_bytes(),
+            4 => {
+                let value = f64::from_bits(self.rng.next_u64() >> 2);
+                format!("{sign}{value:e}").into_bytes()
+            }
+            5 => {
+                format!("{sign}0.{:0>width$}", self.below(1000), width = self.below(25) as usize).into_bytes()
+            }
+            6 => {
+                // Many digits, a point anywhere, any exponent in range.
+                let digits: String =
+                    (0..self.rng.range(1, 45)).map(|_| (b'0' + self.below(10) as u8) as char).collect();
+                let point = self.below(digits.len() as u64 + 1) as usize;
+                let exponent = self.below(9900) as i64 - 4950;
+                format!("{sign}{}.{}e{exponent}", &digits[..point], &digits[point..]).into_bytes()
+            }
+            _ => self.integer_text(),
+        }
+    }
+
+    fn value(&mut self) -> Vec<u8> {
+        match self.below(8) {
+            0 | 1 => self.integer_text(),
+            2 | 3 => self.float_text(),
+            4 => self.pick(&[b"", b"a", b"hello", b"foo bar", b"\x00\x01\xff", b"key:*"]).to_vec(),
+            5 => (0..self.below(20)).map(|_| b'a' + self.below(26) as u8).collect(),
+            6 => vec![b'x'; 100 + self.below(200) as usize],
+            _ => (self.below(1000) as i64 - 500).to_string().into_bytes(),
+        }
+    }
+
+    /// A whole number of minutes not used before in this seed.
+    fn fresh_minutes(&mut self) -> u64 {
+        loop {
+            let minutes = self.rng.range(1, 5000);
+            if self.used_minutes.insert(minutes) {
+                return minutes;
+            }
+        }
+    }
+
+    /// A malformed or out-of-range time. Relative times get only values
+    /// Redis rejects: a valid relative expiry beyond 2100 would be compared
+    /// exactly (as if absolute) despite the clock skew.
+    fn bad_time(&mut self, seconds: bool, relative: bool) -> Vec<u8> {
+        if self.chance(50) {
+            return self.pick(&[b"abc", b"", b"1.5", b" 5", b"9223372036854775808"]).to_vec();
+        }
+        match (relative, seconds) {
+            (true, true) => self.pick(&[b"9223372036854775", b"9223372036854776"]).to_vec(),
+            (true, false) => b"9223372036854775807".to_vec(),
+            (false, _) => self
+                .pick(&[
+                    b"9223372036854775",
+                    b"9223372036854776",
+                    b"9223372036854775807",
+                    b"-9223372036854775808",
+                ])
+                .to_vec(),
+        }
+    }
+
+    /// A relative duration: past/zero (when `past` is allowed), fresh
+    /// minutes, or malformed.
+    fn relative_time(&mut self, seconds: bool, past: bool) -> Vec<u8> {
+        match self.below(10) {
+            0 | 1 => self.bad_time(seconds, true),
+            2 | 3 => self.pick(&[b"0", b"-1", b"-100", b"-9223372036854775"]).to_vec(),
+            _ if !past && self.chance(10) => self.pick(&[b"0", b"-5"]).to_vec(),
+            _ => {
+                let minutes = self.fresh_minutes();
+                (if seconds { minutes * 60 } else { minutes * 60_000 }).to_string().into_bytes()
+            }
+        }
+    }
+
+    /// An absolute time: far future (2100 and later), far past (only if
+    /// `past`), or malformed.
+    fn absolute_time(&mut self, seconds: bool, past: bool) -> Vec<u8> {
+        let unit = if seconds { 1 } else { 1000 };
+        match self.below(10) {
+            0 | 1 => self.bad_time(seconds, false),
+            2 | 3 if past => (self.rng.range(1, 1_000_000_000) * unit).to_string().into_bytes(),
+            4 if !seconds => b"9223372036854775807".to_vec(),
+            4 => b"9223372036854775".to_vec(),
+            _ => ((FAR_FUTURE_SECONDS + self.below(100_000_000)) * unit + self.below(unit))
+                .to_string()
+                .into_bytes(),
+        }
+    }
+
+    fn pattern(&mut self) -> Vec<u8> {
+        const PATTERNS: [&[u8]; 20] = [
+            b"*", b"k*", b"k?", b"k[0-2]", b"k[^0-2]", b"*a*", b"key:\\*", b"[k", b"[]", b"k[3-0]", b"\\k*",
+            b"", b"**", b"?", b"k\\", b"*:*", b"key:[*]", b"[^k]*", b"*\xff*", b"k[\\]]",
+        ];
+        if self.chance(75) {
+            return self.pick(&PATTERNS).to_vec();
+        }
+        let alphabet = b"k0123:*?[]^-\\ab";
+        (0..self.rng.range(1, 7)).map(|_| alphabet[self.below(alphabet.len() as u64) as usize]).collect()
+    }
+
+    fn set_options(&mut self, args: &mut Vec<Vec<u8>>) {
+        for _ in 0..self.below(4) {
+            match self.below(12) {
+                0 => args.push(self.pick(&[b"NX", b"nx"]).to_vec()),
+                1 => args.push(self.pick(&[b"XX", b"Xx"]).to_vec()),
+                2 => args.push(b"GET".to_vec()),
+                3 => args.push(self.pick(&[b"KEEPTTL", b"keepttl"]).to_vec()),
+                4 | 5 => {
+                    let seconds = self.chance(50);
+                    args.push(if seconds { b"EX".to_vec() } else { b"PX".to_vec() });
+                    args.push(self.relative_time(seconds, false));
+                }
+                6 | 7 => {
+                    let seconds = self.chance(50);
+                    args.push(if seconds { b"EXAT".to_vec() } else { b"PXAT".to_vec() });
+                    args.push(self.absolute_time(seconds, false));
+                }
+                8 => args.push(self.pick(&[b"EX", b"PX", b"PERSIST", b"FOO", b"nx\x00"]).to_vec()),
+                _ => {}
+            }
+        }
+    }
+
+    fn getex_options(&mut self, args: &mut Vec<Vec<u8>>) {
+        for _ in 0..self.below(3) {
+            match self.below(8) {
+                0 | 1 => {
+                    let seconds = self.chance(50);
+                    args.push(if seconds { b"EX".to_vec() } else { b"PX".to_vec() });
+                    args.push(self.relative_time(seconds, false));
+                }
+                2 | 3 => {
+                    let seconds = self.chance(50);
+                    args.push(if seconds { b"EXAT".to_vec() } else { b"PXAT".to_vec() });
+                    args.push(self.absolute_time(seconds, true));
+                }
+                4 | 5 => args.push(self.pick(&[b"PERSIST", b"persist"]).to_vec()),
+                _ => args.push(self.pick(&[b"NX", b"GET", b"KEEPTTL", b"EX", b"bogus"]).to_vec()),
+            }
+        }
+    }
+
+    fn expire_case(&mut self) -> Vec<Vec<u8>> {
+        let (name, seconds, absolute): (&[u8], bool, bool) = match self.below(4) {
+            0 => (b"EXPIRE", true, false),
+            1 => (b"PEXPIRE", false, false),
+            2 => (b"EXPIREAT", true, true),
+            _ => (b"PEXPIREAT", false, true),
+        };
+        let time =
+            if absolute { self.absolute_time(seconds, true) } else { self.relative_time(seconds, true) };
+        let mut args = vec![name.to_vec(), self.key(), time];
+        for _ in 0..self.below(3) {
+            args.push(self.pick(&[b"NX", b"XX", b"GT", b"LT", b"gt", b"lt", b"nx", b"foo"]).to_vec());
+        }
+        args
+    }
+
+    fn scan_case(&mut self) -> Case {
+        let mut args = vec![b"SCAN".to_vec(), b"0".to_vec()];
+        let invalid = self.chance(20);
+        if invalid {
+            args[1] = self.pick(&[b"abc", b" 1", b"1 ", b"+", b"18446744073709551616", b"0"]).to_vec();
+        }
+        for _ in 0..self.below(3) {
+            match self.below(4) {
+                0 => {
+                    args.push(b"MATCH".to_vec());
+                    args.push(self.pattern());
+                }
+                1 => {
+                    args.push(b"COUNT".to_vec());
+                    let count = if invalid {
+                        self.integer_text()
+                    } else {
+                        self.rng.range(1, 20).to_string().into_bytes()
+                    };
+                    args.push(count);
+                }
+                2 => {
+                    args.push(b"TYPE".to_vec());
+                    args.push(self.pick(&[b"string", b"STRING", b"hash", b"none"]).to_vec());
+                }
+                _ if invalid => args.push(self.pick(&[b"COUNT", b"MATCH", b"foo"]).to_vec()),
+                _ => {}
+            }
+        }
+        Case { args, check: Check::ScanAll }
+    }
+
+    fn unknown_or_arity_case(&mut self) -> Vec<Vec<u8>> {
+        if self.chance(50) {
+            let mut args = vec![self.pick(&[b"NOSUCHCMD", b"gett", b"SETT", b"xyz", b"get\x00"]).to_vec()];
+            for _ in 0..self.below(6) {
+                let length = if self.chance(10) { 100 } else { self.below(8) };
+                args.push((0..length).map(|_| b'a' + self.below(26) as u8).collect());
+            }
+            return args;
+        }
+        // (name, arity): the argument count drawn is always a wrong one.
+        const ARITIES: [(&[u8], i64); 16] = [
+            (b"GET", 2),
+            (b"SET", -3),
+            (b"getrange", 4),
+            (b"SETEX", 4),
+            (b"MSET", -3),
+            (b"MSETNX", -3),
+            (b"incrby", 3),
+            (b"TTL", 2),
+            (b"KEYS", 2),
+            (b"DBSIZE", 1),
+            (b"RANDOMKEY", 1),
+            (b"RENAME", 3),
+            (b"EXPIRE", -3),
+            (b"SCAN", -2),
+            (b"DEL", -2),
+            (b"substr", 4),
+        ];
+        let (name, arity) = ARITIES[self.below(ARITIES.len() as u64) as usize];
+        let count = loop {
+            let count = self.below(6) as i64;
+            let argc = count + 1;
+            if (arity > 0 && argc != arity) || argc < -arity {
+                break count;
+            }
+        };
+        let mut args = vec![name.to_vec()];
+        // ASCII only: these may end up quoted in an error text (see the
+        // module docs on non-UTF-8 bytes in errors).
+        args.extend((0..count).map(|_| self.pick(&KEYS[..6]).to_vec()));
+        args
+    }
+
+    fn next_case(&mut self) -> Case {
+        let key = self.key();
+        let exact = |args: Vec<Vec<u8>>| Case { args, check: Check::Exact };
+        match self.below(48) {
+            0..=3 => {
+                let mut args = vec![b"SET".to_vec(), key, self.value()];
+                self.set_options(&mut args);
+                exact(args)
+            }
+            4 | 5 => exact(vec![b"GET".to_vec(), key]),
+            6 => exact(vec![b"SETNX".to_vec(), key, self.value()]),
+            7 => {
+                let seconds = self.chance(50);
+                let name = if seconds { b"SETEX".to_vec() } else { b"PSETEX".to_vec() };
+                exact(vec![name, key, self.relative_time(seconds, false), self.value()])
+            }
+            8 => exact(vec![b"GETSET".to_vec(), key, self.value()]),
+            9 | 10 => {
+                let mut args = vec![b"GETEX".to_vec(), key];
+                self.getex_options(&mut args);
+                exact(args)
+            }
+            11 => exact(vec![b"GETDEL".to_vec(), key]),
+            12 => {
+                let mut args = vec![b"MGET".to_vec()];
+                args.extend(self.keys(1));
+                exact(args)
+            }
+            13 | 14 => {
+                let name = if self.chance(50) { b"MSET".to_vec() } else { b"MSETNX".to_vec() };
+                let mut args = vec![name];
+                for _ in 0..self.rng.range(1, 4) {
+                    args.push(self.key());
+                    args.push(self.value());
+                }
+                if self.chance(10) {
+                    args.push(self.key());
+                }
+                exact(args)
+            }
+            15 | 16 => exact(vec![self.pick(&[b"INCR", b"DECR", b"incr"]).to_vec(), key]),
+            17 | 18 => {
+                let name = self.pick(&[b"INCRBY", b"DECRBY"]).to_vec();
+                exact(vec![name, key, self.integer_text()])
+            }
+            19..=21 => exact(vec![b"INCRBYFLOAT".to_vec(), key, self.float_text()]),
+            22 => exact(vec![b"APPEND".to_vec(), key, self.value()]),
+            23 => exact(vec![b"STRLEN".to_vec(), key]),
+            24 => {
+                let name = self.pick(&[b"GETRANGE", b"SUBSTR"]).to_vec();
+                let mut index = || -> Vec<u8> {
+                    if self.chance(85) {
+                        (self.below(30) as i64 - 15).to_string().into_bytes()
+                    } else {
+                        self.integer_text()
+                    }
+                };
+                let (start, end) = (index(), index());
+                exact(vec![name, key, start, end])
+            }
+            25 => {
+                let offset = match self.below(10) {
+                    0 => self.pick(&[b"-1", b"536870912", b"9223372036854775807", b"abc"]).to_vec(),
+                    _ => self.below(40).to_string().into_bytes(),
+                };
+                let patch = if self.chance(15) { Vec::new() } else { self.value() };
+                exact(vec![b"SETRANGE".to_vec(), key, offset, patch])
+            }
+            26 | 27 => {
+                let mut args = vec![self.pick(&[b"DEL", b"UNLINK"]).to_vec()];
+                args.extend(self.keys(1));
+                exact(args)
+            }
+            28 => {
+                let mut args = vec![b"EXISTS".to_vec()];
+                args.extend(self.keys(1));
+                exact(args)
+            }
+            29 => exact(vec![b"TYPE".to_vec(), key]),
+            30 => {
+                let name = self.pick(&[b"RENAME", b"RENAMENX"]).to_vec();
+                exact(vec![name, key, self.key()])
+            }
+            31..=35 => exact(self.expire_case()),
+            36..=38 => {
+                let (name, milliseconds, absolute) = match self.below(4) {
+                    0 => (b"TTL".to_vec(), false, false),
+                    1 => (b"PTTL".to_vec(), true, false),
+                    2 => (b"EXPIRETIME".to_vec(), false, true),
+                    _ => (b"PEXPIRETIME".to_vec(), true, true),
+                };
+                Case { args: vec![name, key], check: Check::Clock { milliseconds, absolute } }
+            }
+            39 => exact(vec![b"PERSIST".to_vec(), key]),
+            40 => self.scan_case(),
+            41 => Case { args: vec![b"KEYS".to_vec(), self.pattern()], check: Check::Sorted },
+            42 => Case { args: vec![b"RANDOMKEY".to_vec()], check: Check::RandomKey },
+            43 => exact(vec![b"DBSIZE".to_vec()]),
+            44 if self.chance(15) => {
+                let mut args = vec![self.pick(&[b"FLUSHDB", b"FLUSHALL"]).to_vec()];
+                if self.chance(50) {
+                    args.push(self.pick(&[b"ASYNC", b"sync", b"now"]).to_vec());
+                }
+                exact(args)
+            }
+            44 | 45 => exact(self.unknown_or_arity_case()),
+            _ => exact(vec![b"GET".to_vec(), key]),
+        }
+    }
+}
+
+/// Keys for the glob phase: bytes on both sides of the signed-char
+/// boundary, class and escape characters, prefixes of one another.
+const GLOB_KEYS: [&[u8]; 24] = [
+    b"a", b"b", b"z", b"ab", b"abc", b"abd", b"a*c", b"a?c", b"a[c", b"a]c", b"a\\c", b"a-c", b"^", b"-",
+    b"]", b"[", b"\\", b"\x7f", b"\x80", b"\xff", b"a\xe9", b"A", b"Z", b"0",
+];
+
+/// A random pattern over the characters that mean something to the glob
+/// matcher, plus bytes of both signs.
+fn glob_pattern(rng: &mut SplitMix64) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"abcz*?[]^-\\A0\x7f\x80\xff\xe9";
+    (0..rng.range(0, 9)).map(|_| ALPHABET[rng.range(0, ALPHABET.len() as u64) as usize]).collect()
+}
+
+// ---- running and comparing ----
+
+struct Runner {
+    store: Store,
+    redis: Client,
+    compared: usize,
+}
+
+impl Runner {
+    /// The Store's reply at the wall clock's now; reads go through `read`.
+    fn store_call(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
+        match classify(args) {
+            Ok(Access::Read) => {
+                let reply = self.store.read(args, now);
+                assert_eq!(reply, self.store.apply(args, now), "read and apply agree on {}", show(args));
+                reply
+            }
+            _ => self.store.apply(args, now),
+        }
+    }
+
+    fn run(&mut self, seed: u64, step: usize, case: &Case) {
+        let now = now_ms();
+        let ours = self.store_call(&case.args, now);
+        let raw = self.redis.call(&case.args);
+        let context = || format!("seed {seed} step {step}: {}", show(&case.args));
+        match case.check {
+            Check::Exact => assert_same(&ours.to_bytes(), &raw, &context()),
+            Check::Sorted => {
+                assert_eq!(sorted(ours), sorted(parse_all(&raw)), "{}", context());
+            }
+            Check::Clock { milliseconds, absolute } => {
+                let (Reply::Integer(a), Reply::Integer(b)) = (&ours, parse_all(&raw)) else {
+                    return assert_same(&ours.to_bytes(), &raw, &context());
+                };
+                let far_future = (FAR_FUTURE_SECONDS * if milliseconds { 1000 } else { 1 }) as i64;
+                let tolerance = if milliseconds { CLOCK_TOLERANCE_MS } else { 1 };
+                if *a < 0 || b < 0 || (absolute && *a >= far_future) {
+                    assert_same(&ours.to_bytes(), &raw, &context());
+                } else {
+                    assert!((a - b).abs() <= tolerance, "{}: cashe {a}, redis {b}", context());
+                }
+            }
+            Check::RandomKey => match (&ours, parse_all(&raw)) {
+                (Reply::Bulk(None), Reply::Bulk(None)) => {}
+                (Reply::Bulk(Some(_)), Reply::Bulk(Some(key))) => {
+                    let exists = self.store.read(&[b"EXISTS".to_vec(), key.clone()], now);
+                    assert_eq!(exists, Reply::Integer(1), "{}: redis picked {key:?}", context());
+                }
+                (ours, theirs) => panic!("{}: cashe {ours:?}, redis {theirs:?}", context()),
+            },
+            Check::ScanAll => {
+                if matches!(ours, Reply::Error(_)) || raw.first() == Some(&b'-') {
+                    return assert_same(&ours.to_bytes(), &raw, &context());
+                }
+                let theirs = self.scan_all(&case.args, true, raw);
+                let mine = self.scan_all(&case.args, false, ours.to_bytes());
+                assert_eq!(mine, theirs, "{}: SCAN iteration key sets", context());
+            }
+        }
+        self.compared += 1;
+    }
+
+    /// Continues a SCAN iteration begun with `first` (raw reply) until the
+    /// cursor is 0; the set of keys seen, or the error.
+    fn scan_all(
+        &mut self,
+        args: &[Vec<u8>],
+        on_redis: bool,
+        first: Vec<u8>,
+    ) -> Result<BTreeSet<Vec<u8>>, Reply> {
+        let mut keys = BTreeSet::new();
+        let mut raw = first;
+        for _ in 0..10_000 {
+            let Reply::Array(Some(parts)) = parse_all(&raw) else {
+                return Err(parse_all(&raw));
+            };
+            let (Reply::Bulk(Some(cursor)), Reply::Array(Some(batch))) = (&parts[0], &parts[1]) else {
+                panic!("malformed SCAN reply {parts:?}");
+            };
+            for key in batch {
+                if let Reply::Bulk(Some(key)) = key {
+                    keys.insert(key.clone());
+                }
+            }
+            if cursor == b"0" {
+                return Ok(keys);
+            }
+            let mut next = args.to_vec();
+            next[1] = cursor.clone();
+            raw = if on_redis { self.redis.call(&next) } else { self.store_call(&next, now_ms()).to_bytes() };
+        }
+        panic!("SCAN did not finish within 10000 calls");
+    }
+}
+
+fn assert_same(ours: &[u8], theirs: &[u8], context: &str) {
+    assert!(
+        ours == theirs,
+        "{context}\n  cashe: {}\n  redis: {}",
+        String::from_utf8_lossy(ours).escape_debug(),
+        String::from_utf8_lossy(theirs).escape_debug()
+    );
+}
+
+fn sorted(reply: Reply) -> Reply {
+    match reply {
+        Reply::Array(Some(mut items)) => {
+            items.sort();
+            Reply::Array(Some(items))
+        }
+        other => other,
+    }
+}
+
+fn show(args: &[Vec<u8>]) -> String {
+    args.iter().map(|arg| format!("{:?}", String::from_utf8_lossy(arg))).collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn store_replies_match_redis_7_byte_for_byte() {
+    let started = Instant::now();
+    let (_server, redis) = start_redis();
+    let mut runner = Runner { store: Store::default(), redis, compared: 0 };
+    let version = runner.redis.call(&words(&[b"INFO", b"server"]));
+    let version = String::from_utf8_lossy(&version).into_owned();
+    let version =
+        version.lines().find(|line| line.starts_with("redis_version:")).unwrap_or("unknown version");
+    let seeds =
+        std::env::var("CASHE_REDIS_DIFF_SEEDS").ok().and_then(|n| n.parse().ok()).unwrap_or(SEEDS_DEFAULT);
+    for seed in 0..seeds {
+        for flush in [&b"FLUSHALL"[..], b"FLUSHDB"] {
+            runner.run(seed, 0, &Case { args: words(&[flush]), check: Check::Exact });
+        }
+        let mut generator = Generator::new(seed);
+        for step in 1..=COMMANDS_PER_SEED {
+            let case = generator.next_case();
+            runner.run(seed, step, &case);
+        }
+        // The final state, key by key.
+        for key in KEYS {
+            for name in [&b"GET"[..], b"PEXPIRETIME"] {
+                let args = words(&[name, key]);
+                let check = if name == b"GET" {
+                    Check::Exact
+                } else {
+                    Check::Clock { milliseconds: true, absolute: true }
+                };
+                runner.run(seed, COMMANDS_PER_SEED + 1, &Case { args, check });
+            }
+        }
+        runner.store.check_invariants();
+    }
+    // KEYS with many random patterns over keys made for them.
+    runner.run(seeds, 0, &Case { args: words(&[b"FLUSHALL"]), check: Check::Exact });
+    let mut mset = words(&[b"MSET"]);
+    for key in GLOB_KEYS {
+        mset.extend([key.to_vec(), b"v".to_vec()]);
+    }
+    runner.run(seeds, 0, &Case { args: mset, check: Check::Exact });
+    let mut rng = SplitMix64::new(seeds);
+    for step in 1..=GLOB_PATTERNS {
+        let args = vec![b"KEYS".to_vec(), glob_pattern(&mut rng)];
+        runner.run(seeds, step, &Case { args, check: Check::Sorted });
+    }
+    // INCRBYFLOAT on random pairs of numbers: parsing, x87 rounding, printing.
+    let mut generator = Generator::new(seeds + 1);
+    for step in 1..=FLOAT_PAIRS {
+        let set = vec![b"SET".to_vec(), b"f".to_vec(), generator.float_text()];
+        let incr = vec![b"INCRBYFLOAT".to_vec(), b"f".to_vec(), generator.float_text()];
+        runner.run(seeds + 1, step, &Case { args: set, check: Check::Exact });
+        runner.run(seeds + 1, step, &Case { args: incr, check: Check::Exact });
+    }
+    // Printed past the test harness's capture, so it shows on success too.
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "redis_diff: {} commands compared against redis-server ({version}): {seeds} seeds of {COMMANDS_PER_SEED}, \
+         {GLOB_PATTERNS} KEYS patterns, {FLOAT_PAIRS} INCRBYFLOAT pairs, in {:.1} s",
+        runner.compared,
+        started.elapsed().as_secs_f64()
+    );
+}
