@@ -32,9 +32,9 @@ mod common;
 use cashe::raft::{
     Config, Entry, Index, MembershipChange, Message, NodeId, Payload, PlantedBug, Raft, ReadId, Role, Term,
 };
-use common::nemesis::{Move, Nemesis};
+use common::nemesis::{Move, NemesisChooser, NemesisModel};
 use common::Replica;
-use stateright::{Checker, Chooser, HasDiscoveries, Model, Property};
+use stateright::{Checker, HasDiscoveries, Model, Property};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
@@ -475,32 +475,21 @@ fn scenarios(bug: PlantedBug) -> Vec<RaftModel> {
     ]
 }
 
-/// Random walks for depth the exhaustive search cannot reach, driven by
-/// the nemesis of `tests/common/nemesis.rs`. Seeded and reproducible.
-#[derive(Clone)]
-struct NemesisChooser;
-
-impl Chooser<RaftModel> for NemesisChooser {
-    type State = Nemesis;
-
-    fn new_state(&self, seed: u64) -> Nemesis {
-        Nemesis::new(seed)
+/// Random walks for the depth exhaustive search cannot reach.
+impl NemesisModel for RaftModel {
+    fn nodes(state: &State) -> Vec<NodeId> {
+        state.replicas.iter().map(|r| r.id()).collect()
     }
 
-    fn choose_initial_state(&self, nemesis: &mut Nemesis, initial: &[State]) -> usize {
-        nemesis.pick(initial.len())
-    }
-
-    fn choose_action(&self, nemesis: &mut Nemesis, state: &State, actions: &[Action]) -> usize {
-        let nodes: Vec<NodeId> = state.replicas.iter().map(|r| r.id()).collect();
-        nemesis.choose(&nodes, actions, |action| match action {
+    fn classify(action: &Action) -> Move {
+        match action {
             Action::Deliver(e) => Move::Deliver { from: e.from, to: e.to },
             Action::Duplicate(e) => Move::Duplicate { from: e.from, to: e.to },
             Action::Sync(_) => Move::Sync,
             Action::Timeout(_) => Move::Timeout,
             Action::Propose(_) | Action::Read(_) | Action::Join(_) => Move::Request,
             Action::Crash(_) | Action::Lose(_) => Move::Fault,
-        })
+        }
     }
 }
 

@@ -20,10 +20,10 @@ mod common;
 use cashe::node::{ConnId, Node, NodeConfig, NodeMessage};
 use cashe::protocol::Reply;
 use cashe::raft::{Lsn, NodeId, PlantedBug, Raft, Record, Recovered, Term};
-use common::nemesis::{Move, Nemesis};
+use common::nemesis::{Move, NemesisChooser, NemesisModel};
 use stateright::semantics::register::{Register, RegisterOp, RegisterRet};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
-use stateright::{Checker, Chooser, HasDiscoveries, Model, Property};
+use stateright::{Checker, HasDiscoveries, Model, Property};
 use std::collections::BTreeSet;
 use std::time::Instant;
 
@@ -306,29 +306,19 @@ impl Model for NodeModel {
     }
 }
 
-#[derive(Clone)]
-struct NemesisChooser;
-
-impl Chooser<NodeModel> for NemesisChooser {
-    type State = Nemesis;
-
-    fn new_state(&self, seed: u64) -> Nemesis {
-        Nemesis::new(seed)
+impl NemesisModel for NodeModel {
+    fn nodes(state: &State) -> Vec<NodeId> {
+        state.members.iter().map(|m| m.id()).collect()
     }
 
-    fn choose_initial_state(&self, nemesis: &mut Nemesis, initial: &[State]) -> usize {
-        nemesis.pick(initial.len())
-    }
-
-    fn choose_action(&self, nemesis: &mut Nemesis, state: &State, actions: &[Action]) -> usize {
-        let nodes: Vec<NodeId> = state.members.iter().map(|m| m.id()).collect();
-        nemesis.choose(&nodes, actions, |action| match action {
+    fn classify(action: &Action) -> Move {
+        match action {
             Action::Deliver(e) => Move::Deliver { from: e.from, to: e.to },
             Action::Sync(_) => Move::Sync,
             Action::Timeout(_) => Move::Timeout,
             Action::Set { .. } | Action::Get { .. } => Move::Request,
             Action::Crash(_) | Action::Lose(_) => Move::Fault,
-        })
+        }
     }
 }
 

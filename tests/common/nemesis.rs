@@ -70,3 +70,29 @@ impl Nemesis {
         unreachable!("pick below total weight")
     }
 }
+
+/// A model the nemesis can drive.
+pub trait NemesisModel: stateright::Model {
+    fn nodes(state: &Self::State) -> Vec<NodeId>;
+    fn classify(action: &Self::Action) -> Move;
+}
+
+/// The stateright chooser for random walks over any `NemesisModel`.
+#[derive(Clone)]
+pub struct NemesisChooser;
+
+impl<M: NemesisModel> stateright::Chooser<M> for NemesisChooser {
+    type State = Nemesis;
+
+    fn new_state(&self, seed: u64) -> Nemesis {
+        Nemesis::new(seed)
+    }
+
+    fn choose_initial_state(&self, nemesis: &mut Nemesis, initial: &[M::State]) -> usize {
+        nemesis.pick(initial.len())
+    }
+
+    fn choose_action(&self, nemesis: &mut Nemesis, state: &M::State, actions: &[M::Action]) -> usize {
+        nemesis.choose(&M::nodes(state), actions, M::classify)
+    }
+}
