@@ -32,6 +32,7 @@ mod common;
 use cashe::raft::{
     Config, Entry, Index, MembershipChange, Message, NodeId, Payload, PlantedBug, Raft, ReadId, Role, Term,
 };
+use common::checking::{self, env_number};
 use common::nemesis::{Move, NemesisChooser, NemesisModel};
 use common::Replica;
 use stateright::{Checker, HasDiscoveries, Model, Property};
@@ -493,15 +494,8 @@ impl NemesisModel for RaftModel {
     }
 }
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 fn main() {
-    let bug: PlantedBug = match std::env::var("CASHE_MODEL_BUG") {
-        Ok(name) => name.parse().unwrap_or_else(|e| panic!("CASHE_MODEL_BUG: {e}")),
-        Err(_) => PlantedBug::None,
-    };
+    let bug = checking::planted_bug();
     const DEFAULT_DEPTH: usize = 9;
     let depth = env_number("CASHE_MODEL_DEPTH", DEFAULT_DEPTH);
     let walk_states = env_number("CASHE_MODEL_WALK_STATES", 15_000_000);
@@ -548,26 +542,7 @@ fn main() {
             println!("  the search shrank: fewer than the {pinned} unique states pinned for this scenario");
             ok = false;
         }
-        for property in checker.model().properties() {
-            let discovery = checker.discovery(property.name).or_else(|| walks.discovery(property.name));
-            match (property.expectation, discovery) {
-                (stateright::Expectation::Sometimes, None) => {
-                    println!("  property '{}': never happened (progress not shown)", property.name);
-                    ok = false;
-                }
-                (stateright::Expectation::Sometimes, Some(_)) => {
-                    println!("  property '{}': happens", property.name);
-                }
-                (_, Some(path)) => {
-                    println!("  property '{}' VIOLATED; counterexample:", property.name);
-                    for (k, action) in path.into_actions().iter().enumerate() {
-                        println!("    {k:>2}. {action:?}");
-                    }
-                    ok = false;
-                }
-                (_, None) => println!("  property '{}': holds", property.name),
-            }
-        }
+        ok &= checking::report(&checker, &walks);
         if ok {
             passed += 1
         } else {

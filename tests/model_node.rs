@@ -20,6 +20,7 @@ mod common;
 use cashe::node::{ConnId, Node, NodeConfig, NodeMessage};
 use cashe::protocol::Reply;
 use cashe::raft::{Lsn, NodeId, PlantedBug, Raft, Record, Recovered, Term};
+use common::checking::{self, env_number};
 use common::nemesis::{Move, NemesisChooser, NemesisModel};
 use stateright::semantics::register::{Register, RegisterOp, RegisterRet};
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
@@ -322,17 +323,11 @@ impl NemesisModel for NodeModel {
     }
 }
 
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 fn main() {
-    let bug: PlantedBug = match std::env::var("CASHE_MODEL_BUG") {
-        Ok(name) => name.parse().unwrap_or_else(|e| panic!("CASHE_MODEL_BUG: {e}")),
-        Err(_) => PlantedBug::None,
-    };
+    let bug = checking::planted_bug();
     let depth = env_number("CASHE_MODEL_DEPTH", 8);
     let walk_states = env_number("CASHE_MODEL_WALK_STATES", 3_000_000);
+    let walk_depth = env_number("CASHE_MODEL_WALK_DEPTH", 100);
     let threads = env_number("CASHE_MODEL_THREADS", 2);
     let model =
         NodeModel { bug, clients: 2, ops_per_client: 2, crashes_max: 1, losses_max: 1, term_max: Term(5) };
@@ -354,39 +349,19 @@ fn main() {
     let walks = model
         .checker()
         .threads(threads)
-        .target_max_depth(100)
+        .target_max_depth(walk_depth)
         .target_state_count(walk_states)
         .finish_when(HasDiscoveries::AnyFailures)
         .spawn_simulation(RUN_SEED, NemesisChooser)
         .join();
     println!(
-        "model_node bug={bug} random walks to depth 100: {} states visited, {:.1}s",
+        "model_node bug={bug} random walks to depth {walk_depth}: {} states visited, {:.1}s",
         walks.state_count(),
         started.elapsed().as_secs_f64()
     );
-    let mut failed = 0;
-    for property in walks.model().properties() {
-        let found = bfs.discovery(property.name).or_else(|| walks.discovery(property.name));
-        match (property.expectation, found) {
-            (stateright::Expectation::Sometimes, Some(_)) => {
-                println!("  property '{}': happens", property.name)
-            }
-            (stateright::Expectation::Sometimes, None) => {
-                println!("  property '{}': never happened", property.name);
-                failed += 1;
-            }
-            (_, None) => println!("  property '{}': holds", property.name),
-            (_, Some(path)) => {
-                println!("  property '{}' VIOLATED; counterexample:", property.name);
-                for (k, action) in path.into_actions().iter().enumerate() {
-                    println!("    {k:>2}. {action:?}");
-                }
-                failed += 1;
-            }
-        }
-    }
-    println!("model_node: {} passed, {failed} failed", 2 - failed.min(2));
-    if failed > 0 {
+    let ok = checking::report(&bfs, &walks);
+    println!("model_node: {} passed, {} failed", u8::from(ok), u8::from(!ok));
+    if !ok {
         std::process::exit(1);
     }
 }

@@ -2,6 +2,7 @@
 //! (`cashe::raft::memory`) so the simulator uses it too.
 #![allow(unused_imports, dead_code)]
 
+pub mod checking;
 pub mod nemesis;
 
 pub use cashe::raft::memory::{node_seed, Replica};
