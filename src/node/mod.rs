@@ -32,6 +32,9 @@ use crate::raft::{
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+mod server;
+pub use server::ShellStats;
+
 /// A client connection, numbered by the shell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ConnId(pub u64);
@@ -163,6 +166,10 @@ pub struct Node {
     forwarded: BTreeMap<u64, (ConnId, u32)>,
     next_forward: u64,
     readonly: BTreeSet<ConnId>,
+    /// Per-connection state of the server commands (CLIENT SETNAME, ...).
+    clients: server::Clients,
+    /// Counters only the shell can know (fsyncs, latencies), for INFO.
+    pub shell_stats: ShellStats,
     now_ms: u64,
     ticks: u64,
     output: Output,
@@ -188,6 +195,8 @@ impl Node {
             forwarded: BTreeMap::new(),
             next_forward: 0,
             readonly: BTreeSet::new(),
+            clients: server::Clients::default(),
+            shell_stats: ShellStats::default(),
             now_ms: 0,
             ticks: 0,
             output: Output::default(),
@@ -247,6 +256,9 @@ impl Node {
             }
             _ => {}
         }
+        if let Some(reply) = self.server_command(conn, &name, &args) {
+            return self.output.replies.push((conn, reply));
+        }
         if name.as_slice() == crate::kv::CASHE_EXPIRE.as_bytes() {
             let reply = Reply::error("ERR CASHE.EXPIRE is proposed by the leader, not by clients");
             return self.output.replies.push((conn, reply));
@@ -269,6 +281,12 @@ impl Node {
     /// The connection closed: forget its per-connection state.
     pub fn disconnected(&mut self, conn: ConnId) {
         self.readonly.remove(&conn);
+        self.clients.disconnected(conn);
+    }
+
+    /// A member's display name (its `--id`), for INFO, ROLE and CLUSTER.
+    pub fn member_name(&self, id: NodeId) -> String {
+        format!("node{id}")
     }
 
     /// Drains what the shell must do. Everything the core produced since
