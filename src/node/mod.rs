@@ -289,6 +289,11 @@ impl Node {
         format!("node{id}")
     }
 
+    /// A member's client address (`host:port`), when known.
+    pub fn member_client_addr(&self, _id: NodeId) -> Option<String> {
+        None
+    }
+
     /// Drains what the shell must do. Everything the core produced since
     /// the last call is folded in here, once per shell turn, so the reads
     /// of one turn share one ReadIndex round.
