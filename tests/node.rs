@@ -1,6 +1,6 @@
 //! The node layer: Raft + KV + requests in flight, on an in-memory cluster.
 
-use cashe::node::{ConnId, Node, NodeConfig, NodeMessage, CLUSTERDOWN, TIMEOUT};
+use cashe::node::{ConnId, MemberInfo, Node, NodeConfig, NodeMessage, CLUSTERDOWN, TIMEOUT};
 use cashe::protocol::Reply;
 use cashe::raft::{Lsn, NodeId, Raft, Record, Recovered};
 use std::collections::{BTreeSet, VecDeque};
@@ -27,6 +27,14 @@ fn config(id: u64, snapshot_entries: u64) -> NodeConfig {
     config
 }
 
+fn info(n: u64) -> MemberInfo {
+    MemberInfo {
+        name: format!("raft{n}"),
+        raft_addr: format!("127.0.0.1:{}", 4000 + n),
+        client_addr: format!("127.0.0.1:{}", 3000 + n),
+    }
+}
+
 fn args(text: &str) -> Vec<Vec<u8>> {
     text.split(' ').map(|w| w.as_bytes().to_vec()).collect()
 }
@@ -43,6 +51,50 @@ impl Cluster {
             })
             .collect();
         Cluster { members, network: VecDeque::new(), isolated: BTreeSet::new(), now_ms: 1_000_000 }
+    }
+
+    /// A one-node cluster whose node records its name and addresses, as the
+    /// server does.
+    fn with_directory(snapshot_entries: u64) -> Cluster {
+        let mut config = config(1, snapshot_entries);
+        config.me = Some(info(0));
+        config.cluster_id = 77;
+        let recovered = Raft::bootstrap([NodeId(1)]);
+        let node = Node::restore(config, 1, recovered.clone()).unwrap();
+        let member = Member { node, unsynced: Vec::new(), durable: recovered, replies: Vec::new() };
+        Cluster {
+            members: vec![member],
+            network: VecDeque::new(),
+            isolated: BTreeSet::new(),
+            now_ms: 1_000_000,
+        }
+    }
+
+    /// Joins a new node through `via` as the server does: CLUSTER JOIN,
+    /// then start it empty with the number it was given.
+    fn join(&mut self, via: NodeId, n: u64) -> NodeId {
+        let me = info(n);
+        let text = format!("CLUSTER JOIN {} {} {}", me.name, me.raft_addr, me.client_addr);
+        let reply = self.request(via, 1000 + n, &text);
+        let Reply::Array(Some(items)) = &reply else { panic!("join reply {reply:?}") };
+        let (Reply::Integer(id), Reply::Bulk(Some(cluster))) = (&items[0], &items[1]) else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(cluster.as_slice(), b"77");
+        let id = NodeId(*id as u64);
+        assert_eq!(id.0 as usize, self.members.len() + 1, "numbers are handed out in order");
+        let mut config = config(id.0, self.members[0].node.raft().config().election_ticks as u64);
+        config.snapshot_entries = 5;
+        config.me = Some(me);
+        config.cluster_id = 77;
+        let node = Node::restore(config, id.0, Recovered::default()).unwrap();
+        self.members.push(Member {
+            node,
+            unsynced: Vec::new(),
+            durable: Recovered::default(),
+            replies: Vec::new(),
+        });
+        id
     }
 
     fn at(&mut self, id: NodeId) -> &mut Member {
@@ -232,4 +284,49 @@ fn a_follower_behind_compaction_catches_up_from_a_snapshot_with_the_same_store()
     cluster.tick_all(5);
     assert_eq!(cluster.store(NodeId(3)), cluster.store(NodeId(1)));
     assert_eq!(cluster.request(NodeId(3), 2, "GET key19"), Reply::bulk("value19"));
+}
+
+#[test]
+fn nodes_join_through_any_member_catch_up_become_voters_and_can_be_removed() {
+    let mut cluster = Cluster::with_directory(5);
+    cluster.elect(NodeId(1));
+    cluster.tick_all(2);
+    assert_eq!(cluster.at(NodeId(1)).node.directory().members.get(&NodeId(1)), Some(&info(0)));
+    for k in 0..12 {
+        assert_eq!(cluster.request(NodeId(1), 1, &format!("SET key{k} v{k}")), Reply::ok());
+    }
+    let two = cluster.join(NodeId(1), 1);
+    cluster.tick_all(10);
+    assert!(cluster.at(NodeId(1)).node.raft().membership().is_voter(two), "caught up and promoted");
+    // A join through a follower is forwarded; a retried join gets the same number.
+    let three = cluster.join(NodeId(2), 2);
+    cluster.tick_all(10);
+    let again = cluster.request(NodeId(2), 9, "CLUSTER JOIN raft2 127.0.0.1:4002 127.0.0.1:3002");
+    assert_eq!(again, Reply::Array(Some(vec![Reply::Integer(3), Reply::bulk("77")])));
+    let clash = cluster.request(NodeId(2), 9, "CLUSTER JOIN raft2 127.0.0.1:4999 127.0.0.1:3999");
+    assert!(matches!(&clash, Reply::Error(e) if e.contains("already exists")), "{clash:?}");
+    let membership = cluster.at(NodeId(1)).node.raft().membership().clone();
+    assert_eq!(membership.voters.len(), 3, "{membership:?}");
+    assert_eq!(cluster.request(three, 2, "GET key11"), Reply::bulk("v11"));
+    assert_eq!(cluster.store(three), cluster.store(NodeId(1)));
+    let directory = cluster.at(NodeId(1)).node.directory().clone();
+    assert_eq!(cluster.at(three).node.directory(), &directory);
+
+    let nodes = cluster.request(three, 3, "CLUSTER NODES");
+    let Reply::Bulk(Some(nodes)) = nodes else { panic!() };
+    let nodes = String::from_utf8(nodes).unwrap();
+    assert_eq!(nodes.lines().count(), 3, "{nodes}");
+    assert!(nodes.contains("raft2 127.0.0.1:3002@4002 myself,follower raft0"), "{nodes}");
+
+    assert_eq!(cluster.request(three, 4, "CLUSTER REMOVE raft1"), Reply::ok());
+    cluster.tick_all(10);
+    let membership = cluster.at(NodeId(1)).node.raft().committed_membership().clone();
+    assert!(!membership.contains(two), "{membership:?}");
+    assert!(cluster.at(two).node.is_removed());
+    assert!(!cluster.at(three).node.is_removed());
+    assert_eq!(cluster.request(three, 5, "SET after removal"), Reply::ok());
+    let unknown = cluster.request(three, 5, "CLUSTER REMOVE nobody");
+    assert_eq!(unknown, Reply::error("ERR no member named 'nobody'"));
+    let refused = cluster.request(three, 5, "CASHE.MEMBER x y z");
+    assert!(matches!(&refused, Reply::Error(e) if e.contains("not by clients")), "{refused:?}");
 }

@@ -32,7 +32,9 @@ use crate::raft::{
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+mod cluster;
 mod server;
+pub use cluster::{member_command, Directory, MemberInfo, CASHE_FORGET, CASHE_MEMBER};
 pub use server::ShellStats;
 
 /// A client connection, numbered by the shell.
@@ -54,6 +56,10 @@ pub enum NodeMessage {
         id: u64,
         reply: ReplyWire,
     },
+    /// The leader to a node that still talks Raft after its removal was
+    /// committed (a removed node is not replicated to, so it never learns
+    /// of the entry that removed it).
+    Removed,
 }
 
 /// A `Reply` on the peer wire.
@@ -111,6 +117,11 @@ pub struct NodeConfig {
     pub expiry_batch_keys_max: usize,
     /// Compact the log once this many entries are applied past the snapshot.
     pub snapshot_entries: u64,
+    /// The cluster this node belongs to (from the data directory's `meta`).
+    pub cluster_id: u64,
+    /// This node's own name and addresses; when set, a leader records them
+    /// in the directory. `None` in tests that need no directory.
+    pub me: Option<MemberInfo>,
 }
 
 impl NodeConfig {
@@ -121,6 +132,8 @@ impl NodeConfig {
             expiry_ticks: 10,
             expiry_batch_keys_max: 256,
             snapshot_entries: 100_000,
+            cluster_id: 0,
+            me: None,
         }
     }
 }
@@ -155,6 +168,13 @@ pub struct Node {
     config: NodeConfig,
     raft: Raft,
     store: Store,
+    directory: Directory,
+    /// Index of this leader's own `CASHE.MEMBER` entry until it is applied.
+    self_record_at: Option<Index>,
+    /// A leader said this node was removed.
+    removed_notice: bool,
+    /// Why this node must stop (state it cannot trust); the shell exits.
+    fatal: Option<String>,
     /// Proposed writes by index, with the term they were proposed in.
     writes: BTreeMap<Index, (Term, Requester)>,
     /// Reads waiting for their read index.
@@ -179,15 +199,19 @@ impl Node {
     /// Rebuilds a node; the store is restored from the recovered snapshot
     /// and the committed entries after it are re-applied.
     pub fn restore(config: NodeConfig, seed: u64, recovered: Recovered) -> Result<Node, String> {
-        let store = match &recovered.snapshot {
-            Some(snapshot) => Store::restore(&snapshot.data).map_err(|e| format!("snapshot: {e}"))?,
-            None => Store::default(),
+        let (directory, store) = match &recovered.snapshot {
+            Some(snapshot) => decode_snapshot(&snapshot.data)?,
+            None => (Directory::default(), Store::default()),
         };
         let raft = Raft::restore(config.raft.clone(), seed, recovered).map_err(|e| e.to_string())?;
         let node = Node {
             config,
             raft,
             store,
+            directory,
+            self_record_at: None,
+            removed_notice: false,
+            fatal: None,
             writes: BTreeMap::new(),
             reads: BTreeMap::new(),
             ready_reads: Vec::new(),
@@ -222,11 +246,27 @@ impl Node {
         if self.raft.is_leader() && self.ticks.is_multiple_of(u64::from(self.config.expiry_ticks.max(1))) {
             self.propose_expiry();
         }
+        self.reconcile_membership();
     }
 
     pub fn step(&mut self, from: NodeId, message: NodeMessage) {
         match message {
-            NodeMessage::Raft(message) => self.raft.step(from, message),
+            NodeMessage::Raft(message) => {
+                if self.raft.is_leader()
+                    && self.directory.removed.contains(&from)
+                    && !self.raft.committed_membership().contains(from)
+                {
+                    self.output.send.push((from, NodeMessage::Removed));
+                }
+                self.raft.step(from, message)
+            }
+            NodeMessage::Removed => {
+                if !self.raft.membership().contains(self.raft.id())
+                    || self.directory.removed.contains(&self.raft.id())
+                {
+                    self.removed_notice = true;
+                }
+            }
             NodeMessage::Forward { id, now_ms, args } => self.on_forward(from, id, now_ms, args),
             NodeMessage::ForwardReply { id, reply } => {
                 if let Some((conn, _)) = self.forwarded.remove(&id) {
@@ -259,8 +299,19 @@ impl Node {
         if let Some(reply) = self.server_command(conn, &name, &args) {
             return self.output.replies.push((conn, reply));
         }
-        if name.as_slice() == crate::kv::CASHE_EXPIRE.as_bytes() {
-            let reply = Reply::error("ERR CASHE.EXPIRE is proposed by the leader, not by clients");
+        if let Some(reply) = self.cluster_command(conn, &name, &args) {
+            return self.output.replies.push((conn, reply));
+        }
+        if name.as_slice() == b"CLUSTER" {
+            return; // a membership write, answered once applied
+        }
+        if [crate::kv::CASHE_EXPIRE, CASHE_MEMBER, CASHE_FORGET]
+            .iter()
+            .any(|c| name.as_slice() == c.as_bytes())
+        {
+            let text = String::from_utf8_lossy(&name);
+            let reply =
+                Reply::error(format!("ERR {text} is proposed by the nodes themselves, not by clients"));
             return self.output.replies.push((conn, reply));
         }
         match classify(&args) {
@@ -286,12 +337,21 @@ impl Node {
 
     /// A member's display name (its `--id`), for INFO, ROLE and CLUSTER.
     pub fn member_name(&self, id: NodeId) -> String {
-        format!("node{id}")
+        match self.directory.members.get(&id) {
+            Some(info) => info.name.clone(),
+            None => format!("node{id}"),
+        }
     }
 
     /// A member's client address (`host:port`), when known.
-    pub fn member_client_addr(&self, _id: NodeId) -> Option<String> {
-        None
+    pub fn member_client_addr(&self, id: NodeId) -> Option<String> {
+        self.directory.members.get(&id).map(|info| info.client_addr.clone())
+    }
+
+    /// Why this node must stop, once it has met state it cannot trust (an
+    /// undecodable snapshot from the leader). The shell exits with it.
+    pub fn fatal(&self) -> Option<&str> {
+        self.fatal.as_deref()
     }
 
     /// Drains what the shell must do. Everything the core produced since
@@ -351,6 +411,13 @@ impl Node {
         }
     }
 
+    /// Proposes a command nobody waits for; returns its index.
+    fn propose_internal(&mut self, args: Vec<Vec<u8>>) -> Option<Index> {
+        let command = LoggedCommand { now_ms: self.now_ms, args };
+        let bytes = postcard::to_stdvec(&command).expect("in-memory encoding cannot fail");
+        self.raft.propose(bytes).ok().map(|(index, _)| index)
+    }
+
     fn propose_expiry(&mut self) {
         let keys = self.store.expired_keys(self.now_ms, self.config.expiry_batch_keys_max);
         if keys.is_empty() {
@@ -358,10 +425,8 @@ impl Node {
         }
         let mut args = vec![b"CASHE.EXPIRE".to_vec()];
         args.extend(keys);
-        let command = LoggedCommand { now_ms: self.now_ms, args };
-        let bytes = postcard::to_stdvec(&command).expect("in-memory encoding cannot fail");
         // Refused while transferring leadership: the next leader will do it.
-        let _ = self.raft.propose(bytes);
+        let _ = self.propose_internal(args);
     }
 
     fn answer(&mut self, requester: Requester, reply: Reply) {
@@ -407,18 +472,23 @@ impl Node {
 
     fn on_apply(&mut self, apply: Apply) {
         match apply {
-            Apply::Snapshot(snapshot) => match Store::restore(&snapshot.data) {
-                Ok(store) => self.store = store,
+            Apply::Snapshot(snapshot) => match decode_snapshot(&snapshot.data) {
+                Ok((directory, store)) => {
+                    self.directory = directory;
+                    self.store = store;
+                }
                 // A snapshot from the leader that does not decode: refuse to
                 // run on state we cannot trust.
                 Err(e) => {
-                    panic!("snapshot at index {} from the leader is undecodable: {e}", snapshot.meta.index)
+                    let index = snapshot.meta.index;
+                    self.fatal =
+                        Some(format!("the snapshot at index {index} from the leader is undecodable: {e}"));
                 }
             },
             Apply::Entry(entry) => {
                 let reply = match &entry.payload {
                     Payload::Command(bytes) => match postcard::from_bytes::<LoggedCommand>(bytes) {
-                        Ok(command) => Some(self.store.apply(&command.args, command.now_ms)),
+                        Ok(command) => Some(self.apply_command(&command)),
                         Err(e) => Some(Reply::error(format!("ERR undecodable log entry: {e}"))),
                     },
                     Payload::Noop | Payload::Membership(_) => None,
@@ -434,6 +504,16 @@ impl Node {
                 }
             }
         }
+    }
+
+    fn apply_command(&mut self, command: &LoggedCommand) -> Reply {
+        let name = command.args.first().map(|n| n.as_slice()).unwrap_or_default();
+        for internal in [CASHE_MEMBER, CASHE_FORGET] {
+            if name == internal.as_bytes() {
+                return self.directory.apply(internal, &command.args[1..], self.config.cluster_id);
+            }
+        }
+        self.store.apply(&command.args, command.now_ms)
     }
 
     fn on_read_state(&mut self, read: raft::ReadState) {
@@ -476,8 +556,35 @@ impl Node {
         let due =
             applied.0.saturating_sub(self.raft.log().snapshot_index().0) >= self.config.snapshot_entries;
         if due {
-            self.raft.compact(applied, self.store.snapshot());
+            let data = encode_snapshot(&self.directory, &self.store);
+            self.raft.compact(applied, data);
         }
         due
     }
+}
+
+/// The state machine's snapshot: the directory and the key space.
+#[derive(Serialize, Deserialize)]
+struct NodeSnapshot {
+    format: u32,
+    directory: Directory,
+    /// `Store::snapshot`, itself versioned.
+    store: Vec<u8>,
+}
+
+const NODE_SNAPSHOT_FORMAT: u32 = 1;
+
+fn encode_snapshot(directory: &Directory, store: &Store) -> Vec<u8> {
+    let snapshot =
+        NodeSnapshot { format: NODE_SNAPSHOT_FORMAT, directory: directory.clone(), store: store.snapshot() };
+    postcard::to_stdvec(&snapshot).expect("in-memory encoding cannot fail")
+}
+
+fn decode_snapshot(bytes: &[u8]) -> Result<(Directory, Store), String> {
+    let snapshot: NodeSnapshot = postcard::from_bytes(bytes).map_err(|e| format!("snapshot: {e}"))?;
+    if snapshot.format != NODE_SNAPSHOT_FORMAT {
+        return Err(format!("snapshot: format {} is not {NODE_SNAPSHOT_FORMAT}", snapshot.format));
+    }
+    let store = Store::restore(&snapshot.store).map_err(|e| format!("snapshot: {e}"))?;
+    Ok((snapshot.directory, store))
 }
