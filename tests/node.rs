@@ -330,3 +330,23 @@ fn nodes_join_through_any_member_catch_up_become_voters_and_can_be_removed() {
     let refused = cluster.request(three, 5, "CASHE.MEMBER x y z");
     assert!(matches!(&refused, Reply::Error(e) if e.contains("not by clients")), "{refused:?}");
 }
+
+#[test]
+fn replies_leave_in_the_order_their_commands_arrived_on_a_connection() {
+    let mut cluster = Cluster::new(3, 1_000);
+    cluster.elect(NodeId(1));
+    // A forwarded write, a linearizable read and an instant reply: ready in
+    // the opposite order, released in command order.
+    cluster.send(NodeId(2), 4, "SET k v");
+    cluster.send(NodeId(2), 4, "GET k");
+    cluster.send(NodeId(2), 4, "PING");
+    let early = cluster.at(NodeId(2)).node.take_output();
+    assert!(early.replies.is_empty(), "PING waits for the write before it: {:?}", early.replies);
+    cluster.at(NodeId(2)).node.persisted(Lsn(0));
+    for (to, message) in early.send {
+        cluster.network.push_back((NodeId(2), to, message));
+    }
+    cluster.settle();
+    let replies: Vec<Reply> = std::iter::from_fn(|| cluster.take_reply(NodeId(2), 4)).collect();
+    assert_eq!(replies, vec![Reply::ok(), Reply::bulk("v"), Reply::Simple("PONG".into())]);
+}

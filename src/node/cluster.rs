@@ -21,7 +21,7 @@
 //! the cluster id once `CASHE.MEMBER` is committed, and starts empty; the
 //! leader adds it and streams it the log or a snapshot.
 
-use super::{ConnId, Node};
+use super::{Node, Ticket};
 use crate::protocol::Reply;
 use crate::raft::{MembershipChange, NodeId};
 use serde::{Deserialize, Serialize};
@@ -177,7 +177,7 @@ impl Node {
     }
 
     /// `CLUSTER ...`; `None` when the command is not CLUSTER.
-    pub(super) fn cluster_command(&mut self, conn: ConnId, name: &[u8], args: &[Vec<u8>]) -> Option<Reply> {
+    pub(super) fn cluster_command(&mut self, ticket: Ticket, name: &[u8], args: &[Vec<u8>]) -> Option<Reply> {
         if name != b"CLUSTER" {
             return None;
         }
@@ -198,16 +198,16 @@ impl Node {
                 if info.name.is_empty() || info.name.contains(char::is_whitespace) {
                     Reply::error("ERR member names must be non-empty and without spaces")
                 } else {
-                    return self.internal_write(conn, member_command(&info, None));
+                    return self.internal_write(ticket, member_command(&info, None));
                 }
             }
             (b"LEAVE", 2) => {
                 let me = self.member_name(self.raft.id());
-                return self.internal_write(conn, vec![CASHE_FORGET.into(), me.into_bytes()]);
+                return self.internal_write(ticket, vec![CASHE_FORGET.into(), me.into_bytes()]);
             }
             (b"REMOVE", 3) => {
                 let target = args[2].clone();
-                return self.internal_write(conn, vec![CASHE_FORGET.into(), target]);
+                return self.internal_write(ticket, vec![CASHE_FORGET.into(), target]);
             }
             (b"INFO" | b"NODES" | b"MYID" | b"JOIN" | b"LEAVE" | b"REMOVE", _) => Reply::error(format!(
                 "ERR wrong number of arguments for 'cluster|{}' command",
@@ -224,8 +224,8 @@ impl Node {
 
     /// Starts a write of an internal command for a client; its reply comes
     /// when it is applied.
-    fn internal_write(&mut self, conn: ConnId, args: Vec<Vec<u8>>) -> Option<Reply> {
-        self.start_write(conn, args, self.now_ms);
+    fn internal_write(&mut self, ticket: Ticket, args: Vec<Vec<u8>>) -> Option<Reply> {
+        self.start_write(ticket, args, self.now_ms);
         None
     }
 

@@ -138,9 +138,16 @@ impl NodeConfig {
     }
 }
 
+/// One client command's place in its connection's reply order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Ticket {
+    conn: ConnId,
+    seq: u64,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Requester {
-    Local(ConnId),
+    Local(Ticket),
     Remote { from: NodeId, id: u64 },
 }
 
@@ -183,7 +190,12 @@ pub struct Node {
     ready_reads: Vec<(Index, PendingRead)>,
     next_read: u64,
     /// Writes forwarded to the leader: id -> (connection, ticks left).
-    forwarded: BTreeMap<u64, (ConnId, u32)>,
+    forwarded: BTreeMap<u64, (Ticket, u32)>,
+    /// Per connection: `(commands received, replies released)`. Replies
+    /// leave in command order (Redis clients match them by position), so
+    /// one that is ready early waits in `early_replies`.
+    reply_order: BTreeMap<ConnId, (u64, u64)>,
+    early_replies: BTreeMap<Ticket, Reply>,
     next_forward: u64,
     readonly: BTreeSet<ConnId>,
     /// Per-connection state of the server commands (CLIENT SETNAME, ...).
@@ -217,6 +229,8 @@ impl Node {
             ready_reads: Vec::new(),
             next_read: 0,
             forwarded: BTreeMap::new(),
+            reply_order: BTreeMap::new(),
+            early_replies: BTreeMap::new(),
             next_forward: 0,
             readonly: BTreeSet::new(),
             clients: server::Clients::default(),
@@ -269,8 +283,8 @@ impl Node {
             }
             NodeMessage::Forward { id, now_ms, args } => self.on_forward(from, id, now_ms, args),
             NodeMessage::ForwardReply { id, reply } => {
-                if let Some((conn, _)) = self.forwarded.remove(&id) {
-                    self.output.replies.push((conn, reply.into()));
+                if let Some((ticket, _)) = self.forwarded.remove(&id) {
+                    self.reply(ticket, reply.into());
                 }
             }
         }
@@ -284,23 +298,26 @@ impl Node {
     /// shell's wall-clock time.
     pub fn client(&mut self, conn: ConnId, args: Vec<Vec<u8>>, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
+        let order = self.reply_order.entry(conn).or_default();
+        let ticket = Ticket { conn, seq: order.0 };
+        order.0 += 1;
         let name = args.first().map(|a| a.to_ascii_uppercase()).unwrap_or_default();
         match name.as_slice() {
             b"READONLY" => {
                 self.readonly.insert(conn);
-                return self.output.replies.push((conn, Reply::ok()));
+                return self.reply(ticket, Reply::ok());
             }
             b"READWRITE" => {
                 self.readonly.remove(&conn);
-                return self.output.replies.push((conn, Reply::ok()));
+                return self.reply(ticket, Reply::ok());
             }
             _ => {}
         }
         if let Some(reply) = self.server_command(conn, &name, &args) {
-            return self.output.replies.push((conn, reply));
+            return self.reply(ticket, reply);
         }
-        if let Some(reply) = self.cluster_command(conn, &name, &args) {
-            return self.output.replies.push((conn, reply));
+        if let Some(reply) = self.cluster_command(ticket, &name, &args) {
+            return self.reply(ticket, reply);
         }
         if name.as_slice() == b"CLUSTER" {
             return; // a membership write, answered once applied
@@ -312,16 +329,16 @@ impl Node {
             let text = String::from_utf8_lossy(&name);
             let reply =
                 Reply::error(format!("ERR {text} is proposed by the nodes themselves, not by clients"));
-            return self.output.replies.push((conn, reply));
+            return self.reply(ticket, reply);
         }
         match classify(&args) {
-            Err(reply) => self.output.replies.push((conn, reply)),
+            Err(reply) => self.reply(ticket, reply),
             Ok(Access::Read) if self.readonly.contains(&conn) || self.stale_read_planted() => {
                 let reply = self.store.read(&args, self.now_ms);
-                self.output.replies.push((conn, reply));
+                self.reply(ticket, reply);
             }
-            Ok(Access::Read) => self.start_read(Requester::Local(conn), args, self.now_ms),
-            Ok(Access::Write) => self.start_write(conn, args, self.now_ms),
+            Ok(Access::Read) => self.start_read(Requester::Local(ticket), args, self.now_ms),
+            Ok(Access::Write) => self.start_write(ticket, args, self.now_ms),
         }
     }
 
@@ -333,6 +350,8 @@ impl Node {
     pub fn disconnected(&mut self, conn: ConnId) {
         self.readonly.remove(&conn);
         self.clients.disconnected(conn);
+        self.reply_order.remove(&conn);
+        self.early_replies.retain(|ticket, _| ticket.conn != conn);
     }
 
     /// A member's display name (its `--id`), for INFO, ROLE and CLUSTER.
@@ -374,18 +393,18 @@ impl Node {
         self.raft.read_index(read);
     }
 
-    fn start_write(&mut self, conn: ConnId, args: Vec<Vec<u8>>, now_ms: u64) {
+    fn start_write(&mut self, ticket: Ticket, args: Vec<Vec<u8>>, now_ms: u64) {
         if self.raft.is_leader() {
-            return self.propose(Requester::Local(conn), args, now_ms);
+            return self.propose(Requester::Local(ticket), args, now_ms);
         }
         match self.raft.leader() {
             Some(leader) => {
                 let id = self.next_forward;
                 self.next_forward += 1;
-                self.forwarded.insert(id, (conn, self.config.forward_timeout_ticks));
+                self.forwarded.insert(id, (ticket, self.config.forward_timeout_ticks));
                 self.output.send.push((leader, NodeMessage::Forward { id, now_ms, args }));
             }
-            None => self.output.replies.push((conn, Reply::error(CLUSTERDOWN))),
+            None => self.reply(ticket, Reply::error(CLUSTERDOWN)),
         }
     }
 
@@ -431,7 +450,7 @@ impl Node {
 
     fn answer(&mut self, requester: Requester, reply: Reply) {
         match requester {
-            Requester::Local(conn) => self.output.replies.push((conn, reply)),
+            Requester::Local(ticket) => self.reply(ticket, reply),
             Requester::Remote { from, id } => {
                 self.output.send.push((from, NodeMessage::ForwardReply { id, reply: reply.into() }))
             }
@@ -440,15 +459,31 @@ impl Node {
 
     fn expire_forwards(&mut self) {
         let mut expired = Vec::new();
-        for (id, (conn, ticks_left)) in self.forwarded.iter_mut() {
+        for (id, (ticket, ticks_left)) in self.forwarded.iter_mut() {
             *ticks_left = ticks_left.saturating_sub(1);
             if *ticks_left == 0 {
-                expired.push((*id, *conn));
+                expired.push((*id, *ticket));
             }
         }
-        for (id, conn) in expired {
+        for (id, ticket) in expired {
             self.forwarded.remove(&id);
-            self.output.replies.push((conn, Reply::error(TIMEOUT)));
+            self.reply(ticket, Reply::error(TIMEOUT));
+        }
+    }
+
+    /// Releases `reply` and every reply of the same connection it was
+    /// holding back, in command order.
+    fn reply(&mut self, ticket: Ticket, reply: Reply) {
+        let Some(order) = self.reply_order.get_mut(&ticket.conn) else { return };
+        if ticket.seq != order.1 {
+            self.early_replies.insert(ticket, reply);
+            return;
+        }
+        self.output.replies.push((ticket.conn, reply));
+        order.1 += 1;
+        while let Some(reply) = self.early_replies.remove(&Ticket { conn: ticket.conn, seq: order.1 }) {
+            self.output.replies.push((ticket.conn, reply));
+            order.1 += 1;
         }
     }
 
