@@ -1,6 +1,6 @@
 //! The node layer: Raft + KV + requests in flight, on an in-memory cluster.
 
-use cashe::node::{ConnId, MemberInfo, Node, NodeConfig, NodeMessage, CLUSTERDOWN, TIMEOUT};
+use cashe::node::{ConnId, MemberInfo, Node, NodeConfig, NodeMessage, CLUSTERDOWN, READ_TIMEOUT, TIMEOUT};
 use cashe::protocol::Reply;
 use cashe::raft::{Lsn, NodeId, Raft, Record, Recovered};
 use std::collections::{BTreeSet, VecDeque};
@@ -251,6 +251,12 @@ fn readonly_connections_read_local_state_and_readwrite_restores_linearizable_rea
     cluster.send(NodeId(3), 5, "GET k");
     cluster.settle();
     assert_eq!(cluster.take_reply(NodeId(3), 5), None, "a cut-off follower cannot serve a linearizable read");
+    cluster.tick_all(21);
+    assert_eq!(
+        cluster.take_reply(NodeId(3), 5),
+        Some(Reply::error(READ_TIMEOUT)),
+        "nor keep its client waiting"
+    );
 }
 
 #[test]

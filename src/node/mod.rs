@@ -156,7 +156,12 @@ struct PendingRead {
     requester: Requester,
     args: Vec<Vec<u8>>,
     now_ms: u64,
+    /// Ticks until it is answered `-TIMEOUT` (a read request or its answer
+    /// can be lost; the client must not wait forever).
+    ticks_left: u32,
 }
+
+pub const READ_TIMEOUT: &str = "TIMEOUT the read could not be confirmed with the leader in time; retry";
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Output {
@@ -367,6 +372,23 @@ impl Node {
         self.directory.members.get(&id).map(|info| info.client_addr.clone())
     }
 
+    /// Starts handing leadership to the most up-to-date other voter (for a
+    /// graceful shutdown). Returns the chosen voter, or `None` when this
+    /// node is not a leader or has no other voter.
+    pub fn transfer_leadership(&mut self) -> Option<NodeId> {
+        let me = self.raft.id();
+        let progress = self.raft.progress();
+        let target = self
+            .raft
+            .membership()
+            .voters
+            .iter()
+            .filter(|v| **v != me)
+            .max_by_key(|v| (progress.get(v).map(|p| p.match_index), std::cmp::Reverse(**v)))
+            .copied()?;
+        self.raft.transfer_leadership(target).ok().map(|_| target)
+    }
+
     /// Why this node must stop, once it has met state it cannot trust (an
     /// undecodable snapshot from the leader). The shell exits with it.
     pub fn fatal(&self) -> Option<&str> {
@@ -389,7 +411,8 @@ impl Node {
     fn start_read(&mut self, requester: Requester, args: Vec<Vec<u8>>, now_ms: u64) {
         let read = ReadId(self.next_read);
         self.next_read += 1;
-        self.reads.insert(read, PendingRead { requester, args, now_ms });
+        let ticks_left = self.config.forward_timeout_ticks;
+        self.reads.insert(read, PendingRead { requester, args, now_ms, ticks_left });
         self.raft.read_index(read);
     }
 
@@ -468,6 +491,26 @@ impl Node {
         for (id, ticket) in expired {
             self.forwarded.remove(&id);
             self.reply(ticket, Reply::error(TIMEOUT));
+        }
+        let mut expired_reads = Vec::new();
+        for (id, read) in self.reads.iter_mut() {
+            read.ticks_left = read.ticks_left.saturating_sub(1);
+            if read.ticks_left == 0 {
+                expired_reads.push(*id);
+            }
+        }
+        for id in expired_reads {
+            let read = self.reads.remove(&id).expect("listed");
+            self.answer(read.requester, Reply::error(READ_TIMEOUT));
+        }
+        for (_, read) in self.ready_reads.iter_mut() {
+            read.ticks_left = read.ticks_left.saturating_sub(1);
+        }
+        let (late, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.ready_reads).into_iter().partition(|(_, read)| read.ticks_left == 0);
+        self.ready_reads = waiting;
+        for (_, read) in late {
+            self.answer(read.requester, Reply::error(READ_TIMEOUT));
         }
     }
 
