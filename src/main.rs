@@ -1,17 +1,22 @@
 //! The `cashe` command line. The flags are the original Cashe's
 //! (`--id --listenaddr --raftaddr --leaderaddr`, as `--flag value` or
-//! `--flag=value`) plus the data directory and log level.
-//!
-//! This build contains the Raft core only; the glommio runtime that serves
-//! clients and peers is not written yet, so after validating its flags the
-//! program says so and exits with status 2 rather than pretending to serve.
+//! `--flag=value`) plus the data directory, timing, limits and log level.
+//! With no flags at all it starts a one-node cluster on :3000/:4000 with
+//! its data in ./data/raft0.
 
+use cashe::protocol::Limits;
+use cashe::runtime::{serve, ServerConfig, Stopped};
 use clap::Parser;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// A replicated, durable, linearizable key-value database that speaks the
-/// Redis protocol.
+/// Redis protocol. Start the first node with its --id and addresses; start
+/// more with --leaderaddr pointing at any member's client address.
 #[derive(Debug, Parser)]
 #[command(name = "cashe", version, about)]
 struct Args {
@@ -21,31 +26,146 @@ struct Args {
     /// Address for Redis clients; `:3000` listens on every interface.
     #[arg(long, default_value = ":3000")]
     listenaddr: String,
-    /// Address for Raft peers.
+    /// Address for Raft peers; `:4000` listens on every interface.
     #[arg(long, default_value = ":4000")]
     raftaddr: String,
-    /// Client address of any member to join through (new nodes only).
+    /// Client address of any member to join through. Used only when the
+    /// data directory is empty; a restarted member ignores it.
     #[arg(long)]
     leaderaddr: Option<String>,
-    /// Where the write-ahead log and snapshots live (default ./data/<id>).
+    /// Where the write-ahead log and snapshots live [default: ./data/<id>].
     #[arg(long)]
     datadir: Option<PathBuf>,
+    /// Client address other members and `CLUSTER NODES` show
+    /// [default: the --listenaddr host, or 127.0.0.1 when it has none].
+    #[arg(long)]
+    advertise_client: Option<String>,
+    /// Peer address other members connect to [default: as for clients].
+    #[arg(long)]
+    advertise_raft: Option<String>,
+    /// Length of one logical tick, in milliseconds.
+    #[arg(long, default_value_t = 10)]
+    tick_ms: u64,
+    /// A leader sends heartbeats every this many ticks.
+    #[arg(long, default_value_t = 2)]
+    heartbeat_ticks: u32,
+    /// Election timeout, in ticks (randomised up to twice this).
+    #[arg(long, default_value_t = 30)]
+    election_ticks: u32,
+    /// Compact the log into a snapshot after this many applied entries.
+    #[arg(long, default_value_t = 100_000)]
+    snapshot_entries: u64,
+    /// Longest value (bulk argument) a client may send, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_value_bytes: usize,
+    /// Most arguments in one command.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_arguments: usize,
+    /// Longest inline command, in bytes.
+    #[arg(long, default_value_t = 64 << 10)]
+    max_inline_bytes: usize,
+    /// Most bytes one connection may have sent but not yet had parsed into
+    /// whole commands; over it the connection is closed.
+    #[arg(long, default_value_t = 64 << 20)]
+    max_query_bytes: usize,
+    /// Most client connections at once.
+    #[arg(long, default_value_t = 10_000)]
+    max_clients: usize,
+    /// How long a new node keeps retrying to join, in seconds.
+    #[arg(long, default_value_t = 60)]
+    join_timeout_s: u64,
     /// error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     log_level: String,
 }
 
+/// `:3000` → bind every interface, advertise 127.0.0.1:3000; `host:port` →
+/// bind and advertise that (0.0.0.0 advertises 127.0.0.1).
+fn address(flag: &str, text: &str, advertise: Option<&str>) -> Result<(SocketAddr, String), String> {
+    let full = if text.starts_with(':') { format!("0.0.0.0{text}") } else { text.to_string() };
+    let bind = full
+        .to_socket_addrs()
+        .map_err(|e| format!("--{flag} {text}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("--{flag} {text}: no address"))?;
+    let advertised = match advertise {
+        Some(a) => a.to_string(),
+        None if bind.ip().is_unspecified() => format!("127.0.0.1:{}", bind.port()),
+        None => bind.to_string(),
+    };
+    Ok((bind, advertised))
+}
+
+fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
+    let (client_bind, client_advertise) = address("listenaddr", &args.listenaddr, args.advertise_client.as_deref())?;
+    let (raft_bind, raft_advertise) = address("raftaddr", &args.raftaddr, args.advertise_raft.as_deref())?;
+    if args.id.is_empty() || args.id.contains(char::is_whitespace) {
+        return Err(format!("--id {:?}: a name must be non-empty and without spaces", args.id));
+    }
+    if args.election_ticks <= args.heartbeat_ticks || args.heartbeat_ticks == 0 || args.tick_ms == 0 {
+        return Err("need --tick-ms > 0 and 0 < --heartbeat-ticks < --election-ticks".into());
+    }
+    let join_via = args.leaderaddr.as_ref().map(|a| if a.starts_with(':') { format!("127.0.0.1{a}") } else { a.clone() });
+    Ok(ServerConfig {
+        name: args.id.clone(),
+        client_bind,
+        raft_bind,
+        client_advertise,
+        raft_advertise,
+        join_via,
+        datadir: args.datadir.clone().unwrap_or_else(|| PathBuf::from("./data").join(&args.id)),
+        tick: Duration::from_millis(args.tick_ms),
+        heartbeat_ticks: args.heartbeat_ticks,
+        election_ticks: args.election_ticks,
+        snapshot_entries: args.snapshot_entries.max(1),
+        limits: Limits {
+            value_bytes_max: args.max_value_bytes,
+            key_bytes_max: Limits::default().key_bytes_max,
+            arguments_max: args.max_arguments.max(1),
+            inline_bytes_max: args.max_inline_bytes,
+        },
+        query_bytes_max: args.max_query_bytes,
+        clients_max: args.max_clients,
+        join_timeout: Duration::from_secs(args.join_timeout_s),
+        stop,
+    })
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    let datadir = args.datadir.clone().unwrap_or_else(|| PathBuf::from("./data").join(&args.id));
-    eprintln!(
-        "cashe: id={} listenaddr={} raftaddr={} leaderaddr={} datadir={}",
-        args.id,
-        args.listenaddr,
-        args.raftaddr,
-        args.leaderaddr.as_deref().unwrap_or("-"),
-        datadir.display()
-    );
-    eprintln!("cashe: this build has the Raft core but no network runtime yet; refusing to start");
-    ExitCode::from(2)
+    let level = match args.log_level.parse::<tracing::Level>() {
+        Ok(level) => level,
+        Err(_) => {
+            eprintln!("cashe: --log-level {:?}: use error, warn, info, debug or trace", args.log_level);
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_ansi(false).init();
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
+            eprintln!("cashe: cannot handle signal {signal}: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    let config = match config(&args, stop) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("cashe: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = glommio::LocalExecutorBuilder::default().name("cashe").spawn(move || serve(config));
+    let outcome = match outcome {
+        Ok(handle) => handle.join().map_err(|e| format!("executor: {e}")).and_then(|r| r),
+        Err(e) => Err(format!("cannot start the glommio executor: {e}")),
+    };
+    match outcome {
+        Ok(Stopped::Signal) | Ok(Stopped::Removed) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("cashe: {e}");
+            ExitCode::from(1)
+        }
+    }
 }

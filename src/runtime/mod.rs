@@ -1,13 +1,28 @@
-//! The production shell: the only code that knows glommio.
+//! The production shell: the only code that knows glommio, sockets, files
+//! and the wall clock.
 //!
-//! Everything that decides anything lives in the pure core (`raft`, `wal`
-//! codecs, later `kv`, `node`, `protocol`); this module only performs the IO
-//! those layers ask for, on one glommio executor (DESIGN §8). Today it holds
-//! the disk: [`disk::GlommioDisk`], the production implementation of the
-//! storage seam `wal::disk::Disk` (the simulator's stand-in is
-//! `wal::sim_disk::SimDisk`). The server loop — listeners, peer connections,
-//! group-commit writer, ticker — comes later. No branch here may decide
-//! anything about Raft or the key-value state: if one does, it belongs in the
-//! core.
+//! Everything that decides anything lives in the pure core (`raft`, `kv`,
+//! `node`, `protocol`, the `wal` formats); this module performs the IO
+//! those layers ask for, on one glommio executor (DESIGN §8):
+//! - [`server`]: start-up (recover; bootstrap a new cluster or join one),
+//!   the listeners, the ticker, and the loop that feeds events to the node
+//!   and performs its output with group commit;
+//! - [`client`]: one task per Redis connection (parse, hand over, reply);
+//! - [`peer`]: the peer wire, outbound links with reconnect and backoff,
+//!   inbound readers;
+//! - [`join`]: the `CLUSTER JOIN` handshake of a new node;
+//! - [`mailbox`]: the queue between tasks;
+//! - [`disk`]: [`disk::GlommioDisk`], the production implementation of the
+//!   storage seam `wal::disk::Disk`.
+//!
+//! No branch here may decide anything about Raft or the key-value state: if
+//! one does, it belongs in the core.
 
+pub mod client;
 pub mod disk;
+pub mod join;
+pub mod mailbox;
+pub mod peer;
+pub mod server;
+
+pub use server::{serve, ServerConfig, Stopped};

@@ -1,0 +1,109 @@
+//! One Redis client connection.
+//!
+//! Read what is there, parse every whole command in it, hand them to the
+//! server loop in order, wait for their replies (the node releases them in
+//! command order), write all replies in one go, repeat. Pipelined commands
+//! thus share a loop turn and an fsync. Limits: the parser's (value, key,
+//! argument count, inline length) and a cap on the bytes one connection may
+//! hold unparsed; over it the client gets an error and is closed.
+
+use super::mailbox::Mailbox;
+use super::server::{Event, Shared};
+use crate::node::ConnId;
+use crate::protocol::{Limits, Parsed, Parser, Reply};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::Instant;
+
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+
+enum Slot {
+    /// The node answers; `write` marks commands whose latency is recorded.
+    Node { write: bool },
+    /// Answered here (a rejected or malformed request).
+    Local(Reply),
+}
+
+pub async fn serve(
+    mut stream: TcpStream,
+    conn: ConnId,
+    events: Mailbox<Event>,
+    replies: Mailbox<Reply>,
+    shared: Rc<Shared>,
+    limits: Limits,
+    query_bytes_max: usize,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut parser = Parser::new(limits);
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; READ_CHUNK_BYTES];
+    let mut out = Vec::new();
+    let mut early: VecDeque<Reply> = VecDeque::new();
+    'connection: loop {
+        let read = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buffer.extend_from_slice(&chunk[..read]);
+        let mut slots = Vec::new();
+        let mut close = false;
+        let mut used = 0;
+        while !close {
+            match parser.parse(&buffer[used..]) {
+                Parsed::Command { arguments, consumed } => {
+                    used += consumed;
+                    let name = arguments[0].to_ascii_uppercase();
+                    close = name == b"QUIT";
+                    let write = matches!(crate::kv::classify(&arguments), Ok(crate::kv::Access::Write));
+                    events.push(Event::Client { conn, args: arguments }).await;
+                    slots.push(Slot::Node { write });
+                }
+                Parsed::Incomplete { consumed } => {
+                    used += consumed;
+                    break;
+                }
+                Parsed::Rejected { rejection, consumed } => {
+                    used += consumed;
+                    slots.push(Slot::Local(rejection.reply()));
+                }
+                Parsed::Failed { error } => {
+                    slots.push(Slot::Local(error.reply()));
+                    close = true;
+                }
+            }
+        }
+        buffer.drain(..used);
+        if !close && buffer.len() + parser.held_bytes() > query_bytes_max {
+            let text = format!("ERR query buffer over {query_bytes_max} bytes; closing the connection");
+            slots.push(Slot::Local(Reply::error(text)));
+            close = true;
+        }
+        let started = Instant::now();
+        for slot in slots {
+            match slot {
+                Slot::Local(reply) => reply.encode(&mut out),
+                Slot::Node { write } => {
+                    while early.is_empty() {
+                        early.extend(replies.take_all().await);
+                    }
+                    let reply = early.pop_front().expect("waited for it");
+                    if write {
+                        shared.record_write_latency(started.elapsed());
+                    }
+                    reply.encode(&mut out);
+                }
+            }
+        }
+        if stream.write_all(&out).await.is_err() {
+            break 'connection;
+        }
+        out.clear();
+        if close {
+            break;
+        }
+    }
+    let _ = stream.close().await;
+    events.push(Event::Closed(conn)).await;
+}

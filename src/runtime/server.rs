@@ -1,0 +1,412 @@
+//! The server: start-up (recover, bootstrap or join), the listeners, and
+//! the loop that drives the node (DESIGN §8).
+//!
+//! Every task (client connections, peer readers, the ticker) only turns
+//! bytes into [`Event`]s and puts them in one mailbox. The loop takes all
+//! queued events at once, feeds them to the node, and performs its output:
+//! messages to peer queues, replies to connections, then one write + one
+//! fdatasync for every record of the turn, then `persisted`, repeating
+//! until the node has nothing more to say. Everything that arrived during
+//! the fsync is the next batch: that is the group commit.
+
+use super::client;
+use super::disk::GlommioDisk;
+use super::mailbox::Mailbox;
+use super::peer::{self, AddressBook, PeerFrame, PeerLink};
+use crate::node::{ConnId, MemberInfo, Node, NodeConfig, NodeMessage};
+use crate::protocol::{Limits, Reply};
+use crate::raft::{Lsn, NodeId, Raft, Record, Recovered};
+use crate::wal::{Wal, WalOptions};
+use glommio::net::TcpListener;
+use hdrhistogram::Histogram;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Events waiting for the loop before producers must wait.
+const EVENTS_MAX: usize = 64 * 1024;
+
+/// Everything the command line decides.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub name: String,
+    pub client_bind: SocketAddr,
+    pub raft_bind: SocketAddr,
+    /// `host:port` peers and clients are told to use.
+    pub client_advertise: String,
+    pub raft_advertise: String,
+    /// Client address of a member to join through (empty data dir only).
+    pub join_via: Option<String>,
+    pub datadir: PathBuf,
+    pub tick: Duration,
+    pub heartbeat_ticks: u32,
+    pub election_ticks: u32,
+    pub snapshot_entries: u64,
+    pub limits: Limits,
+    pub query_bytes_max: usize,
+    pub clients_max: usize,
+    /// How long to keep retrying a join before giving up.
+    pub join_timeout: Duration,
+    /// Set by SIGINT/SIGTERM.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// How the server ended without an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// This node was removed from the cluster.
+    Removed,
+}
+
+pub enum Event {
+    Client { conn: ConnId, args: Vec<Vec<u8>> },
+    Closed(ConnId),
+    Peer { from: NodeId, message: NodeMessage },
+    Tick,
+}
+
+/// State the connection tasks share with the loop.
+pub struct Shared {
+    write_latency_us: RefCell<Histogram<u64>>,
+}
+
+impl Shared {
+    pub fn record_write_latency(&self, latency: Duration) {
+        let micros = latency.as_micros().min(u128::from(u64::MAX)) as u64;
+        let _ = self.write_latency_us.borrow_mut().record(micros.max(1));
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    fsyncs: u64,
+    records: u64,
+    turns: u64,
+    connections: u64,
+    rejected_connections: u64,
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A seed for what the shell may randomise (election timeouts, the cluster
+/// id): time and process id, different on every boot.
+fn boot_seed() -> u64 {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let mut rng = crate::raft::SplitMix64::new(nanos ^ (u64::from(std::process::id()) << 32));
+    rng.next_u64()
+}
+
+/// Reads `meta` if the data directory has one: `(node id, cluster id)`.
+fn read_meta(datadir: &std::path::Path) -> Result<Option<(u64, u64)>, String> {
+    let path = datadir.join(crate::wal::format::META_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let meta = crate::wal::format::decode_meta(&bytes)
+                .map_err(|e| format!("{}: {e}; refusing to start", path.display()))?;
+            Ok(Some((meta.node_id, meta.cluster_id)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Runs one node until a signal or its removal; an error for anything that
+/// stops it otherwise (bad data directory, failed disk, join refused).
+pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
+    let me = MemberInfo {
+        name: config.name.clone(),
+        raft_addr: config.raft_advertise.clone(),
+        client_addr: config.client_advertise.clone(),
+    };
+    std::fs::create_dir_all(&config.datadir).map_err(|e| format!("{}: {e}", config.datadir.display()))?;
+    let (id, cluster_id, joining) = match read_meta(&config.datadir)? {
+        Some((id, cluster)) => {
+            if config.join_via.is_some() {
+                tracing::info!("the data directory already belongs to a member; --leaderaddr is ignored");
+            }
+            (NodeId(id), cluster, false)
+        }
+        None => match &config.join_via {
+            Some(via) => {
+                let (id, cluster) = super::join::join(via, &me, config.join_timeout, &config.stop)?;
+                (id, cluster, true)
+            }
+            None => (NodeId(1), boot_seed(), false),
+        },
+    };
+    let disk = GlommioDisk::new(&config.datadir);
+    let (mut wal, mut recovered) =
+        Wal::open(disk, WalOptions::new(id.0, cluster_id)).await.map_err(|e| e.to_string())?;
+    if id == NodeId(1) && !joining && recovered == Recovered::default() {
+        // A new cluster (or a bootstrap a crash interrupted before its first
+        // records were durable): this node is its only voter.
+        recovered = Raft::bootstrap([id]);
+        let records: Vec<(Lsn, Record)> = recovered
+            .entries
+            .iter()
+            .map(|e| Record::Entry(e.clone()))
+            .chain([Record::HardState(recovered.hard_state)])
+            .enumerate()
+            .map(|(i, r)| (Lsn(i as u64 + 1), r))
+            .collect();
+        wal.append(&records).await.map_err(|e| e.to_string())?;
+        tracing::info!(cluster = format!("{cluster_id:016x}"), "bootstrapped a new cluster");
+    }
+    let recovered_index = recovered.last_index();
+    let mut node_config = NodeConfig::new(id);
+    node_config.raft.heartbeat_ticks = config.heartbeat_ticks;
+    node_config.raft.election_ticks = config.election_ticks;
+    node_config.snapshot_entries = config.snapshot_entries;
+    node_config.cluster_id = cluster_id;
+    node_config.me = Some(me.clone());
+    node_config.forward_timeout_ticks = config.election_ticks * 4;
+    let mut node = Node::restore(node_config, boot_seed(), recovered)?;
+
+    let client_listener = TcpListener::bind(config.client_bind)
+        .map_err(|e| format!("cannot listen for clients on {}: {e}", config.client_bind))?;
+    let raft_listener = TcpListener::bind(config.raft_bind)
+        .map_err(|e| format!("cannot listen for peers on {}: {e}", config.raft_bind))?;
+    tracing::info!(
+        id = %config.name,
+        node = id.0,
+        cluster = format!("{cluster_id:016x}"),
+        listen = %config.client_bind,
+        raft = %config.raft_bind,
+        datadir = %config.datadir.display(),
+        recovered_index = recovered_index.0,
+        "cashe started"
+    );
+
+    let events: Mailbox<Event> = Mailbox::new(EVENTS_MAX);
+    let book = Rc::new(RefCell::new(AddressBook::default()));
+    let shared = Rc::new(Shared {
+        write_latency_us: RefCell::new(Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid bounds")),
+    });
+    let connections: Rc<RefCell<BTreeMap<ConnId, Mailbox<Reply>>>> = Rc::default();
+    let counters = Rc::new(RefCell::new(Counters::default()));
+
+    glommio::spawn_local(accept_peers(raft_listener, events.clone(), cluster_id, book.clone())).detach();
+    glommio::spawn_local(accept_clients(
+        client_listener,
+        events.clone(),
+        connections.clone(),
+        shared.clone(),
+        counters.clone(),
+        config.clone(),
+    ))
+    .detach();
+    glommio::spawn_local(ticker(events.clone(), config.tick)).detach();
+
+    let mut hello = Vec::new();
+    let frame =
+        PeerFrame::Hello { version: peer::WIRE_VERSION, cluster_id, from: id, raft_addr: me.raft_addr.clone() };
+    peer::encode(&frame, &mut hello);
+    let mut links: BTreeMap<NodeId, PeerLink> = BTreeMap::new();
+    let started = Instant::now();
+    let mut stopping: Option<u64> = None;
+    let mut ticks = 0u64;
+    loop {
+        let batch = events.take_all().await;
+        let now = wall_ms();
+        for event in batch {
+            match event {
+                Event::Client { conn, args } => node.client(conn, args, now),
+                Event::Closed(conn) => {
+                    node.disconnected(conn);
+                    connections.borrow_mut().remove(&conn);
+                }
+                Event::Peer { from, message } => node.step(from, message),
+                Event::Tick => {
+                    ticks += 1;
+                    node.tick(now);
+                }
+            }
+        }
+        // Perform the output until the node has nothing more to say.
+        loop {
+            let output = node.take_output();
+            let idle = output.persist.is_empty()
+                && output.send.is_empty()
+                && output.replies.is_empty()
+                && output.snapshot.is_none();
+            if idle {
+                break;
+            }
+            counters.borrow_mut().turns += 1;
+            for (to, message) in output.send {
+                let link = links.entry(to).or_insert_with(|| PeerLink::start(to, book.clone(), hello.clone()));
+                link.send(message);
+            }
+            {
+                let connections = connections.borrow();
+                for (conn, reply) in output.replies {
+                    if let Some(mailbox) = connections.get(&conn) {
+                        // Never full: a connection waits for every reply it is owed.
+                        let _ = mailbox.try_push(reply);
+                    }
+                }
+            }
+            if let Some((last, _)) = output.persist.last() {
+                let last = *last;
+                wal.append(&output.persist).await.map_err(|e| format!("stopping: {e}"))?;
+                let mut counters = counters.borrow_mut();
+                counters.fsyncs += 1;
+                counters.records += output.persist.len() as u64;
+                drop(counters);
+                node.persisted(last);
+            }
+            if let Some(snapshot) = output.snapshot {
+                wal.save_snapshot(&snapshot).await.map_err(|e| format!("stopping: {e}"))?;
+                tracing::info!(index = snapshot.meta.index.0, bytes = snapshot.data.len(), "snapshot saved");
+            }
+        }
+        if let Some(reason) = node.fatal() {
+            return Err(format!("stopping: {reason}"));
+        }
+        if node.is_removed() {
+            tracing::info!("this node was removed from the cluster; stopping");
+            return Ok(Stopped::Removed);
+        }
+        if ticks.is_multiple_of(50) {
+            refresh(&mut node, &book, &links, &counters, &shared, started, connections.borrow().len());
+        }
+        if config.stop.load(Ordering::Relaxed) {
+            let ticks_now = ticks;
+            let deadline = *stopping.get_or_insert_with(|| {
+                match node.transfer_leadership() {
+                    Some(to) => tracing::info!(to = %node.member_name(to), "stopping: handing over leadership"),
+                    None => tracing::info!("stopping"),
+                }
+                ticks_now + u64::from(config.election_ticks) * 2
+            });
+            if !node.raft().is_leader() || node.raft().transfer_target().is_none() || ticks >= deadline {
+                tracing::info!(leader = node.raft().is_leader(), "stopped");
+                return Ok(Stopped::Signal);
+            }
+        }
+    }
+}
+
+/// Refreshes what the loop shares with others: peer addresses from the
+/// directory, and the counters INFO prints.
+fn refresh(
+    node: &mut Node,
+    book: &Rc<RefCell<AddressBook>>,
+    links: &BTreeMap<NodeId, PeerLink>,
+    counters: &Rc<RefCell<Counters>>,
+    shared: &Rc<Shared>,
+    started: Instant,
+    connected: usize,
+) {
+    let directory: BTreeMap<NodeId, String> =
+        node.directory().members.iter().map(|(id, info)| (*id, info.raft_addr.clone())).collect();
+    book.borrow_mut().directory = directory;
+    let counters = counters.borrow();
+    let latency = shared.write_latency_us.borrow();
+    let dropped: u64 = links.values().map(|l| l.dropped).sum();
+    let pair = |k: &str, v: String| (k.to_string(), v);
+    node.shell_stats.server = vec![
+        pair("process_id", std::process::id().to_string()),
+        pair("uptime_in_seconds", started.elapsed().as_secs().to_string()),
+    ];
+    node.shell_stats.stats = vec![
+        pair("total_connections_received", counters.connections.to_string()),
+        pair("rejected_connections", counters.rejected_connections.to_string()),
+        pair("connected_clients_now", connected.to_string()),
+        pair("loop_turns", counters.turns.to_string()),
+        pair("wal_fsyncs", counters.fsyncs.to_string()),
+        pair("wal_records", counters.records.to_string()),
+        pair("wal_records_per_fsync", format!("{:.2}", counters.records as f64 / counters.fsyncs.max(1) as f64)),
+        pair("peer_messages_dropped", dropped.to_string()),
+        pair("write_latency_samples", latency.len().to_string()),
+        pair("write_latency_p50_us", latency.value_at_quantile(0.5).to_string()),
+        pair("write_latency_p99_us", latency.value_at_quantile(0.99).to_string()),
+        pair("write_latency_p999_us", latency.value_at_quantile(0.999).to_string()),
+        pair("write_latency_max_us", latency.max().to_string()),
+    ];
+}
+
+async fn ticker(events: Mailbox<Event>, tick: Duration) {
+    let mut next = Instant::now() + tick;
+    loop {
+        let now = Instant::now();
+        if next > now {
+            glommio::timer::sleep(next - now).await;
+        }
+        next += tick;
+        // A late loop gets its ticks late, never piled up unboundedly.
+        if events.try_push(Event::Tick).is_err() {
+            next = Instant::now() + tick;
+        }
+    }
+}
+
+async fn accept_peers(listener: TcpListener, events: Mailbox<Event>, cluster_id: u64, book: Rc<RefCell<AddressBook>>) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(peer::inbound(stream, events.clone(), cluster_id, book.clone())).detach();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a peer connection failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+async fn accept_clients(
+    listener: TcpListener,
+    events: Mailbox<Event>,
+    connections: Rc<RefCell<BTreeMap<ConnId, Mailbox<Reply>>>>,
+    shared: Rc<Shared>,
+    counters: Rc<RefCell<Counters>>,
+    config: ServerConfig,
+) {
+    let mut next = 0u64;
+    loop {
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a client connection failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        counters.borrow_mut().connections += 1;
+        if connections.borrow().len() >= config.clients_max {
+            counters.borrow_mut().rejected_connections += 1;
+            glommio::spawn_local(async move {
+                use futures_lite::AsyncWriteExt;
+                let mut stream = stream;
+                let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+                let _ = stream.close().await;
+            })
+            .detach();
+            continue;
+        }
+        next += 1;
+        let conn = ConnId(next);
+        let replies = Mailbox::new(usize::MAX);
+        connections.borrow_mut().insert(conn, replies.clone());
+        glommio::spawn_local(client::serve(
+            stream,
+            conn,
+            events.clone(),
+            replies,
+            shared.clone(),
+            config.limits,
+            config.query_bytes_max,
+        ))
+        .detach();
+    }
+}
