@@ -9,13 +9,37 @@ NODE_MODEL_BUGS := stale-read
 SIM_BUGS := vote-twice vote-before-persist
 SEEDS ?= 2000
 
-.PHONY: install test check model model-long model-mutants sim sim-long sim-mutants fuzz bench clean
+CLUSTER_NODES := 0 1 2
+
+.PHONY: install cluster stop test check model model-long model-mutants sim sim-long sim-mutants fuzz bench clean
 
 ## install: release build, binary copied to bin/cashe
 install:
 	$(CARGO) build --release --bin cashe
 	mkdir -p bin
 	cp target/release/cashe bin/cashe
+
+## cluster: raft0-raft2 as in the README, in the background (logs and pids in ./data)
+cluster: install
+	@mkdir -p data
+	@for n in $(CLUSTER_NODES); do \
+		if [ -f data/raft$$n.pid ] && kill -0 $$(cat data/raft$$n.pid) 2>/dev/null; then \
+			echo "raft$$n already running (pid $$(cat data/raft$$n.pid))"; continue; fi; \
+		join=""; [ $$n -ne 0 ] && join="--leaderaddr :3000"; \
+		./bin/cashe --id=raft$$n --listenaddr=:300$$n --raftaddr=:400$$n $$join >> data/raft$$n.log 2>&1 & \
+		echo $$! > data/raft$$n.pid; \
+		echo "raft$$n: clients :300$$n, peers :400$$n, pid $$!, log data/raft$$n.log"; \
+	done
+
+## stop: SIGTERM to every node `make cluster` started (a leader hands over first)
+stop:
+	@for pidfile in data/*.pid; do \
+		[ -f "$$pidfile" ] || continue; pid=$$(cat $$pidfile); \
+		if kill -TERM $$pid 2>/dev/null; then \
+			for i in $$(seq 1 100); do kill -0 $$pid 2>/dev/null || break; sleep 0.1; done; \
+			echo "stopped $$(basename $$pidfile .pid) (pid $$pid)"; fi; \
+		rm -f $$pidfile; \
+	done
 
 ## test: everything CI runs (release profile: the checkers need the speed)
 test:

@@ -1,0 +1,282 @@
+//! Real `cashe` processes on 127.0.0.1 for `tests/cluster.rs`: free ports,
+//! one data directory each under a per-test temporary directory, every
+//! process killed by PID when its handle drops, and a small blocking RESP
+//! client. Every wait is bounded by a deadline.
+
+use cashe::protocol::reply::decode;
+use cashe::protocol::Reply;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Long enough for elections and catch-up on a loaded 2-core machine.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().expect("local addr").port()
+}
+
+/// A directory removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("cashe-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create a temporary directory");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// One `cashe` process (or the place for one).
+pub struct Server {
+    pub name: String,
+    pub client_port: u16,
+    pub raft_port: u16,
+    pub datadir: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Server {
+    pub fn new(root: &TempDir, name: &str) -> Server {
+        Server {
+            name: name.to_string(),
+            client_port: free_port(),
+            raft_port: free_port(),
+            datadir: root.0.join(name),
+            log: root.0.join(format!("{name}.log")),
+            child: None,
+        }
+    }
+
+    /// Starts the process with the README's flag style; `join` is the client
+    /// port of a member to join through.
+    pub fn start(&mut self, join: Option<u16>) {
+        assert!(self.child.is_none(), "{} already running", self.name);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("open log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cashe"));
+        command
+            .arg(format!("--id={}", self.name))
+            .arg(format!("--listenaddr=127.0.0.1:{}", self.client_port))
+            .arg("--raftaddr")
+            .arg(format!("127.0.0.1:{}", self.raft_port))
+            .arg(format!("--datadir={}", self.datadir.display()))
+            .arg("--log-level=debug");
+        if let Some(port) = join {
+            command.arg("--leaderaddr").arg(format!(":{port}"));
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn cashe");
+        self.child = Some(child);
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(child) => child.try_wait().expect("poll child").is_none(),
+            None => false,
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends a signal and waits (bounded) for the exit.
+    pub fn signal(&mut self, signal: &str) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status();
+        assert!(status.expect("run kill").success());
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = child.try_wait().expect("poll child") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{} did not exit within {PATIENCE:?} of SIG{signal}; log:\n{}", self.name, self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn client(&self) -> std::io::Result<Client> {
+        Client::connect(self.client_port)
+    }
+
+    /// One command on a fresh connection; an IO error becomes an error reply.
+    pub fn call(&self, args: &[&str]) -> Reply {
+        match self.client().and_then(|mut c| c.call(args)) {
+            Ok(reply) => reply,
+            Err(e) => Reply::Error(format!("IO {e}")),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A blocking RESP client.
+pub struct Client {
+    pub stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Client {
+    pub fn connect(port: u16) -> std::io::Result<Client> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(PATIENCE))?;
+        stream.set_nodelay(true)?;
+        Ok(Client { stream, buffer: Vec::new() })
+    }
+
+    pub fn send(&mut self, args: &[&str]) -> std::io::Result<()> {
+        let mut request = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            request.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
+        }
+        self.stream.write_all(&request)
+    }
+
+    pub fn read_reply(&mut self) -> std::io::Result<Reply> {
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            match decode(&self.buffer) {
+                Ok(Some((reply, used))) => {
+                    self.buffer.drain(..used);
+                    return Ok(reply);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(std::io::Error::other(e)),
+            }
+            let read = self.stream.read(&mut chunk)?;
+            if read == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buffer.extend_from_slice(&chunk[..read]);
+        }
+    }
+
+    pub fn call(&mut self, args: &[&str]) -> std::io::Result<Reply> {
+        self.send(args)?;
+        self.read_reply()
+    }
+}
+
+/// Retries `attempt` until it returns `Some`, for at most [`PATIENCE`].
+pub fn eventually<T>(what: &str, mut attempt: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = attempt() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "gave up after {PATIENCE:?} waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A field of a `key:value` INFO-style text.
+pub fn field(text: &str, key: &str) -> Option<String> {
+    text.lines().find_map(|line| line.strip_prefix(&format!("{key}:")).map(|v| v.trim().to_string()))
+}
+
+pub fn bulk_text(reply: &Reply) -> Option<String> {
+    match reply {
+        Reply::Bulk(Some(bytes)) => Some(String::from_utf8_lossy(bytes).into_owned()),
+        _ => None,
+    }
+}
+
+/// Servers of one test and their directory.
+pub struct Cluster {
+    pub servers: Vec<Server>,
+    pub root: TempDir,
+}
+
+impl Cluster {
+    /// `size` nodes started as the README does: the first bootstraps, the
+    /// others join through it.
+    pub fn start(label: &str, size: usize) -> Cluster {
+        let root = TempDir::new(label);
+        let mut cluster = Cluster { servers: Vec::new(), root };
+        cluster.add();
+        for _ in 1..size {
+            cluster.add();
+        }
+        cluster.wait_for_voters(size);
+        cluster
+    }
+
+    /// Starts one more node, joining through the first running one.
+    pub fn add(&mut self) -> usize {
+        let name = format!("raft{}", self.servers.len());
+        let mut server = Server::new(&self.root, &name);
+        let via = self.servers.iter().find(|s| s.child.is_some()).map(|s| s.client_port);
+        server.start(via);
+        self.servers.push(server);
+        self.servers.len() - 1
+    }
+
+    /// The index of the node every running node names as leader.
+    pub fn leader(&self) -> usize {
+        eventually("an agreed leader", || {
+            let mut named = None;
+            for server in self.servers.iter().filter(|s| s.child.is_some()) {
+                let info = bulk_text(&server.call(&["CLUSTER", "INFO"]))?;
+                let leader = field(&info, "cluster_leader").filter(|l| l != "-")?;
+                if named.get_or_insert(leader.clone()) != &leader {
+                    return None;
+                }
+            }
+            let name = named?;
+            self.servers.iter().position(|s| s.name == name && s.child.is_some())
+        })
+    }
+
+    pub fn wait_for_voters(&self, voters: usize) {
+        eventually(&format!("{voters} voters"), || {
+            let leader = &self.servers[self.leader()];
+            let info = bulk_text(&leader.call(&["CLUSTER", "INFO"]))?;
+            let size: usize = field(&info, "cluster_size")?.parse().ok()?;
+            let learners: usize = field(&info, "cluster_learners")?.parse().ok()?;
+            (size == voters && learners == 0).then_some(())
+        })
+    }
+
+    /// Writes through `via` until it is acknowledged (retrying `-TIMEOUT`,
+    /// `-CLUSTERDOWN`, `-TRYAGAIN` and refused connections).
+    pub fn set_acknowledged(&self, via: usize, key: &str, value: &str) {
+        eventually(&format!("SET {key} through {}", self.servers[via].name), || {
+            (self.servers[via].call(&["SET", key, value]) == Reply::ok()).then_some(())
+        })
+    }
+
+    pub fn dump_logs(&self) -> String {
+        self.servers.iter().map(|s| format!("==== {}\n{}", s.name, s.log_text())).collect()
+    }
+}
