@@ -105,7 +105,9 @@ impl Directory {
                 }
                 other
             }
-            (None, None) => NodeId(self.last_id + 1),
+            // Number 1 is the founding member's, even before it has
+            // recorded itself (a join may be applied first).
+            (None, None) => NodeId(self.last_id.max(1) + 1),
         };
         self.last_id = self.last_id.max(id.0);
         self.members.insert(id, info);
