@@ -356,3 +356,17 @@ fn replies_leave_in_the_order_their_commands_arrived_on_a_connection() {
     let replies: Vec<Reply> = std::iter::from_fn(|| cluster.take_reply(NodeId(2), 4)).collect();
     assert_eq!(replies, vec![Reply::ok(), Reply::bulk("v"), Reply::Simple("PONG".into())]);
 }
+
+#[test]
+fn a_join_applied_before_the_founder_records_itself_never_takes_number_one() {
+    let mut cluster = Cluster::with_directory(1_000);
+    cluster.elect(NodeId(1));
+    assert!(cluster.at(NodeId(1)).node.directory().members.is_empty(), "the founder has not recorded itself yet");
+    let joined = cluster.join(NodeId(1), 1);
+    assert_eq!(joined, NodeId(2));
+    cluster.tick_all(10);
+    let directory = cluster.at(NodeId(1)).node.directory().clone();
+    assert_eq!(directory.members.get(&NodeId(1)), Some(&info(0)));
+    assert_eq!(directory.members.get(&NodeId(2)), Some(&info(1)));
+    assert!(cluster.at(NodeId(1)).node.raft().membership().is_voter(NodeId(2)));
+}
