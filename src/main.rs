@@ -97,7 +97,8 @@ fn address(flag: &str, text: &str, advertise: Option<&str>) -> Result<(SocketAdd
 }
 
 fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
-    let (client_bind, client_advertise) = address("listenaddr", &args.listenaddr, args.advertise_client.as_deref())?;
+    let (client_bind, client_advertise) =
+        address("listenaddr", &args.listenaddr, args.advertise_client.as_deref())?;
     let (raft_bind, raft_advertise) = address("raftaddr", &args.raftaddr, args.advertise_raft.as_deref())?;
     if args.id.is_empty() || args.id.contains(char::is_whitespace) {
         return Err(format!("--id {:?}: a name must be non-empty and without spaces", args.id));
@@ -105,7 +106,10 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
     if args.election_ticks <= args.heartbeat_ticks || args.heartbeat_ticks == 0 || args.tick_ms == 0 {
         return Err("need --tick-ms > 0 and 0 < --heartbeat-ticks < --election-ticks".into());
     }
-    let join_via = args.leaderaddr.as_ref().map(|a| if a.starts_with(':') { format!("127.0.0.1{a}") } else { a.clone() });
+    let join_via =
+        args.leaderaddr
+            .as_ref()
+            .map(|a| if a.starts_with(':') { format!("127.0.0.1{a}") } else { a.clone() });
     Ok(ServerConfig {
         name: args.id.clone(),
         client_bind,

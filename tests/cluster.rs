@@ -24,17 +24,28 @@ fn assert_all_present(cluster: &Cluster, nodes: &[usize], acknowledged: &[(Strin
         let server = &cluster.servers[node];
         let mut client = eventually(&format!("a connection to {}", server.name), || server.client().ok());
         for (key, value) in acknowledged {
-            let reply = eventually(&format!("GET {key} at {}", server.name), || {
-                match client.call(&["GET", key]) {
-                    Ok(Reply::Error(e)) if e.starts_with("CLUSTERDOWN") || e.starts_with("TIMEOUT") || e.starts_with("TRYAGAIN") => None,
+            let reply =
+                eventually(&format!("GET {key} at {}", server.name), || match client.call(&["GET", key]) {
+                    Ok(Reply::Error(e))
+                        if e.starts_with("CLUSTERDOWN")
+                            || e.starts_with("TIMEOUT")
+                            || e.starts_with("TRYAGAIN") =>
+                    {
+                        None
+                    }
                     Ok(reply) => Some(reply),
                     Err(_) => {
                         client = server.client().ok()?;
                         None
                     }
-                }
-            });
-            assert_eq!(reply, Reply::bulk(value.as_str()), "{key} at {}\n{}", server.name, cluster.dump_logs());
+                });
+            assert_eq!(
+                reply,
+                Reply::bulk(value.as_str()),
+                "{key} at {}\n{}",
+                server.name,
+                cluster.dump_logs()
+            );
         }
     }
 }
@@ -107,10 +118,11 @@ fn killing_the_leader_loses_no_acknowledged_write_and_the_node_catches_up_after_
     acknowledged.extend(write_keys(&cluster, &everyone, "after", 30));
     // The restarted node serves the same data (linearizable reads through it).
     assert_all_present(&cluster, &everyone, &acknowledged);
-    let leader_commit = field(&bulk_text(&cluster.servers[new].call(&["CLUSTER", "INFO"])).unwrap(), "cluster_commit_index")
-        .unwrap()
-        .parse::<u64>()
-        .unwrap();
+    let leader_commit =
+        field(&bulk_text(&cluster.servers[new].call(&["CLUSTER", "INFO"])).unwrap(), "cluster_commit_index")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
     eventually("the restarted node applies the leader's log", || {
         let info = bulk_text(&cluster.servers[old].call(&["INFO", "replication"]))?;
         let applied: u64 = field(&info, "raft_applied_index")?.parse().ok()?;

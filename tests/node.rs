@@ -361,7 +361,10 @@ fn replies_leave_in_the_order_their_commands_arrived_on_a_connection() {
 fn a_join_applied_before_the_founder_records_itself_never_takes_number_one() {
     let mut cluster = Cluster::with_directory(1_000);
     cluster.elect(NodeId(1));
-    assert!(cluster.at(NodeId(1)).node.directory().members.is_empty(), "the founder has not recorded itself yet");
+    assert!(
+        cluster.at(NodeId(1)).node.directory().members.is_empty(),
+        "the founder has not recorded itself yet"
+    );
     let joined = cluster.join(NodeId(1), 1);
     assert_eq!(joined, NodeId(2));
     cluster.tick_all(10);

@@ -149,6 +149,89 @@ const TABLE: &[Spec] = &[
     write("cashe.expire", -1, WriteCommand::CasheExpire),
 ];
 
+/// One row of the table as `COMMAND INFO` describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommandInfo {
+    /// Lower case, as Redis names it.
+    pub name: &'static str,
+    /// Redis's convention: `n` exactly n arguments counting the name, `-n` at least n.
+    pub arity: i32,
+    pub access: Access,
+    /// The first key argument, 0 when the command takes no key.
+    pub first_key: i32,
+    /// The last key argument; negative counts from the end (-1: the last argument).
+    pub last_key: i32,
+    /// The distance between key arguments (MSET: 2).
+    pub key_step: i32,
+}
+
+/// Every command of the table, in table order, for COMMAND, COMMAND INFO
+/// and COMMAND COUNT. It includes [`CASHE_EXPIRE`], which clients may not send.
+pub fn commands() -> impl Iterator<Item = CommandInfo> {
+    TABLE.iter().map(|spec| {
+        let (first_key, last_key, key_step) = spec.key_positions();
+        CommandInfo {
+            name: spec.name,
+            arity: spec.arity,
+            access: spec.access(),
+            first_key,
+            last_key,
+            key_step,
+        }
+    })
+}
+
+impl Spec {
+    /// `(first, last, step)` of the key arguments, as Redis 7.0's COMMAND
+    /// INFO gives them. Exhaustive, so a new command must say where its keys are.
+    fn key_positions(&self) -> (i32, i32, i32) {
+        const NONE: (i32, i32, i32) = (0, 0, 0);
+        const ONE: (i32, i32, i32) = (1, 1, 1);
+        const ALL: (i32, i32, i32) = (1, -1, 1);
+        match self.kind {
+            Kind::Read(command) => match command {
+                ReadCommand::Get
+                | ReadCommand::StrLen
+                | ReadCommand::GetRange
+                | ReadCommand::Has
+                | ReadCommand::Type
+                | ReadCommand::Ttl
+                | ReadCommand::PTtl
+                | ReadCommand::ExpireTime
+                | ReadCommand::PExpireTime => ONE,
+                ReadCommand::MGet | ReadCommand::Exists => ALL,
+                ReadCommand::Scan | ReadCommand::Keys | ReadCommand::RandomKey | ReadCommand::DbSize => NONE,
+            },
+            Kind::Write(command) => match command {
+                WriteCommand::Set
+                | WriteCommand::SetNx
+                | WriteCommand::SetEx
+                | WriteCommand::PSetEx
+                | WriteCommand::GetSet
+                | WriteCommand::GetEx
+                | WriteCommand::GetDel
+                | WriteCommand::Incr
+                | WriteCommand::IncrBy
+                | WriteCommand::IncrByFloat
+                | WriteCommand::Decr
+                | WriteCommand::DecrBy
+                | WriteCommand::Append
+                | WriteCommand::SetRange
+                | WriteCommand::Cas
+                | WriteCommand::Expire
+                | WriteCommand::PExpire
+                | WriteCommand::ExpireAt
+                | WriteCommand::PExpireAt
+                | WriteCommand::Persist => ONE,
+                WriteCommand::MSet | WriteCommand::MSetNx => (1, -1, 2),
+                WriteCommand::Rename | WriteCommand::RenameNx => (1, 2, 1),
+                WriteCommand::Del | WriteCommand::CasheExpire => ALL,
+                WriteCommand::Flush => NONE,
+            },
+        }
+    }
+}
+
 /// Finds the command named by `args[0]` and checks its arity, as Redis's
 /// `processCommand` does before running anything.
 pub(super) fn lookup(args: &[Vec<u8>]) -> Result<&'static Spec, Reply> {

@@ -9,7 +9,7 @@
 //! overflow the stack.
 
 /// Whether `string` matches `pattern`.
-pub(super) fn string_match(pattern: &[u8], string: &[u8]) -> bool {
+pub(crate) fn string_match(pattern: &[u8], string: &[u8]) -> bool {
     if string.is_empty() {
         // Redis's loop never runs on an empty string: only "" matches.
         return pattern.is_empty();

@@ -48,7 +48,8 @@ mod long_double;
 mod snapshot;
 mod strings;
 
-pub use command::{Access, CASHE_EXPIRE};
+pub use command::{commands, Access, CommandInfo, CASHE_EXPIRE};
+pub(crate) use glob::string_match;
 pub use snapshot::{snapshot_decode, RestoreError, SNAPSHOT_FORMAT};
 
 use crate::protocol::Reply;
@@ -88,6 +89,21 @@ impl Entry {
     fn is_expired(&self, now_ms: u64) -> bool {
         self.expire_at_ms.is_some_and(|at| now_ms > at)
     }
+}
+
+/// Redis's `string2ll` (what SELECT and HELLO parse their numbers with):
+/// optional '-', no '+', no leading zeros, no spaces, within i64.
+pub(crate) fn parse_integer(text: &[u8]) -> Option<i64> {
+    args::parse_i64(text)
+}
+
+/// The key space as INFO's keyspace section counts it at one instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyCounts {
+    /// Keys not expired (what DBSIZE answers).
+    pub keys: usize,
+    /// Those of them with a TTL.
+    pub expires: usize,
 }
 
 /// Which commands may run, and whether they need the log: by name
@@ -192,6 +208,12 @@ impl Store {
             self.expiries.range(..(now_ms, 0)).map(|(_, sequence)| &self.by_sequence[sequence]).collect();
         keys.sort_unstable();
         keys.into_iter().take(max).cloned().collect()
+    }
+
+    /// Keys alive at `now_ms`, and how many of them have a TTL.
+    pub fn key_counts(&self, now_ms: u64) -> KeyCounts {
+        let expired = self.expiries.range(..(now_ms, 0)).count();
+        KeyCounts { keys: self.entries.len() - expired, expires: self.expiries.len() - expired }
     }
 
     /// Number of stored keys, expired or not (what a snapshot holds).

@@ -306,6 +306,7 @@ impl Node {
         let order = self.reply_order.entry(conn).or_default();
         let ticket = Ticket { conn, seq: order.0 };
         order.0 += 1;
+        self.clients.seen(conn, self.now_ms);
         let name = args.first().map(|a| a.to_ascii_uppercase()).unwrap_or_default();
         match name.as_slice() {
             b"READONLY" => {
@@ -349,6 +350,12 @@ impl Node {
 
     fn stale_read_planted(&self) -> bool {
         self.config.raft.planted_bug.active(PlantedBug::StaleRead)
+    }
+
+    /// A client connected (counted by INFO and CLIENT before it says anything).
+    pub fn connected(&mut self, conn: ConnId, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.clients.seen(conn, self.now_ms);
     }
 
     /// The connection closed: forget its per-connection state.

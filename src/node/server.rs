@@ -1,10 +1,37 @@
 //! Connection and server commands that never touch the key space: PING,
 //! ECHO, QUIT, SELECT, INFO, ROLE, TIME, COMMAND, CONFIG GET, CLIENT and
-//! HELLO. Answered at once by the node that received them.
+//! HELLO. Answered at once by the node that received them, from its own
+//! state: nothing here goes through the log, so two nodes may answer INFO or
+//! ROLE differently, and nothing here may change the key space.
+//!
+//! Replies and error texts are Redis 7.0's, including its arity errors for
+//! subcommands (`'client|setname'`) and its unknown-subcommand text;
+//! `tests/server.rs` compares them with a real redis-server. Intentional
+//! differences:
+//! - one database: SELECT accepts only 0 (CONFIG GET databases says 1);
+//! - RESP2 only: HELLO 3 is refused with NOPROTO; no authentication, so
+//!   HELLO AUTH is an error;
+//! - CONFIG is read-only, and CONFIG GET answers in table order (Redis: in
+//!   hash-table order);
+//! - COMMAND gives names, arity, flags and key positions but no key specs or
+//!   tips; COMMAND DOCS is empty;
+//! - CLIENT INFO and LIST know no addresses, buffers or memory (`addr=?`);
+//! - INFO counts the command that asks (total_commands_processed), and has
+//!   only the sections server, clients, persistence, stats, replication and
+//!   keyspace.
+//!
+//! Time is the node's `now_ms`; nothing here reads a clock or iterates a
+//! hash map. Per-connection state lives in [`Clients`]: `server_command`
+//! calls [`Clients::seen`] for every command the node is given (READONLY and
+//! READWRITE aside), the node calls `disconnected` when the shell says the
+//! connection closed.
 
 use super::{ConnId, Node};
-use crate::protocol::Reply;
-use std::collections::BTreeMap;
+use crate::kv::{self, Access};
+use crate::protocol::{Limits, Reply};
+use crate::raft::{NodeId, Role};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::{Display, Write};
 
 /// Counters the shell keeps (the core cannot see fsyncs or wall-clock
 /// latencies); the shell refreshes them and INFO prints them.
@@ -14,27 +41,909 @@ pub struct ShellStats {
     pub stats: Vec<(String, String)>,
     /// `(field, value)` pairs for INFO's `server` section, in order.
     pub server: Vec<(String, String)>,
+    /// `(name, value)` pairs CONFIG GET answers besides the node's defaults,
+    /// which a pair of the same name replaces (`maxclients`,
+    /// `proto-max-bulk-len`, `port`, ... as the shell enforces them).
+    pub config: Vec<(String, String)>,
 }
 
-/// Per-connection state.
+/// Per-connection state, and the counters INFO reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(super) struct Clients {
-    names: BTreeMap<ConnId, Vec<u8>>,
+    connections: BTreeMap<ConnId, Connection>,
+    /// Connections ever seen (INFO's total_connections_received).
+    connections_received: u64,
+    /// Commands ever received, READONLY and READWRITE aside.
+    commands_processed: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Connection {
+    /// Never empty: CLIENT SETNAME "" clears it, as in Redis.
+    name: Option<Vec<u8>>,
+    first_command_ms: u64,
+    last_command_ms: u64,
 }
 
 impl Clients {
+    /// A command arrived on `conn` at `now_ms`; a connection is known from
+    /// its first command until `disconnected`.
+    pub(super) fn seen(&mut self, conn: ConnId, now_ms: u64) {
+        self.commands_processed += 1;
+        let connection = self.connections.entry(conn).or_insert_with(|| {
+            self.connections_received += 1;
+            Connection { name: None, first_command_ms: now_ms, last_command_ms: now_ms }
+        });
+        connection.last_command_ms = now_ms;
+    }
+
     pub(super) fn disconnected(&mut self, conn: ConnId) {
-        self.names.remove(&conn);
+        self.connections.remove(&conn);
+    }
+
+    fn connection(&mut self, conn: ConnId) -> &mut Connection {
+        self.connections.get_mut(&conn).expect("server_command calls seen first")
     }
 }
+
+/// The server commands, for dispatch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ServerCommand {
+    Ping,
+    Echo,
+    Quit,
+    Select,
+    Info,
+    Role,
+    Time,
+    Command,
+    Config,
+    Client,
+    Hello,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ClientSubcommand {
+    SetName,
+    GetName,
+    Id,
+    Info,
+    List,
+    SetInfo,
+    Help,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ConfigSubcommand {
+    Get,
+    Set,
+    ResetStat,
+    Rewrite,
+    Help,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CommandSubcommand {
+    Count,
+    Info,
+    Docs,
+    List,
+    Help,
+}
+
+/// One row of a command table: Redis's lower-case name, arity (`n`: exactly
+/// n arguments counting the name, and the container's name for a
+/// subcommand; `-n`: at least n), and what COMMAND INFO reports.
+struct Spec<T> {
+    name: &'static str,
+    arity: i32,
+    flags: &'static [&'static str],
+    categories: &'static [&'static str],
+    which: T,
+}
+
+const fn spec<T>(
+    name: &'static str,
+    arity: i32,
+    flags: &'static [&'static str],
+    categories: &'static [&'static str],
+    which: T,
+) -> Spec<T> {
+    Spec { name, arity, flags, categories, which }
+}
+
+const FAST: &[&str] = &["loading", "stale", "fast"];
+const CONNECTION: &[&str] = &["@fast", "@connection"];
+const CLIENT_FLAGS: &[&str] = &["noscript", "loading", "stale"];
+const ADMIN_FLAGS: &[&str] = &["admin", "noscript", "loading", "stale"];
+const SLOW_CONNECTION: &[&str] = &["@slow", "@connection"];
+const ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
+
+/// Flags and categories as Redis 7.0's COMMAND INFO gives them. `None`:
+/// answered elsewhere (READONLY and READWRITE by the node, CLUSTER by the
+/// cluster commands), listed here for COMMAND only.
+const COMMANDS: &[Spec<Option<ServerCommand>>] = &[
+    spec("ping", -1, &["fast"], CONNECTION, Some(ServerCommand::Ping)),
+    spec("echo", 2, &["fast"], CONNECTION, Some(ServerCommand::Echo)),
+    spec(
+        "quit",
+        -1,
+        &["allow_busy", "noscript", "loading", "stale", "fast", "no_auth"],
+        CONNECTION,
+        Some(ServerCommand::Quit),
+    ),
+    spec("select", 2, FAST, CONNECTION, Some(ServerCommand::Select)),
+    spec("info", -1, &["loading", "stale"], &["@slow", "@dangerous"], Some(ServerCommand::Info)),
+    spec(
+        "role",
+        1,
+        &["noscript", "loading", "stale", "fast"],
+        &["@admin", "@fast", "@dangerous"],
+        Some(ServerCommand::Role),
+    ),
+    spec("time", 1, FAST, &["@fast"], Some(ServerCommand::Time)),
+    spec("command", -1, &["loading", "stale"], SLOW_CONNECTION, Some(ServerCommand::Command)),
+    spec("config", -2, &[], &["@slow"], Some(ServerCommand::Config)),
+    spec("client", -2, &[], &["@slow"], Some(ServerCommand::Client)),
+    spec(
+        "hello",
+        -1,
+        &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"],
+        CONNECTION,
+        Some(ServerCommand::Hello),
+    ),
+    spec("readonly", 1, FAST, CONNECTION, None),
+    spec("readwrite", 1, FAST, CONNECTION, None),
+    spec("cluster", -2, &[], &["@slow"], None),
+];
+
+const CLIENT_SUBCOMMANDS: &[Spec<ClientSubcommand>] = &[
+    spec("setname", 3, CLIENT_FLAGS, SLOW_CONNECTION, ClientSubcommand::SetName),
+    spec("getname", 2, CLIENT_FLAGS, SLOW_CONNECTION, ClientSubcommand::GetName),
+    spec("id", 2, CLIENT_FLAGS, SLOW_CONNECTION, ClientSubcommand::Id),
+    spec("info", 2, CLIENT_FLAGS, SLOW_CONNECTION, ClientSubcommand::Info),
+    spec("list", -2, ADMIN_FLAGS, &["@admin", "@slow", "@dangerous", "@connection"], ClientSubcommand::List),
+    // Redis 7.2's; redis-py sends it on connect.
+    spec("setinfo", 4, CLIENT_FLAGS, SLOW_CONNECTION, ClientSubcommand::SetInfo),
+    spec("help", 2, &["loading", "stale"], SLOW_CONNECTION, ClientSubcommand::Help),
+];
+
+const CONFIG_SUBCOMMANDS: &[Spec<ConfigSubcommand>] = &[
+    spec("get", -3, ADMIN_FLAGS, ADMIN, ConfigSubcommand::Get),
+    spec("set", -4, ADMIN_FLAGS, ADMIN, ConfigSubcommand::Set),
+    spec("resetstat", 2, ADMIN_FLAGS, ADMIN, ConfigSubcommand::ResetStat),
+    spec("rewrite", 2, ADMIN_FLAGS, ADMIN, ConfigSubcommand::Rewrite),
+    spec("help", 2, &["loading", "stale"], &["@slow"], ConfigSubcommand::Help),
+];
+
+const COMMAND_SUBCOMMANDS: &[Spec<CommandSubcommand>] = &[
+    spec("count", 2, &["loading", "stale"], SLOW_CONNECTION, CommandSubcommand::Count),
+    spec("info", -2, &["loading", "stale"], SLOW_CONNECTION, CommandSubcommand::Info),
+    spec("docs", -2, &["loading", "stale"], SLOW_CONNECTION, CommandSubcommand::Docs),
+    spec("list", -2, &["loading", "stale"], SLOW_CONNECTION, CommandSubcommand::List),
+    spec("help", 2, &["loading", "stale"], SLOW_CONNECTION, CommandSubcommand::Help),
+];
+
+/// What this node says it is, so client libraries enable Redis 7.0 features.
+const REDIS_VERSION: &str = "7.0.0";
+/// At most this many bytes of an argument are quoted in an error (Redis's `%.128s`).
+const QUOTED_BYTES_MAX: usize = 128;
+const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
+const BAD_CLIENT_NAME: &str = "ERR Client names cannot contain spaces, newlines or special characters.";
+const NO_AUTHENTICATION: &str = "ERR AUTH is not supported: cashe has no authentication";
 
 impl Node {
     /// Answers a connection or server command; `None` for anything else.
     /// `name` is the command name upper-cased.
-    pub(super) fn server_command(&mut self, _conn: ConnId, name: &[u8], _args: &[Vec<u8>]) -> Option<Reply> {
-        match name {
-            b"PING" => Some(Reply::Simple("PONG".into())),
-            _ => None,
+    pub(super) fn server_command(&mut self, conn: ConnId, name: &[u8], args: &[Vec<u8>]) -> Option<Reply> {
+        let spec = COMMANDS.iter().find(|spec| name.eq_ignore_ascii_case(spec.name.as_bytes()))?;
+        let which = spec.which?;
+        if !arity_allows(spec.arity, args.len()) {
+            return Some(wrong_arity(spec.name));
+        }
+        let reply = match which {
+            ServerCommand::Ping => on_ping(args),
+            ServerCommand::Echo => Reply::bulk(args[1].clone()),
+            ServerCommand::Quit => Reply::ok(),
+            ServerCommand::Select => on_select(&args[1]),
+            ServerCommand::Info => self.on_info(&args[1..]),
+            ServerCommand::Role => self.on_role(),
+            ServerCommand::Time => self.on_time(),
+            ServerCommand::Command => on_command(args),
+            ServerCommand::Config => self.on_config(args),
+            ServerCommand::Client => self.on_client(conn, args),
+            ServerCommand::Hello => self.on_hello(conn, args),
+        };
+        Some(reply)
+    }
+
+    /// Redis answers all sections for no argument, `default`, `all` and
+    /// `everything`; otherwise those named (any case), unknown names ignored.
+    fn on_info(&self, names: &[Vec<u8>]) -> Reply {
+        let all = names.is_empty()
+            || names.iter().any(|n| ["default", "all", "everything"].iter().any(|w| eq_word(n, w)));
+        let mut text = String::new();
+        for section in Section::ALL {
+            if !all && !names.iter().any(|n| eq_word(n, section.name())) {
+                continue;
+            }
+            if !text.is_empty() {
+                text.push_str("\r\n");
+            }
+            write!(text, "# {}\r\n", section.title()).expect("writing to a String cannot fail");
+            let fields = match section {
+                Section::Server => self.info_server(),
+                Section::Clients => self.info_clients(),
+                Section::Persistence => self.info_persistence(),
+                Section::Stats => self.info_stats(),
+                Section::Replication => self.info_replication(),
+                Section::Keyspace => self.info_keyspace(),
+            };
+            fields.render(&mut text);
+        }
+        Reply::bulk(text)
+    }
+
+    fn info_server(&self) -> Fields {
+        let mut fields = Fields::default();
+        fields.add("redis_version", REDIS_VERSION);
+        fields.add("redis_mode", "standalone");
+        fields.add("cashe_version", env!("CARGO_PKG_VERSION"));
+        fields.add("arch_bits", usize::BITS);
+        fields.add("server_time_usec", self.now_ms.saturating_mul(1000));
+        fields.extend(&self.shell_stats.server);
+        fields
+    }
+
+    fn info_clients(&self) -> Fields {
+        let mut fields = Fields::default();
+        fields.add("connected_clients", self.clients.connections.len());
+        fields.add("cluster_connections", 0);
+        fields.add("maxclients", self.config_value("maxclients").unwrap_or_default());
+        fields.add("blocked_clients", 0);
+        fields.add("tracking_clients", 0);
+        fields
+    }
+
+    /// Every write is in the Raft log, fsynced before it is acknowledged:
+    /// an always-fsynced append-only file, never a background save.
+    fn info_persistence(&self) -> Fields {
+        let mut fields = Fields::default();
+        fields.add("loading", 0);
+        fields.add("async_loading", 0);
+        fields.add("rdb_changes_since_last_save", 0);
+        fields.add("rdb_bgsave_in_progress", 0);
+        fields.add("rdb_last_bgsave_status", "ok");
+        fields.add("aof_enabled", 1);
+        fields.add("aof_rewrite_in_progress", 0);
+        fields.add("aof_rewrite_scheduled", 0);
+        fields.add("aof_last_bgrewrite_status", "ok");
+        fields.add("aof_last_write_status", "ok");
+        fields.add("raft_durable_index", self.raft.durable_index());
+        fields.add("raft_snapshot_index", self.raft.log().snapshot_index());
+        fields.add("raft_last_index", self.raft.log().last_index());
+        fields
+    }
+
+    fn info_stats(&self) -> Fields {
+        let mut fields = Fields::default();
+        fields.add("total_connections_received", self.clients.connections_received);
+        fields.add("total_commands_processed", self.clients.commands_processed);
+        fields.add("cashe_pending_writes", self.writes.len());
+        fields.add("cashe_pending_reads", self.reads.len() + self.ready_reads.len());
+        fields.add("cashe_forwarded_writes", self.forwarded.len());
+        fields.extend(&self.shell_stats.stats);
+        fields
+    }
+
+    fn info_replication(&self) -> Fields {
+        let mut fields = Fields::default();
+        let leader = self.raft.leader();
+        let progress = self.raft.progress();
+        if self.raft.is_leader() {
+            fields.add("role", "master");
+            fields.add("connected_slaves", progress.len());
+        } else {
+            fields.add("role", "slave");
+            let (host, port) = match leader {
+                Some(id) => self.member_host_port(id),
+                None => (String::new(), 0),
+            };
+            fields.add("master_host", host);
+            fields.add("master_port", port);
+            fields.add("master_link_status", if leader.is_some() { "up" } else { "down" });
+        }
+        fields.add("master_repl_offset", self.raft.applied());
+        fields.add("raft_id", self.raft.id());
+        fields.add("raft_role", role_name(self.raft.role()));
+        fields.add("raft_term", self.raft.term());
+        fields.add("raft_leader", leader.map(|id| self.member_name(id)).unwrap_or_default());
+        fields.add("raft_commit_index", self.raft.commit());
+        fields.add("raft_applied_index", self.raft.applied());
+        let membership = self.raft.membership();
+        for (k, id) in membership.members().enumerate() {
+            let role = if membership.is_voter(id) { "voter" } else { "learner" };
+            let mut line = format!("name={},id={id},role={role}", self.member_name(id));
+            // Only the leader knows match indexes; its own is what it has made durable.
+            let match_index = match progress.get(&id) {
+                Some(follower) => Some(follower.match_index),
+                None if self.raft.is_leader() && id == self.raft.id() => Some(self.raft.durable_index()),
+                None => None,
+            };
+            if let Some(index) = match_index {
+                write!(line, ",match_index={index}").expect("writing to a String cannot fail");
+            }
+            fields.add(&format!("member{k}"), line);
+        }
+        fields
+    }
+
+    fn info_keyspace(&self) -> Fields {
+        let mut fields = Fields::default();
+        let counts = self.store.key_counts(self.now_ms);
+        if counts.keys > 0 {
+            fields.add("db0", format!("keys={},expires={},avg_ttl=0", counts.keys, counts.expires));
+        }
+        fields
+    }
+
+    /// Leader: `[master, applied, [[host, port, match index]...]]` (the
+    /// inner values bulk strings, as Redis sends them). Others:
+    /// `[slave, leader host, leader port, connected|connect, applied]`.
+    fn on_role(&self) -> Reply {
+        let applied = self.raft.applied().0;
+        if self.raft.is_leader() {
+            let followers = self
+                .raft
+                .progress()
+                .into_iter()
+                .map(|(id, progress)| {
+                    let (host, port) = self.member_host_port(id);
+                    let match_index = progress.match_index.to_string();
+                    Reply::Array(Some(vec![
+                        Reply::bulk(host),
+                        Reply::bulk(port.to_string()),
+                        Reply::bulk(match_index),
+                    ]))
+                })
+                .collect();
+            return Reply::Array(Some(vec![
+                Reply::bulk("master"),
+                integer(applied),
+                Reply::Array(Some(followers)),
+            ]));
+        }
+        let ((host, port), state) = match self.raft.leader() {
+            Some(id) => (self.member_host_port(id), "connected"),
+            None => (("?".to_string(), 0), "connect"),
+        };
+        Reply::Array(Some(vec![
+            Reply::bulk("slave"),
+            Reply::bulk(host),
+            Reply::Integer(i64::from(port)),
+            Reply::bulk(state),
+            integer(applied),
+        ]))
+    }
+
+    /// A member's client address split into host and port; its name and
+    /// port 0 while the address is unknown.
+    fn member_host_port(&self, id: NodeId) -> (String, u16) {
+        let split = |address: String| {
+            let (host, port) = address.rsplit_once(':')?;
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            Some((host.to_string(), port.parse().ok()?))
+        };
+        self.member_client_addr(id).and_then(split).unwrap_or_else(|| (self.member_name(id), 0))
+    }
+
+    fn on_time(&self) -> Reply {
+        let seconds = self.now_ms / 1000;
+        let microseconds = self.now_ms % 1000 * 1000;
+        Reply::Array(Some(vec![Reply::bulk(seconds.to_string()), Reply::bulk(microseconds.to_string())]))
+    }
+
+    fn on_config(&self, args: &[Vec<u8>]) -> Reply {
+        let refused = |what: &str| Reply::Error(format!("ERR CONFIG {what} is not supported by cashe"));
+        match subcommand(CONFIG_SUBCOMMANDS, "config", args) {
+            Err(reply) => reply,
+            Ok(ConfigSubcommand::Get) => self.on_config_get(&args[2..]),
+            Ok(ConfigSubcommand::Set) => refused("SET"),
+            Ok(ConfigSubcommand::ResetStat) => refused("RESETSTAT"),
+            Ok(ConfigSubcommand::Rewrite) => refused("REWRITE"),
+            Ok(ConfigSubcommand::Help) => help(&[
+                "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GET <pattern>",
+                "    Return parameters matching the glob-like <pattern> and their values.",
+                "HELP",
+                "    Prints this help.",
+            ]),
+        }
+    }
+
+    /// Redis's rules: a name without `[`, `*` or `?` is looked up (any case)
+    /// and echoed as given; a pattern is matched without regard to case.
+    /// Each parameter is answered once.
+    fn on_config_get(&self, patterns: &[Vec<u8>]) -> Reply {
+        let table = self.config_table();
+        let mut answered = BTreeSet::new();
+        let mut reply = Vec::new();
+        for pattern in patterns {
+            if !pattern.iter().any(|b| matches!(b, b'[' | b'*' | b'?')) {
+                let found = table.iter().position(|(name, _)| pattern.eq_ignore_ascii_case(name.as_bytes()));
+                if let Some(k) = found.filter(|k| answered.insert(*k)) {
+                    reply.extend([Reply::bulk(pattern.clone()), Reply::bulk(table[k].1.clone())]);
+                }
+                continue;
+            }
+            let pattern = pattern.to_ascii_lowercase();
+            for (k, (name, value)) in table.iter().enumerate() {
+                if kv::string_match(&pattern, name.as_bytes()) && answered.insert(k) {
+                    reply.extend([Reply::bulk(name.clone()), Reply::bulk(value.clone())]);
+                }
+            }
+        }
+        Reply::Array(Some(reply))
+    }
+
+    /// The node's answers, then the shell's (replacing a default of the same name).
+    fn config_table(&self) -> Vec<(String, String)> {
+        let defaults = [
+            ("save", String::new()),
+            ("appendonly", "yes".into()),
+            ("appendfsync", "always".into()),
+            ("databases", "1".into()),
+            ("maxmemory", "0".into()),
+            ("maxmemory-policy", "noeviction".into()),
+            ("maxclients", "10000".into()),
+            ("proto-max-bulk-len", Limits::default().value_bytes_max.to_string()),
+            ("timeout", "0".into()),
+            ("cluster-enabled", "no".into()),
+        ];
+        let mut table: Vec<(String, String)> =
+            defaults.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+        for (name, value) in &self.shell_stats.config {
+            match table.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                Some(row) => row.1 = value.clone(),
+                None => table.push((name.to_ascii_lowercase(), value.clone())),
+            }
+        }
+        table
+    }
+
+    fn config_value(&self, name: &str) -> Option<String> {
+        self.config_table().into_iter().find(|(n, _)| n == name).map(|(_, value)| value)
+    }
+
+    fn on_client(&mut self, conn: ConnId, args: &[Vec<u8>]) -> Reply {
+        match subcommand(CLIENT_SUBCOMMANDS, "client", args) {
+            Err(reply) => reply,
+            Ok(ClientSubcommand::SetName) => match client_name(&args[2]) {
+                Ok(name) => {
+                    self.clients.connection(conn).name = name;
+                    Reply::ok()
+                }
+                Err(reply) => reply,
+            },
+            Ok(ClientSubcommand::GetName) => Reply::Bulk(self.clients.connection(conn).name.clone()),
+            Ok(ClientSubcommand::Id) => integer(conn.0),
+            Ok(ClientSubcommand::Info) => Reply::bulk(self.client_line(conn, "client|info")),
+            Ok(ClientSubcommand::List) => self.on_client_list(conn, &args[2..]),
+            Ok(ClientSubcommand::SetInfo) => Reply::ok(),
+            Ok(ClientSubcommand::Help) => help(&[
+                "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GETNAME",
+                "    Return the name of the current connection.",
+                "ID",
+                "    Return the ID of the current connection.",
+                "INFO",
+                "    Return information about the current client connection.",
+                "LIST [TYPE (NORMAL|MASTER|REPLICA|PUBSUB)]",
+                "    Return information about client connections.",
+                "SETINFO <LIB-NAME|LIB-VER> <value>",
+                "    Accepted and ignored.",
+                "SETNAME <name>",
+                "    Assign the name <name> to the current connection.",
+                "HELP",
+                "    Prints this help.",
+            ]),
+        }
+    }
+
+    /// Every known connection (all are of type normal), one line each.
+    fn on_client_list(&self, conn: ConnId, options: &[Vec<u8>]) -> Reply {
+        let listed: Vec<ConnId> = match options {
+            [] => self.clients.connections.keys().copied().collect(),
+            [option, kind] if eq_word(option, "type") => {
+                if eq_word(kind, "normal") {
+                    self.clients.connections.keys().copied().collect()
+                } else if ["master", "replica", "slave", "pubsub"].iter().any(|k| eq_word(kind, k)) {
+                    Vec::new()
+                } else {
+                    return Reply::Error(format!("ERR Unknown client type '{}'", quoted(kind)));
+                }
+            }
+            _ => return Reply::error("ERR syntax error"),
+        };
+        let mut text = String::new();
+        for id in listed {
+            let command = if id == conn { "client|list" } else { "NULL" };
+            text.push_str(&self.client_line(id, command));
+        }
+        Reply::bulk(text)
+    }
+
+    /// Redis's CLIENT INFO line, with what the node knows of the connection.
+    fn client_line(&self, conn: ConnId, command: &str) -> String {
+        let connection = &self.clients.connections[&conn];
+        let name = connection.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+        let age = self.now_ms.saturating_sub(connection.first_command_ms) / 1000;
+        let idle = self.now_ms.saturating_sub(connection.last_command_ms) / 1000;
+        let flags = if self.readonly.contains(&conn) { "r" } else { "N" };
+        format!(
+            "id={} addr=? laddr=? fd=-1 name={name} age={age} idle={idle} flags={flags} db=0 sub=0 psub=0 \
+             ssub=0 multi=-1 events=r cmd={command} user=default redir=-1 resp=2\n",
+            conn.0
+        )
+    }
+
+    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`, parsed in Redis's
+    /// order: the version first, then each option; the name is set only if
+    /// every option is valid.
+    fn on_hello(&mut self, conn: ConnId, args: &[Vec<u8>]) -> Reply {
+        if let Some(version) = args.get(1) {
+            match kv::parse_integer(version) {
+                None => return Reply::error("ERR Protocol version is not an integer or out of range"),
+                Some(2) => {}
+                Some(_) => return Reply::error("NOPROTO unsupported protocol version"),
+            }
+        }
+        let mut name = None;
+        let mut k = 2;
+        while k < args.len() {
+            let more = args.len() - 1 - k;
+            if option_is(&args[k], "AUTH") && more >= 2 {
+                return Reply::error(NO_AUTHENTICATION);
+            } else if option_is(&args[k], "SETNAME") && more >= 1 {
+                match client_name(&args[k + 1]) {
+                    Ok(valid) => name = Some(valid),
+                    Err(reply) => return reply,
+                }
+                k += 2;
+            } else {
+                return Reply::Error(format!("ERR Syntax error in HELLO option '{}'", c_string(&args[k])));
+            }
+        }
+        if let Some(name) = name {
+            self.clients.connection(conn).name = name;
+        }
+        let role = if self.raft.is_leader() { "master" } else { "replica" };
+        Reply::Array(Some(vec![
+            Reply::bulk("server"),
+            Reply::bulk("redis"),
+            Reply::bulk("version"),
+            Reply::bulk(REDIS_VERSION),
+            Reply::bulk("proto"),
+            Reply::Integer(2),
+            Reply::bulk("id"),
+            integer(conn.0),
+            Reply::bulk("mode"),
+            Reply::bulk("standalone"),
+            Reply::bulk("role"),
+            Reply::bulk(role),
+            Reply::bulk("modules"),
+            Reply::Array(Some(Vec::new())),
+        ]))
+    }
+}
+
+fn on_ping(args: &[Vec<u8>]) -> Reply {
+    match args {
+        [_] => Reply::Simple("PONG".into()),
+        [_, message] => Reply::bulk(message.clone()),
+        _ => wrong_arity("ping"),
+    }
+}
+
+/// Redis parses the index as a `long long`, then requires an `int`.
+fn on_select(index: &[u8]) -> Reply {
+    match kv::parse_integer(index) {
+        None => Reply::error(NOT_AN_INTEGER),
+        Some(index) if i32::try_from(index).is_err() => {
+            Reply::error("ERR value is out of range, value must between -2147483648 and 2147483647")
+        }
+        Some(0) => Reply::ok(),
+        Some(_) => Reply::error("ERR DB index is out of range"),
+    }
+}
+
+fn on_command(args: &[Vec<u8>]) -> Reply {
+    if args.len() == 1 {
+        return Reply::Array(Some(descriptions().iter().map(Description::to_reply).collect()));
+    }
+    match subcommand(COMMAND_SUBCOMMANDS, "command", args) {
+        Err(reply) => reply,
+        Ok(CommandSubcommand::Count) => integer(descriptions().len() as u64),
+        Ok(CommandSubcommand::Info) if args.len() == 2 => on_command(&args[..1]),
+        Ok(CommandSubcommand::Info) => {
+            let all = descriptions();
+            let find =
+                |name: &Vec<u8>| find_description(&all, name).map_or_else(Reply::nil, Description::to_reply);
+            Reply::Array(Some(args[2..].iter().map(find).collect()))
+        }
+        Ok(CommandSubcommand::Docs) => Reply::Array(Some(Vec::new())),
+        Ok(CommandSubcommand::List) if args.len() == 2 => {
+            let all = descriptions();
+            let names = all.iter().flat_map(|d| std::iter::once(d).chain(&d.subcommands));
+            Reply::Array(Some(names.map(|d| Reply::bulk(d.name.clone())).collect()))
+        }
+        Ok(CommandSubcommand::List) => Reply::error("ERR COMMAND LIST FILTERBY is not supported by cashe"),
+        Ok(CommandSubcommand::Help) => help(&[
+            "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+            "(no subcommand)",
+            "    Return details about all commands.",
+            "COUNT",
+            "    Return the total number of commands.",
+            "LIST",
+            "    Return a list of all commands.",
+            "INFO [<command-name> ...]",
+            "    Return details about the named commands, or all.",
+            "DOCS [<command-name> ...]",
+            "    Return documentation details (none: an empty array).",
+            "HELP",
+            "    Prints this help.",
+        ]),
+    }
+}
+
+/// A command as COMMAND INFO describes it.
+struct Description {
+    /// Lower case; `container|name` for a subcommand.
+    name: String,
+    arity: i32,
+    flags: Vec<&'static str>,
+    /// First key, last key, step.
+    keys: (i32, i32, i32),
+    categories: Vec<&'static str>,
+    subcommands: Vec<Description>,
+}
+
+impl Description {
+    fn server<T>(spec: &Spec<T>, container: Option<&str>, subcommands: Vec<Description>) -> Description {
+        Description {
+            name: match container {
+                Some(container) => format!("{container}|{}", spec.name),
+                None => spec.name.to_string(),
+            },
+            arity: spec.arity,
+            flags: spec.flags.to_vec(),
+            keys: (0, 0, 0),
+            categories: spec.categories.to_vec(),
+            subcommands,
+        }
+    }
+
+    fn key_space(info: kv::CommandInfo) -> Description {
+        let (flag, category) = match info.access {
+            Access::Read => ("readonly", "@read"),
+            Access::Write => ("write", "@write"),
+        };
+        Description {
+            name: info.name.to_string(),
+            arity: info.arity,
+            flags: vec![flag],
+            keys: (info.first_key, info.last_key, info.key_step),
+            categories: vec![category],
+            subcommands: Vec::new(),
+        }
+    }
+
+    /// Redis 7.0's ten fields: name, arity, flags, first key, last key,
+    /// step, ACL categories, tips, key specifications, subcommands.
+    fn to_reply(&self) -> Reply {
+        let statuses =
+            |words: &[&str]| Reply::Array(Some(words.iter().map(|w| Reply::Simple(w.to_string())).collect()));
+        let (first, last, step) = self.keys;
+        Reply::Array(Some(vec![
+            Reply::bulk(self.name.clone()),
+            Reply::Integer(i64::from(self.arity)),
+            statuses(&self.flags),
+            Reply::Integer(i64::from(first)),
+            Reply::Integer(i64::from(last)),
+            Reply::Integer(i64::from(step)),
+            statuses(&self.categories),
+            Reply::Array(Some(Vec::new())),
+            Reply::Array(Some(Vec::new())),
+            Reply::Array(Some(self.subcommands.iter().map(Description::to_reply).collect())),
+        ]))
+    }
+}
+
+/// Every command a client may send: the server commands, then the key
+/// space's (CASHE.EXPIRE aside: only the leader proposes it).
+fn descriptions() -> Vec<Description> {
+    let subcommands = |spec: &Spec<Option<ServerCommand>>| -> Vec<Description> {
+        let container = Some(spec.name);
+        match spec.which {
+            Some(ServerCommand::Client) => {
+                CLIENT_SUBCOMMANDS.iter().map(|s| Description::server(s, container, Vec::new())).collect()
+            }
+            Some(ServerCommand::Config) => {
+                CONFIG_SUBCOMMANDS.iter().map(|s| Description::server(s, container, Vec::new())).collect()
+            }
+            Some(ServerCommand::Command) => {
+                COMMAND_SUBCOMMANDS.iter().map(|s| Description::server(s, container, Vec::new())).collect()
+            }
+            _ => Vec::new(),
+        }
+    };
+    let server = COMMANDS.iter().map(|spec| Description::server(spec, None, subcommands(spec)));
+    let key_space = kv::commands()
+        .filter(|info| !info.name.eq_ignore_ascii_case(kv::CASHE_EXPIRE))
+        .map(Description::key_space);
+    server.chain(key_space).collect()
+}
+
+/// By name, any case; `container|subcommand` finds a subcommand.
+fn find_description<'a>(all: &'a [Description], name: &[u8]) -> Option<&'a Description> {
+    let (container, sub) = match name.iter().position(|b| *b == b'|') {
+        Some(bar) => (&name[..bar], Some(name)),
+        None => (name, None),
+    };
+    let found = all.iter().find(|d| container.eq_ignore_ascii_case(d.name.as_bytes()))?;
+    match sub {
+        None => Some(found),
+        Some(full) => found.subcommands.iter().find(|d| full.eq_ignore_ascii_case(d.name.as_bytes())),
+    }
+}
+
+/// Finds `args[1]` in a container's table and checks its arity, with
+/// Redis's texts for an unknown subcommand and a wrong argument count.
+fn subcommand<T: Copy>(table: &[Spec<T>], container: &str, args: &[Vec<u8>]) -> Result<T, Reply> {
+    let Some(spec) = table.iter().find(|spec| args[1].eq_ignore_ascii_case(spec.name.as_bytes())) else {
+        return Err(Reply::Error(format!(
+            "ERR unknown subcommand '{}'. Try {} HELP.",
+            quoted(&args[1]),
+            container.to_ascii_uppercase()
+        )));
+    };
+    if !arity_allows(spec.arity, args.len()) {
+        return Err(wrong_arity(&format!("{container}|{}", spec.name)));
+    }
+    Ok(spec.which)
+}
+
+/// Redis's `processCommand` rule.
+fn arity_allows(arity: i32, count: usize) -> bool {
+    let count = i64::try_from(count).unwrap_or(i64::MAX);
+    let arity = i64::from(arity);
+    if arity > 0 {
+        count == arity
+    } else {
+        count >= -arity
+    }
+}
+
+fn wrong_arity(name: &str) -> Reply {
+    Reply::Error(format!("ERR wrong number of arguments for '{name}' command"))
+}
+
+/// Redis accepts names of printable ASCII without spaces; an empty name
+/// clears the connection's name.
+fn client_name(name: &[u8]) -> Result<Option<Vec<u8>>, Reply> {
+    if !name.iter().all(|b| (b'!'..=b'~').contains(b)) {
+        return Err(Reply::error(BAD_CLIENT_NAME));
+    }
+    Ok(Some(name.to_vec()).filter(|name| !name.is_empty()))
+}
+
+fn help(lines: &[&str]) -> Reply {
+    Reply::Array(Some(lines.iter().map(|line| Reply::Simple(line.to_string())).collect()))
+}
+
+fn integer(n: u64) -> Reply {
+    Reply::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+fn eq_word(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// The argument as C's `%s` prints it: up to the first NUL. Not UTF-8
+/// shows as U+FFFD (replies hold errors as `String`).
+fn c_string(arg: &[u8]) -> String {
+    let end = arg.iter().position(|b| *b == 0).unwrap_or(arg.len());
+    String::from_utf8_lossy(&arg[..end]).into_owned()
+}
+
+/// `%.128s`: at most 128 bytes of the C string.
+fn quoted(arg: &[u8]) -> String {
+    let end = arg.iter().position(|b| *b == 0).unwrap_or(arg.len()).min(QUOTED_BYTES_MAX);
+    String::from_utf8_lossy(&arg[..end]).into_owned()
+}
+
+/// `!strcasecmp(arg, name)`.
+fn option_is(arg: &[u8], name: &str) -> bool {
+    c_string(arg).eq_ignore_ascii_case(name)
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Leader => "leader",
+        Role::Follower => "follower",
+        Role::Candidate => "candidate",
+        Role::PreCandidate => "pre-candidate",
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Section {
+    Server,
+    Clients,
+    Persistence,
+    Stats,
+    Replication,
+    Keyspace,
+}
+
+impl Section {
+    /// In Redis's order.
+    const ALL: [Section; 6] = [
+        Section::Server,
+        Section::Clients,
+        Section::Persistence,
+        Section::Stats,
+        Section::Replication,
+        Section::Keyspace,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Section::Server => "server",
+            Section::Clients => "clients",
+            Section::Persistence => "persistence",
+            Section::Stats => "stats",
+            Section::Replication => "replication",
+            Section::Keyspace => "keyspace",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Section::Server => "Server",
+            Section::Clients => "Clients",
+            Section::Persistence => "Persistence",
+            Section::Stats => "Stats",
+            Section::Replication => "Replication",
+            Section::Keyspace => "Keyspace",
+        }
+    }
+}
+
+/// The `field:value` lines of one INFO section, in order.
+#[derive(Default)]
+struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    fn add(&mut self, name: &str, value: impl Display) {
+        self.0.push((name.to_string(), value.to_string()));
+    }
+
+    /// The shell's pairs; one named like a node field replaces its value
+    /// (the shell counts accepted connections, the node only those that
+    /// sent a command).
+    fn extend(&mut self, pairs: &[(String, String)]) {
+        for (name, value) in pairs {
+            match self.0.iter_mut().find(|(field, _)| field == name) {
+                Some(field) => field.1 = value.clone(),
+                None => self.0.push((name.clone(), value.clone())),
+            }
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        for (name, value) in &self.0 {
+            write!(out, "{name}:{value}\r\n").expect("writing to a String cannot fail");
         }
     }
 }

@@ -25,7 +25,12 @@ fn retryable(error: &str) -> bool {
     ["CLUSTERDOWN", "TIMEOUT", "TRYAGAIN"].iter().any(|p| error.starts_with(p))
 }
 
-pub fn join(via: &str, me: &MemberInfo, timeout: Duration, stop: &AtomicBool) -> Result<(NodeId, u64), String> {
+pub fn join(
+    via: &str,
+    me: &MemberInfo,
+    timeout: Duration,
+    stop: &AtomicBool,
+) -> Result<(NodeId, u64), String> {
     let deadline = Instant::now() + timeout;
     let mut attempts = 0u32;
     loop {
@@ -46,7 +51,9 @@ pub fn join(via: &str, me: &MemberInfo, timeout: Duration, stop: &AtomicBool) ->
             }
             Ok(Reply::Error(e)) => return Err(format!("join through {via} refused: {e}")),
             Ok(other) => return Err(format!("join through {via}: unexpected reply {other:?}")),
-            Err(e) => tracing::info!(via, attempts, error = %e, "cannot reach the member to join through; retrying"),
+            Err(e) => {
+                tracing::info!(via, attempts, error = %e, "cannot reach the member to join through; retrying")
+            }
         }
         if Instant::now() + RETRY_PAUSE > deadline {
             return Err(format!("could not join through {via} within {timeout:?} ({attempts} attempts)"));

@@ -95,4 +95,8 @@ impl<T> Mailbox<T> {
     pub fn len(&self) -> usize {
         self.inner.borrow().queue.len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.borrow().queue.is_empty()
+    }
 }

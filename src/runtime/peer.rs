@@ -177,7 +177,9 @@ pub async fn inbound(
                     book.borrow_mut().learned.insert(id, raft_addr);
                     from = Some(id);
                 }
-                (Ok(PeerFrame::Message(message)), Some(id)) => events.push(Event::Peer { from: id, message }).await,
+                (Ok(PeerFrame::Message(message)), Some(id)) => {
+                    events.push(Event::Peer { from: id, message }).await
+                }
                 (Ok(_), _) => {
                     tracing::warn!(%remote, "peer broke the handshake order; closing");
                     return;

@@ -66,6 +66,7 @@ pub enum Stopped {
 }
 
 pub enum Event {
+    Opened(ConnId),
     Client { conn: ConnId, args: Vec<Vec<u8>> },
     Closed(ConnId),
     Peer { from: NodeId, message: NodeMessage },
@@ -170,6 +171,15 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     node_config.me = Some(me.clone());
     node_config.forward_timeout_ticks = config.election_ticks * 4;
     let mut node = Node::restore(node_config, boot_seed(), recovered)?;
+    let setting = |k: &str, v: String| (k.to_string(), v);
+    node.shell_stats.config = vec![
+        setting("maxclients", config.clients_max.to_string()),
+        setting("proto-max-bulk-len", config.limits.value_bytes_max.to_string()),
+        setting("client-query-buffer-limit", config.query_bytes_max.to_string()),
+        setting("port", config.client_bind.port().to_string()),
+        setting("bind", config.client_bind.ip().to_string()),
+        setting("dir", config.datadir.display().to_string()),
+    ];
 
     let client_listener = TcpListener::bind(config.client_bind)
         .map_err(|e| format!("cannot listen for clients on {}: {e}", config.client_bind))?;
@@ -207,8 +217,12 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     glommio::spawn_local(ticker(events.clone(), config.tick)).detach();
 
     let mut hello = Vec::new();
-    let frame =
-        PeerFrame::Hello { version: peer::WIRE_VERSION, cluster_id, from: id, raft_addr: me.raft_addr.clone() };
+    let frame = PeerFrame::Hello {
+        version: peer::WIRE_VERSION,
+        cluster_id,
+        from: id,
+        raft_addr: me.raft_addr.clone(),
+    };
     peer::encode(&frame, &mut hello);
     let mut links: BTreeMap<NodeId, PeerLink> = BTreeMap::new();
     let started = Instant::now();
@@ -219,6 +233,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         let now = wall_ms();
         for event in batch {
             match event {
+                Event::Opened(conn) => node.connected(conn, now),
                 Event::Client { conn, args } => node.client(conn, args, now),
                 Event::Closed(conn) => {
                     node.disconnected(conn);
@@ -243,7 +258,8 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             }
             counters.borrow_mut().turns += 1;
             for (to, message) in output.send {
-                let link = links.entry(to).or_insert_with(|| PeerLink::start(to, book.clone(), hello.clone()));
+                let link =
+                    links.entry(to).or_insert_with(|| PeerLink::start(to, book.clone(), hello.clone()));
                 link.send(message);
             }
             {
@@ -277,13 +293,15 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             return Ok(Stopped::Removed);
         }
         if ticks.is_multiple_of(50) {
-            refresh(&mut node, &book, &links, &counters, &shared, started, connections.borrow().len());
+            refresh(&mut node, &book, &links, &counters, &shared, started);
         }
         if config.stop.load(Ordering::Relaxed) {
             let ticks_now = ticks;
             let deadline = *stopping.get_or_insert_with(|| {
                 match node.transfer_leadership() {
-                    Some(to) => tracing::info!(to = %node.member_name(to), "stopping: handing over leadership"),
+                    Some(to) => {
+                        tracing::info!(to = %node.member_name(to), "stopping: handing over leadership")
+                    }
                     None => tracing::info!("stopping"),
                 }
                 ticks_now + u64::from(config.election_ticks) * 2
@@ -305,7 +323,6 @@ fn refresh(
     counters: &Rc<RefCell<Counters>>,
     shared: &Rc<Shared>,
     started: Instant,
-    connected: usize,
 ) {
     let directory: BTreeMap<NodeId, String> =
         node.directory().members.iter().map(|(id, info)| (*id, info.raft_addr.clone())).collect();
@@ -321,11 +338,13 @@ fn refresh(
     node.shell_stats.stats = vec![
         pair("total_connections_received", counters.connections.to_string()),
         pair("rejected_connections", counters.rejected_connections.to_string()),
-        pair("connected_clients_now", connected.to_string()),
         pair("loop_turns", counters.turns.to_string()),
         pair("wal_fsyncs", counters.fsyncs.to_string()),
         pair("wal_records", counters.records.to_string()),
-        pair("wal_records_per_fsync", format!("{:.2}", counters.records as f64 / counters.fsyncs.max(1) as f64)),
+        pair(
+            "wal_records_per_fsync",
+            format!("{:.2}", counters.records as f64 / counters.fsyncs.max(1) as f64),
+        ),
         pair("peer_messages_dropped", dropped.to_string()),
         pair("write_latency_samples", latency.len().to_string()),
         pair("write_latency_p50_us", latency.value_at_quantile(0.5).to_string()),
@@ -350,11 +369,17 @@ async fn ticker(events: Mailbox<Event>, tick: Duration) {
     }
 }
 
-async fn accept_peers(listener: TcpListener, events: Mailbox<Event>, cluster_id: u64, book: Rc<RefCell<AddressBook>>) {
+async fn accept_peers(
+    listener: TcpListener,
+    events: Mailbox<Event>,
+    cluster_id: u64,
+    book: Rc<RefCell<AddressBook>>,
+) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
-                glommio::spawn_local(peer::inbound(stream, events.clone(), cluster_id, book.clone())).detach();
+                glommio::spawn_local(peer::inbound(stream, events.clone(), cluster_id, book.clone()))
+                    .detach();
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accepting a peer connection failed");
@@ -398,6 +423,7 @@ async fn accept_clients(
         let conn = ConnId(next);
         let replies = Mailbox::new(usize::MAX);
         connections.borrow_mut().insert(conn, replies.clone());
+        events.push(Event::Opened(conn)).await;
         glommio::spawn_local(client::serve(
             stream,
             conn,

@@ -112,7 +112,11 @@ impl Server {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("{} did not exit within {PATIENCE:?} of SIG{signal}; log:\n{}", self.name, self.log_text());
+                panic!(
+                    "{} did not exit within {PATIENCE:?} of SIG{signal}; log:\n{}",
+                    self.name,
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
