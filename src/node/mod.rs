@@ -34,6 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 mod cluster;
 mod server;
+pub mod wire;
 pub use cluster::{member_command, Directory, MemberInfo, CASHE_FORGET, CASHE_MEMBER};
 pub use server::ShellStats;
 

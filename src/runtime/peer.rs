@@ -10,18 +10,18 @@
 
 use super::mailbox::Mailbox;
 use super::server::Event;
-use crate::frame;
+use crate::node::wire::{self, Received};
 use crate::node::NodeMessage;
 use crate::raft::NodeId;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
-use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-pub const WIRE_VERSION: u32 = 1;
+pub use crate::node::wire::{encode, PeerFrame, WIRE_VERSION};
+
 /// Bytes written to a peer socket in one go (many small messages batch).
 const WRITE_BATCH_BYTES: usize = 1 << 20;
 /// Messages queued for one peer before new ones are dropped.
@@ -29,25 +29,6 @@ pub const PEER_QUEUE_MAX: usize = 4096;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
-
-#[derive(Debug, Serialize, Deserialize)]
-pub enum PeerFrame {
-    Hello { version: u32, cluster_id: u64, from: NodeId, raft_addr: String },
-    Message(NodeMessage),
-}
-
-/// Appends `frame` to `out`; a message too large for one frame is dropped
-/// (returns false) rather than sent: the sender's Raft retries in smaller
-/// pieces or the request times out.
-pub fn encode(frame: &PeerFrame, out: &mut Vec<u8>) -> bool {
-    let payload = postcard::to_stdvec(frame).expect("in-memory encoding cannot fail");
-    if payload.len() > frame::FRAME_PAYLOAD_BYTES_MAX as usize {
-        tracing::warn!(bytes = payload.len(), "dropping a peer message larger than one frame");
-        return false;
-    }
-    frame::encode(&payload, out);
-    true
-}
 
 /// Where each peer's Raft listener is: from the replicated directory, and
 /// from the `Hello` of peers that connected to us (a node that just joined
@@ -158,34 +139,25 @@ pub async fn inbound(
         buffer.extend_from_slice(&chunk[..read]);
         let mut used = 0;
         loop {
-            let (payload, size) = match frame::decode(&buffer[used..]) {
-                Ok(decoded) => decoded,
-                Err(frame::FrameError::Incomplete { .. }) => break,
+            let frame = match wire::decode(&buffer[used..]) {
+                Ok(Some((frame, size))) => {
+                    used += size;
+                    frame
+                }
+                Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!(%remote, error = %e, "bad frame from a peer; closing the connection");
+                    tracing::warn!(%remote, error = %e, "closing a peer connection");
                     return;
                 }
             };
-            used += size;
-            let decoded: Result<PeerFrame, _> = postcard::from_bytes(payload);
-            match (decoded, from) {
-                (Ok(PeerFrame::Hello { version, cluster_id: theirs, from: id, raft_addr }), None) => {
-                    if version != WIRE_VERSION || theirs != cluster_id {
-                        tracing::warn!(%remote, version, cluster = theirs, "peer of another cluster or wire version; closing");
-                        return;
-                    }
+            match wire::receive(frame, from, cluster_id) {
+                Ok(Received::Hello { from: id, raft_addr }) => {
                     book.borrow_mut().learned.insert(id, raft_addr);
                     from = Some(id);
                 }
-                (Ok(PeerFrame::Message(message)), Some(id)) => {
-                    events.push(Event::Peer { from: id, message }).await
-                }
-                (Ok(_), _) => {
-                    tracing::warn!(%remote, "peer broke the handshake order; closing");
-                    return;
-                }
-                (Err(e), _) => {
-                    tracing::warn!(%remote, error = %e, "undecodable peer message; closing");
+                Ok(Received::Message { from, message }) => events.push(Event::Peer { from, message }).await,
+                Err(e) => {
+                    tracing::warn!(%remote, error = %e, "closing a peer connection");
                     return;
                 }
             }
