@@ -9,6 +9,9 @@
 //! - [`frame`]: length + checksum framing shared by the WAL and the peer wire.
 //! - [`wal`]: the write-ahead log and snapshots: formats and recovery (pure),
 //!   group commit through a small async disk trait, and a simulated disk.
+//! - [`node`]: one replica (Raft + KV + requests in flight), the member
+//!   directory, server commands and the peer wire; [`turn`]: what every
+//!   shell does with a node's output.
 //!
 //! The production shell (glommio sockets, files and timers) lives behind the
 //! default `server` feature; `cargo build --no-default-features` builds the
@@ -20,6 +23,7 @@ pub mod kv;
 pub mod node;
 pub mod protocol;
 pub mod raft;
+pub mod turn;
 pub mod wal;
 
 #[cfg(feature = "server")]

@@ -27,15 +27,20 @@ pub enum PlantedBug {
     /// The node layer serves a linearizable read from local state, without
     /// ReadIndex, on any node (a follower or a deposed leader can be stale).
     StaleRead,
+    /// The shell reports records persisted before it writes and fsyncs
+    /// them, so writes are acknowledged before they are durable (a crash of
+    /// a majority then loses acknowledged writes). Planted in `turn`.
+    AckBeforeFsync,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 5] = [
+    pub const ALL: [PlantedBug; 6] = [
         PlantedBug::CommitOldTerm,
         PlantedBug::VoteTwice,
         PlantedBug::VoteBeforePersist,
         PlantedBug::NoCheckQuorumRead,
         PlantedBug::StaleRead,
+        PlantedBug::AckBeforeFsync,
     ];
 
     pub fn name(self) -> &'static str {
@@ -46,6 +51,7 @@ impl PlantedBug {
             PlantedBug::VoteBeforePersist => "vote-before-persist",
             PlantedBug::NoCheckQuorumRead => "no-check-quorum-read",
             PlantedBug::StaleRead => "stale-read",
+            PlantedBug::AckBeforeFsync => "ack-before-fsync",
         }
     }
 

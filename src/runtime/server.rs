@@ -16,6 +16,7 @@ use super::peer::{self, AddressBook, PeerFrame, PeerLink};
 use crate::node::{ConnId, MemberInfo, Node, NodeConfig, NodeMessage};
 use crate::protocol::{Limits, Reply};
 use crate::raft::{Lsn, NodeId, Raft, Record, Recovered};
+use crate::turn::{self, TurnStats};
 use crate::wal::{Wal, WalOptions};
 use glommio::net::TcpListener;
 use hdrhistogram::Histogram;
@@ -87,9 +88,6 @@ impl Shared {
 
 #[derive(Default)]
 struct Counters {
-    fsyncs: u64,
-    records: u64,
-    turns: u64,
     connections: u64,
     rejected_connections: u64,
 }
@@ -228,6 +226,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     let started = Instant::now();
     let mut stopping: Option<u64> = None;
     let mut ticks = 0u64;
+    let mut stats = TurnStats::default();
     loop {
         let batch = events.take_all().await;
         let now = wall_ms();
@@ -247,44 +246,19 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             }
         }
         // Perform the output until the node has nothing more to say.
-        loop {
-            let output = node.take_output();
-            let idle = output.persist.is_empty()
-                && output.send.is_empty()
-                && output.replies.is_empty()
-                && output.snapshot.is_none();
-            if idle {
-                break;
+        let send = |to: NodeId, message: NodeMessage| {
+            let link = links.entry(to).or_insert_with(|| PeerLink::start(to, book.clone(), hello.clone()));
+            link.send(message);
+        };
+        let reply = |conn: ConnId, reply: Reply| {
+            if let Some(mailbox) = connections.borrow().get(&conn) {
+                // Never full: a connection waits for every reply it is owed.
+                let _ = mailbox.try_push(reply);
             }
-            counters.borrow_mut().turns += 1;
-            for (to, message) in output.send {
-                let link =
-                    links.entry(to).or_insert_with(|| PeerLink::start(to, book.clone(), hello.clone()));
-                link.send(message);
-            }
-            {
-                let connections = connections.borrow();
-                for (conn, reply) in output.replies {
-                    if let Some(mailbox) = connections.get(&conn) {
-                        // Never full: a connection waits for every reply it is owed.
-                        let _ = mailbox.try_push(reply);
-                    }
-                }
-            }
-            if let Some((last, _)) = output.persist.last() {
-                let last = *last;
-                wal.append(&output.persist).await.map_err(|e| format!("stopping: {e}"))?;
-                let mut counters = counters.borrow_mut();
-                counters.fsyncs += 1;
-                counters.records += output.persist.len() as u64;
-                drop(counters);
-                node.persisted(last);
-            }
-            if let Some(snapshot) = output.snapshot {
-                wal.save_snapshot(&snapshot).await.map_err(|e| format!("stopping: {e}"))?;
-                tracing::info!(index = snapshot.meta.index.0, bytes = snapshot.data.len(), "snapshot saved");
-            }
-        }
+        };
+        turn::drain(&mut node, &mut wal, send, reply, &mut stats)
+            .await
+            .map_err(|e| format!("stopping: {e}"))?;
         if let Some(reason) = node.fatal() {
             return Err(format!("stopping: {reason}"));
         }
@@ -293,7 +267,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             return Ok(Stopped::Removed);
         }
         if ticks.is_multiple_of(50) {
-            refresh(&mut node, &book, &links, &counters, &shared, started);
+            refresh(&mut node, &book, &links, &counters, &stats, &shared, started);
         }
         if config.stop.load(Ordering::Relaxed) {
             let ticks_now = ticks;
@@ -321,6 +295,7 @@ fn refresh(
     book: &Rc<RefCell<AddressBook>>,
     links: &BTreeMap<NodeId, PeerLink>,
     counters: &Rc<RefCell<Counters>>,
+    stats: &TurnStats,
     shared: &Rc<Shared>,
     started: Instant,
 ) {
@@ -338,13 +313,11 @@ fn refresh(
     node.shell_stats.stats = vec![
         pair("total_connections_received", counters.connections.to_string()),
         pair("rejected_connections", counters.rejected_connections.to_string()),
-        pair("loop_turns", counters.turns.to_string()),
-        pair("wal_fsyncs", counters.fsyncs.to_string()),
-        pair("wal_records", counters.records.to_string()),
-        pair(
-            "wal_records_per_fsync",
-            format!("{:.2}", counters.records as f64 / counters.fsyncs.max(1) as f64),
-        ),
+        pair("loop_rounds", stats.rounds.to_string()),
+        pair("wal_fsyncs", stats.fsyncs.to_string()),
+        pair("wal_records", stats.records.to_string()),
+        pair("wal_records_per_fsync", format!("{:.2}", stats.records as f64 / stats.fsyncs.max(1) as f64)),
+        pair("snapshots_saved", stats.snapshots.to_string()),
         pair("peer_messages_dropped", dropped.to_string()),
         pair("write_latency_samples", latency.len().to_string()),
         pair("write_latency_p50_us", latency.value_at_quantile(0.5).to_string()),

@@ -1,0 +1,71 @@
+//! One turn of a shell: what the production runtime and the simulator both
+//! do with a node's output, so the simulator tests the same sequence.
+//!
+//! Until the node has nothing more to say: take its output; hand every
+//! message to `send` (they may leave before the fsync: the core holds back
+//! whatever promises durability); hand every reply to `reply` (each is
+//! already backed by durable state); write all records of the output with
+//! one write and one fdatasync, then report them `persisted`; save a
+//! compaction snapshot if there is one. An error from the WAL is fatal: the
+//! caller stops the node.
+
+use crate::node::{ConnId, Node, NodeMessage};
+use crate::protocol::Reply;
+use crate::raft::{NodeId, PlantedBug};
+use crate::wal::disk::Disk;
+use crate::wal::{Wal, WalError};
+
+/// Work done by turns, for statistics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TurnStats {
+    /// Rounds of output performed.
+    pub rounds: u64,
+    pub fsyncs: u64,
+    pub records: u64,
+    pub snapshots: u64,
+}
+
+/// Performs the node's output until it is idle.
+pub async fn drain<D: Disk>(
+    node: &mut Node,
+    wal: &mut Wal<D>,
+    mut send: impl FnMut(NodeId, NodeMessage),
+    mut reply: impl FnMut(ConnId, Reply),
+    stats: &mut TurnStats,
+) -> Result<(), WalError> {
+    let ack_early = node.raft().config().planted_bug.active(PlantedBug::AckBeforeFsync);
+    loop {
+        let output = node.take_output();
+        let idle = output.persist.is_empty()
+            && output.send.is_empty()
+            && output.replies.is_empty()
+            && output.snapshot.is_none();
+        if idle {
+            return Ok(());
+        }
+        stats.rounds += 1;
+        for (to, message) in output.send {
+            send(to, message);
+        }
+        for (conn, answer) in output.replies {
+            reply(conn, answer);
+        }
+        if let Some((last, _)) = output.persist.last() {
+            let last = *last;
+            if ack_early {
+                node.persisted(last);
+            }
+            wal.append(&output.persist).await?;
+            stats.fsyncs += 1;
+            stats.records += output.persist.len() as u64;
+            if !ack_early {
+                node.persisted(last);
+            }
+        }
+        if let Some(snapshot) = output.snapshot {
+            wal.save_snapshot(&snapshot).await?;
+            stats.snapshots += 1;
+            tracing::info!(index = snapshot.meta.index.0, bytes = snapshot.data.len(), "snapshot saved");
+        }
+    }
+}
