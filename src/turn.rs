@@ -11,7 +11,7 @@
 
 use crate::node::{ConnId, Node, NodeMessage};
 use crate::protocol::Reply;
-use crate::raft::{NodeId, PlantedBug};
+use crate::raft::{Lsn, NodeId, PlantedBug, Record, Recovered};
 use crate::wal::disk::Disk;
 use crate::wal::{Wal, WalError};
 
@@ -68,4 +68,12 @@ pub async fn drain<D: Disk>(
             tracing::info!(index = snapshot.meta.index.0, bytes = snapshot.data.len(), "snapshot saved");
         }
     }
+}
+
+/// The records that make `recovered` (a bootstrap state from
+/// `Raft::bootstrap`) durable, for a shell starting a new cluster.
+pub fn bootstrap_records(recovered: &Recovered) -> Vec<(Lsn, Record)> {
+    let entries = recovered.entries.iter().map(|e| Record::Entry(e.clone()));
+    let records = entries.chain([Record::HardState(recovered.hard_state)]);
+    records.enumerate().map(|(i, r)| (Lsn(i as u64 + 1), r)).collect()
 }

@@ -129,6 +129,44 @@ pub fn member_command(info: &MemberInfo, id: Option<NodeId>) -> Vec<Vec<u8>> {
     args
 }
 
+/// The `CLUSTER JOIN` command a new node sends to a member.
+pub fn join_command(me: &MemberInfo) -> Vec<Vec<u8>> {
+    [b"CLUSTER".as_slice(), b"JOIN", me.name.as_bytes(), me.raft_addr.as_bytes(), me.client_addr.as_bytes()]
+        .iter()
+        .map(|w| w.to_vec())
+        .collect()
+}
+
+/// What a reply to `CLUSTER JOIN` means for the joining node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JoinAnswer {
+    /// Recorded: start empty as this member of this cluster.
+    Joined { id: NodeId, cluster_id: u64 },
+    /// Not now (no leader, a leader change, a transfer): ask again.
+    Retry(String),
+    /// Refused for a reason asking again cannot fix (a name clash).
+    Refused(String),
+}
+
+pub fn join_answer(reply: &Reply) -> JoinAnswer {
+    match reply {
+        Reply::Array(Some(items)) => match items.as_slice() {
+            [Reply::Integer(id), Reply::Bulk(Some(cluster))] if *id > 0 => {
+                match String::from_utf8_lossy(cluster).parse::<u64>() {
+                    Ok(cluster_id) => JoinAnswer::Joined { id: NodeId(*id as u64), cluster_id },
+                    Err(_) => JoinAnswer::Refused(format!("bad cluster id in the join reply {reply:?}")),
+                }
+            }
+            _ => JoinAnswer::Refused(format!("unexpected join reply {reply:?}")),
+        },
+        Reply::Error(e) if ["CLUSTERDOWN", "TIMEOUT", "TRYAGAIN"].iter().any(|p| e.starts_with(p)) => {
+            JoinAnswer::Retry(e.clone())
+        }
+        Reply::Error(e) => JoinAnswer::Refused(e.clone()),
+        other => JoinAnswer::Refused(format!("unexpected join reply {other:?}")),
+    }
+}
+
 impl Node {
     pub fn directory(&self) -> &Directory {
         &self.directory

@@ -35,7 +35,9 @@ use std::collections::{BTreeMap, BTreeSet};
 mod cluster;
 mod server;
 pub mod wire;
-pub use cluster::{member_command, Directory, MemberInfo, CASHE_FORGET, CASHE_MEMBER};
+pub use cluster::{
+    join_answer, join_command, member_command, Directory, JoinAnswer, MemberInfo, CASHE_FORGET, CASHE_MEMBER,
+};
 pub use server::ShellStats;
 
 /// A client connection, numbered by the shell.

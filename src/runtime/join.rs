@@ -8,7 +8,7 @@
 //! Retried until it succeeds, the time is up, a signal arrives, or the
 //! cluster refuses for a reason retrying cannot fix (a name clash).
 
-use crate::node::MemberInfo;
+use crate::node::{join_answer, join_command, JoinAnswer, MemberInfo};
 use crate::protocol::reply::decode;
 use crate::protocol::Reply;
 use crate::raft::NodeId;
@@ -20,11 +20,6 @@ use std::time::{Duration, Instant};
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
-/// Errors that mean "not now": no leader, a leader change, a busy cluster.
-fn retryable(error: &str) -> bool {
-    ["CLUSTERDOWN", "TIMEOUT", "TRYAGAIN"].iter().any(|p| error.starts_with(p))
-}
-
 pub fn join(
     via: &str,
     me: &MemberInfo,
@@ -35,22 +30,20 @@ pub fn join(
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        match attempt(via, me) {
-            Ok(Reply::Array(Some(items))) => match items.as_slice() {
-                [Reply::Integer(id), Reply::Bulk(Some(cluster))] if *id > 0 => {
-                    let cluster = String::from_utf8_lossy(cluster)
-                        .parse::<u64>()
-                        .map_err(|_| format!("join through {via}: bad cluster id in the reply"))?;
-                    tracing::info!(via, node = id, cluster = format!("{cluster:016x}"), "joined the cluster");
-                    return Ok((NodeId(*id as u64), cluster));
-                }
-                _ => return Err(format!("join through {via}: unexpected reply {items:?}")),
-            },
-            Ok(Reply::Error(e)) if retryable(&e) => {
+        match attempt(via, me).map(|reply| join_answer(&reply)) {
+            Ok(JoinAnswer::Joined { id, cluster_id }) => {
+                tracing::info!(
+                    via,
+                    node = id.0,
+                    cluster = format!("{cluster_id:016x}"),
+                    "joined the cluster"
+                );
+                return Ok((id, cluster_id));
+            }
+            Ok(JoinAnswer::Retry(e)) => {
                 tracing::info!(via, attempts, reply = %e, "join not accepted yet; retrying")
             }
-            Ok(Reply::Error(e)) => return Err(format!("join through {via} refused: {e}")),
-            Ok(other) => return Err(format!("join through {via}: unexpected reply {other:?}")),
+            Ok(JoinAnswer::Refused(e)) => return Err(format!("join through {via} refused: {e}")),
             Err(e) => {
                 tracing::info!(via, attempts, error = %e, "cannot reach the member to join through; retrying")
             }
@@ -73,10 +66,12 @@ fn attempt(via: &str, me: &MemberInfo) -> Result<Reply, String> {
         .ok_or_else(|| format!("{via}: no address"))?;
     let mut stream = TcpStream::connect_timeout(&address, ATTEMPT_TIMEOUT).map_err(|e| e.to_string())?;
     stream.set_read_timeout(Some(ATTEMPT_TIMEOUT)).map_err(|e| e.to_string())?;
-    let words = ["CLUSTER", "JOIN", me.name.as_str(), me.raft_addr.as_str(), me.client_addr.as_str()];
+    let words = join_command(me);
     let mut request = format!("*{}\r\n", words.len()).into_bytes();
     for word in words {
-        request.extend_from_slice(format!("${}\r\n{word}\r\n", word.len()).as_bytes());
+        request.extend_from_slice(format!("${}\r\n", word.len()).as_bytes());
+        request.extend_from_slice(&word);
+        request.extend_from_slice(b"\r\n");
     }
     stream.write_all(&request).map_err(|e| e.to_string())?;
     let mut buffer = Vec::new();

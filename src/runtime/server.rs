@@ -15,7 +15,7 @@ use super::mailbox::Mailbox;
 use super::peer::{self, AddressBook, PeerFrame, PeerLink};
 use crate::node::{ConnId, MemberInfo, Node, NodeConfig, NodeMessage};
 use crate::protocol::{Limits, Reply};
-use crate::raft::{Lsn, NodeId, Raft, Record, Recovered};
+use crate::raft::{NodeId, Raft, Recovered};
 use crate::turn::{self, TurnStats};
 use crate::wal::{Wal, WalOptions};
 use glommio::net::TcpListener;
@@ -149,14 +149,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         // A new cluster (or a bootstrap a crash interrupted before its first
         // records were durable): this node is its only voter.
         recovered = Raft::bootstrap([id]);
-        let records: Vec<(Lsn, Record)> = recovered
-            .entries
-            .iter()
-            .map(|e| Record::Entry(e.clone()))
-            .chain([Record::HardState(recovered.hard_state)])
-            .enumerate()
-            .map(|(i, r)| (Lsn(i as u64 + 1), r))
-            .collect();
+        let records = turn::bootstrap_records(&recovered);
         wal.append(&records).await.map_err(|e| e.to_string())?;
         tracing::info!(cluster = format!("{cluster_id:016x}"), "bootstrapped a new cluster");
     }
