@@ -112,6 +112,11 @@ fuzz:
 		(cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
 	done
 
-## bench: benchmarks (numbers only, nothing asserted); today the WAL's group commit
+## bench: benchmarks (numbers only, nothing asserted): the WAL's group commit, then the
+## three-node cluster against Redis (installs redis-server from Debian if missing)
 bench:
+	@if ! command -v redis-server >/dev/null 2>&1; then \
+		apt-get update && apt-get install -y redis-server; \
+	fi
 	$(CARGO) bench --bench wal
+	$(CARGO) bench --bench cluster

@@ -1,0 +1,1404 @@
+//! The cluster benchmark: three real `cashe` processes against Redis, in
+//! the same run and with the same client code (issue 7).
+//!
+//! Prints numbers and asserts nothing. In one run it
+//! 1. starts three `cashe` release processes on 127.0.0.1 (the first
+//!    bootstraps, the others join as the README does; each has its own data
+//!    directory and fsyncs for real), a durable `redis-server`
+//!    (`appendonly yes`, `appendfsync always`) and an in-memory one, all on
+//!    free ports;
+//! 2. measures the raw fdatasync latency of the data directory (append 100
+//!    bytes + fdatasync, as the WAL and Redis's AOF do) before and after the
+//!    one-client SET cell, the cell it is a yardstick for;
+//! 3. runs each cell — workload SET or GET, 1/16/64/256 closed-loop clients
+//!    spread round-robin over the three nodes, 64-byte values over 100,000
+//!    16-byte keys chosen uniformly — first against cashe, then against
+//!    Redis (durable for SET, in-memory for GET) right after, so the two
+//!    sides of a ratio are neighbours in time on a machine whose fsync
+//!    drifts tenfold within minutes;
+//! 4. failover: SET load at 16 clients, `kill -9` of the leader, the time
+//!    from the kill to the first successful write sent after it (median
+//!    and max over the trials) and the `-TIMEOUT` replies received after it;
+//!    the killed node is restarted between trials;
+//! 5. memory: a fresh cluster and a fresh in-memory Redis each load the
+//!    same keys (1,000,000 by default, 16-byte keys, 64-byte values, by
+//!    pipelined SETs) and report resident bytes per key (`VmRSS` after the
+//!    load minus `VmRSS` before it).
+//!
+//! Every client is a glommio task on one client thread (one thread keeps
+//! the load generator's CPU share small and the same for both servers): it
+//! connects, then sends one command and waits for its reply, over and
+//! over. An IO error moves it to the next node. Only successful replies
+//! completed inside a cell's measured window count towards ops/s and the
+//! latency histogram; error replies are counted by kind.
+//!
+//! Environment (defaults as the issue asks):
+//! `CASHE_BENCH_SECONDS` (10) and `CASHE_BENCH_WARMUP_SECONDS` (1) per cell,
+//! `CASHE_BENCH_CLIENTS` (`1,16,64,256`), `CASHE_BENCH_PARTS`
+//! (`set,get,failover,memory`), `CASHE_BENCH_FAILOVER_TRIALS` (5),
+//! `CASHE_BENCH_MEMORY_KEYS` (1000000), `CASHE_BENCH_DIR` (`target/bench`),
+//! `CASHE_BENCH_KEEP=1` keeps the data directories, `CASHE_BENCH_CASHE_ARGS`
+//! adds flags to every cashe process. Logs stay in `<dir>/cluster-logs`;
+//! the table is also written as JSON to `<dir>/cluster.json`.
+//!
+//! Every process started here is killed by PID when its guard drops, on
+//! success, error or panic alike.
+
+use cashe::protocol::reply::decode;
+use cashe::protocol::Reply;
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::LocalExecutorBuilder;
+use hdrhistogram::Histogram;
+use std::error::Error;
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type BenchResult<T> = Result<T, Box<dyn Error>>;
+
+const KEY_BYTES: usize = 16;
+const VALUE_BYTES: usize = 64;
+const KEY_SPACE: u64 = 100_000;
+/// Latencies are recorded in microseconds up to one minute.
+const LATENCY_US_MAX: u64 = 60_000_000;
+/// Longest wait for anything to start, elect, answer or catch up.
+const PATIENCE: Duration = Duration::from_secs(60);
+/// A client waiting longer than this for one reply reconnects elsewhere.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+const FSYNC_PROBE_TIME: Duration = Duration::from_secs(2);
+const FSYNC_PROBE_BYTES: usize = 100;
+/// The failover scenario's load, and how long it runs before the kill.
+const FAILOVER_CLIENTS: usize = 16;
+const FAILOVER_LOAD_BEFORE_KILL: Duration = Duration::from_secs(1);
+/// A failover trial gives up waiting for a successful write after this.
+const FAILOVER_TRIAL_MAX: Duration = Duration::from_secs(20);
+/// Pipelined loading: connections, and commands in flight on each.
+const LOAD_CONNECTIONS: usize = 8;
+const LOAD_PIPELINE_DEPTH: usize = 128;
+/// Width of the longest bar of an ASCII histogram.
+const BAR_WIDTH_MAX: usize = 50;
+
+fn main() -> BenchResult<()> {
+    let settings = Settings::from_env()?;
+    std::fs::create_dir_all(&settings.dir)?;
+    let data = RemovedOnDrop { path: settings.dir.join("cluster-data"), keep: settings.keep };
+    let _ = std::fs::remove_dir_all(&data.path);
+    let logs = settings.dir.join("cluster-logs");
+    let _ = std::fs::remove_dir_all(&logs);
+    std::fs::create_dir_all(&data.path)?;
+    std::fs::create_dir_all(&logs)?;
+    let mut report = Report::new(&settings);
+
+    if settings.wants("set") || settings.wants("get") || settings.wants("failover") {
+        let mut cluster = Cluster::start(&data.path.join("cluster"), &logs, &settings.cashe_args)?;
+        let redis_durable = Redis::start("redis-aof", &data.path, &logs, true)?;
+        let redis_memory = Redis::start("redis-memory", &data.path, &logs, false)?;
+        if settings.wants("set") {
+            run_cells(&settings, &mut report, Workload::Set, &cluster, redis_durable.as_ref(), &data.path)?;
+        }
+        if settings.wants("get") {
+            preload(&cluster.client_addresses())?;
+            if let Some(redis) = &redis_memory {
+                preload(&[redis.address()])?;
+            }
+            run_cells(&settings, &mut report, Workload::Get, &cluster, redis_memory.as_ref(), &data.path)?;
+        }
+        if settings.wants("failover") {
+            report.failover = Some(failover(&mut cluster, settings.failover_trials)?);
+        }
+    }
+    if settings.wants("memory") {
+        report.memory = Some(memory(&data.path.join("memory"), &logs, &settings)?);
+    }
+
+    let text = report.text();
+    println!("{text}");
+    let json_path = settings.dir.join("cluster.json");
+    std::fs::write(&json_path, report.json())?;
+    println!("written to {}; logs in {}", json_path.display(), logs.display());
+    Ok(())
+}
+
+// ---- settings ----------------------------------------------------------
+
+struct Settings {
+    seconds: f64,
+    warmup_seconds: f64,
+    clients: Vec<usize>,
+    parts: Vec<String>,
+    failover_trials: usize,
+    memory_keys: u64,
+    dir: PathBuf,
+    keep: bool,
+    cashe_args: Vec<String>,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> BenchResult<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(text) => text.trim().parse().map_err(|e| format!("{name}={text:?}: {e}").into()),
+        Err(_) => Ok(default),
+    }
+}
+
+impl Settings {
+    fn from_env() -> BenchResult<Settings> {
+        let list = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_string());
+        let clients = list("CASHE_BENCH_CLIENTS", "1,16,64,256")
+            .split(',')
+            .map(|c| c.trim().parse::<usize>().map_err(|e| format!("CASHE_BENCH_CLIENTS: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let parts = list("CASHE_BENCH_PARTS", "set,get,failover,memory")
+            .split(',')
+            .map(|p| p.trim().to_ascii_lowercase())
+            .collect();
+        let cashe_args = list("CASHE_BENCH_CASHE_ARGS", "").split_whitespace().map(String::from).collect();
+        Ok(Settings {
+            seconds: env_or("CASHE_BENCH_SECONDS", 10.0)?,
+            warmup_seconds: env_or("CASHE_BENCH_WARMUP_SECONDS", 1.0)?,
+            clients,
+            parts,
+            failover_trials: env_or("CASHE_BENCH_FAILOVER_TRIALS", 5)?,
+            memory_keys: env_or("CASHE_BENCH_MEMORY_KEYS", 1_000_000)?,
+            dir: PathBuf::from(list("CASHE_BENCH_DIR", "target/bench")),
+            keep: std::env::var_os("CASHE_BENCH_KEEP").is_some_and(|v| v != "0"),
+            cashe_args,
+        })
+    }
+
+    fn wants(&self, part: &str) -> bool {
+        self.parts.iter().any(|p| p == part)
+    }
+}
+
+/// A directory removed when dropped (unless asked to keep it).
+struct RemovedOnDrop {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+// ---- processes ---------------------------------------------------------
+
+fn free_port() -> BenchResult<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A child process, killed (SIGKILL, by its PID) and reaped when dropped.
+struct Process {
+    child: Child,
+}
+
+impl Process {
+    fn spawn(command: &mut Command, log: &Path) -> BenchResult<Process> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        let child = command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).spawn()?;
+        Ok(Process { child })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `VmRSS` from `/proc/<pid>/status`, in bytes.
+    fn resident_bytes(&self) -> BenchResult<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).ok_or("no VmRSS line")?;
+        let kib: u64 = line.split_whitespace().nth(1).ok_or("empty VmRSS line")?.parse()?;
+        Ok(kib * 1024)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `attempt` returns `Some`, for at most [`PATIENCE`].
+fn eventually<T>(what: &str, mut attempt: impl FnMut() -> Option<T>) -> BenchResult<T> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = attempt() {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("gave up after {PATIENCE:?} waiting for {what}").into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct CasheNode {
+    name: String,
+    client_port: u16,
+    raft_port: u16,
+    datadir: PathBuf,
+    log: PathBuf,
+    process: Option<Process>,
+}
+
+impl CasheNode {
+    fn start(&mut self, join: Option<u16>, extra_args: &[String]) -> BenchResult<()> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cashe"));
+        command
+            .arg(format!("--id={}", self.name))
+            .arg(format!("--listenaddr=127.0.0.1:{}", self.client_port))
+            .arg(format!("--raftaddr=127.0.0.1:{}", self.raft_port))
+            .arg(format!("--datadir={}", self.datadir.display()))
+            .args(extra_args);
+        if let Some(port) = join {
+            command.arg(format!("--leaderaddr=127.0.0.1:{port}"));
+        }
+        self.process = Some(Process::spawn(&mut command, &self.log)?);
+        Ok(())
+    }
+
+    fn address(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.client_port))
+    }
+
+    fn call(&self, args: &[&str]) -> Option<Reply> {
+        Connection::open(self.address()).ok()?.call(args).ok()
+    }
+
+    fn info_field(&self, section: &str, key: &str) -> Option<String> {
+        match self.call(&[section, "INFO"])? {
+            Reply::Bulk(Some(text)) => field(&String::from_utf8_lossy(&text), key),
+            _ => None,
+        }
+    }
+}
+
+/// A field of a `key:value` INFO-style text.
+fn field(text: &str, key: &str) -> Option<String> {
+    text.lines().find_map(|line| line.strip_prefix(&format!("{key}:")).map(|v| v.trim().to_string()))
+}
+
+/// Three cashe processes started as the README starts them.
+struct Cluster {
+    nodes: Vec<CasheNode>,
+    extra_args: Vec<String>,
+}
+
+impl Cluster {
+    fn start(dir: &Path, logs: &Path, extra_args: &[String]) -> BenchResult<Cluster> {
+        std::fs::create_dir_all(dir)?;
+        let mut nodes = Vec::new();
+        for n in 0..3 {
+            let name = format!("raft{n}");
+            nodes.push(CasheNode {
+                client_port: free_port()?,
+                raft_port: free_port()?,
+                datadir: dir.join(&name),
+                log: logs
+                    .join(format!("{}-{name}.log", dir.file_name().and_then(|n| n.to_str()).unwrap_or(""))),
+                name,
+                process: None,
+            });
+        }
+        let mut cluster = Cluster { nodes, extra_args: extra_args.to_vec() };
+        cluster.nodes[0].start(None, extra_args)?;
+        eventually("the first node to answer", || {
+            (cluster.nodes[0].call(&["PING"])?.is_simple()).then_some(())
+        })?;
+        let via = cluster.nodes[0].client_port;
+        for node in &mut cluster.nodes[1..] {
+            node.start(Some(via), extra_args)?;
+        }
+        cluster.wait_for_voters(3)?;
+        Ok(cluster)
+    }
+
+    fn client_addresses(&self) -> Vec<SocketAddr> {
+        self.nodes.iter().map(CasheNode::address).collect()
+    }
+
+    /// The index of the node every running node names as leader.
+    fn leader(&mut self) -> BenchResult<usize> {
+        eventually("an agreed leader", || {
+            let mut named: Option<String> = None;
+            for node in self.nodes.iter().filter(|n| n.process.is_some()) {
+                let leader = node.info_field("CLUSTER", "cluster_leader").filter(|l| l != "-")?;
+                if named.get_or_insert_with(|| leader.clone()) != &leader {
+                    return None;
+                }
+            }
+            let name = named?;
+            self.nodes.iter().position(|n| n.name == name && n.process.is_some())
+        })
+    }
+
+    fn wait_for_voters(&mut self, voters: usize) -> BenchResult<()> {
+        eventually(&format!("{voters} voters and no learner"), || {
+            let leader = self.leader().ok()?;
+            let size: usize = self.nodes[leader].info_field("CLUSTER", "cluster_size")?.parse().ok()?;
+            let learners: usize =
+                self.nodes[leader].info_field("CLUSTER", "cluster_learners")?.parse().ok()?;
+            (size == voters && learners == 0).then_some(())
+        })
+    }
+
+    fn kill(&mut self, node: usize) {
+        self.nodes[node].process = None;
+    }
+
+    /// Restarts a killed node from its data directory and waits until it
+    /// takes writes again.
+    fn restart(&mut self, node: usize) -> BenchResult<()> {
+        let extra = self.extra_args.clone();
+        self.nodes[node].start(None, &extra)?;
+        self.wait_for_voters(3)?;
+        let target = &self.nodes[node];
+        eventually("a write through the restarted node", || {
+            (target.call(&["SET", "bench:restarted", "1"])? == Reply::ok()).then_some(())
+        })
+    }
+
+    fn pids(&self) -> Vec<(String, u32)> {
+        self.nodes.iter().filter_map(|n| n.process.as_ref().map(|p| (n.name.clone(), p.pid()))).collect()
+    }
+}
+
+trait ReplyExt {
+    fn is_simple(&self) -> bool;
+}
+
+impl ReplyExt for Reply {
+    fn is_simple(&self) -> bool {
+        matches!(self, Reply::Simple(_))
+    }
+}
+
+struct Redis {
+    port: u16,
+    process: Process,
+}
+
+impl Redis {
+    /// Starts `redis-server` on a free port in its own directory; `None`
+    /// (with a note) if it is not installed.
+    fn start(name: &str, data: &Path, logs: &Path, durable: bool) -> BenchResult<Option<Redis>> {
+        let installed =
+            Command::new("redis-server").arg("--version").output().is_ok_and(|o| o.status.success());
+        if !installed {
+            eprintln!("redis-server is not installed: no Redis cells (make bench installs it)");
+            return Ok(None);
+        }
+        let dir = data.join(name);
+        std::fs::create_dir_all(&dir)?;
+        let port = free_port()?;
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--daemonize", "no", "--protected-mode", "no", "--maxclients", "10000"])
+            .arg("--dir")
+            .arg(std::path::absolute(&dir)?);
+        if durable {
+            command.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            command.args(["--appendonly", "no"]);
+        }
+        let process = Process::spawn(&mut command, &logs.join(format!("{name}.log")))?;
+        let redis = Redis { port, process };
+        let address = redis.address();
+        eventually(&format!("{name} to answer"), || {
+            Connection::open(address).ok()?.call(&["PING"]).ok()?.is_simple().then_some(())
+        })?;
+        Ok(Some(redis))
+    }
+
+    fn address(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+// ---- a blocking connection for setup, loading and probes ---------------
+
+struct Connection {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Connection {
+    fn open(address: SocketAddr) -> std::io::Result<Connection> {
+        let stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(PATIENCE))?;
+        stream.set_nodelay(true)?;
+        Ok(Connection { stream, buffer: Vec::new() })
+    }
+
+    fn call(&mut self, args: &[&str]) -> std::io::Result<Reply> {
+        let mut request = Vec::new();
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        encode_command(&args, &mut request);
+        self.stream.write_all(&request)?;
+        self.read_reply()
+    }
+
+    fn read_reply(&mut self) -> std::io::Result<Reply> {
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            match decode(&self.buffer) {
+                Ok(Some((reply, used))) => {
+                    self.buffer.drain(..used);
+                    return Ok(reply);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(std::io::Error::other(e)),
+            }
+            let read = self.stream.read(&mut chunk)?;
+            if read == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buffer.extend_from_slice(&chunk[..read]);
+        }
+    }
+}
+
+/// Appends a RESP2 multibulk command to `out`.
+fn encode_command(args: &[&[u8]], out: &mut Vec<u8>) {
+    let _ = write!(out, "*{}\r\n", args.len());
+    for arg in args {
+        let _ = write!(out, "${}\r\n", arg.len());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// The `n`th key: 16 bytes, `key:` and 12 digits.
+fn key(n: u64) -> [u8; KEY_BYTES] {
+    let mut key = [0u8; KEY_BYTES];
+    let text = format!("key:{n:012}");
+    key.copy_from_slice(text.as_bytes());
+    key
+}
+
+fn value(n: u64) -> [u8; VALUE_BYTES] {
+    let mut value = [b'v'; VALUE_BYTES];
+    let text = format!("{n:016}");
+    value[..16].copy_from_slice(text.as_bytes());
+    value
+}
+
+/// SETs keys `0..count` through `addresses` with pipelined connections
+/// (`LOAD_CONNECTIONS` of them, round-robin over the addresses); any
+/// error reply is retried until every key is acknowledged.
+fn load_keys(addresses: &[SocketAddr], count: u64) -> BenchResult<Duration> {
+    let started = Instant::now();
+    let threads: Vec<_> = (0..LOAD_CONNECTIONS)
+        .map(|t| {
+            let address = addresses[t % addresses.len()];
+            std::thread::spawn(move || -> Result<(), String> {
+                let mut pending: Vec<u64> = (t as u64..count).step_by(LOAD_CONNECTIONS).collect();
+                let deadline = Instant::now() + PATIENCE * 10;
+                while !pending.is_empty() {
+                    if Instant::now() > deadline {
+                        return Err(format!(
+                            "loading through {address}: {} keys never acknowledged",
+                            pending.len()
+                        ));
+                    }
+                    pending = load_once(address, &pending)
+                        .map_err(|e| format!("loading through {address}: {e}"))?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().map_err(|_| "a loading thread panicked")??;
+    }
+    Ok(started.elapsed())
+}
+
+/// One pass over `keys` in pipelined windows; returns the keys to retry.
+fn load_once(address: SocketAddr, keys: &[u64]) -> std::io::Result<Vec<u64>> {
+    let mut connection = Connection::open(address)?;
+    let mut retry = Vec::new();
+    let mut request = Vec::new();
+    for window in keys.chunks(LOAD_PIPELINE_DEPTH) {
+        request.clear();
+        for n in window {
+            encode_command(&[b"SET", &key(*n), &value(*n)], &mut request);
+        }
+        connection.stream.write_all(&request)?;
+        for n in window {
+            if connection.read_reply()? != Reply::ok() {
+                retry.push(*n);
+            }
+        }
+    }
+    if !retry.is_empty() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(retry)
+}
+
+/// Loads the GET cells' key space.
+fn preload(addresses: &[SocketAddr]) -> BenchResult<()> {
+    let took = load_keys(addresses, KEY_SPACE)?;
+    eprintln!("preloaded {KEY_SPACE} keys through {addresses:?} in {:.1} s", took.as_secs_f64());
+    Ok(())
+}
+
+// ---- the raw fdatasync probe -------------------------------------------
+
+#[derive(Clone, Copy, Debug)]
+struct FsyncProbe {
+    p50_us: u64,
+    p99_us: u64,
+    per_second: f64,
+}
+
+/// Appends 100 bytes + fdatasync to a new file in `dir`, for
+/// [`FSYNC_PROBE_TIME`]: what one WAL or AOF write costs on this disk now.
+fn probe_fdatasync(dir: &Path) -> BenchResult<FsyncProbe> {
+    let path = dir.join("fdatasync-probe");
+    let mut file = std::fs::OpenOptions::new().create(true).truncate(true).write(true).open(&path)?;
+    let mut latency_us = Histogram::<u64>::new_with_bounds(1, LATENCY_US_MAX, 3)?;
+    let payload = [0u8; FSYNC_PROBE_BYTES];
+    let started = Instant::now();
+    while started.elapsed() < FSYNC_PROBE_TIME {
+        let began = Instant::now();
+        file.write_all(&payload)?;
+        file.sync_data()?;
+        latency_us.saturating_record(began.elapsed().as_micros() as u64);
+    }
+    let probe = FsyncProbe {
+        p50_us: latency_us.value_at_quantile(0.5),
+        p99_us: latency_us.value_at_quantile(0.99),
+        per_second: latency_us.len() as f64 / started.elapsed().as_secs_f64(),
+    };
+    drop(file);
+    std::fs::remove_file(&path)?;
+    Ok(probe)
+}
+
+// ---- the load generator ------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Workload {
+    Set,
+    Get,
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Set => "SET",
+            Workload::Get => "GET",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Success,
+    Timeout,
+    ClusterDown,
+    TryAgain,
+    OtherError,
+    /// The connection failed; the client moves to the next node.
+    Io,
+}
+
+/// Error replies and lost connections, by kind.
+#[derive(Clone, Copy, Debug, Default)]
+struct Errors {
+    timeout: u64,
+    cluster_down: u64,
+    try_again: u64,
+    other: u64,
+    io: u64,
+}
+
+impl Errors {
+    fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Success => {}
+            Outcome::Timeout => self.timeout += 1,
+            Outcome::ClusterDown => self.cluster_down += 1,
+            Outcome::TryAgain => self.try_again += 1,
+            Outcome::OtherError => self.other += 1,
+            Outcome::Io => self.io += 1,
+        }
+    }
+
+    fn add(&mut self, other: &Errors) {
+        self.timeout += other.timeout;
+        self.cluster_down += other.cluster_down;
+        self.try_again += other.try_again;
+        self.other += other.other;
+        self.io += other.io;
+    }
+
+    fn total(&self) -> u64 {
+        self.timeout + self.cluster_down + self.try_again + self.other + self.io
+    }
+}
+
+/// One operation, for the failover scenario's timeline.
+#[derive(Clone, Copy, Debug)]
+struct OpEvent {
+    sent: Instant,
+    done: Instant,
+    outcome: Outcome,
+}
+
+struct LoadSpec {
+    addresses: Vec<SocketAddr>,
+    clients: usize,
+    workload: Workload,
+    warmup: Duration,
+    /// `None`: until stopped.
+    duration: Option<Duration>,
+    keep_events: bool,
+}
+
+/// What the clients of one load saw, merged.
+struct LoadResult {
+    latency_us: Histogram<u64>,
+    /// Successful operations completed inside the measured window.
+    ops: u64,
+    seconds: f64,
+    errors: Errors,
+    events: Vec<OpEvent>,
+}
+
+impl LoadResult {
+    fn ops_per_second(&self) -> f64 {
+        self.ops as f64 / self.seconds.max(1e-9)
+    }
+
+    fn quantile_us(&self, q: f64) -> u64 {
+        self.latency_us.value_at_quantile(q)
+    }
+}
+
+/// A running load; [`Load::finish`] waits for its end (or stops it).
+struct Load {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Result<LoadResult, String>>,
+}
+
+impl Load {
+    fn start(spec: LoadSpec) -> BenchResult<Load> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new().name("bench-clients".into()).spawn(move || {
+            LocalExecutorBuilder::default()
+                .name("bench-clients")
+                // Sockets only; keep the registered buffer small (DESIGN §10).
+                .io_memory(1 << 20)
+                .spawn(move || run_clients(spec, flag))
+                .map_err(|e| e.to_string())?
+                .join()
+                .map_err(|e| e.to_string())?
+        })?;
+        Ok(Load { stop, thread })
+    }
+
+    fn stop(self) -> BenchResult<LoadResult> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.finish()
+    }
+
+    fn finish(self) -> BenchResult<LoadResult> {
+        Ok(self.thread.join().map_err(|_| "the client thread panicked")??)
+    }
+}
+
+/// Shared by the client tasks of one load.
+struct Shared {
+    spec: LoadSpec,
+    stop: Arc<AtomicBool>,
+    /// Successes completed in `[measure_from, measure_until)` are counted.
+    measure_from: Instant,
+    measure_until: Option<Instant>,
+}
+
+impl Shared {
+    fn over(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.measure_until.is_some_and(|until| Instant::now() >= until)
+    }
+}
+
+/// Per-client results.
+struct ClientResult {
+    latency_us: Histogram<u64>,
+    ops: u64,
+    errors: Errors,
+    events: Vec<OpEvent>,
+}
+
+async fn run_clients(spec: LoadSpec, stop: Arc<AtomicBool>) -> Result<LoadResult, String> {
+    // Connect every client first: connection set-up is not measured.
+    let mut streams = Vec::new();
+    for client in 0..spec.clients {
+        let address = spec.addresses[client % spec.addresses.len()];
+        streams.push(connect(address).await.ok());
+    }
+    let started = Instant::now();
+    let measure_from = started + spec.warmup;
+    let measure_until = spec.duration.map(|d| measure_from + d);
+    let shared = Rc::new(Shared { spec, stop, measure_from, measure_until });
+    let tasks: Vec<_> = streams
+        .into_iter()
+        .enumerate()
+        .map(|(client, stream)| glommio::spawn_local(client_loop(shared.clone(), client, stream)))
+        .collect();
+    let mut result = LoadResult {
+        latency_us: Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).map_err(|e| e.to_string())?,
+        ops: 0,
+        seconds: 0.0,
+        errors: Errors::default(),
+        events: Vec::new(),
+    };
+    for task in tasks {
+        let client = task.await?;
+        result.latency_us.add(&client.latency_us).map_err(|e| e.to_string())?;
+        result.ops += client.ops;
+        result.errors.add(&client.errors);
+        result.events.extend(client.events);
+    }
+    let until = shared.measure_until.unwrap_or_else(Instant::now);
+    result.seconds = until.saturating_duration_since(shared.measure_from).as_secs_f64();
+    result.events.sort_by_key(|e| e.done);
+    Ok(result)
+}
+
+async fn connect(address: SocketAddr) -> std::io::Result<glommio::net::TcpStream> {
+    let stream = glommio::net::TcpStream::connect_timeout(address, Duration::from_secs(1)).await?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+    Ok(stream)
+}
+
+/// One closed-loop client: one command, wait for its reply, again.
+async fn client_loop(
+    shared: Rc<Shared>,
+    client: usize,
+    mut stream: Option<glommio::net::TcpStream>,
+) -> Result<ClientResult, String> {
+    let spec = &shared.spec;
+    let mut result = ClientResult {
+        latency_us: Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).map_err(|e| e.to_string())?,
+        ops: 0,
+        errors: Errors::default(),
+        events: Vec::new(),
+    };
+    let mut target = client % spec.addresses.len();
+    let mut random = (client as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut request = Vec::with_capacity(128);
+    let mut buffer = Vec::with_capacity(4096);
+    let mut chunk = vec![0u8; 16 * 1024];
+    let value = value(0);
+    while !shared.over() {
+        let Some(connection) = stream.as_mut() else {
+            match connect(spec.addresses[target]).await {
+                Ok(connected) => stream = Some(connected),
+                Err(_) => {
+                    target = (target + 1) % spec.addresses.len();
+                    glommio::timer::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            continue;
+        };
+        random = split_mix(random);
+        let key = key(random % KEY_SPACE);
+        request.clear();
+        match spec.workload {
+            Workload::Set => encode_command(&[b"SET", &key, &value], &mut request),
+            Workload::Get => encode_command(&[b"GET", &key], &mut request),
+        }
+        let sent = Instant::now();
+        let outcome = match exchange(connection, &request, &mut buffer, &mut chunk).await {
+            Ok(reply) => classify(&reply, spec.workload),
+            Err(_) => {
+                stream = None;
+                buffer.clear();
+                target = (target + 1) % spec.addresses.len();
+                Outcome::Io
+            }
+        };
+        let done = Instant::now();
+        let measured = done >= shared.measure_from && shared.measure_until.is_none_or(|until| done < until);
+        if measured && outcome == Outcome::Success {
+            result.ops += 1;
+            result.latency_us.saturating_record(done.duration_since(sent).as_micros() as u64);
+        } else if measured {
+            result.errors.count(outcome);
+        }
+        if spec.keep_events {
+            result.events.push(OpEvent { sent, done, outcome });
+        }
+    }
+    Ok(result)
+}
+
+fn split_mix(state: u64) -> u64 {
+    let mut z = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Sends one request and reads one reply.
+async fn exchange(
+    stream: &mut glommio::net::TcpStream,
+    request: &[u8],
+    buffer: &mut Vec<u8>,
+    chunk: &mut [u8],
+) -> std::io::Result<Reply> {
+    stream.write_all(request).await?;
+    loop {
+        match decode(buffer) {
+            Ok(Some((reply, used))) => {
+                buffer.drain(..used);
+                return Ok(reply);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(std::io::Error::other(e)),
+        }
+        let read = stream.read(chunk).await?;
+        if read == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+}
+
+fn classify(reply: &Reply, workload: Workload) -> Outcome {
+    match (reply, workload) {
+        (Reply::Simple(text), Workload::Set) if text == "OK" => Outcome::Success,
+        (Reply::Bulk(_), Workload::Get) => Outcome::Success,
+        (Reply::Error(text), _) if text.starts_with("TIMEOUT") => Outcome::Timeout,
+        (Reply::Error(text), _) if text.starts_with("CLUSTERDOWN") => Outcome::ClusterDown,
+        (Reply::Error(text), _) if text.starts_with("TRYAGAIN") => Outcome::TryAgain,
+        _ => Outcome::OtherError,
+    }
+}
+
+// ---- cells -------------------------------------------------------------
+
+struct Cell {
+    workload: Workload,
+    clients: usize,
+    cashe: LoadResult,
+    redis: Option<LoadResult>,
+}
+
+fn measure(
+    addresses: Vec<SocketAddr>,
+    clients: usize,
+    workload: Workload,
+    settings: &Settings,
+) -> BenchResult<LoadResult> {
+    let spec = LoadSpec {
+        addresses,
+        clients,
+        workload,
+        warmup: Duration::from_secs_f64(settings.warmup_seconds),
+        duration: Some(Duration::from_secs_f64(settings.seconds)),
+        keep_events: false,
+    };
+    Load::start(spec)?.finish()
+}
+
+fn run_cells(
+    settings: &Settings,
+    report: &mut Report,
+    workload: Workload,
+    cluster: &Cluster,
+    redis: Option<&Redis>,
+    data: &Path,
+) -> BenchResult<()> {
+    for &clients in &settings.clients {
+        let fsync_before =
+            (workload == Workload::Set && clients == 1).then(|| probe_fdatasync(data)).transpose()?;
+        let cashe = measure(cluster.client_addresses(), clients, workload, settings)?;
+        if let Some(before) = fsync_before {
+            let after = probe_fdatasync(data)?;
+            report.fsync = Some((before, after));
+        }
+        let redis = redis.map(|r| measure(vec![r.address()], clients, workload, settings)).transpose()?;
+        let cell = Cell { workload, clients, cashe, redis };
+        eprintln!("{}", cell_line(&cell));
+        report.cells.push(cell);
+    }
+    Ok(())
+}
+
+// ---- failover ----------------------------------------------------------
+
+struct Trial {
+    /// From the kill to the first successful write sent after it.
+    recovery: Option<Duration>,
+    timeouts: u64,
+    other_errors: Errors,
+}
+
+struct FailoverResult {
+    trials: Vec<Trial>,
+}
+
+fn failover(cluster: &mut Cluster, trials: usize) -> BenchResult<FailoverResult> {
+    let mut result = FailoverResult { trials: Vec::new() };
+    for trial in 0..trials {
+        let spec = LoadSpec {
+            addresses: cluster.client_addresses(),
+            clients: FAILOVER_CLIENTS,
+            workload: Workload::Set,
+            warmup: Duration::ZERO,
+            duration: None,
+            keep_events: true,
+        };
+        let load = Load::start(spec)?;
+        std::thread::sleep(FAILOVER_LOAD_BEFORE_KILL);
+        let leader = cluster.leader()?;
+        cluster.kill(leader);
+        let killed_at = Instant::now();
+        let deadline = killed_at + FAILOVER_TRIAL_MAX;
+        // Keep the load on for a second past the first success, so
+        // -TIMEOUTs of writes stuck at the time of the kill are counted.
+        while Instant::now() < deadline && Instant::now() < killed_at + Duration::from_secs(3) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let loaded = load.stop()?;
+        let after: Vec<&OpEvent> = loaded.events.iter().filter(|e| e.done >= killed_at).collect();
+        let recovery = after
+            .iter()
+            .filter(|e| e.outcome == Outcome::Success && e.sent >= killed_at)
+            .map(|e| e.done.duration_since(killed_at))
+            .min();
+        let mut errors = Errors::default();
+        for event in &after {
+            errors.count(event.outcome);
+        }
+        let recovery_text = recovery.map_or("none".into(), |d| format!("{:.0} ms", d.as_secs_f64() * 1e3));
+        eprintln!(
+            "failover trial {}: killed {}, first write after {recovery_text}, -TIMEOUT {}",
+            trial + 1,
+            cluster.nodes[leader].name,
+            errors.timeout
+        );
+        result.trials.push(Trial { recovery, timeouts: errors.timeout, other_errors: errors });
+        cluster.restart(leader)?;
+    }
+    Ok(result)
+}
+
+// ---- memory ------------------------------------------------------------
+
+struct MemoryResult {
+    keys: u64,
+    /// `(name, bytes per key)` of each cashe node.
+    cashe: Vec<(String, f64)>,
+    redis: Option<f64>,
+    load_seconds: f64,
+}
+
+fn memory(dir: &Path, logs: &Path, settings: &Settings) -> BenchResult<MemoryResult> {
+    let keys = settings.memory_keys;
+    let mut cluster = Cluster::start(dir, logs, &settings.cashe_args)?;
+    let redis = Redis::start("redis-memory-load", dir, logs, false)?;
+    let rss = |pid: &Process| pid.resident_bytes();
+    let mut cashe_before = Vec::new();
+    for node in &cluster.nodes {
+        cashe_before.push(rss(node.process.as_ref().ok_or("not running")?)?);
+    }
+    let redis_before = redis.as_ref().map(|r| rss(&r.process)).transpose()?;
+    let took = load_keys(&cluster.client_addresses(), keys)?;
+    // Every node has applied the load once a linearizable DBSIZE says so.
+    let wanted = keys as i64;
+    for node in &cluster.nodes {
+        eventually("every key applied", || {
+            (node.call(&["DBSIZE"])? == Reply::Integer(wanted)).then_some(())
+        })?;
+    }
+    let _ = cluster.leader()?;
+    let mut per_key = Vec::new();
+    for (node, before) in cluster.nodes.iter().zip(cashe_before) {
+        let after = rss(node.process.as_ref().ok_or("not running")?)?;
+        per_key.push((node.name.clone(), after.saturating_sub(before) as f64 / keys as f64));
+    }
+    let redis_per_key = match (&redis, redis_before) {
+        (Some(redis), Some(before)) => {
+            load_keys(&[redis.address()], keys)?;
+            Some(rss(&redis.process)?.saturating_sub(before) as f64 / keys as f64)
+        }
+        _ => None,
+    };
+    eprintln!("memory: pids {:?}", cluster.pids());
+    Ok(MemoryResult { keys, cashe: per_key, redis: redis_per_key, load_seconds: took.as_secs_f64() })
+}
+
+// ---- the report --------------------------------------------------------
+
+struct Report {
+    seconds: f64,
+    warmup_seconds: f64,
+    cells: Vec<Cell>,
+    /// Raw fdatasync before and after the one-client SET cell.
+    fsync: Option<(FsyncProbe, FsyncProbe)>,
+    failover: Option<FailoverResult>,
+    memory: Option<MemoryResult>,
+}
+
+fn cell_line(cell: &Cell) -> String {
+    let mut line = format!("{:<4} {:>4} | ", cell.workload.name(), cell.clients);
+    side(&mut line, &cell.cashe);
+    line.push_str(" | ");
+    match &cell.redis {
+        Some(redis) => {
+            side(&mut line, redis);
+            let _ = write!(
+                line,
+                " | {:>5.2} {:>5.2} {:>5.2}",
+                cell.cashe.ops_per_second() / redis.ops_per_second().max(1e-9),
+                ratio(cell.cashe.quantile_us(0.5), redis.quantile_us(0.5)),
+                ratio(cell.cashe.quantile_us(0.99), redis.quantile_us(0.99)),
+            );
+        }
+        None => line.push_str("(no redis-server)"),
+    }
+    line
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    a as f64 / (b.max(1)) as f64
+}
+
+fn side(line: &mut String, result: &LoadResult) {
+    let ms = |us: u64| us as f64 / 1000.0;
+    let _ = write!(
+        line,
+        "{:>8.0} {:>6.2} {:>6.2} {:>6.2} {:>7.2} {:>7.2} {:>5}",
+        result.ops_per_second(),
+        ms(result.quantile_us(0.5)),
+        ms(result.quantile_us(0.9)),
+        ms(result.quantile_us(0.99)),
+        ms(result.quantile_us(0.999)),
+        ms(result.latency_us.max()),
+        result.errors.total()
+    );
+}
+
+/// A log-scale ASCII histogram: one line per power of two of microseconds.
+fn ascii_histogram(histogram: &Histogram<u64>) -> String {
+    let mut buckets: Vec<(u64, u64)> = Vec::new();
+    for step in histogram.iter_log(1, 2.0) {
+        buckets.push((step.value_iterated_to(), step.count_since_last_iteration()));
+    }
+    let first = buckets.iter().position(|(_, c)| *c > 0).unwrap_or(0);
+    let last = buckets.iter().rposition(|(_, c)| *c > 0).unwrap_or(0);
+    let peak = buckets.iter().map(|(_, c)| *c).max().unwrap_or(0).max(1);
+    let total = histogram.len().max(1);
+    let mut text = String::new();
+    for (upper, count) in &buckets[first..=last.max(first)] {
+        let width = (*count as f64 / peak as f64 * BAR_WIDTH_MAX as f64).ceil() as usize;
+        let _ = writeln!(
+            text,
+            "      ≤{:>9.3} ms {:>6.2}% {}",
+            *upper as f64 / 1000.0,
+            *count as f64 * 100.0 / total as f64,
+            "#".repeat(width)
+        );
+    }
+    text
+}
+
+impl Report {
+    fn new(settings: &Settings) -> Report {
+        Report {
+            seconds: settings.seconds,
+            warmup_seconds: settings.warmup_seconds,
+            cells: Vec::new(),
+            fsync: None,
+            failover: None,
+            memory: None,
+        }
+    }
+
+    fn cell(&self, workload: Workload, clients: usize) -> Option<&Cell> {
+        self.cells.iter().find(|c| c.workload == workload && c.clients == clients)
+    }
+
+    fn fsync_p50_us(&self) -> Option<f64> {
+        self.fsync.map(|(before, after)| (before.p50_us + after.p50_us) as f64 / 2.0)
+    }
+
+    fn text(&self) -> String {
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "\ncashe cluster benchmark: 3 cashe nodes vs redis-server on 127.0.0.1, {VALUE_BYTES}-byte values \
+             over {KEY_SPACE} {KEY_BYTES}-byte keys, {} s warm-up + {} s per cell, closed-loop clients \
+             spread over the nodes",
+            self.warmup_seconds, self.seconds
+        );
+        let _ = writeln!(text, "SET against redis-server --appendonly yes --appendfsync always; GET against in-memory redis-server; latencies in ms; err = error replies + lost connections");
+        if let Some((before, after)) = self.fsync {
+            let _ = writeln!(
+                text,
+                "raw fdatasync of the data directory (100-byte appends): p50 {:.3} ms before / {:.3} ms after the 1-client SET cell (p99 {:.3} / {:.3} ms, {:.0} / {:.0} per s)",
+                before.p50_us as f64 / 1e3,
+                after.p50_us as f64 / 1e3,
+                before.p99_us as f64 / 1e3,
+                after.p99_us as f64 / 1e3,
+                before.per_second,
+                after.per_second
+            );
+        }
+        let _ = writeln!(
+            text,
+            "\n{:<4} {:>4} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>5} {:>5} {:>5}",
+            "", "", "cashe", "", "", "", "", "", "", "redis", "", "", "", "", "", "", "cashe/redis", "", ""
+        );
+        let _ = writeln!(
+            text,
+            "{:<4} {:>4} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>5} {:>5} {:>5}",
+            "op", "cli", "ops/s", "p50", "p90", "p99", "p99.9", "max", "err", "ops/s", "p50", "p90", "p99", "p99.9", "max", "err", "ops", "p50", "p99"
+        );
+        for cell in &self.cells {
+            let _ = writeln!(text, "{}", cell_line(cell));
+        }
+        text.push_str(&self.histograms());
+        text.push_str(&self.failover_text());
+        text.push_str(&self.memory_text());
+        text.push_str(&self.goals());
+        text
+    }
+
+    fn histograms(&self) -> String {
+        let mut text =
+            String::from("\nlatency histograms (share of successful operations per latency band)\n");
+        for cell in &self.cells {
+            let _ = writeln!(text, "  {} {} clients, cashe:", cell.workload.name(), cell.clients);
+            text.push_str(&ascii_histogram(&cell.cashe.latency_us));
+            if let Some(redis) = &cell.redis {
+                let _ = writeln!(text, "  {} {} clients, redis:", cell.workload.name(), cell.clients);
+                text.push_str(&ascii_histogram(&redis.latency_us));
+            }
+        }
+        text
+    }
+
+    fn failover_median_max(&self) -> Option<(Duration, Duration, usize)> {
+        let failover = self.failover.as_ref()?;
+        let mut times: Vec<Duration> = failover.trials.iter().filter_map(|t| t.recovery).collect();
+        times.sort();
+        let median = *times.get(times.len() / 2)?;
+        Some((median, *times.last()?, times.len()))
+    }
+
+    fn failover_text(&self) -> String {
+        let Some(failover) = &self.failover else { return String::new() };
+        let timeouts: u64 = failover.trials.iter().map(|t| t.timeouts).sum();
+        let mut text = String::new();
+        let each: Vec<String> = failover
+            .trials
+            .iter()
+            .map(|t| t.recovery.map_or("none".into(), |d| format!("{:.0}", d.as_secs_f64() * 1e3)))
+            .collect();
+        let (median, max) = match self.failover_median_max() {
+            Some((median, max, _)) => (
+                format!("{:.0} ms", median.as_secs_f64() * 1e3),
+                format!("{:.0} ms", max.as_secs_f64() * 1e3),
+            ),
+            None => ("none".into(), "none".into()),
+        };
+        let mut other = Errors::default();
+        for trial in &failover.trials {
+            other.add(&trial.other_errors);
+        }
+        let _ = writeln!(
+            text,
+            "\nfailover (SET, {FAILOVER_CLIENTS} clients, kill -9 of the leader, {} trials): first successful write after the kill: median {median}, max {max} (each: {} ms); -TIMEOUT replies: {timeouts} (also -CLUSTERDOWN {}, -TRYAGAIN {}, other {}, lost connections {})",
+            failover.trials.len(),
+            each.join(", "),
+            other.cluster_down,
+            other.try_again,
+            other.other,
+            other.io
+        );
+        text
+    }
+
+    fn memory_text(&self) -> String {
+        let Some(memory) = &self.memory else { return String::new() };
+        let nodes: Vec<String> = memory.cashe.iter().map(|(name, b)| format!("{name} {b:.0}")).collect();
+        let redis = memory.redis.map_or("(no redis-server)".into(), |b| format!("{b:.0}"));
+        format!(
+            "\nmemory ({} keys of {KEY_BYTES} bytes, {VALUE_BYTES}-byte values, loaded by pipelined SET in {:.1} s): resident bytes per key: cashe {}; redis {redis}\n",
+            memory.keys,
+            memory.load_seconds,
+            nodes.join(", ")
+        )
+    }
+
+    /// The issue's goals, each with its measured ratio.
+    fn goals(&self) -> String {
+        let mut text = String::from("\ngoals (issue 7):\n");
+        let mut goal = |name: &str, verdict: Option<(bool, String)>| {
+            let _ = match verdict {
+                Some((held, detail)) => {
+                    writeln!(text, "  [{}] {name}: {detail}", if held { "met" } else { "NOT met" })
+                }
+                None => writeln!(text, "  [not measured] {name}"),
+            };
+        };
+        let pair = |w, c| self.cell(w, c).and_then(|cell| Some((&cell.cashe, cell.redis.as_ref()?)));
+        goal(
+            "SET 64 clients: ops/s >= 1.0 x durable Redis, p99 <= 2 x Redis's",
+            pair(Workload::Set, 64).map(|(c, r)| {
+                let ops = c.ops_per_second() / r.ops_per_second().max(1e-9);
+                let p99 = ratio(c.quantile_us(0.99), r.quantile_us(0.99));
+                (ops >= 1.0 && p99 <= 2.0, format!("ops ratio {ops:.2}, p99 ratio {p99:.2}"))
+            }),
+        );
+        goal(
+            "GET 64 clients (linearizable): ops/s >= 0.7 x in-memory Redis",
+            pair(Workload::Get, 64).map(|(c, r)| {
+                let ops = c.ops_per_second() / r.ops_per_second().max(1e-9);
+                (ops >= 0.7, format!("ops ratio {ops:.2}"))
+            }),
+        );
+        let single = self.cell(Workload::Set, 1).map(|c| c.cashe.quantile_us(0.5));
+        goal(
+            "SET 1 client: p50 <= 2 x fdatasync p50 + 0.3 ms",
+            single.zip(self.fsync_p50_us()).map(|(p50, fsync)| {
+                let bound = 2.0 * fsync + 300.0;
+                (
+                    p50 as f64 <= bound,
+                    format!(
+                        "p50 {:.3} ms, bound {:.3} ms (fdatasync p50 {:.3} ms)",
+                        p50 as f64 / 1e3,
+                        bound / 1e3,
+                        fsync / 1e3
+                    ),
+                )
+            }),
+        );
+        goal(
+            "failover: median time to the first successful write <= 1 s",
+            self.failover_median_max().map(|(median, _, _)| {
+                (median <= Duration::from_secs(1), format!("median {:.0} ms", median.as_secs_f64() * 1e3))
+            }),
+        );
+        goal(
+            "memory: <= 2 x Redis's resident bytes per key",
+            self.memory.as_ref().and_then(|m| {
+                let worst = m.cashe.iter().map(|(_, b)| *b).fold(0.0, f64::max);
+                let redis = m.redis?;
+                Some((
+                    worst <= 2.0 * redis,
+                    format!(
+                        "worst node {worst:.0} vs redis {redis:.0} bytes/key: {:.2}x",
+                        worst / redis.max(1e-9)
+                    ),
+                ))
+            }),
+        );
+        text
+    }
+
+    fn json(&self) -> String {
+        let mut json = String::from("{\n");
+        let _ = writeln!(
+            json,
+            "  \"seconds_per_cell\": {},\n  \"warmup_seconds\": {},",
+            self.seconds, self.warmup_seconds
+        );
+        let _ = writeln!(
+            json,
+            "  \"key_bytes\": {KEY_BYTES},\n  \"value_bytes\": {VALUE_BYTES},\n  \"keys\": {KEY_SPACE},"
+        );
+        if let Some((before, after)) = self.fsync {
+            let _ = writeln!(
+                json,
+                "  \"fdatasync\": {{\"p50_us_before\": {}, \"p50_us_after\": {}, \"p99_us_before\": {}, \"p99_us_after\": {}}},",
+                before.p50_us, after.p50_us, before.p99_us, after.p99_us
+            );
+        }
+        json.push_str("  \"cells\": [\n");
+        for (i, cell) in self.cells.iter().enumerate() {
+            let separator = if i + 1 < self.cells.len() { "," } else { "" };
+            let redis = cell.redis.as_ref().map_or("null".into(), side_json);
+            let _ = writeln!(
+                json,
+                "    {{\"workload\": \"{}\", \"clients\": {}, \"cashe\": {}, \"redis\": {redis}}}{separator}",
+                cell.workload.name(),
+                cell.clients,
+                side_json(&cell.cashe)
+            );
+        }
+        json.push_str("  ],\n");
+        match &self.failover {
+            Some(failover) => {
+                let trials: Vec<String> = failover
+                    .trials
+                    .iter()
+                    .map(|t| {
+                        let ms =
+                            t.recovery.map_or("null".into(), |d| format!("{:.1}", d.as_secs_f64() * 1e3));
+                        format!("{{\"first_write_ms\": {ms}, \"timeouts\": {}}}", t.timeouts)
+                    })
+                    .collect();
+                let _ = writeln!(json, "  \"failover\": [{}],", trials.join(", "));
+            }
+            None => json.push_str("  \"failover\": null,\n"),
+        }
+        match &self.memory {
+            Some(memory) => {
+                let nodes: Vec<String> =
+                    memory.cashe.iter().map(|(n, b)| format!("\"{n}\": {b:.1}")).collect();
+                let redis = memory.redis.map_or("null".into(), |b| format!("{b:.1}"));
+                let _ = writeln!(
+                    json,
+                    "  \"memory\": {{\"keys\": {}, \"cashe_bytes_per_key\": {{{}}}, \"redis_bytes_per_key\": {redis}}}",
+                    memory.keys,
+                    nodes.join(", ")
+                );
+            }
+            None => json.push_str("  \"memory\": null\n"),
+        }
+        json.push_str("}\n");
+        json
+    }
+}
+
+fn side_json(result: &LoadResult) -> String {
+    format!(
+        "{{\"ops_per_second\": {:.1}, \"p50_us\": {}, \"p90_us\": {}, \"p99_us\": {}, \"p999_us\": {}, \"max_us\": {}, \
+         \"timeouts\": {}, \"cluster_down\": {}, \"try_again\": {}, \"other_errors\": {}, \"lost_connections\": {}}}",
+        result.ops_per_second(),
+        result.quantile_us(0.5),
+        result.quantile_us(0.9),
+        result.quantile_us(0.99),
+        result.quantile_us(0.999),
+        result.latency_us.max(),
+        result.errors.timeout,
+        result.errors.cluster_down,
+        result.errors.try_again,
+        result.errors.other,
+        result.errors.io
+    )
+}
