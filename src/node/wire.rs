@@ -12,13 +12,22 @@ use crate::frame;
 use crate::raft::NodeId;
 use serde::{Deserialize, Serialize};
 
-pub const WIRE_VERSION: u32 = 1;
+pub const WIRE_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerFrame {
     Hello { version: u32, cluster_id: u64, from: NodeId, raft_addr: String },
     Message(NodeMessage),
+    /// Sent on an idle link, so that the receiver can tell a quiet link from
+    /// a dead one (a connection that hears nothing for a while is closed,
+    /// and its writer reconnects).
+    Keepalive,
 }
+
+/// A link with nothing to send writes a `Keepalive` this often.
+pub const KEEPALIVE_MS: u64 = 200;
+/// A reader that hears nothing for this long closes the connection.
+pub const IDLE_CLOSE_MS: u64 = 2_000;
 
 /// Appends `frame` to `out`. A message too large for one frame is not
 /// written (returns false): the sender's Raft retries, or the request it
@@ -59,6 +68,8 @@ pub enum Received {
         from: NodeId,
         message: NodeMessage,
     },
+    /// Nothing to deliver; the link is alive.
+    Keepalive,
 }
 
 /// Checks a frame against the connection's handshake state (`from`, set
@@ -72,8 +83,9 @@ pub fn receive(frame: PeerFrame, from: Option<NodeId>, cluster_id: u64) -> Resul
             Ok(Received::Hello { from, raft_addr })
         }
         (PeerFrame::Message(message), Some(from)) => Ok(Received::Message { from, message }),
+        (PeerFrame::Keepalive, Some(_)) => Ok(Received::Keepalive),
         (PeerFrame::Hello { .. }, Some(_)) => Err("a second Hello on one connection".into()),
-        (PeerFrame::Message(_), None) => Err("a message before the Hello".into()),
+        (PeerFrame::Message(_) | PeerFrame::Keepalive, None) => Err("a message before the Hello".into()),
     }
 }
 

@@ -97,21 +97,32 @@ async fn outbound(to: NodeId, queue: Mailbox<NodeMessage>, book: Rc<RefCell<Addr
             continue;
         }
         let mut buffer = Vec::new();
+        let keepalive = Duration::from_millis(wire::KEEPALIVE_MS);
         loop {
-            let messages = queue.take_all().await;
+            let next = async { Some(queue.take_all().await) };
+            let idle = async {
+                glommio::timer::sleep(keepalive).await;
+                None
+            };
             buffer.clear();
-            let mut sent = 0;
-            for message in messages {
-                encode(&PeerFrame::Message(message), &mut buffer);
-                sent += 1;
-                if buffer.len() >= WRITE_BATCH_BYTES {
-                    if stream.write_all(&buffer).await.is_err() {
-                        break;
+            match futures_lite::future::or(next, idle).await {
+                Some(messages) => {
+                    for message in messages {
+                        encode(&PeerFrame::Message(message), &mut buffer);
                     }
-                    buffer.clear();
+                }
+                None => {
+                    encode(&PeerFrame::Keepalive, &mut buffer);
                 }
             }
-            if sent == 0 || stream.write_all(&buffer).await.is_err() {
+            let mut written = Ok(());
+            for piece in buffer.chunks(WRITE_BATCH_BYTES) {
+                written = stream.write_all(piece).await;
+                if written.is_err() {
+                    break;
+                }
+            }
+            if written.is_err() {
                 tracing::debug!(peer = %to, "peer connection lost; reconnecting");
                 break;
             }
@@ -131,6 +142,9 @@ pub async fn inbound(
     let mut buffer = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     let mut from: Option<NodeId> = None;
+    // A link that hears nothing, not even a keepalive, is dead or stalled:
+    // closing it makes its writer reconnect.
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(wire::IDLE_CLOSE_MS)));
     loop {
         let read = match stream.read(&mut chunk).await {
             Ok(0) | Err(_) => return,
@@ -156,6 +170,7 @@ pub async fn inbound(
                     from = Some(id);
                 }
                 Ok(Received::Message { from, message }) => events.push(Event::Peer { from, message }).await,
+                Ok(Received::Keepalive) => {}
                 Err(e) => {
                     tracing::warn!(%remote, error = %e, "closing a peer connection");
                     return;
