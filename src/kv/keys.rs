@@ -56,7 +56,7 @@ impl Store {
             .entries
             .iter()
             .filter(|(key, entry)| !entry.is_expired(now) && (all || string_match(pattern, key)))
-            .map(|(key, _)| Reply::bulk(key.clone()))
+            .map(|(key, _)| Reply::bulk(key.to_vec()))
             .collect();
         Reply::Array(Some(keys))
     }
@@ -102,7 +102,7 @@ impl Store {
             // Every live key is a string; Redis compares with strcasecmp.
             let matches_type = type_name.is_none_or(|name| option_is(name, "string"));
             if matches_pattern && matches_type && self.live(key, now).is_some() {
-                keys.push(Reply::bulk(key.clone()));
+                keys.push(Reply::bulk(key.to_vec()));
             }
         }
         Reply::Array(Some(vec![Reply::bulk(next_cursor.to_string()), Reply::Array(Some(keys))]))
@@ -118,7 +118,7 @@ impl Store {
         }
         let index = mix64(now) % count;
         match live().nth(index as usize) {
-            Some((key, _)) => Reply::bulk(key.clone()),
+            Some((key, _)) => Reply::bulk(key.to_vec()),
             None => Reply::nil(),
         }
     }
@@ -234,7 +234,7 @@ impl Store {
     pub(super) fn on_cashe_expire(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
         let mut deleted = 0;
         for key in &args[1..] {
-            if self.entries.get(key).is_some_and(|entry| entry.is_expired(now)) {
+            if self.entries.get(key.as_slice()).is_some_and(|entry| entry.is_expired(now)) {
                 self.remove(key);
                 deleted += 1;
             }

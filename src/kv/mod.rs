@@ -43,6 +43,7 @@ mod args;
 mod bignum;
 mod command;
 mod glob;
+mod key;
 mod keys;
 mod long_double;
 mod snapshot;
@@ -54,6 +55,7 @@ pub use snapshot::{snapshot_decode, RestoreError, SNAPSHOT_FORMAT};
 
 use crate::protocol::Reply;
 use command::{Kind, ReadCommand, WriteCommand};
+use key::Key;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Redis's `proto-max-bulk-len` default: no string may grow beyond it.
@@ -68,8 +70,8 @@ pub const VALUE_BYTES_MAX: u64 = 512 * 1024 * 1024;
 /// not visit every key).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Store {
-    entries: BTreeMap<Vec<u8>, Entry>,
-    by_sequence: BTreeMap<u64, Vec<u8>>,
+    entries: BTreeMap<Key, Entry>,
+    by_sequence: BTreeMap<u64, Key>,
     /// `(expire_at_ms, sequence)` of every key with a TTL.
     expiries: BTreeSet<(u64, u64)>,
     /// The sequence number of the last key created; never reused.
@@ -204,10 +206,10 @@ impl Store {
     /// in key order, at most `max`: what the leader proposes to delete with
     /// `[CASHE.EXPIRE, key...]`.
     pub fn expired_keys(&self, now_ms: u64, max: usize) -> Vec<Vec<u8>> {
-        let mut keys: Vec<&Vec<u8>> =
+        let mut keys: Vec<&Key> =
             self.expiries.range(..(now_ms, 0)).map(|(_, sequence)| &self.by_sequence[sequence]).collect();
         keys.sort_unstable();
-        keys.into_iter().take(max).cloned().collect()
+        keys.into_iter().take(max).map(|key| key.to_vec()).collect()
     }
 
     /// Keys alive at `now_ms`, and how many of them have a TTL.
@@ -247,15 +249,17 @@ impl Store {
     fn put(&mut self, key: &[u8], value: Vec<u8>, keep_ttl: bool) {
         if let Some(entry) = self.entries.get_mut(key) {
             entry.value = value;
-            if !keep_ttl {
-                self.set_expiry(key, None);
+            // One search of the key space per write: the TTL is dropped
+            // here rather than through `set_expiry`, which would search again.
+            if let Some(at) = entry.expire_at_ms.take_if(|_| !keep_ttl) {
+                self.expiries.remove(&(at, entry.sequence));
             }
             return;
         }
         self.last_sequence += 1;
         let sequence = self.last_sequence;
-        self.by_sequence.insert(sequence, key.to_vec());
-        self.entries.insert(key.to_vec(), Entry { value, expire_at_ms: None, sequence });
+        self.by_sequence.insert(sequence, Key::new(key));
+        self.entries.insert(Key::new(key), Entry { value, expire_at_ms: None, sequence });
     }
 
     /// Sets or clears the TTL of an existing key; returns whether it had one.

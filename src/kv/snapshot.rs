@@ -10,7 +10,7 @@
 //! `restore` trusts nothing: every structural rule is checked and broken
 //! input is a `RestoreError`, never a panic.
 
-use super::{Entry, Store, VALUE_BYTES_MAX};
+use super::{Entry, Key, Store, VALUE_BYTES_MAX};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -95,7 +95,7 @@ impl Store {
             .entries
             .iter()
             .map(|(key, entry)| SnapshotEntryRef {
-                key,
+                key: key.as_bytes(),
                 value: &entry.value,
                 expire_at_ms: entry.expire_at_ms,
                 sequence: entry.sequence,
@@ -138,13 +138,14 @@ impl Store {
             if entry.value.len() as u64 > VALUE_BYTES_MAX {
                 return Err(RestoreError::ValueTooLarge(entry.value.len()));
             }
-            by_sequence.insert(sequence, entry.key.clone());
+            by_sequence.insert(sequence, Key::new(&entry.key));
             if let Some(at) = entry.expire_at_ms {
                 store.expiries.insert((at, sequence));
             }
-            store
-                .entries
-                .insert(entry.key, Entry { value: entry.value, expire_at_ms: entry.expire_at_ms, sequence });
+            store.entries.insert(
+                Key::new(&entry.key),
+                Entry { value: entry.value, expire_at_ms: entry.expire_at_ms, sequence },
+            );
         }
         store.by_sequence = by_sequence;
         store.check_invariants();
