@@ -160,7 +160,12 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     node_config.snapshot_entries = config.snapshot_entries;
     node_config.cluster_id = cluster_id;
     node_config.me = Some(me.clone());
-    node_config.forward_timeout_ticks = config.election_ticks * 4;
+    // A forwarded write (or a read) waiting at a leader that died is only
+    // answered by this timeout: after a kill -9 of the leader every client
+    // writing through a follower waits for it, so it bounds the failover
+    // time clients see. Two election timeouts: long enough for a new leader
+    // to be elected and commit, short enough to fail over within a second.
+    node_config.forward_timeout_ticks = config.election_ticks * 2;
     let mut node = Node::restore(node_config, boot_seed(), recovered)?;
     let setting = |k: &str, v: String| (k.to_string(), v);
     node.shell_stats.config = vec![
