@@ -4,7 +4,7 @@
 use super::args::{c_string, lossy, option_is, parse_cursor, parse_i64};
 use super::glob::string_match;
 use super::strings::{invalid_expire, now_i64, Unit, NOT_AN_INTEGER, SYNTAX_ERROR};
-use super::{Entry, Store};
+use super::Store;
 use crate::protocol::Reply;
 
 /// What an EXPIRE-family time counts from.
@@ -39,7 +39,7 @@ impl Store {
         let Some(entry) = self.live(&args[1], now) else {
             return Reply::Integer(-2);
         };
-        let Some(at) = entry.expire_at_ms else {
+        let Some(at) = entry.expire_at_ms() else {
             return Reply::Integer(-1);
         };
         let at = at as i64;
@@ -93,9 +93,9 @@ impl Store {
         }
         let mut next_cursor = 0;
         let mut keys = Vec::new();
-        for (visited, (sequence, key)) in self.by_sequence.range(cursor..).enumerate() {
+        for (visited, (sequence, key)) in self.by_sequence.range_from(cursor).enumerate() {
             if visited as u64 == count {
-                next_cursor = *sequence;
+                next_cursor = sequence;
                 break;
             }
             let matches_pattern = pattern.is_none_or(|pattern| string_match(pattern, key));
@@ -155,8 +155,9 @@ impl Store {
             }
             self.remove(to);
         }
-        if let Some(Entry { value, expire_at_ms, .. }) = self.remove(from) {
-            self.put(to, value, false);
+        if let Some(entry) = self.remove(from) {
+            let expire_at_ms = entry.expire_at_ms();
+            self.put(to, entry.value, false);
             self.set_expiry(to, expire_at_ms);
         }
         done
@@ -197,7 +198,7 @@ impl Store {
         if !self.expire_if_needed(key, now) {
             return Reply::Integer(0);
         }
-        let current = self.entries.get(key).and_then(|entry| entry.expire_at_ms).map(|at| at as i64);
+        let current = self.entries.get(key).and_then(|entry| entry.expire_at_ms()).map(|at| at as i64);
         let refused = (flags.nx && current.is_some())
             || (flags.xx && current.is_none())
             || (flags.gt && current.is_none_or(|current| when <= current))

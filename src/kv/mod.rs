@@ -46,6 +46,7 @@ mod glob;
 mod key;
 mod keys;
 mod long_double;
+mod sequence;
 mod snapshot;
 mod strings;
 
@@ -56,7 +57,9 @@ pub use snapshot::{snapshot_decode, RestoreError, SNAPSHOT_FORMAT};
 use crate::protocol::Reply;
 use command::{Kind, ReadCommand, WriteCommand};
 use key::Key;
+use sequence::SequenceIndex;
 use std::collections::{BTreeMap, BTreeSet};
+use std::num::NonZeroU64;
 
 /// Redis's `proto-max-bulk-len` default: no string may grow beyond it.
 pub const VALUE_BYTES_MAX: u64 = 512 * 1024 * 1024;
@@ -65,13 +68,13 @@ pub const VALUE_BYTES_MAX: u64 = 512 * 1024 * 1024;
 ///
 /// Besides the map itself, two indexes: every key's creation sequence
 /// number (SCAN cursors walk keys in creation order, so a key present for
-/// a whole iteration is returned even if others are deleted meanwhile) and
-/// the keys with a TTL ordered by expiry (DBSIZE and `expired_keys` need
-/// not visit every key).
+/// a whole iteration is returned even if others are deleted meanwhile; see
+/// `sequence` for its layout) and the keys with a TTL ordered by expiry
+/// (DBSIZE and `expired_keys` need not visit every key).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Store {
     entries: BTreeMap<Key, Entry>,
-    by_sequence: BTreeMap<u64, Key>,
+    by_sequence: SequenceIndex,
     /// `(expire_at_ms, sequence)` of every key with a TTL.
     expiries: BTreeSet<(u64, u64)>,
     /// The sequence number of the last key created; never reused.
@@ -82,14 +85,20 @@ pub struct Store {
 struct Entry {
     value: Vec<u8>,
     /// Absolute Unix time in ms; the key is gone once `now_ms` is past it.
-    /// Always in `1..=i64::MAX` (Redis keeps expiries as positive `long long`).
-    expire_at_ms: Option<u64>,
+    /// Always in `1..=i64::MAX` (Redis keeps expiries as positive `long
+    /// long`); non-zero, so the option costs no extra word per key.
+    expiry: Option<NonZeroU64>,
     sequence: u64,
 }
 
 impl Entry {
     fn is_expired(&self, now_ms: u64) -> bool {
-        self.expire_at_ms.is_some_and(|at| now_ms > at)
+        self.expire_at_ms().is_some_and(|at| now_ms > at)
+    }
+
+    /// Absolute Unix time in ms; the key is gone once `now_ms` is past it.
+    fn expire_at_ms(&self) -> Option<u64> {
+        self.expiry.map(NonZeroU64::get)
     }
 }
 
@@ -206,8 +215,11 @@ impl Store {
     /// in key order, at most `max`: what the leader proposes to delete with
     /// `[CASHE.EXPIRE, key...]`.
     pub fn expired_keys(&self, now_ms: u64, max: usize) -> Vec<Vec<u8>> {
-        let mut keys: Vec<&Key> =
-            self.expiries.range(..(now_ms, 0)).map(|(_, sequence)| &self.by_sequence[sequence]).collect();
+        let mut keys: Vec<&Key> = self
+            .expiries
+            .range(..(now_ms, 0))
+            .map(|(_, sequence)| self.by_sequence.get(*sequence).expect("indexed"))
+            .collect();
         keys.sort_unstable();
         keys.into_iter().take(max).map(|key| key.to_vec()).collect()
     }
@@ -251,15 +263,15 @@ impl Store {
             entry.value = value;
             // One search of the key space per write: the TTL is dropped
             // here rather than through `set_expiry`, which would search again.
-            if let Some(at) = entry.expire_at_ms.take_if(|_| !keep_ttl) {
-                self.expiries.remove(&(at, entry.sequence));
+            if let Some(at) = entry.expiry.take_if(|_| !keep_ttl) {
+                self.expiries.remove(&(at.get(), entry.sequence));
             }
             return;
         }
         self.last_sequence += 1;
         let sequence = self.last_sequence;
-        self.by_sequence.insert(sequence, Key::new(key));
-        self.entries.insert(Key::new(key), Entry { value, expire_at_ms: None, sequence });
+        self.by_sequence.push(sequence, Key::new(key));
+        self.entries.insert(Key::new(key), Entry { value, expiry: None, sequence });
     }
 
     /// Sets or clears the TTL of an existing key; returns whether it had one.
@@ -267,7 +279,8 @@ impl Store {
         let Some(entry) = self.entries.get_mut(key) else {
             return false;
         };
-        let previous = std::mem::replace(&mut entry.expire_at_ms, expire_at_ms);
+        let expiry = expire_at_ms.map(|at| NonZeroU64::new(at).expect("expiry 0 outside Redis's range"));
+        let previous = std::mem::replace(&mut entry.expiry, expiry).map(NonZeroU64::get);
         if let Some(at) = previous {
             self.expiries.remove(&(at, entry.sequence));
         }
@@ -284,8 +297,8 @@ impl Store {
 
     fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let entry = self.entries.remove(key)?;
-        self.by_sequence.remove(&entry.sequence);
-        if let Some(at) = entry.expire_at_ms {
+        self.by_sequence.remove(entry.sequence);
+        if let Some(at) = entry.expire_at_ms() {
             self.expiries.remove(&(at, entry.sequence));
         }
         Some(entry)
@@ -303,8 +316,8 @@ impl Store {
         let mut with_ttl = 0;
         for (key, entry) in &self.entries {
             assert!(entry.sequence >= 1 && entry.sequence <= self.last_sequence, "sequence out of range");
-            assert_eq!(self.by_sequence.get(&entry.sequence), Some(key), "sequence index entry");
-            if let Some(at) = entry.expire_at_ms {
+            assert_eq!(self.by_sequence.get(entry.sequence), Some(key), "sequence index entry");
+            if let Some(at) = entry.expire_at_ms() {
                 assert!(self.expiries.contains(&(at, entry.sequence)), "expiry index entry");
                 with_ttl += 1;
             }

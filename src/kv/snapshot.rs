@@ -14,6 +14,7 @@ use super::{Entry, Key, Store, VALUE_BYTES_MAX};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::num::NonZeroU64;
 
 /// The first byte of every snapshot; bumped on any incompatible change.
 pub const SNAPSHOT_FORMAT: u8 = 1;
@@ -97,7 +98,7 @@ impl Store {
             .map(|(key, entry)| SnapshotEntryRef {
                 key: key.as_bytes(),
                 value: &entry.value,
-                expire_at_ms: entry.expire_at_ms,
+                expire_at_ms: entry.expire_at_ms(),
                 sequence: entry.sequence,
             })
             .collect();
@@ -144,10 +145,12 @@ impl Store {
             }
             store.entries.insert(
                 Key::new(&entry.key),
-                Entry { value: entry.value, expire_at_ms: entry.expire_at_ms, sequence },
+                Entry { value: entry.value, expiry: entry.expire_at_ms.and_then(NonZeroU64::new), sequence },
             );
         }
-        store.by_sequence = by_sequence;
+        for (sequence, key) in by_sequence {
+            store.by_sequence.push(sequence, key);
+        }
         store.check_invariants();
         Ok(store)
     }
