@@ -38,8 +38,10 @@
 //! (`set,get,failover,memory`), `CASHE_BENCH_FAILOVER_TRIALS` (5),
 //! `CASHE_BENCH_MEMORY_KEYS` (1000000), `CASHE_BENCH_DIR` (`target/bench`),
 //! `CASHE_BENCH_KEEP=1` keeps the data directories, `CASHE_BENCH_CASHE_ARGS`
-//! adds flags to every cashe process. Logs stay in `<dir>/cluster-logs`;
-//! the table is also written as JSON to `<dir>/cluster.json`.
+//! adds flags to every cashe process, `CASHE_BENCH_BINARY` runs another
+//! cashe binary than this build's (to compare two builds against Redis).
+//! Logs stay in `<dir>/cluster-logs`; the table is also written as JSON to
+//! `<dir>/cluster.json`.
 //!
 //! Every process started here is killed by PID when its guard drops, on
 //! success, error or panic alike.
@@ -81,6 +83,8 @@ const FAILOVER_TRIAL_MAX: Duration = Duration::from_secs(20);
 /// Pipelined loading: connections, and commands in flight on each.
 const LOAD_CONNECTIONS: usize = 8;
 const LOAD_PIPELINE_DEPTH: usize = 128;
+/// Wait between the end of a memory load and the reading of `VmRSS`.
+const MEMORY_SETTLE: Duration = Duration::from_secs(3);
 /// Width of the longest bar of an ASCII histogram.
 const BAR_WIDTH_MAX: usize = 50;
 
@@ -256,7 +260,10 @@ struct CasheNode {
 
 impl CasheNode {
     fn start(&mut self, join: Option<u16>, extra_args: &[String]) -> BenchResult<()> {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cashe"));
+        // CASHE_BENCH_BINARY runs another build (an A/B comparison of a change).
+        let binary =
+            std::env::var_os("CASHE_BENCH_BINARY").unwrap_or_else(|| env!("CARGO_BIN_EXE_cashe").into());
+        let mut command = Command::new(binary);
         command
             .arg(format!("--id={}", self.name))
             .arg(format!("--listenaddr=127.0.0.1:{}", self.client_port))
@@ -1034,6 +1041,10 @@ fn memory(dir: &Path, logs: &Path, settings: &Settings) -> BenchResult<MemoryRes
         })?;
     }
     let _ = cluster.leader()?;
+    // Resident memory settles once the load's transient buffers (a
+    // compaction snapshot being encoded, batches in flight) are returned;
+    // both servers get the same settling time before they are measured.
+    std::thread::sleep(MEMORY_SETTLE);
     let mut per_key = Vec::new();
     for (node, before) in cluster.nodes.iter().zip(cashe_before) {
         let after = rss(node.process.as_ref().ok_or("not running")?)?;
@@ -1042,6 +1053,7 @@ fn memory(dir: &Path, logs: &Path, settings: &Settings) -> BenchResult<MemoryRes
     let redis_per_key = match (&redis, redis_before) {
         (Some(redis), Some(before)) => {
             load_keys(&[redis.address()], keys)?;
+            std::thread::sleep(MEMORY_SETTLE);
             Some(rss(&redis.process)?.saturating_sub(before) as f64 / keys as f64)
         }
         _ => None,
