@@ -50,19 +50,32 @@ pub async fn drain<D: Disk>(
         for (conn, answer) in output.replies {
             reply(conn, answer);
         }
-        if let Some((last, _)) = output.persist.last() {
+        let mut records = output.persist;
+        let mut snapshot = output.snapshot;
+        if let Some((last, _)) = records.last() {
             let last = *last;
             if ack_early {
+                // The planted bug: report durable, and let out what that
+                // releases (acknowledgements, replies), before the fsync.
                 node.persisted(last);
+                let early = node.take_output();
+                for (to, message) in early.send {
+                    send(to, message);
+                }
+                for (conn, answer) in early.replies {
+                    reply(conn, answer);
+                }
+                records.extend(early.persist);
+                snapshot = early.snapshot.or(snapshot);
             }
-            wal.append(&output.persist).await?;
+            wal.append(&records).await?;
             stats.fsyncs += 1;
-            stats.records += output.persist.len() as u64;
-            if !ack_early {
-                node.persisted(last);
+            stats.records += records.len() as u64;
+            if let Some((last, _)) = records.last() {
+                node.persisted(*last);
             }
         }
-        if let Some(snapshot) = output.snapshot {
+        if let Some(snapshot) = snapshot {
             wal.save_snapshot(&snapshot).await?;
             stats.snapshots += 1;
             tracing::info!(index = snapshot.meta.index.0, bytes = snapshot.data.len(), "snapshot saved");

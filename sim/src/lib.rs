@@ -1,7 +1,16 @@
-//! Deterministic simulation of cashe clusters.
+//! Deterministic simulation of cashe clusters, every decision drawn from a
+//! seed so that any failure replays exactly.
+//!
+//! - [`cluster`]: the real node on turmoil hosts (TCP, the peer wire, RESP,
+//!   the WAL on a simulated disk) under a seeded nemesis, with a
+//!   linearizability checker over the client history;
+//! - [`core_chaos`]: a faster, lower-level chaos run of the Raft core alone
+//!   through its in-memory shell;
+//! - [`linearizability`]: the per-key history checker;
+//! - [`trace`]: event traces and their digests.
 #![forbid(unsafe_code)]
 
+pub mod cluster;
 pub mod core_chaos;
 pub mod linearizability;
-
-pub use core_chaos::{run, Options};
+pub mod trace;

@@ -116,9 +116,36 @@ pub fn check_key(operations: &[Operation]) -> Result<(), String> {
         verdict => {
             let why = if verdict.is_none() { "search budget exhausted" } else { "no linearization exists" };
             let listing: Vec<String> = ops.iter().map(|o| format!("  {o}")).collect();
-            Err(format!("{why} for key {:?}:\n{}", ops[0].key, listing.join("\n")))
+            let culprit = match shortest_failing_prefix(&ops) {
+                Some(n) => {
+                    let window: Vec<String> =
+                        ops[n.saturating_sub(25)..n].iter().map(|o| format!("  {o}")).collect();
+                    format!(
+                        "\nthe history invoked up to operation {n} already fails; its last operations:\n{}",
+                        window.join("\n")
+                    )
+                }
+                None => String::new(),
+            };
+            Err(format!(
+                "{why} for key {:?}:{culprit}\nall {} operations:\n{}",
+                ops[0].key,
+                ops.len(),
+                listing.join("\n")
+            ))
         }
     }
+}
+
+/// The fewest leading operations (in invocation order) that already have
+/// no linearization: where to look first in a failing history.
+fn shortest_failing_prefix(ops: &[&Operation]) -> Option<usize> {
+    (1..=ops.len()).find(|n| {
+        let prefix = &ops[..*n];
+        let required = prefix.iter().filter(|o| o.completed.is_some()).count();
+        let mut search = Search { ops: prefix, seen: HashSet::new(), budget: 200_000 };
+        search.dfs(&mut vec![0u64; n.div_ceil(64)], &None, 0, required) == Some(false)
+    })
 }
 
 /// Checks every key of a history.

@@ -1,0 +1,1242 @@
+//! Seeded chaos on turmoil: real `cashe::node::Node`s on simulated hosts,
+//! talking over turmoil's TCP with the real peer wire and the real RESP
+//! protocol, storing through the real WAL on the simulated disk, while a
+//! nemesis injects faults and clients record a history that is checked for
+//! linearizability. Everything is single-threaded and drawn from the run's
+//! seed (turmoil's own randomness included), so a seed replays exactly.
+//!
+//! # Fault model (all decisions from the seed)
+//! During the chaos phase, every 200–1,200 ms of simulated time the nemesis
+//! picks one of:
+//! - **partitions**: isolate one node (a minority), isolate the current
+//!   leader, a bridge (cut one link, the third node sees both sides), an
+//!   asymmetric cut (one direction only); or repair every link;
+//! - **message faults** at the peer shell: drop (0–20%) and duplicate
+//!   (0–10%, Raft messages only: the transport never resends, so a
+//!   forwarded client write is delivered at most once) peer messages, and
+//!   latency spikes (turmoil's maximum message
+//!   latency raised to 10–80 ms);
+//! - **crash + restart** of one node: its software stops mid-whatever, its
+//!   disk keeps the fsynced bytes and maybe a prefix of the unsynced ones,
+//!   possibly with a torn last byte; it restarts 100–1,500 ms later;
+//! - **power loss**: every node crashes at once the same way (the case where
+//!   only fsynced data can save an acknowledged write);
+//! - **pause**: every link of one node held for 100–1,000 ms, then released
+//!   (the node sees a burst of late messages, as after a long GC pause);
+//! - **leader churn**: for 1–3 s, every 5–60 ms, repair everything and
+//!   isolate whoever leads now, and half the time cut a newly elected
+//!   leader off at once, losing its first messages (many short terms with
+//!   entries left on minorities: the ground of the Figure 8 scenario);
+//! - **clock**: one node's wall clock jumps by −2 s to +5 s (the workload has
+//!   no TTLs, so this reaches expiry scheduling and INFO only);
+//! - **membership**: once per run a fourth node joins through a random
+//!   member; later one node (never the founder) is removed with
+//!   `CLUSTER REMOVE`, both while faults continue.
+//!
+//! Each fsync takes 0.2–8 ms of simulated time (one in twenty 20–60 ms), so
+//! crashes land inside them.
+//! When the chaos phase ends every fault is repaired and crashed nodes
+//! restart; clients keep going for a while, then each key is read through
+//! every live member. Safety must hold throughout; progress is required
+//! after healing (the final reads must be answered).
+//!
+//! # Checks
+//! - linearizability of every key's history (`linearizability`), with
+//!   `-TIMEOUT` and lost connections as unknown outcomes; the final reads
+//!   make a lost acknowledged write a violation;
+//! - at most one leader per term (observed after every turn of every node);
+//! - every index committed anywhere holds the same entry everywhere;
+//! - after healing, all live members have applied the same index and hold
+//!   equal key spaces.
+
+use crate::linearizability::{self, Call, Operation, Outcome};
+use crate::trace::Trace;
+use cashe::node::wire::{self, PeerFrame, Received};
+use cashe::node::{join_answer, join_command, ConnId, JoinAnswer, MemberInfo, Node, NodeConfig, NodeMessage};
+use cashe::protocol::reply::decode;
+use cashe::protocol::{Limits, Parsed, Parser, Reply};
+use cashe::raft::{Index, NodeId, PlantedBug, Raft, Recovered, SplitMix64, Term};
+use cashe::turn::{self, TurnStats};
+use cashe::wal::disk::{Disk, DiskFile};
+use cashe::wal::sim_disk::{CrashOptions, SimDisk, SimFile};
+use cashe::wal::{Wal, WalOptions};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use turmoil::net::{TcpListener, TcpStream};
+
+const CLUSTER_ID: u64 = 0xca5e;
+const EPOCH_MS: u64 = 1_700_000_000_000;
+const CLIENT_PORT: u16 = 3000;
+const RAFT_PORT: u16 = 4000;
+const TICK: Duration = Duration::from_millis(10);
+const FOUNDER: &str = "n1";
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub nodes: usize,
+    pub clients: u64,
+    pub keys: usize,
+    /// Simulated milliseconds of faults.
+    pub chaos_ms: u64,
+    /// Simulated milliseconds of fault-free load after healing.
+    pub calm_ms: u64,
+    pub membership: bool,
+    pub bug: PlantedBug,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            nodes: 3,
+            clients: 4,
+            keys: 8,
+            chaos_ms: 12_000,
+            calm_ms: 3_000,
+            membership: true,
+            bug: PlantedBug::None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub digest: u64,
+    pub operations: usize,
+    pub unknown: usize,
+    pub faults: u64,
+    pub crashes: u64,
+    pub simulated_ms: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub what: String,
+    pub trace: Vec<String>,
+}
+
+/// State shared by the hosts, the clients and the nemesis of one run.
+struct Shared {
+    trace: Trace,
+    history: Vec<Operation>,
+    leaders: BTreeMap<Term, String>,
+    committed: BTreeMap<Index, (Term, u64)>,
+    violations: Vec<String>,
+    disks: BTreeMap<String, SimDisk>,
+    boots: BTreeMap<String, u64>,
+    nodes: BTreeMap<String, Rc<RefCell<Node>>>,
+    /// Each running node's term and whether it leads, published before its
+    /// turn's output leaves (so the nemesis can cut a new leader off before
+    /// its first messages arrive).
+    roles: BTreeMap<String, (Term, bool)>,
+    skew_ms: BTreeMap<String, i64>,
+    drop_percent: u64,
+    duplicate_percent: u64,
+    /// Hosts started so far, and those removed from the cluster.
+    members: Vec<String>,
+    removed: BTreeSet<String>,
+    /// Why the last operation left no trace in the history.
+    last_refusal: String,
+    seed: u64,
+    bug: PlantedBug,
+}
+
+type SharedRef = Rc<RefCell<Shared>>;
+
+fn sim_ms() -> u64 {
+    turmoil::sim_elapsed().unwrap_or_default().as_millis() as u64
+}
+
+fn sim_us() -> u64 {
+    turmoil::sim_elapsed().unwrap_or_default().as_micros() as u64
+}
+
+fn host_seed(seed: u64, name: &str, boot: u64) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64 ^ seed;
+    for byte in name.bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+    }
+    SplitMix64::new(hash ^ (boot << 40)).next_u64()
+}
+
+fn below(rng: &mut SplitMix64, n: u64) -> u64 {
+    rng.next_u64() % n.max(1)
+}
+
+// ----- the disk, with fsync latency ------------------------------------
+
+/// The simulated disk with an fsync that takes simulated time, so a crash
+/// can land between a write and its sync.
+#[derive(Clone)]
+struct SlowDisk {
+    inner: SimDisk,
+    rng: Rc<RefCell<SplitMix64>>,
+}
+
+struct SlowFile {
+    inner: SimFile,
+    rng: Rc<RefCell<SplitMix64>>,
+}
+
+impl Disk for SlowDisk {
+    type File = SlowFile;
+    async fn create_dir_all(&self, dir: &str) -> io::Result<()> {
+        self.inner.create_dir_all(dir).await
+    }
+    async fn open_append(&self, path: &str) -> io::Result<SlowFile> {
+        Ok(SlowFile { inner: self.inner.open_append(path).await?, rng: self.rng.clone() })
+    }
+    async fn read(&self, path: &str) -> io::Result<Vec<u8>> {
+        self.inner.read(path).await
+    }
+    async fn list(&self, dir: &str) -> io::Result<Vec<String>> {
+        self.inner.list(dir).await
+    }
+    async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.inner.rename(from, to).await
+    }
+    async fn remove(&self, path: &str) -> io::Result<()> {
+        self.inner.remove(path).await
+    }
+    async fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
+        self.inner.truncate(path, len).await
+    }
+    async fn sync_dir(&self, dir: &str) -> io::Result<()> {
+        self.inner.sync_dir(dir).await
+    }
+}
+
+impl DiskFile for SlowFile {
+    async fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.inner.append(bytes).await
+    }
+    async fn sync(&mut self) -> io::Result<()> {
+        // 0.2-8 ms, and one in twenty 20-60 ms: a disk under load.
+        let micros = {
+            let mut rng = self.rng.borrow_mut();
+            if below(&mut rng, 20) == 0 {
+                20_000 + below(&mut rng, 40_000)
+            } else {
+                200 + below(&mut rng, 7_800)
+            }
+        };
+        tokio::time::sleep(Duration::from_micros(micros)).await;
+        self.inner.sync().await
+    }
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+}
+
+// ----- a node host -------------------------------------------------------
+
+enum Event {
+    Opened(ConnId),
+    Client { conn: ConnId, args: Vec<Vec<u8>> },
+    Closed(ConnId),
+    Peer { from: NodeId, message: NodeMessage },
+}
+
+type Book = Rc<RefCell<BTreeMap<NodeId, String>>>;
+
+fn member_info(name: &str) -> MemberInfo {
+    MemberInfo {
+        name: name.to_string(),
+        raft_addr: format!("{name}:{RAFT_PORT}"),
+        client_addr: format!("{name}:{CLIENT_PORT}"),
+    }
+}
+
+// The host owns its node; the `RefCell` only lets the nemesis and the
+// checks look at it between simulation steps (they use `try_borrow` and
+// skip a node that is mid-turn), so holding the borrow across the turn's
+// awaits is intended.
+#[allow(clippy::await_holding_refcell_ref)]
+async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
+    let (disk, boot, seed, bug) = {
+        let mut s = shared.borrow_mut();
+        let boot = s.boots.entry(name.clone()).and_modify(|b| *b += 1).or_insert(1);
+        let boot = *boot;
+        (s.disks.entry(name.clone()).or_default().clone(), boot, host_seed(s.seed, &name, boot), s.bug)
+    };
+    let mut rng = SplitMix64::new(seed);
+    let me = member_info(&name);
+    let meta = match disk.read(cashe::wal::format::META_FILE).await {
+        Ok(bytes) => Some(cashe::wal::format::decode_meta(&bytes).map_err(|e| e.to_string())?),
+        Err(_) => None,
+    };
+    let (id, joining) = match meta {
+        Some(meta) => (NodeId(meta.node_id), false),
+        None if name == FOUNDER => (NodeId(1), false),
+        None => (join(&shared, &me, &mut rng).await, true),
+    };
+    let slow = SlowDisk { inner: disk, rng: Rc::new(RefCell::new(SplitMix64::new(rng.next_u64()))) };
+    let (mut wal, mut recovered) =
+        Wal::open(slow, WalOptions::new(id.0, CLUSTER_ID)).await.map_err(|e| format!("{name}: {e}"))?;
+    if id == NodeId(1) && !joining && recovered == Recovered::default() {
+        recovered = Raft::bootstrap([id]);
+        wal.append(&turn::bootstrap_records(&recovered)).await.map_err(|e| e.to_string())?;
+    }
+    let mut config = NodeConfig::new(id);
+    config.raft.election_ticks = 10;
+    config.raft.heartbeat_ticks = 2;
+    // Per run (not per boot): small appends split a new leader's catch-up
+    // from its no-op, which is where committing an old term's entry by
+    // counting replicas (Figure 8) shows.
+    let mut run_rng = SplitMix64::new(host_seed(shared.borrow().seed, "config", 0));
+    config.raft.append_entries_max = [1, 2, 8, 1024][below(&mut run_rng, 4) as usize];
+    config.raft.inflight_appends_max = [1, 4, 64][below(&mut run_rng, 3) as usize];
+    config.raft.planted_bug = bug;
+    config.snapshot_entries = 64;
+    config.forward_timeout_ticks = 40;
+    config.cluster_id = CLUSTER_ID;
+    config.me = Some(me.clone());
+    let node = Node::restore(config, rng.next_u64(), recovered).map_err(|e| format!("{name}: {e}"))?;
+    let node = Rc::new(RefCell::new(node));
+    shared.borrow_mut().nodes.insert(name.clone(), node.clone());
+    shared.borrow_mut().trace.event(format!("{name} boots as node {id} (boot {boot})"));
+
+    let (events, mut inbox) = mpsc::unbounded_channel::<Event>();
+    let book: Book = Rc::default();
+    let connections: Rc<RefCell<BTreeMap<ConnId, mpsc::UnboundedSender<Reply>>>> = Rc::default();
+    let peers = TcpListener::bind(("0.0.0.0", RAFT_PORT)).await?;
+    let clients = TcpListener::bind(("0.0.0.0", CLIENT_PORT)).await?;
+    tokio::task::spawn_local(accept_peers(peers, events.clone(), book.clone()));
+    tokio::task::spawn_local(accept_clients(clients, events.clone(), connections.clone()));
+
+    let mut hello = Vec::new();
+    wire::encode(
+        &PeerFrame::Hello {
+            version: wire::WIRE_VERSION,
+            cluster_id: CLUSTER_ID,
+            from: id,
+            raft_addr: me.raft_addr,
+        },
+        &mut hello,
+    );
+    let mut links: BTreeMap<NodeId, mpsc::Sender<NodeMessage>> = BTreeMap::new();
+    let mut ticker = tokio::time::interval(TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stats = TurnStats::default();
+    loop {
+        let mut batch = Vec::new();
+        let mut tick = false;
+        tokio::select! {
+            biased;
+            _ = ticker.tick() => tick = true,
+            event = inbox.recv() => batch.extend(event),
+        }
+        while let Ok(event) = inbox.try_recv() {
+            batch.push(event);
+        }
+        let now = now_ms(&shared, &name);
+        let mut node = node.borrow_mut();
+        for event in batch {
+            match event {
+                Event::Opened(conn) => node.connected(conn, now),
+                Event::Client { conn, args } => node.client(conn, args, now),
+                Event::Closed(conn) => {
+                    node.disconnected(conn);
+                    connections.borrow_mut().remove(&conn);
+                }
+                Event::Peer { from, message } => node.step(from, message),
+            }
+        }
+        if tick {
+            node.tick(now);
+        }
+        let role = (node.raft().term(), node.raft().is_leader());
+        shared.borrow_mut().roles.insert(name.clone(), role);
+        if tick {
+            let directory = node.directory().members.iter().map(|(id, m)| (*id, m.raft_addr.clone()));
+            book.borrow_mut().extend(directory);
+        }
+        let (drop_percent, duplicate_percent) = {
+            let s = shared.borrow();
+            (s.drop_percent, s.duplicate_percent)
+        };
+        let send = |to: NodeId, message: NodeMessage| {
+            if below(&mut rng, 100) < drop_percent {
+                return;
+            }
+            let link = links.entry(to).or_insert_with(|| {
+                let (sender, receiver) = mpsc::channel(4096);
+                tokio::task::spawn_local(outbound(to, receiver, book.clone(), hello.clone()));
+                sender
+            });
+            // Only Raft traffic is duplicated: it is built for at-least-once
+            // delivery, while the transport (TCP, never resending) delivers
+            // a forwarded write at most once, and a duplicate would apply it twice.
+            if matches!(message, NodeMessage::Raft(_)) && below(&mut rng, 100) < duplicate_percent {
+                let _ = link.try_send(message.clone());
+            }
+            let _ = link.try_send(message);
+        };
+        let reply = |conn: ConnId, reply: Reply| {
+            if let Some(sender) = connections.borrow().get(&conn) {
+                let _ = sender.send(reply);
+            }
+        };
+        turn::drain(&mut node, &mut wal, send, reply, &mut stats)
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+        observe(&shared, &name, &node);
+        if node.is_removed() {
+            shared.borrow_mut().trace.event(format!("{name} learns it was removed and stops"));
+            shared.borrow_mut().nodes.remove(&name);
+            shared.borrow_mut().roles.remove(&name);
+            return Ok(());
+        }
+        if let Some(reason) = node.fatal() {
+            return Err(format!("{name}: {reason}").into());
+        }
+    }
+}
+
+fn now_ms(shared: &SharedRef, name: &str) -> u64 {
+    let skew = shared.borrow().skew_ms.get(name).copied().unwrap_or(0);
+    (EPOCH_MS as i64 + sim_ms() as i64 + skew) as u64
+}
+
+/// Checks what one node shows after a turn against what others showed.
+fn observe(shared: &SharedRef, name: &str, node: &Node) {
+    let mut s = shared.borrow_mut();
+    let raft = node.raft();
+    if raft.is_leader() {
+        let term = raft.term();
+        match s.leaders.get(&term).cloned() {
+            None => {
+                s.leaders.insert(term, name.to_string());
+                s.trace.event(format!("{name} leads term {term}"));
+            }
+            Some(first) if first != name => {
+                let text = format!("two leaders in term {term}: {first} and {name}");
+                s.violations.push(text);
+            }
+            Some(_) => {}
+        }
+    }
+    let log = raft.log();
+    let from = log.snapshot_index().next();
+    let mut index = from;
+    while index <= raft.commit() {
+        let Some(entry) = log.entry(index) else { break };
+        let digest = entry_digest(entry);
+        match s.committed.get(&index) {
+            Some(&(term, seen)) if (term, seen) != (entry.term, digest) => {
+                let text = format!(
+                    "index {index}: {name} committed term {} but term {term} was committed",
+                    entry.term
+                );
+                s.violations.push(text);
+            }
+            Some(_) => {}
+            None => {
+                s.committed.insert(index, (entry.term, digest));
+            }
+        }
+        index = index.next();
+    }
+    drop(s);
+    only_complete_logs_electable(shared, name, node);
+}
+
+/// The argument of Raft's §5.4.3 as a check: no node missing a committed
+/// entry may be able to collect a majority of voters whose logs it is at
+/// least as up-to-date as. Checked over running nodes only (a crashed node
+/// cannot vote), and only while they agree on the voters, so it never
+/// raises a false alarm; it catches an unsafe commit (Figure 8) the moment
+/// it happens rather than when a later election overwrites the entry.
+fn only_complete_logs_electable(shared: &SharedRef, name: &str, node: &Node) {
+    let s = shared.borrow();
+    let Some((&newest, &(term, _))) = s.committed.iter().next_back() else { return };
+    let others: Vec<(String, std::cell::Ref<'_, Node>)> = s
+        .nodes
+        .iter()
+        .filter(|(other, _)| other.as_str() != name)
+        .filter_map(|(other, n)| n.try_borrow().ok().map(|n| (other.clone(), n)))
+        .collect();
+    let mut everyone: Vec<(&str, &Node)> = others.iter().map(|(n, node)| (n.as_str(), &**node)).collect();
+    everyone.push((name, node));
+    let voters = &node.raft().membership().voters;
+    if everyone.iter().any(|(_, n)| &n.raft().membership().voters != voters) {
+        return;
+    }
+    let mut found = None;
+    for (candidate, n) in &everyone {
+        let log = n.raft().log();
+        let has = newest <= log.snapshot_index() || log.term(newest) == Some(term);
+        if has || !voters.contains(&n.raft().id()) {
+            continue;
+        }
+        let (last_index, last_term) = (log.last_index(), log.last_term());
+        let supporters: Vec<&str> = everyone
+            .iter()
+            .filter(|(_, v)| {
+                voters.contains(&v.raft().id()) && v.raft().log().is_up_to_date(last_index, last_term)
+            })
+            .map(|(voter, _)| *voter)
+            .collect();
+        if supporters.len() * 2 > voters.len() {
+            found = Some(format!(
+                "{candidate} lacks committed index {newest} (term {term}) yet {supporters:?} would elect it"
+            ));
+            break;
+        }
+    }
+    drop(everyone);
+    drop(others);
+    drop(s);
+    if let Some(text) = found {
+        shared.borrow_mut().violations.push(text);
+    }
+}
+
+fn entry_digest(entry: &cashe::raft::Entry) -> u64 {
+    let bytes = postcard::to_stdvec(entry).expect("in-memory encoding cannot fail");
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// Joins through random members until one records us.
+async fn join(shared: &SharedRef, me: &MemberInfo, rng: &mut SplitMix64) -> NodeId {
+    loop {
+        let members: Vec<String> = {
+            let s = shared.borrow();
+            s.members.iter().filter(|m| **m != me.name && !s.removed.contains(*m)).cloned().collect()
+        };
+        if !members.is_empty() {
+            let via = &members[below(rng, members.len() as u64) as usize];
+            let words = join_command(me);
+            let words: Vec<&[u8]> = words.iter().map(|w| w.as_slice()).collect();
+            if let Ok(reply) = request(via, &words).await {
+                match join_answer(&reply) {
+                    JoinAnswer::Joined { id, .. } => {
+                        shared
+                            .borrow_mut()
+                            .trace
+                            .event(format!("{} joined as node {id} through {via}", me.name));
+                        return id;
+                    }
+                    JoinAnswer::Retry(_) => {}
+                    JoinAnswer::Refused(e) => {
+                        shared.borrow_mut().violations.push(format!("{} could not join: {e}", me.name));
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// One command on a fresh connection, with a timeout.
+async fn request(host: &str, words: &[&[u8]]) -> io::Result<Reply> {
+    let mut connection = Connection::open(host).await?;
+    connection.call(words).await
+}
+
+async fn accept_peers(listener: TcpListener, events: mpsc::UnboundedSender<Event>, book: Book) {
+    while let Ok((stream, _)) = listener.accept().await {
+        tokio::task::spawn_local(inbound(stream, events.clone(), book.clone()));
+    }
+}
+
+async fn inbound(mut stream: TcpStream, events: mpsc::UnboundedSender<Event>, book: Book) {
+    let mut buffer = Vec::new();
+    let mut chunk = vec![0u8; 16 * 1024];
+    let mut from = None;
+    loop {
+        let idle = Duration::from_millis(wire::IDLE_CLOSE_MS);
+        let read = match tokio::time::timeout(idle, stream.read(&mut chunk)).await {
+            Ok(Ok(0) | Err(_)) | Err(_) => return,
+            Ok(Ok(n)) => n,
+        };
+        buffer.extend_from_slice(&chunk[..read]);
+        let mut used = 0;
+        while let Ok(Some((frame, size))) = wire::decode(&buffer[used..]) {
+            used += size;
+            match wire::receive(frame, from, CLUSTER_ID) {
+                Ok(Received::Hello { from: id, raft_addr }) => {
+                    book.borrow_mut().entry(id).or_insert(raft_addr);
+                    from = Some(id);
+                }
+                Ok(Received::Message { from, message }) => {
+                    if events.send(Event::Peer { from, message }).is_err() {
+                        return;
+                    }
+                }
+                Ok(Received::Keepalive) => {}
+                Err(_) => return,
+            }
+        }
+        if wire::decode(&buffer[used..]).is_err() {
+            return;
+        }
+        buffer.drain(..used);
+    }
+}
+
+async fn outbound(to: NodeId, mut queue: mpsc::Receiver<NodeMessage>, book: Book, hello: Vec<u8>) {
+    loop {
+        let address = book.borrow().get(&to).cloned();
+        let connected = match address {
+            Some(address) => {
+                tokio::time::timeout(Duration::from_millis(500), TcpStream::connect(address)).await
+            }
+            None => Ok(Err(io::Error::other("address unknown"))),
+        };
+        let mut stream = match connected {
+            Ok(Ok(stream)) => stream,
+            _ => {
+                while queue.try_recv().is_ok() {}
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if stream.write_all(&hello).await.is_err() {
+            continue;
+        }
+        let mut buffer = Vec::new();
+        loop {
+            let keepalive = Duration::from_millis(wire::KEEPALIVE_MS);
+            buffer.clear();
+            match tokio::time::timeout(keepalive, queue.recv()).await {
+                Ok(Some(first)) => wire::encode(&PeerFrame::Message(first), &mut buffer),
+                Ok(None) => return,
+                Err(_) => wire::encode(&PeerFrame::Keepalive, &mut buffer),
+            };
+            while let Ok(more) = queue.try_recv() {
+                wire::encode(&PeerFrame::Message(more), &mut buffer);
+            }
+            let stall = Duration::from_millis(wire::IDLE_CLOSE_MS);
+            if !matches!(tokio::time::timeout(stall, stream.write_all(&buffer)).await, Ok(Ok(()))) {
+                break;
+            }
+        }
+    }
+}
+
+type Connections = Rc<RefCell<BTreeMap<ConnId, mpsc::UnboundedSender<Reply>>>>;
+
+async fn accept_clients(
+    listener: TcpListener,
+    events: mpsc::UnboundedSender<Event>,
+    connections: Connections,
+) {
+    let mut next = 0;
+    while let Ok((stream, _)) = listener.accept().await {
+        next += 1;
+        let conn = ConnId(next);
+        let (sender, replies) = mpsc::unbounded_channel();
+        connections.borrow_mut().insert(conn, sender);
+        let _ = events.send(Event::Opened(conn));
+        tokio::task::spawn_local(serve_client(stream, conn, events.clone(), replies));
+    }
+}
+
+/// The runtime's client loop on turmoil: parse every whole command, hand
+/// them over in order, write their replies in one go.
+async fn serve_client(
+    mut stream: TcpStream,
+    conn: ConnId,
+    events: mpsc::UnboundedSender<Event>,
+    mut replies: mpsc::UnboundedReceiver<Reply>,
+) {
+    let mut parser = Parser::new(Limits::default());
+    let mut buffer = Vec::new();
+    let mut chunk = vec![0u8; 16 * 1024];
+    'connection: loop {
+        let read = match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buffer.extend_from_slice(&chunk[..read]);
+        let mut out = Vec::new();
+        let mut used = 0;
+        loop {
+            match parser.parse(&buffer[used..]) {
+                Parsed::Command { arguments, consumed } => {
+                    used += consumed;
+                    if events.send(Event::Client { conn, args: arguments }).is_err() {
+                        break 'connection;
+                    }
+                    match replies.recv().await {
+                        Some(reply) => reply.encode(&mut out),
+                        None => break 'connection,
+                    }
+                }
+                Parsed::Incomplete { consumed } => {
+                    used += consumed;
+                    break;
+                }
+                Parsed::Rejected { rejection, consumed } => {
+                    used += consumed;
+                    rejection.reply().encode(&mut out);
+                }
+                Parsed::Failed { error } => {
+                    error.reply().encode(&mut out);
+                    let _ = stream.write_all(&out).await;
+                    break 'connection;
+                }
+            }
+        }
+        buffer.drain(..used);
+        if stream.write_all(&out).await.is_err() {
+            break;
+        }
+    }
+    let _ = events.send(Event::Closed(conn));
+}
+
+// ----- clients -------------------------------------------------------------
+
+/// A client-side RESP connection to one host.
+struct Connection {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(host: &str) -> io::Result<Connection> {
+        let connect = TcpStream::connect((host, CLIENT_PORT));
+        let stream = tokio::time::timeout(Duration::from_millis(500), connect)
+            .await
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        Ok(Connection { stream, buffer: Vec::new() })
+    }
+
+    /// Sends a command and waits (at most 1 s) for its reply.
+    async fn call(&mut self, words: &[&[u8]]) -> io::Result<Reply> {
+        let mut request = format!("*{}\r\n", words.len()).into_bytes();
+        for word in words {
+            request.extend_from_slice(format!("${}\r\n", word.len()).as_bytes());
+            request.extend_from_slice(word);
+            request.extend_from_slice(b"\r\n");
+        }
+        self.stream.write_all(&request).await?;
+        tokio::time::timeout(Duration::from_millis(1_000), self.read_reply())
+            .await
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+    }
+
+    async fn read_reply(&mut self) -> io::Result<Reply> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some((reply, used)) = decode(&self.buffer).map_err(io::Error::other)? {
+                self.buffer.drain(..used);
+                return Ok(reply);
+            }
+            let read = self.stream.read(&mut chunk).await?;
+            if read == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buffer.extend_from_slice(&chunk[..read]);
+        }
+    }
+}
+
+/// What a reply means for the history: `None` = nothing happened (a
+/// definite refusal), `Some(None)` = unknown, `Some(Some(outcome))`.
+fn classify(call: &Call, reply: io::Result<Reply>) -> Option<Option<Outcome>> {
+    let reply = match reply {
+        Ok(reply) => reply,
+        // The request may have reached the node before the connection died.
+        Err(_) => return (*call != Call::Get).then_some(None),
+    };
+    Some(Some(match reply {
+        Reply::Error(e) if e.starts_with("CLUSTERDOWN") || e.starts_with("TRYAGAIN") => return None,
+        Reply::Error(e) if e.starts_with("TIMEOUT") => return (*call != Call::Get).then_some(None),
+        Reply::Error(e) => Outcome::Error(e),
+        Reply::Simple(s) if s == "OK" => Outcome::Ok,
+        Reply::Integer(n) => Outcome::Integer(n),
+        Reply::Bulk(value) => Outcome::Value(value.map(|v| String::from_utf8_lossy(&v).into_owned())),
+        other => Outcome::Error(format!("unexpected reply {other:?}")),
+    }))
+}
+
+fn live_members(shared: &SharedRef) -> Vec<String> {
+    let s = shared.borrow();
+    s.members.iter().filter(|m| !s.removed.contains(*m)).cloned().collect()
+}
+
+async fn client_host(client: u64, shared: SharedRef, options: Options, stop_at_ms: u64) -> turmoil::Result {
+    let seed = host_seed(shared.borrow().seed, &format!("client{client}"), 0);
+    let mut rng = SplitMix64::new(seed);
+    let mut connections: BTreeMap<String, Connection> = BTreeMap::new();
+    let mut sequence = 0u64;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    while sim_ms() < stop_at_ms {
+        let members = live_members(&shared);
+        let node = members[below(&mut rng, members.len() as u64) as usize].clone();
+        let key = format!("k{}", below(&mut rng, options.keys as u64));
+        sequence += 1;
+        let value = (client * 1_000_000 + sequence).to_string();
+        let call = match below(&mut rng, 10) {
+            0..=2 => Call::Set(value),
+            3..=5 => Call::Get,
+            6 | 7 => Call::Incr,
+            8 => Call::Cas { expected: (client * 1_000_000 + sequence - 1).to_string(), new: value },
+            _ => Call::Del,
+        };
+        perform(&shared, &mut connections, client, &node, &key, call).await;
+        tokio::time::sleep(Duration::from_millis(below(&mut rng, 20))).await;
+    }
+    Ok(())
+}
+
+/// Sends one operation and records it in the history.
+async fn perform(
+    shared: &SharedRef,
+    connections: &mut BTreeMap<String, Connection>,
+    client: u64,
+    node: &str,
+    key: &str,
+    call: Call,
+) -> Option<Outcome> {
+    let words: Vec<Vec<u8>> = match &call {
+        Call::Set(v) => vec![b"SET".to_vec(), key.into(), v.clone().into()],
+        Call::Get => vec![b"GET".to_vec(), key.into()],
+        Call::Incr => vec![b"INCR".to_vec(), key.into()],
+        Call::Cas { expected, new } => {
+            vec![b"CAS".to_vec(), key.into(), expected.clone().into(), new.clone().into()]
+        }
+        Call::Del => vec![b"DEL".to_vec(), key.into()],
+    };
+    let words: Vec<&[u8]> = words.iter().map(|w| w.as_slice()).collect();
+    let invoked = sim_us();
+    let reply = match connections.remove(node) {
+        Some(connection) => Ok(connection),
+        None => Connection::open(node).await,
+    };
+    let reply = match reply {
+        Ok(mut connection) => {
+            let reply = connection.call(&words).await;
+            if reply.is_ok() {
+                connections.insert(node.to_string(), connection);
+            }
+            reply
+        }
+        // Never sent: nothing happened.
+        Err(e) => {
+            shared.borrow_mut().last_refusal = format!("cannot connect to {node}: {e}");
+            return None;
+        }
+    };
+    let completed = sim_us();
+    let refusal = format!("{node} answered {reply:?}");
+    let Some(verdict) = classify(&call, reply) else {
+        shared.borrow_mut().last_refusal = refusal;
+        return None;
+    };
+    let operation = Operation {
+        client,
+        node: node.to_string(),
+        key: key.to_string(),
+        call,
+        invoked,
+        completed: verdict.clone().map(|outcome| (completed, outcome)),
+    };
+    let mut s = shared.borrow_mut();
+    s.trace.event(operation.to_string());
+    s.history.push(operation);
+    verdict
+}
+
+/// After healing: every key read through every live member (retrying
+/// refusals); an unanswered read is a progress failure.
+async fn final_reads(shared: SharedRef, keys: usize, deadline_ms: u64) -> turmoil::Result {
+    let mut connections = BTreeMap::new();
+    for key in (0..keys).map(|k| format!("k{k}")) {
+        for node in live_members(&shared) {
+            loop {
+                let outcome = perform(&shared, &mut connections, 0, &node, &key, Call::Get).await;
+                if matches!(outcome, Some(Outcome::Value(_))) {
+                    break;
+                }
+                if sim_ms() > deadline_ms {
+                    let last = shared.borrow().last_refusal.clone();
+                    let text =
+                        format!("no progress: GET {key} at {node} unanswered after healing (last: {last})");
+                    shared.borrow_mut().violations.push(text);
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The admin removing a member during the chaos.
+async fn remove_member(shared: SharedRef, target: String, seed: u64) -> turmoil::Result {
+    let mut rng = SplitMix64::new(seed);
+    for _ in 0..100 {
+        let members: Vec<String> = live_members(&shared).into_iter().filter(|m| *m != target).collect();
+        let via = members[below(&mut rng, members.len() as u64) as usize].clone();
+        if let Ok(reply) = request(&via, &[b"CLUSTER", b"REMOVE", target.as_bytes()]).await {
+            // An earlier attempt may have worked without our hearing of it.
+            let gone = matches!(&reply, Reply::Error(e) if e.starts_with("ERR no member named"));
+            if reply == Reply::ok() || gone {
+                shared.borrow_mut().trace.event(format!("{target} removed through {via}"));
+                shared.borrow_mut().removed.insert(target);
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+// ----- the nemesis and the run -------------------------------------------
+
+pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
+    let shared = Rc::new(RefCell::new(Shared {
+        trace: Trace::default(),
+        history: Vec::new(),
+        leaders: BTreeMap::new(),
+        committed: BTreeMap::new(),
+        violations: Vec::new(),
+        disks: BTreeMap::new(),
+        boots: BTreeMap::new(),
+        nodes: BTreeMap::new(),
+        roles: BTreeMap::new(),
+        skew_ms: BTreeMap::new(),
+        drop_percent: 0,
+        duplicate_percent: 0,
+        members: Vec::new(),
+        removed: BTreeSet::new(),
+        last_refusal: String::new(),
+        seed,
+        bug: options.bug,
+    }));
+    let mut rng = SplitMix64::new(seed ^ 0x006e_656d_6573_6973);
+    let chaos_start = 1_500;
+    let chaos_end = chaos_start + options.chaos_ms;
+    let clients_stop = chaos_end + options.calm_ms;
+    let final_deadline = clients_stop + 10_000;
+    let mut sim = turmoil::Builder::new()
+        .simulation_duration(Duration::from_millis(final_deadline + 5_000))
+        .tick_duration(Duration::from_millis(1))
+        .min_message_latency(Duration::from_micros(100))
+        .max_message_latency(Duration::from_millis(2))
+        .rng_seed(seed)
+        .build();
+    let start_host = |sim: &mut turmoil::Sim, name: String| {
+        shared.borrow_mut().members.push(name.clone());
+        let shared = shared.clone();
+        sim.host(name.clone(), move || node_host(name.clone(), shared.clone()));
+    };
+    let nodes = options.nodes;
+    for n in 1..=nodes {
+        start_host(&mut sim, format!("n{n}"));
+    }
+    for client in 1..=options.clients {
+        let shared = shared.clone();
+        let options = options.clone();
+        sim.client(format!("client{client}"), client_host(client, shared, options, clients_stop));
+    }
+    sim.client("final", {
+        let shared = shared.clone();
+        let keys = options.keys;
+        async move {
+            tokio::time::sleep(Duration::from_millis(clients_stop)).await;
+            final_reads(shared, keys, final_deadline).await
+        }
+    });
+
+    let mut faults = 0u64;
+    let mut crashes = 0u64;
+    let mut next_fault = chaos_start + below(&mut rng, 1_000);
+    let mut restarts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut releases: Vec<(u64, String)> = Vec::new();
+    let join_at = chaos_start + options.chaos_ms * 3 / 10 + below(&mut rng, options.chaos_ms / 10);
+    let remove_at = chaos_start + options.chaos_ms * 6 / 10 + below(&mut rng, options.chaos_ms / 10);
+    let mut joined = !options.membership;
+    let mut removal_started = !options.membership;
+    let mut healed = false;
+    let mut churn_until = 0;
+    let mut churned_term = Term(0);
+    let mut next_churn = 0;
+    let hosts = |shared: &SharedRef| live_members(shared);
+    let fail = |shared: &SharedRef, what: String| {
+        let s = shared.borrow();
+        let mut trace = s.trace.tail();
+        trace.extend(node_states(&s));
+        Failure { what, trace }
+    };
+    loop {
+        let finished = match sim.step() {
+            Ok(finished) => finished,
+            Err(e) => return Err(fail(&shared, format!("simulation error: {e}"))),
+        };
+        let now = sim.elapsed().as_millis() as u64;
+        if let Some(violation) = shared.borrow().violations.first() {
+            return Err(fail(&shared, violation.clone()));
+        }
+        if finished {
+            break;
+        }
+        // Restarts and releases that are due.
+        for (name, at) in restarts.clone() {
+            if now >= at {
+                restarts.remove(&name);
+                shared.borrow_mut().trace.event(format!("{now}ms: restart {name}"));
+                sim.bounce(name.as_str());
+            }
+        }
+        releases.retain(|(at, name)| {
+            if now < *at {
+                return true;
+            }
+            for other in hosts(&shared).iter().filter(|o| *o != name) {
+                sim.release(name.as_str(), other.as_str());
+            }
+            false
+        });
+        if now >= chaos_end && !healed {
+            healed = true;
+            heal(&mut sim, &shared, &mut restarts);
+            shared.borrow_mut().trace.event(format!("{now}ms: heal everything"));
+            continue;
+        }
+        if !healed && now < churn_until {
+            // A new leader is cut off at once half the time (its first
+            // messages are lost with the link), else at the next churn tick.
+            let leader = leader_of(&shared);
+            let fresh = leader.as_ref().is_some_and(|(term, _)| *term > churned_term);
+            if let Some((term, _)) = &leader {
+                churned_term = churned_term.max(*term);
+            }
+            let now_or_later = (fresh && below(&mut rng, 2) == 0) || now >= next_churn;
+            if now_or_later {
+                next_churn = now + 5 + below(&mut rng, 55);
+                let all = hosts(&shared);
+                repair_all(&mut sim, &all);
+                if let Some((term, leader)) = leader {
+                    isolate(&mut sim, &leader, &all);
+                    shared
+                        .borrow_mut()
+                        .trace
+                        .event(format!("{now}ms: churn: isolate {leader}, leader of term {term}"));
+                }
+            }
+        }
+        if healed || now < next_fault {
+            continue;
+        }
+        if !joined && now >= join_at {
+            joined = true;
+            let name = format!("n{}", nodes + 1);
+            shared.borrow_mut().trace.event(format!("{now}ms: start {name}, which joins"));
+            start_host(&mut sim, name);
+        }
+        if !removal_started && now >= remove_at {
+            removal_started = true;
+            let candidates: Vec<String> = hosts(&shared).into_iter().filter(|h| h != FOUNDER).collect();
+            let target = candidates[below(&mut rng, candidates.len() as u64) as usize].clone();
+            shared.borrow_mut().trace.event(format!("{now}ms: remove {target}"));
+            sim.client(format!("admin-{now}"), remove_member(shared.clone(), target, rng.next_u64()));
+        }
+        next_fault = now + 200 + below(&mut rng, 1_000);
+        faults += 1;
+        let all = hosts(&shared);
+        let pick = |rng: &mut SplitMix64| all[below(rng, all.len() as u64) as usize].clone();
+        let action = match below(&mut rng, 15) {
+            0 => {
+                let victim = pick(&mut rng);
+                isolate(&mut sim, &victim, &all);
+                format!("isolate {victim}")
+            }
+            1 => match leader_of(&shared) {
+                Some((_, leader)) => {
+                    isolate(&mut sim, &leader, &all);
+                    format!("isolate the leader {leader}")
+                }
+                None => "isolate the leader: none known".into(),
+            },
+            13 | 14 => {
+                churn_until = now + 1_000 + below(&mut rng, 2_000);
+                "leader churn: isolate each new leader soon after it is elected".into()
+            }
+            2 => {
+                let (a, b) = (pick(&mut rng), pick(&mut rng));
+                if a != b {
+                    sim.partition(a.as_str(), b.as_str());
+                }
+                format!("bridge: cut {a} - {b}")
+            }
+            3 => {
+                let (a, b) = (pick(&mut rng), pick(&mut rng));
+                if a != b {
+                    sim.partition_oneway(a.as_str(), b.as_str());
+                }
+                format!("asymmetric: cut {a} -> {b}")
+            }
+            4 | 5 => {
+                repair_all(&mut sim, &all);
+                "repair every link".into()
+            }
+            6 => {
+                let (loss, duplicate) = (below(&mut rng, 21), below(&mut rng, 11));
+                let spike = 10 + below(&mut rng, 70);
+                shared.borrow_mut().drop_percent = loss;
+                shared.borrow_mut().duplicate_percent = duplicate;
+                sim.set_max_message_latency(Duration::from_millis(spike));
+                format!("drop {loss}%, duplicate {duplicate}%, latency up to {spike}ms")
+            }
+            7 | 8 => {
+                let victim = pick(&mut rng);
+                if restarts.contains_key(&victim) {
+                    format!("crash {victim}: already down")
+                } else {
+                    crashes += 1;
+                    crash(&mut sim, &shared, &victim, &mut rng);
+                    restarts.insert(victim.clone(), now + 100 + below(&mut rng, 1_400));
+                    format!("crash {victim}")
+                }
+            }
+            9 | 10 => {
+                crashes += 1;
+                let back = now + 100 + below(&mut rng, 1_000);
+                for victim in &all {
+                    if !restarts.contains_key(victim) {
+                        crash(&mut sim, &shared, victim, &mut rng);
+                        restarts.insert(victim.clone(), back);
+                    }
+                }
+                "power loss: every node crashes".into()
+            }
+            11 => {
+                let victim = pick(&mut rng);
+                for other in all.iter().filter(|o| **o != victim) {
+                    sim.hold(victim.as_str(), other.as_str());
+                }
+                releases.push((now + 100 + below(&mut rng, 900), victim.clone()));
+                format!("pause {victim}")
+            }
+            _ => {
+                let victim = pick(&mut rng);
+                let jump = below(&mut rng, 7_000) as i64 - 2_000;
+                *shared.borrow_mut().skew_ms.entry(victim.clone()).or_default() += jump;
+                format!("clock of {victim} jumps {jump}ms")
+            }
+        };
+        shared.borrow_mut().trace.event(format!("{now}ms: {action}"));
+    }
+
+    let s = shared.borrow();
+    if let Err(e) = linearizability::check(&s.history) {
+        return Err(Failure { what: format!("not linearizable: {e}"), trace: s.trace.tail() });
+    }
+    drop(s);
+    converged(&shared).map_err(|what| fail(&shared, what))?;
+    let s = shared.borrow();
+    Ok(Report {
+        digest: s.trace.digest(),
+        operations: s.history.len(),
+        unknown: s.history.iter().filter(|o| o.completed.is_none()).count(),
+        faults,
+        crashes,
+        simulated_ms: sim.elapsed().as_millis() as u64,
+    })
+}
+
+/// The node that currently believes it leads (the highest term if several).
+fn leader_of(shared: &SharedRef) -> Option<(Term, String)> {
+    let s = shared.borrow();
+    let leaders =
+        s.roles.iter().filter(|(_, (_, leads))| *leads).map(|(name, (term, _))| (*term, name.clone()));
+    leaders.max()
+}
+
+/// Cuts every link between `victim` and the other hosts.
+fn isolate(sim: &mut turmoil::Sim, victim: &str, all: &[String]) {
+    for other in all.iter().filter(|o| *o != victim) {
+        sim.partition(victim, other.as_str());
+    }
+}
+
+/// One line per running node, for failure reports.
+fn node_states(s: &Shared) -> Vec<String> {
+    s.nodes
+        .iter()
+        .map(|(name, node)| match node.try_borrow() {
+            Ok(node) => {
+                let raft = node.raft();
+                format!(
+                    "state of {name}: node {} {:?} term {} leader {:?} commit {} applied {} membership {:?} removed {:?}",
+                    raft.id(),
+                    raft.role(),
+                    raft.term(),
+                    raft.leader(),
+                    raft.commit(),
+                    raft.applied(),
+                    raft.membership(),
+                    node.directory().removed
+                )
+            }
+            Err(_) => format!("state of {name}: busy"),
+        })
+        .collect()
+}
+
+fn crash(sim: &mut turmoil::Sim, shared: &SharedRef, victim: &str, rng: &mut SplitMix64) {
+    sim.crash(victim);
+    let options = CrashOptions {
+        keep_unsynced_bytes: [0, 1 + below(rng, 64) as usize, usize::MAX][below(rng, 3) as usize],
+        tear_last_byte: below(rng, 4) == 0,
+    };
+    let mut s = shared.borrow_mut();
+    s.nodes.remove(victim);
+    s.roles.remove(victim);
+    let survivor = s.disks.get(victim).map(|disk| disk.crash(options)).unwrap_or_default();
+    s.disks.insert(victim.to_string(), survivor);
+}
+
+fn repair_all(sim: &mut turmoil::Sim, hosts: &[String]) {
+    for a in hosts {
+        for b in hosts.iter().filter(|b| *b != a) {
+            sim.repair(a.as_str(), b.as_str());
+            sim.release(a.as_str(), b.as_str());
+        }
+    }
+}
+
+fn heal(sim: &mut turmoil::Sim, shared: &SharedRef, restarts: &mut BTreeMap<String, u64>) {
+    let hosts: Vec<String> = shared.borrow().members.clone();
+    repair_all(sim, &hosts);
+    sim.set_max_message_latency(Duration::from_millis(2));
+    let mut s = shared.borrow_mut();
+    s.drop_percent = 0;
+    s.duplicate_percent = 0;
+    drop(s);
+    for (name, _) in std::mem::take(restarts) {
+        sim.bounce(name.as_str());
+    }
+}
+
+/// After the final reads: every live member applied the same index and
+/// holds the same key space.
+fn converged(shared: &SharedRef) -> Result<(), String> {
+    let s = shared.borrow();
+    let mut states = Vec::new();
+    for (name, node) in &s.nodes {
+        if s.removed.contains(name) {
+            continue;
+        }
+        let node = node.try_borrow().map_err(|_| format!("{name} is busy at the end"))?;
+        states.push((name.clone(), node.raft().applied(), node.store().clone()));
+    }
+    let Some((first_name, first_applied, first_store)) = states.first() else { return Ok(()) };
+    for (name, applied, store) in &states[1..] {
+        if store != first_store {
+            return Err(format!(
+                "replicas differ after healing: {first_name} (applied {first_applied}) and {name} (applied {applied})"
+            ));
+        }
+    }
+    Ok(())
+}
