@@ -16,7 +16,12 @@ pub const WIRE_VERSION: u32 = 2;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerFrame {
-    Hello { version: u32, cluster_id: u64, from: NodeId, raft_addr: String },
+    Hello {
+        version: u32,
+        cluster_id: u64,
+        from: NodeId,
+        raft_addr: String,
+    },
     Message(NodeMessage),
     /// Sent on an idle link, so that the receiver can tell a quiet link from
     /// a dead one (a connection that hears nothing for a while is closed,

@@ -93,6 +93,8 @@ async fn outbound(to: NodeId, queue: Mailbox<NodeMessage>, book: Rc<RefCell<Addr
         failures = 0;
         backoff = BACKOFF_MIN;
         let _ = stream.set_nodelay(true);
+        // A peer that stops reading must not hold this link forever.
+        let _ = stream.set_write_timeout(Some(Duration::from_millis(wire::IDLE_CLOSE_MS)));
         if stream.write_all(&hello).await.is_err() {
             continue;
         }
