@@ -373,3 +373,31 @@ fn a_join_applied_before_the_founder_records_itself_never_takes_number_one() {
     assert_eq!(directory.members.get(&NodeId(2)), Some(&info(1)));
     assert!(cluster.at(NodeId(1)).node.raft().membership().is_voter(NodeId(2)));
 }
+
+#[test]
+fn a_leader_that_leaves_and_is_cut_off_learns_of_its_removal_by_probing() {
+    let mut cluster = Cluster::with_directory(1_000);
+    cluster.elect(NodeId(1));
+    cluster.tick_all(2);
+    cluster.join(NodeId(1), 1);
+    cluster.tick_all(10);
+    cluster.join(NodeId(1), 2);
+    cluster.tick_all(10);
+    assert_eq!(cluster.at(NodeId(1)).node.raft().membership().voters.len(), 3);
+    assert_eq!(cluster.request(NodeId(1), 1, "CLUSTER LEAVE"), Reply::ok());
+    // The leader's next tick proposes its own removal; cut it off before
+    // the entry leaves, so only its own log says it is out.
+    cluster.now_ms += 100;
+    let now = cluster.now_ms;
+    cluster.at(NodeId(1)).node.tick(now);
+    cluster.isolated.insert(NodeId(1));
+    cluster.settle();
+    assert!(!cluster.at(NodeId(1)).node.raft().membership().contains(NodeId(1)));
+    cluster.tick_all(40);
+    let survivors = cluster.at(NodeId(2)).node.raft().committed_membership().clone();
+    assert!(!survivors.contains(NodeId(1)), "the others removed it: {survivors:?}");
+    assert!(!cluster.at(NodeId(1)).node.is_removed(), "cut off, it cannot know yet");
+    cluster.isolated.clear();
+    cluster.tick_all(40);
+    assert!(cluster.at(NodeId(1)).node.is_removed(), "its probe was answered");
+}

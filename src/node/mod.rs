@@ -63,6 +63,10 @@ pub enum NodeMessage {
     /// committed (a removed node is not replicated to, so it never learns
     /// of the entry that removed it).
     Removed,
+    /// "Am I still a member?" from a node whose own log no longer lists it
+    /// (it may never hear whether its removal committed); a leader answers
+    /// `Removed` if it did.
+    Probe,
 }
 
 /// A `Reply` on the peer wire.
@@ -269,19 +273,16 @@ impl Node {
             self.propose_expiry();
         }
         self.reconcile_membership();
+        self.probe_if_left_out();
     }
 
     pub fn step(&mut self, from: NodeId, message: NodeMessage) {
         match message {
             NodeMessage::Raft(message) => {
-                if self.raft.is_leader()
-                    && self.directory.removed.contains(&from)
-                    && !self.raft.committed_membership().contains(from)
-                {
-                    self.output.send.push((from, NodeMessage::Removed));
-                }
+                self.tell_if_removed(from);
                 self.raft.step(from, message)
             }
+            NodeMessage::Probe => self.tell_if_removed(from),
             NodeMessage::Removed => {
                 if !self.raft.membership().contains(self.raft.id())
                     || self.directory.removed.contains(&self.raft.id())
@@ -295,6 +296,31 @@ impl Node {
                     self.reply(ticket, reply.into());
                 }
             }
+        }
+    }
+
+    fn tell_if_removed(&mut self, from: NodeId) {
+        if self.raft.is_leader()
+            && self.directory.removed.contains(&from)
+            && !self.raft.committed_membership().contains(from)
+        {
+            self.output.send.push((from, NodeMessage::Removed));
+        }
+    }
+
+    /// A node whose own log no longer lists it asks the members now and
+    /// then whether its removal committed (it is not replicated to, and as
+    /// a non-member it does not campaign, so nobody would tell it).
+    fn probe_if_left_out(&mut self) {
+        let me = self.raft.id();
+        let membership = self.raft.membership();
+        let period = u64::from(self.config.raft.election_ticks) * 2;
+        if membership.contains(me) || self.removed_notice || !self.ticks.is_multiple_of(period.max(1)) {
+            return;
+        }
+        let members: Vec<NodeId> = membership.members().collect();
+        for member in members {
+            self.output.send.push((member, NodeMessage::Probe));
         }
     }
 
