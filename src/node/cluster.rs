@@ -288,8 +288,9 @@ impl Node {
         )
     }
 
-    /// One line per member, in number order:
-    /// `name client_addr@raft_port flags leader_name match_index term state role`.
+    /// One line per member, in number order: `name client_addr@raft_port
+    /// flags leader_name match_index term link role`, where `link` is
+    /// `connected`/`disconnected` as the leader sees it (`-` on followers).
     fn cluster_nodes(&self) -> String {
         let membership = self.raft.membership();
         let progress = self.raft.progress();
@@ -312,8 +313,15 @@ impl Node {
             } else {
                 progress.get(&id).map(|p| p.match_index.0).unwrap_or(0)
             };
+            // Only a leader knows whether a peer answers; "-" elsewhere.
+            let link = match progress.get(&id) {
+                _ if id == me => "connected",
+                Some(p) if p.recent_active => "connected",
+                Some(_) => "disconnected",
+                None => "-",
+            };
             out.push_str(&format!(
-                "{} {client}@{raft_port} {} {leader_name} {matched} {} connected {role}\n",
+                "{} {client}@{raft_port} {} {leader_name} {matched} {} {link} {role}\n",
                 self.member_name(id),
                 flags.join(","),
                 self.raft.term(),
