@@ -35,11 +35,26 @@ struct SnapshotEntry {
 
 /// `SnapshotV1` borrowing from the store, so writing a snapshot does not
 /// copy every key and value first (serde encodes `&[u8]` and `Vec<u8>` the
-/// same way).
+/// same way), nor list the entries in a vector of its own: they are
+/// encoded straight from the map.
 #[derive(Serialize)]
 struct SnapshotV1Ref<'a> {
     last_sequence: u64,
-    entries: Vec<SnapshotEntryRef<'a>>,
+    entries: EntriesRef<'a>,
+}
+
+/// The map's entries as a sequence (of known length, as postcard needs).
+struct EntriesRef<'a>(&'a BTreeMap<Key, Entry>);
+
+impl Serialize for EntriesRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(key, entry)| SnapshotEntryRef {
+            key: key.as_bytes(),
+            value: &entry.value,
+            expire_at_ms: entry.expire_at_ms(),
+            sequence: entry.sequence,
+        }))
+    }
 }
 
 #[derive(Serialize)]
@@ -92,21 +107,16 @@ impl std::error::Error for RestoreError {}
 
 impl Store {
     pub fn snapshot(&self) -> Vec<u8> {
-        let entries = self
-            .entries
-            .iter()
-            .map(|(key, entry)| SnapshotEntryRef {
-                key: key.as_bytes(),
-                value: &entry.value,
-                expire_at_ms: entry.expire_at_ms(),
-                sequence: entry.sequence,
-            })
-            .collect();
-        let body = SnapshotV1Ref { last_sequence: self.last_sequence, entries };
-        let mut bytes = vec![SNAPSHOT_FORMAT];
+        let body = SnapshotV1Ref { last_sequence: self.last_sequence, entries: EntriesRef(&self.entries) };
+        // At most this many bytes (varints: 2 length prefixes, an expiry
+        // and a sequence of at most 10 bytes each, plus the option tag), so
+        // the buffer never grows by copying a large prefix of itself.
+        let bytes_max: usize =
+            self.entries.iter().map(|(key, entry)| key.len() + entry.value.len() + 41).sum::<usize>() + 21;
+        let mut bytes = Vec::with_capacity(bytes_max);
+        bytes.push(SNAPSHOT_FORMAT);
         // Serializing plain structs into a Vec cannot fail.
-        bytes.extend(postcard::to_stdvec(&body).expect("postcard encodes a key-value snapshot"));
-        bytes
+        postcard::to_extend(&body, bytes).expect("postcard encodes a key-value snapshot")
     }
 
     pub fn restore(bytes: &[u8]) -> Result<Store, RestoreError> {
