@@ -57,7 +57,8 @@ struct Args {
     /// Election timeout, in ticks (randomised up to twice this).
     #[arg(long, default_value_t = 30)]
     election_ticks: u32,
-    /// Compact the log into a snapshot after this many applied entries.
+    /// Compact the log into a snapshot after this many applied entries
+    /// (member n waits (n-1)/8 longer, so members do not all write at once).
     #[arg(long, default_value_t = 100_000)]
     snapshot_entries: u64,
     /// Longest value (bulk argument) a client may send, in bytes.
