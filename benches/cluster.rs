@@ -1113,10 +1113,11 @@ fn side(line: &mut String, result: &LoadResult) {
     );
 }
 
-/// A log-scale ASCII histogram: one line per power of two of microseconds.
+/// A log-scale ASCII histogram: one line per half power of two of
+/// microseconds (bands of ×1.41), so a p50 shows where in an octave it sits.
 fn ascii_histogram(histogram: &Histogram<u64>) -> String {
     let mut buckets: Vec<(u64, u64)> = Vec::new();
-    for step in histogram.iter_log(1, 2.0) {
+    for step in histogram.iter_log(1, std::f64::consts::SQRT_2) {
         buckets.push((step.value_iterated_to(), step.count_since_last_iteration()));
     }
     let first = buckets.iter().position(|(_, c)| *c > 0).unwrap_or(0);
