@@ -52,11 +52,8 @@ use cashe::kv::{classify, Access, Store};
 use cashe::protocol::Reply;
 use cashe::raft::SplitMix64;
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::io::Write;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Seeds per run; `CASHE_REDIS_DIFF_SEEDS=n` runs more.
 const SEEDS_DEFAULT: u64 = 16;
@@ -74,160 +71,11 @@ const FAR_FUTURE_SECONDS: u64 = 4_102_444_800;
 /// includes the empty key, a key with glob characters and a non-UTF-8 key.
 const KEYS: [&[u8]; 8] = [b"k0", b"k1", b"k2", b"k3", b"key:a", b"key:*", b"", b"\xffk"];
 
-// ---- the server ----
-
-/// A `redis-server` child process, killed (by PID) when dropped, so a
-/// failing assertion does not leave it running.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn find_on_path(name: &str) -> Option<PathBuf> {
-    let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|path| path.is_file())
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address").port()
-}
-
-fn start_redis() -> (RedisServer, Client) {
-    let Some(binary) = find_on_path("redis-server") else {
-        panic!(
-            "redis-server is not on PATH: the differential test needs Redis 7.0 \
-             (`.ci/run` installs it with `apt-get install -y redis-server`)"
-        );
-    };
-    // The free port can be taken between probing and binding it: retry.
-    for _attempt in 0..3 {
-        let port = free_port();
-        let child = Command::new(&binary)
-            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let mut server = RedisServer { child, port };
-        if let Some(client) = wait_for_ping(&mut server) {
-            return (server, client);
-        }
-    }
-    panic!("redis-server ({}) did not start and answer PING in 3 attempts", binary.display());
-}
-
-/// Polls until the server answers PING (at most 5 s); None if it exited.
-fn wait_for_ping(server: &mut RedisServer) -> Option<Client> {
-    for _ in 0..200 {
-        if server.child.try_wait().expect("poll redis-server").is_some() {
-            return None;
-        }
-        if let Ok(stream) = TcpStream::connect(("127.0.0.1", server.port)) {
-            let mut client = Client::new(stream);
-            if client.call(&[b"PING".to_vec()]) == b"+PONG\r\n" {
-                return Some(client);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("redis-server did not answer PING on port {} within 5 s", server.port);
-}
-
-// ---- a tiny RESP client ----
-
-struct Client {
-    reader: BufReader<TcpStream>,
-}
-
-impl Client {
-    fn new(stream: TcpStream) -> Client {
-        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
-        stream.set_nodelay(true).expect("nodelay");
-        Client { reader: BufReader::new(stream) }
-    }
-
-    /// Sends one command as a RESP array; returns the raw bytes of the reply.
-    fn call(&mut self, args: &[Vec<u8>]) -> Vec<u8> {
-        let mut request = format!("*{}\r\n", args.len()).into_bytes();
-        for arg in args {
-            request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            request.extend_from_slice(arg);
-            request.extend_from_slice(b"\r\n");
-        }
-        self.reader.get_mut().write_all(&request).expect("write to redis-server");
-        let mut raw = Vec::new();
-        self.read_reply(&mut raw);
-        raw
-    }
-
-    /// Reads exactly one complete reply, parsing only its framing.
-    fn read_reply(&mut self, raw: &mut Vec<u8>) {
-        let start = raw.len();
-        let read = self.reader.read_until(b'\n', raw).expect("read from redis-server");
-        assert!(read >= 3 && raw.ends_with(b"\r\n"), "truncated reply line: {:?}", &raw[start..]);
-        let line = String::from_utf8_lossy(&raw[start + 1..raw.len() - 2]).into_owned();
-        match raw[start] {
-            b'+' | b'-' | b':' => {}
-            b'$' => {
-                let length: i64 = line.parse().expect("bulk length");
-                if length >= 0 {
-                    let mut body = vec![0; length as usize + 2];
-                    self.reader.read_exact(&mut body).expect("read bulk body");
-                    raw.extend_from_slice(&body);
-                }
-            }
-            b'*' => {
-                let count: i64 = line.parse().expect("array length");
-                for _ in 0..count.max(0) {
-                    self.read_reply(raw);
-                }
-            }
-            other => panic!("unexpected reply type byte {other:?}"),
-        }
-    }
-}
-
-/// Parses raw RESP2 bytes into a `Reply` (for the order-independent checks).
-fn parse(raw: &[u8], at: &mut usize) -> Reply {
-    let end = *at + raw[*at..].windows(2).position(|w| w == b"\r\n").expect("CRLF");
-    let line = String::from_utf8_lossy(&raw[*at + 1..end]).into_owned();
-    let kind = raw[*at];
-    *at = end + 2;
-    match kind {
-        b'+' => Reply::Simple(line),
-        b'-' => Reply::Error(line),
-        b':' => Reply::Integer(line.parse().expect("integer")),
-        b'$' => match line.parse::<i64>().expect("bulk length") {
-            -1 => Reply::nil(),
-            length => {
-                let body = raw[*at..*at + length as usize].to_vec();
-                *at += length as usize + 2;
-                Reply::bulk(body)
-            }
-        },
-        b'*' => match line.parse::<i64>().expect("array length") {
-            -1 => Reply::Array(None),
-            count => Reply::Array(Some((0..count).map(|_| parse(raw, at)).collect())),
-        },
-        other => panic!("unexpected reply type byte {other:?}"),
-    }
-}
-
-fn parse_all(raw: &[u8]) -> Reply {
-    let mut at = 0;
-    let reply = parse(raw, &mut at);
-    assert_eq!(at, raw.len(), "one reply");
-    reply
-}
+// The redis-server child process and the raw-bytes RESP client are shared
+// with tests/server.rs.
+#[path = "common/redis.rs"]
+mod redis;
+use redis::{parse as parse_all, RedisClient as Client, RedisServer};
 
 fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_millis() as u64
@@ -843,7 +691,8 @@ fn show(args: &[Vec<u8>]) -> String {
 #[test]
 fn store_replies_match_redis_7_byte_for_byte() {
     let started = Instant::now();
-    let (_server, redis) = start_redis();
+    let server = RedisServer::start();
+    let redis = server.connect();
     let mut runner = Runner { store: Store::default(), redis, compared: 0 };
     let version = runner.redis.call(&words(&[b"INFO", b"server"]));
     let version = String::from_utf8_lossy(&version).into_owned();
