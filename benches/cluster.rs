@@ -46,7 +46,7 @@
 //! Every process started here is killed by PID when its guard drops, on
 //! success, error or panic alike.
 
-use cashe::protocol::reply::decode;
+use cashe::protocol::reply::{decode, encode_command};
 use cashe::protocol::Reply;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::LocalExecutorBuilder;
@@ -480,15 +480,6 @@ impl Connection {
 }
 
 /// Appends a RESP2 multibulk command to `out`.
-fn encode_command(args: &[&[u8]], out: &mut Vec<u8>) {
-    let _ = write!(out, "*{}\r\n", args.len());
-    for arg in args {
-        let _ = write!(out, "${}\r\n", arg.len());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-}
-
 /// The `n`th key: 16 bytes, `key:` and 12 digits.
 fn key(n: u64) -> [u8; KEY_BYTES] {
     let mut key = [0u8; KEY_BYTES];
@@ -543,7 +534,7 @@ fn load_once(address: SocketAddr, keys: &[u64]) -> std::io::Result<Vec<u64>> {
     for window in keys.chunks(LOAD_PIPELINE_DEPTH) {
         request.clear();
         for n in window {
-            encode_command(&[b"SET", &key(*n), &value(*n)], &mut request);
+            encode_command(&[&b"SET"[..], &key(*n), &value(*n)], &mut request);
         }
         connection.stream.write_all(&request)?;
         for n in window {
@@ -832,8 +823,8 @@ async fn client_loop(
         let key = key(random % KEY_SPACE);
         request.clear();
         match spec.workload {
-            Workload::Set => encode_command(&[b"SET", &key, &value], &mut request),
-            Workload::Get => encode_command(&[b"GET", &key], &mut request),
+            Workload::Set => encode_command(&[&b"SET"[..], &key, &value], &mut request),
+            Workload::Get => encode_command(&[&b"GET"[..], &key], &mut request),
         }
         let sent = Instant::now();
         let outcome = match exchange(connection, &request, &mut buffer, &mut chunk).await {

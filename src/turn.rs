@@ -11,6 +11,7 @@
 
 use crate::node::{ConnId, Node, NodeMessage};
 use crate::protocol::Reply;
+use crate::raft::Raft;
 use crate::raft::{Lsn, NodeId, PlantedBug, Record, Recovered};
 use crate::wal::disk::Disk;
 use crate::wal::{Wal, WalError};
@@ -83,10 +84,38 @@ pub async fn drain<D: Disk>(
     }
 }
 
-/// The records that make `recovered` (a bootstrap state from
-/// `Raft::bootstrap`) durable, for a shell starting a new cluster.
-pub fn bootstrap_records(recovered: &Recovered) -> Vec<(Lsn, Record)> {
+/// What a shell hands the node: everything its tasks saw since the last
+/// turn, fed in arrival order by [`feed`].
+#[derive(Debug)]
+pub enum Input {
+    Opened(ConnId),
+    Client { conn: ConnId, args: Vec<Vec<u8>> },
+    Closed(ConnId),
+    Peer { from: NodeId, message: NodeMessage },
+    Tick,
+}
+
+pub fn feed(node: &mut Node, input: Input, now_ms: u64) {
+    match input {
+        Input::Opened(conn) => node.connected(conn, now_ms),
+        Input::Client { conn, args } => node.client(conn, args, now_ms),
+        Input::Closed(conn) => node.disconnected(conn),
+        Input::Peer { from, message } => node.step(from, message),
+        Input::Tick => node.tick(now_ms),
+    }
+}
+
+/// Start-up of a new cluster: the founding member (number 1, not joining)
+/// that recovered nothing becomes the only voter. Returns the records the
+/// shell must make durable before it builds the node; `recovered` becomes
+/// the bootstrap state. A bootstrap a crash interrupted before its records
+/// were durable simply happens again.
+pub fn bootstrap_if_new(id: NodeId, joining: bool, recovered: &mut Recovered) -> Option<Vec<(Lsn, Record)>> {
+    if id != crate::node::FOUNDER || joining || *recovered != Recovered::default() {
+        return None;
+    }
+    *recovered = Raft::bootstrap([id]);
     let entries = recovered.entries.iter().map(|e| Record::Entry(e.clone()));
     let records = entries.chain([Record::HardState(recovered.hard_state)]);
-    records.enumerate().map(|(i, r)| (Lsn(i as u64 + 1), r)).collect()
+    Some(records.enumerate().map(|(i, r)| (Lsn(i as u64 + 1), r)).collect())
 }

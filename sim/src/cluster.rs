@@ -52,10 +52,12 @@
 use crate::linearizability::{self, Call, Operation, Outcome};
 use crate::trace::Trace;
 use cashe::node::wire::{self, PeerFrame, Received};
-use cashe::node::{join_answer, join_command, ConnId, JoinAnswer, MemberInfo, Node, NodeConfig, NodeMessage};
-use cashe::protocol::reply::decode;
+use cashe::node::{
+    join_answer, join_command, ConnId, JoinAnswer, MemberInfo, Node, NodeConfig, NodeMessage, FOUNDER,
+};
+use cashe::protocol::reply::{decode, encode_command};
 use cashe::protocol::{Limits, Parsed, Parser, Reply};
-use cashe::raft::{Index, NodeId, PlantedBug, Raft, Recovered, SplitMix64, Term};
+use cashe::raft::{Index, NodeId, PlantedBug, SplitMix64, Term};
 use cashe::turn::{self, TurnStats};
 use cashe::wal::disk::{Disk, DiskFile};
 use cashe::wal::sim_disk::{CrashOptions, SimDisk, SimFile};
@@ -74,7 +76,8 @@ const EPOCH_MS: u64 = 1_700_000_000_000;
 const CLIENT_PORT: u16 = 3000;
 const RAFT_PORT: u16 = 4000;
 const TICK: Duration = Duration::from_millis(10);
-const FOUNDER: &str = "n1";
+/// The host whose node founds the cluster (member `FOUNDER`).
+const FOUNDER_HOST: &str = "n1";
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -234,12 +237,7 @@ impl DiskFile for SlowFile {
 
 // ----- a node host -------------------------------------------------------
 
-enum Event {
-    Opened(ConnId),
-    Client { conn: ConnId, args: Vec<Vec<u8>> },
-    Closed(ConnId),
-    Peer { from: NodeId, message: NodeMessage },
-}
+use cashe::turn::Input as Event;
 
 type Book = Rc<RefCell<BTreeMap<NodeId, String>>>;
 
@@ -271,15 +269,14 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     };
     let (id, joining) = match meta {
         Some(meta) => (NodeId(meta.node_id), false),
-        None if name == FOUNDER => (NodeId(1), false),
+        None if name == FOUNDER_HOST => (FOUNDER, false),
         None => (join(&shared, &me, &mut rng).await, true),
     };
     let slow = SlowDisk { inner: disk, rng: Rc::new(RefCell::new(SplitMix64::new(rng.next_u64()))) };
     let (mut wal, mut recovered) =
         Wal::open(slow, WalOptions::new(id.0, CLUSTER_ID)).await.map_err(|e| format!("{name}: {e}"))?;
-    if id == NodeId(1) && !joining && recovered == Recovered::default() {
-        recovered = Raft::bootstrap([id]);
-        wal.append(&turn::bootstrap_records(&recovered)).await.map_err(|e| e.to_string())?;
+    if let Some(records) = turn::bootstrap_if_new(id, joining, &mut recovered) {
+        wal.append(&records).await.map_err(|e| e.to_string())?;
     }
     let mut config = NodeConfig::new(id);
     config.raft.election_ticks = 10;
@@ -327,7 +324,10 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
         let mut tick = false;
         tokio::select! {
             biased;
-            _ = ticker.tick() => tick = true,
+            _ = ticker.tick() => {
+                tick = true;
+                batch.push(Event::Tick);
+            }
             event = inbox.recv() => batch.extend(event),
         }
         while let Ok(event) = inbox.try_recv() {
@@ -336,18 +336,10 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
         let now = now_ms(&shared, &name);
         let mut node = node.borrow_mut();
         for event in batch {
-            match event {
-                Event::Opened(conn) => node.connected(conn, now),
-                Event::Client { conn, args } => node.client(conn, args, now),
-                Event::Closed(conn) => {
-                    node.disconnected(conn);
-                    connections.borrow_mut().remove(&conn);
-                }
-                Event::Peer { from, message } => node.step(from, message),
+            if let Event::Closed(conn) = &event {
+                connections.borrow_mut().remove(conn);
             }
-        }
-        if tick {
-            node.tick(now);
+            turn::feed(&mut node, event, now);
         }
         let role = (node.raft().term(), node.raft().is_leader());
         shared.borrow_mut().roles.insert(name.clone(), role);
@@ -710,12 +702,8 @@ impl Connection {
 
     /// Sends a command and waits (at most 1 s) for its reply.
     async fn call(&mut self, words: &[&[u8]]) -> io::Result<Reply> {
-        let mut request = format!("*{}\r\n", words.len()).into_bytes();
-        for word in words {
-            request.extend_from_slice(format!("${}\r\n", word.len()).as_bytes());
-            request.extend_from_slice(word);
-            request.extend_from_slice(b"\r\n");
-        }
+        let mut request = Vec::new();
+        encode_command(words, &mut request);
         self.stream.write_all(&request).await?;
         tokio::time::timeout(Duration::from_millis(1_000), self.read_reply())
             .await
@@ -1035,7 +1023,7 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
         }
         if !removal_started && now >= remove_at {
             removal_started = true;
-            let candidates: Vec<String> = hosts(&shared).into_iter().filter(|h| h != FOUNDER).collect();
+            let candidates: Vec<String> = hosts(&shared).into_iter().filter(|h| h != FOUNDER_HOST).collect();
             let target = candidates[below(&mut rng, candidates.len() as u64) as usize].clone();
             shared.borrow_mut().trace.event(format!("{now}ms: remove {target}"));
             sim.client(format!("admin-{now}"), remove_member(shared.clone(), target, rng.next_u64()));

@@ -28,6 +28,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub const CASHE_MEMBER: &str = "CASHE.MEMBER";
+
+/// The member that bootstraps a new cluster; joins get later numbers.
+pub const FOUNDER: NodeId = NodeId(1);
 pub const CASHE_FORGET: &str = "CASHE.FORGET";
 
 /// Where a member listens, and what it is called.
@@ -107,7 +110,7 @@ impl Directory {
             }
             // Number 1 is the founding member's, even before it has
             // recorded itself (a join may be applied first).
-            (None, None) => NodeId(self.last_id.max(1) + 1),
+            (None, None) => NodeId(self.last_id.max(FOUNDER.0) + 1),
         };
         self.last_id = self.last_id.max(id.0);
         self.members.insert(id, info);

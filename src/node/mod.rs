@@ -37,6 +37,7 @@ mod server;
 pub mod wire;
 pub use cluster::{
     join_answer, join_command, member_command, Directory, JoinAnswer, MemberInfo, CASHE_FORGET, CASHE_MEMBER,
+    FOUNDER,
 };
 pub use server::ShellStats;
 
@@ -122,7 +123,8 @@ pub struct NodeConfig {
     pub expiry_ticks: u32,
     /// At most this many keys per expiry batch.
     pub expiry_batch_keys_max: usize,
-    /// Compact the log once this many entries are applied past the snapshot.
+    /// Compact the log once this many entries are applied past the
+    /// snapshot (staggered by member number, see `compaction_threshold`).
     pub snapshot_entries: u64,
     /// The cluster this node belongs to (from the data directory's `meta`).
     pub cluster_id: u64,
@@ -665,10 +667,21 @@ impl Node {
 
     /// Compacts the log once enough entries are applied past the snapshot.
     /// Returns whether it did.
+    /// Members apply the same entries, so with one threshold they would all
+    /// stop at the same index to encode and write a snapshot; while both
+    /// followers write, the leader hears from no quorum, and if that lasts
+    /// an election timeout it steps down (`benches/cluster.rs`, SET at 256
+    /// clients: half a second of `-CLUSTERDOWN`). Member n compacts every
+    /// `snapshot_entries × (1 + ((n − 1) mod 8) / 8)` entries instead.
+    fn compaction_threshold(&self) -> u64 {
+        let entries = self.config.snapshot_entries;
+        let step = entries / 8;
+        entries.saturating_add(step.saturating_mul(self.raft.id().0.saturating_sub(1) % 8))
+    }
+
     fn maybe_compact(&mut self) -> bool {
         let applied = self.raft.applied();
-        let due =
-            applied.0.saturating_sub(self.raft.log().snapshot_index().0) >= self.config.snapshot_entries;
+        let due = applied.0.saturating_sub(self.raft.log().snapshot_index().0) >= self.compaction_threshold();
         if due {
             let data = encode_snapshot(&self.directory, &self.store);
             self.raft.compact(applied, data);

@@ -61,6 +61,18 @@ impl Reply {
     }
 }
 
+/// Appends a command as a RESP2 array of bulk strings (the client side:
+/// the join handshake, the simulator's clients, tests, benchmarks).
+pub fn encode_command<A: AsRef<[u8]>>(args: &[A], out: &mut Vec<u8>) {
+    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+    for arg in args {
+        let arg = arg.as_ref();
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 /// Deepest array nesting `decode` accepts.
 const DECODE_DEPTH_MAX: usize = 32;
 
@@ -158,6 +170,9 @@ mod tests {
         ]));
         let bytes = reply.to_bytes();
         assert_eq!(decode(&bytes), Ok(Some((reply, bytes.len()))));
+        let mut command = Vec::new();
+        encode_command(&["SET", "k", ""], &mut command);
+        assert_eq!(command, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n");
         for cut in 0..bytes.len() {
             assert_eq!(decode(&bytes[..cut]), Ok(None), "cut at {cut}");
         }

@@ -9,7 +9,7 @@
 //! cluster refuses for a reason retrying cannot fix (a name clash).
 
 use crate::node::{join_answer, join_command, JoinAnswer, MemberInfo};
-use crate::protocol::reply::decode;
+use crate::protocol::reply::{decode, encode_command};
 use crate::protocol::Reply;
 use crate::raft::NodeId;
 use std::io::{Read, Write};
@@ -66,13 +66,8 @@ fn attempt(via: &str, me: &MemberInfo) -> Result<Reply, String> {
         .ok_or_else(|| format!("{via}: no address"))?;
     let mut stream = TcpStream::connect_timeout(&address, ATTEMPT_TIMEOUT).map_err(|e| e.to_string())?;
     stream.set_read_timeout(Some(ATTEMPT_TIMEOUT)).map_err(|e| e.to_string())?;
-    let words = join_command(me);
-    let mut request = format!("*{}\r\n", words.len()).into_bytes();
-    for word in words {
-        request.extend_from_slice(format!("${}\r\n", word.len()).as_bytes());
-        request.extend_from_slice(&word);
-        request.extend_from_slice(b"\r\n");
-    }
+    let mut request = Vec::new();
+    encode_command(&join_command(me), &mut request);
     stream.write_all(&request).map_err(|e| e.to_string())?;
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];

@@ -13,9 +13,9 @@ use super::client;
 use super::disk::GlommioDisk;
 use super::mailbox::Mailbox;
 use super::peer::{self, AddressBook, PeerFrame, PeerLink};
-use crate::node::{ConnId, MemberInfo, Node, NodeConfig, NodeMessage};
+use crate::node::{ConnId, MemberInfo, Node, NodeConfig, NodeMessage, FOUNDER};
 use crate::protocol::{Limits, Reply};
-use crate::raft::{NodeId, Raft, Recovered};
+use crate::raft::NodeId;
 use crate::turn::{self, TurnStats};
 use crate::wal::{Wal, WalOptions};
 use glommio::net::TcpListener;
@@ -69,13 +69,7 @@ pub enum Stopped {
     Removed,
 }
 
-pub enum Event {
-    Opened(ConnId),
-    Client { conn: ConnId, args: Vec<Vec<u8>> },
-    Closed(ConnId),
-    Peer { from: NodeId, message: NodeMessage },
-    Tick,
-}
+pub use crate::turn::Input as Event;
 
 /// State the connection tasks share with the loop.
 pub struct Shared {
@@ -93,20 +87,6 @@ impl Shared {
 struct Counters {
     connections: u64,
     rejected_connections: u64,
-}
-
-/// The compaction threshold of member `id`: `entries` for member 1, an
-/// eighth more for each next member, cycling every eight members.
-///
-/// Members apply the same entries, so with one threshold they all stop at
-/// the same index to encode and write a snapshot. While both followers
-/// write, the leader hears from no quorum; when that lasts longer than an
-/// election timeout it steps down (`benches/cluster.rs`, SET at 256
-/// clients: three saves of an 8 MB snapshot at the same index cost half a
-/// second of `-CLUSTERDOWN`). Distinct thresholds keep the saves apart.
-fn staggered_snapshot_entries(entries: u64, id: NodeId) -> u64 {
-    let step = entries / 8;
-    entries.saturating_add(step.saturating_mul(id.0.saturating_sub(1) % 8))
 }
 
 fn wall_ms() -> u64 {
@@ -156,17 +136,13 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
                 let (id, cluster) = super::join::join(via, &me, config.join_timeout, &config.stop)?;
                 (id, cluster, true)
             }
-            None => (NodeId(1), boot_seed(), false),
+            None => (FOUNDER, boot_seed(), false),
         },
     };
     let disk = GlommioDisk::new(&config.datadir);
     let (mut wal, mut recovered) =
         Wal::open(disk, WalOptions::new(id.0, cluster_id)).await.map_err(|e| e.to_string())?;
-    if id == NodeId(1) && !joining && recovered == Recovered::default() {
-        // A new cluster (or a bootstrap a crash interrupted before its first
-        // records were durable): this node is its only voter.
-        recovered = Raft::bootstrap([id]);
-        let records = turn::bootstrap_records(&recovered);
+    if let Some(records) = turn::bootstrap_if_new(id, joining, &mut recovered) {
         wal.append(&records).await.map_err(|e| e.to_string())?;
         tracing::info!(cluster = format!("{cluster_id:016x}"), "bootstrapped a new cluster");
     }
@@ -181,7 +157,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     // load). Eight times larger chunks copy eight times less; a chunk is
     // still far below a peer frame's 64 MiB.
     node_config.raft.snapshot_chunk_bytes_max = SNAPSHOT_CHUNK_BYTES_MAX;
-    node_config.snapshot_entries = staggered_snapshot_entries(config.snapshot_entries, id);
+    node_config.snapshot_entries = config.snapshot_entries;
     node_config.cluster_id = cluster_id;
     node_config.me = Some(me.clone());
     // A forwarded write (or a read) waiting at a leader that died is only
@@ -253,19 +229,12 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         let batch = events.take_all().await;
         let now = wall_ms();
         for event in batch {
-            match event {
-                Event::Opened(conn) => node.connected(conn, now),
-                Event::Client { conn, args } => node.client(conn, args, now),
-                Event::Closed(conn) => {
-                    node.disconnected(conn);
-                    connections.borrow_mut().remove(&conn);
-                }
-                Event::Peer { from, message } => node.step(from, message),
-                Event::Tick => {
-                    ticks += 1;
-                    node.tick(now);
-                }
+            match &event {
+                Event::Closed(conn) => _ = connections.borrow_mut().remove(conn),
+                Event::Tick => ticks += 1,
+                _ => {}
             }
+            turn::feed(&mut node, event, now);
         }
         // Perform the output until the node has nothing more to say.
         let send = |to: NodeId, message: NodeMessage| {

@@ -3,7 +3,7 @@
 //! process killed by PID when its handle drops, and a small blocking RESP
 //! client. Every wait is bounded by a deadline.
 
-use cashe::protocol::reply::decode;
+use cashe::protocol::reply::{decode, encode_command};
 use cashe::protocol::Reply;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -160,10 +160,8 @@ impl Client {
     }
 
     pub fn send(&mut self, args: &[&str]) -> std::io::Result<()> {
-        let mut request = format!("*{}\r\n", args.len()).into_bytes();
-        for arg in args {
-            request.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
-        }
+        let mut request = Vec::new();
+        encode_command(args, &mut request);
         self.stream.write_all(&request)
     }
 

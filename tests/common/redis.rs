@@ -112,12 +112,8 @@ impl RedisClient {
 
     /// Sends one command as a RESP array; returns the raw bytes of the reply.
     pub fn call(&mut self, args: &[Vec<u8>]) -> Vec<u8> {
-        let mut request = format!("*{}\r\n", args.len()).into_bytes();
-        for arg in args {
-            request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            request.extend_from_slice(arg);
-            request.extend_from_slice(b"\r\n");
-        }
+        let mut request = Vec::new();
+        cashe::protocol::reply::encode_command(args, &mut request);
         self.reader.get_mut().write_all(&request).expect("write to redis-server");
         let mut raw = Vec::new();
         self.read_reply(&mut raw);
