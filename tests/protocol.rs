@@ -3,7 +3,7 @@
 //! protocol error with its Redis text, the limits, and the fuzz body over
 //! seeded random and mutated inputs.
 
-use cashe::protocol::{fuzz, Limits, Parsed, Parser, ProtocolError, Rejection, Reply};
+use cashe::protocol::{fuzz, Limits, Parsed, Parser, ProtocolError, Rejection, Reply, Request, Requests};
 use cashe::raft::SplitMix64;
 
 /// What a connection does with one input: every result until the parser
@@ -374,4 +374,29 @@ fn fuzz_body_survives_random_and_mutated_inputs() {
         fuzz::resp_parse(&random);
         fuzz::resp_parse(&mutated);
     }
+}
+
+#[test]
+fn take_requests_returns_whole_commands_in_order_and_stops_after_quit() {
+    let mut parser = Parser::new(Limits::default());
+    let mut buffer = b"PING\r\n*1\r\n$4\r\nquit\r\nPING\r\n".to_vec();
+    let requests = parser.take_requests(&mut buffer, 1 << 20);
+    let expected = vec![Request::Command(vec![b"PING".to_vec()]), Request::Command(vec![b"quit".to_vec()])];
+    assert_eq!(requests.items, expected);
+    assert!(requests.close, "QUIT closes the connection");
+    assert_eq!(buffer, b"PING\r\n", "nothing after QUIT is taken");
+}
+
+#[test]
+fn take_requests_closes_a_connection_holding_too_much_unparsed_input() {
+    let mut parser = Parser::new(Limits::default());
+    let mut buffer = b"*2\r\n$3\r\nGET\r\n$100\r\n0123456789".to_vec();
+    let requests = parser.take_requests(&mut buffer, 8);
+    assert!(requests.close);
+    let [Request::Answered(Reply::Error(text))] = requests.items.as_slice() else { panic!("{requests:?}") };
+    assert!(text.starts_with("ERR query buffer over 8 bytes"), "{text}");
+    let mut roomy = Parser::new(Limits::default());
+    let mut buffer = b"*2\r\n$3\r\nGET\r\n$100\r\n0123456789".to_vec();
+    let requests = roomy.take_requests(&mut buffer, 1 << 20);
+    assert_eq!(requests, Requests::default(), "under the limit: wait for the rest");
 }

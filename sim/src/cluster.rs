@@ -56,7 +56,7 @@ use cashe::node::{
     join_answer, join_command, ConnId, JoinAnswer, MemberInfo, Node, NodeConfig, NodeMessage, FOUNDER,
 };
 use cashe::protocol::reply::{decode, encode_command};
-use cashe::protocol::{Limits, Parsed, Parser, Reply};
+use cashe::protocol::{Limits, Parser, Reply, Request};
 use cashe::raft::{Index, NodeId, PlantedBug, SplitMix64, Term};
 use cashe::turn::{self, TurnStats};
 use cashe::wal::disk::{Disk, DiskFile};
@@ -78,6 +78,8 @@ const RAFT_PORT: u16 = 4000;
 const TICK: Duration = Duration::from_millis(10);
 /// The host whose node founds the cluster (member `FOUNDER`).
 const FOUNDER_HOST: &str = "n1";
+/// The server's default `--max-query-bytes`.
+const QUERY_BYTES_MAX: usize = 64 << 20;
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -629,8 +631,8 @@ async fn accept_clients(
     }
 }
 
-/// The runtime's client loop on turmoil: parse every whole command, hand
-/// them over in order, write their replies in one go.
+/// The runtime's client loop on turmoil: take every whole request, hand
+/// the commands over in order, write all replies in one go.
 async fn serve_client(
     mut stream: TcpStream,
     conn: ConnId,
@@ -646,37 +648,32 @@ async fn serve_client(
             Ok(n) => n,
         };
         buffer.extend_from_slice(&chunk[..read]);
-        let mut out = Vec::new();
-        let mut used = 0;
-        loop {
-            match parser.parse(&buffer[used..]) {
-                Parsed::Command { arguments, consumed } => {
-                    used += consumed;
-                    if events.send(Event::Client { conn, args: arguments }).is_err() {
-                        break 'connection;
-                    }
-                    match replies.recv().await {
-                        Some(reply) => reply.encode(&mut out),
-                        None => break 'connection,
-                    }
-                }
-                Parsed::Incomplete { consumed } => {
-                    used += consumed;
-                    break;
-                }
-                Parsed::Rejected { rejection, consumed } => {
-                    used += consumed;
-                    rejection.reply().encode(&mut out);
-                }
-                Parsed::Failed { error } => {
-                    error.reply().encode(&mut out);
-                    let _ = stream.write_all(&out).await;
+        let requests = parser.take_requests(&mut buffer, QUERY_BYTES_MAX);
+        let mut owed = 0;
+        for request in &requests.items {
+            if let Request::Command(args) = request {
+                if events.send(Event::Client { conn, args: args.clone() }).is_err() {
                     break 'connection;
                 }
+                owed += 1;
             }
         }
-        buffer.drain(..used);
-        if stream.write_all(&out).await.is_err() {
+        let mut answers = Vec::with_capacity(owed);
+        while answers.len() < owed {
+            match replies.recv().await {
+                Some(reply) => answers.push(reply),
+                None => break 'connection,
+            }
+        }
+        let mut answers = answers.into_iter();
+        let mut out = Vec::new();
+        for request in requests.items {
+            match request {
+                Request::Command(_) => answers.next().expect("one reply per command").encode(&mut out),
+                Request::Answered(reply) => reply.encode(&mut out),
+            }
+        }
+        if stream.write_all(&out).await.is_err() || requests.close {
             break;
         }
     }

@@ -5,5 +5,5 @@ pub mod fuzz;
 pub mod parser;
 pub mod reply;
 
-pub use parser::{Limits, Parsed, Parser, ProtocolError, Rejection};
+pub use parser::{Limits, Parsed, Parser, ProtocolError, Rejection, Request, Requests};
 pub use reply::Reply;

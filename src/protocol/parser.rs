@@ -167,6 +167,24 @@ impl fmt::Display for Rejection {
     }
 }
 
+/// One request of a connection, in arrival order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// A whole command for the node (arguments, the name first).
+    Command(Vec<Vec<u8>>),
+    /// Answered by the protocol layer itself (a rejected or malformed request).
+    Answered(Reply),
+}
+
+/// Everything whole in a connection's buffer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Requests {
+    pub items: Vec<Request>,
+    /// Close the connection once these are answered: after `QUIT`, a
+    /// protocol error, or a query buffer over its limit.
+    pub close: bool,
+}
+
 /// Reads requests from a byte stream one command at a time; see the module
 /// docs for the calling contract.
 #[derive(Debug)]
@@ -226,6 +244,43 @@ impl Parser {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// Takes every whole request from the front of `buffer` (what a shell
+    /// read from a connection), stopping after `QUIT` or a protocol error.
+    /// If what stays buffered, plus a partial command held here, passes
+    /// `query_bytes_max`, the client gets an error and the connection closes.
+    pub fn take_requests(&mut self, buffer: &mut Vec<u8>, query_bytes_max: usize) -> Requests {
+        let mut requests = Requests::default();
+        let mut used = 0;
+        while !requests.close {
+            match self.parse(&buffer[used..]) {
+                Parsed::Command { arguments, consumed } => {
+                    used += consumed;
+                    requests.close = arguments[0].eq_ignore_ascii_case(b"QUIT");
+                    requests.items.push(Request::Command(arguments));
+                }
+                Parsed::Incomplete { consumed } => {
+                    used += consumed;
+                    break;
+                }
+                Parsed::Rejected { rejection, consumed } => {
+                    used += consumed;
+                    requests.items.push(Request::Answered(rejection.reply()));
+                }
+                Parsed::Failed { error } => {
+                    requests.items.push(Request::Answered(error.reply()));
+                    requests.close = true;
+                }
+            }
+        }
+        buffer.drain(..used);
+        if !requests.close && buffer.len() + self.held_bytes() > query_bytes_max {
+            let text = format!("ERR query buffer over {query_bytes_max} bytes; closing the connection");
+            requests.items.push(Request::Answered(Reply::error(text)));
+            requests.close = true;
+        }
+        requests
     }
 
     /// Bytes of a partial command held in the parser (arguments already

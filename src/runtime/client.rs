@@ -10,7 +10,7 @@
 use super::mailbox::Mailbox;
 use super::server::{Event, Shared};
 use crate::node::ConnId;
-use crate::protocol::{Limits, Parsed, Parser, Reply};
+use crate::protocol::{Limits, Parser, Reply, Request};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::collections::VecDeque;
@@ -47,38 +47,18 @@ pub async fn serve(
             Ok(n) => n,
         };
         buffer.extend_from_slice(&chunk[..read]);
-        let mut slots = Vec::new();
-        let mut close = false;
-        let mut used = 0;
-        while !close {
-            match parser.parse(&buffer[used..]) {
-                Parsed::Command { arguments, consumed } => {
-                    used += consumed;
-                    let name = arguments[0].to_ascii_uppercase();
-                    close = name == b"QUIT";
+        let requests = parser.take_requests(&mut buffer, query_bytes_max);
+        let close = requests.close;
+        let mut slots = Vec::with_capacity(requests.items.len());
+        for request in requests.items {
+            match request {
+                Request::Command(arguments) => {
                     let write = matches!(crate::kv::classify(&arguments), Ok(crate::kv::Access::Write));
                     events.push(Event::Client { conn, args: arguments }).await;
                     slots.push(Slot::Node { write });
                 }
-                Parsed::Incomplete { consumed } => {
-                    used += consumed;
-                    break;
-                }
-                Parsed::Rejected { rejection, consumed } => {
-                    used += consumed;
-                    slots.push(Slot::Local(rejection.reply()));
-                }
-                Parsed::Failed { error } => {
-                    slots.push(Slot::Local(error.reply()));
-                    close = true;
-                }
+                Request::Answered(reply) => slots.push(Slot::Local(reply)),
             }
-        }
-        buffer.drain(..used);
-        if !close && buffer.len() + parser.held_bytes() > query_bytes_max {
-            let text = format!("ERR query buffer over {query_bytes_max} bytes; closing the connection");
-            slots.push(Slot::Local(Reply::error(text)));
-            close = true;
         }
         let started = Instant::now();
         for slot in slots {
