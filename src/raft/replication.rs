@@ -374,19 +374,22 @@ impl Raft {
 
     fn send_snapshot_chunk(&mut self, peer: NodeId) {
         let chunk_max = self.config.snapshot_chunk_bytes_max;
-        let Some(snapshot) = self.snapshot.clone() else { return };
+        let Some(newest) = self.snapshot.as_ref().map(|s| s.meta.index) else { return };
         let Some(progress) = self.leader_state().progress.get_mut(&peer) else { return };
         let ReplicationState::Snapshot { index, offset } = progress.state else { return };
-        if index != snapshot.meta.index {
+        if index != newest {
             // A newer snapshot replaced the one being sent: start over.
-            progress.become_snapshot(snapshot.meta.index);
+            progress.become_snapshot(newest);
             return self.send_snapshot_chunk(peer);
         }
+        // Copy only this chunk (and the metadata), never the whole snapshot.
+        let snapshot = self.snapshot.as_ref().expect("checked above");
         let total_bytes = snapshot.data.len() as u64;
         let start = offset.min(total_bytes);
         let end = (start + chunk_max).min(total_bytes);
         let data = snapshot.data[start as usize..end as usize].to_vec();
-        let kind = MessageKind::InstallSnapshot { meta: snapshot.meta, total_bytes, offset: start, data };
+        let meta = snapshot.meta.clone();
+        let kind = MessageKind::InstallSnapshot { meta, total_bytes, offset: start, data };
         self.send(peer, kind);
     }
 

@@ -29,9 +29,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Bytes of snapshot per `InstallSnapshot` message (see `serve`).
-const SNAPSHOT_CHUNK_BYTES_MAX: u64 = 8 << 20;
-const _: () = assert!(SNAPSHOT_CHUNK_BYTES_MAX < crate::frame::FRAME_PAYLOAD_BYTES_MAX as u64 / 2);
 /// Events waiting for the loop before producers must wait.
 const EVENTS_MAX: usize = 64 * 1024;
 
@@ -150,13 +147,6 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     let mut node_config = NodeConfig::new(id);
     node_config.raft.heartbeat_ticks = config.heartbeat_ticks;
     node_config.raft.election_ticks = config.election_ticks;
-    // The core copies the whole snapshot for every chunk it sends
-    // (`send_snapshot_chunk` clones it), so a 90 MB snapshot in 1 MiB
-    // chunks moved 8 GB through memcpy on the leader's loop, long enough
-    // to miss heartbeats and lose its quorum (benches/cluster.rs memory
-    // load). Eight times larger chunks copy eight times less; a chunk is
-    // still far below a peer frame's 64 MiB.
-    node_config.raft.snapshot_chunk_bytes_max = SNAPSHOT_CHUNK_BYTES_MAX;
     node_config.snapshot_entries = config.snapshot_entries;
     node_config.cluster_id = cluster_id;
     node_config.me = Some(me.clone());
