@@ -1,22 +1,27 @@
 //! One turn of a shell: what the production runtime and the simulator both
 //! do with a node's output, so the simulator tests the same sequence.
 //!
-//! Until the node has nothing more to say: take its output; hand every
-//! message to `send` (they may leave before the fsync: the core holds back
-//! whatever promises durability); hand every reply to `reply` (each is
-//! already backed by durable state); write all records of the output with
-//! one write and one fdatasync, then report them `persisted`; save a
-//! compaction snapshot if there is one. An error from the WAL is fatal: the
-//! caller stops the node.
+//! The loop and the disk run side by side. [`drain`] takes the node's output
+//! until it has nothing more to say: every message goes to `send` (they may
+//! leave before the fsync: the core holds back whatever promises
+//! durability), every reply to `reply` (each is already backed by durable
+//! state), and every record and compaction snapshot, in order, to `disk` as
+//! a [`DiskJob`]. The loop does not wait for the disk: while one fsync runs
+//! it goes on taking requests and replicating, and whatever queued up in the
+//! meantime is the next group commit. The disk side ([`write`]) makes a
+//! batch of jobs durable in order, with one write and one fdatasync for all
+//! the records between snapshots, and the shell feeds the last `Lsn` back
+//! as [`Input::Persisted`]. An error from the WAL is fatal: the caller
+//! stops the node.
 
 use crate::node::{ConnId, Node, NodeMessage};
 use crate::protocol::Reply;
 use crate::raft::Raft;
-use crate::raft::{Lsn, NodeId, PlantedBug, Record, Recovered};
+use crate::raft::{Lsn, NodeId, PlantedBug, Record, Recovered, Snapshot};
 use crate::wal::disk::Disk;
 use crate::wal::{Wal, WalError};
 
-/// Work done by turns, for statistics.
+/// Work done by turns and by the disk, for statistics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TurnStats {
     /// Rounds of output performed.
@@ -26,14 +31,24 @@ pub struct TurnStats {
     pub snapshots: u64,
 }
 
-/// Performs the node's output until it is idle.
-pub async fn drain<D: Disk>(
+/// Something the node handed out to make durable, in the node's order.
+#[derive(Debug)]
+pub enum DiskJob {
+    /// Records to append; the last one's `Lsn` goes back as `persisted`.
+    Append(Vec<(Lsn, Record)>),
+    /// A compaction snapshot to store.
+    Snapshot(Snapshot),
+}
+
+/// Performs the node's output until it is idle, handing durable work to
+/// `disk` without waiting for it.
+pub fn drain(
     node: &mut Node,
-    wal: &mut Wal<D>,
     mut send: impl FnMut(NodeId, NodeMessage),
     mut reply: impl FnMut(ConnId, Reply),
+    mut disk: impl FnMut(DiskJob),
     stats: &mut TurnStats,
-) -> Result<(), WalError> {
+) {
     let ack_early = node.raft().config().planted_bug.active(PlantedBug::AckBeforeFsync);
     loop {
         let output = node.take_output();
@@ -42,7 +57,7 @@ pub async fn drain<D: Disk>(
             && output.replies.is_empty()
             && output.snapshot.is_none();
         if idle {
-            return Ok(());
+            return;
         }
         stats.rounds += 1;
         for (to, message) in output.send {
@@ -51,37 +66,56 @@ pub async fn drain<D: Disk>(
         for (conn, answer) in output.replies {
             reply(conn, answer);
         }
-        let mut records = output.persist;
-        let mut snapshot = output.snapshot;
-        if let Some((last, _)) = records.last() {
+        if let Some((last, _)) = output.persist.last() {
             let last = *last;
+            disk(DiskJob::Append(output.persist));
             if ack_early {
                 // The planted bug: report durable, and let out what that
                 // releases (acknowledgements, replies), before the fsync.
                 node.persisted(last);
-                let early = node.take_output();
-                for (to, message) in early.send {
-                    send(to, message);
-                }
-                for (conn, answer) in early.replies {
-                    reply(conn, answer);
-                }
-                records.extend(early.persist);
-                snapshot = early.snapshot.or(snapshot);
-            }
-            wal.append(&records).await?;
-            stats.fsyncs += 1;
-            stats.records += records.len() as u64;
-            if let Some((last, _)) = records.last() {
-                node.persisted(*last);
             }
         }
-        if let Some(snapshot) = snapshot {
-            wal.save_snapshot(&snapshot).await?;
-            stats.snapshots += 1;
-            tracing::info!(index = snapshot.meta.index.0, bytes = snapshot.data.len(), "snapshot saved");
+        if let Some(snapshot) = output.snapshot {
+            disk(DiskJob::Snapshot(snapshot));
         }
     }
+}
+
+/// The disk's side of a turn: makes `jobs` durable in order, one write and
+/// one fdatasync for the records between snapshots. Returns the last `Lsn`
+/// now durable, if the jobs held records.
+pub async fn write<D: Disk>(
+    wal: &mut Wal<D>,
+    jobs: Vec<DiskJob>,
+    stats: &mut TurnStats,
+) -> Result<Option<Lsn>, WalError> {
+    let mut records = Vec::new();
+    let mut durable = None;
+    let mut jobs = jobs.into_iter().peekable();
+    while let Some(job) = jobs.next() {
+        match job {
+            DiskJob::Append(batch) => {
+                if records.is_empty() {
+                    records = batch;
+                } else {
+                    records.extend(batch);
+                }
+                if matches!(jobs.peek(), Some(DiskJob::Append(_))) {
+                    continue;
+                }
+                durable = wal.append(&records).await?.or(durable);
+                stats.fsyncs += 1;
+                stats.records += records.len() as u64;
+                records.clear();
+            }
+            DiskJob::Snapshot(snapshot) => {
+                wal.save_snapshot(&snapshot).await?;
+                stats.snapshots += 1;
+                tracing::info!(index = snapshot.meta.index.0, bytes = snapshot.data.len(), "snapshot saved");
+            }
+        }
+    }
+    Ok(durable)
 }
 
 /// What a shell hands the node: everything its tasks saw since the last
@@ -89,10 +123,18 @@ pub async fn drain<D: Disk>(
 #[derive(Debug)]
 pub enum Input {
     Opened(ConnId),
-    Client { conn: ConnId, args: Vec<Vec<u8>> },
+    Client {
+        conn: ConnId,
+        args: Vec<Vec<u8>>,
+    },
     Closed(ConnId),
-    Peer { from: NodeId, message: NodeMessage },
+    Peer {
+        from: NodeId,
+        message: NodeMessage,
+    },
     Tick,
+    /// The disk made every record through this `Lsn` durable.
+    Persisted(Lsn),
 }
 
 pub fn feed(node: &mut Node, input: Input, now_ms: u64) {
@@ -102,6 +144,7 @@ pub fn feed(node: &mut Node, input: Input, now_ms: u64) {
         Input::Closed(conn) => node.disconnected(conn),
         Input::Peer { from, message } => node.step(from, message),
         Input::Tick => node.tick(now_ms),
+        Input::Persisted(lsn) => node.persisted(lsn),
     }
 }
 

@@ -1173,15 +1173,47 @@ fn restarted_node_restores_term_vote_log_and_reapplies_committed_entries() {
     let applied = cluster.node(follower).applied.clone();
     assert!(before.vote().is_some());
 
+    let durable_commit = cluster.node(follower).durable.hard_state.commit;
+
     cluster.crash(follower);
 
     let after = cluster.raft(follower);
     assert_eq!(after.term(), before.term());
     assert_eq!(after.vote(), before.vote());
     assert_eq!(entries(after), entries(&before));
-    assert_eq!(after.commit(), before.commit());
+    assert_eq!(after.commit(), durable_commit, "the commit index written last is restored");
+    let reapplied = cluster.node(follower).applied.clone();
+    assert_eq!(reapplied[..], applied[..reapplied.len()], "what it covers is applied again at once");
+    cluster.tick_rounds(1);
+    assert_eq!(cluster.raft(follower).commit(), before.commit(), "the leader's heartbeat brings the rest");
     assert_eq!(cluster.node(follower).applied, applied, "committed entries are applied again");
     assert_eq!(applied_commands(cluster.node(follower)), vec![command("a"), command("b"), command("c")]);
+}
+
+/// A hard state that only moves the commit index rides along with other
+/// records and never costs an fsync of its own; term and vote changes do.
+#[test]
+fn a_commit_index_change_alone_is_never_written() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.tick_until_leader();
+    let (index, _) = cluster.propose(leader, "a");
+    cluster.deliver_all();
+    cluster.sync_all();
+    cluster.deliver_all();
+    assert_eq!(cluster.raft(leader).commit(), index, "committed");
+    assert!(cluster.node(leader).unsynced.is_empty(), "written: {:?}", cluster.node(leader).unsynced);
+    assert!(cluster.node(leader).durable.hard_state.commit < index);
+
+    let (next, _) = cluster.propose(leader, "b");
+    let unsynced = &cluster.node(leader).unsynced;
+    let hard_states: Vec<_> = unsynced
+        .iter()
+        .filter_map(|(_, record)| match record {
+            Record::HardState(hard_state) => Some(hard_state.commit),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hard_states, vec![index], "the commit rides with entry {next}: {unsynced:?}");
 }
 
 #[test]

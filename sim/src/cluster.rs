@@ -58,7 +58,7 @@ use cashe::node::{
 use cashe::protocol::reply::{decode, encode_command};
 use cashe::protocol::{Limits, Parser, Reply, Request};
 use cashe::raft::{Index, NodeId, PlantedBug, SplitMix64, Term};
-use cashe::turn::{self, TurnStats};
+use cashe::turn::{self, DiskJob, TurnStats};
 use cashe::wal::disk::{Disk, DiskFile};
 use cashe::wal::sim_disk::{CrashOptions, SimDisk, SimFile};
 use cashe::wal::{Wal, WalOptions};
@@ -321,7 +321,34 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stats = TurnStats::default();
+    // The disk runs beside the loop, as in the server: the loop hands it
+    // jobs and goes on; it reports what became durable as `Persisted`.
+    let (disk_jobs, mut disk_queue) = mpsc::unbounded_channel::<DiskJob>();
+    let disk_failed: Rc<RefCell<Option<String>>> = Rc::default();
+    {
+        let (events, failed) = (events.clone(), disk_failed.clone());
+        tokio::task::spawn_local(async move {
+            let mut stats = TurnStats::default();
+            while let Some(job) = disk_queue.recv().await {
+                let mut batch = vec![job];
+                while let Ok(job) = disk_queue.try_recv() {
+                    batch.push(job);
+                }
+                match turn::write(&mut wal, batch, &mut stats).await {
+                    Ok(Some(lsn)) => _ = events.send(Event::Persisted(lsn)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        *failed.borrow_mut() = Some(e.to_string());
+                        return;
+                    }
+                }
+            }
+        });
+    }
     loop {
+        if let Some(e) = disk_failed.borrow_mut().take() {
+            return Err(format!("{name}: {e}").into());
+        }
         let mut batch = Vec::new();
         let mut tick = false;
         tokio::select! {
@@ -375,9 +402,8 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
                 let _ = sender.send(reply);
             }
         };
-        turn::drain(&mut node, &mut wal, send, reply, &mut stats)
-            .await
-            .map_err(|e| format!("{name}: {e}"))?;
+        let to_disk = |job: DiskJob| _ = disk_jobs.send(job);
+        turn::drain(&mut node, send, reply, to_disk, &mut stats);
         observe(&shared, &name, &node);
         if node.is_removed() {
             shared.borrow_mut().trace.event(format!("{name} learns it was removed and stops"));

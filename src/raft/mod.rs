@@ -491,9 +491,18 @@ impl Raft {
 
     /// Hands out the hard state if it changed; returns the `Lsn` that makes
     /// the current hard state durable.
+    ///
+    /// A change of the commit index alone rides along with other records
+    /// and is never the only record of an output: nothing waits for the
+    /// commit index to be durable (a restart that recovers an older one
+    /// re-applies less and learns the rest from the leader, whose noop
+    /// commits it again), so it must not cost an fsync of its own (etcd's
+    /// `MustSync`). Term and vote always go out at once.
     fn save_hard_state(&mut self) -> Lsn {
         let current = self.hard_state();
-        if current != self.saved_hard_state {
+        let saved = self.saved_hard_state;
+        let commit_only = current.term == saved.term && current.vote == saved.vote;
+        if current != saved && !(commit_only && self.output.persist.is_empty()) {
             self.saved_hard_state = current;
             return self.persist(Record::HardState(current));
         }

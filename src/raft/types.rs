@@ -194,8 +194,9 @@ impl Entry {
 }
 
 /// The part of a node's state that must survive a restart besides the log
-/// (Raft paper Figure 2, plus the commit index so a restart re-applies no
-/// less than it had).
+/// (Raft paper Figure 2, plus the commit index as of the last record
+/// written, so a restart re-applies what it can without waiting for a
+/// leader; the core never writes a hard state only to move the commit).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct HardState {
     pub term: Term,

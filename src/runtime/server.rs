@@ -1,13 +1,15 @@
 //! The server: start-up (recover, bootstrap or join), the listeners, and
 //! the loop that drives the node (DESIGN §8).
 //!
-//! Every task (client connections, peer readers, the ticker) only turns
-//! bytes into [`Event`]s and puts them in one mailbox. The loop takes all
-//! queued events at once, feeds them to the node, and performs its output:
-//! messages to peer queues, replies to connections, then one write + one
-//! fdatasync for every record of the turn, then `persisted`, repeating
-//! until the node has nothing more to say. Everything that arrived during
-//! the fsync is the next batch: that is the group commit.
+//! Every task (client connections, peer readers, the ticker, the disk) only
+//! turns what it saw into [`Event`]s and puts them in one mailbox. The loop
+//! takes all queued events at once, feeds them to the node, and performs its
+//! output (`turn::drain`): messages to peer queues, replies to connections,
+//! records and snapshots to the disk task's queue. The disk task writes
+//! everything queued with one write + one fdatasync (`turn::write`) and
+//! reports the last `Lsn` back as `Event::Persisted`, which releases what
+//! waited for it. The loop never waits for an fsync: everything handed out
+//! while one runs is the next group commit.
 
 use super::client;
 use super::disk::GlommioDisk;
@@ -15,8 +17,8 @@ use super::mailbox::Mailbox;
 use super::peer::{self, AddressBook, PeerFrame, PeerLink};
 use crate::node::{ConnId, MemberInfo, Node, NodeConfig, NodeMessage, FOUNDER};
 use crate::protocol::{Limits, Reply};
-use crate::raft::NodeId;
-use crate::turn::{self, TurnStats};
+use crate::raft::{Lsn, NodeId};
+use crate::turn::{self, DiskJob, TurnStats};
 use crate::wal::{Wal, WalOptions};
 use glommio::net::TcpListener;
 use hdrhistogram::Histogram;
@@ -31,6 +33,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Events waiting for the loop before producers must wait.
 const EVENTS_MAX: usize = 64 * 1024;
+
+/// Records handed to the disk and not yet durable before the loop stops
+/// taking new work and waits for the disk (a stalled disk must not turn
+/// into unbounded memory).
+const DISK_BACKLOG_MAX: u64 = 64 * 1024;
 
 /// Everything the command line decides.
 #[derive(Clone, Debug)]
@@ -77,6 +84,44 @@ impl Shared {
     pub fn record_write_latency(&self, latency: Duration) {
         let micros = latency.as_micros().min(u128::from(u64::MAX)) as u64;
         let _ = self.write_latency_us.borrow_mut().record(micros.max(1));
+    }
+}
+
+/// What the disk task shares with the loop.
+#[derive(Default)]
+struct DiskState {
+    /// The last `Lsn` made durable.
+    durable: std::cell::Cell<Lsn>,
+    /// Work done, for INFO.
+    stats: std::cell::Cell<TurnStats>,
+    /// Why the disk task stopped, if it did.
+    failed: RefCell<Option<String>>,
+}
+
+/// Makes the node's records durable in the order they were handed out and
+/// reports progress to the loop; stops at the first error (fail-stop).
+async fn disk_task(
+    mut wal: Wal<GlommioDisk>,
+    jobs: Mailbox<DiskJob>,
+    events: Mailbox<Event>,
+    state: Rc<DiskState>,
+) {
+    let mut stats = TurnStats::default();
+    loop {
+        let batch = jobs.take_all().await;
+        match turn::write(&mut wal, batch, &mut stats).await {
+            Ok(durable) => {
+                state.stats.set(stats);
+                if let Some(lsn) = durable {
+                    state.durable.set(lsn);
+                    events.push(Event::Persisted(lsn)).await;
+                }
+            }
+            Err(e) => {
+                *state.failed.borrow_mut() = Some(e.to_string());
+                return;
+            }
+        }
     }
 }
 
@@ -215,7 +260,21 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     let mut stopping: Option<u64> = None;
     let mut ticks = 0u64;
     let mut stats = TurnStats::default();
+    let disk_jobs: Mailbox<DiskJob> = Mailbox::new(usize::MAX);
+    let disk = Rc::new(DiskState::default());
+    glommio::spawn_local(disk_task(wal, disk_jobs.clone(), events.clone(), disk.clone())).detach();
+    let mut handed_out = Lsn(0);
     loop {
+        if handed_out.0.saturating_sub(disk.durable.get().0) > DISK_BACKLOG_MAX {
+            tracing::warn!(
+                backlog = handed_out.0 - disk.durable.get().0,
+                "the disk is behind; waiting for it"
+            );
+            wait_for_disk(&disk, handed_out, Duration::MAX).await;
+        }
+        if let Some(e) = disk.failed.borrow_mut().take() {
+            return Err(format!("stopping: {e}"));
+        }
         let batch = events.take_all().await;
         let now = wall_ms();
         for event in batch {
@@ -237,9 +296,13 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
                 let _ = mailbox.try_push(reply);
             }
         };
-        turn::drain(&mut node, &mut wal, send, reply, &mut stats)
-            .await
-            .map_err(|e| format!("stopping: {e}"))?;
+        let to_disk = |job: DiskJob| {
+            if let DiskJob::Append(records) = &job {
+                handed_out = records.last().map_or(handed_out, |(lsn, _)| *lsn);
+            }
+            let _ = disk_jobs.try_push(job);
+        };
+        turn::drain(&mut node, send, reply, to_disk, &mut stats);
         if let Some(reason) = node.fatal() {
             return Err(format!("stopping: {reason}"));
         }
@@ -248,6 +311,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             return Ok(Stopped::Removed);
         }
         if ticks.is_multiple_of(50) {
+            let stats = TurnStats { rounds: stats.rounds, ..disk.stats.get() };
             refresh(&mut node, &book, &links, &counters, &stats, &shared, started);
         }
         if config.stop.load(Ordering::Relaxed) {
@@ -262,6 +326,9 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
                 ticks_now + u64::from(config.election_ticks) * 2
             });
             if !node.raft().is_leader() || node.raft().transfer_target().is_none() || ticks >= deadline {
+                // Nothing waiting for the disk was acknowledged, but a clean
+                // stop leaves the log as complete as it can.
+                wait_for_disk(&disk, handed_out, config.tick * config.election_ticks).await;
                 tracing::info!(leader = node.raft().is_leader(), "stopped");
                 return Ok(Stopped::Signal);
             }
@@ -306,6 +373,14 @@ fn refresh(
         pair("write_latency_p999_us", latency.value_at_quantile(0.999).to_string()),
         pair("write_latency_max_us", latency.max().to_string()),
     ];
+}
+
+/// Waits until the disk made `lsn` durable, failed, or `limit` passed.
+async fn wait_for_disk(disk: &DiskState, lsn: Lsn, limit: Duration) {
+    let started = Instant::now();
+    while disk.durable.get() < lsn && disk.failed.borrow().is_none() && started.elapsed() < limit {
+        glommio::timer::sleep(Duration::from_micros(200)).await;
+    }
 }
 
 async fn ticker(events: Mailbox<Event>, tick: Duration) {
