@@ -23,6 +23,7 @@ fn config(id: u64, snapshot_entries: u64) -> NodeConfig {
     let mut config = NodeConfig::new(NodeId(id));
     config.raft.election_ticks = 5;
     config.snapshot_entries = snapshot_entries;
+    config.log_retain_entries = 0;
     config.forward_timeout_ticks = 20;
     config
 }

@@ -1125,7 +1125,7 @@ fn follower_behind_compaction_installs_a_chunked_snapshot_then_catches_up() {
     cluster.settle();
     let data = command("state-at-c, 23 bytes ok");
     let compacted = cluster.raft(leader).applied();
-    cluster.on(leader, |raft| raft.compact(compacted, data.clone()));
+    cluster.on(leader, |raft| raft.compact(compacted, data.clone(), 0));
     assert_eq!(cluster.raft(leader).log().snapshot_index(), compacted);
     cluster.propose(leader, "d");
     cluster.settle();
@@ -1151,10 +1151,46 @@ fn follower_behind_compaction_installs_a_chunked_snapshot_then_catches_up() {
     assert_eq!(reassembled, data);
     let restored = &cluster.node(behind).restored;
     assert_eq!(restored.len(), 1, "installed once");
-    assert_eq!((restored[0].meta.index, &restored[0].data), (compacted, &data));
+    assert_eq!((restored[0].meta.index, restored[0].data.as_slice()), (compacted, data.as_slice()));
     assert_eq!(cluster.raft(behind).log().last_index(), cluster.raft(leader).log().last_index());
     assert_eq!(cluster.raft(behind).commit(), cluster.raft(leader).commit());
     assert_eq!(applied_commands(cluster.node(behind)), vec![command("d"), command("e")]);
+    assert!(cluster.raft(leader).snapshot().is_none(), "the leader holds a snapshot only while sending it");
+    assert!(cluster.raft(behind).snapshot().is_none(), "a follower does not keep what it installed");
+}
+
+#[test]
+fn follower_within_the_retained_entries_catches_up_from_the_log_without_a_snapshot() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.tick_until_leader();
+    let behind = cluster.others(leader)[0];
+    cluster.isolate(behind);
+    for text in ["a", "b", "c"] {
+        cluster.propose(leader, text);
+    }
+    cluster.settle();
+    let compacted = cluster.raft(leader).applied();
+    let behind_last = cluster.raft(behind).log().last_index();
+    let retain = compacted.0 - behind_last.0;
+    cluster.on(leader, |raft| raft.compact(compacted, command("state"), retain));
+    assert_eq!(cluster.raft(leader).snapshot_index(), compacted);
+    assert_eq!(cluster.raft(leader).log().snapshot_index(), behind_last, "the log keeps {retain} entries");
+
+    cluster.heal();
+    let mark = cluster.mark();
+    cluster.propose(leader, "d");
+    cluster.settle();
+    cluster.tick_rounds(2);
+
+    let snapshots = cluster
+        .sent_since(mark, leader, behind)
+        .into_iter()
+        .filter(|m| matches!(m.kind, MessageKind::InstallSnapshot { .. }))
+        .count();
+    assert_eq!(snapshots, 0, "sent a snapshot to a follower the log still covers");
+    assert!(cluster.node(behind).restored.is_empty());
+    let expected = ["a", "b", "c", "d"].map(command).to_vec();
+    assert_eq!(applied_commands(cluster.node(behind)), expected);
 }
 
 // ----- restart ------------------------------------------------------------

@@ -29,7 +29,7 @@ fn snapshot(index: u64, term: u64, data: &str) -> Snapshot {
     let membership = Membership::with_voters([NodeId(1), NodeId(2), NodeId(3)]);
     Snapshot {
         meta: SnapshotMeta { index: Index(index), term: Term(term), membership },
-        data: data.as_bytes().to_vec(),
+        data: data.as_bytes().to_vec().into(),
     }
 }
 

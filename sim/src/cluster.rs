@@ -291,6 +291,7 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     config.raft.inflight_appends_max = [1, 4, 64][below(&mut run_rng, 3) as usize];
     config.raft.planted_bug = bug;
     config.snapshot_entries = 64;
+    config.log_retain_entries = [0, 16, 64][below(&mut run_rng, 3) as usize];
     config.forward_timeout_ticks = 40;
     config.cluster_id = CLUSTER_ID;
     config.me = Some(me.clone());

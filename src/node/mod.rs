@@ -126,6 +126,9 @@ pub struct NodeConfig {
     /// Compact the log once this many entries are applied past the
     /// snapshot (staggered by member number, see `compaction_threshold`).
     pub snapshot_entries: u64,
+    /// Entries up to the snapshot kept in memory for followers a little
+    /// behind (`Raft::compact`).
+    pub log_retain_entries: u64,
     /// The cluster this node belongs to (from the data directory's `meta`).
     pub cluster_id: u64,
     /// This node's own name and addresses; when set, a leader records them
@@ -141,6 +144,7 @@ impl NodeConfig {
             expiry_ticks: 10,
             expiry_batch_keys_max: 256,
             snapshot_entries: 100_000,
+            log_retain_entries: 50_000,
             cluster_id: 0,
             me: None,
         }
@@ -665,8 +669,8 @@ impl Node {
         }
     }
 
-    /// Compacts the log once enough entries are applied past the snapshot.
-    /// Returns whether it did.
+    /// Compacts the log once enough entries are applied past the snapshot,
+    /// or makes a snapshot the core asked for. Returns whether it did.
     /// Members apply the same entries, so with one threshold they would all
     /// stop at the same index to encode and write a snapshot; while both
     /// followers write, the leader hears from no quorum, and if that lasts
@@ -681,12 +685,17 @@ impl Node {
 
     fn maybe_compact(&mut self) -> bool {
         let applied = self.raft.applied();
-        let due = applied.0.saturating_sub(self.raft.log().snapshot_index().0) >= self.compaction_threshold();
-        if due {
+        let newest = self.raft.snapshot_index().max(self.raft.log().snapshot_index());
+        let due = applied.0.saturating_sub(newest.0) >= self.compaction_threshold();
+        // The core released its snapshot and a follower needs one: a fresh
+        // one at the applied index (the newest one again if nothing was
+        // applied since).
+        let wanted = self.raft.wants_snapshot();
+        if due || wanted {
             let data = encode_snapshot(&self.directory, &self.store);
-            self.raft.compact(applied, data);
+            self.raft.compact(applied, data, self.config.log_retain_entries);
         }
-        due
+        due || wanted
     }
 }
 
@@ -699,12 +708,23 @@ struct NodeSnapshot {
     store: Vec<u8>,
 }
 
+/// What [`NodeSnapshot`] encodes to, from borrowed parts.
+#[derive(Serialize)]
+struct NodeSnapshotRef<'a> {
+    format: u32,
+    directory: &'a Directory,
+    store: &'a [u8],
+}
+
 const NODE_SNAPSHOT_FORMAT: u32 = 1;
 
 fn encode_snapshot(directory: &Directory, store: &Store) -> Vec<u8> {
-    let snapshot =
-        NodeSnapshot { format: NODE_SNAPSHOT_FORMAT, directory: directory.clone(), store: store.snapshot() };
-    postcard::to_stdvec(&snapshot).expect("in-memory encoding cannot fail")
+    let store = store.snapshot();
+    // Sized up front: the store's bytes are copied once, not regrown.
+    let directory_bytes = postcard::experimental::serialized_size(directory).unwrap_or(0);
+    let out = Vec::with_capacity(store.len() + directory_bytes + 32);
+    let snapshot = NodeSnapshotRef { format: NODE_SNAPSHOT_FORMAT, directory, store: &store };
+    postcard::to_extend(&snapshot, out).expect("in-memory encoding cannot fail")
 }
 
 fn decode_snapshot(bytes: &[u8]) -> Result<(Directory, Store), String> {

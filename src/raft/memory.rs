@@ -70,7 +70,16 @@ impl Replica {
         if let Some(snapshot) = output.snapshot {
             self.durable.install_snapshot(snapshot);
         }
-        output.send
+        let mut send = output.send;
+        // The core released its snapshot and a follower needs it: hand it
+        // back from the disk, as a state machine would make it again.
+        if self.raft.wants_snapshot() {
+            if let Some(snapshot) = self.durable.snapshot.clone() {
+                self.raft.compact(snapshot.meta.index, snapshot.data.to_vec(), 0);
+                send.extend(self.drain());
+            }
+        }
+        send
     }
 
     /// fsync: every unsynced record becomes durable, then `persisted`.

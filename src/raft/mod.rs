@@ -197,8 +197,15 @@ pub struct Raft {
     /// started (candidates), or since the last quorum check (leader).
     election_elapsed: u32,
     randomized_election_ticks: u32,
-    /// The newest snapshot, sent to followers that fell behind compaction.
+    /// The newest snapshot, while a follower that fell behind compaction
+    /// is being sent it; released otherwise (it is the size of the whole
+    /// key space, and the disk holds it).
     snapshot: Option<Snapshot>,
+    /// The index of the newest snapshot, held or released.
+    snapshot_index: Index,
+    /// A follower needs a snapshot and none is held: the state machine is
+    /// asked for one (`wants_snapshot`, answered with `compact`).
+    snapshot_wanted: bool,
     incoming_snapshot: Option<IncomingSnapshot>,
     /// Installed snapshot to hand to the state machine once durable.
     pending_restore: Option<(Lsn, Snapshot)>,
@@ -264,7 +271,9 @@ impl Raft {
             rng: SplitMix64::new(seed),
             election_elapsed: 0,
             randomized_election_ticks: config.election_ticks,
+            snapshot_index,
             snapshot: recovered.snapshot,
+            snapshot_wanted: false,
             incoming_snapshot: None,
             pending_restore: None,
             next_lsn: Lsn(1),
@@ -376,6 +385,7 @@ impl Raft {
         if self.is_leader() {
             self.start_read_round_if_needed();
         }
+        self.release_snapshot_if_unused();
         self.save_hard_state();
         std::mem::take(&mut self.output)
     }
@@ -440,8 +450,21 @@ impl Raft {
     pub fn hard_state(&self) -> HardState {
         HardState { term: self.term, vote: self.vote, commit: self.commit }
     }
+    /// The newest snapshot, if it is held (see `wants_snapshot`).
     pub fn snapshot(&self) -> Option<&Snapshot> {
         self.snapshot.as_ref()
+    }
+
+    /// The index of the newest snapshot, held or not (0: none yet).
+    pub fn snapshot_index(&self) -> Index {
+        self.snapshot_index
+    }
+
+    /// Whether a follower waits for a snapshot the core no longer holds:
+    /// the shell should `compact` at the applied index (which, at the
+    /// newest snapshot's own index, just hands the data back).
+    pub fn wants_snapshot(&self) -> bool {
+        self.snapshot_wanted && self.snapshot.is_none() && self.is_leader()
     }
 
     // ----- role transitions --------------------------------------------

@@ -339,21 +339,70 @@ impl Raft {
     // ----- snapshots ----------------------------------------------------
 
     /// The state machine's state at `index` (already applied) is `data`:
-    /// compact the log up to it and hand the snapshot to the shell.
-    pub fn compact(&mut self, index: Index, data: Vec<u8>) {
+    /// hand the snapshot to the shell and compact the log, keeping the
+    /// `retain` entries up to `index` in memory. A follower a little behind
+    /// (a pipelined window in flight, a pause to write its own snapshot)
+    /// then still gets entries from the log instead of the whole snapshot.
+    pub fn compact(&mut self, index: Index, data: Vec<u8>, retain: u64) {
         assert!(index <= self.applied, "snapshot at {index} beyond applied {}", self.applied);
-        if index <= self.log.snapshot_index() {
+        let newest = self.snapshot_index;
+        let again = index == newest && self.snapshot.is_none();
+        if index < newest || (index == newest && !again) || index < self.log.snapshot_index() {
             return;
         }
         let term = self.log.term(index).expect("applied entries are in the log");
         let membership = self.membership_at(index);
-        let snapshot = Snapshot { meta: SnapshotMeta { index, term, membership }, data };
-        self.log.compact_to(index);
-        let keep_from = self.memberships.iter().rposition(|(i, _)| *i <= index).unwrap_or(0);
-        self.memberships.drain(..keep_from);
-        self.memberships[0].0 = self.memberships[0].0.max(index);
+        let snapshot = Snapshot { meta: SnapshotMeta { index, term, membership }, data: data.into() };
+        self.snapshot_wanted = false;
+        if again {
+            // The released newest snapshot, made again for a follower; the
+            // disk already has it.
+            self.snapshot = Some(snapshot);
+            self.send_waiting_snapshots();
+            return;
+        }
+        self.snapshot_index = index;
+        let point = Index(index.0.saturating_sub(retain));
+        if point > self.log.snapshot_index() {
+            self.log.compact_to(point);
+            let keep_from = self.memberships.iter().rposition(|(i, _)| *i <= point).unwrap_or(0);
+            self.memberships.drain(..keep_from);
+            self.memberships[0].0 = self.memberships[0].0.max(point);
+        }
         self.snapshot = Some(snapshot.clone());
         self.output.snapshot = Some(snapshot);
+        self.send_waiting_snapshots();
+    }
+
+    /// Starts (or restarts, with the newest snapshot) every follower that
+    /// waits for a snapshot.
+    fn send_waiting_snapshots(&mut self) {
+        let RoleState::Leader(state) = &self.role else { return };
+        let waiting: Vec<NodeId> = state
+            .progress
+            .iter()
+            .filter(|(_, p)| matches!(p.state, ReplicationState::Snapshot { .. }))
+            .map(|(id, _)| *id)
+            .collect();
+        for peer in waiting {
+            self.send_snapshot_chunk(peer);
+        }
+    }
+
+    /// Drops the held snapshot once no follower is being sent it.
+    pub(super) fn release_snapshot_if_unused(&mut self) {
+        let sending = match &self.role {
+            RoleState::Leader(state) => {
+                state.progress.values().any(|p| matches!(p.state, ReplicationState::Snapshot { .. }))
+            }
+            _ => false,
+        };
+        if !sending {
+            self.snapshot = None;
+        }
+        if !self.is_leader() {
+            self.snapshot_wanted = false;
+        }
     }
 
     fn membership_at(&self, index: Index) -> super::Membership {
@@ -362,10 +411,13 @@ impl Raft {
     }
 
     fn start_snapshot(&mut self, peer: NodeId) {
-        let Some(index) = self.snapshot.as_ref().map(|s| s.meta.index) else {
-            unreachable!("compacted log without a snapshot")
-        };
+        let index = self.snapshot_index;
         tracing::info!(id = %self.id(), %peer, %index, "follower needs a snapshot");
+        if self.snapshot.is_none() {
+            // Released: the state machine makes it again before the next
+            // output (`wants_snapshot`); until then the follower waits.
+            self.snapshot_wanted = true;
+        }
         if let Some(progress) = self.leader_state().progress.get_mut(&peer) {
             progress.become_snapshot(index);
         }
@@ -418,6 +470,12 @@ impl Raft {
         }
         let same = incoming.meta == meta && incoming.total_bytes == total_bytes;
         if same && offset == incoming.data.len() as u64 {
+            if offset == 0 {
+                // Room for the whole snapshot at once rather than doubling
+                // (and copying) its way up; a size no allocator grants (from
+                // a confused peer) just means growing as it arrives.
+                let _ = incoming.data.try_reserve_exact(usize::try_from(total_bytes).unwrap_or(usize::MAX));
+            }
             incoming.data.extend_from_slice(&data);
         }
         let received = if same { incoming.data.len() as u64 } else { 0 };
@@ -426,7 +484,7 @@ impl Raft {
             return;
         }
         let incoming = self.incoming_snapshot.take().expect("complete");
-        self.install_snapshot(Snapshot { meta: incoming.meta, data: incoming.data });
+        self.install_snapshot(Snapshot { meta: incoming.meta, data: incoming.data.into() });
         self.send_durable(from, MessageKind::InstallSnapshotResponse { index, next_offset: total_bytes });
     }
 
@@ -453,7 +511,7 @@ impl Raft {
         }
         let lsn = self.persist(Record::Snapshot(snapshot.clone()));
         self.pending_durable.push_back((lsn, self.log.last_index()));
-        self.snapshot = Some(snapshot.clone());
+        self.snapshot_index = self.snapshot_index.max(meta.index);
         self.pending_restore = Some((lsn, snapshot));
         self.on_membership_maybe_changed();
     }

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 
 macro_rules! newtype_u64 {
     ($(#[$meta:meta])* $name:ident) => {
@@ -212,11 +213,14 @@ pub struct SnapshotMeta {
     pub membership: Membership,
 }
 
-/// The state machine's state at `meta.index`, opaque to Raft.
+/// The state machine's state at `meta.index`, opaque to Raft. The data is
+/// shared, not copied, between the core (which sends it to followers), the
+/// disk that stores it and the state machine that restores from it: a
+/// snapshot is the size of the whole key space.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Snapshot {
     pub meta: SnapshotMeta,
-    pub data: Vec<u8>,
+    pub data: Arc<Vec<u8>>,
 }
 
 /// One durable change the core asks the shell to make, in `Lsn` order.

@@ -193,6 +193,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     node_config.raft.heartbeat_ticks = config.heartbeat_ticks;
     node_config.raft.election_ticks = config.election_ticks;
     node_config.snapshot_entries = config.snapshot_entries;
+    node_config.log_retain_entries = config.snapshot_entries / 2;
     node_config.cluster_id = cluster_id;
     node_config.me = Some(me.clone());
     // A forwarded write (or a read) waiting at a leader that died is only

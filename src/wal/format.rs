@@ -147,7 +147,16 @@ pub fn wal_record(record: &Record) -> WalRecord {
     }
 }
 
+/// A snapshot file: [`encode_snapshot_header`] followed by the data.
 pub fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
+    let mut out = encode_snapshot_header(snapshot);
+    out.extend_from_slice(&snapshot.data);
+    out
+}
+
+/// The header frame of a snapshot file; the data follows it unframed, so
+/// a writer can append it from the snapshot without copying it.
+pub fn encode_snapshot_header(snapshot: &Snapshot) -> Vec<u8> {
     let header = SnapshotHeader {
         magic: SNAPSHOT_MAGIC,
         format_version: FORMAT_VERSION,
@@ -155,9 +164,8 @@ pub fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
         data_bytes: snapshot.data.len() as u64,
         data_crc: crc32fast::hash(&snapshot.data),
     };
-    let mut out = Vec::with_capacity(snapshot.data.len() + 128);
+    let mut out = Vec::new();
     frame::encode(&to_bytes(&header), &mut out);
-    out.extend_from_slice(&snapshot.data);
     out
 }
 
@@ -174,7 +182,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, (u64, FormatError)> {
     if crc32fast::hash(data) != header.data_crc {
         return Err((used as u64, FormatError::Payload("snapshot data checksum mismatch".into())));
     }
-    Ok(Snapshot { meta: header.meta, data: data.to_vec() })
+    Ok(Snapshot { meta: header.meta, data: data.to_vec().into() })
 }
 
 pub fn segment_name(first_index: Index) -> String {

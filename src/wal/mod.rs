@@ -306,7 +306,8 @@ impl<D: Disk> Wal<D> {
             move |source| WalError::Io { path, source }
         };
         let mut file = self.disk.open_append(&temporary).await.map_err(io(&temporary))?;
-        file.append(&format::encode_snapshot(snapshot)).await.map_err(io(&temporary))?;
+        file.append(&format::encode_snapshot_header(snapshot)).await.map_err(io(&temporary))?;
+        file.append(&snapshot.data).await.map_err(io(&temporary))?;
         file.sync().await.map_err(io(&temporary))?;
         self.disk.rename(&temporary, &path).await.map_err(io(&path))?;
         sync_dir(&self.disk, SNAP_DIR).await?;
