@@ -890,6 +890,35 @@ fn reads_in_the_same_turn_share_one_heartbeat_round() {
     assert_eq!(cluster.node(leader).reads, answered);
 }
 
+/// Reads of later turns wait while a round is in flight and share the next
+/// one, which starts as soon as a quorum answers the first.
+#[test]
+fn reads_arriving_while_a_round_is_in_flight_share_the_next_round() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.tick_until_leader();
+    let commit = cluster.raft(leader).commit();
+    let mark = cluster.mark();
+    let heartbeats = |cluster: &Cluster| {
+        cluster.sent[mark..]
+            .iter()
+            .filter(|(from, _, m)| *from == leader && matches!(m.kind, MessageKind::Heartbeat { .. }))
+            .count()
+    };
+
+    cluster.on(leader, |raft| raft.read_index(ReadId(1)));
+    for read in 2..=5 {
+        cluster.on(leader, |raft| raft.read_index(ReadId(read)));
+    }
+    assert_eq!(heartbeats(&cluster), 2, "one round in flight, whatever the number of turns");
+    assert!(cluster.node(leader).reads.is_empty());
+
+    cluster.deliver_all();
+    assert_eq!(heartbeats(&cluster), 4, "the second round starts once the first is answered");
+    let answered: Vec<ReadState> =
+        (1..=5).map(|read| ReadState { read: ReadId(read), result: Ok(commit) }).collect();
+    assert_eq!(cluster.node(leader).reads, answered);
+}
+
 #[test]
 fn follower_read_is_forwarded_to_the_leader_and_answered_with_an_index() {
     let mut cluster = Cluster::new(3);

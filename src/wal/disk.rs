@@ -34,7 +34,8 @@ pub trait Disk {
 
 #[allow(async_fn_in_trait)]
 pub trait DiskFile {
-    /// Appends `bytes` at the end of the file (not yet durable).
+    /// Appends `bytes` at the end of the file (not yet durable, unless the
+    /// disk writes through, as the production disk does).
     async fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
     /// fdatasync: everything appended so far is durable.
     async fn sync(&mut self) -> io::Result<()>;
