@@ -3,8 +3,9 @@
 //! Prints numbers and asserts nothing (DESIGN §9). In one glommio executor
 //! and a fresh directory, for batches of 1, 16 and 256 records of 100-byte
 //! payloads, it measures in turn:
-//! 1. the raw rate: append 100 bytes + fdatasync to a plain file, through
-//!    `GlommioDisk`, as often as it can;
+//! 1. the raw rate: append 100 bytes and make them durable on a plain file,
+//!    through `GlommioDisk` (an `O_DSYNC` write, the same operation the WAL
+//!    uses), as often as it can;
 //! 2. records/s and fsyncs/s through `Wal::append` (one write and one
 //!    fdatasync per batch), and the ratio of that fsync rate to the raw one.
 //!
@@ -124,7 +125,8 @@ async fn measure(dir: &Path, cell_time: Duration) -> BenchResult<Vec<Row>> {
     Ok(rows)
 }
 
-/// Append 100 bytes + fdatasync to a plain file, until time is up.
+/// Append 100 bytes durably (`GlommioDisk`: one `O_DSYNC` write) to a
+/// plain file, until time is up.
 async fn raw_fdatasync(disk: &GlommioDisk, cell_time: Duration) -> BenchResult<Measurement> {
     disk.create_dir_all("").await?;
     let mut file = disk.open_append("raw.dat").await?;
