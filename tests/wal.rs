@@ -245,6 +245,54 @@ fn torn_tail_is_truncated_and_the_log_reopens_without_it() {
     assert_eq!(disk.contents(&last).unwrap().len(), valid_length, "the torn bytes are cut off");
 }
 
+/// Space a disk zero-filled ahead of the writes (`Disk::open_log`) ends a
+/// segment: in the last one it is cut, in an older one recovery goes on
+/// to the next segment.
+#[test]
+fn zeros_after_the_last_frame_end_a_segment_and_are_cut_from_the_last() {
+    let (disk, names) = written_disk();
+    let zeros = [0u8; 5000];
+    for name in &names {
+        let path = format!("wal/{name}");
+        let mut bytes = disk.contents(&path).unwrap();
+        bytes.extend_from_slice(&zeros);
+        disk.put(&path, bytes);
+    }
+    let last = format!("wal/{}", names.last().unwrap());
+    let valid_length = disk.contents(&last).unwrap().len() - zeros.len();
+    let (mut wal, recovered) =
+        block_on(Wal::open(disk.clone(), options())).expect("zeros are not corruption");
+    assert_eq!(recovered.last_index(), Index(20), "every segment's records, across the zeros");
+    assert_eq!(disk.contents(&last).unwrap().len(), valid_length, "the last segment's zeros are cut");
+    block_on(wal.append(&[(Lsn(1), entry(21, 3, "after"))])).unwrap();
+    let (_, recovered) = block_on(Wal::open(disk.clone(), options())).unwrap();
+    assert_eq!(recovered.last_index(), Index(21), "appends continue where the records ended");
+}
+
+#[test]
+fn a_torn_write_into_zeroed_space_is_a_torn_tail_and_zeros_before_a_frame_are_not() {
+    let (disk, names) = written_disk();
+    let last = format!("wal/{}", names.last().unwrap());
+    let clean = disk.contents(&last).unwrap();
+    let mut torn = clean.clone();
+    torn.extend_from_slice(&[0x2a, 0, 0, 0, 1, 2, 3]);
+    torn.extend_from_slice(&[0u8; 3000]);
+    disk.put(&last, torn);
+    let (_, recovered) =
+        block_on(Wal::open(disk.clone(), options())).expect("a torn write before zeros is cut");
+    assert_eq!(recovered.last_index(), Index(20));
+    assert_eq!(disk.contents(&last).unwrap(), clean);
+
+    // Zeros, then an intact frame: not preallocated space but damage.
+    let (_, first_frame) = cashe::frame::decode(&clean).unwrap();
+    let mut damaged = clean.clone();
+    damaged.extend_from_slice(&[0u8; 64]);
+    damaged.extend_from_slice(&clean[..first_frame]);
+    disk.put(&last, damaged);
+    let message = open_error(disk);
+    assert!(message.contains(&last) && message.contains(&format!("offset {}", clean.len())), "{message}");
+}
+
 #[test]
 fn a_bad_frame_followed_by_a_good_one_refuses_start_up_with_file_and_offset() {
     let disk = SimDisk::new();

@@ -4,7 +4,13 @@
 //! opened with `O_DSYNC`: every write returns only once it is durable, as
 //! if followed by `fdatasync`, so a group commit is one io_uring operation
 //! (one trip through the kernel's io-wq worker) instead of a write and an
-//! fdatasync one after the other; `sync` has nothing left to do. Measured
+//! fdatasync one after the other; `sync` has nothing left to do. Log
+//! segments (`open_log`) are also zero-filled 1 MiB ahead of the writes:
+//! overwriting written blocks needs no journal commit for a new file size
+//! or newly allocated extents, which made the WAL's durable write p50 about
+//! 45 µs faster again in the same measurement (and `fallocate` would not
+//! do: its unwritten extents must be converted on the first write, a
+//! metadata change again). Measured
 //! with one client on a 3-node cluster: the WAL's write+sync p50 went from
 //! about 300-335 µs to 266-279 µs. `DmaFile` is not used because it needs
 //! 512-byte aligned writes and would rewrite the partial tail block, which
@@ -44,7 +50,14 @@ pub struct GlommioDisk {
 pub struct GlommioFile {
     file: BufferedFile,
     len: u64,
+    /// The file's real size: `len` plus zeros written ahead.
+    allocated: u64,
+    /// Zeros to write ahead of the appends (0: none).
+    preallocate: u64,
 }
+
+/// How far ahead of its writes a log segment is zero-filled.
+const PREALLOCATE_BYTES: u64 = 1 << 20;
 
 impl GlommioDisk {
     /// A disk rooted at `root`; nothing is touched until the first call.
@@ -101,7 +114,14 @@ impl Disk for GlommioDisk {
 
     async fn open_append(&self, path: &str) -> io::Result<GlommioFile> {
         let full = self.resolve(path)?;
-        GlommioFile::open_append(&full).await.map_err(|error| context(error, "opening for append", &full))
+        GlommioFile::open_append(&full, 0).await.map_err(|error| context(error, "opening for append", &full))
+    }
+
+    async fn open_log(&self, path: &str) -> io::Result<GlommioFile> {
+        let full = self.resolve(path)?;
+        GlommioFile::open_append(&full, PREALLOCATE_BYTES)
+            .await
+            .map_err(|error| context(error, "opening for append", &full))
     }
 
     async fn read(&self, path: &str) -> io::Result<Vec<u8>> {
@@ -138,7 +158,7 @@ impl Disk for GlommioDisk {
 }
 
 impl GlommioFile {
-    async fn open_append(path: &Path) -> io::Result<GlommioFile> {
+    async fn open_append(path: &Path, preallocate: u64) -> io::Result<GlommioFile> {
         let file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -146,7 +166,7 @@ impl GlommioFile {
             .buffered_open(path)
             .await?;
         match file.file_size().await {
-            Ok(len) => Ok(GlommioFile { file, len }),
+            Ok(len) => Ok(GlommioFile { file, len, allocated: len, preallocate }),
             Err(error) => {
                 // The size error is the one worth reporting; a close failure
                 // on a file never written to loses nothing.
@@ -154,6 +174,21 @@ impl GlommioFile {
                 Err(error.into())
             }
         }
+    }
+
+    /// Extends the file with zeros up to `target` bytes, after everything
+    /// written (durable when it returns, like every write here).
+    async fn write_zeros(&mut self, target: u64) -> io::Result<()> {
+        const CHUNK: u64 = 256 * 1024;
+        while self.allocated < target {
+            let count = (target - self.allocated).min(CHUNK) as usize;
+            let written = self.file.write_at(vec![0u8; count], self.allocated).await?;
+            if written == 0 {
+                return Err(io::Error::new(io::ErrorKind::WriteZero, "preallocating wrote no bytes"));
+            }
+            self.allocated += written as u64;
+        }
+        Ok(())
     }
 
     /// Closes the file, reporting a failure that dropping it would hide.
@@ -164,6 +199,10 @@ impl GlommioFile {
 
 impl DiskFile for GlommioFile {
     async fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let end = self.len + bytes.len() as u64;
+        if self.preallocate > 0 && end > self.allocated {
+            self.write_zeros(end + self.preallocate).await?;
+        }
         let mut written = 0;
         // A write may be short (write(2)); keep going from where it stopped.
         // `write_at` owns its buffer while the kernel holds it, hence the copy.
@@ -174,6 +213,7 @@ impl DiskFile for GlommioFile {
             }
             written += count;
             self.len += count as u64;
+            self.allocated = self.allocated.max(self.len);
         }
         Ok(())
     }
@@ -308,6 +348,38 @@ mod tests {
             reopened.close().await.unwrap();
             disk.sync_dir("wal").await.unwrap();
             disk.sync_dir("").await.unwrap();
+        });
+    }
+
+    /// Log segments are zero-filled ahead of the writes, and the WAL
+    /// recovers through the zeros and appends where its records end.
+    #[test]
+    fn log_segments_are_zero_filled_ahead_and_the_wal_recovers_through_them() {
+        use crate::raft::{Entry, Index, Lsn, Payload, Record, Term};
+        use crate::wal::{Wal, WalOptions};
+        let temp = TempDir::new("runtime-disk-log");
+        let root = temp.0.clone();
+        on_glommio(move || async move {
+            let entry = |k: u64| {
+                let payload = Payload::Command(vec![b'x'; 50]);
+                (Lsn(k), Record::Entry(Entry { term: Term(1), index: Index(k), payload }))
+            };
+            let disk = GlommioDisk::new(root.clone());
+            let options = WalOptions::new(1, 7);
+            let (mut wal, _) = Wal::open(disk.clone(), options).await.unwrap();
+            wal.append(&(1..=100).map(entry).collect::<Vec<_>>()).await.unwrap();
+            let segment = root.join("wal").join(&wal.segment_names()[0]);
+            drop(wal);
+            let size = std::fs::metadata(&segment).unwrap().len();
+            assert!(size >= PREALLOCATE_BYTES, "zero-filled ahead: {size} bytes");
+
+            let (mut wal, recovered) = Wal::open(disk.clone(), options).await.unwrap();
+            assert_eq!(recovered.last_index(), Index(100));
+            wal.append(&[entry(101)]).await.unwrap();
+            drop(wal);
+            let (_, recovered) = Wal::open(disk, options).await.unwrap();
+            assert_eq!(recovered.entries.len(), 101);
+            assert_eq!(recovered.last_index(), Index(101), "appended where the records ended");
         });
     }
 

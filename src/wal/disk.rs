@@ -20,6 +20,13 @@ pub trait Disk {
     async fn create_dir_all(&self, dir: &str) -> io::Result<()>;
     /// Opens `path` for appending, creating it empty if missing.
     async fn open_append(&self, path: &str) -> io::Result<Self::File>;
+    /// Opens a log segment for appending. A disk may allocate space ahead
+    /// of the writes, filled with zeros (an overwrite syncs faster than an
+    /// append that grows the file); recovery reads zeros after the last
+    /// record as the end of the log. By default the same as `open_append`.
+    async fn open_log(&self, path: &str) -> io::Result<Self::File> {
+        self.open_append(path).await
+    }
     /// The whole content of `path`.
     async fn read(&self, path: &str) -> io::Result<Vec<u8>>;
     /// File names (not paths) in `dir`, sorted.

@@ -146,7 +146,11 @@ impl<D: Disk> Wal<D> {
         let replayed = recover::replay(snapshot, &segments).map_err(OpenError::Corrupt)?;
         let mut segment_list = segment_names;
         if let Some(torn) = &replayed.torn_tail {
-            tracing::warn!(file = %torn.file, offset = torn.offset, "truncating a torn write at the end of the log");
+            if torn.zeros {
+                tracing::debug!(file = %torn.file, offset = torn.offset, "cutting preallocated space after the log");
+            } else {
+                tracing::warn!(file = %torn.file, offset = torn.offset, "truncating a torn write at the end of the log");
+            }
             if torn.offset == 0 {
                 at(&torn.file, disk.remove(&torn.file).await)?;
                 at(WAL_DIR, disk.sync_dir(WAL_DIR).await)?;
@@ -160,7 +164,7 @@ impl<D: Disk> Wal<D> {
         let (file, segments) = match segment_list.last() {
             Some((_, name)) => {
                 let path = join(WAL_DIR, name);
-                (at(&path, disk.open_append(&path).await)?, segment_list)
+                (at(&path, disk.open_log(&path).await)?, segment_list)
             }
             None => {
                 let (first, file) = create_segment(&disk, last_index.next(), recovered.hard_state)
@@ -340,7 +344,7 @@ async fn create_segment<D: Disk>(
 ) -> Result<(Index, D::File), WalError> {
     let path = join(WAL_DIR, &format::segment_name(first));
     let io = |source| WalError::Io { path: path.clone(), source };
-    let mut file = disk.open_append(&path).await.map_err(io)?;
+    let mut file = disk.open_log(&path).await.map_err(io)?;
     let mut bytes = Vec::new();
     format::encode_segment_header(first, &mut bytes);
     format::encode_record(&WalRecord::HardState(hard_state), &mut bytes);

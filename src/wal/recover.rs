@@ -3,7 +3,12 @@
 //!
 //! Rules (DESIGN §5): a frame that fails its checks at the very end of the
 //! last segment, with no valid frame after it, is a torn write — recovery
-//! stops there and reports where to truncate. Any other damage is
+//! stops there and reports where to truncate. Zeros from a frame boundary
+//! to the end of a segment are space the disk allocated ahead of the writes
+//! (`Disk::open_log`): the segment ends there (in the last segment, the
+//! zeros are cut like a torn tail). No frame is all zeros: an empty frame
+//! is invalid. A lost suffix of an older segment would still show, as a gap
+//! before the next segment's first entry. Any other damage is
 //! corruption and names the file and offset: a bad frame followed by a good
 //! one, damage in an older segment, an intact frame that does not decode, a
 //! record that does not fit the log.
@@ -26,11 +31,14 @@ impl fmt::Display for Corruption {
     }
 }
 
-/// Where the last segment's valid data ends, when a torn write follows it.
+/// Where the last segment's valid data ends, when a torn write (or the
+/// zeros of space allocated ahead) follows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TornTail {
     pub file: String,
     pub offset: u64,
+    /// Only zeros follow: preallocated space, not a torn write.
+    pub zeros: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,7 +56,8 @@ pub fn replay(snapshot: Option<Snapshot>, segments: &[(String, Vec<u8>)]) -> Res
         let last = k + 1 == segments.len();
         let file = format!("{}/{name}", format::WAL_DIR);
         if let Some(offset) = replay_segment(&mut recovered, &file, name, bytes, last)? {
-            torn_tail = Some(TornTail { file, offset });
+            let zeros = bytes[offset as usize..].iter().all(|b| *b == 0);
+            torn_tail = Some(TornTail { file, offset, zeros });
         }
     }
     if let Some(snapshot) = &recovered.snapshot {
@@ -77,6 +86,9 @@ fn replay_segment(
         let (payload, used) = match frame::decode(&bytes[offset..]) {
             Ok(frame) => frame,
             Err(error) => {
+                if offset > 0 && bytes[offset..].iter().all(|b| *b == 0) {
+                    return Ok(last.then_some(offset as u64));
+                }
                 if last && !valid_frame_after(bytes, offset) {
                     return Ok(Some(offset as u64));
                 }
