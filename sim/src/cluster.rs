@@ -253,9 +253,8 @@ fn member_info(name: &str) -> MemberInfo {
 
 // The host owns its node; the `RefCell` only lets the nemesis and the
 // checks look at it between simulation steps (they use `try_borrow` and
-// skip a node that is mid-turn), so holding the borrow across the turn's
-// awaits is intended.
-#[allow(clippy::await_holding_refcell_ref)]
+// skip a node that is mid-turn). A turn no longer awaits the disk, so the
+// borrow is never held across an await.
 async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     let (disk, boot, seed, bug) = {
         let mut s = shared.borrow_mut();
