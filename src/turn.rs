@@ -9,8 +9,8 @@
 //! a [`DiskJob`]. The loop does not wait for the disk: while one fsync runs
 //! it goes on taking requests and replicating, and whatever queued up in the
 //! meantime is the next group commit. The disk side ([`write`]) makes a
-//! batch of jobs durable in order, with one write and one fdatasync for all
-//! the records between snapshots, and the shell feeds the last `Lsn` back
+//! batch of jobs durable in order, with one `Wal::append` (one write and
+//! one sync) for all the records between snapshots, and the shell feeds the last `Lsn` back
 //! as [`Input::Persisted`]. An error from the WAL is fatal: the caller
 //! stops the node.
 

@@ -269,6 +269,30 @@ fn zeros_after_the_last_frame_end_a_segment_and_are_cut_from_the_last() {
     assert_eq!(recovered.last_index(), Index(21), "appends continue where the records ended");
 }
 
+/// A crash while rolling to a new segment: the new file holds only the
+/// zeros written ahead of its header, the one before ends in zeros too.
+/// Start-up drops the new file and cuts the zeros of the one before, so
+/// appends land right after its records and the next start-up reads them.
+#[test]
+fn a_crash_while_rolling_leaves_a_log_that_appends_after_the_last_record() {
+    let (disk, names) = written_disk();
+    let previous = format!("wal/{}", names.last().unwrap());
+    let records = disk.contents(&previous).unwrap();
+    let mut zeroed = records.clone();
+    zeroed.extend_from_slice(&[0u8; 5000]);
+    disk.put(&previous, zeroed);
+    let rolled = format!("wal/{}", cashe::wal::format::segment_name(Index(21)));
+    disk.put(&rolled, vec![0u8; 5000]);
+
+    let (mut wal, recovered) = block_on(Wal::open(disk.clone(), options())).expect("a crash while rolling");
+    assert_eq!(recovered.last_index(), Index(20));
+    assert!(disk.contents(&rolled).is_none(), "the segment without a header is gone");
+    assert_eq!(disk.contents(&previous).unwrap(), records, "the zeros after the records are cut");
+    block_on(wal.append(&[(Lsn(1), entry(21, 3, "after"))])).unwrap();
+    let (_, recovered) = block_on(Wal::open(disk.clone(), options())).expect("reopens after the append");
+    assert_eq!(recovered.last_index(), Index(21));
+}
+
 #[test]
 fn a_torn_write_into_zeroed_space_is_a_torn_tail_and_zeros_before_a_frame_are_not() {
     let (disk, names) = written_disk();

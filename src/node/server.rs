@@ -320,7 +320,10 @@ impl Node {
         fields.add("aof_last_bgrewrite_status", "ok");
         fields.add("aof_last_write_status", "ok");
         fields.add("raft_durable_index", self.raft.durable_index());
-        fields.add("raft_snapshot_index", self.raft.log().snapshot_index());
+        fields.add("raft_snapshot_index", self.raft.snapshot_index());
+        // The log keeps some entries below the snapshot for followers a
+        // little behind: it starts after this index.
+        fields.add("raft_log_start_index", self.raft.log().snapshot_index());
         fields.add("raft_last_index", self.raft.log().last_index());
         fields
     }

@@ -463,8 +463,14 @@ impl Raft {
     /// Whether a follower waits for a snapshot the core no longer holds:
     /// the shell should `compact` at the applied index (which, at the
     /// newest snapshot's own index, just hands the data back).
+    /// Not while the state machine is behind the newest snapshot (one
+    /// installed from the old leader still being written): it asks once it
+    /// has applied that far.
     pub fn wants_snapshot(&self) -> bool {
-        self.snapshot_wanted && self.snapshot.is_none() && self.is_leader()
+        self.snapshot_wanted
+            && self.snapshot.is_none()
+            && self.is_leader()
+            && self.applied >= self.snapshot_index
     }
 
     // ----- role transitions --------------------------------------------

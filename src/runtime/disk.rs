@@ -56,6 +56,10 @@ pub struct GlommioFile {
     preallocate: u64,
 }
 
+/// The most one write copies: a group commit is far smaller, a snapshot
+/// goes in several writes.
+const APPEND_CHUNK_BYTES_MAX: usize = 4 << 20;
+
 /// How far ahead of its writes a log segment is zero-filled.
 const PREALLOCATE_BYTES: u64 = 1 << 20;
 
@@ -205,9 +209,11 @@ impl DiskFile for GlommioFile {
         }
         let mut written = 0;
         // A write may be short (write(2)); keep going from where it stopped.
-        // `write_at` owns its buffer while the kernel holds it, hence the copy.
+        // `write_at` owns its buffer while the kernel holds it, hence the
+        // copy, a chunk at a time so that a snapshot is not copied whole.
         while written < bytes.len() {
-            let count = self.file.write_at(bytes[written..].to_vec(), self.len).await?;
+            let chunk = (bytes.len() - written).min(APPEND_CHUNK_BYTES_MAX);
+            let count = self.file.write_at(bytes[written..written + chunk].to_vec(), self.len).await?;
             if count == 0 {
                 return Err(io::Error::new(io::ErrorKind::WriteZero, "append wrote no bytes"));
             }

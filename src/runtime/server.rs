@@ -6,9 +6,9 @@
 //! takes all queued events at once, feeds them to the node, and performs its
 //! output (`turn::drain`): messages to peer queues, replies to connections,
 //! records and snapshots to the disk task's queue. The disk task writes
-//! everything queued with one write + one fdatasync (`turn::write`) and
-//! reports the last `Lsn` back as `Event::Persisted`, which releases what
-//! waited for it. The loop never waits for an fsync: everything handed out
+//! everything queued with one durable write (`turn::write`; the files are
+//! `O_DSYNC`) and publishes the last durable `Lsn`, which the loop feeds
+//! the node as `Event::Persisted` and which releases what waited for it. The loop never waits for an fsync: everything handed out
 //! while one runs is the next group commit.
 
 use super::client;
@@ -113,8 +113,11 @@ async fn disk_task(
             Ok(durable) => {
                 state.stats.set(stats);
                 if let Some(lsn) = durable {
+                    // Never wait on the loop (it may be waiting for us, with
+                    // a full mailbox): `durable` is what the loop reads; the
+                    // event only wakes it, and a full mailbox wakes it anyway.
                     state.durable.set(lsn);
-                    events.push(Event::Persisted(lsn)).await;
+                    let _ = events.try_push(Event::Persisted(lsn));
                 }
             }
             Err(e) => {
@@ -276,7 +279,9 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         if let Some(e) = disk.failed.borrow_mut().take() {
             return Err(format!("stopping: {e}"));
         }
-        let batch = events.take_all().await;
+        let mut batch = events.take_all().await;
+        // What the disk made durable, whether or not its wake-up event fit.
+        batch.push(Event::Persisted(disk.durable.get()));
         let now = wall_ms();
         for event in batch {
             match &event {

@@ -155,6 +155,17 @@ impl<D: Disk> Wal<D> {
                 at(&torn.file, disk.remove(&torn.file).await)?;
                 at(WAL_DIR, disk.sync_dir(WAL_DIR).await)?;
                 segment_list.pop();
+                // A crash while rolling: the segment before is last again,
+                // and appends must go right after its records, not after
+                // the zeros written ahead of them.
+                if let Some(k) = segment_list.len().checked_sub(1) {
+                    let (end, length) = (replayed.ends[k], segments[k].1.len() as u64);
+                    if end < length {
+                        let path = join(WAL_DIR, &segment_list[k].1);
+                        tracing::debug!(file = %path, offset = end, "cutting preallocated space after the log");
+                        at(&path, disk.truncate(&path, end).await)?;
+                    }
+                }
             } else {
                 at(&torn.file, disk.truncate(&torn.file, torn.offset).await)?;
             }

@@ -45,6 +45,9 @@ pub struct TornTail {
 pub struct Replayed {
     pub recovered: Recovered,
     pub torn_tail: Option<TornTail>,
+    /// Per segment, in order: the offset where its records end (before a
+    /// torn tail or zeros; the length if neither follows).
+    pub ends: Vec<u64>,
 }
 
 /// Replays `segments` (name and bytes, in order) on top of `snapshot`, the
@@ -52,34 +55,38 @@ pub struct Replayed {
 pub fn replay(snapshot: Option<Snapshot>, segments: &[(String, Vec<u8>)]) -> Result<Replayed, Corruption> {
     let mut recovered = Recovered { snapshot, ..Recovered::default() };
     let mut torn_tail = None;
+    let mut ends = Vec::with_capacity(segments.len());
     for (k, (name, bytes)) in segments.iter().enumerate() {
         let last = k + 1 == segments.len();
         let file = format!("{}/{name}", format::WAL_DIR);
-        if let Some(offset) = replay_segment(&mut recovered, &file, name, bytes, last)? {
-            let zeros = bytes[offset as usize..].iter().all(|b| *b == 0);
-            torn_tail = Some(TornTail { file, offset, zeros });
+        let end = replay_segment(&mut recovered, &file, name, bytes, last)?;
+        ends.push(end);
+        if last && end < bytes.len() as u64 {
+            let zeros = bytes[end as usize..].iter().all(|b| *b == 0);
+            torn_tail = Some(TornTail { file, offset: end, zeros });
         }
     }
     if let Some(snapshot) = &recovered.snapshot {
         let commit = &mut recovered.hard_state.commit;
         *commit = (*commit).max(snapshot.meta.index);
     }
-    Ok(Replayed { recovered, torn_tail })
+    Ok(Replayed { recovered, torn_tail, ends })
 }
 
-/// Returns the offset of a torn tail, if the segment ends in one.
+/// Returns the offset where the segment's records end: before a torn tail
+/// (last segment only) or zeros, else its length.
 fn replay_segment(
     recovered: &mut Recovered,
     file: &str,
     name: &str,
     bytes: &[u8],
     last: bool,
-) -> Result<Option<u64>, Corruption> {
+) -> Result<u64, Corruption> {
     let corrupt =
         |offset: usize, detail: String| Corruption { file: file.to_string(), offset: offset as u64, detail };
     if bytes.is_empty() {
         // Created, but a crash came before its header was durable.
-        return if last { Ok(Some(0)) } else { Err(corrupt(0, "empty segment".into())) };
+        return if last { Ok(0) } else { Err(corrupt(0, "empty segment".into())) };
     }
     let mut offset = 0;
     while offset < bytes.len() {
@@ -87,10 +94,10 @@ fn replay_segment(
             Ok(frame) => frame,
             Err(error) => {
                 if offset > 0 && bytes[offset..].iter().all(|b| *b == 0) {
-                    return Ok(last.then_some(offset as u64));
+                    return Ok(offset as u64);
                 }
                 if last && !valid_frame_after(bytes, offset) {
-                    return Ok(Some(offset as u64));
+                    return Ok(offset as u64);
                 }
                 return Err(corrupt(offset, error.to_string()));
             }
@@ -106,7 +113,7 @@ fn replay_segment(
         }
         offset += used;
     }
-    Ok(None)
+    Ok(bytes.len() as u64)
 }
 
 /// Whether any intact frame starts after `offset` (then the damage at
