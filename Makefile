@@ -11,7 +11,7 @@ SEEDS ?= 2000
 
 CLUSTER_NODES := 0 1 2
 
-.PHONY: install cluster stop test check model model-long model-mutants sim sim-long sim-mutants fuzz bench clean
+.PHONY: install cluster stop test check model model-long model-mutants sim sim-long sim-mutants fuzz bench profile clean
 
 ## install: release build, binary copied to bin/cashe
 install:
@@ -112,6 +112,12 @@ fuzz:
 		echo "fuzz: $$target for $(FUZZ_SECONDS)s"; \
 		(cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
 	done
+
+## profile: CPU and syscalls per operation of a 3-node cluster under redis-benchmark (WORKLOAD=set|get)
+WORKLOAD ?= set
+profile:
+	$(CARGO) build --release
+	benches/profile.sh $(WORKLOAD)
 
 ## bench: benchmarks (numbers only, nothing asserted): the WAL's group commit, then the
 ## three-node cluster against Redis (installs redis-server from Debian if missing)
