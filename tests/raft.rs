@@ -1141,10 +1141,9 @@ fn removed_leader_steps_down_once_the_change_commits_and_the_rest_elect_a_new_le
 
 // ----- snapshots (dissertation chapter 5) --------------------------------
 
-#[test]
-fn follower_behind_compaction_installs_a_chunked_snapshot_then_catches_up() {
-    let chunk_max = 4;
-    let mut cluster = Cluster::with_config(3, |c| Config { snapshot_chunk_bytes_max: chunk_max, ..c });
+/// Elects a leader and has it commit "a", "b" and "c" while one follower
+/// is cut off; returns `(leader, the follower cut off)`.
+fn commit_abc_with_a_follower_cut_off(cluster: &mut Cluster) -> (NodeId, NodeId) {
     let leader = cluster.tick_until_leader();
     let behind = cluster.others(leader)[0];
     cluster.isolate(behind);
@@ -1152,6 +1151,25 @@ fn follower_behind_compaction_installs_a_chunked_snapshot_then_catches_up() {
         cluster.propose(leader, text);
     }
     cluster.settle();
+    (leader, behind)
+}
+
+/// Heals the network, has `leader` commit `text` and lets two heartbeat
+/// rounds pass; returns the mark of the messages sent since the heal.
+fn heal_and_write(cluster: &mut Cluster, leader: NodeId, text: &str) -> usize {
+    cluster.heal();
+    let mark = cluster.mark();
+    cluster.propose(leader, text);
+    cluster.settle();
+    cluster.tick_rounds(2);
+    mark
+}
+
+#[test]
+fn follower_behind_compaction_installs_a_chunked_snapshot_then_catches_up() {
+    let chunk_max = 4;
+    let mut cluster = Cluster::with_config(3, |c| Config { snapshot_chunk_bytes_max: chunk_max, ..c });
+    let (leader, behind) = commit_abc_with_a_follower_cut_off(&mut cluster);
     let data = command("state-at-c, 23 bytes ok");
     let compacted = cluster.raft(leader).applied();
     cluster.on(leader, |raft| raft.compact(compacted, data.clone(), 0));
@@ -1159,11 +1177,7 @@ fn follower_behind_compaction_installs_a_chunked_snapshot_then_catches_up() {
     cluster.propose(leader, "d");
     cluster.settle();
 
-    cluster.heal();
-    let mark = cluster.mark();
-    cluster.propose(leader, "e");
-    cluster.settle();
-    cluster.tick_rounds(2);
+    let mark = heal_and_write(&mut cluster, leader, "e");
 
     let mut chunks: Vec<(u64, Vec<u8>)> = Vec::new();
     for message in cluster.sent_since(mark, leader, behind) {
@@ -1191,13 +1205,7 @@ fn follower_behind_compaction_installs_a_chunked_snapshot_then_catches_up() {
 #[test]
 fn follower_within_the_retained_entries_catches_up_from_the_log_without_a_snapshot() {
     let mut cluster = Cluster::new(3);
-    let leader = cluster.tick_until_leader();
-    let behind = cluster.others(leader)[0];
-    cluster.isolate(behind);
-    for text in ["a", "b", "c"] {
-        cluster.propose(leader, text);
-    }
-    cluster.settle();
+    let (leader, behind) = commit_abc_with_a_follower_cut_off(&mut cluster);
     let compacted = cluster.raft(leader).applied();
     let behind_last = cluster.raft(behind).log().last_index();
     let retain = compacted.0 - behind_last.0;
@@ -1205,11 +1213,7 @@ fn follower_within_the_retained_entries_catches_up_from_the_log_without_a_snapsh
     assert_eq!(cluster.raft(leader).snapshot_index(), compacted);
     assert_eq!(cluster.raft(leader).log().snapshot_index(), behind_last, "the log keeps {retain} entries");
 
-    cluster.heal();
-    let mark = cluster.mark();
-    cluster.propose(leader, "d");
-    cluster.settle();
-    cluster.tick_rounds(2);
+    let mark = heal_and_write(&mut cluster, leader, "d");
 
     let snapshots = cluster
         .sent_since(mark, leader, behind)

@@ -223,6 +223,21 @@ fn written_disk() -> (SimDisk, Vec<String>) {
     (disk, names)
 }
 
+/// Appends `tail` to the file at `path`; returns what it held before.
+fn extend_file(disk: &SimDisk, path: &str, tail: &[u8]) -> Vec<u8> {
+    let before = disk.contents(path).unwrap();
+    disk.put(path, [before.as_slice(), tail].concat());
+    before
+}
+
+/// Appends entry 21 through `wal`, reopens, and checks that it is read back
+/// after the 20 written before.
+fn append_after_the_records_and_reopen(mut wal: Wal<SimDisk>, disk: &SimDisk) {
+    block_on(wal.append(&[(Lsn(1), entry(21, 3, "after"))])).unwrap();
+    let (_, recovered) = block_on(Wal::open(disk.clone(), options())).expect("reopens after the append");
+    assert_eq!(recovered.last_index(), Index(21), "appends continue where the records ended");
+}
+
 fn open_error(disk: SimDisk) -> String {
     let options = WalOptions { segment_bytes_max: 1 << 20, ..options() };
     match block_on(Wal::open(disk, options)) {
@@ -236,13 +251,10 @@ fn open_error(disk: SimDisk) -> String {
 fn torn_tail_is_truncated_and_the_log_reopens_without_it() {
     let (disk, names) = written_disk();
     let last = format!("wal/{}", names.last().unwrap());
-    let mut bytes = disk.contents(&last).unwrap();
-    let valid_length = bytes.len();
-    bytes.extend_from_slice(&[0x2a, 0, 0, 0, 1, 2, 3]); // half a frame
-    disk.put(&last, bytes);
+    let valid = extend_file(&disk, &last, &[0x2a, 0, 0, 0, 1, 2, 3]); // half a frame
     let (_, recovered) = block_on(Wal::open(disk.clone(), options())).expect("a torn tail is not corruption");
     assert_eq!(recovered.last_index(), Index(20));
-    assert_eq!(disk.contents(&last).unwrap().len(), valid_length, "the torn bytes are cut off");
+    assert_eq!(disk.contents(&last).unwrap(), valid, "the torn bytes are cut off");
 }
 
 /// Space a disk zero-filled ahead of the writes (`Disk::open_log`) ends a
@@ -251,22 +263,13 @@ fn torn_tail_is_truncated_and_the_log_reopens_without_it() {
 #[test]
 fn zeros_after_the_last_frame_end_a_segment_and_are_cut_from_the_last() {
     let (disk, names) = written_disk();
-    let zeros = [0u8; 5000];
-    for name in &names {
-        let path = format!("wal/{name}");
-        let mut bytes = disk.contents(&path).unwrap();
-        bytes.extend_from_slice(&zeros);
-        disk.put(&path, bytes);
-    }
+    let valid: Vec<Vec<u8>> =
+        names.iter().map(|name| extend_file(&disk, &format!("wal/{name}"), &[0; 5000])).collect();
     let last = format!("wal/{}", names.last().unwrap());
-    let valid_length = disk.contents(&last).unwrap().len() - zeros.len();
-    let (mut wal, recovered) =
-        block_on(Wal::open(disk.clone(), options())).expect("zeros are not corruption");
+    let (wal, recovered) = block_on(Wal::open(disk.clone(), options())).expect("zeros are not corruption");
     assert_eq!(recovered.last_index(), Index(20), "every segment's records, across the zeros");
-    assert_eq!(disk.contents(&last).unwrap().len(), valid_length, "the last segment's zeros are cut");
-    block_on(wal.append(&[(Lsn(1), entry(21, 3, "after"))])).unwrap();
-    let (_, recovered) = block_on(Wal::open(disk.clone(), options())).unwrap();
-    assert_eq!(recovered.last_index(), Index(21), "appends continue where the records ended");
+    assert_eq!(&disk.contents(&last).unwrap(), valid.last().unwrap(), "the last segment's zeros are cut");
+    append_after_the_records_and_reopen(wal, &disk);
 }
 
 /// A crash while rolling to a new segment: the new file holds only the
@@ -277,31 +280,22 @@ fn zeros_after_the_last_frame_end_a_segment_and_are_cut_from_the_last() {
 fn a_crash_while_rolling_leaves_a_log_that_appends_after_the_last_record() {
     let (disk, names) = written_disk();
     let previous = format!("wal/{}", names.last().unwrap());
-    let records = disk.contents(&previous).unwrap();
-    let mut zeroed = records.clone();
-    zeroed.extend_from_slice(&[0u8; 5000]);
-    disk.put(&previous, zeroed);
+    let records = extend_file(&disk, &previous, &[0; 5000]);
     let rolled = format!("wal/{}", cashe::wal::format::segment_name(Index(21)));
     disk.put(&rolled, vec![0u8; 5000]);
 
-    let (mut wal, recovered) = block_on(Wal::open(disk.clone(), options())).expect("a crash while rolling");
+    let (wal, recovered) = block_on(Wal::open(disk.clone(), options())).expect("a crash while rolling");
     assert_eq!(recovered.last_index(), Index(20));
     assert!(disk.contents(&rolled).is_none(), "the segment without a header is gone");
     assert_eq!(disk.contents(&previous).unwrap(), records, "the zeros after the records are cut");
-    block_on(wal.append(&[(Lsn(1), entry(21, 3, "after"))])).unwrap();
-    let (_, recovered) = block_on(Wal::open(disk.clone(), options())).expect("reopens after the append");
-    assert_eq!(recovered.last_index(), Index(21));
+    append_after_the_records_and_reopen(wal, &disk);
 }
 
 #[test]
 fn a_torn_write_into_zeroed_space_is_a_torn_tail_and_zeros_before_a_frame_are_not() {
     let (disk, names) = written_disk();
     let last = format!("wal/{}", names.last().unwrap());
-    let clean = disk.contents(&last).unwrap();
-    let mut torn = clean.clone();
-    torn.extend_from_slice(&[0x2a, 0, 0, 0, 1, 2, 3]);
-    torn.extend_from_slice(&[0u8; 3000]);
-    disk.put(&last, torn);
+    let clean = extend_file(&disk, &last, &[&[0x2a, 0, 0, 0, 1, 2, 3][..], &[0; 3000]].concat());
     let (_, recovered) =
         block_on(Wal::open(disk.clone(), options())).expect("a torn write before zeros is cut");
     assert_eq!(recovered.last_index(), Index(20));
@@ -309,10 +303,8 @@ fn a_torn_write_into_zeroed_space_is_a_torn_tail_and_zeros_before_a_frame_are_no
 
     // Zeros, then an intact frame: not preallocated space but damage.
     let (_, first_frame) = cashe::frame::decode(&clean).unwrap();
-    let mut damaged = clean.clone();
-    damaged.extend_from_slice(&[0u8; 64]);
-    damaged.extend_from_slice(&clean[..first_frame]);
-    disk.put(&last, damaged);
+    disk.put(&last, clean.clone());
+    extend_file(&disk, &last, &[&[0; 64][..], &clean[..first_frame]].concat());
     let message = open_error(disk);
     assert!(message.contains(&last) && message.contains(&format!("offset {}", clean.len())), "{message}");
 }

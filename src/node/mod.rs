@@ -685,8 +685,7 @@ impl Node {
 
     fn maybe_compact(&mut self) -> bool {
         let applied = self.raft.applied();
-        let newest = self.raft.snapshot_index().max(self.raft.log().snapshot_index());
-        let due = applied.0.saturating_sub(newest.0) >= self.compaction_threshold();
+        let due = applied.0.saturating_sub(self.raft.snapshot_index().0) >= self.compaction_threshold();
         // The core released its snapshot and a follower needs one: a fresh
         // one at the applied index (the newest one again if nothing was
         // applied since).

@@ -617,6 +617,7 @@ impl Raft {
         self.invariant(self.commit <= self.log.last_index(), "commit beyond the log");
         self.invariant(self.durable_index <= self.log.last_index(), "durable beyond the log");
         self.invariant(self.log.snapshot_index() <= self.commit, "snapshot beyond commit");
+        self.invariant(self.log.snapshot_index() <= self.snapshot_index, "log compacted past the snapshot");
         if self.is_leader() {
             self.invariant(self.leader == Some(self.id()), "leader does not know itself");
             self.invariant(self.vote == Some(self.id()), "leader did not vote for itself");

@@ -345,9 +345,8 @@ impl Raft {
     /// then still gets entries from the log instead of the whole snapshot.
     pub fn compact(&mut self, index: Index, data: Vec<u8>, retain: u64) {
         assert!(index <= self.applied, "snapshot at {index} beyond applied {}", self.applied);
-        let newest = self.snapshot_index;
-        let again = index == newest && self.snapshot.is_none();
-        if index < newest || (index == newest && !again) || index < self.log.snapshot_index() {
+        let again = index == self.snapshot_index && self.snapshot.is_none();
+        if index <= self.snapshot_index && !again {
             return;
         }
         let term = self.log.term(index).expect("applied entries are in the log");
@@ -377,27 +376,23 @@ impl Raft {
     /// Starts (or restarts, with the newest snapshot) every follower that
     /// waits for a snapshot.
     fn send_waiting_snapshots(&mut self) {
-        let RoleState::Leader(state) = &self.role else { return };
-        let waiting: Vec<NodeId> = state
-            .progress
-            .iter()
-            .filter(|(_, p)| matches!(p.state, ReplicationState::Snapshot { .. }))
-            .map(|(id, _)| *id)
-            .collect();
-        for peer in waiting {
+        for peer in self.peers_in_snapshot_state() {
             self.send_snapshot_chunk(peer);
         }
     }
 
+    /// The followers being sent a snapshot (or waiting for one); none
+    /// unless this node leads.
+    fn peers_in_snapshot_state(&self) -> Vec<NodeId> {
+        let RoleState::Leader(state) = &self.role else { return Vec::new() };
+        let in_snapshot =
+            |(_, p): &(&NodeId, &Progress)| matches!(p.state, ReplicationState::Snapshot { .. });
+        state.progress.iter().filter(in_snapshot).map(|(id, _)| *id).collect()
+    }
+
     /// Drops the held snapshot once no follower is being sent it.
     pub(super) fn release_snapshot_if_unused(&mut self) {
-        let sending = match &self.role {
-            RoleState::Leader(state) => {
-                state.progress.values().any(|p| matches!(p.state, ReplicationState::Snapshot { .. }))
-            }
-            _ => false,
-        };
-        if !sending {
+        if self.peers_in_snapshot_state().is_empty() {
             self.snapshot = None;
         }
         if !self.is_leader() {

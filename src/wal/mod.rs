@@ -146,28 +146,25 @@ impl<D: Disk> Wal<D> {
         let replayed = recover::replay(snapshot, &segments).map_err(OpenError::Corrupt)?;
         let mut segment_list = segment_names;
         if let Some(torn) = &replayed.torn_tail {
-            if torn.zeros {
-                tracing::debug!(file = %torn.file, offset = torn.offset, "cutting preallocated space after the log");
-            } else {
+            if !torn.zeros {
                 tracing::warn!(file = %torn.file, offset = torn.offset, "truncating a torn write at the end of the log");
             }
             if torn.offset == 0 {
+                // Not even a header: a crash while rolling. The segment
+                // before is last again.
                 at(&torn.file, disk.remove(&torn.file).await)?;
                 at(WAL_DIR, disk.sync_dir(WAL_DIR).await)?;
                 segment_list.pop();
-                // A crash while rolling: the segment before is last again,
-                // and appends must go right after its records, not after
-                // the zeros written ahead of them.
-                if let Some(k) = segment_list.len().checked_sub(1) {
-                    let (end, length) = (replayed.ends[k], segments[k].1.len() as u64);
-                    if end < length {
-                        let path = join(WAL_DIR, &segment_list[k].1);
-                        tracing::debug!(file = %path, offset = end, "cutting preallocated space after the log");
-                        at(&path, disk.truncate(&path, end).await)?;
-                    }
-                }
-            } else {
-                at(&torn.file, disk.truncate(&torn.file, torn.offset).await)?;
+            }
+        }
+        // Appends go right after the last segment's records: cut whatever
+        // follows them (a torn write, or zeros written ahead).
+        if let Some(k) = segment_list.len().checked_sub(1) {
+            let (end, length) = (replayed.ends[k], segments[k].1.len() as u64);
+            if end < length {
+                let path = join(WAL_DIR, &segment_list[k].1);
+                tracing::debug!(file = %path, offset = end, "cutting the end of the log back to its last record");
+                at(&path, disk.truncate(&path, end).await)?;
             }
         }
         let recovered = replayed.recovered;
