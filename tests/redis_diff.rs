@@ -45,6 +45,10 @@
 //!   "Unsupported option") show a non-UTF-8 byte as U+FFFD (replies hold
 //!   error texts as `String`) where Redis echoes the raw byte; such errors
 //!   are only generated with ASCII arguments.
+//! - Command names with a NUL byte are not sent: Redis hashes a name over
+//!   its full length but compares names as C strings, so whether `get\0`
+//!   finds GET depends on the hash seed each redis-server process draws at
+//!   random (found: wrong number of arguments; not found: unknown command).
 //! - HAS, CAS and CASHE.EXPIRE are cashe's own and not sent (unit tests in
 //!   `src/kv/` cover them).
 
@@ -403,7 +407,7 @@ impl Generator {
 
     fn unknown_or_arity_case(&mut self) -> Vec<Vec<u8>> {
         if self.chance(50) {
-            let mut args = vec![self.pick(&[b"NOSUCHCMD", b"gett", b"SETT", b"xyz", b"get\x00"]).to_vec()];
+            let mut args = vec![self.pick(&[b"NOSUCHCMD", b"gett", b"SETT", b"xyz", b"GEt"]).to_vec()];
             for _ in 0..self.below(6) {
                 let length = if self.chance(10) { 100 } else { self.below(8) };
                 args.push((0..length).map(|_| b'a' + self.below(26) as u8).collect());
