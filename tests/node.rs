@@ -2,7 +2,7 @@
 
 use cashe::node::{ConnId, MemberInfo, Node, NodeConfig, NodeMessage, CLUSTERDOWN, READ_TIMEOUT, TIMEOUT};
 use cashe::protocol::Reply;
-use cashe::raft::{Lsn, NodeId, Raft, Record, Recovered};
+use cashe::raft::{Lsn, MessageKind, NodeId, PlantedBug, Raft, Record, Recovered, Term};
 use std::collections::{BTreeSet, VecDeque};
 
 struct Member {
@@ -401,4 +401,168 @@ fn a_leader_that_leaves_and_is_cut_off_learns_of_its_removal_by_probing() {
     cluster.isolated.clear();
     cluster.tick_all(40);
     assert!(cluster.at(NodeId(1)).node.is_removed(), "its probe was answered");
+}
+
+impl Cluster {
+    /// Sends every command in one go (a pipeline), settles, and returns the
+    /// connection's replies in the order they left.
+    fn pipeline(&mut self, id: NodeId, conn: u64, commands: &[&str]) -> Vec<Reply> {
+        for text in commands {
+            self.send(id, conn, text);
+        }
+        self.settle();
+        std::iter::from_fn(|| self.take_reply(id, conn)).collect()
+    }
+}
+
+fn int(n: i64) -> Reply {
+    Reply::Integer(n)
+}
+
+/// Each connection's pipeline of writes and reads of its own keys, with
+/// the answers Redis gives.
+fn own_writes_pipeline(n: u64) -> (Vec<String>, Vec<Reply>) {
+    let commands = [
+        format!("SET k{n} v"),
+        format!("GET k{n}"),
+        format!("INCR c{n}"),
+        format!("GET c{n}"),
+        format!("APPEND a{n} xy"),
+        format!("STRLEN a{n}"),
+        format!("DEL k{n}"),
+        format!("GET k{n}"),
+        format!("SET k{n} 1"),
+        format!("GET k{n}"),
+        format!("SET k{n} 2"),
+        format!("GET k{n}"),
+    ];
+    let replies = vec![
+        Reply::ok(),
+        Reply::bulk("v"),
+        int(1),
+        Reply::bulk("1"),
+        int(2),
+        int(2),
+        int(1),
+        Reply::nil(),
+        Reply::ok(),
+        Reply::bulk("1"),
+        Reply::ok(),
+        Reply::bulk("2"),
+    ];
+    (commands.to_vec(), replies)
+}
+
+#[test]
+fn pipelined_commands_of_a_connection_take_effect_in_order_on_every_node() {
+    let mut cluster = Cluster::new(3, 1_000);
+    cluster.elect(NodeId(1));
+    for n in 1..=3 {
+        let (commands, expected) = own_writes_pipeline(n);
+        let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
+        assert_eq!(cluster.pipeline(NodeId(n), n, &commands), expected, "pipeline at node {n}");
+    }
+}
+
+/// A pipelined `SET k v`, `GET k` at the leader, where the leader's
+/// heartbeats (and the read rounds they carry) go out and come back before
+/// anything else it sent: the connection's replies once all is delivered.
+fn set_get_with_heartbeats_first(bug: PlantedBug) -> Vec<Reply> {
+    let mut cluster = Cluster::new(3, 1_000);
+    for member in &mut cluster.members {
+        let id = member.node.raft().id();
+        let mut config = config(id.0, 1_000);
+        config.raft.planted_bug = bug;
+        member.node = Node::restore(config, id.0, member.durable.clone()).unwrap();
+    }
+    cluster.elect(NodeId(1));
+    cluster.send(NodeId(1), 9, "SET k v");
+    cluster.send(NodeId(1), 9, "GET k");
+    let is_heartbeat = |message: &NodeMessage| matches!(message, NodeMessage::Raft(m) if matches!(m.kind, MessageKind::Heartbeat { .. }));
+    for _ in 0..3 {
+        let output = cluster.at(NodeId(1)).node.take_output();
+        cluster.at(NodeId(1)).replies.extend(output.replies);
+        cluster.at(NodeId(1)).unsynced.extend(output.persist);
+        let (heartbeats, held): (Vec<_>, Vec<_>) =
+            output.send.into_iter().partition(|(_, m)| is_heartbeat(m));
+        cluster.network.extend(held.into_iter().map(|(to, m)| (NodeId(1), to, m)));
+        for (to, message) in heartbeats {
+            cluster.at(to).node.step(NodeId(1), message);
+            for (back, message) in cluster.at(to).node.take_output().send {
+                cluster.at(back).node.step(to, message);
+            }
+        }
+    }
+    cluster.settle();
+    std::iter::from_fn(|| cluster.take_reply(NodeId(1), 9)).collect()
+}
+
+#[test]
+fn a_read_waits_for_its_connections_writes_and_the_planted_bug_does_not() {
+    assert_eq!(set_get_with_heartbeats_first(PlantedBug::None), [Reply::ok(), Reply::bulk("v")]);
+    assert_eq!(
+        set_get_with_heartbeats_first(PlantedBug::ReadSkipsOwnWrites),
+        [Reply::ok(), Reply::nil()],
+        "the planted bug reads from before the SET"
+    );
+}
+
+#[test]
+fn a_write_after_a_read_waits_for_it_so_the_read_never_sees_a_later_write() {
+    let mut cluster = Cluster::new(3, 1_000);
+    cluster.elect(NodeId(1));
+    for n in 1..=3 {
+        let replies =
+            cluster.pipeline(NodeId(n), 10 + n, &["SET r 1", "GET r", "SET r 2", "GET r", "INCR r", "GET r"]);
+        assert_eq!(
+            replies,
+            [Reply::ok(), Reply::bulk("1"), Reply::ok(), Reply::bulk("2"), int(3), Reply::bulk("3")]
+        );
+    }
+}
+
+#[test]
+fn a_readonly_connection_reads_its_own_writes_at_a_follower() {
+    let mut cluster = Cluster::new(3, 1_000);
+    cluster.elect(NodeId(1));
+    // The follower learns of the commit only after the leader answered: its
+    // local read must wait until it applied the write.
+    let replies = cluster.pipeline(NodeId(3), 5, &["READONLY", "SET mine v", "GET mine", "INCR n", "GET n"]);
+    assert_eq!(replies, [Reply::ok(), Reply::ok(), Reply::bulk("v"), int(1), Reply::bulk("1")]);
+}
+
+#[test]
+fn transactions_and_watch_keep_connection_order_when_pipelined() {
+    let mut cluster = Cluster::new(3, 1_000);
+    cluster.elect(NodeId(1));
+    let replies =
+        cluster.pipeline(NodeId(2), 6, &["SET w 1", "WATCH w", "MULTI", "INCR w", "GET w", "EXEC", "GET w"]);
+    let queued = Reply::Simple("QUEUED".into());
+    let exec = Reply::Array(Some(vec![int(2), Reply::bulk("2")]));
+    assert_eq!(
+        replies,
+        [Reply::ok(), Reply::ok(), Reply::ok(), queued.clone(), queued.clone(), exec, Reply::bulk("2")]
+    );
+    // The connection's own write after WATCH touches the key: EXEC aborts.
+    let replies =
+        cluster.pipeline(NodeId(3), 7, &["WATCH w", "SET w mine", "MULTI", "GET w", "EXEC", "GET w"]);
+    assert_eq!(
+        replies,
+        [Reply::ok(), Reply::ok(), Reply::ok(), queued, Reply::Array(None), Reply::bulk("mine")]
+    );
+}
+
+#[test]
+fn a_forward_meant_for_a_leader_of_an_older_term_is_refused_not_applied() {
+    let mut cluster = Cluster::new(3, 1_000);
+    cluster.elect(NodeId(1));
+    let term = cluster.at(NodeId(1)).node.raft().term();
+    let stale = NodeMessage::Forward { id: 1, term: Term(term.0 - 1), now_ms: 0, args: args("SET k stale") };
+    cluster.at(NodeId(1)).node.step(NodeId(2), stale);
+    let output = cluster.at(NodeId(1)).node.take_output();
+    let answered = output.send.iter().any(|(to, m)| {
+        *to == NodeId(2) && matches!(m, NodeMessage::ForwardReply { reply: Reply::Error(e), index: None, .. } if e.starts_with("TRYAGAIN"))
+    });
+    assert!(answered, "{:?}", output.send);
+    assert!(output.persist.is_empty(), "nothing proposed");
 }

@@ -53,7 +53,7 @@
 //!   `src/kv/` cover them).
 
 use cashe::kv::{classify, Access, Store};
-use cashe::protocol::Reply;
+use cashe::protocol::{Protocol, Reply};
 use cashe::raft::SplitMix64;
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -578,20 +578,24 @@ fn glob_pattern(rng: &mut SplitMix64) -> Vec<u8> {
 struct Runner {
     store: Store,
     redis: Client,
+    /// Both sides' connection speaks it: the Store's replies are shaped
+    /// for it as the node shapes them.
+    protocol: Protocol,
     compared: usize,
 }
 
 impl Runner {
     /// The Store's reply at the wall clock's now; reads go through `read`.
     fn store_call(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
-        match classify(args) {
+        let reply = match classify(args) {
             Ok(Access::Read) => {
                 let reply = self.store.read(args, now);
                 assert_eq!(reply, self.store.apply(args, now), "read and apply agree on {}", show(args));
                 reply
             }
             _ => self.store.apply(args, now),
-        }
+        };
+        reply.for_protocol(self.protocol)
     }
 
     fn run(&mut self, seed: u64, step: usize, case: &Case) {
@@ -617,7 +621,7 @@ impl Runner {
                 }
             }
             Check::RandomKey => match (&ours, parse_all(&raw)) {
-                (Reply::Bulk(None), Reply::Bulk(None)) => {}
+                (Reply::Bulk(None), Reply::Bulk(None)) | (Reply::Null, Reply::Null) => {}
                 (Reply::Bulk(Some(_)), Reply::Bulk(Some(key))) => {
                     let exists = self.store.read(&[b"EXISTS".to_vec(), key.clone()], now);
                     assert_eq!(exists, Reply::Integer(1), "{}: redis picked {key:?}", context());
@@ -693,11 +697,21 @@ fn show(args: &[Vec<u8>]) -> String {
 }
 
 #[test]
-fn store_replies_match_redis_7_byte_for_byte() {
+fn store_replies_match_redis_7_byte_for_byte_in_resp2() {
+    compare_with_redis(Protocol::Resp2);
+}
+
+#[test]
+fn store_replies_match_redis_7_byte_for_byte_in_resp3() {
+    compare_with_redis(Protocol::Resp3);
+}
+
+fn compare_with_redis(protocol: Protocol) {
     let started = Instant::now();
     let server = RedisServer::start();
-    let redis = server.connect();
-    let mut runner = Runner { store: Store::default(), redis, compared: 0 };
+    let mut redis = server.connect();
+    redis.speak(protocol);
+    let mut runner = Runner { store: Store::default(), redis, protocol, compared: 0 };
     let version = runner.redis.call(&words(&[b"INFO", b"server"]));
     let version = String::from_utf8_lossy(&version).into_owned();
     let version =
@@ -750,8 +764,8 @@ fn store_replies_match_redis_7_byte_for_byte() {
     // Printed past the test harness's capture, so it shows on success too.
     let _ = writeln!(
         std::io::stderr().lock(),
-        "redis_diff: {} commands compared against redis-server ({version}): {seeds} seeds of {COMMANDS_PER_SEED}, \
-         {GLOB_PATTERNS} KEYS patterns, {FLOAT_PAIRS} INCRBYFLOAT pairs, in {:.1} s",
+        "redis_diff: {} commands compared against redis-server ({version}) in {protocol:?}: {seeds} seeds of \
+         {COMMANDS_PER_SEED}, {GLOB_PATTERNS} KEYS patterns, {FLOAT_PAIRS} INCRBYFLOAT pairs, in {:.1} s",
         runner.compared,
         started.elapsed().as_secs_f64()
     );

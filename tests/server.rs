@@ -10,7 +10,7 @@ mod redis;
 
 use cashe::kv::{commands, Access};
 use cashe::node::{ConnId, MemberInfo, Node, NodeConfig, NodeMessage};
-use cashe::protocol::Reply;
+use cashe::protocol::{Protocol, Reply};
 use cashe::raft::{NodeId, Raft};
 use redis::RedisServer;
 
@@ -140,21 +140,146 @@ fn error(text: &str) -> Reply {
 // ---- compared with redis-server ----
 
 /// Sends each command to a one-node cluster's leader (one connection) and
-/// to redis-server (one connection), and compares the RESP bytes.
+/// to redis-server (one connection), and compares the RESP bytes; once in
+/// RESP2, then again on connections switched to RESP3 with `HELLO 3`.
 fn assert_same_as_redis(commands: &[Vec<Vec<u8>>]) {
     let server = RedisServer::start();
-    let mut redis = server.connect();
-    let mut cluster = Cluster::with_leader(1);
-    for args in commands {
-        let ours = cluster.call_args(1, 1, args.clone()).to_bytes();
-        let theirs = redis.call(args);
-        assert_eq!(
-            String::from_utf8_lossy(&ours),
-            String::from_utf8_lossy(&theirs),
-            "{:?}",
-            args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>()
-        );
+    for protocol in [Protocol::Resp2, Protocol::Resp3] {
+        let mut redis = server.connect();
+        redis.speak(protocol);
+        let mut cluster = Cluster::with_leader(1);
+        let hello = vec![b"HELLO".to_vec(), protocol.version().to_string().into_bytes()];
+        cluster.call_args(1, 1, hello);
+        for args in commands {
+            let ours = cluster.call_args(1, 1, args.clone()).to_bytes();
+            let theirs = redis.call(args);
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&theirs),
+                "{protocol:?}: {:?}",
+                args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>()
+            );
+        }
     }
+}
+
+/// Like `assert_same_as_redis`, with each command on one of several
+/// connections (`(connection, command)`), on a three-node cluster whose
+/// connections 1 and 3 are on followers (`connection % 3 + 1` is the node),
+/// so transactions and WATCH go through forwarding too.
+fn assert_same_as_redis_on(script: &[(u64, &str)]) {
+    let server = RedisServer::start();
+    for protocol in [Protocol::Resp2, Protocol::Resp3] {
+        let mut cluster = Cluster::with_leader(3);
+        server.connect().call(&words("FLUSHALL"));
+        let mut connections = std::collections::BTreeMap::new();
+        for (conn, text) in script {
+            let node = conn % 3 + 1;
+            let redis = connections.entry(*conn).or_insert_with(|| {
+                let hello = format!("HELLO {}", protocol.version());
+                cluster.call(node, *conn, &hello);
+                let mut client = server.connect();
+                client.speak(protocol);
+                client
+            });
+            let ours = cluster.call(node, *conn, text).to_bytes();
+            let theirs = redis.call(&words(text));
+            assert_eq!(
+                String::from_utf8_lossy(&ours),
+                String::from_utf8_lossy(&theirs),
+                "{protocol:?}, connection {conn} at node {node}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn transactions_answer_like_redis_through_any_node() {
+    assert_same_as_redis_on(&[
+        (1, "EXEC"),
+        (1, "DISCARD"),
+        (1, "MULTI"),
+        (1, "MULTI"),
+        (1, "SET k 1"),
+        (1, "INCR k"),
+        (1, "GET nosuch"),
+        (1, "PING"),
+        (1, "ECHO e"),
+        (1, "INCR k x"),
+        (1, "EXEC"),
+        (1, "GET k"),
+        (1, "MULTI"),
+        (1, "SET k v"),
+        (1, "INCR k"),
+        (1, "GET k"),
+        (1, "EXEC"),
+        (1, "MULTI"),
+        (1, "NOSUCH a b"),
+        (1, "SET k w"),
+        (1, "EXEC"),
+        (1, "GET k"),
+        (1, "MULTI"),
+        (1, "SET k z"),
+        (1, "DISCARD"),
+        (1, "GET k"),
+        (1, "MULTI"),
+        (1, "EXEC"),
+        (1, "MULTI x"),
+        (1, "WATCH"),
+        (1, "UNWATCH x"),
+        (1, "MULTI"),
+        (1, "WATCH k"),
+        (1, "EXEC x"),
+        (1, "EXEC"),
+        // WATCH: a write by another connection, on another node, aborts.
+        (2, "WATCH k"),
+        (3, "SET k other"),
+        (2, "MULTI"),
+        (2, "SET k mine"),
+        (2, "EXEC"),
+        (2, "GET k"),
+        // ... a write by the same connection before MULTI too; UNWATCH forgets.
+        (2, "WATCH k"),
+        (2, "SET k again"),
+        (2, "MULTI"),
+        (2, "GET k"),
+        (2, "EXEC"),
+        (2, "WATCH k"),
+        (1, "SET k x"),
+        (2, "UNWATCH"),
+        (2, "MULTI"),
+        (2, "GET k"),
+        (2, "EXEC"),
+        // Untouched keys, absent keys, and a key created and deleted.
+        (1, "WATCH k absent gone"),
+        (3, "SET gone 1"),
+        (3, "DEL gone"),
+        (1, "MULTI"),
+        (1, "GET k"),
+        (1, "EXEC"),
+        (1, "WATCH k absent"),
+        (3, "SET other 1"),
+        (3, "GET k"),
+        (1, "MULTI"),
+        (1, "MGET k absent"),
+        (1, "EXEC"),
+        // DISCARD unwatches; a failed command inside EXEC does not stop the rest.
+        (1, "WATCH k"),
+        (1, "MULTI"),
+        (1, "DISCARD"),
+        (3, "SET k changed"),
+        (1, "MULTI"),
+        (1, "INCR k"),
+        (1, "SET n 1"),
+        (1, "INCR n"),
+        (1, "EXEC"),
+        // An expiry set on a watched key touches it.
+        (1, "WATCH n"),
+        (3, "EXPIRE n 100"),
+        (1, "MULTI"),
+        (1, "TTL n"),
+        (1, "EXEC"),
+    ]);
 }
 
 #[test]
@@ -253,11 +378,30 @@ fn hello_errors_are_redis_texts() {
 }
 
 #[test]
-fn hello_3_is_refused_with_the_text_redis_gives_unsupported_versions() {
+fn hello_3_switches_to_resp3_with_the_fields_redis_gives() {
     let server = RedisServer::start();
-    let theirs = server.connect().call(&words("HELLO 4"));
+    let theirs = redis::parse(&server.connect().call(&words("HELLO 3")));
     let mut cluster = Cluster::with_leader(1);
-    assert_eq!(cluster.call(1, 1, "HELLO 3").to_bytes(), theirs);
+    let ours = cluster.call(1, 1, "HELLO 3");
+    let (Reply::Map(ours), Reply::Map(theirs)) = (&ours, &theirs) else { panic!("{ours:?} / {theirs:?}") };
+    let keys = |map: &[(Reply, Reply)]| map.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    assert_eq!(keys(ours), keys(theirs));
+    assert_eq!(ours[2], (Reply::bulk("proto"), Reply::Integer(3)));
+    // The connection speaks RESP3 now: nulls are `_`, CONFIG GET a map, INFO verbatim text.
+    assert_eq!(cluster.call(1, 1, "CLIENT GETNAME"), Reply::Null);
+    assert_eq!(
+        cluster.call(1, 1, "CONFIG GET save"),
+        Reply::Map(vec![(Reply::bulk("save"), Reply::bulk(""))])
+    );
+    assert!(matches!(cluster.call(1, 1, "INFO server"), Reply::Verbatim { format, .. } if format == "txt"));
+    let line = cluster.call(1, 1, "CLIENT INFO");
+    assert!(
+        matches!(&line, Reply::Verbatim { text, .. } if String::from_utf8_lossy(text).contains(" resp=3"))
+    );
+    // Other connections are not affected, and HELLO 2 switches back.
+    assert_eq!(cluster.call(1, 2, "CLIENT GETNAME"), Reply::nil());
+    assert!(matches!(cluster.call(1, 1, "HELLO 2"), Reply::Array(Some(_))));
+    assert_eq!(cluster.call(1, 1, "CLIENT GETNAME"), Reply::nil());
 }
 
 #[test]

@@ -157,6 +157,7 @@ impl Store {
         }
         if let Some(entry) = self.remove(from) {
             let expire_at_ms = entry.expire_at_ms();
+            // A renamed key is a modification of both names.
             self.put(to, entry.value, false);
             self.set_expiry(to, expire_at_ms);
         }
@@ -236,7 +237,7 @@ impl Store {
         let mut deleted = 0;
         for key in &args[1..] {
             if self.entries.get(key.as_slice()).is_some_and(|entry| entry.is_expired(now)) {
-                self.remove(key);
+                self.reclaim(key);
                 deleted += 1;
             }
         }

@@ -49,10 +49,12 @@ mod long_double;
 mod sequence;
 mod snapshot;
 mod strings;
+mod watch;
 
 pub use command::{commands, Access, CommandInfo, CASHE_EXPIRE};
 pub(crate) use glob::string_match;
 pub use snapshot::{snapshot_decode, RestoreError, SNAPSHOT_FORMAT};
+pub use watch::{Watch, TOMBSTONE_BYTES_MAX};
 
 use crate::protocol::Reply;
 use command::{Kind, ReadCommand, WriteCommand};
@@ -60,6 +62,7 @@ use key::Key;
 use sequence::SequenceIndex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU64;
+use watch::Tombstones;
 
 /// Redis's `proto-max-bulk-len` default: no string may grow beyond it.
 pub const VALUE_BYTES_MAX: u64 = 512 * 1024 * 1024;
@@ -79,6 +82,10 @@ pub struct Store {
     expiries: BTreeSet<(u64, u64)>,
     /// The sequence number of the last key created; never reused.
     last_sequence: u64,
+    /// Write commands applied so far; what WATCH compares (`watch`).
+    version: u64,
+    /// Keys deleted by commands, with the version of their deletion.
+    tombstones: Tombstones,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -89,6 +96,8 @@ struct Entry {
     /// long`); non-zero, so the option costs no extra word per key.
     expiry: Option<NonZeroU64>,
     sequence: u64,
+    /// The store's version when the key was last modified (WATCH).
+    modified: u64,
 }
 
 impl Entry {
@@ -133,7 +142,10 @@ impl Store {
         };
         match spec.kind {
             Kind::Read(command) => self.execute_read(command, args, now_ms),
-            Kind::Write(command) => self.execute_write(command, spec.name, args, now_ms),
+            Kind::Write(command) => {
+                self.version += 1;
+                self.execute_write(command, spec.name, args, now_ms)
+            }
         }
     }
 
@@ -243,12 +255,13 @@ impl Store {
     }
 
     /// Drops the key if it has expired; returns whether it (still) exists.
-    /// Redis's `lookupKeyWrite`.
+    /// Redis's `lookupKeyWrite`. Not a modification (WATCH): the key was
+    /// already gone.
     fn expire_if_needed(&mut self, key: &[u8], now: u64) -> bool {
         match self.entries.get(key) {
             None => false,
             Some(entry) if entry.is_expired(now) => {
-                self.remove(key);
+                self.reclaim(key);
                 false
             }
             Some(_) => true,
@@ -259,8 +272,10 @@ impl Store {
     /// existing key keeps its TTL only if `keep_ttl`. Call after
     /// `expire_if_needed`, so an expired key is re-created, not revived.
     fn put(&mut self, key: &[u8], value: Vec<u8>, keep_ttl: bool) {
+        let version = self.version;
         if let Some(entry) = self.entries.get_mut(key) {
             entry.value = value;
+            entry.modified = version;
             // One search of the key space per write: the TTL is dropped
             // here rather than through `set_expiry`, which would search again.
             if let Some(at) = entry.expiry.take_if(|_| !keep_ttl) {
@@ -271,7 +286,8 @@ impl Store {
         self.last_sequence += 1;
         let sequence = self.last_sequence;
         self.by_sequence.push(sequence, Key::new(key));
-        self.entries.insert(Key::new(key), Entry { value, expiry: None, sequence });
+        self.entries.insert(Key::new(key), Entry { value, expiry: None, sequence, modified: version });
+        self.tombstones.forget(key);
     }
 
     /// Sets or clears the TTL of an existing key; returns whether it had one.
@@ -281,6 +297,9 @@ impl Store {
         };
         let expiry = expire_at_ms.map(|at| NonZeroU64::new(at).expect("expiry 0 outside Redis's range"));
         let previous = std::mem::replace(&mut entry.expiry, expiry).map(NonZeroU64::get);
+        if expiry.is_some() || previous.is_some() {
+            entry.modified = self.version;
+        }
         if let Some(at) = previous {
             self.expiries.remove(&(at, entry.sequence));
         }
@@ -291,11 +310,25 @@ impl Store {
         previous.is_some()
     }
 
+    /// The value, to change it: counts as a modification (WATCH).
     fn value_mut(&mut self, key: &[u8]) -> Option<&mut Vec<u8>> {
-        self.entries.get_mut(key).map(|entry| &mut entry.value)
+        let version = self.version;
+        self.entries.get_mut(key).map(|entry| {
+            entry.modified = version;
+            &mut entry.value
+        })
     }
 
+    /// Deletes a key by a command: a modification (WATCH), remembered in a
+    /// tombstone.
     fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        let entry = self.reclaim(key)?;
+        self.tombstones.record(key, self.version);
+        Some(entry)
+    }
+
+    /// Drops a key that has expired, or is being moved: no tombstone.
+    fn reclaim(&mut self, key: &[u8]) -> Option<Entry> {
         let entry = self.entries.remove(key)?;
         self.by_sequence.remove(entry.sequence);
         if let Some(at) = entry.expire_at_ms() {
@@ -308,6 +341,7 @@ impl Store {
         self.entries.clear();
         self.by_sequence.clear();
         self.expiries.clear();
+        self.tombstones.clear_all(self.version);
     }
 
     /// Panics if the indexes disagree with the map (a bug, never input).
@@ -316,6 +350,7 @@ impl Store {
         let mut with_ttl = 0;
         for (key, entry) in &self.entries {
             assert!(entry.sequence >= 1 && entry.sequence <= self.last_sequence, "sequence out of range");
+            assert!(entry.modified <= self.version, "modified after the store's version");
             assert_eq!(self.by_sequence.get(entry.sequence), Some(key), "sequence index entry");
             if let Some(at) = entry.expire_at_ms() {
                 assert!(self.expiries.contains(&(at, entry.sequence)), "expiry index entry");
@@ -323,6 +358,11 @@ impl Store {
             }
         }
         assert_eq!(self.expiries.len(), with_ttl, "expiry index size");
+        for (key, version) in self.tombstones.iter() {
+            assert!(!self.entries.contains_key(key.as_bytes()), "a tombstone for a stored key");
+            assert!(version <= self.version && version >= self.tombstones.floor, "tombstone version");
+        }
+        assert!(self.tombstones.floor <= self.version, "tombstone floor");
     }
 }
 

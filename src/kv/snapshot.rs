@@ -1,28 +1,52 @@
 //! The key space as bytes, for Raft snapshots.
 //!
 //! Format: one byte [`SNAPSHOT_FORMAT`], then the postcard encoding of
-//! `SnapshotV1` — the last creation sequence number, and every stored key
-//! in key order with its value, its expiry (absolute ms, if any) and its
-//! creation sequence number (which SCAN cursors are made of, so a restored
-//! replica answers SCAN exactly as the others do). Expired keys not yet
+//! `SnapshotV2` — the last creation sequence number, the store's version
+//! (write commands applied), every stored key in key order with its value,
+//! its expiry (absolute ms, if any), its creation sequence number (which
+//! SCAN cursors are made of, so a restored replica answers SCAN exactly as
+//! the others do) and the version of its last modification, then the
+//! tombstones of deleted keys and their floor (what WATCH compares, so a
+//! restored replica decides an EXEC as the others do). Expired keys not yet
 //! reclaimed are included: the snapshot is the state, not a view of it.
+//! Format 1 (no versions, no tombstones: everything restores as modified at
+//! version 0) is still read.
 //!
 //! `restore` trusts nothing: every structural rule is checked and broken
 //! input is a `RestoreError`, never a panic.
 
-use super::{Entry, Key, Store, VALUE_BYTES_MAX};
+use super::{Entry, Key, Store, Tombstones, VALUE_BYTES_MAX};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroU64;
 
 /// The first byte of every snapshot; bumped on any incompatible change.
-pub const SNAPSHOT_FORMAT: u8 = 1;
+pub const SNAPSHOT_FORMAT: u8 = 2;
+/// The format before WATCH versions; restored with every version 0.
+const SNAPSHOT_FORMAT_V1: u8 = 1;
 
 #[derive(Deserialize)]
 struct SnapshotV1 {
     last_sequence: u64,
+    entries: Vec<SnapshotEntryV1>,
+}
+
+#[derive(Deserialize)]
+struct SnapshotEntryV1 {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    expire_at_ms: Option<u64>,
+    sequence: u64,
+}
+
+#[derive(Deserialize)]
+struct SnapshotV2 {
+    last_sequence: u64,
+    version: u64,
     entries: Vec<SnapshotEntry>,
+    tombstones: Vec<(Vec<u8>, u64)>,
+    tombstone_floor: u64,
 }
 
 #[derive(Deserialize)]
@@ -31,16 +55,28 @@ struct SnapshotEntry {
     value: Vec<u8>,
     expire_at_ms: Option<u64>,
     sequence: u64,
+    modified: u64,
 }
 
-/// `SnapshotV1` borrowing from the store, so writing a snapshot does not
+/// `SnapshotV2` borrowing from the store, so writing a snapshot does not
 /// copy every key and value first (serde encodes `&[u8]` and `Vec<u8>` the
 /// same way), nor list the entries in a vector of its own: they are
 /// encoded straight from the map.
 #[derive(Serialize)]
-struct SnapshotV1Ref<'a> {
+struct SnapshotV2Ref<'a> {
     last_sequence: u64,
+    version: u64,
     entries: EntriesRef<'a>,
+    tombstones: TombstonesRef<'a>,
+    tombstone_floor: u64,
+}
+
+struct TombstonesRef<'a>(&'a Tombstones);
+
+impl Serialize for TombstonesRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|(key, version)| (key.as_bytes(), version)))
+    }
 }
 
 /// The map's entries as a sequence (of known length, as postcard needs).
@@ -53,6 +89,7 @@ impl Serialize for EntriesRef<'_> {
             value: &entry.value,
             expire_at_ms: entry.expire_at_ms(),
             sequence: entry.sequence,
+            modified: entry.modified,
         }))
     }
 }
@@ -63,6 +100,7 @@ struct SnapshotEntryRef<'a> {
     value: &'a [u8],
     expire_at_ms: Option<u64>,
     sequence: u64,
+    modified: u64,
 }
 
 /// Why bytes are not a snapshot this version can restore.
@@ -81,6 +119,9 @@ pub enum RestoreError {
     /// An expiry outside `1..=i64::MAX` ms.
     BadExpiry(u64),
     ValueTooLarge(usize),
+    /// A modification or tombstone version after the store's version, a
+    /// tombstone below its floor, out of order, or for a stored key.
+    BadVersion(u64),
 }
 
 impl fmt::Display for RestoreError {
@@ -99,6 +140,7 @@ impl fmt::Display for RestoreError {
             RestoreError::BadSequence(s) => write!(f, "key-value snapshot has a bad sequence number {s}"),
             RestoreError::BadExpiry(at) => write!(f, "key-value snapshot has a bad expiry {at}"),
             RestoreError::ValueTooLarge(n) => write!(f, "key-value snapshot value of {n} bytes is too large"),
+            RestoreError::BadVersion(v) => write!(f, "key-value snapshot has a bad version {v}"),
         }
     }
 }
@@ -107,12 +149,20 @@ impl std::error::Error for RestoreError {}
 
 impl Store {
     pub fn snapshot(&self) -> Vec<u8> {
-        let body = SnapshotV1Ref { last_sequence: self.last_sequence, entries: EntriesRef(&self.entries) };
-        // At most this many bytes (varints: 2 length prefixes, an expiry
-        // and a sequence of at most 10 bytes each, plus the option tag), so
-        // the buffer never grows by copying a large prefix of itself.
-        let bytes_max: usize =
-            self.entries.iter().map(|(key, entry)| key.len() + entry.value.len() + 41).sum::<usize>() + 21;
+        let body = SnapshotV2Ref {
+            last_sequence: self.last_sequence,
+            version: self.version,
+            entries: EntriesRef(&self.entries),
+            tombstones: TombstonesRef(&self.tombstones),
+            tombstone_floor: self.tombstones.floor,
+        };
+        // At most this many bytes (varints of at most 10 bytes: 2 length
+        // prefixes, an expiry, a sequence and a version, plus the option
+        // tag), so the buffer never grows by copying a large prefix of itself.
+        let entry_bytes: usize =
+            self.entries.iter().map(|(key, entry)| key.len() + entry.value.len() + 51).sum();
+        let tombstone_bytes: usize = self.tombstones.iter().map(|(key, _)| key.len() + 20).sum();
+        let bytes_max = entry_bytes + tombstone_bytes + 51;
         let mut bytes = Vec::with_capacity(bytes_max);
         bytes.push(SNAPSHOT_FORMAT);
         // Serializing plain structs into a Vec cannot fail.
@@ -121,15 +171,29 @@ impl Store {
 
     pub fn restore(bytes: &[u8]) -> Result<Store, RestoreError> {
         let (&format, payload) = bytes.split_first().ok_or(RestoreError::Empty)?;
-        if format != SNAPSHOT_FORMAT {
-            return Err(RestoreError::UnsupportedFormat(format));
-        }
-        let (body, rest): (SnapshotV1, &[u8]) =
-            postcard::take_from_bytes(payload).map_err(|e| RestoreError::Undecodable(e.to_string()))?;
-        if !rest.is_empty() {
-            return Err(RestoreError::TrailingBytes(rest.len()));
-        }
-        let mut store = Store { last_sequence: body.last_sequence, ..Store::default() };
+        let body = match format {
+            SNAPSHOT_FORMAT => decode::<SnapshotV2>(payload)?,
+            SNAPSHOT_FORMAT_V1 => {
+                let v1 = decode::<SnapshotV1>(payload)?;
+                let entries = v1.entries.into_iter().map(|e| SnapshotEntry {
+                    key: e.key,
+                    value: e.value,
+                    expire_at_ms: e.expire_at_ms,
+                    sequence: e.sequence,
+                    modified: 0,
+                });
+                SnapshotV2 {
+                    last_sequence: v1.last_sequence,
+                    version: 0,
+                    entries: entries.collect(),
+                    tombstones: Vec::new(),
+                    tombstone_floor: 0,
+                }
+            }
+            other => return Err(RestoreError::UnsupportedFormat(other)),
+        };
+        let mut store =
+            Store { last_sequence: body.last_sequence, version: body.version, ..Store::default() };
         let mut previous: Option<&[u8]> = None;
         for (index, entry) in body.entries.iter().enumerate() {
             if previous.is_some_and(|previous| previous >= entry.key.as_slice()) {
@@ -149,21 +213,47 @@ impl Store {
             if entry.value.len() as u64 > VALUE_BYTES_MAX {
                 return Err(RestoreError::ValueTooLarge(entry.value.len()));
             }
+            if entry.modified > body.version {
+                return Err(RestoreError::BadVersion(entry.modified));
+            }
             by_sequence.insert(sequence, Key::new(&entry.key));
             if let Some(at) = entry.expire_at_ms {
                 store.expiries.insert((at, sequence));
             }
-            store.entries.insert(
-                Key::new(&entry.key),
-                Entry { value: entry.value, expiry: entry.expire_at_ms.and_then(NonZeroU64::new), sequence },
-            );
+            let expiry = entry.expire_at_ms.and_then(NonZeroU64::new);
+            let restored = Entry { value: entry.value, expiry, sequence, modified: entry.modified };
+            store.entries.insert(Key::new(&entry.key), restored);
         }
         for (sequence, key) in by_sequence {
             store.by_sequence.push(sequence, key);
         }
+        if body.tombstone_floor > body.version {
+            return Err(RestoreError::BadVersion(body.tombstone_floor));
+        }
+        store.tombstones.floor = body.tombstone_floor;
+        let mut previous: Option<&[u8]> = None;
+        for (key, version) in &body.tombstones {
+            let out_of_range = *version > body.version || *version < body.tombstone_floor;
+            let misplaced =
+                previous.is_some_and(|p| p >= key.as_slice()) || store.entries.contains_key(key.as_slice());
+            if out_of_range || misplaced {
+                return Err(RestoreError::BadVersion(*version));
+            }
+            previous = Some(key);
+            store.tombstones.record(key, *version);
+        }
         store.check_invariants();
         Ok(store)
     }
+}
+
+fn decode<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, RestoreError> {
+    let (body, rest): (T, &[u8]) =
+        postcard::take_from_bytes(payload).map_err(|e| RestoreError::Undecodable(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(RestoreError::TrailingBytes(rest.len()));
+    }
+    Ok(body)
 }
 
 /// Fuzz target body: restores arbitrary bytes and must not panic; what

@@ -385,12 +385,13 @@ impl Store {
             self.put(key, suffix.clone(), false);
             return Reply::Integer(suffix.len() as i64);
         }
+        let length = self.entries.get(key).map_or(0, |entry| entry.value.len() as u64);
+        if let Err(reply) = check_length(length, suffix.len() as u64) {
+            return reply;
+        }
         let Some(value) = self.value_mut(key) else {
             return Reply::Integer(0);
         };
-        if let Err(reply) = check_length(value.len() as u64, suffix.len() as u64) {
-            return reply;
-        }
         value.extend_from_slice(suffix);
         Reply::Integer(value.len() as i64)
     }
@@ -436,12 +437,12 @@ impl Store {
         if !self.expire_if_needed(key, now) {
             return Reply::Integer(0);
         }
-        match self.value_mut(key) {
-            Some(value) if *value == args[2] => {
-                *value = args[3].clone();
-                Reply::Integer(1)
-            }
-            _ => Reply::Integer(0),
+        if self.entries.get(key).is_none_or(|entry| entry.value != args[2]) {
+            return Reply::Integer(0);
         }
+        if let Some(value) = self.value_mut(key) {
+            *value = args[3].clone();
+        }
+        Reply::Integer(1)
     }
 }

@@ -207,18 +207,82 @@ fn restore_rejects_snapshots_that_break_the_store_rules() {
     run(&mut store, T0, &["SET", "a", "1"]);
     run(&mut store, T0, &["SET", "b", "2"]);
     let valid = store.snapshot();
-    // Layout: format, last_sequence (2), entry count (2), then "a": key
-    // length 1, 'a', value length 1, '1', expiry None, sequence 1.
-    assert_eq!(&valid[..10], &[SNAPSHOT_FORMAT, 2, 2, 1, b'a', 1, b'1', 0, 1, 1]);
+    // Layout: format, last_sequence (2), version (2), entry count (2),
+    // then "a": key length 1, 'a', value length 1, '1', expiry None,
+    // sequence 1, modified at version 1; then "b"; no tombstones, floor 0.
+    assert_eq!(&valid[..11], &[SNAPSHOT_FORMAT, 2, 2, 2, 1, b'a', 1, b'1', 0, 1, 1]);
+    assert_eq!(&valid[18..], &[0, 0]);
     let mut duplicate_sequence = valid.clone();
-    duplicate_sequence[14] = 1;
+    duplicate_sequence[16] = 1;
     assert_eq!(Store::restore(&duplicate_sequence), Err(RestoreError::BadSequence(1)));
     let mut out_of_order = valid.clone();
-    out_of_order[4] = b'c';
+    out_of_order[5] = b'c';
     assert_eq!(Store::restore(&out_of_order), Err(RestoreError::KeysOutOfOrder(1)));
     let mut zero_expiry = valid.clone();
-    zero_expiry.splice(7..8, [1, 0]);
+    zero_expiry.splice(8..9, [1, 0]);
     assert_eq!(Store::restore(&zero_expiry), Err(RestoreError::BadExpiry(0)));
+    let mut modified_later = valid.clone();
+    modified_later[10] = 9;
+    assert_eq!(Store::restore(&modified_later), Err(RestoreError::BadVersion(9)));
+    let mut tombstone_of_a_stored_key = valid.clone();
+    tombstone_of_a_stored_key.splice(18..19, [1, 1, b'a', 1]);
+    assert_eq!(Store::restore(&tombstone_of_a_stored_key), Err(RestoreError::BadVersion(1)));
+}
+
+#[test]
+fn a_format_1_snapshot_still_restores_with_every_version_zero() {
+    let v1 = [1, 2, 2, 1, b'a', 1, b'1', 0, 1, 1, b'b', 1, b'2', 0, 2];
+    let store = Store::restore(&v1).expect("format 1 restores");
+    assert_eq!(
+        store.read(&cmd(&["MGET", "a", "b"]), T0),
+        Reply::Array(Some(vec![Reply::bulk("1"), Reply::bulk("2")]))
+    );
+    assert_eq!(store.version(), 0);
+    assert!(!store.touched(&store.watch(b"a", T0), T0));
+}
+
+#[test]
+fn watch_sees_every_modification_redis_signals_and_nothing_else() {
+    let mut store = Store::default();
+    run(&mut store, T0, &["SET", "k", "v"]);
+    run(&mut store, T0, &["SET", "ttl", "v", "PX", "100"]);
+    let watched = |store: &Store, key: &str| store.watch(key.as_bytes(), T0);
+    let touched_by = |command: &[&str]| {
+        let mut store = store.clone();
+        let watches = ["k", "ttl", "absent"].map(|key| watched(&store, key));
+        run(&mut store, T0, command);
+        watches.iter().map(|w| store.touched(w, T0)).collect::<Vec<bool>>()
+    };
+    assert_eq!(touched_by(&["SET", "k", "v"]), [true, false, false], "a SET of the same value");
+    assert_eq!(touched_by(&["SETNX", "k", "w"]), [false, false, false], "a SETNX that did nothing");
+    assert_eq!(touched_by(&["CAS", "k", "nope", "w"]), [false, false, false], "a CAS that failed");
+    assert_eq!(touched_by(&["CAS", "k", "v", "w"]), [true, false, false]);
+    assert_eq!(touched_by(&["INCR", "k"]), [false, false, false], "an INCR that failed");
+    assert_eq!(touched_by(&["PERSIST", "k"]), [false, false, false], "no TTL to remove");
+    assert_eq!(touched_by(&["PERSIST", "ttl"]), [false, true, false]);
+    assert_eq!(touched_by(&["DEL", "k", "absent"]), [true, false, false]);
+    assert_eq!(touched_by(&["SET", "absent", "1"]), [false, false, true]);
+    assert_eq!(touched_by(&["RENAME", "k", "absent"]), [true, false, true]);
+    assert_eq!(touched_by(&["GET", "k"]), [false, false, false], "a read");
+    assert_eq!(touched_by(&["FLUSHALL"]), [true, true, true], "a flush touches every key");
+    // A key that expires after WATCH is touched; one already expired at
+    // WATCH is not touched by its reclamation.
+    let mut later = store.clone();
+    let live_then = later.watch(b"ttl", T0);
+    let expired_then = later.watch(b"ttl", T0 + 200);
+    later.apply(&cmd(&["CASHE.EXPIRE", "ttl"]), T0 + 200);
+    assert!(later.touched(&live_then, T0 + 200));
+    assert!(!later.touched(&expired_then, T0 + 200));
+    // Created and deleted again after WATCH: a tombstone remembers.
+    let mut again = store.clone();
+    let absent = again.watch(b"new", T0);
+    run(&mut again, T0, &["SET", "new", "1"]);
+    run(&mut again, T0, &["DEL", "new"]);
+    assert!(again.touched(&absent, T0));
+    // The versions survive a snapshot.
+    let restored = Store::restore(&again.snapshot()).expect("restores");
+    assert!(restored.touched(&absent, T0));
+    assert!(!restored.touched(&restored.watch(b"k", T0), T0));
 }
 
 #[test]

@@ -21,7 +21,8 @@
 //! the cluster id once `CASHE.MEMBER` is committed, and starts empty; the
 //! leader adds it and streams it the log or a snapshot.
 
-use super::{Node, Ticket};
+use super::session::{Ticket, Work};
+use super::Node;
 use crate::protocol::Reply;
 use crate::raft::{MembershipChange, NodeId};
 use serde::{Deserialize, Serialize};
@@ -229,8 +230,8 @@ impl Node {
         };
         let text = |i: usize| args.get(i).map(|a| String::from_utf8_lossy(a).into_owned());
         let reply = match (sub.as_slice(), args.len()) {
-            (b"INFO", 2) => Reply::bulk(self.cluster_info()),
-            (b"NODES", 2) => Reply::bulk(self.cluster_nodes()),
+            (b"INFO", 2) => Reply::text(self.cluster_info()),
+            (b"NODES", 2) => Reply::text(self.cluster_nodes()),
             (b"MYID", 2) => Reply::bulk(self.member_name(self.raft.id())),
             (b"JOIN", 5) => {
                 let info = MemberInfo {
@@ -268,7 +269,7 @@ impl Node {
     /// Starts a write of an internal command for a client; its reply comes
     /// when it is applied.
     fn internal_write(&mut self, ticket: Ticket, args: Vec<Vec<u8>>) -> Option<Reply> {
-        self.start_write(ticket, args, self.now_ms);
+        self.enqueue(ticket, Work::Write { args });
         None
     }
 

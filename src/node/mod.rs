@@ -8,20 +8,28 @@
 //!
 //! 1. persist `Output::persist` (one write, one fsync), then `persisted`;
 //! 2. send `Output::send` to peers;
-//! 3. write each `Output::replies` entry to its connection, in order;
+//! 3. write each `Output::replies` entry to its connection, in order (each
+//!    is already shaped for the connection's protocol: encode it as is);
 //! 4. write `Output::snapshot` (compaction) if present.
 //!
 //! Rules it keeps:
+//! - a connection's commands take effect in the order it sent them, and
+//!   its replies leave in that order (`session`);
 //! - a write is answered only once its entry is committed and applied here;
 //!   it carries the proposing node's `now_ms`, so every replica computes
 //!   the same result;
 //! - a write at a follower is forwarded to the leader and answered by the
 //!   follower when the leader's reply comes back;
 //! - a read is linearizable (ReadIndex, on any node) unless the connection
-//!   said `READONLY`; then it is served from local state;
+//!   said `READONLY`; then it is served from local state (after the
+//!   connection's own writes);
+//! - MULTI/EXEC is one log entry; WATCH is checked when it is applied
+//!   (`transaction`);
 //! - no leader known → `-CLUSTERDOWN`; a write whose fate is unknown (the
 //!   leader lost leadership before it committed, or a forwarded write got no
 //!   answer in time) → `-TIMEOUT`: it may or may not have happened.
+//!
+//! `Node::check_invariants` checks the bookkeeping after every output.
 
 use crate::kv::{classify, Access, Store};
 use crate::protocol::Reply;
@@ -30,16 +38,20 @@ use crate::raft::{
     Recovered, Snapshot, Term,
 };
 use serde::{Deserialize, Serialize};
+use session::{Queued, Session, Ticket, Work};
 use std::collections::{BTreeMap, BTreeSet};
 
 mod cluster;
 mod server;
+mod session;
+mod transaction;
 pub mod wire;
 pub use cluster::{
     join_answer, join_command, member_command, Directory, JoinAnswer, MemberInfo, CASHE_FORGET, CASHE_MEMBER,
     FOUNDER,
 };
 pub use server::ShellStats;
+pub use transaction::CASHE_EXEC;
 
 /// A client connection, numbered by the shell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -49,16 +61,22 @@ pub struct ConnId(pub u64);
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum NodeMessage {
     Raft(Message),
-    /// A follower's client write, for the leader to propose.
+    /// A follower's client write, for the leader of `term` to propose. A
+    /// leader of another term refuses it (it was meant for a leader that is
+    /// gone): a forward delayed past a leader change must not be applied
+    /// after writes the same connection sent later.
     Forward {
         id: u64,
+        term: Term,
         now_ms: u64,
         args: Vec<Vec<u8>>,
     },
-    /// The leader's answer to a forwarded write.
+    /// The leader's answer to a forwarded write, with the entry's index when
+    /// it was applied (the follower's READONLY reads wait for it).
     ForwardReply {
         id: u64,
-        reply: ReplyWire,
+        reply: Reply,
+        index: Option<Index>,
     },
     /// The leader to a node that still talks Raft after its removal was
     /// committed (a removed node is not replicated to, so it never learns
@@ -68,42 +86,6 @@ pub enum NodeMessage {
     /// (it may never hear whether its removal committed); a leader answers
     /// `Removed` if it did.
     Probe,
-}
-
-/// A `Reply` on the peer wire.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum ReplyWire {
-    Simple(String),
-    Error(String),
-    Integer(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Option<Vec<ReplyWire>>),
-}
-
-impl From<Reply> for ReplyWire {
-    fn from(reply: Reply) -> ReplyWire {
-        match reply {
-            Reply::Simple(s) => ReplyWire::Simple(s),
-            Reply::Error(s) => ReplyWire::Error(s),
-            Reply::Integer(n) => ReplyWire::Integer(n),
-            Reply::Bulk(b) => ReplyWire::Bulk(b),
-            Reply::Array(a) => {
-                ReplyWire::Array(a.map(|items| items.into_iter().map(ReplyWire::from).collect()))
-            }
-        }
-    }
-}
-
-impl From<ReplyWire> for Reply {
-    fn from(reply: ReplyWire) -> Reply {
-        match reply {
-            ReplyWire::Simple(s) => Reply::Simple(s),
-            ReplyWire::Error(s) => Reply::Error(s),
-            ReplyWire::Integer(n) => Reply::Integer(n),
-            ReplyWire::Bulk(b) => Reply::Bulk(b),
-            ReplyWire::Array(a) => Reply::Array(a.map(|items| items.into_iter().map(Reply::from).collect())),
-        }
-    }
 }
 
 /// The command stored in a log entry.
@@ -151,23 +133,25 @@ impl NodeConfig {
     }
 }
 
-/// One client command's place in its connection's reply order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-struct Ticket {
-    conn: ConnId,
-    seq: u64,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Requester {
     Local(Ticket),
     Remote { from: NodeId, id: u64 },
 }
 
+/// What a read computes once the state is current enough.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum ReadWhat {
+    /// A key-space read command.
+    Command(Vec<Vec<u8>>),
+    /// WATCH: the keys' versions, kept by the connection for its EXEC.
+    Watch(Vec<Vec<u8>>),
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct PendingRead {
     requester: Requester,
-    args: Vec<Vec<u8>>,
+    what: ReadWhat,
     now_ms: u64,
     /// Ticks until it is answered `-TIMEOUT` (a read request or its answer
     /// can be lost; the client must not wait forever).
@@ -187,6 +171,8 @@ pub struct Output {
 pub const CLUSTERDOWN: &str = "CLUSTERDOWN no leader is known; retry later";
 pub const TIMEOUT: &str =
     "TIMEOUT the write may or may not have been applied: leadership changed before it committed";
+/// A forward that reached a leader of another term than the follower's: not proposed.
+pub const STALE_FORWARD: &str = "TRYAGAIN the leader changed before the write arrived; it was not applied";
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Node {
@@ -204,18 +190,19 @@ pub struct Node {
     writes: BTreeMap<Index, (Term, Requester)>,
     /// Reads waiting for their read index.
     reads: BTreeMap<ReadId, PendingRead>,
-    /// Reads whose index is known, waiting to be applied.
+    /// Reads whose index is known (or READONLY reads waiting for the
+    /// connection's writes), waiting to be applied.
     ready_reads: Vec<(Index, PendingRead)>,
     next_read: u64,
     /// Writes forwarded to the leader: id -> (connection, ticks left).
     forwarded: BTreeMap<u64, (Ticket, u32)>,
-    /// Per connection: `(commands received, replies released)`. Replies
-    /// leave in command order (Redis clients match them by position), so
-    /// one that is ready early waits in `early_replies`.
-    reply_order: BTreeMap<ConnId, (u64, u64)>,
-    early_replies: BTreeMap<Ticket, Reply>,
+    /// Forward ids start at a random point each boot, so a late answer to a
+    /// forward of a previous boot cannot be taken for one of this boot's.
     next_forward: u64,
-    readonly: BTreeSet<ConnId>,
+    /// Every connection that sent a command: order, replies, its settings.
+    sessions: BTreeMap<ConnId, Session>,
+    /// Connections whose next command may be able to start.
+    to_pump: BTreeSet<ConnId>,
     /// Per-connection state of the server commands (CLIENT SETNAME, ...).
     clients: server::Clients,
     /// Counters only the shell can know (fsyncs, latencies), for INFO.
@@ -234,6 +221,7 @@ impl Node {
             None => (Directory::default(), Store::default()),
         };
         let raft = Raft::restore(config.raft.clone(), seed, recovered).map_err(|e| e.to_string())?;
+        let next_forward = raft::SplitMix64::new(seed ^ 0xf0f0_f0f0).next_u64() >> 1;
         let node = Node {
             config,
             raft,
@@ -247,10 +235,9 @@ impl Node {
             ready_reads: Vec::new(),
             next_read: 0,
             forwarded: BTreeMap::new(),
-            reply_order: BTreeMap::new(),
-            early_replies: BTreeMap::new(),
-            next_forward: 0,
-            readonly: BTreeSet::new(),
+            next_forward,
+            sessions: BTreeMap::new(),
+            to_pump: BTreeSet::new(),
             clients: server::Clients::default(),
             shell_stats: ShellStats::default(),
             now_ms: 0,
@@ -280,6 +267,7 @@ impl Node {
         }
         self.reconcile_membership();
         self.probe_if_left_out();
+        self.settle();
     }
 
     pub fn step(&mut self, from: NodeId, message: NodeMessage) {
@@ -296,13 +284,14 @@ impl Node {
                     self.removed_notice = true;
                 }
             }
-            NodeMessage::Forward { id, now_ms, args } => self.on_forward(from, id, now_ms, args),
-            NodeMessage::ForwardReply { id, reply } => {
+            NodeMessage::Forward { id, term, now_ms, args } => self.on_forward(from, id, term, now_ms, args),
+            NodeMessage::ForwardReply { id, reply, index } => {
                 if let Some((ticket, _)) = self.forwarded.remove(&id) {
-                    self.reply(ticket, reply.into());
+                    self.answer(Requester::Local(ticket), reply, index);
                 }
             }
         }
+        self.settle();
     }
 
     fn tell_if_removed(&mut self, from: NodeId) {
@@ -338,53 +327,104 @@ impl Node {
     /// shell's wall-clock time.
     pub fn client(&mut self, conn: ConnId, args: Vec<Vec<u8>>, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
-        let order = self.reply_order.entry(conn).or_default();
-        let ticket = Ticket { conn, seq: order.0 };
-        order.0 += 1;
         self.clients.seen(conn, self.now_ms);
+        let session = self.sessions.entry(conn).or_default();
+        let mut ticket = session.ticket(conn);
         let name = args.first().map(|a| a.to_ascii_uppercase()).unwrap_or_default();
+        if session.multi.is_some() && !transaction::runs_inside_multi(&name) {
+            let reply = self.queue_in_multi(conn, &name, args);
+            return self.reply(ticket, reply);
+        }
         match name.as_slice() {
-            b"READONLY" => {
-                self.readonly.insert(conn);
+            b"READONLY" | b"READWRITE" => {
+                session.readonly = name.as_slice() == b"READONLY";
                 return self.reply(ticket, Reply::ok());
             }
-            b"READWRITE" => {
-                self.readonly.remove(&conn);
-                return self.reply(ticket, Reply::ok());
+            b"MULTI" | b"EXEC" | b"DISCARD" | b"WATCH" | b"UNWATCH" => {
+                if let Some(reply) = self.transaction_command(ticket, &name, args) {
+                    self.reply(ticket, reply);
+                }
+                return self.settle();
             }
             _ => {}
         }
         if let Some(reply) = self.server_command(conn, &name, &args) {
+            // HELLO answers in the protocol it switched to.
+            ticket.protocol = self.sessions.get(&conn).map_or(ticket.protocol, |s| s.protocol);
             return self.reply(ticket, reply);
         }
         if let Some(reply) = self.cluster_command(ticket, &name, &args) {
             return self.reply(ticket, reply);
         }
         if name.as_slice() == b"CLUSTER" {
-            return; // a membership write, answered once applied
+            return self.settle(); // a membership write, answered once applied
         }
-        if [crate::kv::CASHE_EXPIRE, CASHE_MEMBER, CASHE_FORGET]
-            .iter()
-            .any(|c| name.as_slice() == c.as_bytes())
-        {
-            let text = String::from_utf8_lossy(&name);
-            let reply =
-                Reply::error(format!("ERR {text} is proposed by the nodes themselves, not by clients"));
+        if let Some(reply) = refuse_internal(&name) {
             return self.reply(ticket, reply);
         }
         match classify(&args) {
             Err(reply) => self.reply(ticket, reply),
-            Ok(Access::Read) if self.readonly.contains(&conn) || self.stale_read_planted() => {
-                let reply = self.store.read(&args, self.now_ms);
-                self.reply(ticket, reply);
+            Ok(Access::Read) => {
+                let stale = self.reads_stale(conn);
+                self.enqueue(ticket, Work::Read { args, stale });
             }
-            Ok(Access::Read) => self.start_read(Requester::Local(ticket), args, self.now_ms),
-            Ok(Access::Write) => self.start_write(ticket, args, self.now_ms),
+            Ok(Access::Write) => self.enqueue(ticket, Work::Write { args }),
         }
     }
 
-    fn stale_read_planted(&self) -> bool {
-        self.config.raft.planted_bug.active(PlantedBug::StaleRead)
+    /// Whether the connection's reads are served from local state.
+    fn reads_stale(&self, conn: ConnId) -> bool {
+        let planted = self.config.raft.planted_bug.active(PlantedBug::StaleRead);
+        planted || self.sessions.get(&conn).is_some_and(|s| s.readonly)
+    }
+
+    /// Queues an ordered command behind the connection's earlier ones and
+    /// starts whatever may start.
+    fn enqueue(&mut self, ticket: Ticket, work: Work) {
+        let Some(session) = self.sessions.get_mut(&ticket.conn) else { return };
+        session.waiting.push_back(Queued { ticket, work });
+        self.to_pump.insert(ticket.conn);
+        self.settle();
+    }
+
+    /// Starts the commands that may start and serves the reads that are
+    /// ready, until nothing more can happen without new input.
+    fn settle(&mut self) {
+        loop {
+            self.serve_ready_reads();
+            let Some(conn) = self.to_pump.pop_first() else { return };
+            self.pump(conn);
+        }
+    }
+
+    fn pump(&mut self, conn: ConnId) {
+        let skip_writes = self.config.raft.planted_bug.active(PlantedBug::ReadSkipsOwnWrites);
+        loop {
+            let Some(session) = self.sessions.get_mut(&conn) else { return };
+            if !session.head_may_start(skip_writes) {
+                return;
+            }
+            let queued = session.waiting.pop_front().expect("a head that may start");
+            session.started(queued.ticket.seq, queued.work.class());
+            self.start(queued);
+        }
+    }
+
+    fn start(&mut self, queued: Queued) {
+        let Queued { ticket, work } = queued;
+        let requester = Requester::Local(ticket);
+        match work {
+            Work::Read { args, stale } => self.start_read(requester, ReadWhat::Command(args), stale),
+            Work::Watch { keys, stale } => self.start_read(requester, ReadWhat::Watch(keys), stale),
+            Work::Write { args } => self.start_write(ticket, args),
+            Work::Exec(queued) => self.start_exec(ticket, queued),
+            Work::Unwatch => {
+                if let Some(session) = self.sessions.get_mut(&ticket.conn) {
+                    session.watches.clear();
+                }
+                self.reply(ticket, Reply::ok());
+            }
+        }
     }
 
     /// A client connected (counted by INFO and CLIENT before it says anything).
@@ -393,12 +433,12 @@ impl Node {
         self.clients.seen(conn, self.now_ms);
     }
 
-    /// The connection closed: forget its per-connection state.
+    /// The connection closed: forget its per-connection state. Its commands
+    /// in flight still take effect; their replies go nowhere.
     pub fn disconnected(&mut self, conn: ConnId) {
-        self.readonly.remove(&conn);
         self.clients.disconnected(conn);
-        self.reply_order.remove(&conn);
-        self.early_replies.retain(|ticket, _| ticket.conn != conn);
+        self.sessions.remove(&conn);
+        self.to_pump.remove(&conn);
     }
 
     /// A member's display name (its `--id`), for INFO, ROLE and CLUSTER.
@@ -447,37 +487,69 @@ impl Node {
             let raft = self.raft.take_output();
             self.absorb_raft(raft);
         }
+        self.check_invariants();
         std::mem::take(&mut self.output)
     }
 
-    fn start_read(&mut self, requester: Requester, args: Vec<Vec<u8>>, now_ms: u64) {
-        let read = ReadId(self.next_read);
-        self.next_read += 1;
-        let ticks_left = self.config.forward_timeout_ticks;
-        self.reads.insert(read, PendingRead { requester, args, now_ms, ticks_left });
-        self.raft.read_index(read);
+    /// The node's own bookkeeping (a bug if it fails, never input): every
+    /// session's order, every forward and read bounded in time.
+    pub fn check_invariants(&self) {
+        for (conn, session) in &self.sessions {
+            session.check_invariants();
+            assert!(
+                session.waiting.len() <= session::WAITING_MAX,
+                "connection {conn:?} queue over its bound"
+            );
+        }
+        let limit = self.config.forward_timeout_ticks;
+        assert!(self.forwarded.values().all(|(_, ticks)| *ticks <= limit), "a forward outlives its timeout");
+        assert!(self.reads.values().all(|read| read.ticks_left <= limit), "a read outlives its timeout");
+        assert!(self.to_pump.is_empty(), "connections left to start after settling");
     }
 
-    fn start_write(&mut self, ticket: Ticket, args: Vec<Vec<u8>>, now_ms: u64) {
+    fn start_read(&mut self, requester: Requester, what: ReadWhat, stale: bool) {
+        let ticks_left = self.config.forward_timeout_ticks;
+        let read = PendingRead { requester, what, now_ms: self.now_ms, ticks_left };
+        if stale {
+            // Local state, once it holds the connection's own writes.
+            let written = match requester {
+                Requester::Local(ticket) => self.sessions.get(&ticket.conn).map_or(Index(0), |s| s.written),
+                Requester::Remote { .. } => Index(0),
+            };
+            self.ready_reads.push((written, read));
+            return;
+        }
+        let id = ReadId(self.next_read);
+        self.next_read += 1;
+        self.reads.insert(id, read);
+        self.raft.read_index(id);
+    }
+
+    fn start_write(&mut self, ticket: Ticket, args: Vec<Vec<u8>>) {
         if self.raft.is_leader() {
-            return self.propose(Requester::Local(ticket), args, now_ms);
+            return self.propose(Requester::Local(ticket), args, self.now_ms);
         }
         match self.raft.leader() {
             Some(leader) => {
                 let id = self.next_forward;
-                self.next_forward += 1;
+                self.next_forward = self.next_forward.wrapping_add(1);
                 self.forwarded.insert(id, (ticket, self.config.forward_timeout_ticks));
-                self.output.send.push((leader, NodeMessage::Forward { id, now_ms, args }));
+                let term = self.raft.term();
+                let forward = NodeMessage::Forward { id, term, now_ms: self.now_ms, args };
+                self.output.send.push((leader, forward));
             }
             None => self.reply(ticket, Reply::error(CLUSTERDOWN)),
         }
     }
 
-    fn on_forward(&mut self, from: NodeId, id: u64, now_ms: u64, args: Vec<Vec<u8>>) {
-        if self.raft.is_leader() {
-            self.propose(Requester::Remote { from, id }, args, now_ms);
+    fn on_forward(&mut self, from: NodeId, id: u64, term: Term, now_ms: u64, args: Vec<Vec<u8>>) {
+        let requester = Requester::Remote { from, id };
+        if !self.raft.is_leader() {
+            self.answer(requester, Reply::error(CLUSTERDOWN), None);
+        } else if term != self.raft.term() {
+            self.answer(requester, Reply::error(STALE_FORWARD), None);
         } else {
-            self.answer(Requester::Remote { from, id }, Reply::error(CLUSTERDOWN));
+            self.propose(requester, args, now_ms);
         }
     }
 
@@ -489,9 +561,9 @@ impl Node {
                 self.writes.insert(index, (term, requester));
             }
             Err(raft::ProposeError::TransferInProgress) => {
-                self.answer(requester, Reply::error("TRYAGAIN leadership is being transferred"))
+                self.answer(requester, Reply::error("TRYAGAIN leadership is being transferred"), None)
             }
-            Err(_) => self.answer(requester, Reply::error(CLUSTERDOWN)),
+            Err(_) => self.answer(requester, Reply::error(CLUSTERDOWN), None),
         }
     }
 
@@ -513,11 +585,18 @@ impl Node {
         let _ = self.propose_internal(args);
     }
 
-    fn answer(&mut self, requester: Requester, reply: Reply) {
+    /// Answers a command: a local connection's (with the index of the entry
+    /// that applied it, for a write), or a follower's forwarded write.
+    fn answer(&mut self, requester: Requester, reply: Reply, index: Option<Index>) {
         match requester {
-            Requester::Local(ticket) => self.reply(ticket, reply),
+            Requester::Local(ticket) => {
+                if let (Some(index), Some(session)) = (index, self.sessions.get_mut(&ticket.conn)) {
+                    session.written = session.written.max(index);
+                }
+                self.reply(ticket, reply)
+            }
             Requester::Remote { from, id } => {
-                self.output.send.push((from, NodeMessage::ForwardReply { id, reply: reply.into() }))
+                self.output.send.push((from, NodeMessage::ForwardReply { id, reply, index }))
             }
         }
     }
@@ -543,7 +622,7 @@ impl Node {
         }
         for id in expired_reads {
             let read = self.reads.remove(&id).expect("listed");
-            self.answer(read.requester, Reply::error(READ_TIMEOUT));
+            self.answer(read.requester, Reply::error(READ_TIMEOUT), None);
         }
         for (_, read) in self.ready_reads.iter_mut() {
             read.ticks_left = read.ticks_left.saturating_sub(1);
@@ -552,24 +631,19 @@ impl Node {
             std::mem::take(&mut self.ready_reads).into_iter().partition(|(_, read)| read.ticks_left == 0);
         self.ready_reads = waiting;
         for (_, read) in late {
-            self.answer(read.requester, Reply::error(READ_TIMEOUT));
+            self.answer(read.requester, Reply::error(READ_TIMEOUT), None);
         }
     }
 
     /// Releases `reply` and every reply of the same connection it was
-    /// holding back, in command order.
+    /// holding back, in command order; the connection may start its next
+    /// commands.
     fn reply(&mut self, ticket: Ticket, reply: Reply) {
-        let Some(order) = self.reply_order.get_mut(&ticket.conn) else { return };
-        if ticket.seq != order.1 {
-            self.early_replies.insert(ticket, reply);
-            return;
-        }
-        self.output.replies.push((ticket.conn, reply));
-        order.1 += 1;
-        while let Some(reply) = self.early_replies.remove(&Ticket { conn: ticket.conn, seq: order.1 }) {
+        let Some(session) = self.sessions.get_mut(&ticket.conn) else { return };
+        for reply in session.answer(ticket, reply) {
             self.output.replies.push((ticket.conn, reply));
-            order.1 += 1;
         }
+        self.to_pump.insert(ticket.conn);
     }
 
     fn absorb_raft(&mut self, raft: raft::Output) {
@@ -584,10 +658,10 @@ impl Node {
         for read in raft.reads {
             self.on_read_state(read);
         }
-        self.serve_ready_reads();
         if !self.raft.is_leader() {
             self.fail_unknown_writes();
         }
+        self.settle();
     }
 
     fn on_apply(&mut self, apply: Apply) {
@@ -614,13 +688,12 @@ impl Node {
                     Payload::Noop | Payload::Membership(_) => None,
                 };
                 if let Some((term, requester)) = self.writes.remove(&entry.index) {
-                    let reply = if term == entry.term {
-                        reply.unwrap_or_else(Reply::ok)
+                    if term == entry.term {
+                        self.answer(requester, reply.unwrap_or_else(Reply::ok), Some(entry.index));
                     } else {
                         // Another leader's entry took this index: ours was lost.
-                        Reply::error(TIMEOUT)
-                    };
-                    self.answer(requester, reply);
+                        self.answer(requester, Reply::error(TIMEOUT), None);
+                    }
                 }
             }
         }
@@ -633,6 +706,9 @@ impl Node {
                 return self.directory.apply(internal, &command.args[1..], self.config.cluster_id);
             }
         }
+        if name == CASHE_EXEC.as_bytes() {
+            return self.apply_transaction(&command.args, command.now_ms);
+        }
         self.store.apply(&command.args, command.now_ms)
     }
 
@@ -640,22 +716,50 @@ impl Node {
         let Some(pending) = self.reads.remove(&read.read) else { return };
         match read.result {
             Ok(index) => self.ready_reads.push((index, pending)),
-            Err(ReadError::NoLeader) => self.answer(pending.requester, Reply::error(CLUSTERDOWN)),
+            Err(ReadError::NoLeader) => self.answer(pending.requester, Reply::error(CLUSTERDOWN), None),
             Err(_) => {
-                self.answer(pending.requester, Reply::error("TRYAGAIN leadership changed during the read"))
+                let reply = Reply::error("TRYAGAIN leadership changed during the read");
+                self.answer(pending.requester, reply, None)
             }
         }
     }
 
+    /// Serves every read whose index is applied, each connection's reads in
+    /// the order they started (an earlier read still waiting holds back the
+    /// later ones of its connection).
     fn serve_ready_reads(&mut self) {
-        let applied = self.raft.applied();
-        let (ready, waiting): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.ready_reads).into_iter().partition(|(index, _)| *index <= applied);
-        self.ready_reads = waiting;
-        for (_, read) in ready {
-            let reply = self.store.read(&read.args, read.now_ms.max(self.now_ms));
-            self.answer(read.requester, reply);
+        loop {
+            let applied = self.raft.applied();
+            let next = self.ready_reads.iter().position(|(index, read)| {
+                let in_order = match read.requester {
+                    Requester::Local(ticket) => {
+                        self.sessions.get(&ticket.conn).is_none_or(|s| s.is_next_read(ticket.seq))
+                    }
+                    Requester::Remote { .. } => true,
+                };
+                *index <= applied && in_order
+            });
+            let Some(next) = next else { return };
+            let (_, read) = self.ready_reads.remove(next);
+            self.serve(read);
         }
+    }
+
+    fn serve(&mut self, read: PendingRead) {
+        let now_ms = read.now_ms.max(self.now_ms);
+        let reply = match read.what {
+            ReadWhat::Command(args) => self.store.read(&args, now_ms),
+            ReadWhat::Watch(keys) => {
+                let watches: Vec<_> = keys.iter().map(|key| self.store.watch(key, now_ms)).collect();
+                if let Requester::Local(ticket) = read.requester {
+                    if let Some(session) = self.sessions.get_mut(&ticket.conn) {
+                        transaction::add_watches(&mut session.watches, watches);
+                    }
+                }
+                Reply::ok()
+            }
+        };
+        self.answer(read.requester, reply, None);
     }
 
     /// Writes proposed while leader that have not committed: with leadership
@@ -665,7 +769,7 @@ impl Node {
         let unknown: Vec<Index> = self.writes.keys().filter(|i| **i > applied).copied().collect();
         for index in unknown {
             let (_, requester) = self.writes.remove(&index).expect("listed");
-            self.answer(requester, Reply::error(TIMEOUT));
+            self.answer(requester, Reply::error(TIMEOUT), None);
         }
     }
 
@@ -696,6 +800,15 @@ impl Node {
         }
         due || wanted
     }
+}
+
+/// Commands only the nodes propose: a client sending one gets an error.
+fn refuse_internal(name: &[u8]) -> Option<Reply> {
+    let internal = [crate::kv::CASHE_EXPIRE, CASHE_MEMBER, CASHE_FORGET, CASHE_EXEC];
+    internal.iter().any(|c| name == c.as_bytes()).then(|| {
+        let text = String::from_utf8_lossy(name);
+        Reply::error(format!("ERR {text} is proposed by the nodes themselves, not by clients"))
+    })
 }
 
 /// The state machine's snapshot: the directory and the key space.

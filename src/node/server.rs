@@ -9,8 +9,8 @@
 //! `tests/server.rs` compares them with a real redis-server. Intentional
 //! differences:
 //! - one database: SELECT accepts only 0 (CONFIG GET databases says 1);
-//! - RESP2 only: HELLO 3 is refused with NOPROTO; no authentication, so
-//!   HELLO AUTH is an error;
+//! - no authentication, so HELLO AUTH is an error (HELLO 2 and HELLO 3
+//!   switch the connection's protocol, as in Redis);
 //! - CONFIG is read-only, and CONFIG GET answers in table order (Redis: in
 //!   hash-table order);
 //! - COMMAND gives names, arity, flags and key positions but no key specs or
@@ -28,7 +28,7 @@
 
 use super::{ConnId, Node};
 use crate::kv::{self, Access};
-use crate::protocol::{Limits, Reply};
+use crate::protocol::{Limits, Protocol, Reply};
 use crate::raft::{NodeId, Role};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{Display, Write};
@@ -281,7 +281,7 @@ impl Node {
             };
             fields.render(&mut text);
         }
-        Reply::bulk(text)
+        Reply::text(text)
     }
 
     fn info_server(&self) -> Fields {
@@ -475,18 +475,18 @@ impl Node {
             if !pattern.iter().any(|b| matches!(b, b'[' | b'*' | b'?')) {
                 let found = table.iter().position(|(name, _)| pattern.eq_ignore_ascii_case(name.as_bytes()));
                 if let Some(k) = found.filter(|k| answered.insert(*k)) {
-                    reply.extend([Reply::bulk(pattern.clone()), Reply::bulk(table[k].1.clone())]);
+                    reply.push((Reply::bulk(pattern.clone()), Reply::bulk(table[k].1.clone())));
                 }
                 continue;
             }
             let pattern = pattern.to_ascii_lowercase();
             for (k, (name, value)) in table.iter().enumerate() {
                 if kv::string_match(&pattern, name.as_bytes()) && answered.insert(k) {
-                    reply.extend([Reply::bulk(name.clone()), Reply::bulk(value.clone())]);
+                    reply.push((Reply::bulk(name.clone()), Reply::bulk(value.clone())));
                 }
             }
         }
-        Reply::Array(Some(reply))
+        Reply::Map(reply)
     }
 
     /// The node's answers, then the shell's (replacing a default of the same name).
@@ -530,7 +530,7 @@ impl Node {
             },
             Ok(ClientSubcommand::GetName) => Reply::Bulk(self.clients.connection(conn).name.clone()),
             Ok(ClientSubcommand::Id) => integer(conn.0),
-            Ok(ClientSubcommand::Info) => Reply::bulk(self.client_line(conn, "client|info")),
+            Ok(ClientSubcommand::Info) => Reply::text(self.client_line(conn, "client|info")),
             Ok(ClientSubcommand::List) => self.on_client_list(conn, &args[2..]),
             Ok(ClientSubcommand::SetInfo) => Reply::ok(),
             Ok(ClientSubcommand::Help) => help(&[
@@ -573,7 +573,7 @@ impl Node {
             let command = if id == conn { "client|list" } else { "NULL" };
             text.push_str(&self.client_line(id, command));
         }
-        Reply::bulk(text)
+        Reply::text(text)
     }
 
     /// Redis's CLIENT INFO line, with what the node knows of the connection.
@@ -582,22 +582,28 @@ impl Node {
         let name = connection.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default();
         let age = self.now_ms.saturating_sub(connection.first_command_ms) / 1000;
         let idle = self.now_ms.saturating_sub(connection.last_command_ms) / 1000;
-        let flags = if self.readonly.contains(&conn) { "r" } else { "N" };
+        let session = self.sessions.get(&conn);
+        let flags = if session.is_some_and(|s| s.readonly) { "r" } else { "N" };
+        let multi = session.and_then(|s| s.multi.as_ref()).map_or(-1, |m| m.commands.len() as i64);
+        let resp = session.map_or(Protocol::Resp2, |s| s.protocol).version();
         format!(
             "id={} addr=? laddr=? fd=-1 name={name} age={age} idle={idle} flags={flags} db=0 sub=0 psub=0 \
-             ssub=0 multi=-1 events=r cmd={command} user=default redir=-1 resp=2\n",
+             ssub=0 multi={multi} events=r cmd={command} user=default redir=-1 resp={resp}\n",
             conn.0
         )
     }
 
     /// `HELLO [protover [AUTH user pass] [SETNAME name]]`, parsed in Redis's
-    /// order: the version first, then each option; the name is set only if
-    /// every option is valid.
+    /// order: the version first, then each option; the protocol and the
+    /// name change only if every option is valid. The reply is a map (a flat
+    /// array in RESP2), in the protocol the connection now speaks.
     fn on_hello(&mut self, conn: ConnId, args: &[Vec<u8>]) -> Reply {
+        let mut protocol = None;
         if let Some(version) = args.get(1) {
             match kv::parse_integer(version) {
                 None => return Reply::error("ERR Protocol version is not an integer or out of range"),
-                Some(2) => {}
+                Some(2) => protocol = Some(Protocol::Resp2),
+                Some(3) => protocol = Some(Protocol::Resp3),
                 Some(_) => return Reply::error("NOPROTO unsupported protocol version"),
             }
         }
@@ -620,27 +626,26 @@ impl Node {
         if let Some(name) = name {
             self.clients.connection(conn).name = name;
         }
+        let session = self.sessions.entry(conn).or_default();
+        if let Some(protocol) = protocol {
+            session.protocol = protocol;
+        }
+        let proto = session.protocol.version();
         let role = if self.raft.is_leader() { "master" } else { "replica" };
-        Reply::Array(Some(vec![
-            Reply::bulk("server"),
-            Reply::bulk("redis"),
-            Reply::bulk("version"),
-            Reply::bulk(REDIS_VERSION),
-            Reply::bulk("proto"),
-            Reply::Integer(2),
-            Reply::bulk("id"),
-            integer(conn.0),
-            Reply::bulk("mode"),
-            Reply::bulk("standalone"),
-            Reply::bulk("role"),
-            Reply::bulk(role),
-            Reply::bulk("modules"),
-            Reply::Array(Some(Vec::new())),
-        ]))
+        let field = |name: &str, value: Reply| (Reply::bulk(name), value);
+        Reply::Map(vec![
+            field("server", Reply::bulk("redis")),
+            field("version", Reply::bulk(REDIS_VERSION)),
+            field("proto", Reply::Integer(proto)),
+            field("id", integer(conn.0)),
+            field("mode", Reply::bulk("standalone")),
+            field("role", Reply::bulk(role)),
+            field("modules", Reply::Array(Some(Vec::new()))),
+        ])
     }
 }
 
-fn on_ping(args: &[Vec<u8>]) -> Reply {
+pub(super) fn on_ping(args: &[Vec<u8>]) -> Reply {
     match args {
         [_] => Reply::Simple("PONG".into()),
         [_, message] => Reply::bulk(message.clone()),
@@ -674,7 +679,7 @@ fn on_command(args: &[Vec<u8>]) -> Reply {
                 |name: &Vec<u8>| find_description(&all, name).map_or_else(Reply::nil, Description::to_reply);
             Reply::Array(Some(args[2..].iter().map(find).collect()))
         }
-        Ok(CommandSubcommand::Docs) => Reply::Array(Some(Vec::new())),
+        Ok(CommandSubcommand::Docs) => Reply::Map(Vec::new()),
         Ok(CommandSubcommand::List) if args.len() == 2 => {
             let all = descriptions();
             let names = all.iter().flat_map(|d| std::iter::once(d).chain(&d.subcommands));
@@ -745,7 +750,7 @@ impl Description {
     /// step, ACL categories, tips, key specifications, subcommands.
     fn to_reply(&self) -> Reply {
         let statuses =
-            |words: &[&str]| Reply::Array(Some(words.iter().map(|w| Reply::Simple(w.to_string())).collect()));
+            |words: &[&str]| Reply::Set(words.iter().map(|w| Reply::Simple(w.to_string())).collect());
         let (first, last, step) = self.keys;
         Reply::Array(Some(vec![
             Reply::bulk(self.name.clone()),
@@ -814,6 +819,14 @@ fn subcommand<T: Copy>(table: &[Spec<T>], container: &str, args: &[Vec<u8>]) -> 
         return Err(wrong_arity(&format!("{container}|{}", spec.name)));
     }
     Ok(spec.which)
+}
+
+/// Checks the arity of a server command named `name` (upper case, as
+/// Redis's `processCommand` does before running it): `None` when `name` is
+/// not a server command.
+pub(super) fn arity_check(name: &[u8], count: usize) -> Option<Result<(), Reply>> {
+    let spec = COMMANDS.iter().find(|spec| name.eq_ignore_ascii_case(spec.name.as_bytes()))?;
+    Some(if arity_allows(spec.arity, count) { Ok(()) } else { Err(wrong_arity(spec.name)) })
 }
 
 /// Redis's `processCommand` rule.

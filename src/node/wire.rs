@@ -12,7 +12,7 @@ use crate::frame;
 use crate::raft::NodeId;
 use serde::{Deserialize, Serialize};
 
-pub const WIRE_VERSION: u32 = 2;
+pub const WIRE_VERSION: u32 = 3;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerFrame {

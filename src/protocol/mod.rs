@@ -1,4 +1,4 @@
-//! The client protocol: RESP2 and inline commands in, RESP2 replies out.
+//! The client protocol: RESP2 and inline commands in, RESP2 or RESP3 replies out.
 //! Pure: bytes to values and back, no sockets.
 
 pub mod fuzz;
@@ -6,4 +6,4 @@ pub mod parser;
 pub mod reply;
 
 pub use parser::{Limits, Parsed, Parser, ProtocolError, Rejection, Request, Requests};
-pub use reply::Reply;
+pub use reply::{Protocol, Reply};

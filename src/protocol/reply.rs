@@ -1,7 +1,38 @@
-//! Replies as values, and their RESP2 encoding.
+//! Replies as values, and their RESP2 and RESP3 encodings.
+//!
+//! The core builds replies in their richest shape: RESP3's maps, sets,
+//! doubles, booleans and verbatim strings where Redis 7.0 sends them, and
+//! RESP2's two nulls (`$-1` and `*-1`) where Redis sends those. A
+//! connection speaks one [`Protocol`] at a time (`HELLO 2`/`HELLO 3`), and
+//! [`Reply::for_protocol`] turns a reply into the shape Redis gives that
+//! protocol: for RESP2 a map becomes a flat array, a double a bulk string,
+//! a boolean an integer, a verbatim string a bulk string; for RESP3 both
+//! nulls become `_`. [`Reply::encode`] then writes each variant in its own
+//! syntax, so a RESP2 connection never sees a RESP3 type.
 
-/// One RESP2 reply.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+use serde::{Deserialize, Serialize};
+
+/// The protocol a connection speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Protocol {
+    #[default]
+    Resp2,
+    Resp3,
+}
+
+impl Protocol {
+    /// The number `HELLO` takes and answers with.
+    pub fn version(self) -> i64 {
+        match self {
+            Protocol::Resp2 => 2,
+            Protocol::Resp3 => 3,
+        }
+    }
+}
+
+/// One reply. Serializable: a leader's answer to a forwarded command travels
+/// to the follower that forwarded it in this shape.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Reply {
     /// `+OK\r\n`
     Simple(String),
@@ -9,10 +40,28 @@ pub enum Reply {
     Error(String),
     /// `:42\r\n`
     Integer(i64),
-    /// `$3\r\nfoo\r\n`, or `$-1\r\n` for `None`.
+    /// `$3\r\nfoo\r\n`, or `$-1\r\n` for `None` (RESP3: `_\r\n`).
     Bulk(Option<Vec<u8>>),
-    /// `*2\r\n…`, or `*-1\r\n` for `None`.
+    /// `*2\r\n…`, or `*-1\r\n` for `None` (RESP3: `_\r\n`).
     Array(Option<Vec<Reply>>),
+    /// RESP3's null `_\r\n` (RESP2: `$-1\r\n`).
+    Null,
+    /// RESP3 `,1.5\r\n`, holding Redis's text for the number (`%.17g`,
+    /// `inf`, `-inf`); RESP2: a bulk string of the same text.
+    Double(String),
+    /// RESP3 `#t\r\n`; RESP2: `:1` or `:0`.
+    Boolean(bool),
+    /// RESP3 `%n\r\n` and n key/value pairs; RESP2: a flat array.
+    Map(Vec<(Reply, Reply)>),
+    /// RESP3 `~n\r\n`; RESP2: an array.
+    Set(Vec<Reply>),
+    /// RESP3 `=n\r\ntxt:…\r\n` (a three-letter format, a colon, the text);
+    /// RESP2: a bulk string of the text.
+    Verbatim { format: String, text: Vec<u8> },
+    /// RESP3 `(123…\r\n`; RESP2: a bulk string.
+    BigNumber(String),
+    /// RESP3 `>n\r\n` (out-of-band data; nothing sends one yet); RESP2: an array.
+    Push(Vec<Reply>),
 }
 
 impl Reply {
@@ -32,25 +81,91 @@ impl Reply {
         Reply::Error(text.into())
     }
 
-    /// Appends the RESP2 encoding to `out`.
+    /// A verbatim text reply (`txt`), as INFO and CLIENT INFO answer.
+    pub fn text(text: impl Into<Vec<u8>>) -> Reply {
+        Reply::Verbatim { format: "txt".into(), text: text.into() }
+    }
+
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+
+    /// The reply as Redis 7.0 gives it to a connection speaking `protocol`
+    /// (see the module docs).
+    pub fn for_protocol(self, protocol: Protocol) -> Reply {
+        match protocol {
+            Protocol::Resp2 => self.into_resp2(),
+            Protocol::Resp3 => self.into_resp3(),
+        }
+    }
+
+    fn into_resp2(self) -> Reply {
+        let all = |items: Vec<Reply>| items.into_iter().map(Reply::into_resp2).collect();
+        match self {
+            Reply::Null => Reply::Bulk(None),
+            Reply::Double(text) | Reply::BigNumber(text) => Reply::Bulk(Some(text.into_bytes())),
+            Reply::Boolean(b) => Reply::Integer(i64::from(b)),
+            Reply::Map(pairs) => Reply::Array(Some(
+                pairs.into_iter().flat_map(|(k, v)| [k.into_resp2(), v.into_resp2()]).collect(),
+            )),
+            Reply::Set(items) | Reply::Push(items) | Reply::Array(Some(items)) => {
+                Reply::Array(Some(all(items)))
+            }
+            Reply::Verbatim { text, .. } => Reply::Bulk(Some(text)),
+            other @ (Reply::Simple(_)
+            | Reply::Error(_)
+            | Reply::Integer(_)
+            | Reply::Bulk(_)
+            | Reply::Array(None)) => other,
+        }
+    }
+
+    fn into_resp3(self) -> Reply {
+        let all = |items: Vec<Reply>| items.into_iter().map(Reply::into_resp3).collect();
+        match self {
+            Reply::Bulk(None) | Reply::Array(None) => Reply::Null,
+            Reply::Array(Some(items)) => Reply::Array(Some(all(items))),
+            Reply::Set(items) => Reply::Set(all(items)),
+            Reply::Push(items) => Reply::Push(all(items)),
+            Reply::Map(pairs) => {
+                Reply::Map(pairs.into_iter().map(|(k, v)| (k.into_resp3(), v.into_resp3())).collect())
+            }
+            other => other,
+        }
+    }
+
+    /// Appends the encoding of this value to `out`: RESP2's syntax for
+    /// RESP2's types, RESP3's for the others (call [`Reply::for_protocol`]
+    /// first to answer a connection).
     pub fn encode(&self, out: &mut Vec<u8>) {
         match self {
             Reply::Simple(text) => line(out, b'+', text.as_bytes()),
             Reply::Error(text) => line(out, b'-', text.as_bytes()),
             Reply::Integer(n) => line(out, b':', n.to_string().as_bytes()),
             Reply::Bulk(None) => out.extend_from_slice(b"$-1\r\n"),
-            Reply::Bulk(Some(bytes)) => {
-                line(out, b'$', bytes.len().to_string().as_bytes());
-                out.extend_from_slice(bytes);
-                out.extend_from_slice(b"\r\n");
-            }
+            Reply::Bulk(Some(bytes)) => blob(out, b'$', bytes),
             Reply::Array(None) => out.extend_from_slice(b"*-1\r\n"),
-            Reply::Array(Some(items)) => {
-                line(out, b'*', items.len().to_string().as_bytes());
-                for item in items {
-                    item.encode(out);
+            Reply::Array(Some(items)) => aggregate(out, b'*', items),
+            Reply::Null => out.extend_from_slice(b"_\r\n"),
+            Reply::Double(text) => line(out, b',', text.as_bytes()),
+            Reply::Boolean(b) => out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+            Reply::Map(pairs) => {
+                line(out, b'%', pairs.len().to_string().as_bytes());
+                for (key, value) in pairs {
+                    key.encode(out);
+                    value.encode(out);
                 }
             }
+            Reply::Set(items) => aggregate(out, b'~', items),
+            Reply::Verbatim { format, text } => {
+                let mut body = Vec::with_capacity(format.len() + 1 + text.len());
+                body.extend_from_slice(format.as_bytes());
+                body.push(b':');
+                body.extend_from_slice(text);
+                blob(out, b'=', &body);
+            }
+            Reply::BigNumber(text) => line(out, b'(', text.as_bytes()),
+            Reply::Push(items) => aggregate(out, b'>', items),
         }
     }
 
@@ -58,6 +173,19 @@ impl Reply {
         let mut out = Vec::new();
         self.encode(&mut out);
         out
+    }
+}
+
+fn blob(out: &mut Vec<u8>, prefix: u8, bytes: &[u8]) {
+    line(out, prefix, bytes.len().to_string().as_bytes());
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn aggregate(out: &mut Vec<u8>, prefix: u8, items: &[Reply]) {
+    line(out, prefix, items.len().to_string().as_bytes());
+    for item in items {
+        item.encode(out);
     }
 }
 
@@ -76,10 +204,12 @@ pub fn encode_command<A: AsRef<[u8]>>(args: &[A], out: &mut Vec<u8>) {
 /// Deepest array nesting `decode` accepts.
 const DECODE_DEPTH_MAX: usize = 32;
 
-/// Reads one RESP2 reply from the front of `bytes` (the client side of the
-/// protocol: the join handshake, tests, benchmarks). `Ok(None)` means more
-/// bytes are needed; otherwise the reply and the bytes it took. Claimed
-/// lengths are never allocated ahead of the bytes that hold them.
+/// Reads one reply, RESP2 or RESP3, from the front of `bytes` (the client
+/// side of the protocol: the join handshake, the simulator, tests,
+/// benchmarks). `Ok(None)` means more bytes are needed; otherwise the reply
+/// and the bytes it took. Claimed lengths are never allocated ahead of the
+/// bytes that hold them. A RESP3 attribute (`|`) is skipped: the reply is
+/// the value that follows it.
 pub fn decode(bytes: &[u8]) -> Result<Option<(Reply, usize)>, String> {
     decode_at(bytes, 0)
 }
@@ -93,32 +223,53 @@ fn decode_at(bytes: &[u8], depth: usize) -> Result<Option<(Reply, usize)>, Strin
     let text = || String::from_utf8_lossy(line).into_owned();
     let number = || text().parse::<i64>().map_err(|_| format!("bad number in reply: {:?}", text()));
     let after = end + 2;
+    let done = |reply: Reply| Ok(Some((reply, after)));
     match kind {
-        b'+' => Ok(Some((Reply::Simple(text()), after))),
-        b'-' => Ok(Some((Reply::Error(text()), after))),
-        b':' => Ok(Some((Reply::Integer(number()?), after))),
-        b'$' => {
+        b'+' => done(Reply::Simple(text())),
+        b'-' => done(Reply::Error(text())),
+        b':' => done(Reply::Integer(number()?)),
+        b'_' => done(Reply::Null),
+        b',' => done(Reply::Double(text())),
+        b'(' => done(Reply::BigNumber(text())),
+        b'#' => match line {
+            b"t" => done(Reply::Boolean(true)),
+            b"f" => done(Reply::Boolean(false)),
+            _ => Err(format!("bad boolean in reply: {:?}", text())),
+        },
+        b'$' | b'=' | b'!' => {
             let length = number()?;
             if length < 0 {
-                return Ok(Some((Reply::Bulk(None), after)));
+                return done(Reply::Bulk(None));
             }
             let length = length as usize;
-            match bytes.get(after..after.saturating_add(length).saturating_add(2)) {
-                Some(data) if data.ends_with(b"\r\n") => {
-                    Ok(Some((Reply::bulk(&data[..length]), after + length + 2)))
-                }
-                Some(_) => Err("bulk reply not terminated by CRLF".into()),
-                None => Ok(None),
-            }
+            let data = match bytes.get(after..after.saturating_add(length).saturating_add(2)) {
+                Some(data) if data.ends_with(b"\r\n") => &data[..length],
+                Some(_) => return Err("bulk reply not terminated by CRLF".into()),
+                None => return Ok(None),
+            };
+            let used = after + length + 2;
+            let reply = match kind {
+                b'$' => Reply::bulk(data),
+                b'!' => Reply::Error(String::from_utf8_lossy(data).into_owned()),
+                _ => match data {
+                    [a, b, c, b':', text @ ..] => Reply::Verbatim {
+                        format: String::from_utf8_lossy(&[*a, *b, *c]).into_owned(),
+                        text: text.to_vec(),
+                    },
+                    _ => return Err("verbatim string without a format".into()),
+                },
+            };
+            Ok(Some((reply, used)))
         }
-        b'*' => {
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
             let count = number()?;
             if count < 0 {
-                return Ok(Some((Reply::Array(None), after)));
+                return done(Reply::Array(None));
             }
+            let elements = if matches!(kind, b'%' | b'|') { count.saturating_mul(2) } else { count };
             let mut items = Vec::new();
             let mut used = after;
-            for _ in 0..count {
+            for _ in 0..elements {
                 match decode_at(&bytes[used..], depth + 1)? {
                     Some((item, n)) => {
                         items.push(item);
@@ -127,10 +278,28 @@ fn decode_at(bytes: &[u8], depth: usize) -> Result<Option<(Reply, usize)>, Strin
                     None => return Ok(None),
                 }
             }
-            Ok(Some((Reply::Array(Some(items)), used)))
+            let reply = match kind {
+                b'*' => Reply::Array(Some(items)),
+                b'~' => Reply::Set(items),
+                b'>' => Reply::Push(items),
+                b'%' => Reply::Map(pairs(items)),
+                _ => {
+                    return Ok(decode_at(&bytes[used..], depth + 1)?.map(|(reply, n)| (reply, used + n)));
+                }
+            };
+            Ok(Some((reply, used)))
         }
         other => Err(format!("unknown reply type byte {other:#04x}")),
     }
+}
+
+fn pairs(items: Vec<Reply>) -> Vec<(Reply, Reply)> {
+    let mut items = items.into_iter();
+    let mut pairs = Vec::with_capacity(items.len() / 2);
+    while let (Some(key), Some(value)) = (items.next(), items.next()) {
+        pairs.push((key, value));
+    }
+    pairs
 }
 
 /// Simple strings and errors cannot hold CR or LF; they are replaced by
@@ -179,5 +348,65 @@ mod tests {
         assert!(decode(b"$3\r\nabcde").is_err());
         assert!(decode(b"?\r\n").is_err());
         assert_eq!(decode(b"$99999999999\r\n"), Ok(None), "no allocation of a claimed length");
+    }
+
+    #[test]
+    fn resp3_types_encode_and_decode_back() {
+        let reply = Reply::Array(Some(vec![
+            Reply::Null,
+            Reply::Double("1.5".into()),
+            Reply::Double("-inf".into()),
+            Reply::Boolean(true),
+            Reply::Boolean(false),
+            Reply::Map(vec![(Reply::bulk("k"), Reply::Integer(1)), (Reply::bulk("m"), Reply::Null)]),
+            Reply::Set(vec![Reply::Simple("readonly".into())]),
+            Reply::text("a:b\r\n"),
+            Reply::BigNumber("12345678901234567890".into()),
+            Reply::Push(vec![Reply::bulk("message")]),
+        ]));
+        let bytes = reply.to_bytes();
+        assert_eq!(
+            bytes,
+            b"*10\r\n_\r\n,1.5\r\n,-inf\r\n#t\r\n#f\r\n%2\r\n$1\r\nk\r\n:1\r\n$1\r\nm\r\n_\r\n\
+              ~1\r\n+readonly\r\n=9\r\ntxt:a:b\r\n\r\n(12345678901234567890\r\n>1\r\n$7\r\nmessage\r\n"
+        );
+        assert_eq!(decode(&bytes), Ok(Some((reply, bytes.len()))));
+        for cut in 0..bytes.len() {
+            assert_eq!(decode(&bytes[..cut]), Ok(None), "cut at {cut}");
+        }
+        let with_attribute = b"|1\r\n+key\r\n+value\r\n:7\r\n";
+        assert_eq!(decode(with_attribute), Ok(Some((Reply::Integer(7), with_attribute.len()))));
+    }
+
+    #[test]
+    fn each_protocol_gets_the_shapes_redis_gives_it() {
+        let rich = Reply::Array(Some(vec![
+            Reply::nil(),
+            Reply::Array(None),
+            Reply::Null,
+            Reply::Double("2.5".into()),
+            Reply::Boolean(true),
+            Reply::Map(vec![(Reply::bulk("proto"), Reply::Integer(3))]),
+            Reply::Set(vec![Reply::bulk("x")]),
+            Reply::text("# Server"),
+        ]));
+        let resp2 = rich.clone().for_protocol(Protocol::Resp2);
+        assert_eq!(
+            resp2,
+            Reply::Array(Some(vec![
+                Reply::nil(),
+                Reply::Array(None),
+                Reply::nil(),
+                Reply::bulk("2.5"),
+                Reply::Integer(1),
+                Reply::Array(Some(vec![Reply::bulk("proto"), Reply::Integer(3)])),
+                Reply::Array(Some(vec![Reply::bulk("x")])),
+                Reply::bulk("# Server"),
+            ]))
+        );
+        let resp3 = rich.for_protocol(Protocol::Resp3);
+        let Reply::Array(Some(items)) = &resp3 else { panic!("an array stays an array") };
+        assert_eq!(&items[..3], &[Reply::Null, Reply::Null, Reply::Null]);
+        assert_eq!(items[5], Reply::Map(vec![(Reply::bulk("proto"), Reply::Integer(3))]));
     }
 }

@@ -31,16 +31,21 @@ pub enum PlantedBug {
     /// them, so writes are acknowledged before they are durable (a crash of
     /// a majority then loses acknowledged writes). Planted in `turn`.
     AckBeforeFsync,
+    /// The node starts a connection's read without waiting for the
+    /// connection's earlier writes, so a pipelined `SET k v`, `GET k` can
+    /// read the value from before the SET. Planted in `node::session`.
+    ReadSkipsOwnWrites,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 6] = [
+    pub const ALL: [PlantedBug; 7] = [
         PlantedBug::CommitOldTerm,
         PlantedBug::VoteTwice,
         PlantedBug::VoteBeforePersist,
         PlantedBug::NoCheckQuorumRead,
         PlantedBug::StaleRead,
         PlantedBug::AckBeforeFsync,
+        PlantedBug::ReadSkipsOwnWrites,
     ];
 
     pub fn name(self) -> &'static str {
@@ -52,6 +57,7 @@ impl PlantedBug {
             PlantedBug::NoCheckQuorumRead => "no-check-quorum-read",
             PlantedBug::StaleRead => "stale-read",
             PlantedBug::AckBeforeFsync => "ack-before-fsync",
+            PlantedBug::ReadSkipsOwnWrites => "read-skips-own-writes",
         }
     }
 

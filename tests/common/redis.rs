@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use cashe::protocol::Reply;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -120,59 +120,32 @@ impl RedisClient {
         raw
     }
 
-    /// Reads exactly one complete RESP2 reply, parsing only its framing.
+    /// Switches the connection to RESP3 (`HELLO 3`) or back (`HELLO 2`).
+    pub fn speak(&mut self, protocol: cashe::protocol::Protocol) {
+        let version = protocol.version().to_string().into_bytes();
+        let reply = parse(&self.call(&[b"HELLO".to_vec(), version]));
+        assert!(!matches!(reply, Reply::Error(_)), "HELLO: {reply:?}");
+    }
+
+    /// Reads exactly one complete reply (RESP2 or RESP3), returning its bytes.
     fn read_reply(&mut self, raw: &mut Vec<u8>) {
-        let start = raw.len();
-        let read = self.reader.read_until(b'\n', raw).expect("read from redis-server");
-        assert!(read >= 3 && raw.ends_with(b"\r\n"), "truncated reply line: {:?}", &raw[start..]);
-        let count: i64 = match raw[start] {
-            b'+' | b'-' | b':' => return,
-            b'$' | b'*' => String::from_utf8_lossy(&raw[start + 1..raw.len() - 2]).parse().expect("length"),
-            other => panic!("unexpected reply type byte {other:?}"),
-        };
-        if raw[start] == b'$' {
-            if count >= 0 {
-                let mut body = vec![0; count as usize + 2];
-                self.reader.read_exact(&mut body).expect("read bulk body");
-                raw.extend_from_slice(&body);
+        loop {
+            if let Some((_, used)) = cashe::protocol::reply::decode(raw).expect("a well-formed reply") {
+                assert_eq!(used, raw.len(), "one reply at a time");
+                return;
             }
-            return;
-        }
-        for _ in 0..count.max(0) {
-            self.read_reply(raw);
+            let buffered = self.reader.fill_buf().expect("read from redis-server");
+            assert!(!buffered.is_empty(), "redis-server closed the connection");
+            raw.extend_from_slice(buffered);
+            let n = buffered.len();
+            self.reader.consume(n);
         }
     }
 }
 
-/// Parses one complete RESP2 reply (as `call` returns it) into a `Reply`.
+/// Parses one complete reply (as `call` returns it) into a `Reply`.
 pub fn parse(raw: &[u8]) -> Reply {
-    let mut at = 0;
-    let reply = parse_at(raw, &mut at);
-    assert_eq!(at, raw.len(), "exactly one reply");
+    let (reply, used) = cashe::protocol::reply::decode(raw).expect("well-formed").expect("complete");
+    assert_eq!(used, raw.len(), "exactly one reply");
     reply
-}
-
-fn parse_at(raw: &[u8], at: &mut usize) -> Reply {
-    let end = *at + raw[*at..].windows(2).position(|w| w == b"\r\n").expect("CRLF");
-    let line = String::from_utf8_lossy(&raw[*at + 1..end]).into_owned();
-    let kind = raw[*at];
-    *at = end + 2;
-    match kind {
-        b'+' => Reply::Simple(line),
-        b'-' => Reply::Error(line),
-        b':' => Reply::Integer(line.parse().expect("integer")),
-        b'$' => match line.parse::<i64>().expect("bulk length") {
-            -1 => Reply::nil(),
-            length => {
-                let body = raw[*at..*at + length as usize].to_vec();
-                *at += length as usize + 2;
-                Reply::bulk(body)
-            }
-        },
-        b'*' => match line.parse::<i64>().expect("array length") {
-            -1 => Reply::Array(None),
-            count => Reply::Array(Some((0..count).map(|_| parse_at(raw, at)).collect())),
-        },
-        other => panic!("unexpected reply type byte {other:?}"),
-    }
 }
