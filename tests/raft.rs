@@ -14,9 +14,9 @@
 mod common;
 
 use cashe::raft::{
-    AppendResult, Config, Entry, HardState, Index, MembershipChange, Message, MessageKind, NodeId, Payload,
-    PlantedBug, ProposeError, Raft, ReadError, ReadId, ReadState, Record, Recovered, Role, SnapshotMeta,
-    Term,
+    AppendResult, Apply, Config, Entry, HardState, Index, Lsn, MembershipChange, Message, MessageKind,
+    NodeId, Payload, PlantedBug, ProposeError, Raft, ReadError, ReadId, ReadState, Record, Recovered, Role,
+    SnapshotMeta, Term,
 };
 use common::Replica;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -489,6 +489,145 @@ fn partitioned_node_rejoining_does_not_disrupt_the_leader() {
         assert_eq!(cluster.raft(id).term(), term, "node {id} changed term");
     }
     assert_eq!(cluster.raft(partitioned).leader(), Some(leader));
+}
+
+// ----- a sole voter leads at once ----------------------------------------
+
+/// A one-voter cluster that led from the start and added node 2 as a
+/// learner, which has caught up; returns `(voter, learner)`.
+fn one_voter_and_a_caught_up_learner(cluster: &mut Cluster, learner_config: Config) -> (NodeId, NodeId) {
+    let (voter, learner) = (NodeId(1), learner_config.id);
+    cluster.settle();
+    assert!(cluster.raft(voter).is_leader());
+    cluster.add(learner_config, Recovered::default());
+    assert_eq!(cluster.raft(learner).role(), Role::Follower, "a node with no membership yet campaigned");
+    assert!(cluster.node(learner).unsynced.is_empty());
+    let change = MembershipChange::AddLearner(learner);
+    cluster.on(voter, |raft| raft.propose_membership_change(change)).expect("change accepted");
+    cluster.settle();
+    assert!(cluster.raft(voter).is_leader(), "adding a learner leaves the voter leading");
+    assert_eq!(entries(cluster.raft(learner)), entries(cluster.raft(voter)));
+    (voter, learner)
+}
+
+#[test]
+fn a_sole_voter_leads_without_waiting_for_an_election_timeout() {
+    let only = NodeId(1);
+    let mut raft = Raft::restore(config(only), 1, Raft::bootstrap([only])).expect("valid config");
+
+    let output = raft.take_output();
+    assert_eq!(raft.role(), Role::Candidate, "it campaigns as it starts, before any tick");
+    let vote = HardState { term: Term(2), vote: Some(only), commit: Index(1) };
+    assert_eq!(output.persist, vec![(Lsn(1), Record::HardState(vote))]);
+    assert!(output.send.is_empty(), "there is nobody to ask: {:?}", output.send);
+    let refused = raft.propose(command("early"));
+    assert_eq!(refused, Err(ProposeError::NotLeader { leader: None }), "led on a vote not yet durable");
+
+    raft.persisted(Lsn(1));
+    assert!(raft.is_leader(), "the durable vote of the only voter is a quorum");
+    assert_eq!(raft.term(), Term(2));
+    let noop = raft.take_output().persist.last().expect("the no-op is handed out").0;
+    raft.persisted(noop);
+    let (index, _) = raft.propose(command("x")).expect("the leader accepts proposals");
+    let written = raft.take_output().persist.last().expect("the entry is handed out").0;
+    assert!(raft.commit() < index, "committed before its fsync");
+    raft.persisted(written);
+
+    assert_eq!(raft.commit(), index);
+    let applied = raft.take_output().apply;
+    assert!(applied.iter().any(|a| matches!(a, Apply::Entry(e) if e.index == index)), "{applied:?}");
+}
+
+#[test]
+fn a_restarted_sole_voter_leads_again_without_waiting_for_an_election_timeout() {
+    let mut cluster = Cluster::new(1);
+    let only = NodeId(1);
+    cluster.settle();
+    cluster.propose(only, "a");
+    cluster.settle();
+    let term = cluster.raft(only).term();
+
+    cluster.crash(only);
+
+    let restarted = cluster.node(only);
+    assert_eq!(restarted.raft.role(), Role::Candidate, "it campaigns as it restarts, before any tick");
+    assert_eq!(restarted.raft.term(), term.next());
+    let vote = HardState { term: term.next(), vote: Some(only), commit: restarted.raft.commit() };
+    assert_eq!(restarted.unsynced, vec![(Lsn(1), Record::HardState(vote))]);
+    cluster.sync(only);
+    assert!(cluster.raft(only).is_leader());
+    let (index, _) = cluster.propose(only, "b");
+    cluster.sync(only);
+    assert_eq!(cluster.raft(only).commit(), index);
+    assert_eq!(applied_commands(cluster.node(only)), vec![command("a"), command("b")]);
+}
+
+#[test]
+fn a_voter_with_other_voters_campaigns_only_after_an_election_timeout() {
+    let mut cluster = Cluster::new(3);
+
+    cluster.settle();
+
+    assert!(cluster.sent.is_empty(), "a founder spoke before any tick: {:?}", cluster.sent);
+    for id in cluster.ids() {
+        assert_eq!(cluster.raft(id).role(), Role::Follower, "node {id} campaigned at once");
+        assert_eq!(cluster.raft(id).term(), Term(1));
+    }
+    let leader = cluster.tick_until_leader();
+    cluster.propose(leader, "a");
+    cluster.settle();
+    let mark = cluster.mark();
+    for id in cluster.ids() {
+        cluster.crash(id);
+    }
+    cluster.settle();
+    assert_eq!(cluster.leader(), None, "a restarted cluster of three led before any tick");
+    assert_eq!(cluster.mark(), mark, "a restarted node spoke before any tick");
+    for id in cluster.ids() {
+        assert_eq!(cluster.raft(id).role(), Role::Follower, "node {id} campaigned at once");
+    }
+    cluster.tick_until_leader();
+}
+
+#[test]
+fn a_learner_of_a_one_voter_cluster_never_campaigns_even_on_restart() {
+    let no_promotion = |config| Config { auto_promote_learners: false, ..config };
+    let mut cluster = Cluster::with_config(1, no_promotion);
+    let (voter, learner) = one_voter_and_a_caught_up_learner(&mut cluster, no_promotion(config(NodeId(2))));
+    let term = cluster.raft(voter).term();
+
+    cluster.crash(learner);
+    assert_eq!(cluster.raft(learner).role(), Role::Follower);
+    assert!(cluster.node(learner).unsynced.is_empty(), "the restarted learner campaigned");
+    cluster.isolate(voter);
+    cluster.tick_rounds(4 * ELECTION_TICKS);
+    assert_eq!(cluster.raft(learner).term(), term, "a learner stood for election");
+    assert_eq!(cluster.raft(learner).role(), Role::Follower);
+
+    cluster.heal();
+    cluster.crash(voter);
+    assert_eq!(cluster.raft(voter).role(), Role::Candidate, "a sole voter with a learner campaigns at once");
+    cluster.settle();
+    assert!(cluster.raft(voter).is_leader());
+    assert_eq!(cluster.raft(learner).leader(), Some(voter));
+}
+
+#[test]
+fn a_voter_restarted_after_its_learner_was_promoted_waits_for_an_election_timeout() {
+    let mut cluster = Cluster::new(1);
+    let (voter, promoted) = one_voter_and_a_caught_up_learner(&mut cluster, config(NodeId(2)));
+    for _ in 0..ELECTION_TICKS {
+        cluster.tick(voter);
+        cluster.settle();
+    }
+    assert!(cluster.raft(voter).committed_membership().is_voter(promoted), "never promoted");
+    assert!(cluster.raft(voter).is_leader());
+
+    cluster.crash(voter);
+
+    assert_eq!(cluster.raft(voter).role(), Role::Follower, "one of two voters campaigned at once");
+    assert!(cluster.node(voter).unsynced.is_empty());
+    cluster.tick_until_leader();
 }
 
 // ----- durability: promises leave only once durable ----------------------

@@ -16,6 +16,20 @@ impl Raft {
         }
     }
 
+    /// A node that is the only voter of its membership campaigns at once
+    /// when it is restored (bootstrap or restart) instead of after an
+    /// election timeout. The timeout leaves a live leader time to be heard
+    /// from, and pre-vote (§9.6) spares other voters a disruptive term; with
+    /// no other voter in its membership there is neither anyone to hear
+    /// from nor anyone to disrupt, and no vote to ask for. It still leads only once its own
+    /// vote is durable (`on_self_vote_persisted`). Timeouts play no part in
+    /// safety (§5.6), so campaigning early changes only when it leads.
+    pub(super) fn campaign_if_sole_voter(&mut self) {
+        if self.can_campaign() && self.other_voters().is_empty() {
+            self.campaign(false);
+        }
+    }
+
     /// Only voters stand for election; learners and removed nodes wait.
     fn can_campaign(&self) -> bool {
         self.membership().is_voter(self.id()) && self.pending_restore.is_none()

@@ -236,7 +236,9 @@ impl Raft {
     /// Rebuilds a node from what its shell recovered. The caller restores
     /// its state machine from `recovered.snapshot`; entries after it are
     /// handed out again through `Output::apply` up to the commit index.
-    /// `seed` should differ per node and per boot.
+    /// `seed` should differ per node and per boot. A node that is the only
+    /// voter of its membership starts campaigning here: the first output
+    /// holds its vote, and it leads once `persisted` covers that.
     pub fn restore(config: Config, seed: u64, recovered: Recovered) -> Result<Raft, ConfigError> {
         config.validate()?;
         let (mut log, mut memberships, snapshot_index) = match &recovered.snapshot {
@@ -286,6 +288,7 @@ impl Raft {
         };
         raft.reset_election_timer();
         raft.apply_committed();
+        raft.campaign_if_sole_voter();
         raft.check_invariants();
         Ok(raft)
     }
