@@ -11,7 +11,15 @@ SEEDS ?= 2000
 
 CLUSTER_NODES := 0 1 2
 
-.PHONY: install cluster stop test check model model-long model-mutants sim sim-long sim-mutants fuzz bench profile clean
+# redis-py for tests/py/ (tests/clients.rs runs it), in a venv under target/;
+# 8.x speaks RESP3 by default (8.1.0 was current when pinned).
+VENV := target/venv
+VENV_PYTHON := $(VENV)/bin/python
+REDIS_PY_MAJOR := 8
+REDIS_PY := redis>=$(REDIS_PY_MAJOR),<$(shell expr $(REDIS_PY_MAJOR) + 1)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: install deps cluster stop test check model model-long model-mutants sim sim-long sim-mutants fuzz bench profile clean
 
 ## install: release build, binary copied to bin/cashe
 install:
@@ -41,10 +49,28 @@ stop:
 		rm -f $$pidfile; \
 	done
 
+## deps: what the tests need besides Rust, installed only when missing: redis-server,
+## redis-cli, redis-benchmark (Debian's redis-server, redis-tools) and redis-py in $(VENV)
+deps:
+	@if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1 \
+		|| ! command -v redis-benchmark >/dev/null 2>&1; then \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server redis-tools; \
+	fi
+	@if ! $(VENV_PYTHON) -c 'import redis; assert redis.__version__.split(".")[0] == "$(REDIS_PY_MAJOR)"' \
+		>/dev/null 2>&1; then \
+		if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then \
+			$(SUDO) apt-get update && $(SUDO) apt-get install -y python3 python3-venv; \
+		fi; \
+		rm -rf $(VENV) && python3 -m venv $(VENV) \
+			&& $(VENV_PYTHON) -m pip install --quiet --disable-pip-version-check '$(REDIS_PY)'; \
+	fi
+	@echo "deps: $$(redis-server --version | cut -d' ' -f1-3), redis-py" \
+		"$$($(VENV_PYTHON) -c 'import redis; print(redis.__version__)') in $(VENV)"
+
 ## test: everything CI runs (release profile: the checkers need the speed)
-test:
+test: deps
 	$(CARGO) build --no-default-features
-	$(CARGO) test --release --workspace
+	CASHE_PYTHON=$(CURDIR)/$(VENV_PYTHON) $(CARGO) test --release --workspace
 
 ## check: formatting and lints, warnings are errors
 check:

@@ -1,7 +1,11 @@
-//! Real `cashe` processes on 127.0.0.1 for `tests/cluster.rs`: free ports,
-//! one data directory each under a per-test temporary directory, every
-//! process killed by PID when its handle drops, and a small blocking RESP
-//! client. Every wait is bounded by a deadline.
+//! Real `cashe` processes on 127.0.0.1 for `tests/cluster.rs` and
+//! `tests/clients.rs`: free ports, one data directory each under a per-test
+//! temporary directory, every process killed by PID when its handle drops,
+//! a small blocking RESP client (which also returns each reply's raw bytes,
+//! for byte-for-byte comparisons), and other programs run under a deadline.
+//! Every wait is bounded by a deadline.
+// Each test file that includes this module uses a different part of it.
+#![allow(dead_code)]
 
 use cashe::protocol::reply::{decode, encode_command};
 use cashe::protocol::Reply;
@@ -166,12 +170,17 @@ impl Client {
     }
 
     pub fn read_reply(&mut self) -> std::io::Result<Reply> {
+        self.read_reply_raw().map(|(reply, _)| reply)
+    }
+
+    /// One reply, with the exact bytes it came in (RESP2 or RESP3).
+    pub fn read_reply_raw(&mut self) -> std::io::Result<(Reply, Vec<u8>)> {
         let mut chunk = [0u8; 16 * 1024];
         loop {
             match decode(&self.buffer) {
                 Ok(Some((reply, used))) => {
-                    self.buffer.drain(..used);
-                    return Ok(reply);
+                    let raw = self.buffer.drain(..used).collect();
+                    return Ok((reply, raw));
                 }
                 Ok(None) => {}
                 Err(e) => return Err(std::io::Error::other(e)),
@@ -188,6 +197,73 @@ impl Client {
         self.send(args)?;
         self.read_reply()
     }
+
+    /// Sends many commands with one socket write (a pipeline).
+    pub fn send_all(&mut self, commands: &[Vec<String>]) -> std::io::Result<()> {
+        let mut request = Vec::new();
+        for command in commands {
+            encode_command(command, &mut request);
+        }
+        self.stream.write_all(&request)
+    }
+}
+
+/// Kills a child process by PID when dropped, panic or not.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What a program run by [`run_bounded`] did.
+pub struct Finished {
+    /// `None`: killed at the deadline.
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `command` to completion or until `limit` has passed, then kills it
+/// by PID; stdout and stderr are read by threads so a full pipe never stalls
+/// the program.
+pub fn run_bounded(command: &mut Command, limit: Duration) -> Finished {
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
+    let mut guard = ChildGuard(child);
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                text = String::from_utf8_lossy(&bytes).into_owned();
+            }
+            text
+        })
+    };
+    let stdout = drain(guard.0.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = drain(guard.0.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = guard.0.try_wait().expect("poll child") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = guard.0.kill();
+            let _ = guard.0.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(guard);
+    Finished { status, stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() }
 }
 
 /// Retries `attempt` until it returns `Some`, for at most [`PATIENCE`].
@@ -244,6 +320,12 @@ impl Cluster {
         self.servers.len() - 1
     }
 
+    /// The indexes of the running nodes that are not the leader.
+    pub fn followers(&self) -> Vec<usize> {
+        let leader = self.leader();
+        (0..self.servers.len()).filter(|i| *i != leader && self.servers[*i].child.is_some()).collect()
+    }
+
     /// The index of the node every running node names as leader.
     pub fn leader(&self) -> usize {
         eventually("an agreed leader", || {
@@ -276,6 +358,18 @@ impl Cluster {
         eventually(&format!("SET {key} through {}", self.servers[via].name), || {
             (self.servers[via].call(&["SET", key, value]) == Reply::ok()).then_some(())
         })
+    }
+
+    /// The last `lines` lines of each node's log, in order.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let tail = |text: String| {
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        };
+        self.servers
+            .iter()
+            .map(|s| format!("==== {} (last {lines} lines)\n{}\n", s.name, tail(s.log_text())))
+            .collect()
     }
 
     pub fn dump_logs(&self) -> String {

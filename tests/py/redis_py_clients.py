@@ -1,0 +1,178 @@
+"""redis-py, with its library defaults, against one server: cashe or redis-server.
+
+Run by tests/clients.rs (`redis_py_with_its_defaults_...`) as
+    python tests/py/redis_py_clients.py PORT [OTHER_PORT]
+where PORT is the node the client talks to (a follower of a cashe cluster)
+and OTHER_PORT another node, through which a second client modifies a
+watched key (against redis-server both are the same port).
+
+Prints a transcript of what was sent and answered, one line per step; it
+holds no port, address or server-specific text, so the transcript against
+cashe must equal the one against redis-server. Every step also asserts the
+answer Redis gives; a failed assertion exits non-zero with the step named.
+Nothing here passes an option to redis-py beyond host and port: the
+protocol (RESP3 since redis-py 8), pipelines and transactions are its
+defaults.
+"""
+
+import sys
+
+try:
+    import redis
+    from redis.connection import Connection
+except ImportError as error:  # the venv is made by `make deps`
+    print(f"redis-py is not importable ({error}): run `make deps`", file=sys.stderr)
+    sys.exit(2)
+
+
+# What the library writes to its sockets, one entry per write (a single
+# command, or a whole pipeline sent at once), each the list of commands
+# decoded from the RESP bytes. Recorded after the write, so a connection's
+# set-up (written from inside its first write) comes before that write.
+SENT = []
+_send_packed_command = Connection.send_packed_command
+
+
+def _decode_commands(data):
+    commands, at = [], 0
+    while at < len(data):
+        assert data[at : at + 1] == b"*", data[at:]
+        end = data.index(b"\r\n", at)
+        count, at, words = int(data[at + 1 : end]), end + 2, []
+        for _ in range(count):
+            end = data.index(b"\r\n", at)
+            length = int(data[at + 1 : end])
+            words.append(data[end + 2 : end + 2 + length].decode())
+            at = end + 2 + length + 2
+        commands.append(" ".join(words))
+    return commands
+
+
+def _record_send(self, command, check_health=True):
+    _send_packed_command(self, command, check_health)
+    chunks = [command] if isinstance(command, (str, bytes, memoryview)) else command
+    data = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
+    SENT.append(_decode_commands(data))
+
+
+Connection.send_packed_command = _record_send
+
+
+def sent_since(mark):
+    """The writes made since `mark`, e.g. `MULTI | SET k v | EXEC`."""
+    return [" | ".join(write) for write in SENT[mark:]]
+
+
+def show(step, value):
+    print(f"{step}: {value!r}")
+
+
+def check(step, got, expected):
+    show(step, got)
+    if got != expected:
+        print(f"FAILED {step}: expected {expected!r}, got {got!r}", file=sys.stderr)
+        sys.exit(1)
+
+
+def main():
+    port = int(sys.argv[1])
+    other_port = int(sys.argv[2]) if len(sys.argv) > 2 else port
+    print(f"redis-py {redis.__version__}")
+    r = redis.Redis(host="127.0.0.1", port=port)
+
+    # The handshake: redis-py 8 defaults to RESP3, so it must send HELLO 3
+    # and get a RESP3 map back saying proto 3.
+    mark = len(SENT)
+    check("ping", r.ping(), True)
+    handshake = sent_since(mark)
+    check("first write of a new connection", handshake[0], "HELLO 3")
+    show("connection set-up and first command", handshake)
+    connection = r.connection_pool.get_connection()
+    try:
+        proto = connection.handshake_metadata.get(b"proto", connection.handshake_metadata.get("proto"))
+        check("HELLO reply proto", proto, 3)
+        check("reply parser", type(connection._parser).__name__, "_RESP3Parser")
+    finally:
+        r.connection_pool.release(connection)
+
+    # Plain commands.
+    r.delete("py:k", "py:n", "py:a", "py:b", "py:counter", "py:missing")
+    check("set py:k v", r.set("py:k", "v"), True)
+    check("get py:k", r.get("py:k"), b"v")
+    check("get py:missing", r.get("py:missing"), None)
+    check("incrbyfloat py:f 1.5", r.incrbyfloat("py:f", 1.5), 1.5)
+    check("delete py:f", r.delete("py:f"), 1)
+
+    # A default pipeline is a MULTI/EXEC transaction.
+    mark = len(SENT)
+    with r.pipeline() as pipe:
+        pipe.set("py:n", 10).incr("py:n").incrby("py:n", 5).get("py:n")
+        check("pipeline() results", pipe.execute(), [True, 11, 16, b"16"])
+    check("pipeline() sent", sent_since(mark), ["MULTI | SET py:n 10 | INCRBY py:n 1 | INCRBY py:n 5 | GET py:n | EXEC"])
+
+    # A non-transactional pipeline reads its own writes, in order.
+    mark = len(SENT)
+    with r.pipeline(transaction=False) as pipe:
+        pipe.set("py:a", "1").append("py:a", "23").get("py:a").strlen("py:a")
+        pipe.set("py:b", "x").get("py:b").delete("py:a", "py:b").get("py:a").exists("py:a", "py:b")
+        check(
+            "pipeline(transaction=False) results",
+            pipe.execute(),
+            [True, 3, b"123", 3, True, b"x", 2, None, 0],
+        )
+    check("pipeline(transaction=False) sent", len(sent_since(mark)), 1)
+
+    # r.transaction: WATCH, read, MULTI, write, EXEC; retried when EXEC
+    # answers nil because the watched key changed. The first attempt has a
+    # second client, on another node, change the key between the read and
+    # EXEC, so exactly one retry must happen.
+    other = redis.Redis(host="127.0.0.1", port=other_port)
+    attempts = []
+
+    def increment(pipe):
+        value = int(pipe.get("py:counter") or 0)
+        attempts.append(value)
+        if len(attempts) == 1:
+            other.incr("py:counter")
+        pipe.multi()
+        pipe.set("py:counter", value + 1)
+
+    mark = len(SENT)
+    check("transaction(increment, py:counter)", r.transaction(increment, "py:counter"), [True])
+    check("values read by each attempt", attempts, [0, 1])
+    show("transaction sent", sent_since(mark))
+    check("get py:counter", r.get("py:counter"), b"2")
+
+    # Ten more optimistic increments with nobody interfering.
+    def increment_quietly(pipe):
+        value = int(pipe.get("py:counter"))
+        pipe.multi()
+        pipe.set("py:counter", value + 1)
+
+    for _ in range(10):
+        r.transaction(increment_quietly, "py:counter")
+    check("get py:counter after ten more", r.get("py:counter"), b"12")
+
+    # WATCH then a plain write on the same connection aborts too (Redis
+    # counts the connection's own writes).
+    with r.pipeline() as pipe:
+        pipe.watch("py:counter")
+        pipe.set("py:counter", "100")
+        pipe.multi()
+        pipe.incr("py:counter")
+        try:
+            pipe.execute()
+            aborted = False
+        except redis.WatchError:
+            aborted = True
+    check("own write after WATCH aborts EXEC", aborted, True)
+    check("get py:counter after the aborted EXEC", r.get("py:counter"), b"100")
+
+    check("cleanup", r.delete("py:k", "py:n", "py:counter"), 3)
+    other.close()
+    r.close()
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
