@@ -4,7 +4,7 @@ CARGO ?= cargo
 # Planted bugs the model checker must catch (src/raft/bugs.rs).
 MODEL_BUGS := commit-old-term vote-twice vote-before-persist no-check-quorum-read
 # Planted bugs the node-level linearizability checker must catch.
-NODE_MODEL_BUGS := stale-read
+NODE_MODEL_BUGS := stale-read read-skips-own-writes
 # Planted bugs the simulator must catch in its default batch of seeds.
 SIM_BUGS := stale-read commit-old-term ack-before-fsync vote-twice vote-before-persist
 SEEDS ?= 2000

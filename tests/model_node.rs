@@ -1,19 +1,38 @@
-//! Model checking of the node layer: linearizability of client operations.
+//! Model checking of the node layer: linearizability of client operations,
+//! in connection order.
 //!
 //! Three `Node`s (Raft + KV + requests in flight) on an in-memory shell, a
 //! network holding a set of messages (delivered in any order, or lost),
 //! fsyncs completing at any time, crashes keeping only durable records, and
-//! two clients. Each client issues, one at a time, `SET k <value>` or
-//! `GET k` to any node — followers included, so forwarded writes and
-//! follower ReadIndex are exercised. Every invocation and answer goes into
-//! stateright's linearizability tester with a register as the reference; an
-//! error answer (`-CLUSTERDOWN`, `-TIMEOUT`, `-TRYAGAIN`) leaves the
-//! operation in flight for ever — it may or may not have happened — and that
-//! client stops.
+//! two clients, each its own connection (`ConnId`):
+//!
+//! - one sends `SET k <value>` or `GET k`, one at a time, each to any node
+//!   — followers included, so forwarded writes and follower ReadIndex are
+//!   exercised; an error answer (`-CLUSTERDOWN`, `-TIMEOUT`, `-TRYAGAIN`)
+//!   stops it;
+//! - one **pipelines** `GET k`, `SET k <value>`, `GET k` to one node (the
+//!   node it picks for the first): each command is sent whenever the model
+//!   says, whether or not the earlier ones were answered, so a write waiting
+//!   for an earlier read and a read waiting for an earlier write both occur.
+//!   It carries on after an error answer.
+//!
+//! Each connection's replies come in command order. Every command and answer
+//! goes into a `common::history::History`, checked against a register: some
+//! order of the operations must explain every answer, respecting real time
+//! (an operation answered before another was sent comes first) and
+//! **connection order** (a precedence edge between consecutive operations of
+//! one connection, pipelined or not). An operation whose outcome is unknown
+//! (an error answer, or a crash of the node holding its connection, which
+//! ends the connection) may or may not have taken effect; if it did, it took
+//! effect after its connection's earlier operations and before its later
+//! ones. Stateright's own `LinearizabilityTester` allows one operation in
+//! flight per thread, hence the history's own small search.
 //!
 //! Exhaustive breadth-first to a bounded depth, then seeded nemesis random
-//! walks. `CASHE_MODEL_BUG=stale-read` plants a node that serves reads from
-//! local state; the run must fail.
+//! walks. The run must fail with `CASHE_MODEL_BUG=stale-read` (a node serves
+//! reads from local state) and with `CASHE_MODEL_BUG=read-skips-own-writes`
+//! (a read starts without waiting for its connection's earlier writes: the
+//! pipelined `SET`, `GET` reads from before the `SET`).
 
 mod common;
 
@@ -21,15 +40,13 @@ use cashe::node::{ConnId, Node, NodeConfig, NodeMessage};
 use cashe::protocol::Reply;
 use cashe::raft::{Lsn, NodeId, PlantedBug, Raft, Record, Recovered, Term};
 use common::checking::{self, env_number};
+use common::history::{self, Call, History, Outcome};
 use common::nemesis::{Move, NemesisChooser, NemesisModel};
-use stateright::semantics::register::{Register, RegisterOp, RegisterRet};
-use stateright::semantics::{ConsistencyTester, LinearizabilityTester};
 use stateright::{Checker, HasDiscoveries, Model, Property};
 use std::collections::BTreeSet;
 use std::time::Instant;
 
 const RUN_SEED: u64 = 0x0BAD_5EED;
-type Value = Option<Vec<u8>>;
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Envelope {
@@ -45,8 +62,27 @@ enum Action {
     Timeout(NodeId),
     Sync(NodeId),
     Crash(NodeId),
-    Set { client: usize, node: NodeId },
-    Get { client: usize, node: NodeId },
+    Set {
+        client: usize,
+        node: NodeId,
+    },
+    Get {
+        client: usize,
+        node: NodeId,
+    },
+    /// The pipelining client sends its next command, replies or not.
+    Pipeline {
+        client: usize,
+        node: NodeId,
+        command: Command,
+    },
+}
+
+/// A command of the pipelining client's script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Command {
+    Set,
+    Get,
 }
 
 #[derive(Clone, Debug, PartialEq, Hash)]
@@ -57,12 +93,16 @@ struct Member {
     boots: u64,
 }
 
+/// A client's progress; client n is connection `ConnId(n)`.
 #[derive(Clone, Debug, PartialEq, Hash)]
 struct Client {
-    ops_left: u8,
-    /// The node the outstanding request went to.
-    waiting: Option<NodeId>,
-    /// An error left an operation's fate unknown: no more operations.
+    sent: u8,
+    answered: u8,
+    /// The node holding the connection while commands are in flight (the
+    /// pipelining client's for good: one connection is one node).
+    node: Option<NodeId>,
+    /// No more commands: a one-at-a-time client's operation got an error
+    /// answer, or the node holding the connection crashed.
     stopped: bool,
 }
 
@@ -71,18 +111,21 @@ struct State {
     members: Vec<Member>,
     network: BTreeSet<Envelope>,
     clients: Vec<Client>,
-    tester: LinearizabilityTester<usize, Register<Value>>,
+    history: History,
     writes: u8,
     crashes: u8,
     losses: u8,
-    reads_served: u8,
 }
 
 #[derive(Clone)]
 struct NodeModel {
     bug: PlantedBug,
+    /// Clients sending one command at a time, SET or GET, each to any node.
     clients: usize,
     ops_per_client: u8,
+    /// The script of one more client, which sends it to one node without
+    /// waiting for replies (empty: no such client).
+    pipeline: Vec<Command>,
     crashes_max: u8,
     losses_max: u8,
     term_max: Term,
@@ -108,6 +151,32 @@ impl NodeModel {
     fn ids(&self) -> Vec<NodeId> {
         (1..=3).map(NodeId).collect()
     }
+
+    /// The pipelining client's index, if there is one.
+    fn pipelining(&self) -> Option<usize> {
+        (!self.pipeline.is_empty()).then_some(self.clients)
+    }
+
+    /// `client` sends `command` to `node`, on its connection there.
+    fn send(&self, state: &mut State, client: usize, node: NodeId, command: Command, now_ms: u64) {
+        let args = match command {
+            Command::Set => {
+                state.writes += 1;
+                let value = vec![b'a' + state.writes];
+                state.history.send(client, Call::Write(value.clone()));
+                vec![b"SET".to_vec(), b"k".to_vec(), value]
+            }
+            Command::Get => {
+                state.history.send(client, Call::Read);
+                vec![b"GET".to_vec(), b"k".to_vec()]
+            }
+        };
+        let k = at(state, node);
+        state.members[k].node.client(ConnId(client as u64), args, now_ms);
+        let c = &mut state.clients[client];
+        c.sent += 1;
+        c.node = Some(node);
+    }
 }
 
 fn at(state: &State, id: NodeId) -> usize {
@@ -115,8 +184,9 @@ fn at(state: &State, id: NodeId) -> usize {
 }
 
 /// One shell turn at `id`: records to unsynced, messages to the network,
-/// replies to the clients (and the tester).
-fn turn(state: &mut State, id: NodeId) {
+/// replies to the clients (and the history). A connection's replies come in
+/// the order of its commands.
+fn turn(state: &mut State, id: NodeId, pipelining: Option<usize>) {
     let k = at(state, id);
     let output = state.members[k].node.take_output();
     state.members[k].unsynced.extend(output.persist);
@@ -129,24 +199,23 @@ fn turn(state: &mut State, id: NodeId) {
     for (conn, reply) in output.replies {
         let client = conn.0 as usize;
         let Some(c) = state.clients.get_mut(client) else { continue };
-        if c.waiting != Some(id) {
-            continue;
-        }
-        c.waiting = None;
-        let ret = match reply {
-            Reply::Simple(_) => Some(RegisterRet::WriteOk),
-            Reply::Bulk(value) => Some(RegisterRet::ReadOk(value)),
+        assert!(c.node == Some(id) && c.answered < c.sent, "a reply nobody waits for: {conn:?} {reply:?}");
+        let seq = usize::from(c.answered);
+        c.answered += 1;
+        let outcome = match reply {
+            Reply::Simple(_) => Some(Outcome::Written),
+            Reply::Bulk(value) => Some(Outcome::Read(value)),
             _ => None,
         };
-        match ret {
-            Some(ret) => {
-                if matches!(ret, RegisterRet::ReadOk(_)) {
-                    state.reads_served += 1;
-                }
-                // An answer the tester cannot place is a violation it records.
-                let _ = state.tester.on_return(client, ret);
-            }
-            None => c.stopped = true,
+        match outcome {
+            Some(outcome) => state.history.answer(client, seq, outcome),
+            // The fate is unknown; a pipelining client carries on with its
+            // script (it may have sent it all already).
+            None if Some(client) != pipelining => c.stopped = true,
+            None => {}
+        }
+        if c.answered == c.sent && Some(client) != pipelining {
+            c.node = None;
         }
     }
 }
@@ -166,18 +235,17 @@ impl Model for NodeModel {
                 Member { node, unsynced: Vec::new(), durable: recovered, boots: 0 }
             })
             .collect();
-        let clients = (0..self.clients)
-            .map(|_| Client { ops_left: self.ops_per_client, waiting: None, stopped: false })
-            .collect();
+        let connections = self.clients + usize::from(self.pipelining().is_some());
+        let clients =
+            (0..connections).map(|_| Client { sent: 0, answered: 0, node: None, stopped: false }).collect();
         vec![State {
             members,
             network: BTreeSet::new(),
             clients,
-            tester: LinearizabilityTester::new(Register(None)),
+            history: History::new(connections),
             writes: 0,
             crashes: 0,
             losses: 0,
-            reads_served: 0,
         }]
     }
 
@@ -199,7 +267,16 @@ impl Model for NodeModel {
             }
         }
         for (client, c) in state.clients.iter().enumerate() {
-            if c.waiting.is_none() && !c.stopped && c.ops_left > 0 {
+            if c.stopped {
+                continue;
+            }
+            if Some(client) == self.pipelining() {
+                if usize::from(c.sent) < self.pipeline.len() {
+                    let nodes = c.node.map_or_else(|| self.ids(), |node| vec![node]);
+                    let command = self.pipeline[usize::from(c.sent)];
+                    actions.extend(nodes.into_iter().map(|node| Action::Pipeline { client, node, command }));
+                }
+            } else if c.answered == c.sent && c.sent < self.ops_per_client {
                 for id in self.ids() {
                     actions.push(Action::Set { client, node: id });
                     actions.push(Action::Get { client, node: id });
@@ -254,40 +331,26 @@ impl Model for NodeModel {
                 member.node =
                     Node::restore(node_config(id, self.bug), seed, member.durable.clone()).expect("recovers");
                 member.unsynced.clear();
-                for c in state.clients.iter_mut().filter(|c| c.waiting == Some(id)) {
-                    c.waiting = None;
+                // Its connections are gone, with the fate of what was in flight.
+                for c in state.clients.iter_mut().filter(|c| c.node == Some(id)) {
                     c.stopped = true;
                 }
                 id
             }
             Action::Set { client, node } => {
-                state.writes += 1;
-                let value = vec![b'a' + state.writes];
-                let _ = state.tester.on_invoke(client, RegisterOp::Write(Some(value.clone())));
-                let k = at(&state, node);
-                state.members[k].node.client(
-                    ConnId(client as u64),
-                    vec![b"SET".to_vec(), b"k".to_vec(), value],
-                    now_ms,
-                );
-                state.clients[client].waiting = Some(node);
-                state.clients[client].ops_left -= 1;
+                self.send(&mut state, client, node, Command::Set, now_ms);
                 node
             }
             Action::Get { client, node } => {
-                let _ = state.tester.on_invoke(client, RegisterOp::Read);
-                let k = at(&state, node);
-                state.members[k].node.client(
-                    ConnId(client as u64),
-                    vec![b"GET".to_vec(), b"k".to_vec()],
-                    now_ms,
-                );
-                state.clients[client].waiting = Some(node);
-                state.clients[client].ops_left -= 1;
+                self.send(&mut state, client, node, Command::Get, now_ms);
+                node
+            }
+            Action::Pipeline { client, node, command } => {
+                self.send(&mut state, client, node, command, now_ms);
                 node
             }
         };
-        turn(&mut state, actor);
+        turn(&mut state, actor, self.pipelining());
         Some(state)
     }
 
@@ -296,14 +359,22 @@ impl Model for NodeModel {
     }
 
     fn properties(&self) -> Vec<Property<Self>> {
-        vec![
-            Property::always("linearizable", |_, s: &State| s.tester.serialized_history().is_some()),
+        let mut properties = vec![
+            Property::always("linearizable", |_, s: &State| s.history.is_linearizable()),
             Property::sometimes("a read returns a written value", |_, s: &State| {
-                s.tester
-                    .serialized_history()
-                    .is_some_and(|h| h.iter().any(|(_, ret)| matches!(ret, RegisterRet::ReadOk(Some(_)))))
+                s.history.is_linearizable() && s.history.read_a_value()
             }),
-        ]
+        ];
+        if self.pipelining().is_some() {
+            properties.push(Property::sometimes(
+                "a pipelined GET reads its connection's SET",
+                |m: &NodeModel, s: &State| {
+                    let client = m.pipelining().expect("a pipelining client");
+                    s.history.is_linearizable() && s.history.read_own_write(client)
+                },
+            ));
+        }
+        properties
     }
 }
 
@@ -317,7 +388,7 @@ impl NemesisModel for NodeModel {
             Action::Deliver(e) => Move::Deliver { from: e.from, to: e.to },
             Action::Sync(_) => Move::Sync,
             Action::Timeout(_) => Move::Timeout,
-            Action::Set { .. } | Action::Get { .. } => Move::Request,
+            Action::Set { .. } | Action::Get { .. } | Action::Pipeline { .. } => Move::Request,
             Action::Crash(_) | Action::Lose(_) => Move::Fault,
         }
     }
@@ -329,8 +400,16 @@ fn main() {
     let walk_states = env_number("CASHE_MODEL_WALK_STATES", 3_000_000);
     let walk_depth = env_number("CASHE_MODEL_WALK_DEPTH", 100);
     let threads = env_number("CASHE_MODEL_THREADS", 2);
-    let model =
-        NodeModel { bug, clients: 2, ops_per_client: 2, crashes_max: 1, losses_max: 1, term_max: Term(5) };
+    history::check_examples();
+    let model = NodeModel {
+        bug,
+        clients: 1,
+        ops_per_client: 2,
+        pipeline: vec![Command::Get, Command::Set, Command::Get],
+        crashes_max: 1,
+        losses_max: 1,
+        term_max: Term(5),
+    };
     let started = Instant::now();
     let bfs = model
         .clone()
@@ -360,6 +439,12 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     let ok = checking::report(&bfs, &walks);
+    if let Some(path) = bfs.discovery("linearizable").or_else(|| walks.discovery("linearizable")) {
+        println!("  the history it ends with:");
+        for line in path.last_state().history.to_string().lines() {
+            println!("    {line}");
+        }
+    }
     println!("model_node: {} passed, {} failed", u8::from(ok), u8::from(!ok));
     if !ok {
         std::process::exit(1);

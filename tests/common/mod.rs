@@ -3,6 +3,7 @@
 #![allow(unused_imports, dead_code)]
 
 pub mod checking;
+pub mod history;
 pub mod nemesis;
 
 pub use cashe::raft::memory::{node_seed, Replica};
