@@ -136,8 +136,18 @@ impl NodeConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Requester {
     Local(Ticket),
-    Remote { from: NodeId, id: u64 },
+    /// The barrier a connection's read waits for after one of the
+    /// connection's writes timed out (`Node::pump`); the read's ticket.
+    Barrier(Ticket),
+    Remote {
+        from: NodeId,
+        id: u64,
+    },
 }
+
+/// An internal no-op command: once applied, every write this node forwarded
+/// to the same leader before it is settled (`Node::pump`).
+pub const CASHE_BARRIER: &str = "CASHE.BARRIER";
 
 /// What a read computes once the state is current enough.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -188,14 +198,18 @@ pub struct Node {
     fatal: Option<String>,
     /// Proposed writes by index, with the term they were proposed in.
     writes: BTreeMap<Index, (Term, Requester)>,
+    /// The last index applied to the store. Raft's own `applied` moves when
+    /// it hands entries out, before they reach the store: reads must wait
+    /// for this one.
+    applied: Index,
     /// Reads waiting for their read index.
     reads: BTreeMap<ReadId, PendingRead>,
     /// Reads whose index is known (or READONLY reads waiting for the
     /// connection's writes), waiting to be applied.
     ready_reads: Vec<(Index, PendingRead)>,
     next_read: u64,
-    /// Writes forwarded to the leader: id -> (connection, ticks left).
-    forwarded: BTreeMap<u64, (Ticket, u32)>,
+    /// Writes forwarded to the leader: id -> (who waits, ticks left).
+    forwarded: BTreeMap<u64, (Requester, u32)>,
     /// Forward ids start at a random point each boot, so a late answer to a
     /// forward of a previous boot cannot be taken for one of this boot's.
     next_forward: u64,
@@ -220,6 +234,7 @@ impl Node {
             Some(snapshot) => decode_snapshot(&snapshot.data)?,
             None => (Directory::default(), Store::default()),
         };
+        let applied = recovered.snapshot.as_ref().map_or(Index(0), |snapshot| snapshot.meta.index);
         let raft = Raft::restore(config.raft.clone(), seed, recovered).map_err(|e| e.to_string())?;
         let next_forward = raft::SplitMix64::new(seed ^ 0xf0f0_f0f0).next_u64() >> 1;
         let node = Node {
@@ -231,6 +246,7 @@ impl Node {
             removed_notice: false,
             fatal: None,
             writes: BTreeMap::new(),
+            applied,
             reads: BTreeMap::new(),
             ready_reads: Vec::new(),
             next_read: 0,
@@ -286,8 +302,8 @@ impl Node {
             }
             NodeMessage::Forward { id, term, now_ms, args } => self.on_forward(from, id, term, now_ms, args),
             NodeMessage::ForwardReply { id, reply, index } => {
-                if let Some((ticket, _)) = self.forwarded.remove(&id) {
-                    self.answer(Requester::Local(ticket), reply, index);
+                if let Some((requester, _)) = self.forwarded.remove(&id) {
+                    self.answer(requester, reply, index);
                 }
             }
         }
@@ -397,12 +413,29 @@ impl Node {
         }
     }
 
+    /// Starts the connection's waiting commands that may start, in order.
+    ///
+    /// A write answered `-TIMEOUT` may still be in a leader's log, and be
+    /// applied after a later command of its connection looked at the state.
+    /// So after one, the connection is `uncertain`, and its next read first
+    /// sends an internal no-op write, [`CASHE_BARRIER`], down the same path
+    /// its writes took: once that is applied, any such write is either
+    /// before it in the log, and applied, or gone for good (a forward
+    /// reaches the leader in order on its link, and one meant for an older
+    /// term is refused). Only then does the read start.
     fn pump(&mut self, conn: ConnId) {
         let skip_writes = self.config.raft.planted_bug.active(PlantedBug::ReadSkipsOwnWrites);
         loop {
             let Some(session) = self.sessions.get_mut(&conn) else { return };
-            if !session.head_may_start(skip_writes) {
+            if !session.head_may_start(skip_writes) || session.barrier {
                 return;
+            }
+            let head = session.waiting.front().expect("a head that may start");
+            if session.uncertain && head.work.class() == session::Class::Read {
+                session.barrier = true;
+                let ticket = head.ticket;
+                self.start_write(Requester::Barrier(ticket), vec![CASHE_BARRIER.as_bytes().to_vec()]);
+                continue;
             }
             let queued = session.waiting.pop_front().expect("a head that may start");
             session.started(queued.ticket.seq, queued.work.class());
@@ -416,7 +449,7 @@ impl Node {
         match work {
             Work::Read { args, stale } => self.start_read(requester, ReadWhat::Command(args), stale),
             Work::Watch { keys, stale } => self.start_read(requester, ReadWhat::Watch(keys), stale),
-            Work::Write { args } => self.start_write(ticket, args),
+            Work::Write { args } => self.start_write(requester, args),
             Work::Exec(queued) => self.start_exec(ticket, queued),
             Work::Unwatch => {
                 if let Some(session) = self.sessions.get_mut(&ticket.conn) {
@@ -505,6 +538,7 @@ impl Node {
         assert!(self.forwarded.values().all(|(_, ticks)| *ticks <= limit), "a forward outlives its timeout");
         assert!(self.reads.values().all(|read| read.ticks_left <= limit), "a read outlives its timeout");
         assert!(self.to_pump.is_empty(), "connections left to start after settling");
+        assert!(self.applied <= self.raft.applied(), "the store is ahead of what Raft handed out");
     }
 
     fn start_read(&mut self, requester: Requester, what: ReadWhat, stale: bool) {
@@ -514,7 +548,7 @@ impl Node {
             // Local state, once it holds the connection's own writes.
             let written = match requester {
                 Requester::Local(ticket) => self.sessions.get(&ticket.conn).map_or(Index(0), |s| s.written),
-                Requester::Remote { .. } => Index(0),
+                Requester::Barrier(_) | Requester::Remote { .. } => Index(0),
             };
             self.ready_reads.push((written, read));
             return;
@@ -525,20 +559,20 @@ impl Node {
         self.raft.read_index(id);
     }
 
-    fn start_write(&mut self, ticket: Ticket, args: Vec<Vec<u8>>) {
+    fn start_write(&mut self, requester: Requester, args: Vec<Vec<u8>>) {
         if self.raft.is_leader() {
-            return self.propose(Requester::Local(ticket), args, self.now_ms);
+            return self.propose(requester, args, self.now_ms);
         }
         match self.raft.leader() {
             Some(leader) => {
                 let id = self.next_forward;
                 self.next_forward = self.next_forward.wrapping_add(1);
-                self.forwarded.insert(id, (ticket, self.config.forward_timeout_ticks));
+                self.forwarded.insert(id, (requester, self.config.forward_timeout_ticks));
                 let term = self.raft.term();
                 let forward = NodeMessage::Forward { id, term, now_ms: self.now_ms, args };
                 self.output.send.push((leader, forward));
             }
-            None => self.reply(ticket, Reply::error(CLUSTERDOWN)),
+            None => self.answer(requester, Reply::error(CLUSTERDOWN), None),
         }
     }
 
@@ -590,11 +624,13 @@ impl Node {
     fn answer(&mut self, requester: Requester, reply: Reply, index: Option<Index>) {
         match requester {
             Requester::Local(ticket) => {
-                if let (Some(index), Some(session)) = (index, self.sessions.get_mut(&ticket.conn)) {
-                    session.written = session.written.max(index);
+                if let Some(session) = self.sessions.get_mut(&ticket.conn) {
+                    session.written = session.written.max(index.unwrap_or_default());
+                    session.uncertain |= matches!(&reply, Reply::Error(e) if e.starts_with("TIMEOUT"));
                 }
                 self.reply(ticket, reply)
             }
+            Requester::Barrier(ticket) => self.on_barrier(ticket, reply, index),
             Requester::Remote { from, id } => {
                 self.output.send.push((from, NodeMessage::ForwardReply { id, reply, index }))
             }
@@ -603,15 +639,15 @@ impl Node {
 
     fn expire_forwards(&mut self) {
         let mut expired = Vec::new();
-        for (id, (ticket, ticks_left)) in self.forwarded.iter_mut() {
+        for (id, (requester, ticks_left)) in self.forwarded.iter_mut() {
             *ticks_left = ticks_left.saturating_sub(1);
             if *ticks_left == 0 {
-                expired.push((*id, *ticket));
+                expired.push((*id, *requester));
             }
         }
-        for (id, ticket) in expired {
+        for (id, requester) in expired {
             self.forwarded.remove(&id);
-            self.reply(ticket, Reply::error(TIMEOUT));
+            self.answer(requester, Reply::error(TIMEOUT), None);
         }
         let mut expired_reads = Vec::new();
         for (id, read) in self.reads.iter_mut() {
@@ -633,6 +669,30 @@ impl Node {
         for (_, read) in late {
             self.answer(read.requester, Reply::error(READ_TIMEOUT), None);
         }
+    }
+
+    /// The barrier in front of `ticket`'s read is answered: applied (the
+    /// connection is certain again, and the read may start), or not, and
+    /// the read fails with the barrier's error (a read may always be retried).
+    fn on_barrier(&mut self, ticket: Ticket, reply: Reply, index: Option<Index>) {
+        let Some(session) = self.sessions.get_mut(&ticket.conn) else { return };
+        let waiting = session.barrier && session.waiting.front().is_some_and(|head| head.ticket == ticket);
+        if !waiting {
+            return; // the answer of an earlier connection with the same number
+        }
+        session.barrier = false;
+        self.to_pump.insert(ticket.conn);
+        if reply == Reply::ok() && index.is_some() {
+            session.uncertain = false;
+            session.written = session.written.max(index.unwrap_or_default());
+            return;
+        }
+        session.waiting.pop_front();
+        let reply = match reply {
+            Reply::Error(e) if e.starts_with("TIMEOUT") => Reply::error(READ_TIMEOUT),
+            other => other,
+        };
+        self.reply(ticket, reply);
     }
 
     /// Releases `reply` and every reply of the same connection it was
@@ -670,6 +730,7 @@ impl Node {
                 Ok((directory, store)) => {
                     self.directory = directory;
                     self.store = store;
+                    self.applied = self.applied.max(snapshot.meta.index);
                 }
                 // A snapshot from the leader that does not decode: refuse to
                 // run on state we cannot trust.
@@ -680,6 +741,8 @@ impl Node {
                 }
             },
             Apply::Entry(entry) => {
+                assert_eq!(entry.index, self.applied.next(), "entries are applied in order, once");
+                self.applied = entry.index;
                 let reply = match &entry.payload {
                     Payload::Command(bytes) => match postcard::from_bytes::<LoggedCommand>(bytes) {
                         Ok(command) => Some(self.apply_command(&command)),
@@ -709,6 +772,9 @@ impl Node {
         if name == CASHE_EXEC.as_bytes() {
             return self.apply_transaction(&command.args, command.now_ms);
         }
+        if name == CASHE_BARRIER.as_bytes() {
+            return Reply::ok();
+        }
         self.store.apply(&command.args, command.now_ms)
     }
 
@@ -729,13 +795,13 @@ impl Node {
     /// later ones of its connection).
     fn serve_ready_reads(&mut self) {
         loop {
-            let applied = self.raft.applied();
+            let applied = self.applied;
             let next = self.ready_reads.iter().position(|(index, read)| {
                 let in_order = match read.requester {
                     Requester::Local(ticket) => {
                         self.sessions.get(&ticket.conn).is_none_or(|s| s.is_next_read(ticket.seq))
                     }
-                    Requester::Remote { .. } => true,
+                    Requester::Barrier(_) | Requester::Remote { .. } => true,
                 };
                 *index <= applied && in_order
             });
@@ -765,7 +831,7 @@ impl Node {
     /// Writes proposed while leader that have not committed: with leadership
     /// gone, their fate is unknown.
     fn fail_unknown_writes(&mut self) {
-        let applied = self.raft.applied();
+        let applied = self.applied;
         let unknown: Vec<Index> = self.writes.keys().filter(|i| **i > applied).copied().collect();
         for index in unknown {
             let (_, requester) = self.writes.remove(&index).expect("listed");
@@ -804,7 +870,7 @@ impl Node {
 
 /// Commands only the nodes propose: a client sending one gets an error.
 fn refuse_internal(name: &[u8]) -> Option<Reply> {
-    let internal = [crate::kv::CASHE_EXPIRE, CASHE_MEMBER, CASHE_FORGET, CASHE_EXEC];
+    let internal = [crate::kv::CASHE_EXPIRE, CASHE_MEMBER, CASHE_FORGET, CASHE_EXEC, CASHE_BARRIER];
     internal.iter().any(|c| name == c.as_bytes()).then(|| {
         let text = String::from_utf8_lossy(name);
         Reply::error(format!("ERR {text} is proposed by the nodes themselves, not by clients"))

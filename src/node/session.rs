@@ -26,6 +26,10 @@
 //! A write is answered once applied; a `READONLY` read (served from local
 //! state) also waits until this node applied the connection's last write
 //! (`Session::written`), so a connection reads its own writes on any node.
+//! A write answered `-TIMEOUT` may still be applied later; the next read
+//! of its connection first waits for a barrier through the log
+//! (`Node::pump`), so even such a write never takes effect after a later
+//! command of its connection.
 //!
 //! # Replies
 //!
@@ -113,6 +117,11 @@ pub(super) struct Session {
     writes: BTreeSet<u64>,
     /// The highest log index of this connection's applied writes.
     pub written: Index,
+    /// A write of this connection was answered `-TIMEOUT`: it may still be
+    /// applied; the next read waits for a barrier (`Node::pump`).
+    pub uncertain: bool,
+    /// That barrier is in flight; the first waiting command is its read.
+    pub barrier: bool,
     pub multi: Option<Multi>,
     /// Keys watched by WATCH, as it saw them; taken by EXEC.
     pub watches: Vec<Watch>,

@@ -21,7 +21,7 @@
 
 use super::server::{arity_check, on_ping};
 use super::session::{Multi, Ticket, Work};
-use super::{refuse_internal, ConnId, Node};
+use super::{refuse_internal, ConnId, Node, Requester};
 use crate::kv::{classify, Watch};
 use crate::protocol::Reply;
 use serde::{Deserialize, Serialize};
@@ -168,7 +168,7 @@ impl Node {
             Ok(commands) => {
                 let transaction = Transaction { watches, commands };
                 let blob = postcard::to_stdvec(&transaction).expect("in-memory encoding cannot fail");
-                self.start_write(ticket, vec![CASHE_EXEC.as_bytes().to_vec(), blob]);
+                self.start_write(Requester::Local(ticket), vec![CASHE_EXEC.as_bytes().to_vec(), blob]);
             }
         }
     }
