@@ -40,10 +40,21 @@
 //! every live member. Safety must hold throughout; progress is required
 //! after healing (the final reads must be answered).
 //!
+//! # Workload
+//! Four clients, each keeping one connection per member, send to random
+//! live members: pipelines of 1–4 commands (SET, GET, INCR, CAS, DEL; half
+//! the time all on one key, so a read right behind its connection's own
+//! write is common), MULTI/EXEC transactions of 1–3 commands on one key,
+//! and WATCH-protected increments of one counter (`WATCHED_COUNTER`:
+//! WATCH and GET pipelined, then MULTI, SET, EXEC, retried on a nil EXEC).
+//!
 //! # Checks
 //! - linearizability of every key's history (`linearizability`), with
-//!   `-TIMEOUT` and lost connections as unknown outcomes; the final reads
-//!   make a lost acknowledged write a violation;
+//!   connection order (operations of one connection take effect in the
+//!   order sent), `-TIMEOUT` and lost connections as unknown outcomes; the
+//!   final reads make a lost acknowledged write a violation;
+//! - the watched counter ends at exactly the number of EXECs that ran
+//!   (between those known to have run and those plus the unknown ones);
 //! - at most one leader per term (observed after every turn of every node);
 //! - every index committed anywhere holds the same entry everywhere;
 //! - after healing, all live members have applied the same index and hold
@@ -99,7 +110,7 @@ impl Default for Options {
         Options {
             nodes: 3,
             clients: 4,
-            keys: 8,
+            keys: 16,
             chaos_ms: 12_000,
             calm_ms: 3_000,
             membership: true,
@@ -554,7 +565,7 @@ async fn join(shared: &SharedRef, me: &MemberInfo, rng: &mut SplitMix64) -> Node
 
 /// One command on a fresh connection, with a timeout.
 async fn request(host: &str, words: &[&[u8]]) -> io::Result<Reply> {
-    let mut connection = Connection::open(host).await?;
+    let mut connection = Connection::open(host, 0).await?;
     connection.call(words).await
 }
 
@@ -712,25 +723,52 @@ async fn serve_client(
 struct Connection {
     stream: TcpStream,
     buffer: Vec<u8>,
+    /// Unique in the run; what connection order is checked by.
+    id: u64,
+    /// Commands sent so far: the next one's position.
+    sent: u64,
 }
 
 impl Connection {
-    async fn open(host: &str) -> io::Result<Connection> {
+    async fn open(host: &str, id: u64) -> io::Result<Connection> {
         let connect = TcpStream::connect((host, CLIENT_PORT));
         let stream = tokio::time::timeout(Duration::from_millis(500), connect)
             .await
             .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-        Ok(Connection { stream, buffer: Vec::new() })
+        Ok(Connection { stream, buffer: Vec::new(), id, sent: 0 })
     }
 
     /// Sends a command and waits (at most 1 s) for its reply.
     async fn call(&mut self, words: &[&[u8]]) -> io::Result<Reply> {
+        let mut replies = self.pipeline(&[words.iter().map(|w| w.to_vec()).collect()]).await;
+        replies.pop().expect("one reply or one error")
+    }
+
+    /// Sends every command in one write, then reads their replies in order
+    /// (at most 1 s each). Stops at the first failure: the last element is
+    /// then the error, and the commands after it have no reply.
+    async fn pipeline(&mut self, commands: &[Vec<Vec<u8>>]) -> Vec<io::Result<Reply>> {
         let mut request = Vec::new();
-        encode_command(words, &mut request);
-        self.stream.write_all(&request).await?;
-        tokio::time::timeout(Duration::from_millis(1_000), self.read_reply())
-            .await
-            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))?
+        for command in commands {
+            encode_command(command, &mut request);
+        }
+        self.sent += commands.len() as u64;
+        if let Err(e) = self.stream.write_all(&request).await {
+            return vec![Err(e)];
+        }
+        let mut replies = Vec::with_capacity(commands.len());
+        for _ in commands {
+            let reply = tokio::time::timeout(Duration::from_millis(1_000), self.read_reply())
+                .await
+                .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))
+                .and_then(|reply| reply);
+            let failed = reply.is_err();
+            replies.push(reply);
+            if failed {
+                break;
+            }
+        }
+        replies
     }
 
     async fn read_reply(&mut self) -> io::Result<Reply> {
@@ -751,21 +789,36 @@ impl Connection {
 
 /// What a reply means for the history: `None` = nothing happened (a
 /// definite refusal), `Some(None)` = unknown, `Some(Some(outcome))`.
-fn classify(call: &Call, reply: io::Result<Reply>) -> Option<Option<Outcome>> {
+fn classify(call: &Call, reply: &io::Result<Reply>) -> Option<Option<Outcome>> {
+    let reads_only = *call == Call::Get;
     let reply = match reply {
         Ok(reply) => reply,
         // The request may have reached the node before the connection died.
-        Err(_) => return (*call != Call::Get).then_some(None),
+        Err(_) => return (!reads_only).then_some(None),
     };
     Some(Some(match reply {
         Reply::Error(e) if e.starts_with("CLUSTERDOWN") || e.starts_with("TRYAGAIN") => return None,
-        Reply::Error(e) if e.starts_with("TIMEOUT") => return (*call != Call::Get).then_some(None),
-        Reply::Error(e) => Outcome::Error(e),
-        Reply::Simple(s) if s == "OK" => Outcome::Ok,
-        Reply::Integer(n) => Outcome::Integer(n),
-        Reply::Bulk(value) => Outcome::Value(value.map(|v| String::from_utf8_lossy(&v).into_owned())),
-        other => Outcome::Error(format!("unexpected reply {other:?}")),
+        Reply::Error(e) if e.starts_with("TIMEOUT") => return (!reads_only).then_some(None),
+        Reply::Array(None) | Reply::Null if matches!(call, Call::WatchedSet { .. }) => Outcome::Aborted,
+        Reply::Array(Some(items)) if matches!(call, Call::WatchedSet { .. }) && items == &[Reply::ok()] => {
+            Outcome::Ok
+        }
+        Reply::Array(Some(items)) if matches!(call, Call::Transaction(_)) => {
+            Outcome::Replies(items.iter().map(outcome).collect())
+        }
+        other => outcome(other),
     }))
+}
+
+/// A reply that is a command's own result.
+fn outcome(reply: &Reply) -> Outcome {
+    match reply {
+        Reply::Error(e) => Outcome::Error(e.clone()),
+        Reply::Simple(s) if s == "OK" => Outcome::Ok,
+        Reply::Integer(n) => Outcome::Integer(*n),
+        Reply::Bulk(value) => Outcome::Value(value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned())),
+        other => Outcome::Error(format!("unexpected reply {other:?}")),
+    }
 }
 
 fn live_members(shared: &SharedRef) -> Vec<String> {
@@ -773,98 +826,204 @@ fn live_members(shared: &SharedRef) -> Vec<String> {
     s.members.iter().filter(|m| !s.removed.contains(*m)).cloned().collect()
 }
 
+/// The key every watched increment (WATCH, GET, MULTI, SET, EXEC) counts on.
+pub const WATCHED_COUNTER: &str = "wc";
+
+/// A client's open connections, one per host, and its own state.
+struct Client {
+    number: u64,
+    connections: BTreeMap<String, Connection>,
+    opened: u64,
+}
+
+/// One client: over and over, on one connection to a random live member, a
+/// pipeline of 1–4 commands (half the time all on one key, so a read right
+/// behind its connection's own write is common), a MULTI/EXEC transaction
+/// on one key, or a WATCH-protected increment of `WATCHED_COUNTER`.
 async fn client_host(client: u64, shared: SharedRef, options: Options, stop_at_ms: u64) -> turmoil::Result {
     let seed = host_seed(shared.borrow().seed, &format!("client{client}"), 0);
     let mut rng = SplitMix64::new(seed);
-    let mut connections: BTreeMap<String, Connection> = BTreeMap::new();
+    let mut me = Client { number: client, connections: BTreeMap::new(), opened: 0 };
     let mut sequence = 0u64;
     tokio::time::sleep(Duration::from_millis(300)).await;
     while sim_ms() < stop_at_ms {
         let members = live_members(&shared);
         let node = members[below(&mut rng, members.len() as u64) as usize].clone();
-        let key = format!("k{}", below(&mut rng, options.keys as u64));
-        sequence += 1;
-        let value = (client * 1_000_000 + sequence).to_string();
-        let call = match below(&mut rng, 10) {
-            0..=2 => Call::Set(value),
-            3..=5 => Call::Get,
-            6 | 7 => Call::Incr,
-            8 => Call::Cas { expected: (client * 1_000_000 + sequence - 1).to_string(), new: value },
-            _ => Call::Del,
+        let mut call = |rng: &mut SplitMix64| {
+            sequence += 1;
+            random_call(rng, client, sequence)
         };
-        perform(&shared, &mut connections, client, &node, &key, call).await;
+        match below(&mut rng, 20) {
+            0..=13 => {
+                let one_key = below(&mut rng, 2) == 0;
+                let first = format!("k{}", below(&mut rng, options.keys as u64));
+                let batch: Vec<(String, Call)> = (0..1 + below(&mut rng, 4))
+                    .map(|_| {
+                        let key = if one_key {
+                            first.clone()
+                        } else {
+                            format!("k{}", below(&mut rng, options.keys as u64))
+                        };
+                        (key, call(&mut rng))
+                    })
+                    .collect();
+                perform(&shared, &mut me, &node, batch).await;
+            }
+            14..=16 => {
+                let key = format!("k{}", below(&mut rng, options.keys as u64));
+                let calls = (0..1 + below(&mut rng, 3)).map(|_| call(&mut rng)).collect();
+                perform(&shared, &mut me, &node, vec![(key, Call::Transaction(calls))]).await;
+            }
+            _ => watched_increment(&shared, &mut me, &node).await,
+        }
         tokio::time::sleep(Duration::from_millis(below(&mut rng, 20))).await;
     }
     Ok(())
 }
 
-/// Sends one operation and records it in the history.
+fn random_call(rng: &mut SplitMix64, client: u64, sequence: u64) -> Call {
+    let value = (client * 1_000_000 + sequence).to_string();
+    match below(rng, 10) {
+        0..=2 => Call::Set(value),
+        3..=5 => Call::Get,
+        6 | 7 => Call::Incr,
+        8 => Call::Cas { expected: (client * 1_000_000 + sequence - 1).to_string(), new: value },
+        _ => Call::Del,
+    }
+}
+
+/// The words of a call on `key` (a transaction: MULTI, its commands, EXEC).
+fn commands(key: &str, call: &Call) -> Vec<Vec<Vec<u8>>> {
+    let words = |w: &[&str]| vec![w.iter().map(|w| w.as_bytes().to_vec()).collect::<Vec<Vec<u8>>>()];
+    match call {
+        Call::Set(v) => words(&["SET", key, v]),
+        Call::Get => words(&["GET", key]),
+        Call::Incr => words(&["INCR", key]),
+        Call::Cas { expected, new } => words(&["CAS", key, expected, new]),
+        Call::Del => words(&["DEL", key]),
+        Call::Transaction(calls) => {
+            let inner = calls.iter().flat_map(|c| commands(key, c));
+            words(&["MULTI"]).into_iter().chain(inner).chain(words(&["EXEC"])).collect()
+        }
+        Call::WatchedSet { new, .. } => {
+            words(&["MULTI"]).into_iter().chain(words(&["SET", key, new])).chain(words(&["EXEC"])).collect()
+        }
+    }
+}
+
+/// Sends `batch` as one pipeline on the client's connection to `node` and
+/// records each call in the history; returns their outcomes (`None`: not
+/// recorded, or unknown).
 async fn perform(
     shared: &SharedRef,
-    connections: &mut BTreeMap<String, Connection>,
-    client: u64,
+    client: &mut Client,
     node: &str,
-    key: &str,
-    call: Call,
-) -> Option<Outcome> {
-    let words: Vec<Vec<u8>> = match &call {
-        Call::Set(v) => vec![b"SET".to_vec(), key.into(), v.clone().into()],
-        Call::Get => vec![b"GET".to_vec(), key.into()],
-        Call::Incr => vec![b"INCR".to_vec(), key.into()],
-        Call::Cas { expected, new } => {
-            vec![b"CAS".to_vec(), key.into(), expected.clone().into(), new.clone().into()]
-        }
-        Call::Del => vec![b"DEL".to_vec(), key.into()],
-    };
-    let words: Vec<&[u8]> = words.iter().map(|w| w.as_slice()).collect();
-    let invoked = sim_us();
-    let reply = match connections.remove(node) {
-        Some(connection) => Ok(connection),
-        None => Connection::open(node).await,
-    };
-    let reply = match reply {
-        Ok(mut connection) => {
-            let reply = connection.call(&words).await;
-            if reply.is_ok() {
-                connections.insert(node.to_string(), connection);
+    batch: Vec<(String, Call)>,
+) -> Vec<Option<Outcome>> {
+    let mut connection = match client.connections.remove(node) {
+        Some(connection) => connection,
+        None => {
+            client.opened += 1;
+            match Connection::open(node, client.number * 1_000_000 + client.opened).await {
+                Ok(connection) => connection,
+                // Never sent: nothing happened.
+                Err(e) => {
+                    shared.borrow_mut().last_refusal = format!("cannot connect to {node}: {e}");
+                    return vec![None; batch.len()];
+                }
             }
-            reply
-        }
-        // Never sent: nothing happened.
-        Err(e) => {
-            shared.borrow_mut().last_refusal = format!("cannot connect to {node}: {e}");
-            return None;
         }
     };
+    let per_call: Vec<Vec<Vec<Vec<u8>>>> = batch.iter().map(|(key, call)| commands(key, call)).collect();
+    let all: Vec<Vec<Vec<u8>>> = per_call.iter().flatten().cloned().collect();
+    let first_position = connection.sent;
+    let invoked = sim_us();
+    let mut replies = connection.pipeline(&all).await.into_iter();
     let completed = sim_us();
-    let refusal = format!("{node} answered {reply:?}");
-    let Some(verdict) = classify(&call, reply) else {
-        shared.borrow_mut().last_refusal = refusal;
-        return None;
-    };
-    let operation = Operation {
-        client,
-        node: node.to_string(),
-        key: key.to_string(),
-        call,
-        invoked,
-        completed: verdict.clone().map(|outcome| (completed, outcome)),
-    };
-    let mut s = shared.borrow_mut();
-    s.trace.event(operation.to_string());
-    s.history.push(operation);
-    verdict
+    let broken = replies.len() < all.len() || replies.as_slice().last().is_some_and(|r| r.is_err());
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut position = first_position;
+    let lost = || Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+    for ((key, call), words) in batch.into_iter().zip(&per_call) {
+        // A transaction's outcome is its EXEC's reply; MULTI and QUEUED say nothing.
+        let mut reply = lost();
+        for _ in words {
+            reply = replies.next().unwrap_or_else(lost);
+        }
+        position += words.len() as u64;
+        let refusal = format!("{node} answered {reply:?}");
+        let Some(verdict) = classify(&call, &reply) else {
+            shared.borrow_mut().last_refusal = refusal;
+            outcomes.push(None);
+            continue;
+        };
+        let operation = Operation {
+            client: client.number,
+            connection: connection.id,
+            position: position - 1,
+            node: node.to_string(),
+            key,
+            call,
+            invoked,
+            completed: verdict.clone().map(|outcome| (completed, outcome)),
+        };
+        let mut s = shared.borrow_mut();
+        s.trace.event(operation.to_string());
+        s.history.push(operation);
+        outcomes.push(verdict);
+    }
+    if !broken {
+        client.connections.insert(node.to_string(), connection);
+    }
+    outcomes
+}
+
+/// WATCH, GET, then MULTI, SET to one more, EXEC, on one connection;
+/// again (at most five times) while EXEC answers nil.
+async fn watched_increment(shared: &SharedRef, client: &mut Client, node: &str) {
+    let key = WATCHED_COUNTER.to_string();
+    for _ in 0..5 {
+        // The WATCH has no place in the history; the GET after it does.
+        let Some(connection) = client.connections.get_mut(node) else {
+            let _ = perform(shared, client, node, vec![(key.clone(), Call::Get)]).await;
+            continue;
+        };
+        let watch = vec![b"WATCH".to_vec(), key.clone().into_bytes()];
+        let watched = connection.pipeline(&[watch]).await;
+        if !matches!(watched.as_slice(), [Ok(reply)] if *reply == Reply::ok()) {
+            client.connections.remove(node);
+            return;
+        }
+        let read = perform(shared, client, node, vec![(key.clone(), Call::Get)]).await;
+        let Some(Some(Outcome::Value(current))) = read.first().cloned() else {
+            client.connections.remove(node); // leave the connection watching nothing
+            return;
+        };
+        let next = match current.as_deref().map(str::parse::<u64>) {
+            None => 1,
+            Some(Ok(n)) => n + 1,
+            Some(Err(_)) => {
+                client.connections.remove(node);
+                return;
+            }
+        };
+        let set = Call::WatchedSet { expected: current, new: next.to_string() };
+        let done = perform(shared, client, node, vec![(key.clone(), set)]).await;
+        if done.first() != Some(&Some(Outcome::Aborted)) {
+            return;
+        }
+    }
 }
 
 /// After healing: every key read through every live member (retrying
 /// refusals); an unanswered read is a progress failure.
 async fn final_reads(shared: SharedRef, keys: usize, deadline_ms: u64) -> turmoil::Result {
-    let mut connections = BTreeMap::new();
-    for key in (0..keys).map(|k| format!("k{k}")) {
+    let mut client = Client { number: 0, connections: BTreeMap::new(), opened: 0 };
+    for key in (0..keys).map(|k| format!("k{k}")).chain([WATCHED_COUNTER.to_string()]) {
         for node in live_members(&shared) {
             loop {
-                let outcome = perform(&shared, &mut connections, 0, &node, &key, Call::Get).await;
-                if matches!(outcome, Some(Outcome::Value(_))) {
+                let outcome = perform(&shared, &mut client, &node, vec![(key.clone(), Call::Get)]).await;
+                if matches!(outcome.first(), Some(Some(Outcome::Value(_)))) {
                     break;
                 }
                 if sim_ms() > deadline_ms {
@@ -1142,6 +1301,9 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
     if let Err(e) = linearizability::check(&s.history) {
         return Err(Failure { what: format!("not linearizable: {e}"), trace: s.trace.tail() });
     }
+    if let Err(e) = watched_counter_is_exact(&s.history) {
+        return Err(Failure { what: e, trace: s.trace.tail() });
+    }
     drop(s);
     converged(&shared).map_err(|what| fail(&shared, what))?;
     let s = shared.borrow();
@@ -1153,6 +1315,28 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
         crashes,
         simulated_ms: sim.elapsed().as_millis() as u64,
     })
+}
+
+/// Every EXEC of a watched increment that ran added exactly one to
+/// `WATCHED_COUNTER`: its final value (as the final reads saw it) is the
+/// number that ran, between those known to have run and those plus the
+/// ones of unknown outcome.
+fn watched_counter_is_exact(history: &[Operation]) -> Result<(), String> {
+    let watched = history.iter().filter(|o| matches!(o.call, Call::WatchedSet { .. }));
+    let ran = watched.clone().filter(|o| matches!(o.completed, Some((_, Outcome::Ok)))).count();
+    let unknown = watched.clone().filter(|o| o.completed.is_none()).count();
+    let aborted = watched.filter(|o| matches!(o.completed, Some((_, Outcome::Aborted)))).count();
+    let last_read = history.iter().rev().find(|o| o.client == 0 && o.key == WATCHED_COUNTER);
+    let value = match last_read.and_then(|o| o.completed.as_ref()) {
+        Some((_, Outcome::Value(value))) => value.as_deref().map_or(Ok(0), str::parse::<usize>),
+        _ => return Err("the watched counter was not read after healing".into()),
+    };
+    match value {
+        Ok(value) if (ran..=ran + unknown).contains(&value) => Ok(()),
+        other => Err(format!(
+            "watched counter is {other:?} after {ran} EXECs that ran, {unknown} of unknown outcome, {aborted} aborted"
+        )),
+    }
 }
 
 /// The node that currently believes it leads (the highest term if several).

@@ -9,10 +9,19 @@
 //! moment after its invocation, or never: it is never required, and its
 //! result is not compared. The search looks for an order of the operations
 //! that (a) respects real time (an operation that completed before another
-//! was invoked comes first), (b) contains every completed operation, and (c)
-//! replays on a single register to exactly the observed results.
+//! was invoked comes first), (b) respects connection order (operations sent
+//! on one connection take effect in the order sent, pipelined or not: an
+//! operation of unknown outcome, if it happened, happened between its
+//! neighbours on the connection), (c) contains every completed operation,
+//! and (d) replays on a single register to exactly the observed results.
+//!
+//! Besides single commands, a history holds MULTI/EXEC transactions on one
+//! key (applied atomically, with one result per command) and the EXEC of a
+//! WATCH-protected SET (`WatchedSet`): if it ran, the key still held what the
+//! connection read after WATCH; if it was aborted it had no effect (whether
+//! an abort was justified is not checked: a touch need not change the value).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 /// What a client asked.
@@ -21,8 +30,18 @@ pub enum Call {
     Set(String),
     Get,
     Incr,
-    Cas { expected: String, new: String },
+    Cas {
+        expected: String,
+        new: String,
+    },
     Del,
+    /// MULTI, these commands on the key, EXEC.
+    Transaction(Vec<Call>),
+    /// EXEC of `MULTI; SET key new` after `WATCH key; GET key` read `expected`.
+    WatchedSet {
+        expected: Option<String>,
+        new: String,
+    },
 }
 
 /// What it got back (only for operations with a known outcome).
@@ -33,11 +52,19 @@ pub enum Outcome {
     Integer(i64),
     /// An error that is the command's own result (e.g. INCR of a non-integer).
     Error(String),
+    /// A transaction's results, one per command.
+    Replies(Vec<Outcome>),
+    /// An EXEC that WATCH aborted (nil).
+    Aborted,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Operation {
     pub client: u64,
+    /// The connection it was sent on (unique in a history), and its place
+    /// in the connection's order.
+    pub connection: u64,
+    pub position: u64,
     pub node: String,
     pub key: String,
     pub call: Call,
@@ -49,24 +76,36 @@ pub struct Operation {
 
 impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let call = match &self.call {
-            Call::Set(v) => format!("SET {} {v}", self.key),
-            Call::Get => format!("GET {}", self.key),
-            Call::Incr => format!("INCR {}", self.key),
-            Call::Cas { expected, new } => format!("CAS {} {expected} {new}", self.key),
-            Call::Del => format!("DEL {}", self.key),
-        };
+        let call = self.call.show(&self.key);
+        let connection = format!("client {} conn {}#{}", self.client, self.connection, self.position);
         match &self.completed {
-            Some((at, outcome)) => write!(
-                f,
-                "[{:>10} .. {:>10}] client {} at {}: {call} -> {outcome:?}",
-                self.invoked, at, self.client, self.node
-            ),
-            None => write!(
-                f,
-                "[{:>10} ..  unknown  ] client {} at {}: {call} -> ?",
-                self.invoked, self.client, self.node
-            ),
+            Some((at, outcome)) => {
+                write!(
+                    f,
+                    "[{:>10} .. {:>10}] {connection} at {}: {call} -> {outcome:?}",
+                    self.invoked, at, self.node
+                )
+            }
+            None => {
+                write!(f, "[{:>10} ..  unknown  ] {connection} at {}: {call} -> ?", self.invoked, self.node)
+            }
+        }
+    }
+}
+
+impl Call {
+    fn show(&self, key: &str) -> String {
+        match self {
+            Call::Set(v) => format!("SET {key} {v}"),
+            Call::Get => format!("GET {key}"),
+            Call::Incr => format!("INCR {key}"),
+            Call::Cas { expected, new } => format!("CAS {key} {expected} {new}"),
+            Call::Del => format!("DEL {key}"),
+            Call::Transaction(calls) => {
+                let calls: Vec<String> = calls.iter().map(|c| c.show(key)).collect();
+                format!("MULTI; {}; EXEC", calls.join("; "))
+            }
+            Call::WatchedSet { expected, new } => format!("EXEC of SET {key} {new} watched at {expected:?}"),
         }
     }
 }
@@ -92,6 +131,19 @@ fn step(state: &Option<String>, call: &Call) -> (Outcome, Option<String>) {
             }
         }
         Call::Del => (Outcome::Integer(i64::from(state.is_some())), None),
+        Call::Transaction(calls) => {
+            let mut state = state.clone();
+            let mut outcomes = Vec::with_capacity(calls.len());
+            for call in calls {
+                let (outcome, next) = step(&state, call);
+                outcomes.push(outcome);
+                state = next;
+            }
+            (Outcome::Replies(outcomes), state)
+        }
+        // Runs only if nothing touched the key since the watched read.
+        Call::WatchedSet { expected, new } if state == expected => (Outcome::Ok, Some(new.clone())),
+        Call::WatchedSet { .. } => (Outcome::Aborted, state.clone()),
     }
 }
 
@@ -100,33 +152,37 @@ fn step(state: &Option<String>, call: &Call) -> (Outcome, Option<String>) {
 fn matches(observed: &Outcome, predicted: &Outcome) -> bool {
     match (observed, predicted) {
         (Outcome::Error(_), Outcome::Error(_)) => true,
+        // An abort needs no change of value: a same-value SET touches too.
+        (Outcome::Aborted, Outcome::Ok | Outcome::Aborted) => true,
+        (Outcome::Replies(a), Outcome::Replies(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| matches(a, b))
+        }
         _ => observed == predicted,
+    }
+}
+
+/// The state after a call whose observed outcome is `observed`: an aborted
+/// watched SET did nothing, whatever it would have done.
+fn effect(observed: Option<&Outcome>, predicted: Option<String>, state: &Option<String>) -> Option<String> {
+    match observed {
+        Some(Outcome::Aborted) => state.clone(),
+        _ => predicted,
     }
 }
 
 /// Checks one key's operations. On failure, the error explains and lists them.
 pub fn check_key(operations: &[Operation]) -> Result<(), String> {
     let mut ops: Vec<&Operation> = operations.iter().collect();
-    ops.sort_by_key(|o| (o.invoked, o.client));
+    ops.sort_by_key(|o| (o.invoked, o.connection, o.position));
     let required = ops.iter().filter(|o| o.completed.is_some()).count();
-    let mut search = Search { ops: &ops, seen: HashSet::new(), budget: 2_000_000 };
+    let mut search = Search::new(&ops, search_budget());
     let words = ops.len().div_ceil(64);
     match search.dfs(&mut vec![0u64; words], &None, 0, required) {
         Some(true) => Ok(()),
         verdict => {
             let why = if verdict.is_none() { "search budget exhausted" } else { "no linearization exists" };
             let listing: Vec<String> = ops.iter().map(|o| format!("  {o}")).collect();
-            let culprit = match shortest_failing_prefix(&ops) {
-                Some(n) => {
-                    let window: Vec<String> =
-                        ops[n.saturating_sub(25)..n].iter().map(|o| format!("  {o}")).collect();
-                    format!(
-                        "\nthe history invoked up to operation {n} already fails; its last operations:\n{}",
-                        window.join("\n")
-                    )
-                }
-                None => String::new(),
-            };
+            let culprit = search.stuck_at();
             Err(format!(
                 "{why} for key {:?}:{culprit}\nall {} operations:\n{}",
                 ops[0].key,
@@ -137,16 +193,14 @@ pub fn check_key(operations: &[Operation]) -> Result<(), String> {
     }
 }
 
-/// The fewest leading operations (in invocation order) that already have
-/// no linearization: where to look first in a failing history.
-fn shortest_failing_prefix(ops: &[&Operation]) -> Option<usize> {
-    (1..=ops.len()).find(|n| {
-        let prefix = &ops[..*n];
-        let required = prefix.iter().filter(|o| o.completed.is_some()).count();
-        let mut search = Search { ops: prefix, seen: HashSet::new(), budget: 200_000 };
-        search.dfs(&mut vec![0u64; n.div_ceil(64)], &None, 0, required) == Some(false)
-    })
+/// Search steps per key before giving up (a failing history costs a full
+/// search); `CASHE_SIM_SEARCH_BUDGET` raises it to settle a verdict.
+fn search_budget() -> u64 {
+    std::env::var("CASHE_SIM_SEARCH_BUDGET").ok().and_then(|b| b.parse().ok()).unwrap_or(2_000_000)
 }
+
+/// Sets of placed unknown operations remembered per memo key.
+const VISITS_KEPT_MAX: usize = 4;
 
 /// Checks every key of a history.
 pub fn check(history: &[Operation]) -> Result<(), String> {
@@ -160,13 +214,116 @@ pub fn check(history: &[Operation]) -> Result<(), String> {
     Ok(())
 }
 
+/// Operations placed (a bit set) and the register's value.
+type Visit = (Vec<u64>, Option<String>);
+
 struct Search<'a> {
     ops: &'a [&'a Operation],
-    seen: HashSet<(Vec<u64>, Option<String>)>,
+    /// For each operation, the earlier and the later operations of its
+    /// connection (on this key).
+    earlier: Vec<Vec<usize>>,
+    later: Vec<Vec<usize>>,
+    /// Memoisation: for the operations of known outcome placed and the
+    /// register's value, the sets of unknown-outcome operations placed with
+    /// which the search was already there. Placing an unknown operation
+    /// only ever removes options (it may not be placed twice, and it rules
+    /// out the unplaced unknown ones before it on its connection), so being
+    /// there again with a superset of one of those sets cannot succeed
+    /// either: an unknown SET overwritten by a later one is tried once, not
+    /// at every position.
+    seen: HashMap<Visit, Vec<Vec<u64>>>,
+    /// Every (`done`, value) visited, exactly.
+    exact: HashSet<Visit>,
+    /// Which bits of a `done` set are operations of unknown outcome.
+    unknown_mask: Vec<u64>,
     budget: u64,
+    /// The longest partial linearization found: operations placed, which,
+    /// and the register's value then (where a failure is to be looked for).
+    deepest: (usize, Vec<u64>, Option<String>),
 }
 
-impl Search<'_> {
+impl<'a> Search<'a> {
+    fn new(ops: &'a [&'a Operation], budget: u64) -> Search<'a> {
+        let mut by_connection: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
+        for (i, op) in ops.iter().enumerate() {
+            by_connection.entry(op.connection).or_default().push(i);
+        }
+        let (mut earlier, mut later) = (vec![Vec::new(); ops.len()], vec![Vec::new(); ops.len()]);
+        for members in by_connection.values() {
+            for &i in members {
+                for &j in members {
+                    match ops[j].position.cmp(&ops[i].position) {
+                        std::cmp::Ordering::Less => earlier[i].push(j),
+                        std::cmp::Ordering::Greater => later[i].push(j),
+                        std::cmp::Ordering::Equal => {}
+                    }
+                }
+            }
+        }
+        let deepest = (0, vec![0; ops.len().div_ceil(64)], None);
+        let mut unknown_mask = vec![0u64; ops.len().div_ceil(64)];
+        for (i, op) in ops.iter().enumerate() {
+            if op.completed.is_none() {
+                unknown_mask[i / 64] |= 1 << (i % 64);
+            }
+        }
+        Search {
+            ops,
+            earlier,
+            later,
+            seen: HashMap::new(),
+            exact: HashSet::new(),
+            unknown_mask,
+            budget,
+            deepest,
+        }
+    }
+
+    /// Records a visit to (`done`, `state`); false if a visit with fewer
+    /// unknown operations placed (or the same) already happened.
+    fn first_visit(&mut self, done: &[u64], state: &Option<String>) -> bool {
+        if !self.exact.insert((done.to_vec(), state.clone())) {
+            return false;
+        }
+        let known: Vec<u64> = done.iter().zip(&self.unknown_mask).map(|(d, m)| d & !m).collect();
+        let placed: Vec<u64> = done.iter().zip(&self.unknown_mask).map(|(d, m)| d & m).collect();
+        let visits = self.seen.entry((known, state.clone())).or_default();
+        let dominated = visits.iter().any(|fewer| fewer.iter().zip(&placed).all(|(f, p)| f & !p == 0));
+        // A few sets per key keep the check cheap; beyond them a visit is
+        // simply not remembered (searched again: slower, never wrong).
+        if !dominated && visits.len() < VISITS_KEPT_MAX {
+            visits.push(placed);
+        }
+        !dominated
+    }
+
+    /// Where the longest partial linearization stopped: the value the key
+    /// had, and the next operations of known outcome that none of the
+    /// search's orders could place.
+    fn stuck_at(&self) -> String {
+        let (placed, done, state) = &self.deepest;
+        let is_done = |j: usize| done[j / 64] & (1 << (j % 64)) != 0;
+        let mut pending: Vec<&&Operation> =
+            (0..self.ops.len()).filter(|j| !is_done(*j)).map(|j| &self.ops[j]).collect();
+        pending.sort_by_key(|o| o.completed.as_ref().map_or(u64::MAX, |(at, _)| *at));
+        let next: Vec<String> = pending.iter().take(8).map(|o| format!("  {o}")).collect();
+        format!(
+            "\nat best {placed} operations of known outcome were placed, leaving the key at {state:?}; \
+             the first of those still to place, by completion:\n{}",
+            next.join("\n")
+        )
+    }
+
+    /// Connection order: every earlier operation of the connection that is
+    /// known to have happened is already placed, and an operation of unknown
+    /// outcome cannot be placed after a later one of its connection.
+    fn in_connection_order(&self, done: &[u64], i: usize) -> bool {
+        let is_done = |j: usize| done[j / 64] & (1 << (j % 64)) != 0;
+        let earlier_placed = self.earlier[i].iter().all(|j| is_done(*j) || self.ops[*j].completed.is_none());
+        let overtaken = self.ops[i].completed.is_none() && self.later[i].iter().any(|j| is_done(*j));
+        earlier_placed && !overtaken
+    }
+
     /// `Some(true)`: a linearization exists; `Some(false)`: none; `None`:
     /// out of budget.
     fn dfs(
@@ -178,6 +335,9 @@ impl Search<'_> {
     ) -> Option<bool> {
         if found == required {
             return Some(true);
+        }
+        if found > self.deepest.0 {
+            self.deepest = (found, done.clone(), state.clone());
         }
         if self.budget == 0 {
             return None;
@@ -191,100 +351,251 @@ impl Search<'_> {
             .filter_map(|i| self.ops[i].completed.as_ref().map(|(at, _)| *at))
             .min()
             .unwrap_or(u64::MAX);
-        for i in 0..self.ops.len() {
-            let op = self.ops[i];
-            if op.invoked > deadline {
-                break; // sorted by invocation: no later one is eligible either
-            }
-            if is_done(done, i) {
-                continue;
-            }
-            let (predicted, next) = step(state, &op.call);
-            if let Some((_, observed)) = &op.completed {
-                if !matches(observed, &predicted) {
+        // Operations of known outcome first: an unknown one may also never
+        // have happened, so leaving it out is tried before placing it
+        // (the verdict is the same; failures are found much sooner).
+        for known in [true, false] {
+            for i in 0..self.ops.len() {
+                let op = self.ops[i];
+                if op.invoked > deadline {
+                    break; // sorted by invocation: no later one is eligible either
+                }
+                if op.completed.is_some() != known || is_done(done, i) || !self.in_connection_order(done, i) {
                     continue;
                 }
-            }
-            done[i / 64] |= 1 << (i % 64);
-            let fresh = self.seen.insert((done.clone(), next.clone()));
-            if fresh {
-                let counted = found + usize::from(op.completed.is_some());
-                match self.dfs(done, &next, counted, required) {
-                    Some(false) => {}
-                    other => {
-                        done[i / 64] &= !(1 << (i % 64));
-                        return other;
+                let (predicted, next) = step(state, &op.call);
+                if let Some((_, observed)) = &op.completed {
+                    if !matches(observed, &predicted) {
+                        continue;
                     }
                 }
+                let next = effect(op.completed.as_ref().map(|(_, o)| o), next, state);
+                done[i / 64] |= 1 << (i % 64);
+                let fresh = self.first_visit(done, &next);
+                if fresh {
+                    let counted = found + usize::from(op.completed.is_some());
+                    match self.dfs(done, &next, counted, required) {
+                        Some(false) => {}
+                        other => {
+                            done[i / 64] &= !(1 << (i % 64));
+                            return other;
+                        }
+                    }
+                }
+                done[i / 64] &= !(1 << (i % 64));
             }
-            done[i / 64] &= !(1 << (i % 64));
         }
         Some(false)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn op(client: u64, call: Call, invoked: u64, completed: Option<(u64, Outcome)>) -> Operation {
-        Operation { client, node: "n1".into(), key: "k".into(), call, invoked, completed }
+/// The checker's own specification, run by the simulator's test binary
+/// before any seed (the sim crate has no library test target: every test
+/// binary of the crate must accept `--seed N`). Panics on the first rule
+/// the checker gets wrong.
+pub fn self_check() {
+    let checks: [(&str, fn()); 9] = [
+        (
+            "concurrent operations may take effect in either order",
+            concurrent_operations_may_take_effect_in_either_order,
+        ),
+        (
+            "a stale read after an acknowledged write is caught",
+            a_stale_read_after_an_acknowledged_write_is_caught,
+        ),
+        (
+            "an unknown write may or may not have happened, but only once",
+            an_unknown_write_may_or_may_not_have_happened_but_only_once,
+        ),
+        (
+            "a lost acknowledged write is caught by a later read",
+            a_lost_acknowledged_write_is_caught_by_a_later_read,
+        ),
+        ("CAS, DEL and INCR errors follow the register", cas_del_and_incr_errors_follow_the_register),
+        (
+            "pipelined operations take effect in connection order",
+            pipelined_operations_take_effect_in_connection_order,
+        ),
+        (
+            "an unknown pipelined write happens between its neighbours or not at all",
+            an_unknown_pipelined_write_happens_between_its_neighbours_or_not_at_all,
+        ),
+        ("transactions apply atomically", transactions_apply_atomically),
+        ("a watched set runs only on the value it watched", a_watched_set_runs_only_on_the_value_it_watched),
+    ];
+    for (name, check) in checks {
+        if std::panic::catch_unwind(check).is_err() {
+            panic!("the linearizability checker's self-check failed: {name}");
+        }
     }
+}
 
-    #[test]
-    fn concurrent_operations_may_take_effect_in_either_order() {
+/// An operation of its own connection (each call of `op` is a connection).
+fn op(client: u64, call: Call, invoked: u64, completed: Option<(u64, Outcome)>) -> Operation {
+    piped(client, invoked, 0, call, invoked, completed)
+}
+
+/// The `position`th operation of `connection`.
+fn piped(
+    connection: u64,
+    invoked_first: u64,
+    position: u64,
+    call: Call,
+    invoked: u64,
+    completed: Option<(u64, Outcome)>,
+) -> Operation {
+    let connection = connection * 1_000_000 + invoked_first;
+    Operation {
+        client: 1,
+        connection,
+        position,
+        node: "n1".into(),
+        key: "k".into(),
+        call,
+        invoked,
+        completed,
+    }
+}
+
+fn concurrent_operations_may_take_effect_in_either_order() {
+    let history = [
+        op(1, Call::Set("1".into()), 0, Some((10, Outcome::Ok))),
+        op(2, Call::Get, 5, Some((8, Outcome::Value(None)))),
+        op(3, Call::Incr, 20, Some((30, Outcome::Integer(2)))),
+        op(2, Call::Get, 31, Some((40, Outcome::Value(Some("2".into()))))),
+    ];
+    assert_eq!(check_key(&history), Ok(()));
+}
+
+fn a_stale_read_after_an_acknowledged_write_is_caught() {
+    let history = [
+        op(1, Call::Set("1".into()), 0, Some((10, Outcome::Ok))),
+        op(2, Call::Get, 11, Some((12, Outcome::Value(None)))),
+    ];
+    assert!(check_key(&history).is_err());
+}
+
+fn an_unknown_write_may_or_may_not_have_happened_but_only_once() {
+    let maybe = op(1, Call::Incr, 0, None);
+    let happened = [maybe.clone(), op(2, Call::Get, 50, Some((60, Outcome::Value(Some("1".into())))))];
+    let not_happened = [maybe.clone(), op(2, Call::Get, 50, Some((60, Outcome::Value(None))))];
+    let twice = [maybe, op(2, Call::Get, 50, Some((60, Outcome::Value(Some("2".into())))))];
+    assert_eq!(check_key(&happened), Ok(()));
+    assert_eq!(check_key(&not_happened), Ok(()));
+    assert!(check_key(&twice).is_err());
+}
+
+fn a_lost_acknowledged_write_is_caught_by_a_later_read() {
+    let history = [
+        op(1, Call::Set("a".into()), 0, Some((10, Outcome::Ok))),
+        op(1, Call::Set("b".into()), 20, Some((30, Outcome::Ok))),
+        op(2, Call::Get, 100, Some((110, Outcome::Value(Some("a".into()))))),
+    ];
+    assert!(check_key(&history).is_err());
+}
+
+fn cas_del_and_incr_errors_follow_the_register() {
+    let history = [
+        op(1, Call::Set("x".into()), 0, Some((1, Outcome::Ok))),
+        op(1, Call::Incr, 2, Some((3, Outcome::Error("ERR value is not an integer".into())))),
+        op(1, Call::Cas { expected: "x".into(), new: "5".into() }, 4, Some((5, Outcome::Integer(1)))),
+        op(1, Call::Incr, 6, Some((7, Outcome::Integer(6)))),
+        op(1, Call::Del, 8, Some((9, Outcome::Integer(1)))),
+        op(1, Call::Del, 10, Some((11, Outcome::Integer(0)))),
+    ];
+    assert_eq!(check_key(&history), Ok(()));
+    let mut wrong = history.to_vec();
+    wrong[2].completed = Some((5, Outcome::Integer(0)));
+    assert!(check_key(&wrong).is_err());
+}
+
+fn pipelined_operations_take_effect_in_connection_order() {
+    // SET and GET sent together on one connection: concurrent in real time,
+    // ordered by the connection.
+    let own_write_seen = [
+        piped(1, 0, 0, Call::Set("v".into()), 0, Some((10, Outcome::Ok))),
+        piped(1, 0, 1, Call::Get, 0, Some((10, Outcome::Value(Some("v".into()))))),
+    ];
+    assert_eq!(check_key(&own_write_seen), Ok(()));
+    let own_write_missed = [
+        piped(1, 0, 0, Call::Set("v".into()), 0, Some((10, Outcome::Ok))),
+        piped(1, 0, 1, Call::Get, 0, Some((10, Outcome::Value(None)))),
+    ];
+    assert!(check_key(&own_write_missed).is_err(), "a read that skips its connection's write");
+    // On two connections the same answers are linearizable.
+    let two_connections = [
+        piped(1, 0, 0, Call::Set("v".into()), 0, Some((10, Outcome::Ok))),
+        piped(2, 0, 0, Call::Get, 0, Some((10, Outcome::Value(None)))),
+    ];
+    assert_eq!(check_key(&two_connections), Ok(()));
+    // A read before a write on the connection must not see it.
+    let later_write_seen = [
+        piped(1, 0, 0, Call::Get, 0, Some((10, Outcome::Value(Some("v".into()))))),
+        piped(1, 0, 1, Call::Set("v".into()), 0, Some((10, Outcome::Ok))),
+    ];
+    assert!(check_key(&later_write_seen).is_err(), "a read that sees its connection's later write");
+}
+
+fn an_unknown_pipelined_write_happens_between_its_neighbours_or_not_at_all() {
+    // INCR (unknown) then GET on one connection: the GET may see it or not.
+    for seen in [None, Some("1".to_string())] {
         let history = [
-            op(1, Call::Set("1".into()), 0, Some((10, Outcome::Ok))),
-            op(2, Call::Get, 5, Some((8, Outcome::Value(None)))),
-            op(3, Call::Incr, 20, Some((30, Outcome::Integer(2)))),
-            op(2, Call::Get, 31, Some((40, Outcome::Value(Some("2".into()))))),
+            piped(1, 0, 0, Call::Incr, 0, None),
+            piped(1, 0, 1, Call::Get, 0, Some((10, Outcome::Value(seen)))),
         ];
         assert_eq!(check_key(&history), Ok(()));
     }
+    // ... but it cannot happen after the GET that did not see it, as a
+    // later read on another connection would show.
+    let history = [
+        piped(1, 0, 0, Call::Incr, 0, None),
+        piped(1, 0, 1, Call::Get, 0, Some((10, Outcome::Value(None)))),
+        piped(2, 20, 0, Call::Get, 20, Some((30, Outcome::Value(Some("1".into()))))),
+    ];
+    assert!(
+        check_key(&history).is_err(),
+        "the unknown INCR took effect after a later command of its connection"
+    );
+}
 
-    #[test]
-    fn a_stale_read_after_an_acknowledged_write_is_caught() {
-        let history = [
-            op(1, Call::Set("1".into()), 0, Some((10, Outcome::Ok))),
-            op(2, Call::Get, 11, Some((12, Outcome::Value(None)))),
-        ];
-        assert!(check_key(&history).is_err());
-    }
+fn transactions_apply_atomically() {
+    let transaction = Call::Transaction(vec![Call::Incr, Call::Incr]);
+    let atomic = [
+        op(
+            1,
+            transaction.clone(),
+            0,
+            Some((10, Outcome::Replies(vec![Outcome::Integer(1), Outcome::Integer(2)]))),
+        ),
+        op(2, Call::Get, 5, Some((8, Outcome::Value(None)))),
+    ];
+    assert_eq!(check_key(&atomic), Ok(()));
+    let interleaved = [
+        op(
+            1,
+            transaction.clone(),
+            0,
+            Some((10, Outcome::Replies(vec![Outcome::Integer(1), Outcome::Integer(3)]))),
+        ),
+        op(2, Call::Incr, 5, Some((8, Outcome::Integer(2)))),
+    ];
+    assert!(check_key(&interleaved).is_err(), "another write between a transaction's commands");
+}
 
-    #[test]
-    fn an_unknown_write_may_or_may_not_have_happened_but_only_once() {
-        let maybe = op(1, Call::Incr, 0, None);
-        let happened = [maybe.clone(), op(2, Call::Get, 50, Some((60, Outcome::Value(Some("1".into())))))];
-        let not_happened = [maybe.clone(), op(2, Call::Get, 50, Some((60, Outcome::Value(None))))];
-        let twice = [maybe, op(2, Call::Get, 50, Some((60, Outcome::Value(Some("2".into())))))];
-        assert_eq!(check_key(&happened), Ok(()));
-        assert_eq!(check_key(&not_happened), Ok(()));
-        assert!(check_key(&twice).is_err());
-    }
-
-    #[test]
-    fn a_lost_acknowledged_write_is_caught_by_a_later_read() {
-        let history = [
-            op(1, Call::Set("a".into()), 0, Some((10, Outcome::Ok))),
-            op(1, Call::Set("b".into()), 20, Some((30, Outcome::Ok))),
-            op(2, Call::Get, 100, Some((110, Outcome::Value(Some("a".into()))))),
-        ];
-        assert!(check_key(&history).is_err());
-    }
-
-    #[test]
-    fn cas_del_and_incr_errors_follow_the_register() {
-        let history = [
-            op(1, Call::Set("x".into()), 0, Some((1, Outcome::Ok))),
-            op(1, Call::Incr, 2, Some((3, Outcome::Error("ERR value is not an integer".into())))),
-            op(1, Call::Cas { expected: "x".into(), new: "5".into() }, 4, Some((5, Outcome::Integer(1)))),
-            op(1, Call::Incr, 6, Some((7, Outcome::Integer(6)))),
-            op(1, Call::Del, 8, Some((9, Outcome::Integer(1)))),
-            op(1, Call::Del, 10, Some((11, Outcome::Integer(0)))),
-        ];
-        assert_eq!(check_key(&history), Ok(()));
-        let mut wrong = history.to_vec();
-        wrong[2].completed = Some((5, Outcome::Integer(0)));
-        assert!(check_key(&wrong).is_err());
-    }
+fn a_watched_set_runs_only_on_the_value_it_watched() {
+    let watched = |expected: Option<&str>, outcome| {
+        op(
+            1,
+            Call::WatchedSet { expected: expected.map(String::from), new: "2".into() },
+            20,
+            Some((30, outcome)),
+        )
+    };
+    let base = op(2, Call::Set("1".into()), 0, Some((10, Outcome::Ok)));
+    assert_eq!(check_key(&[base.clone(), watched(Some("1"), Outcome::Ok)]), Ok(()));
+    assert!(check_key(&[base.clone(), watched(None, Outcome::Ok)]).is_err(), "ran although the key changed");
+    // An abort has no effect, justified or not.
+    let after = op(3, Call::Get, 40, Some((50, Outcome::Value(Some("1".into())))));
+    assert_eq!(check_key(&[base.clone(), watched(Some("1"), Outcome::Aborted), after.clone()]), Ok(()));
+    assert!(check_key(&[base, watched(Some("1"), Outcome::Ok), after]).is_err(), "a SET that ran is seen");
 }

@@ -6,7 +6,7 @@
 //! command that replays it.
 
 use cashe::raft::PlantedBug;
-use sim::{cluster, core_chaos};
+use sim::{cluster, core_chaos, linearizability};
 use std::time::Instant;
 
 /// Every seed that ever failed, replayed by every run: (seed, what it found).
@@ -51,6 +51,10 @@ fn main() {
         format!("{planted}cargo test --release -p sim -- --seed {seed}")
     };
 
+    // The checker is tested before it judges anything: every rule it
+    // enforces has a history that breaks it (and one that does not).
+    linearizability::self_check();
+    println!("linearizability checker: self-check passed");
     let started = Instant::now();
     let options = cluster::Options { bug, ..cluster::Options::default() };
     let mut tally = Tally { passed: 0, failed: Vec::new() };
