@@ -175,9 +175,16 @@ pub fn check_key(operations: &[Operation]) -> Result<(), String> {
     let mut ops: Vec<&Operation> = operations.iter().collect();
     ops.sort_by_key(|o| (o.invoked, o.connection, o.position));
     let required = ops.iter().filter(|o| o.completed.is_some()).count();
-    let mut search = Search::new(&ops, search_budget());
     let words = ops.len().div_ceil(64);
-    match search.dfs(&mut vec![0u64; words], &None, 0, required) {
+    // Two orders of trying known operations; a verdict from either settles
+    // it, and only when both run out of budget is that the answer.
+    let mut search = Search::new(&ops, search_budget(), true);
+    let mut verdict = search.dfs(&mut vec![0u64; words], &None, 0, required);
+    if verdict.is_none() {
+        search = Search::new(&ops, search_budget(), false);
+        verdict = search.dfs(&mut vec![0u64; words], &None, 0, required);
+    }
+    match verdict {
         Some(true) => Ok(()),
         verdict => {
             let why = if verdict.is_none() { "search budget exhausted" } else { "no linearization exists" };
@@ -234,6 +241,11 @@ struct Search<'a> {
     seen: HashMap<Visit, Vec<Vec<u64>>>,
     /// Every (`done`, value) visited, exactly.
     exact: HashSet<Visit>,
+    /// The operations of known outcome (by completion time, or by
+    /// invocation), then the unknown ones by invocation: the order the
+    /// search tries them in.
+    by_completion: Vec<usize>,
+    unknown_by_invocation: Vec<usize>,
     /// Which bits of a `done` set are operations of unknown outcome.
     unknown_mask: Vec<u64>,
     budget: u64,
@@ -243,7 +255,9 @@ struct Search<'a> {
 }
 
 impl<'a> Search<'a> {
-    fn new(ops: &'a [&'a Operation], budget: u64) -> Search<'a> {
+    /// `by_completion`: try operations of known outcome in the order they
+    /// completed, else in the order they were invoked.
+    fn new(ops: &'a [&'a Operation], budget: u64, by_completion: bool) -> Search<'a> {
         let mut by_connection: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
         for (i, op) in ops.iter().enumerate() {
             by_connection.entry(op.connection).or_default().push(i);
@@ -267,12 +281,20 @@ impl<'a> Search<'a> {
                 unknown_mask[i / 64] |= 1 << (i % 64);
             }
         }
+        let sort_by_completion = by_completion;
+        let mut by_completion: Vec<usize> = (0..ops.len()).filter(|i| ops[*i].completed.is_some()).collect();
+        if sort_by_completion {
+            by_completion.sort_by_key(|i| ops[*i].completed.as_ref().map(|(at, _)| *at));
+        }
+        let unknown_by_invocation = (0..ops.len()).filter(|i| ops[*i].completed.is_none()).collect();
         Search {
             ops,
             earlier,
             later,
             seen: HashMap::new(),
             exact: HashSet::new(),
+            by_completion,
+            unknown_by_invocation,
             unknown_mask,
             budget,
             deepest,
@@ -351,39 +373,38 @@ impl<'a> Search<'a> {
             .filter_map(|i| self.ops[i].completed.as_ref().map(|(at, _)| *at))
             .min()
             .unwrap_or(u64::MAX);
-        // Operations of known outcome first: an unknown one may also never
-        // have happened, so leaving it out is tried before placing it
-        // (the verdict is the same; failures are found much sooner).
-        for known in [true, false] {
-            for i in 0..self.ops.len() {
-                let op = self.ops[i];
-                if op.invoked > deadline {
-                    break; // sorted by invocation: no later one is eligible either
-                }
-                if op.completed.is_some() != known || is_done(done, i) || !self.in_connection_order(done, i) {
+        // Operations of known outcome first (by completion time, the one
+        // that must take effect soonest being the likeliest next, or by
+        // invocation: each order finds some histories fast); then the
+        // unknown ones: one may also never have happened, so leaving it out
+        // is tried before placing it. The verdict is the same either way;
+        // the search just gets there sooner.
+        let known = self.by_completion.len();
+        for k in 0..self.ops.len() {
+            let i = if k < known { self.by_completion[k] } else { self.unknown_by_invocation[k - known] };
+            let op = self.ops[i];
+            if op.invoked > deadline || is_done(done, i) || !self.in_connection_order(done, i) {
+                continue;
+            }
+            let (predicted, next) = step(state, &op.call);
+            if let Some((_, observed)) = &op.completed {
+                if !matches(observed, &predicted) {
                     continue;
                 }
-                let (predicted, next) = step(state, &op.call);
-                if let Some((_, observed)) = &op.completed {
-                    if !matches(observed, &predicted) {
-                        continue;
-                    }
-                }
-                let next = effect(op.completed.as_ref().map(|(_, o)| o), next, state);
-                done[i / 64] |= 1 << (i % 64);
-                let fresh = self.first_visit(done, &next);
-                if fresh {
-                    let counted = found + usize::from(op.completed.is_some());
-                    match self.dfs(done, &next, counted, required) {
-                        Some(false) => {}
-                        other => {
-                            done[i / 64] &= !(1 << (i % 64));
-                            return other;
-                        }
-                    }
-                }
-                done[i / 64] &= !(1 << (i % 64));
             }
+            let next = effect(op.completed.as_ref().map(|(_, o)| o), next, state);
+            done[i / 64] |= 1 << (i % 64);
+            if self.first_visit(done, &next) {
+                let counted = found + usize::from(op.completed.is_some());
+                match self.dfs(done, &next, counted, required) {
+                    Some(false) => {}
+                    other => {
+                        done[i / 64] &= !(1 << (i % 64));
+                        return other;
+                    }
+                }
+            }
+            done[i / 64] &= !(1 << (i % 64));
         }
         Some(false)
     }
