@@ -72,21 +72,32 @@ impl RedisServer {
         RedisClient::new(stream)
     }
 
-    /// Whether the server answers PING; false if it exited (port taken).
+    /// Whether our child answers on its port; false if it exited (port
+    /// taken). Another test's process may hold the port we probed (a cashe
+    /// node answers PING too, its Raft port resets the connection), so the
+    /// answer must come from this child: `INFO server` names its pid.
     fn wait_for_ping(&mut self) -> bool {
+        let expected = format!("process_id:{}\r\n", self.child.id());
         for _ in 0..STARTUP_POLLS {
             if self.child.try_wait().expect("poll redis-server").is_some() {
                 return false;
             }
             if let Ok(stream) = TcpStream::connect(("127.0.0.1", self.port)) {
-                if RedisClient::new(stream).call(&[b"PING".to_vec()]) == b"+PONG\r\n" {
-                    return true;
+                let mut client = RedisClient::new(stream);
+                match client.try_call(&[b"INFO".to_vec(), b"server".to_vec()]) {
+                    Ok(info) if contains(&info, expected.as_bytes()) => return true,
+                    // Someone else's listener: ours cannot bind, so it exits.
+                    Ok(_) | Err(_) => {}
                 }
             }
             std::thread::sleep(STARTUP_POLL_INTERVAL);
         }
-        panic!("redis-server did not answer PING on port {}", self.port);
+        panic!("redis-server did not answer on port {}", self.port);
     }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
@@ -112,12 +123,17 @@ impl RedisClient {
 
     /// Sends one command as a RESP array; returns the raw bytes of the reply.
     pub fn call(&mut self, args: &[Vec<u8>]) -> Vec<u8> {
+        self.try_call(args).unwrap_or_else(|e| panic!("redis-server: {e}"))
+    }
+
+    /// `call`, with I/O errors and malformed replies returned, not panicked.
+    fn try_call(&mut self, args: &[Vec<u8>]) -> Result<Vec<u8>, String> {
         let mut request = Vec::new();
         cashe::protocol::reply::encode_command(args, &mut request);
-        self.reader.get_mut().write_all(&request).expect("write to redis-server");
+        self.reader.get_mut().write_all(&request).map_err(|e| format!("write: {e}"))?;
         let mut raw = Vec::new();
-        self.read_reply(&mut raw);
-        raw
+        self.read_reply(&mut raw)?;
+        Ok(raw)
     }
 
     /// Switches the connection to RESP3 (`HELLO 3`) or back (`HELLO 2`).
@@ -127,15 +143,19 @@ impl RedisClient {
         assert!(!matches!(reply, Reply::Error(_)), "HELLO: {reply:?}");
     }
 
-    /// Reads exactly one complete reply (RESP2 or RESP3), returning its bytes.
-    fn read_reply(&mut self, raw: &mut Vec<u8>) {
+    /// Reads exactly one complete reply (RESP2 or RESP3) into `raw`.
+    fn read_reply(&mut self, raw: &mut Vec<u8>) -> Result<(), String> {
         loop {
-            if let Some((_, used)) = cashe::protocol::reply::decode(raw).expect("a well-formed reply") {
-                assert_eq!(used, raw.len(), "one reply at a time");
-                return;
+            match cashe::protocol::reply::decode(raw) {
+                Ok(Some((_, used))) if used == raw.len() => return Ok(()),
+                Ok(Some(_)) => return Err("more than one reply".to_string()),
+                Ok(None) => {}
+                Err(e) => return Err(format!("malformed reply: {e:?}")),
             }
-            let buffered = self.reader.fill_buf().expect("read from redis-server");
-            assert!(!buffered.is_empty(), "redis-server closed the connection");
+            let buffered = self.reader.fill_buf().map_err(|e| format!("read: {e}"))?;
+            if buffered.is_empty() {
+                return Err("connection closed".to_string());
+            }
             raw.extend_from_slice(buffered);
             let n = buffered.len();
             self.reader.consume(n);
