@@ -16,8 +16,8 @@
 //! - a connection's commands take effect in the order it sent them, and
 //!   its replies leave in that order (`session`);
 //! - a write is answered only once its entry is committed and applied here;
-//!   it carries the proposing node's `now_ms`, so every replica computes
-//!   the same result;
+//!   it carries the leader's `now_ms` (a forwarded write too), so every
+//!   replica computes the same result and TTLs follow the leader's clock;
 //! - a write at a follower is forwarded to the leader and answered by the
 //!   follower when the leader's reply comes back;
 //! - a read is linearizable (ReadIndex, on any node) unless the connection
@@ -68,6 +68,8 @@ pub enum NodeMessage {
     Forward {
         id: u64,
         term: Term,
+        /// The forwarding node's clock. The leader stamps the entry with
+        /// its own; only the planted bug `follower-stamps-ttl` uses this.
         now_ms: u64,
         args: Vec<Vec<u8>>,
     },
@@ -583,7 +585,10 @@ impl Node {
         } else if term != self.raft.term() {
             self.answer(requester, Reply::error(STALE_FORWARD), None);
         } else {
-            self.propose(requester, args, now_ms);
+            // The leader's clock stamps every entry (TTLs, expiry): a
+            // follower's clock never decides when a key expires.
+            let planted = self.config.raft.planted_bug.active(PlantedBug::FollowerStampsTtl);
+            self.propose(requester, args, if planted { now_ms } else { self.now_ms });
         }
     }
 

@@ -35,10 +35,18 @@ pub enum PlantedBug {
     /// connection's earlier writes, so a pipelined `SET k v`, `GET k` can
     /// read the value from before the SET. Planted in `node::session`.
     ReadSkipsOwnWrites,
+    /// A leader proposes a forwarded write with the forwarding node's clock
+    /// (`now_ms` in the forward), so TTLs set through a follower follow
+    /// that follower's clock. Planted in `node::on_forward`.
+    FollowerStampsTtl,
+    /// A leader that has not heard from a majority within an election
+    /// timeout keeps leading (no check-quorum step-down, dissertation
+    /// §6.2): a leader cut off from its followers goes on taking requests.
+    NoCheckQuorumStepDown,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 7] = [
+    pub const ALL: [PlantedBug; 9] = [
         PlantedBug::CommitOldTerm,
         PlantedBug::VoteTwice,
         PlantedBug::VoteBeforePersist,
@@ -46,6 +54,8 @@ impl PlantedBug {
         PlantedBug::StaleRead,
         PlantedBug::AckBeforeFsync,
         PlantedBug::ReadSkipsOwnWrites,
+        PlantedBug::FollowerStampsTtl,
+        PlantedBug::NoCheckQuorumStepDown,
     ];
 
     pub fn name(self) -> &'static str {
@@ -58,6 +68,8 @@ impl PlantedBug {
             PlantedBug::StaleRead => "stale-read",
             PlantedBug::AckBeforeFsync => "ack-before-fsync",
             PlantedBug::ReadSkipsOwnWrites => "read-skips-own-writes",
+            PlantedBug::FollowerStampsTtl => "follower-stamps-ttl",
+            PlantedBug::NoCheckQuorumStepDown => "no-check-quorum-step-down",
         }
     }
 
