@@ -5,6 +5,7 @@
 //! its data in ./data/raft0.
 
 use cashe::protocol::Limits;
+use cashe::raft::PlantedBug;
 use cashe::runtime::{serve, ServerConfig, Stopped};
 use clap::Parser;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -138,7 +139,19 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
         clients_max: args.max_clients,
         join_timeout: Duration::from_secs(args.join_timeout_s),
         stop,
+        planted_bug: planted_bug()?,
     })
+}
+
+/// Only a binary built with the `planted-bugs` feature (the one `cargo
+/// test` builds) reads `CASHE_MODEL_BUG`, so that real-process tests can
+/// prove they catch a planted bug; a release build has none.
+fn planted_bug() -> Result<PlantedBug, String> {
+    #[cfg(feature = "planted-bugs")]
+    if let Ok(name) = std::env::var("CASHE_MODEL_BUG") {
+        return name.parse().map_err(|e| format!("CASHE_MODEL_BUG: {e}"));
+    }
+    Ok(PlantedBug::None)
 }
 
 fn main() -> ExitCode {

@@ -50,7 +50,8 @@ impl Raft {
         self.election_elapsed += 1;
         if self.election_elapsed >= self.config.election_ticks {
             self.election_elapsed = 0;
-            if self.config.check_quorum && !self.quorum_recently_active() {
+            let step_down_planted_off = self.config.planted_bug.active(PlantedBug::NoCheckQuorumStepDown);
+            if self.config.check_quorum && !self.quorum_recently_active() && !step_down_planted_off {
                 tracing::warn!(id = %self.id(), term = %self.term, "lost contact with a quorum; stepping down");
                 self.become_follower(self.term, None);
                 return;

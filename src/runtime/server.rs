@@ -17,7 +17,7 @@ use super::mailbox::Mailbox;
 use super::peer::{self, AddressBook, PeerFrame, PeerLink};
 use crate::node::{ConnId, MemberInfo, Node, NodeConfig, NodeMessage, FOUNDER};
 use crate::protocol::{Limits, Reply};
-use crate::raft::{Lsn, NodeId};
+use crate::raft::{Lsn, NodeId, PlantedBug};
 use crate::turn::{self, DiskJob, TurnStats};
 use crate::wal::{Wal, WalOptions};
 use glommio::net::TcpListener;
@@ -62,6 +62,9 @@ pub struct ServerConfig {
     pub join_timeout: Duration,
     /// Set by SIGINT/SIGTERM.
     pub stop: Arc<AtomicBool>,
+    /// Test builds only: a deliberate defect (src/raft/bugs.rs), inert
+    /// without the `planted-bugs` feature.
+    pub planted_bug: PlantedBug,
 }
 
 /// How the server ended without an error.
@@ -195,6 +198,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     let mut node_config = NodeConfig::new(id);
     node_config.raft.heartbeat_ticks = config.heartbeat_ticks;
     node_config.raft.election_ticks = config.election_ticks;
+    node_config.raft.planted_bug = config.planted_bug;
     node_config.snapshot_entries = config.snapshot_entries;
     node_config.log_retain_entries = config.snapshot_entries / 2;
     node_config.cluster_id = cluster_id;
