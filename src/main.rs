@@ -4,11 +4,13 @@
 //! With no flags at all it starts a one-node cluster on :3000/:4000 with
 //! its data in ./data/raft0.
 
+use cashe::node::COMMAND_BYTES_MAX;
 use cashe::protocol::Limits;
 use cashe::raft::PlantedBug;
 use cashe::runtime::{serve, ServerConfig, Stopped};
 use clap::Parser;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{FromRawFd, IntoRawFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -72,8 +74,10 @@ struct Args {
     #[arg(long, default_value_t = 64 << 10)]
     max_inline_bytes: usize,
     /// Most bytes one connection may have sent but not yet had parsed into
-    /// whole commands; over it the connection is closed.
-    #[arg(long, default_value_t = 64 << 20)]
+    /// whole commands; over it the connection is closed. At most the
+    /// largest command a node accepts (64 MiB less 64 KiB, what one log
+    /// entry can hold), which is the default.
+    #[arg(long, default_value_t = COMMAND_BYTES_MAX)]
     max_query_bytes: usize,
     /// Most client connections at once.
     #[arg(long, default_value_t = 10_000)]
@@ -113,6 +117,15 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
     if args.election_ticks <= args.heartbeat_ticks || args.heartbeat_ticks == 0 || args.tick_ms == 0 {
         return Err("need --tick-ms > 0 and 0 < --heartbeat-ticks < --election-ticks".into());
     }
+    if args.max_query_bytes > COMMAND_BYTES_MAX {
+        // A command held whole in the query buffer must fit in one log
+        // entry, and an entry in one frame.
+        return Err(format!(
+            "--max-query-bytes {} is over the maximum of {COMMAND_BYTES_MAX} bytes (the largest command \
+             one log entry holds)",
+            args.max_query_bytes
+        ));
+    }
     let join_via =
         args.leaderaddr
             .as_ref()
@@ -140,7 +153,20 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
         join_timeout: Duration::from_secs(args.join_timeout_s),
         stop,
         planted_bug: planted_bug()?,
+        adopt_listener,
     })
+}
+
+/// Hands a listener bound by the runtime (without `SO_REUSEPORT`, see
+/// `cashe::runtime::AdoptListener`) to glommio. Here because the library
+/// forbids `unsafe` code; called on the glommio executor, as glommio needs.
+fn adopt_listener(listener: std::net::TcpListener) -> glommio::net::TcpListener {
+    // SAFETY: `into_raw_fd` gives up the only handle to a socket that is
+    // bound and listening, which is what `from_raw_fd` requires; glommio
+    // owns it from here and closes it when its listener drops. glommio's
+    // accept works on any listening socket, blocking or not (it sets
+    // O_NONBLOCK around its own first attempt, then asks io_uring).
+    unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) }
 }
 
 /// Only a binary built with the `planted-bugs` feature (the one `cargo

@@ -172,6 +172,44 @@ struct PendingRead {
 
 pub const READ_TIMEOUT: &str = "TIMEOUT the read could not be confirmed with the leader in time; retry";
 
+/// Room in one frame (`crate::frame`) for what surrounds a logged command:
+/// the entry's index, term and payload tag in a WAL record; the message,
+/// its sender, term and log position around an `Append` of one entry (an
+/// `Append` of several holds at most `append_bytes_max`, 1 MiB); the id
+/// and term of a `Forward`. Those take well under 200 bytes; this is
+/// generous on purpose.
+pub const COMMAND_HEADROOM_BYTES: usize = 64 << 10;
+
+/// The largest command a node accepts, proposes or forwards, measured as
+/// its log encoding ([`command_bytes`]): whatever carries it then fits in
+/// one frame, so no disk task or peer link meets a payload it cannot frame.
+/// `--max-query-bytes` may not exceed it.
+pub const COMMAND_BYTES_MAX: usize = crate::frame::FRAME_PAYLOAD_BYTES_MAX as usize - COMMAND_HEADROOM_BYTES;
+
+const _: () = assert!(COMMAND_HEADROOM_BYTES >= 1 << 10, "headroom for every header around a command");
+const _: () =
+    assert!(COMMAND_BYTES_MAX + COMMAND_HEADROOM_BYTES <= crate::frame::FRAME_PAYLOAD_BYTES_MAX as usize);
+const _: () = assert!(COMMAND_BYTES_MAX >= 32 << 20, "commands of tens of MiB stay possible");
+
+/// The most bytes a command's log encoding (`postcard` of a
+/// [`LoggedCommand`]) can take: each argument with its varint length, the
+/// argument count's varint, and a timestamp at its widest (10 bytes).
+pub fn command_bytes(args: &[Vec<u8>]) -> usize {
+    fn varint_bytes(n: usize) -> usize {
+        (usize::BITS as usize - n.leading_zeros() as usize).div_ceil(7).max(1)
+    }
+    let arguments: usize = args.iter().map(|a| varint_bytes(a.len()).saturating_add(a.len())).sum();
+    arguments.saturating_add(varint_bytes(args.len())).saturating_add(10)
+}
+
+/// The error for a command over [`COMMAND_BYTES_MAX`], if `args` is one.
+fn refuse_oversized(args: &[Vec<u8>]) -> Option<Reply> {
+    let bytes = command_bytes(args);
+    (bytes > COMMAND_BYTES_MAX).then(|| {
+        Reply::error(format!("ERR command of {bytes} bytes is over the maximum of {COMMAND_BYTES_MAX} bytes"))
+    })
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Output {
     pub persist: Vec<(Lsn, Record)>,
@@ -349,6 +387,14 @@ impl Node {
         let session = self.sessions.entry(conn).or_default();
         let mut ticket = session.ticket(conn);
         let name = args.first().map(|a| a.to_ascii_uppercase()).unwrap_or_default();
+        if let Some(reply) = refuse_oversized(&args) {
+            // As Redis treats a command it refuses inside MULTI: EXEC
+            // will answer EXECABORT.
+            if let Some(multi) = session.multi.as_mut() {
+                multi.failed = true;
+            }
+            return self.reply(ticket, reply);
+        }
         if session.multi.is_some() && !transaction::runs_inside_multi(&name) {
             let reply = self.queue_in_multi(conn, &name, args);
             return self.reply(ticket, reply);
@@ -562,6 +608,9 @@ impl Node {
     }
 
     fn start_write(&mut self, requester: Requester, args: Vec<Vec<u8>>) {
+        if let Some(reply) = refuse_oversized(&args) {
+            return self.answer(requester, reply, None);
+        }
         if self.raft.is_leader() {
             return self.propose(requester, args, self.now_ms);
         }
@@ -580,7 +629,10 @@ impl Node {
 
     fn on_forward(&mut self, from: NodeId, id: u64, term: Term, now_ms: u64, args: Vec<Vec<u8>>) {
         let requester = Requester::Remote { from, id };
-        if !self.raft.is_leader() {
+        if let Some(reply) = refuse_oversized(&args) {
+            // A follower checks before forwarding; this one did not.
+            self.answer(requester, reply, None);
+        } else if !self.raft.is_leader() {
             self.answer(requester, Reply::error(CLUSTERDOWN), None);
         } else if term != self.raft.term() {
             self.answer(requester, Reply::error(STALE_FORWARD), None);
@@ -595,6 +647,7 @@ impl Node {
     fn propose(&mut self, requester: Requester, args: Vec<Vec<u8>>, now_ms: u64) {
         let command = LoggedCommand { now_ms, args };
         let bytes = postcard::to_stdvec(&command).expect("in-memory encoding cannot fail");
+        assert!(bytes.len() <= COMMAND_BYTES_MAX, "every path to propose refuses oversized commands");
         match self.raft.propose(bytes) {
             Ok((index, term)) => {
                 self.writes.insert(index, (term, requester));
@@ -610,6 +663,9 @@ impl Node {
     fn propose_internal(&mut self, args: Vec<Vec<u8>>) -> Option<Index> {
         let command = LoggedCommand { now_ms: self.now_ms, args };
         let bytes = postcard::to_stdvec(&command).expect("in-memory encoding cannot fail");
+        if bytes.len() > COMMAND_BYTES_MAX {
+            return None; // never for the node's own small commands
+        }
         self.raft.propose(bytes).ok().map(|(index, _)| index)
     }
 

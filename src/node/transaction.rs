@@ -6,7 +6,8 @@
 //! `+QUEUED`, or with the error, which dooms the transaction (EXEC then
 //! answers `-EXECABORT`). EXEC proposes the whole queue as **one log entry**,
 //! `CASHE.EXEC <transaction>`, applied atomically on every replica: its
-//! reply is the array of the commands' replies. WATCH is a read (ordered
+//! reply is the array of the commands' replies (or answers `-EXECABORT` if
+//! that entry would be over `COMMAND_BYTES_MAX`). WATCH is a read (ordered
 //! like one, see `session`) that records each key's modification version
 //! (`kv::watch`); EXEC carries the records in its entry, and applying it
 //! runs nothing and answers a null array if any watched key was touched
@@ -21,7 +22,7 @@
 
 use super::server::{arity_check, on_ping};
 use super::session::{Multi, Ticket, Work};
-use super::{refuse_internal, ConnId, Node, Requester};
+use super::{command_bytes, refuse_internal, ConnId, Node, Requester, COMMAND_BYTES_MAX};
 use crate::kv::{classify, Watch};
 use crate::protocol::Reply;
 use serde::{Deserialize, Serialize};
@@ -168,7 +169,17 @@ impl Node {
             Ok(commands) => {
                 let transaction = Transaction { watches, commands };
                 let blob = postcard::to_stdvec(&transaction).expect("in-memory encoding cannot fail");
-                self.start_write(Requester::Local(ticket), vec![CASHE_EXEC.as_bytes().to_vec(), blob]);
+                let entry = vec![CASHE_EXEC.as_bytes().to_vec(), blob];
+                // Every queued command fit; all of them together may not.
+                let bytes = command_bytes(&entry);
+                if bytes > COMMAND_BYTES_MAX {
+                    let text = format!(
+                        "EXECABORT Transaction discarded because of: transaction of {bytes} bytes \
+                         is over the maximum of {COMMAND_BYTES_MAX} bytes"
+                    );
+                    return self.reply(ticket, Reply::Error(text));
+                }
+                self.start_write(Requester::Local(ticket), entry);
             }
         }
     }

@@ -21,8 +21,9 @@
 pub mod client;
 pub mod disk;
 pub mod join;
+pub mod lock;
 pub mod mailbox;
 pub mod peer;
 pub mod server;
 
-pub use server::{serve, ServerConfig, Stopped};
+pub use server::{serve, AdoptListener, ServerConfig, Stopped};

@@ -65,7 +65,17 @@ pub struct ServerConfig {
     /// Test builds only: a deliberate defect (src/raft/bugs.rs), inert
     /// without the `planted-bugs` feature.
     pub planted_bug: PlantedBug,
+    /// Hands a bound std listener to glommio (see [`AdoptListener`]).
+    pub adopt_listener: AdoptListener,
 }
+
+/// Turns a bound, listening std socket into glommio's listener, taking
+/// ownership of it. That is `glommio::net::TcpListener::from_raw_fd`, an
+/// `unsafe` call, which this crate cannot make (`#![forbid(unsafe_code)]`
+/// in `lib.rs` covers `runtime` too), so the binary supplies it. glommio
+/// has no safe constructor but `bind`, whose `SO_REUSEPORT` lets another
+/// process share the port (see `listen`).
+pub type AdoptListener = fn(std::net::TcpListener) -> TcpListener;
 
 /// How the server ended without an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,6 +173,17 @@ fn read_meta(datadir: &std::path::Path) -> Result<Option<(u64, u64)>, String> {
     }
 }
 
+/// A listener on `address` that no other socket may share. glommio's own
+/// `TcpListener::bind` sets `SO_REUSEPORT`, with which a second process
+/// binds the same port and the kernel splits connections between the two;
+/// std's bind sets only `SO_REUSEADDR` (rebinding over old connections in
+/// TIME_WAIT), so a port in use is an error naming the address.
+fn listen(address: SocketAddr, for_whom: &str, adopt: AdoptListener) -> Result<TcpListener, String> {
+    let listener = std::net::TcpListener::bind(address)
+        .map_err(|e| format!("cannot listen for {for_whom} on {address}: {e}"))?;
+    Ok(adopt(listener))
+}
+
 /// Runs one node until a signal or its removal; an error for anything that
 /// stops it otherwise (bad data directory, failed disk, join refused).
 pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
@@ -171,7 +192,25 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         raft_addr: config.raft_advertise.clone(),
         client_addr: config.client_advertise.clone(),
     };
+    // Before anything reads or writes the data directory: the lock (one
+    // process per directory), then both listeners (a port in use is an
+    // error, never a port shared with another process). A failure here
+    // leaves the directory as it was.
+    let created = !config.datadir.exists();
     std::fs::create_dir_all(&config.datadir).map_err(|e| format!("{}: {e}", config.datadir.display()))?;
+    let lock = super::lock::lock_datadir(&config.datadir)?;
+    let listeners = listen(config.client_bind, "clients", config.adopt_listener)
+        .and_then(|client| Ok((client, listen(config.raft_bind, "peers", config.adopt_listener)?)));
+    let (client_listener, raft_listener) = match listeners {
+        Ok(listeners) => listeners,
+        Err(e) if created => {
+            lock.remove_new_directory(&config.datadir);
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    // Held until `serve` returns, that is for the life of the process.
+    let _lock = lock;
     let (id, cluster_id, joining) = match read_meta(&config.datadir)? {
         Some((id, cluster)) => {
             if config.join_via.is_some() {
@@ -220,10 +259,6 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         setting("dir", config.datadir.display().to_string()),
     ];
 
-    let client_listener = TcpListener::bind(config.client_bind)
-        .map_err(|e| format!("cannot listen for clients on {}: {e}", config.client_bind))?;
-    let raft_listener = TcpListener::bind(config.raft_bind)
-        .map_err(|e| format!("cannot listen for peers on {}: {e}", config.raft_bind))?;
     tracing::info!(
         id = %config.name,
         node = id.0,
@@ -262,7 +297,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         from: id,
         raft_addr: me.raft_addr.clone(),
     };
-    peer::encode(&frame, &mut hello);
+    peer::encode_or_drop(&frame, &mut hello);
     let mut links: BTreeMap<NodeId, PeerLink> = BTreeMap::new();
     let started = Instant::now();
     let mut stopping: Option<u64> = None;
