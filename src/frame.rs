@@ -5,7 +5,9 @@
 //! so a damaged length is caught as surely as a damaged payload. Payloads are
 //! never empty: a zero length is how zeroed (preallocated or never written)
 //! space reads, and decodes as [`FrameError::Empty`], never as a frame.
-//! Decoding never allocates the claimed size and never panics.
+//! Decoding never allocates the claimed size and never panics; encoding a
+//! payload over [`FRAME_PAYLOAD_BYTES_MAX`] is a [`FrameTooLarge`] error of
+//! that encode, never a panic and never a partial frame.
 
 use std::fmt;
 
@@ -42,6 +44,21 @@ impl fmt::Display for FrameError {
 
 impl std::error::Error for FrameError {}
 
+/// A payload too large for one frame: nothing was encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameTooLarge {
+    pub payload_bytes: u64,
+}
+
+impl fmt::Display for FrameTooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bytes = self.payload_bytes;
+        write!(f, "a payload of {bytes} bytes is over the frame maximum of {FRAME_PAYLOAD_BYTES_MAX} bytes")
+    }
+}
+
+impl std::error::Error for FrameTooLarge {}
+
 fn checksum(length: [u8; 4], payload: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&length);
@@ -49,14 +66,19 @@ fn checksum(length: [u8; 4], payload: &[u8]) -> u32 {
     hasher.finalize()
 }
 
-/// Appends one frame holding `payload` to `out`.
-pub fn encode(payload: &[u8], out: &mut Vec<u8>) {
+/// Appends one frame holding `payload` to `out`; a payload over the maximum
+/// leaves `out` as it was. An empty payload is a programmer mistake (every
+/// encoder of ours writes at least a tag or version byte).
+pub fn encode(payload: &[u8], out: &mut Vec<u8>) -> Result<(), FrameTooLarge> {
     assert!(!payload.is_empty(), "frames carry a payload");
+    let too_large = FrameTooLarge { payload_bytes: payload.len() as u64 };
     let length = u32::try_from(payload.len()).ok().filter(|l| *l <= FRAME_PAYLOAD_BYTES_MAX);
-    let length = length.expect("frame payload over FRAME_PAYLOAD_BYTES_MAX").to_le_bytes();
+    let length = length.ok_or(too_large)?.to_le_bytes();
+    out.reserve(FRAME_HEADER_BYTES + payload.len());
     out.extend_from_slice(&length);
     out.extend_from_slice(&checksum(length, payload).to_le_bytes());
     out.extend_from_slice(payload);
+    Ok(())
 }
 
 /// Decodes the frame at the start of `bytes`: its payload and the bytes it
@@ -92,8 +114,8 @@ mod tests {
     #[test]
     fn a_frame_round_trips_and_reports_its_size() {
         let mut out = Vec::new();
-        encode(b"hello", &mut out);
-        encode(b"world!", &mut out);
+        encode(b"hello", &mut out).unwrap();
+        encode(b"world!", &mut out).unwrap();
         let (first, used) = decode(&out).unwrap();
         assert_eq!((first, used), (&b"hello"[..], 13));
         assert_eq!(decode(&out[used..]).unwrap().0, b"world!");
@@ -102,7 +124,7 @@ mod tests {
     #[test]
     fn every_truncation_is_incomplete_and_every_bit_flip_is_caught() {
         let mut out = Vec::new();
-        encode(b"some payload", &mut out);
+        encode(b"some payload", &mut out).unwrap();
         for cut in 0..out.len() {
             assert!(matches!(decode(&out[..cut]), Err(FrameError::Incomplete { .. })), "cut at {cut}");
         }
@@ -119,5 +141,21 @@ mod tests {
         let mut huge = u32::MAX.to_le_bytes().to_vec();
         huge.extend_from_slice(&[0; 4]);
         assert_eq!(decode(&huge), Err(FrameError::TooLarge { length: u32::MAX }));
+    }
+
+    #[test]
+    fn the_largest_payload_encodes_and_one_byte_more_is_an_error_that_writes_nothing() {
+        let largest = vec![7u8; FRAME_PAYLOAD_BYTES_MAX as usize];
+        let mut out = b"before".to_vec();
+        encode(&largest, &mut out).unwrap();
+        assert_eq!(decode(&out[6..]).unwrap().1, FRAME_HEADER_BYTES + largest.len());
+
+        let over = vec![7u8; FRAME_PAYLOAD_BYTES_MAX as usize + 1];
+        let mut out = b"before".to_vec();
+        let error = encode(&over, &mut out).unwrap_err();
+        assert_eq!(error, FrameTooLarge { payload_bytes: u64::from(FRAME_PAYLOAD_BYTES_MAX) + 1 });
+        assert_eq!(out, b"before", "nothing of the frame was written");
+        let text = error.to_string();
+        assert!(text.contains("67108865") && text.contains("67108864"), "{text}");
     }
 }

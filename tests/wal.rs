@@ -368,13 +368,56 @@ fn after_a_failed_sync_the_wal_refuses_everything() {
     assert!(matches!(again, Err(cashe::wal::WalError::Failed)), "{again:?}");
 }
 
+/// Every file of the simulated data directory and its bytes.
+fn disk_image(disk: &SimDisk) -> Vec<(String, Vec<u8>)> {
+    let mut image = Vec::new();
+    for dir in ["", "wal", "snap"] {
+        for name in block_on(cashe::wal::disk::Disk::list(disk, dir)).unwrap() {
+            let path = if dir.is_empty() { name } else { format!("{dir}/{name}") };
+            if let Some(bytes) = disk.contents(&path) {
+                image.push((path, bytes));
+            }
+        }
+    }
+    image
+}
+
+/// The node layer refuses commands this large before they reach Raft; the
+/// WAL must not trust that: the append fails as an error naming the record,
+/// nothing of its batch is written (so nothing of it is acknowledged), and
+/// the WAL is failed from then on.
+#[test]
+fn an_append_holding_a_record_over_the_frame_maximum_fails_and_writes_nothing_of_its_batch() {
+    let disk = SimDisk::new();
+    let (mut wal, _) = block_on(Wal::open(disk.clone(), options())).unwrap();
+    block_on(wal.append(&[(Lsn(1), hard_state(1, Some(1), 0)), (Lsn(2), entry(1, 1, "before"))])).unwrap();
+    let before = disk_image(&disk);
+    let huge = Record::Entry(Entry {
+        term: Term(1),
+        index: Index(3),
+        payload: Payload::Command(vec![b'x'; cashe::frame::FRAME_PAYLOAD_BYTES_MAX as usize]),
+    });
+
+    let result = block_on(wal.append(&[(Lsn(3), entry(2, 1, "same batch")), (Lsn(4), huge)]));
+
+    let error = result.expect_err("an over-size record cannot be appended");
+    assert!(matches!(error, cashe::wal::WalError::RecordTooLarge { lsn: Lsn(4), .. }), "{error:?}");
+    let text = error.to_string();
+    assert!(text.contains("record 4") && text.contains("67108864"), "{text}");
+    assert_eq!(disk_image(&disk), before, "nothing of the refused batch reached the disk");
+    let again = block_on(wal.append(&[(Lsn(5), entry(2, 1, "later"))]));
+    assert!(matches!(again, Err(cashe::wal::WalError::Failed)), "{again:?}");
+    let (_, recovered) = block_on(Wal::open(disk.clone(), options())).unwrap();
+    assert_eq!(recovered.last_index(), Index(1), "only what was acknowledged before");
+}
+
 /// Seeded random bytes, and mutations of valid files, through every fuzz
 /// body: none may panic, and the valid inputs must decode.
 #[test]
 fn fuzz_bodies_survive_random_and_mutated_inputs() {
     let (disk, names) = written_disk();
     let segment = disk.contents(&format!("wal/{}", names[0])).unwrap();
-    let snapshot_file = cashe::wal::format::encode_snapshot(&snapshot(5, 2, "some state"));
+    let snapshot_file = cashe::wal::format::encode_snapshot(&snapshot(5, 2, "some state")).unwrap();
     assert!(fuzz::frame_decode(&segment));
     assert!(fuzz::wal_recover(&segment));
     assert!(fuzz::snapshot_decode(&snapshot_file));

@@ -319,7 +319,7 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     tokio::task::spawn_local(accept_clients(clients, events.clone(), connections.clone()));
 
     let mut hello = Vec::new();
-    wire::encode(
+    wire::encode_or_drop(
         &PeerFrame::Hello {
             version: wire::WIRE_VERSION,
             cluster_id: CLUSTER_ID,
@@ -635,12 +635,12 @@ async fn outbound(to: NodeId, mut queue: mpsc::Receiver<NodeMessage>, book: Book
             let keepalive = Duration::from_millis(wire::KEEPALIVE_MS);
             buffer.clear();
             match tokio::time::timeout(keepalive, queue.recv()).await {
-                Ok(Some(first)) => wire::encode(&PeerFrame::Message(first), &mut buffer),
+                Ok(Some(first)) => wire::encode_or_drop(&PeerFrame::Message(first), &mut buffer),
                 Ok(None) => return,
-                Err(_) => wire::encode(&PeerFrame::Keepalive, &mut buffer),
+                Err(_) => wire::encode_or_drop(&PeerFrame::Keepalive, &mut buffer),
             };
             while let Ok(more) = queue.try_recv() {
-                wire::encode(&PeerFrame::Message(more), &mut buffer);
+                wire::encode_or_drop(&PeerFrame::Message(more), &mut buffer);
             }
             let stall = Duration::from_millis(wire::IDLE_CLOSE_MS);
             if !matches!(tokio::time::timeout(stall, stream.write_all(&buffer)).await, Ok(Ok(()))) {

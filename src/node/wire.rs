@@ -34,17 +34,21 @@ pub const KEEPALIVE_MS: u64 = 200;
 /// A reader that hears nothing for this long closes the connection.
 pub const IDLE_CLOSE_MS: u64 = 2_000;
 
-/// Appends `frame` to `out`. A message too large for one frame is not
-/// written (returns false): the sender's Raft retries, or the request it
-/// carried times out.
-pub fn encode(frame: &PeerFrame, out: &mut Vec<u8>) -> bool {
+/// Appends `frame` to `out`. A message too large for one frame is an
+/// error and nothing is written: the caller drops it (a Raft message never
+/// is one, by the bounds in `raft::config`; a forward or its reply can be,
+/// and the request it carried times out).
+pub fn encode(frame: &PeerFrame, out: &mut Vec<u8>) -> Result<(), frame::FrameTooLarge> {
     let payload = postcard::to_stdvec(frame).expect("in-memory encoding cannot fail");
-    if payload.len() > frame::FRAME_PAYLOAD_BYTES_MAX as usize {
-        tracing::warn!(bytes = payload.len(), "dropping a peer message larger than one frame");
-        return false;
+    frame::encode(&payload, out)
+}
+
+/// [`encode`] for the shells' peer writers: a frame too large is logged
+/// and dropped, as the writer has no one to hand the error to.
+pub fn encode_or_drop(frame: &PeerFrame, out: &mut Vec<u8>) {
+    if let Err(error) = encode(frame, out) {
+        tracing::warn!(%error, "dropping a peer message larger than one frame");
     }
-    frame::encode(&payload, out);
-    true
 }
 
 /// Reads one frame from the front of `bytes`: `Ok(None)` when more bytes
@@ -108,7 +112,8 @@ mod tests {
         };
         let message = PeerFrame::Message(NodeMessage::Removed);
         let mut bytes = Vec::new();
-        assert!(encode(&hello, &mut bytes) && encode(&message, &mut bytes));
+        encode(&hello, &mut bytes).unwrap();
+        encode(&message, &mut bytes).unwrap();
         let (first, used) = decode(&bytes).unwrap().unwrap();
         assert_eq!(first, hello);
         assert_eq!(decode(&bytes[..used - 1]), Ok(None));

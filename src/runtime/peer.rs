@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-pub use crate::node::wire::{encode, PeerFrame, WIRE_VERSION};
+pub use crate::node::wire::{encode_or_drop, PeerFrame, WIRE_VERSION};
 
 /// Bytes written to a peer socket in one go (many small messages batch).
 const WRITE_BATCH_BYTES: usize = 1 << 20;
@@ -110,11 +110,11 @@ async fn outbound(to: NodeId, queue: Mailbox<NodeMessage>, book: Rc<RefCell<Addr
             match futures_lite::future::or(next, idle).await {
                 Some(messages) => {
                     for message in messages {
-                        encode(&PeerFrame::Message(message), &mut buffer);
+                        encode_or_drop(&PeerFrame::Message(message), &mut buffer);
                     }
                 }
                 None => {
-                    encode(&PeerFrame::Keepalive, &mut buffer);
+                    encode_or_drop(&PeerFrame::Keepalive, &mut buffer);
                 }
             }
             let mut written = Ok(());

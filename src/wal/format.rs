@@ -9,10 +9,16 @@ use std::fmt;
 pub const META_MAGIC: [u8; 8] = *b"cashemta";
 pub const SEGMENT_MAGIC: [u8; 8] = *b"cashewal";
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"cashesnp";
-/// Version of every format in this file; bumped on any incompatible change.
+/// Version of the meta, segment-header and snapshot-header formats; bumped
+/// on any change to their bytes (docs/wal-format.md, "Versions").
 pub const FORMAT_VERSION: u32 = 1;
-/// The first byte of every record payload.
+/// The `format_version` values this build reads.
+pub const FORMAT_VERSIONS_READ: &[u32] = &[FORMAT_VERSION];
+/// The first byte of every record payload; bumped on any change to the
+/// bytes of [`WalRecord`] or of anything it holds.
 pub const RECORD_VERSION: u8 = 1;
+/// The record versions this build reads.
+pub const RECORD_VERSIONS_READ: &[u32] = &[RECORD_VERSION as u32];
 
 pub const META_FILE: &str = "meta";
 pub const WAL_DIR: &str = "wal";
@@ -56,6 +62,15 @@ pub enum WalRecord {
     SnapshotInstalled { index: Index, term: Term },
 }
 
+/// The first two fields of `Meta`, `SegmentHeader` and `SnapshotHeader`:
+/// decoded (and checked) before the rest, so a file of another version is
+/// reported as such even if the rest of its layout changed.
+#[derive(Deserialize)]
+struct Versioned {
+    magic: [u8; 8],
+    format_version: u32,
+}
+
 /// Why bytes are not a valid file of ours (positioned by the caller).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FormatError {
@@ -63,7 +78,12 @@ pub enum FormatError {
     /// The frame is intact but its payload does not decode.
     Payload(String),
     BadMagic,
-    UnsupportedVersion(u32),
+    /// Intact, but written in a version this build does not read (by a
+    /// newer build, or an old one no longer supported): not damage.
+    UnsupportedVersion {
+        found: u32,
+        reads: &'static [u32],
+    },
 }
 
 impl fmt::Display for FormatError {
@@ -72,8 +92,19 @@ impl fmt::Display for FormatError {
             FormatError::Frame(e) => write!(f, "{e}"),
             FormatError::Payload(e) => write!(f, "undecodable payload: {e}"),
             FormatError::BadMagic => write!(f, "bad magic number"),
-            FormatError::UnsupportedVersion(v) => write!(f, "unsupported format version {v}"),
+            FormatError::UnsupportedVersion { found, reads } => {
+                write!(f, "format version {found}, and this build reads only version {}", versions(reads))
+            }
         }
+    }
+}
+
+/// "1", "1 or 2", "1, 2 or 3".
+pub fn versions(reads: &[u32]) -> String {
+    let names: Vec<String> = reads.iter().map(u32::to_string).collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => names.concat(),
     }
 }
 
@@ -85,51 +116,62 @@ fn from_bytes<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, FormatError>
     postcard::from_bytes(bytes).map_err(|e| FormatError::Payload(e.to_string()))
 }
 
-fn check_version(magic: [u8; 8], expected: [u8; 8], version: u32) -> Result<(), FormatError> {
-    if magic != expected {
+/// Checks the magic and version at the start of `payload` before anything
+/// else of it is decoded.
+fn check_version(payload: &[u8], expected: [u8; 8]) -> Result<(), FormatError> {
+    let (prefix, _): (Versioned, _) =
+        postcard::take_from_bytes(payload).map_err(|e| FormatError::Payload(e.to_string()))?;
+    if prefix.magic != expected {
         return Err(FormatError::BadMagic);
     }
-    if version != FORMAT_VERSION {
-        return Err(FormatError::UnsupportedVersion(version));
+    if !FORMAT_VERSIONS_READ.contains(&prefix.format_version) {
+        return Err(FormatError::UnsupportedVersion {
+            found: prefix.format_version,
+            reads: FORMAT_VERSIONS_READ,
+        });
     }
     Ok(())
 }
 
+/// The whole `meta` file. Small and fixed-size: cannot exceed a frame.
 pub fn encode_meta(node_id: u64, cluster_id: u64) -> Vec<u8> {
     let meta = Meta { magic: META_MAGIC, format_version: FORMAT_VERSION, node_id, cluster_id };
     let mut out = Vec::new();
-    frame::encode(&to_bytes(&meta), &mut out);
+    frame::encode(&to_bytes(&meta), &mut out).expect("a meta payload is a few dozen bytes");
     out
 }
 
 pub fn decode_meta(bytes: &[u8]) -> Result<Meta, FormatError> {
     let (payload, _) = frame::decode(bytes).map_err(FormatError::Frame)?;
-    let meta: Meta = from_bytes(payload)?;
-    check_version(meta.magic, META_MAGIC, meta.format_version)?;
-    Ok(meta)
+    check_version(payload, META_MAGIC)?;
+    from_bytes(payload)
 }
 
+/// Small and fixed-size: cannot exceed a frame.
 pub fn encode_segment_header(first_index: Index, out: &mut Vec<u8>) {
     let header = SegmentHeader { magic: SEGMENT_MAGIC, format_version: FORMAT_VERSION, first_index };
-    frame::encode(&to_bytes(&header), out);
+    frame::encode(&to_bytes(&header), out).expect("a segment header is a few dozen bytes");
 }
 
 pub fn decode_segment_header(payload: &[u8]) -> Result<SegmentHeader, FormatError> {
-    let header: SegmentHeader = from_bytes(payload)?;
-    check_version(header.magic, SEGMENT_MAGIC, header.format_version)?;
-    Ok(header)
+    check_version(payload, SEGMENT_MAGIC)?;
+    from_bytes(payload)
 }
 
-pub fn encode_record(record: &WalRecord, out: &mut Vec<u8>) {
-    let mut payload = vec![RECORD_VERSION];
-    payload.extend_from_slice(&to_bytes(record));
-    frame::encode(&payload, out);
+/// Appends one record frame to `out`; a record too large for a frame is an
+/// error and leaves `out` as it was.
+pub fn encode_record(record: &WalRecord, out: &mut Vec<u8>) -> Result<(), frame::FrameTooLarge> {
+    let payload =
+        postcard::to_extend(record, vec![RECORD_VERSION]).expect("in-memory postcard encoding cannot fail");
+    frame::encode(&payload, out)
 }
 
 pub fn decode_record(payload: &[u8]) -> Result<WalRecord, FormatError> {
     match payload.split_first() {
         Some((&RECORD_VERSION, rest)) => from_bytes(rest),
-        Some((version, _)) => Err(FormatError::UnsupportedVersion(u32::from(*version))),
+        Some((version, _)) => {
+            Err(FormatError::UnsupportedVersion { found: u32::from(*version), reads: RECORD_VERSIONS_READ })
+        }
         None => Err(FormatError::Payload("empty record".into())),
     }
 }
@@ -148,15 +190,17 @@ pub fn wal_record(record: &Record) -> WalRecord {
 }
 
 /// A snapshot file: [`encode_snapshot_header`] followed by the data.
-pub fn encode_snapshot(snapshot: &Snapshot) -> Vec<u8> {
-    let mut out = encode_snapshot_header(snapshot);
+pub fn encode_snapshot(snapshot: &Snapshot) -> Result<Vec<u8>, frame::FrameTooLarge> {
+    let mut out = encode_snapshot_header(snapshot)?;
     out.extend_from_slice(&snapshot.data);
-    out
+    Ok(out)
 }
 
 /// The header frame of a snapshot file; the data follows it unframed, so
-/// a writer can append it from the snapshot without copying it.
-pub fn encode_snapshot_header(snapshot: &Snapshot) -> Vec<u8> {
+/// a writer can append it from the snapshot without copying it. Only the
+/// membership in it grows: a header over a frame (a membership of millions)
+/// is an error.
+pub fn encode_snapshot_header(snapshot: &Snapshot) -> Result<Vec<u8>, frame::FrameTooLarge> {
     let header = SnapshotHeader {
         magic: SNAPSHOT_MAGIC,
         format_version: FORMAT_VERSION,
@@ -165,15 +209,15 @@ pub fn encode_snapshot_header(snapshot: &Snapshot) -> Vec<u8> {
         data_crc: crc32fast::hash(&snapshot.data),
     };
     let mut out = Vec::new();
-    frame::encode(&to_bytes(&header), &mut out);
-    out
+    frame::encode(&to_bytes(&header), &mut out)?;
+    Ok(out)
 }
 
 /// Decodes a snapshot file; errors carry the byte offset of the damage.
 pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, (u64, FormatError)> {
     let (payload, used) = frame::decode(bytes).map_err(|e| (0, FormatError::Frame(e)))?;
+    check_version(payload, SNAPSHOT_MAGIC).map_err(|e| (0, e))?;
     let header: SnapshotHeader = from_bytes(payload).map_err(|e| (0, e))?;
-    check_version(header.magic, SNAPSHOT_MAGIC, header.format_version).map_err(|e| (0, e))?;
     let data = &bytes[used..];
     if data.len() as u64 != header.data_bytes {
         let detail = format!("{} data bytes, header says {}", data.len(), header.data_bytes);

@@ -9,9 +9,12 @@
 //!
 //! [`Wal::append`] is group commit: every record of one loop turn goes out
 //! with one write and one fdatasync. [`Wal::open`] recovers, truncating a
-//! torn tail and refusing anything else that is damaged. A failed write or
-//! sync is fatal: the `Wal` refuses every later call and the process must
-//! stop and recover from disk. All IO goes through the [`disk::Disk`] trait;
+//! torn tail and refusing anything else that is damaged, and refusing a
+//! file or record of a format version this build does not read without
+//! changing anything on disk. A failed write or sync, or a record too large
+//! for a frame (refused before any of its append is written), is fatal: the
+//! `Wal` refuses every later call and the process must stop and recover
+//! from disk. All IO goes through the [`disk::Disk`] trait;
 //! the format and recovery logic ([`format`], [`recover`]) are pure.
 
 pub mod disk;
@@ -20,6 +23,7 @@ pub mod fuzz;
 pub mod recover;
 pub mod sim_disk;
 
+use crate::frame::FrameTooLarge;
 use crate::raft::{HardState, Index, Lsn, Record, Recovered, Snapshot, Term};
 use disk::{Disk, DiskFile};
 use format::{WalRecord, META_FILE, SNAP_DIR, WAL_DIR};
@@ -43,7 +47,8 @@ impl WalOptions {
 }
 
 /// Why a data directory could not be opened. Nothing was changed on disk
-/// except, for a torn tail, its truncation.
+/// except, for a torn tail, its truncation (never for `UnsupportedVersion`:
+/// versions are checked before anything is cut).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum OpenError {
@@ -53,6 +58,8 @@ pub enum OpenError {
     },
     /// Damage that is not a torn tail: refuse to start.
     Corrupt(recover::Corruption),
+    /// Intact, but in a format version this build does not read.
+    UnsupportedVersion(recover::UnsupportedFile),
     /// The directory belongs to another node or cluster.
     WrongOwner {
         expected: (u64, u64),
@@ -67,6 +74,7 @@ impl fmt::Display for OpenError {
         match self {
             OpenError::Io { path, source } => write!(f, "{path}: {source}"),
             OpenError::Corrupt(c) => write!(f, "corrupt data, refusing to start: {c}"),
+            OpenError::UnsupportedVersion(u) => write!(f, "refusing to start, nothing changed on disk: {u}"),
             OpenError::WrongOwner { expected, found } => write!(
                 f,
                 "data directory belongs to node {} of cluster {}, not node {} of cluster {}",
@@ -79,13 +87,35 @@ impl fmt::Display for OpenError {
 
 impl std::error::Error for OpenError {}
 
-/// A write or sync failed. Fatal: the WAL refuses everything afterwards.
+impl From<recover::ReplayError> for OpenError {
+    fn from(error: recover::ReplayError) -> OpenError {
+        match error {
+            recover::ReplayError::Corrupt(c) => OpenError::Corrupt(c),
+            recover::ReplayError::UnsupportedVersion(u) => OpenError::UnsupportedVersion(u),
+        }
+    }
+}
+
+/// A write or sync failed, or a record was too large to write. Fatal: the
+/// WAL refuses everything afterwards.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum WalError {
     Io {
         path: String,
         source: io::Error,
+    },
+    /// The record `lsn` does not fit in a frame: nothing of its append was
+    /// written (the records before it in the batch are not durable either).
+    RecordTooLarge {
+        lsn: Lsn,
+        source: FrameTooLarge,
+    },
+    /// The header of the snapshot at `index` does not fit in a frame
+    /// (a membership of millions): the snapshot was not written.
+    SnapshotTooLarge {
+        index: Index,
+        source: FrameTooLarge,
     },
     /// An earlier write or sync failed; the process must stop.
     Failed,
@@ -95,6 +125,12 @@ impl fmt::Display for WalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             WalError::Io { path, source } => write!(f, "write-ahead log {path}: {source}"),
+            WalError::RecordTooLarge { lsn, source } => {
+                write!(f, "write-ahead log refused record {lsn}, nothing of its append was written: {source}")
+            }
+            WalError::SnapshotTooLarge { index, source } => {
+                write!(f, "write-ahead log refused the snapshot at index {index}: {source}")
+            }
             WalError::Failed => write!(f, "write-ahead log failed earlier; the process must restart"),
         }
     }
@@ -143,7 +179,7 @@ impl<D: Disk> Wal<D> {
             let path = join(WAL_DIR, name);
             segments.push((name.clone(), at(&path, disk.read(&path).await)?));
         }
-        let replayed = recover::replay(snapshot, &segments).map_err(OpenError::Corrupt)?;
+        let replayed = recover::replay(snapshot, &segments)?;
         let mut segment_list = segment_names;
         if let Some(torn) = &replayed.torn_tail {
             if !torn.zeros {
@@ -179,7 +215,7 @@ impl<D: Disk> Wal<D> {
                     .await
                     .map_err(|e| match e {
                         WalError::Io { path, source } => OpenError::Io { path, source },
-                        WalError::Failed => unreachable!("a new segment cannot have failed before"),
+                        _ => unreachable!("a new segment fails only by its IO"),
                     })?;
                 (file, vec![(first, format::segment_name(first))])
             }
@@ -215,19 +251,31 @@ impl<D: Disk> Wal<D> {
     }
 
     async fn append_records(&mut self, records: &[(Lsn, Record)]) -> Result<(), WalError> {
+        // Everything is encoded before anything is written: a record too
+        // large for a frame refuses the whole append, leaving the disk as
+        // it was (the node must not take anything of it as durable).
         let mut buffer = Vec::new();
-        let mut installed = None;
-        for (_, record) in records {
+        let mut snapshots = Vec::new();
+        for (lsn, record) in records {
+            let too_large = |source| WalError::RecordTooLarge { lsn: *lsn, source };
             if let Record::Snapshot(snapshot) = record {
-                // Everything before the snapshot is durable before it.
-                self.write_and_sync(&mut buffer).await?;
-                self.write_snapshot_file(snapshot).await?;
-                installed = Some(snapshot.meta.index);
+                let header = format::encode_snapshot_header(snapshot).map_err(too_large)?;
+                snapshots.push((buffer.len(), snapshot, header));
             }
-            self.track(record);
-            format::encode_record(&format::wal_record(record), &mut buffer);
+            format::encode_record(&format::wal_record(record), &mut buffer).map_err(too_large)?;
         }
-        self.write_and_sync(&mut buffer).await?;
+        let (mut written, mut installed) = (0, None);
+        for (offset, snapshot, header) in snapshots {
+            // Everything before the snapshot is durable before it.
+            self.write_and_sync(&buffer[written..offset]).await?;
+            written = offset;
+            self.write_snapshot_file(snapshot, &header).await?;
+            installed = Some(snapshot.meta.index);
+        }
+        self.write_and_sync(&buffer[written..]).await?;
+        for (_, record) in records {
+            self.track(record);
+        }
         if self.file.len() >= self.options.segment_bytes_max {
             self.roll().await?;
         }
@@ -246,15 +294,14 @@ impl<D: Disk> Wal<D> {
         }
     }
 
-    async fn write_and_sync(&mut self, buffer: &mut Vec<u8>) -> Result<(), WalError> {
-        if buffer.is_empty() {
+    async fn write_and_sync(&mut self, bytes: &[u8]) -> Result<(), WalError> {
+        if bytes.is_empty() {
             return Ok(());
         }
         let path = self.segment_path();
         let io = |source| WalError::Io { path: path.clone(), source };
-        self.file.append(buffer).await.map_err(io)?;
+        self.file.append(bytes).await.map_err(io)?;
         self.file.sync().await.map_err(io)?;
-        buffer.clear();
         Ok(())
     }
 
@@ -285,7 +332,10 @@ impl<D: Disk> Wal<D> {
     }
 
     async fn save_snapshot_inner(&mut self, snapshot: &Snapshot) -> Result<(), WalError> {
-        self.write_snapshot_file(snapshot).await?;
+        let index = snapshot.meta.index;
+        let header = format::encode_snapshot_header(snapshot)
+            .map_err(|source| WalError::SnapshotTooLarge { index, source })?;
+        self.write_snapshot_file(snapshot, &header).await?;
         self.delete_covered_segments(snapshot.meta.index).await
     }
 
@@ -303,9 +353,9 @@ impl<D: Disk> Wal<D> {
         Ok(())
     }
 
-    /// Snapshot file: temporary name, fsync, rename, directory fsync; then
-    /// drops all but the newest two.
-    async fn write_snapshot_file(&mut self, snapshot: &Snapshot) -> Result<(), WalError> {
+    /// Snapshot file (`header`, then the data): temporary name, fsync,
+    /// rename, directory fsync; then drops all but the newest two.
+    async fn write_snapshot_file(&mut self, snapshot: &Snapshot, header: &[u8]) -> Result<(), WalError> {
         let (index, term) = (snapshot.meta.index, snapshot.meta.term);
         if self.snapshots.last().is_some_and(|(i, _)| *i >= index) {
             return Ok(());
@@ -318,7 +368,7 @@ impl<D: Disk> Wal<D> {
             move |source| WalError::Io { path, source }
         };
         let mut file = self.disk.open_append(&temporary).await.map_err(io(&temporary))?;
-        file.append(&format::encode_snapshot_header(snapshot)).await.map_err(io(&temporary))?;
+        file.append(header).await.map_err(io(&temporary))?;
         file.append(&snapshot.data).await.map_err(io(&temporary))?;
         file.sync().await.map_err(io(&temporary))?;
         self.disk.rename(&temporary, &path).await.map_err(io(&path))?;
@@ -355,7 +405,8 @@ async fn create_segment<D: Disk>(
     let mut file = disk.open_log(&path).await.map_err(io)?;
     let mut bytes = Vec::new();
     format::encode_segment_header(first, &mut bytes);
-    format::encode_record(&WalRecord::HardState(hard_state), &mut bytes);
+    format::encode_record(&WalRecord::HardState(hard_state), &mut bytes)
+        .expect("a hard state record is a few dozen bytes");
     file.append(&bytes).await.map_err(io)?;
     file.sync().await.map_err(io)?;
     sync_dir(disk, WAL_DIR).await?;
@@ -378,13 +429,7 @@ async fn check_meta<D: Disk>(disk: &D, options: WalOptions, fresh: bool) -> Resu
     let expected = (options.node_id, options.cluster_id);
     match disk.read(META_FILE).await {
         Ok(bytes) => {
-            let meta = format::decode_meta(&bytes).map_err(|e| {
-                OpenError::Corrupt(recover::Corruption {
-                    file: META_FILE.into(),
-                    offset: 0,
-                    detail: e.to_string(),
-                })
-            })?;
+            let meta = format::decode_meta(&bytes).map_err(|e| recover::refusal(META_FILE, 0, e))?;
             let found = (meta.node_id, meta.cluster_id);
             if found != expected {
                 return Err(OpenError::WrongOwner { expected, found });
@@ -420,9 +465,8 @@ async fn remove_temporary_files<D: Disk>(disk: &D) -> Result<(), OpenError> {
 async fn read_snapshot<D: Disk>(disk: &D, index: Index, term: Term) -> Result<Snapshot, OpenError> {
     let path = join(SNAP_DIR, &format::snapshot_name(index, term));
     let bytes = at(&path, disk.read(&path).await)?;
-    let snapshot = format::decode_snapshot(&bytes).map_err(|(offset, e)| {
-        OpenError::Corrupt(recover::Corruption { file: path.clone(), offset, detail: e.to_string() })
-    })?;
+    let snapshot =
+        format::decode_snapshot(&bytes).map_err(|(offset, e)| recover::refusal(&path, offset, e))?;
     if (snapshot.meta.index, snapshot.meta.term) != (index, term) {
         let detail = format!("holds index {} term {}", snapshot.meta.index, snapshot.meta.term);
         return Err(OpenError::Corrupt(recover::Corruption { file: path, offset: 0, detail }));

@@ -12,8 +12,14 @@
 //! corruption and names the file and offset: a bad frame followed by a good
 //! one, damage in an older segment, an intact frame that does not decode, a
 //! record that does not fit the log.
+//!
+//! A frame that is intact but holds a format version this build does not
+//! read (a segment header's `format_version`, a record's version byte) is
+//! neither damage nor a torn tail: it is [`ReplayError::UnsupportedVersion`],
+//! naming the file, the version found and the versions read, and nothing is
+//! cut. Only a frame that fails its checks can be a torn tail.
 
-use super::format::{self, WalRecord};
+use super::format::{self, FormatError, WalRecord};
 use crate::frame;
 use crate::raft::{Index, Record, Recovered, Snapshot};
 use std::fmt;
@@ -28,6 +34,56 @@ pub struct Corruption {
 impl fmt::Display for Corruption {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} at offset {}: {}", self.file, self.offset, self.detail)
+    }
+}
+
+/// An intact file or record in a format version this build does not read:
+/// written by a newer build (or an older one no longer supported).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnsupportedFile {
+    pub file: String,
+    pub offset: u64,
+    pub found: u32,
+    pub reads: &'static [u32],
+}
+
+impl fmt::Display for UnsupportedFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let reads = format::versions(self.reads);
+        write!(
+            f,
+            "{} at offset {} is in format version {}, and this build reads only version {reads}; \
+             run a build that reads it (docs/wal-format.md, \"Versions\")",
+            self.file, self.offset, self.found
+        )
+    }
+}
+
+/// Why recovery refuses a data directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplayError {
+    Corrupt(Corruption),
+    UnsupportedVersion(UnsupportedFile),
+}
+
+impl fmt::Display for ReplayError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplayError::Corrupt(c) => write!(f, "{c}"),
+            ReplayError::UnsupportedVersion(u) => write!(f, "{u}"),
+        }
+    }
+}
+
+/// A format error at `offset` of `file`: an unsupported version as such,
+/// anything else as corruption.
+pub fn refusal(file: &str, offset: u64, error: FormatError) -> ReplayError {
+    let file = file.to_string();
+    match error {
+        FormatError::UnsupportedVersion { found, reads } => {
+            ReplayError::UnsupportedVersion(UnsupportedFile { file, offset, found, reads })
+        }
+        other => ReplayError::Corrupt(Corruption { file, offset, detail: other.to_string() }),
     }
 }
 
@@ -52,7 +108,7 @@ pub struct Replayed {
 
 /// Replays `segments` (name and bytes, in order) on top of `snapshot`, the
 /// newest durable snapshot.
-pub fn replay(snapshot: Option<Snapshot>, segments: &[(String, Vec<u8>)]) -> Result<Replayed, Corruption> {
+pub fn replay(snapshot: Option<Snapshot>, segments: &[(String, Vec<u8>)]) -> Result<Replayed, ReplayError> {
     let mut recovered = Recovered { snapshot, ..Recovered::default() };
     let mut torn_tail = None;
     let mut ends = Vec::with_capacity(segments.len());
@@ -81,9 +137,11 @@ fn replay_segment(
     name: &str,
     bytes: &[u8],
     last: bool,
-) -> Result<u64, Corruption> {
-    let corrupt =
-        |offset: usize, detail: String| Corruption { file: file.to_string(), offset: offset as u64, detail };
+) -> Result<u64, ReplayError> {
+    let corrupt = |offset: usize, detail: String| {
+        ReplayError::Corrupt(Corruption { file: file.to_string(), offset: offset as u64, detail })
+    };
+    let refuse = |offset: usize, error: FormatError| refusal(file, offset as u64, error);
     if bytes.is_empty() {
         // Created, but a crash came before its header was durable.
         return if last { Ok(0) } else { Err(corrupt(0, "empty segment".into())) };
@@ -103,12 +161,12 @@ fn replay_segment(
             }
         };
         if offset == 0 {
-            let header = format::decode_segment_header(payload).map_err(|e| corrupt(0, e.to_string()))?;
+            let header = format::decode_segment_header(payload).map_err(|e| refuse(0, e))?;
             if format::parse_segment_name(name) != Some(header.first_index) {
                 return Err(corrupt(0, format!("header says first index {}", header.first_index)));
             }
         } else {
-            let record = format::decode_record(payload).map_err(|e| corrupt(offset, e.to_string()))?;
+            let record = format::decode_record(payload).map_err(|e| refuse(offset, e))?;
             apply(recovered, record).map_err(|detail| corrupt(offset, detail))?;
         }
         offset += used;
