@@ -441,6 +441,20 @@ fn leader_steps_down_after_an_election_timeout_without_a_quorum() {
 }
 
 #[test]
+fn check_quorum_step_down_catches_the_planted_no_check_quorum_step_down_bug() {
+    let mut cluster =
+        Cluster::with_config(3, |c| Config { planted_bug: PlantedBug::NoCheckQuorumStepDown, ..c });
+    let leader = cluster.tick_until_leader();
+
+    cluster.isolate(leader);
+    for _ in 0..4 * ELECTION_TICKS {
+        cluster.tick(leader);
+    }
+
+    assert!(cluster.raft(leader).is_leader(), "the scenario no longer exercises the rule");
+}
+
+#[test]
 fn follower_within_its_leader_lease_ignores_a_higher_term_vote_unless_transferring() {
     let mut cluster = Cluster::new(3);
     let leader = cluster.tick_until_leader();

@@ -10,7 +10,7 @@
 use cashe::protocol::reply::{decode, encode_command};
 use cashe::protocol::Reply;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,11 +65,10 @@ impl Server {
         }
     }
 
-    /// Starts the process with the README's flag style; `join` is the client
-    /// port of a member to join through.
-    pub fn start(&mut self, join: Option<u16>) {
-        assert!(self.child.is_none(), "{} already running", self.name);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("open log");
+    /// The command line of this server, in the README's flag style; `join`
+    /// is the client port of a member to join through. More flags may be
+    /// added (each at most once: clap refuses a repeated flag).
+    pub fn command(&self, join: Option<u16>) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_cashe"));
         command
             .arg(format!("--id={}", self.name))
@@ -81,13 +80,26 @@ impl Server {
         if let Some(port) = join {
             command.arg("--leaderaddr").arg(format!(":{port}"));
         }
-        let child = command
+        command
+    }
+
+    /// Starts the process (see [`Server::command`]).
+    pub fn start(&mut self, join: Option<u16>) {
+        assert!(self.child.is_none(), "{} already running", self.name);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("open log");
+        let child = self
+            .command(join)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log"))
             .stderr(log)
             .spawn()
             .expect("spawn cashe");
         self.child = Some(child);
+    }
+
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -158,6 +170,15 @@ pub struct Client {
 impl Client {
     pub fn connect(port: u16) -> std::io::Result<Client> {
         let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(PATIENCE))?;
+        stream.set_nodelay(true)?;
+        Ok(Client { stream, buffer: Vec::new() })
+    }
+
+    /// A client of a node on another address than 127.0.0.1
+    /// (tests/partition.rs); gives up connecting after `timeout`.
+    pub fn connect_to(address: SocketAddr, timeout: Duration) -> std::io::Result<Client> {
+        let stream = TcpStream::connect_timeout(&address, timeout)?;
         stream.set_read_timeout(Some(PATIENCE))?;
         stream.set_nodelay(true)?;
         Ok(Client { stream, buffer: Vec::new() })
