@@ -27,8 +27,9 @@
 //!   isolate whoever leads now, and half the time cut a newly elected
 //!   leader off at once, losing its first messages (many short terms with
 //!   entries left on minorities: the ground of the Figure 8 scenario);
-//! - **clock**: one node's wall clock jumps by −2 s to +5 s (the workload has
-//!   no TTLs, so this reaches expiry scheduling and INFO only);
+//! - **clock**: one node's wall clock jumps by −2 s to +5 s (the jumps add
+//!   up; a node's clock never runs backwards within one boot, it stands
+//!   still until real time catches up), while TTLs are set and read;
 //! - **membership**: once per run a fourth node joins through a random
 //!   member; later one node (never the founder) is removed with
 //!   `CLUSTER REMOVE`, both while faults continue.
@@ -47,12 +48,17 @@
 //! write is common), MULTI/EXEC transactions of 1–3 commands on one key,
 //! and WATCH-protected increments of one counter (`WATCHED_COUNTER`:
 //! WATCH and GET pipelined, then MULTI, SET, EXEC, retried on a nil EXEC).
+//! One more client owns the keys `t0`..`t3` and sends one command at a time:
+//! SET with and without PX, PEXPIRE, PERSIST, GET and PTTL (`ttl`).
 //!
 //! # Checks
 //! - linearizability of every key's history (`linearizability`), with
 //!   connection order (operations of one connection take effect in the
 //!   order sent), `-TIMEOUT` and lost connections as unknown outcomes; the
 //!   final reads make a lost acknowledged write a violation;
+//! - TTLs follow the proposing leader's clock: every result on the `t` keys
+//!   must be possible for clocks inside the bounds the simulator saw
+//!   (`ttl::check`);
 //! - the watched counter ends at exactly the number of EXECs that ran
 //!   (between those known to have run and those plus the unknown ones);
 //! - at most one leader per term (observed after every turn of every node);
@@ -62,6 +68,7 @@
 
 use crate::linearizability::{self, Call, Operation, Outcome};
 use crate::trace::Trace;
+use crate::ttl::{self, TtlCall, TtlOperation, TtlOutcome};
 use cashe::node::wire::{self, PeerFrame, Received};
 use cashe::node::{
     join_answer, join_command, ConnId, JoinAnswer, MemberInfo, Node, NodeConfig, NodeMessage, FOUNDER,
@@ -124,6 +131,8 @@ pub struct Report {
     pub digest: u64,
     pub operations: usize,
     pub unknown: usize,
+    /// Operations on the TTL keys (checked by `ttl::check`).
+    pub ttl_operations: usize,
     pub faults: u64,
     pub crashes: u64,
     pub simulated_ms: u64,
@@ -150,6 +159,9 @@ struct Shared {
     /// its first messages arrive).
     roles: BTreeMap<String, (Term, bool)>,
     skew_ms: BTreeMap<String, i64>,
+    /// Every node's clock and leadership, for the TTL checker's bounds.
+    clocks: ttl::Clocks,
+    ttl_history: Vec<TtlOperation>,
     drop_percent: u64,
     duplicate_percent: u64,
     /// Hosts started so far, and those removed from the cluster.
@@ -308,6 +320,7 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     let node = Node::restore(config, rng.next_u64(), recovered).map_err(|e| format!("{name}: {e}"))?;
     let node = Rc::new(RefCell::new(node));
     shared.borrow_mut().nodes.insert(name.clone(), node.clone());
+    shared.borrow_mut().clocks.booted(&name, sim_us());
     shared.borrow_mut().trace.event(format!("{name} boots as node {id} (boot {boot})"));
 
     let (events, mut inbox) = mpsc::unbounded_channel::<Event>();
@@ -374,6 +387,9 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
             batch.push(event);
         }
         let now = now_ms(&shared, &name);
+        // What sets the node's clock: ticks and client input (`turn::feed`).
+        let clocked =
+            batch.iter().any(|e| matches!(e, Event::Tick | Event::Client { .. } | Event::Opened(_)));
         let mut node = node.borrow_mut();
         for event in batch {
             if let Event::Closed(conn) = &event {
@@ -383,6 +399,7 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
         }
         let role = (node.raft().term(), node.raft().is_leader());
         shared.borrow_mut().roles.insert(name.clone(), role);
+        shared.borrow_mut().clocks.turn(&name, clocked.then_some(now), role.1, sim_us());
         if tick {
             let directory = node.directory().members.iter().map(|(id, m)| (*id, m.raft_addr.clone()));
             book.borrow_mut().extend(directory);
@@ -420,6 +437,7 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
             shared.borrow_mut().trace.event(format!("{name} learns it was removed and stops"));
             shared.borrow_mut().nodes.remove(&name);
             shared.borrow_mut().roles.remove(&name);
+            shared.borrow_mut().clocks.stopped(&name);
             return Ok(());
         }
         if let Some(reason) = node.fatal() {
@@ -1015,6 +1033,72 @@ async fn watched_increment(shared: &SharedRef, client: &mut Client, node: &str) 
     }
 }
 
+/// The TTL client: one command at a time on the `t` keys, to a random live
+/// member, recording each with the clock bounds the simulator saw.
+async fn ttl_client(shared: SharedRef, stop_at_ms: u64) -> turmoil::Result {
+    let mut rng = SplitMix64::new(host_seed(shared.borrow().seed, "ttl", 0));
+    let mut connections: BTreeMap<String, Connection> = BTreeMap::new();
+    let mut opened = 0;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for sequence in 0u64.. {
+        tokio::time::sleep(Duration::from_millis(1 + below(&mut rng, 30))).await;
+        if sim_ms() >= stop_at_ms {
+            break;
+        }
+        let members = live_members(&shared);
+        let node = members[below(&mut rng, members.len() as u64) as usize].clone();
+        let key = format!("t{}", below(&mut rng, ttl::TTL_KEYS));
+        let ms = 100 + below(&mut rng, 3_000);
+        let call = match below(&mut rng, 12) {
+            0..=2 => TtlCall::Set { value: sequence.to_string(), px: Some(ms) },
+            3 => TtlCall::Set { value: sequence.to_string(), px: None },
+            4 => TtlCall::Pexpire(ms),
+            5 => TtlCall::Persist,
+            6..=8 => TtlCall::Get,
+            _ => TtlCall::Pttl,
+        };
+        let mut connection = match connections.remove(&node) {
+            Some(connection) => connection,
+            None => {
+                opened += 1;
+                match Connection::open(&node, 900_000_000 + opened).await {
+                    Ok(connection) => connection,
+                    Err(_) => continue,
+                }
+            }
+        };
+        let before = shared.borrow().clocks.snapshot(sim_us());
+        let invoked = sim_us();
+        let words = call.words(&key);
+        let words: Vec<&[u8]> = words.iter().map(Vec::as_slice).collect();
+        let reply = connection.call(&words).await;
+        let completed = sim_us();
+        let outcome = match &reply {
+            Ok(Reply::Error(e)) if e.starts_with("CLUSTERDOWN") || e.starts_with("TRYAGAIN") => None,
+            Ok(Reply::Error(e)) if e.starts_with("TIMEOUT") => Some(None),
+            Err(_) => Some(None),
+            Ok(Reply::Simple(s)) if s == "OK" => Some(Some(TtlOutcome::Ok)),
+            Ok(Reply::Integer(n)) => Some(Some(TtlOutcome::Integer(*n))),
+            Ok(Reply::Bulk(value)) => {
+                Some(Some(TtlOutcome::Value(value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()))))
+            }
+            Ok(other) => Some(Some(TtlOutcome::Unexpected(format!("{other:?}")))),
+        };
+        if reply.is_ok() {
+            connections.insert(node.clone(), connection);
+        }
+        // A refusal did nothing; a read that got no answer tells nothing.
+        let Some(outcome) = outcome.filter(|o| o.is_some() || call.writes()) else { continue };
+        let mut s = shared.borrow_mut();
+        let (reader, stamp, high_water) = s.clocks.bounds(&before, &node);
+        let completed = outcome.map(|outcome| (completed, outcome));
+        let operation = TtlOperation { key, node, call, invoked, completed, reader, stamp, high_water };
+        s.trace.event(operation.to_string());
+        s.ttl_history.push(operation);
+    }
+    Ok(())
+}
+
 /// After healing: every key read through every live member (retrying
 /// refusals); an unanswered read is a progress failure.
 async fn final_reads(shared: SharedRef, keys: usize, deadline_ms: u64) -> turmoil::Result {
@@ -1074,6 +1158,8 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
         nodes: BTreeMap::new(),
         roles: BTreeMap::new(),
         skew_ms: BTreeMap::new(),
+        clocks: ttl::Clocks::default(),
+        ttl_history: Vec::new(),
         drop_percent: 0,
         duplicate_percent: 0,
         members: Vec::new(),
@@ -1108,6 +1194,7 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
         let options = options.clone();
         sim.client(format!("client{client}"), client_host(client, shared, options, clients_stop));
     }
+    sim.client("ttl", ttl_client(shared.clone(), clients_stop));
     sim.client("final", {
         let shared = shared.clone();
         let keys = options.keys;
@@ -1301,6 +1388,12 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
     if let Err(e) = linearizability::check(&s.history) {
         return Err(Failure { what: format!("not linearizable: {e}"), trace: s.trace.tail() });
     }
+    if let Err(e) = ttl::check(&s.ttl_history) {
+        return Err(Failure {
+            what: format!("TTLs do not follow the leader's clock: {e}"),
+            trace: s.trace.tail(),
+        });
+    }
     if let Err(e) = watched_counter_is_exact(&s.history) {
         return Err(Failure { what: e, trace: s.trace.tail() });
     }
@@ -1311,6 +1404,7 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
         digest: s.trace.digest(),
         operations: s.history.len(),
         unknown: s.history.iter().filter(|o| o.completed.is_none()).count(),
+        ttl_operations: s.ttl_history.len(),
         faults,
         crashes,
         simulated_ms: sim.elapsed().as_millis() as u64,
@@ -1387,6 +1481,7 @@ fn crash(sim: &mut turmoil::Sim, shared: &SharedRef, victim: &str, rng: &mut Spl
     let mut s = shared.borrow_mut();
     s.nodes.remove(victim);
     s.roles.remove(victim);
+    s.clocks.stopped(victim);
     let survivor = s.disks.get(victim).map(|disk| disk.crash(options)).unwrap_or_default();
     s.disks.insert(victim.to_string(), survivor);
 }

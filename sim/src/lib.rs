@@ -7,10 +7,12 @@
 //! - [`core_chaos`]: a faster, lower-level chaos run of the Raft core alone
 //!   through its in-memory shell;
 //! - [`linearizability`]: the per-key history checker;
-//! - [`trace`]: event traces and their digests.
+//! - [`trace`]: event traces and their digests;
+//! - [`ttl`]: the TTL workload's clock bounds and its checker.
 #![forbid(unsafe_code)]
 
 pub mod cluster;
 pub mod core_chaos;
 pub mod linearizability;
 pub mod trace;
+pub mod ttl;

@@ -6,7 +6,7 @@
 //! command that replays it.
 
 use cashe::raft::PlantedBug;
-use sim::{cluster, core_chaos, linearizability};
+use sim::{cluster, core_chaos, linearizability, ttl};
 use std::time::Instant;
 
 /// Every seed that ever failed, replayed by every run: (seed, what it found).
@@ -55,6 +55,8 @@ fn main() {
     // enforces has a history that breaks it (and one that does not).
     linearizability::self_check();
     println!("linearizability checker: self-check passed");
+    ttl::self_check();
+    println!("TTL checker: self-check passed");
     let started = Instant::now();
     let options = cluster::Options { bug, ..cluster::Options::default() };
     let mut tally = Tally { passed: 0, failed: Vec::new() };
@@ -66,8 +68,8 @@ fn main() {
                 simulated_ms += report.simulated_ms;
                 if single.is_some() {
                     println!(
-                        "cluster seed {seed}: ok, digest {:016x}, {} operations ({} unknown), {} faults, {} crashes, {} ms simulated",
-                        report.digest, report.operations, report.unknown, report.faults, report.crashes, report.simulated_ms
+                        "cluster seed {seed}: ok, digest {:016x}, {} operations ({} unknown) and {} on TTL keys, {} faults, {} crashes, {} ms simulated",
+                        report.digest, report.operations, report.unknown, report.ttl_operations, report.faults, report.crashes, report.simulated_ms
                     );
                 }
             }
