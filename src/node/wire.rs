@@ -9,10 +9,14 @@
 
 use super::NodeMessage;
 use crate::frame;
-use crate::raft::NodeId;
+use crate::raft::{Config, NodeId};
 use serde::{Deserialize, Serialize};
 
 pub const WIRE_VERSION: u32 = 3;
+
+// A command the node accepts fits in an entry that an `Append` carries
+// alone (`raft::config` bounds batches and chunks against the frame).
+const _: () = assert!(super::COMMAND_BYTES_MAX as u64 <= Config::ENTRY_COMMAND_BYTES_MAX);
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerFrame {
@@ -101,6 +105,108 @@ pub fn receive(frame: PeerFrame, from: Option<NodeId>, cluster_id: u64) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::FRAME_PAYLOAD_BYTES_MAX;
+    use crate::raft::{Entry, Index, Membership, Message, MessageKind, Payload, RaftLog, SnapshotMeta, Term};
+
+    fn raft_frame(kind: MessageKind) -> PeerFrame {
+        PeerFrame::Message(NodeMessage::Raft(Message { term: Term(u64::MAX), kind }))
+    }
+
+    /// Every varint of the message at its widest: the worst case for sizes.
+    fn append(entries: Vec<Entry>) -> PeerFrame {
+        let (prev_index, prev_term, commit) = (Index(u64::MAX), Term(u64::MAX), Index(u64::MAX));
+        raft_frame(MessageKind::Append { prev_index, prev_term, entries, commit })
+    }
+
+    fn membership(members: u64) -> Membership {
+        let voters = (0..members.min(5)).map(|k| NodeId(u64::MAX - k));
+        let mut membership = Membership::with_voters(voters);
+        membership.learners = (5..members).map(|k| NodeId(u64::MAX - k)).collect();
+        membership
+    }
+
+    /// A log far along (every index and term a 10-byte varint) holding
+    /// entries of the given payloads.
+    fn log_of(payloads: Vec<Payload>) -> RaftLog {
+        let start = Index(u64::MAX - 1000);
+        let mut log = RaftLog::new(start, Term(u64::MAX));
+        for (k, payload) in payloads.into_iter().enumerate() {
+            log.append(Entry { term: Term(u64::MAX), index: Index(start.0 + 1 + k as u64), payload });
+        }
+        log
+    }
+
+    #[test]
+    fn an_entry_size_bounds_its_encoding() {
+        let entries = [
+            Payload::Noop,
+            Payload::Command(vec![]),
+            Payload::Command(vec![1; 300]),
+            Payload::Membership(membership(1)),
+            Payload::Membership(membership(40)),
+        ];
+        for payload in entries {
+            let entry = Entry { term: Term(u64::MAX), index: Index(u64::MAX), payload };
+            let encoded = postcard::to_stdvec(&entry).unwrap().len() as u64;
+            assert!(encoded <= entry.size_bytes(), "{encoded} > {} for {entry:?}", entry.size_bytes());
+        }
+    }
+
+    /// The core batches with `RaftLog::slice` under the config's limits:
+    /// at their largest, with entries of the largest command and batches
+    /// filled near the byte limit, every `Append` fits in one frame.
+    #[test]
+    fn the_largest_append_the_core_can_batch_fits_one_frame() {
+        let largest = Config::ENTRY_COMMAND_BYTES_MAX as usize;
+        let mut payloads = vec![Payload::Command(vec![1; largest])];
+        payloads.extend((0..24).map(|_| Payload::Command(vec![2; 3 << 20])));
+        payloads.push(Payload::Membership(membership(1000)));
+        payloads.push(Payload::Command(vec![3; largest]));
+        let log = log_of(payloads);
+        let (first, last) = (log.first_index(), log.last_index());
+        let mut biggest = 0;
+        for from in [first, first.next(), Index(first.0 + 13), Index(last.0 - 1), last] {
+            let entries = log.slice(from, Config::APPEND_ENTRIES_MAX, Config::APPEND_BYTES_MAX);
+            assert!(!entries.is_empty(), "a batch holds at least one entry");
+            let entry_bytes: u64 = entries.iter().map(Entry::size_bytes).sum();
+            assert!(entries.len() == 1 || entry_bytes <= Config::APPEND_BYTES_MAX);
+            let mut out = Vec::new();
+            encode(&append(entries), &mut out).expect("every batch fits in a frame");
+            let payload = (out.len() - frame::FRAME_HEADER_BYTES) as u64;
+            assert!(payload <= Config::APPEND_HEADER_BYTES_MAX + entry_bytes, "headers over their bound");
+            biggest = biggest.max(payload);
+        }
+        assert!(biggest > FRAME_PAYLOAD_BYTES_MAX as u64 - (1 << 10), "the largest entry was tried");
+    }
+
+    /// The check above can fail: past the config's bounds, a batch of two
+    /// of the largest entries is over a frame, and the wire refuses it.
+    #[test]
+    fn a_batch_past_the_config_bounds_is_refused_by_the_wire() {
+        let largest = Config::ENTRY_COMMAND_BYTES_MAX as usize;
+        let log = log_of(vec![Payload::Command(vec![1; largest]), Payload::Command(vec![2; 8])]);
+        let entries = log.slice(log.first_index(), 2, 2 * u64::from(FRAME_PAYLOAD_BYTES_MAX));
+        assert_eq!(entries.len(), 2);
+        let mut out = b"kept".to_vec();
+        let error = encode(&append(entries), &mut out).expect_err("over a frame");
+        assert!(error.payload_bytes > u64::from(FRAME_PAYLOAD_BYTES_MAX));
+        assert_eq!(out, b"kept");
+    }
+
+    #[test]
+    fn the_largest_snapshot_chunk_fits_one_frame() {
+        let meta = SnapshotMeta {
+            index: Index(u64::MAX),
+            term: Term(u64::MAX),
+            membership: membership(Config::MEMBERS_MAX),
+        };
+        let data = vec![7; Config::SNAPSHOT_CHUNK_BYTES_MAX as usize];
+        let kind = MessageKind::InstallSnapshot { meta, total_bytes: u64::MAX, offset: u64::MAX, data };
+        let mut out = Vec::new();
+        encode(&raft_frame(kind), &mut out).expect("a chunk fits in a frame");
+        let payload = (out.len() - frame::FRAME_HEADER_BYTES) as u64;
+        assert!(payload <= Config::SNAPSHOT_CHUNK_HEADER_BYTES_MAX + Config::SNAPSHOT_CHUNK_BYTES_MAX);
+    }
 
     #[test]
     fn frames_round_trip_and_the_handshake_is_enforced() {

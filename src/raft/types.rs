@@ -181,16 +181,17 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// Bytes the entry occupies in a message, for batching limits. An
-    /// estimate: payload plus fixed overhead.
+    /// Bytes the entry occupies in a message, for batching limits: an
+    /// upper bound of its encoding (every varint at its widest, 10 bytes),
+    /// so a batch within `append_bytes_max` is within it on the wire too.
     pub fn size_bytes(&self) -> u64 {
-        const OVERHEAD_BYTES: u64 = 24;
-        let payload = match &self.payload {
-            Payload::Noop => 0,
-            Payload::Command(bytes) => bytes.len() as u64,
-            Payload::Membership(m) => 8 * (m.voters.len() + m.learners.len()) as u64,
-        };
-        OVERHEAD_BYTES + payload
+        let header = super::Config::ENTRY_HEADER_BYTES_MAX;
+        match &self.payload {
+            Payload::Noop => header,
+            Payload::Command(bytes) => header + bytes.len() as u64,
+            // The header counts one length; a membership has two, then ids.
+            Payload::Membership(m) => header + 10 * (1 + m.voters.len() + m.learners.len()) as u64,
+        }
     }
 }
 
