@@ -19,7 +19,7 @@ REDIS_PY_MAJOR := 8
 REDIS_PY := redis>=$(REDIS_PY_MAJOR),<$(shell expr $(REDIS_PY_MAJOR) + 1)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install deps cluster stop test check model model-long model-mutants sim sim-long sim-mutants fuzz bench profile clean
+.PHONY: install deps cluster stop test check model model-long model-mutants sim sim-long sim-mutants partition partition-mutant fuzz bench profile clean
 
 ## install: release build, binary copied to bin/cashe
 install:
@@ -123,6 +123,30 @@ sim-mutants:
 	done; \
 	echo "sim-mutants: $$caught of $(words $(SIM_BUGS)) planted bugs caught"; \
 	test -z "$$missed"
+
+# tests/partition.rs needs root (network namespaces), so `make test` skips it
+# (#[ignore]). The cashe binary `cargo test` builds has the planted-bugs
+# feature (the crate's dev-dependency on itself), so no second build is
+# needed for the mutant; `make install` builds one without it.
+PARTITION_BUG := no-check-quorum-step-down
+PARTITION_CAUGHT := still answers ROLE master
+
+## partition: a real partition (root: network namespaces): the cut-off leader steps down,
+## the majority serves, and after healing no acknowledged write is lost (tests/partition.rs)
+partition:
+	$(CARGO) test --release --test partition -- --ignored --nocapture
+
+## partition-mutant: succeeds only if tests/partition.rs fails with the check-quorum step-down planted off
+partition-mutant:
+	@$(CARGO) test --release --test partition --no-run
+	@if CASHE_MODEL_BUG=$(PARTITION_BUG) RUST_BACKTRACE=0 $(CARGO) test --release --test partition -- --ignored \
+		> target/partition-$(PARTITION_BUG).log 2>&1; then \
+		echo "partition-mutant: $(PARTITION_BUG) NOT caught (log: target/partition-$(PARTITION_BUG).log)"; exit 1; \
+	elif ! grep -q "$(PARTITION_CAUGHT)" target/partition-$(PARTITION_BUG).log; then \
+		echo "partition-mutant: the run failed, but not at the step-down (log: target/partition-$(PARTITION_BUG).log)"; \
+		grep -m1 -A3 panicked target/partition-$(PARTITION_BUG).log; exit 1; \
+	fi; \
+	echo "partition-mutant: $(PARTITION_BUG) caught: $$(grep -m1 '$(PARTITION_CAUGHT)' target/partition-$(PARTITION_BUG).log | cut -c1-160)"
 
 clean:
 	$(CARGO) clean
