@@ -109,15 +109,24 @@ fn require_root() {
     ip(&["netns", "list"]);
 }
 
-/// Namespaces of an earlier run whose process is gone: their processes are
-/// killed by pid (a crashed run cannot kill its children) and they are
-/// deleted, which also removes their veths and the addresses on them.
+/// Whether `pid` names a process that no longer runs.
+fn is_dead(pid: &str) -> bool {
+    !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+        && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// What an earlier run whose process is gone left behind: the processes in
+/// its namespaces are killed by pid (a crashed run cannot kill its
+/// children), its namespaces and data directory deleted, and its root-side
+/// links deleted by name (a deleted namespace the kernel still holds, for
+/// its orphaned sockets, keeps them and their routes for a while).
 fn remove_dead_runs() {
     for line in ip_quietly(&["netns", "list"]).lines() {
         let name = line.split_whitespace().next().unwrap_or("");
         let Some(rest) = name.strip_prefix(NAMESPACE_PREFIX) else { continue };
         let pid = rest.split('-').next().unwrap_or("");
-        if pid.is_empty() || std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        if !is_dead(pid) {
             continue;
         }
         for process in ip_quietly(&["netns", "pids", name]).split_whitespace() {
@@ -125,6 +134,16 @@ fn remove_dead_runs() {
         }
         eprintln!("partition: removing namespace {name} left by dead run {pid}");
         ip_quietly(&["netns", "del", name]);
+        let directory = std::env::temp_dir().join(format!("cashe-partition-{pid}-0"));
+        let _ = std::fs::remove_dir_all(directory);
+    }
+    for line in ip_quietly(&["-brief", "link"]).lines() {
+        let name = line.split(['@', ' ']).next().unwrap_or("");
+        let Some((pid, _)) = name.strip_prefix("cp").and_then(|rest| rest.split_once('c')) else { continue };
+        if is_dead(pid) {
+            eprintln!("partition: removing link {name} left by dead run {pid}");
+            ip_quietly(&["link", "del", name]);
+        }
     }
 }
 
@@ -138,6 +157,8 @@ struct Network {
     pid: u32,
     subnet_base: u8,
     namespaces: Vec<String>,
+    /// The root-side ends of the client links.
+    links: Vec<String>,
 }
 
 impl Network {
@@ -145,7 +166,7 @@ impl Network {
         let pid = std::process::id();
         let tag = format!("{NAMESPACE_PREFIX}{pid}");
         let subnet_base = u8::try_from(4 * (pid % 60)).expect("below 240");
-        let mut network = Network { tag, pid, subnet_base, namespaces: Vec::new() };
+        let mut network = Network { tag, pid, subnet_base, namespaces: Vec::new(), links: Vec::new() };
         let hub = network.hub();
         network.add_namespace(&hub);
         ip(&["-n", &hub, "link", "add", "bridge", "type", "bridge"]);
@@ -182,6 +203,7 @@ impl Network {
         ip(&["-n", &namespace, "link", "set", "peer", "up"]);
         let root_end = format!("cp{}c{node}", self.pid);
         ip(&["link", "add", &root_end, "type", "veth", "peer", "name", "client", "netns", &namespace]);
+        self.links.push(root_end.clone());
         ip(&["addr", "add", &format!("{}/24", self.client_gateway(node)), "dev", &root_end]);
         ip(&["link", "set", &root_end, "up"]);
         let client = format!("{}/24", self.client_address(node).ip());
@@ -215,8 +237,12 @@ fn peer_address(node: usize) -> Ipv4Addr {
 }
 
 impl Drop for Network {
-    /// Deleting a namespace deletes the veths in it and their other ends.
+    /// Deleting a namespace deletes the veths in it and their other ends,
+    /// once the kernel lets it go; the root-side ends go first, by name.
     fn drop(&mut self) {
+        for link in &self.links {
+            ip_quietly(&["link", "del", link]);
+        }
         for namespace in self.namespaces.iter().rev() {
             ip_quietly(&["netns", "del", namespace]);
         }
