@@ -443,3 +443,15 @@ fn fuzz_bodies_survive_random_and_mutated_inputs() {
         }
     }
 }
+
+/// A first start that crashed while writing `meta` leaves `meta.tmp`; the
+/// next first start writes a whole new one.
+#[test]
+fn a_first_start_after_a_crash_while_writing_meta_writes_it_anew() {
+    let disk = SimDisk::new();
+    disk.put("meta.tmp", b"half a meta".to_vec());
+    block_on(Wal::open(disk.clone(), options())).expect("a fresh directory opens");
+    let meta = cashe::wal::format::decode_meta(&disk.contents("meta").unwrap()).unwrap();
+    assert_eq!((meta.node_id, meta.cluster_id), (1, 7));
+    assert_eq!(disk.contents("meta.tmp"), None);
+}

@@ -131,7 +131,8 @@ impl fmt::Display for RestoreError {
             RestoreError::UnsupportedFormat(format) => {
                 write!(
                     f,
-                    "unsupported key-value snapshot format {format} (this build reads {SNAPSHOT_FORMAT})"
+                    "unsupported key-value snapshot format {format} (this build reads \
+                     {SNAPSHOT_FORMAT_V1} or {SNAPSHOT_FORMAT})"
                 )
             }
             RestoreError::Undecodable(e) => write!(f, "undecodable key-value snapshot: {e}"),

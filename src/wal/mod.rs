@@ -168,7 +168,6 @@ impl<D: Disk> Wal<D> {
         let snapshot_names = list_parsed(&disk, SNAP_DIR, format::parse_snapshot_name).await?;
         let fresh = segment_names.is_empty() && snapshot_names.is_empty();
         check_meta(&disk, options, fresh).await?;
-        remove_temporary_files(&disk).await?;
 
         let snapshot = match snapshot_names.last() {
             Some(((index, term), _)) => Some(read_snapshot(&disk, *index, *term).await?),
@@ -180,6 +179,9 @@ impl<D: Disk> Wal<D> {
             segments.push((name.clone(), at(&path, disk.read(&path).await)?));
         }
         let replayed = recover::replay(snapshot, &segments)?;
+        // Only now, with every file read and its version known to this
+        // build, does anything on disk change.
+        remove_temporary_files(&disk).await?;
         let mut segment_list = segment_names;
         if let Some(torn) = &replayed.torn_tail {
             if !torn.zeros {
@@ -438,6 +440,12 @@ async fn check_meta<D: Disk>(disk: &D, options: WalOptions, fresh: bool) -> Resu
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound && fresh => {
             let temporary = format!("{META_FILE}.tmp");
+            // A crash during an earlier first start can leave one behind:
+            // appending to it would put its bytes before the meta frame.
+            match disk.remove(&temporary).await {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return at(&temporary, Err(e)),
+                _ => {}
+            }
             let mut file = at(&temporary, disk.open_append(&temporary).await)?;
             at(&temporary, file.append(&format::encode_meta(options.node_id, options.cluster_id)).await)?;
             at(&temporary, file.sync().await)?;
