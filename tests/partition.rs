@@ -581,7 +581,7 @@ fn register_history(records: &[&Record]) -> History {
 }
 
 /// Every register key's history is linearizable in connection order.
-fn check_registers(records: &[Record], nodes: &[Node]) -> usize {
+fn check_registers(records: &[Record], nodes: &[Node], start: Instant, times: &Timeline) -> usize {
     let mut by_key: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
     for record in records.iter().filter(|r| r.key() != COUNTER) {
         by_key.entry(record.key()).or_default().push(record);
@@ -589,11 +589,16 @@ fn check_registers(records: &[Record], nodes: &[Node]) -> usize {
     for (key, records) in &by_key {
         let history = register_history(records);
         if !history.is_linearizable() {
-            let connections: BTreeSet<(usize, &str)> =
+            // The history numbers connections in the order of their ids.
+            let connections: BTreeMap<usize, &str> =
                 records.iter().map(|r| (r.connection, nodes[r.node].name.as_str())).collect();
+            let on: Vec<&str> = connections.into_values().collect();
             panic!(
-                "the history of {key} is not linearizable (connections in order, with their nodes: \
-                 {connections:?}):\n{history}"
+                "the history of {key} is not linearizable; its connections 0, 1, ... are on {on:?} (the last \
+                 {NODES} are the final reads); register-<n>-* keys are written from {WINDOW:?} * n after the \
+                 start, the cut came {:?} and healing {:?} after the start:\n{history}",
+                times.cut - start,
+                times.healed - start
             );
         }
     }
@@ -754,7 +759,7 @@ fn cut_off_leader_steps_down_and_the_majority_serves_without_losing_writes() {
     let finals = read_everything(&nodes, &keys);
     let counter = check_counter(&records, &finals);
     records.extend(finals);
-    let registers = check_registers(&records, &nodes);
+    let registers = check_registers(&records, &nodes, start, &times);
     let unknown = records.iter().filter(|r| !r.succeeded()).count();
     eprintln!(
         "partition: {} operations ({unknown} of unknown outcome), {registers} register histories linearizable, \
