@@ -106,7 +106,10 @@ pub fn receive(frame: PeerFrame, from: Option<NodeId>, cluster_id: u64) -> Resul
 mod tests {
     use super::*;
     use crate::frame::FRAME_PAYLOAD_BYTES_MAX;
-    use crate::raft::{Entry, Index, Membership, Message, MessageKind, Payload, RaftLog, SnapshotMeta, Term};
+    use crate::raft::{
+        Entry, Index, Membership, MembershipChange, Message, MessageKind, Payload, Raft, RaftLog, Recovered,
+        SnapshotMeta, Term,
+    };
 
     fn raft_frame(kind: MessageKind) -> PeerFrame {
         PeerFrame::Message(NodeMessage::Raft(Message { term: Term(u64::MAX), kind }))
@@ -191,6 +194,84 @@ mod tests {
         let error = encode(&append(entries), &mut out).expect_err("over a frame");
         assert!(error.payload_bytes > u64::from(FRAME_PAYLOAD_BYTES_MAX));
         assert_eq!(out, b"kept");
+    }
+
+    /// Runs `nodes` (node `k` has id `k + 1`) until none has anything to
+    /// do: everything persisted at once, every message through the wire
+    /// encoder and decoder; a snapshot the core wants again is `state`.
+    /// Returns the largest frame.
+    fn deliver(nodes: &mut [Raft], state: &[u8]) -> usize {
+        let mut largest = 0;
+        for _ in 0..10_000 {
+            let mut quiet = true;
+            for k in 0..nodes.len() {
+                if nodes[k].wants_snapshot() {
+                    let applied = nodes[k].applied();
+                    nodes[k].compact(applied, state.to_vec(), 0);
+                }
+                let output = nodes[k].take_output();
+                if let Some(&(lsn, _)) = output.persist.last() {
+                    nodes[k].persisted(lsn);
+                    quiet = false;
+                }
+                for (to, message) in output.send {
+                    quiet = false;
+                    let mut out = Vec::new();
+                    let frame = PeerFrame::Message(NodeMessage::Raft(message));
+                    encode(&frame, &mut out).expect("every message the core builds fits in a frame");
+                    largest = largest.max(out.len());
+                    let Ok(Some((PeerFrame::Message(NodeMessage::Raft(message)), _))) = decode(&out) else {
+                        panic!("a frame that does not decode");
+                    };
+                    nodes[to.0 as usize - 1].step(NodeId(k as u64 + 1), message);
+                }
+            }
+            if quiet {
+                return largest;
+            }
+        }
+        panic!("the nodes never went quiet");
+    }
+
+    /// The core itself, at the largest config: a leader replicating entries
+    /// of the largest command and batches filling the byte limit to a
+    /// learner, then a snapshot in chunks to a learner that joins after
+    /// compaction. Every message goes through the wire.
+    #[test]
+    fn every_message_of_a_leader_at_the_largest_config_fits_one_frame() {
+        let config = |id| Config {
+            append_bytes_max: Config::APPEND_BYTES_MAX,
+            append_entries_max: Config::APPEND_ENTRIES_MAX,
+            snapshot_chunk_bytes_max: Config::SNAPSHOT_CHUNK_BYTES_MAX,
+            ..Config::new(NodeId(id))
+        };
+        let mut founding = Raft::bootstrap([NodeId(1)]);
+        let Payload::Membership(membership) = &mut founding.entries[0].payload else { unreachable!() };
+        membership.learners.insert(NodeId(2));
+        let mut nodes = vec![
+            Raft::restore(config(1), 1, founding.clone()).unwrap(),
+            Raft::restore(config(2), 2, founding).unwrap(),
+        ];
+        let state = vec![9; 40 << 20];
+        deliver(&mut nodes, &state);
+        assert!(nodes[0].is_leader(), "the sole voter leads");
+
+        let largest_command = Config::ENTRY_COMMAND_BYTES_MAX as usize;
+        nodes[0].propose(vec![1; largest_command]).unwrap();
+        nodes[0].propose_batch(vec![vec![2; 3 << 20]; 24]).unwrap();
+        nodes[0].propose(vec![3; largest_command]).unwrap();
+        let largest = deliver(&mut nodes, &state);
+        assert_eq!(nodes[1].log().last_index(), nodes[0].log().last_index(), "the learner has everything");
+        assert!(largest > largest_command, "an append of the largest entry was sent");
+
+        let applied = nodes[0].applied();
+        nodes[0].compact(applied, state.clone(), 0);
+        nodes.push(Raft::restore(config(3), 3, Recovered::default()).unwrap());
+        nodes[0].propose_membership_change(MembershipChange::AddLearner(NodeId(3))).unwrap();
+        let largest = deliver(&mut nodes, &state);
+        assert!(nodes[2].snapshot_index() >= applied, "the new learner got a snapshot");
+        assert_eq!(nodes[2].log().last_index(), nodes[0].log().last_index());
+        assert!(largest > Config::SNAPSHOT_CHUNK_BYTES_MAX as usize, "a full chunk was sent");
     }
 
     #[test]
