@@ -98,16 +98,18 @@ fn a_second_process_on_a_data_directory_in_use_exits_naming_it_and_the_holders_p
 
     // What the first wrote is on its disk, whole: a restart reads it back.
     cluster.servers[0].kill9();
+    let starts = cluster.servers[0].log_text().matches("cashe started").count();
     cluster.servers[0].start(None);
+    // No reads before it listens, so that a failed start shows as one.
+    eventually("the restarted process listening", || {
+        let log = cluster.servers[0].log_text();
+        assert!(cluster.servers[0].is_running(), "the restart failed:\n{}", cluster.log_tails(20));
+        (log.matches("cashe started").count() > starts).then_some(())
+    });
     for (key, value) in [("before", "the second process"), ("after", "the second process")] {
-        let mut last = Reply::nil();
-        let found = (0..200).find_map(|_| {
-            last = cluster.servers[0].call(&["GET", key]);
-            std::thread::sleep(Duration::from_millis(50));
-            (!last.is_error()).then(|| last.clone())
+        let reply = eventually(&format!("GET {key} after a restart"), || {
+            Some(cluster.servers[0].call(&["GET", key])).filter(|reply| !reply.is_error())
         });
-        let reply =
-            found.unwrap_or_else(|| panic!("GET {key} after a restart: {last:?}\n{}", cluster.log_tails(30)));
         assert_eq!(reply, Reply::bulk(value), "{key} after a restart\n{}", cluster.dump_logs());
     }
 }

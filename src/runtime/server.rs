@@ -173,15 +173,30 @@ fn read_meta(datadir: &std::path::Path) -> Result<Option<(u64, u64)>, String> {
     }
 }
 
+/// How long start-up keeps trying a port in use before it gives up. A
+/// process killed with SIGKILL leaves its listening sockets open for a few
+/// milliseconds after it is reaped (io_uring tears its pending accepts down
+/// asynchronously; 5-10 ms measured, more under load), so an immediate
+/// restart must wait for them; a port held by a live process is still an
+/// error within this.
+const LISTEN_RETRY: Duration = Duration::from_secs(2);
+
 /// A listener on `address` that no other socket may share. glommio's own
 /// `TcpListener::bind` sets `SO_REUSEPORT`, with which a second process
 /// binds the same port and the kernel splits connections between the two;
 /// std's bind sets only `SO_REUSEADDR` (rebinding over old connections in
 /// TIME_WAIT), so a port in use is an error naming the address.
-fn listen(address: SocketAddr, for_whom: &str, adopt: AdoptListener) -> Result<TcpListener, String> {
-    let listener = std::net::TcpListener::bind(address)
-        .map_err(|e| format!("cannot listen for {for_whom} on {address}: {e}"))?;
-    Ok(adopt(listener))
+async fn listen(address: SocketAddr, for_whom: &str, adopt: AdoptListener) -> Result<TcpListener, String> {
+    let started = Instant::now();
+    loop {
+        match std::net::TcpListener::bind(address) {
+            Ok(listener) => return Ok(adopt(listener)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && started.elapsed() < LISTEN_RETRY => {
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(format!("cannot listen for {for_whom} on {address}: {e}")),
+        }
+    }
 }
 
 /// Runs one node until a signal or its removal; an error for anything that
@@ -199,8 +214,12 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     let created = !config.datadir.exists();
     std::fs::create_dir_all(&config.datadir).map_err(|e| format!("{}: {e}", config.datadir.display()))?;
     let lock = super::lock::lock_datadir(&config.datadir)?;
-    let listeners = listen(config.client_bind, "clients", config.adopt_listener)
-        .and_then(|client| Ok((client, listen(config.raft_bind, "peers", config.adopt_listener)?)));
+    let listeners = match listen(config.client_bind, "clients", config.adopt_listener).await {
+        Ok(client) => {
+            listen(config.raft_bind, "peers", config.adopt_listener).await.map(|raft| (client, raft))
+        }
+        Err(e) => Err(e),
+    };
     let (client_listener, raft_listener) = match listeners {
         Ok(listeners) => listeners,
         Err(e) if created => {
