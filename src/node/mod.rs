@@ -173,11 +173,11 @@ struct PendingRead {
 pub const READ_TIMEOUT: &str = "TIMEOUT the read could not be confirmed with the leader in time; retry";
 
 /// Room in one frame (`crate::frame`) for what surrounds a logged command:
-/// the entry's index, term and payload tag in a WAL record; the message,
-/// its sender, term and log position around an `Append` of one entry (an
-/// `Append` of several holds at most `append_bytes_max`, 1 MiB); the id
-/// and term of a `Forward`. Those take well under 200 bytes; this is
-/// generous on purpose.
+/// the entry's index, term and payload tag in a WAL record; the message
+/// around an `Append` carrying the entry alone (`raft::Config` bounds
+/// batches, and `node::wire` asserts this limit below the core's
+/// `ENTRY_COMMAND_BYTES_MAX`); the id, term and clock of a `Forward`.
+/// Those take well under 200 bytes; this is generous on purpose.
 pub const COMMAND_HEADROOM_BYTES: usize = 64 << 10;
 
 /// The largest command a node accepts, proposes or forwards, measured as
