@@ -3,8 +3,9 @@
 //! itself):
 //! - a second process on a data directory in use exits at once, naming the
 //!   directory and the holder's pid, and changes nothing;
-//! - a second process on a client or Raft port in use exits at once naming
-//!   the address (no port is shared, so no connection reaches it);
+//! - a second process on a client or Raft port in use exits naming the
+//!   address, once the port is still taken after start-up's 2 s of retries
+//!   (no port is shared, so no connection reaches it);
 //! - a command, or a MULTI/EXEC transaction, over the largest command a log
 //!   entry holds (`COMMAND_BYTES_MAX`) gets an error, through the leader or
 //!   a follower, and the cluster keeps serving;
@@ -59,7 +60,8 @@ fn assert_refused(finished: &Finished, code: i32) {
     assert_eq!(status.code(), Some(code), "{}", describe(finished));
 }
 
-/// `SET key value` then `GET key` on one connection, as acknowledged writes.
+/// `SET key value` acknowledged through `node`, then read back there
+/// (retrying what a leader change or a restart answers).
 fn assert_serves(cluster: &Cluster, node: usize, key: &str, value: &str) {
     cluster.set_acknowledged(node, key, value);
     let server = &cluster.servers[node];
