@@ -11,6 +11,7 @@
 //! - [`peer`]: the peer wire, outbound links with reconnect and backoff,
 //!   inbound readers;
 //! - [`join`]: the `CLUSTER JOIN` handshake of a new node;
+//! - [`lock`]: the data directory's `LOCK`, one process per directory;
 //! - [`mailbox`]: the queue between tasks;
 //! - [`disk`]: [`disk::GlommioDisk`], the production implementation of the
 //!   storage seam `wal::disk::Disk`.

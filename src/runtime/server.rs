@@ -1,4 +1,5 @@
-//! The server: start-up (recover, bootstrap or join), the listeners, and
+//! The server: start-up (the data directory's lock, then the listeners,
+//! which no other process may share, then recover, bootstrap or join), and
 //! the loop that drives the node (DESIGN §8).
 //!
 //! Every task (client connections, peer readers, the ticker, the disk) only
