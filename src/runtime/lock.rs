@@ -39,9 +39,7 @@ pub fn lock_datadir(datadir: &Path) -> Result<DataDirLock, String> {
     let in_dir = |e: std::io::Error| format!("{}: {e}", path.display());
     let mut file =
         OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(in_dir)?;
-    // `File::try_lock` is std since Rust 1.89, newer than the MSRV that
-    // Cargo.toml states (1.88); that must be raised to 1.89 with this.
-    #[allow(clippy::incompatible_msrv)]
+    // `File::try_lock` (std since Rust 1.89, the stated MSRV) is flock.
     let locked = file.try_lock();
     match locked {
         Ok(()) => {}
