@@ -302,3 +302,62 @@ fn a_leader_answers_an_oversized_forward_with_the_error_and_proposes_nothing() {
     // Only the small SET was proposed after it.
     assert_eq!(leader.raft().log().last_index().0, last_index.0 + 1, "the oversized forward was proposed");
 }
+
+/// Hands every record the node wants persisted back as durable, until it
+/// is idle; returns what it sent and replied on the way.
+fn settle(node: &mut Node) -> cashe::node::Output {
+    let mut all = cashe::node::Output::default();
+    for _ in 0..100 {
+        let output = node.take_output();
+        if output == cashe::node::Output::default() {
+            break;
+        }
+        if let Some((lsn, _)) = output.persist.last() {
+            node.persisted(*lsn);
+        }
+        all.send.extend(output.send);
+        all.replies.extend(output.replies);
+    }
+    all
+}
+
+#[test]
+fn a_reply_too_large_for_the_peer_wire_reaches_the_follower_as_an_error_saying_the_command_ran() {
+    let mut leader = leader_alone();
+    let _ = settle(&mut leader);
+    // Built by two APPENDs, each under the command limit: 80 MiB in all.
+    let half = vec![b'v'; 40 << 20];
+    for _ in 0..2 {
+        leader.client(ConnId(1), vec![b"APPEND".to_vec(), b"big".to_vec(), half.clone()], 2_000);
+        let _ = settle(&mut leader);
+    }
+    let term: Term = leader.raft().term();
+    let args = vec![b"GETDEL".to_vec(), b"big".to_vec()];
+    leader.step(NodeId(2), NodeMessage::Forward { id: 9, term, now_ms: 2_000, args });
+    let output = settle(&mut leader);
+
+    let answers: Vec<&Reply> = output
+        .send
+        .iter()
+        .filter_map(|(_, message)| match message {
+            NodeMessage::ForwardReply { id: 9, reply, .. } => Some(reply),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answers.len(), 1, "one answer to the forward");
+    match answers[0] {
+        Reply::Error(text) => assert!(text.starts_with("ERR the command ran, but its reply"), "{text}"),
+        other => panic!("a reply of 80 MiB cannot cross the wire; got {:?}", std::mem::discriminant(other)),
+    }
+    let mut encoded = Vec::new();
+    let message = NodeMessage::ForwardReply { id: 9, reply: answers[0].clone(), index: None };
+    cashe::node::wire::encode(&cashe::node::wire::PeerFrame::Message(message), &mut encoded)
+        .expect("the answer fits one frame");
+    leader.client(ConnId(1), vec![b"EXISTS".to_vec(), b"big".to_vec()], 2_000);
+    let output = settle(&mut leader);
+    assert!(
+        output.replies.iter().any(|(_, reply)| *reply == Reply::Integer(0)),
+        "GETDEL ran: {:?}",
+        output.replies
+    );
+}

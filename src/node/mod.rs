@@ -693,6 +693,9 @@ impl Node {
             }
             Requester::Barrier(ticket) => self.on_barrier(ticket, reply, index),
             Requester::Remote { from, id } => {
+                let bytes = wire::reply_bytes_bound(&reply);
+                let reply =
+                    if bytes > wire::FORWARD_REPLY_BYTES_MAX { wire::reply_too_large(bytes) } else { reply };
                 self.output.send.push((from, NodeMessage::ForwardReply { id, reply, index }))
             }
         }

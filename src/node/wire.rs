@@ -33,6 +33,41 @@ pub enum PeerFrame {
     Keepalive,
 }
 
+/// The largest reply a leader sends back to the follower that forwarded
+/// its command, bounded by [`reply_bytes_bound`]; a larger one is replaced
+/// by [`reply_too_large`]. Room is left for the message around it.
+pub const FORWARD_REPLY_BYTES_MAX: usize = frame::FRAME_PAYLOAD_BYTES_MAX as usize - (64 << 10);
+
+/// At least the bytes postcard takes for `reply`: a tag and a varint
+/// (at most 10 bytes) for every value, plus its bytes.
+pub fn reply_bytes_bound(reply: &crate::protocol::Reply) -> usize {
+    use crate::protocol::Reply;
+    const HEADER: usize = 11;
+    let all = |replies: &[Reply]| replies.iter().map(reply_bytes_bound).fold(0, usize::saturating_add);
+    HEADER.saturating_add(match reply {
+        Reply::Simple(text) | Reply::Error(text) | Reply::Double(text) | Reply::BigNumber(text) => text.len(),
+        Reply::Integer(_) | Reply::Null | Reply::Boolean(_) | Reply::Bulk(None) | Reply::Array(None) => {
+            HEADER
+        }
+        Reply::Bulk(Some(bytes)) => bytes.len(),
+        Reply::Array(Some(items)) | Reply::Set(items) | Reply::Push(items) => all(items),
+        Reply::Map(pairs) => pairs
+            .iter()
+            .map(|(key, value)| reply_bytes_bound(key).saturating_add(reply_bytes_bound(value)))
+            .fold(0, usize::saturating_add),
+        Reply::Verbatim { format, text } => HEADER + format.len() + text.len(),
+    })
+}
+
+/// What a follower's client gets instead of a reply too large for the
+/// peer wire: the command ran, only its answer cannot travel.
+pub fn reply_too_large(bytes: usize) -> crate::protocol::Reply {
+    crate::protocol::Reply::error(format!(
+        "ERR the command ran, but its reply of about {bytes} bytes is over the {FORWARD_REPLY_BYTES_MAX} \
+         bytes a follower can relay; send it to the leader for the reply"
+    ))
+}
+
 /// A link with nothing to send writes a `Keepalive` this often.
 pub const KEEPALIVE_MS: u64 = 200;
 /// A reader that hears nothing for this long closes the connection.
@@ -110,6 +145,37 @@ mod tests {
         Entry, Index, Membership, MembershipChange, Message, MessageKind, Payload, Raft, RaftLog, Recovered,
         SnapshotMeta, Term,
     };
+
+    #[test]
+    fn the_reply_bound_is_never_below_the_encoding() {
+        use crate::protocol::Reply;
+        let long = "x".repeat(300);
+        let leaves = vec![
+            Reply::ok(),
+            Reply::error(long.clone()),
+            Reply::Integer(i64::MIN),
+            Reply::nil(),
+            Reply::bulk(vec![7; 70_000]),
+            Reply::Array(None),
+            Reply::Null,
+            Reply::Double("-inf".into()),
+            Reply::Boolean(true),
+            Reply::text(long.clone()),
+            Reply::BigNumber(long),
+        ];
+        let mut replies = leaves.clone();
+        replies.push(Reply::Array(Some(leaves.clone())));
+        replies.push(Reply::Set(leaves.clone()));
+        replies.push(Reply::Push(vec![Reply::Array(Some(leaves.clone()))]));
+        replies.push(Reply::Map(leaves.iter().cloned().zip(leaves.iter().cloned().rev()).collect()));
+        for reply in replies {
+            let message = NodeMessage::ForwardReply { id: u64::MAX, reply: reply.clone(), index: None };
+            let encoded = postcard::to_stdvec(&PeerFrame::Message(message)).unwrap().len();
+            // The message around the reply: two tags, the id and the index.
+            assert!(reply_bytes_bound(&reply) + 32 >= encoded, "{reply:?}");
+        }
+        assert!(FORWARD_REPLY_BYTES_MAX + 32 <= FRAME_PAYLOAD_BYTES_MAX as usize);
+    }
 
     fn raft_frame(kind: MessageKind) -> PeerFrame {
         PeerFrame::Message(NodeMessage::Raft(Message { term: Term(u64::MAX), kind }))
