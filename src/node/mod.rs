@@ -970,10 +970,31 @@ fn encode_snapshot(directory: &Directory, store: &Store) -> Vec<u8> {
 }
 
 fn decode_snapshot(bytes: &[u8]) -> Result<(Directory, Store), String> {
-    let snapshot: NodeSnapshot = postcard::from_bytes(bytes).map_err(|e| format!("snapshot: {e}"))?;
-    if snapshot.format != NODE_SNAPSHOT_FORMAT {
-        return Err(format!("snapshot: format {} is not {NODE_SNAPSHOT_FORMAT}", snapshot.format));
+    // The format comes first and is checked first: a later format's layout
+    // must be refused by name, not as bytes that do not decode.
+    let (format, _) = postcard::take_from_bytes::<u32>(bytes).map_err(|e| format!("snapshot: {e}"))?;
+    if format != NODE_SNAPSHOT_FORMAT {
+        return Err(format!(
+            "snapshot: node snapshot format {format}; this build reads {NODE_SNAPSHOT_FORMAT}"
+        ));
     }
+    let snapshot: NodeSnapshot = postcard::from_bytes(bytes).map_err(|e| format!("snapshot: {e}"))?;
     let store = Store::restore(&snapshot.store).map_err(|e| format!("snapshot: {e}"))?;
     Ok((snapshot.directory, store))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_snapshot_of_another_format_is_refused_by_its_format() {
+        let bytes = encode_snapshot(&Directory::default(), &Store::default());
+        assert!(decode_snapshot(&bytes).is_ok());
+        // A later format whose layout this build cannot decode at all.
+        let mut later = vec![NODE_SNAPSHOT_FORMAT as u8 + 1];
+        later.extend_from_slice(&[0xff; 16]);
+        let error = decode_snapshot(&later).map(|_| ()).unwrap_err();
+        assert!(error.contains("node snapshot format 2; this build reads 1"), "{error}");
+    }
 }
