@@ -1,7 +1,12 @@
 //! The on-disk formats, pinned byte for byte by the files in
 //! `tests/golden/data/` (a data directory: `meta`, one WAL segment holding
 //! every kind of record, one snapshot file whose data is a node's snapshot
-//! in key-value format 2).
+//! in key-value format 3, a hash in it).
+//!
+//! `tests/golden/kv-format-2/` is the data directory the build before
+//! key-value format 3 wrote (its snapshot in key-value format 2). It is a
+//! read-only fixture, never regenerated: this build must open it and answer
+//! as its requests said.
 //!
 //! Each file is (a) decoded by this build and compared with the values
 //! written out below, and (b) written again from those values by this build
@@ -59,8 +64,15 @@ const FILES: [&str; 3] = [META_PATH, SEGMENT_PATH, SNAPSHOT_PATH];
 const WRITE_VARIABLE: &str = "CASHE_GOLDEN_WRITE";
 
 /// The requests, in order; a node logs each as one command entry.
-const REQUESTS: [&str; 5] =
-    ["SET greeting hello PX 3600000", "SET doomed x", "DEL doomed", "SET color red", "SET color blue"];
+const REQUESTS: [&str; 5] = [
+    "SET greeting hello PX 3600000",
+    "HSET visitor name ann",
+    "RENAME visitor user",
+    "SET color red",
+    "SET color blue",
+];
+/// The read-only fixture of the build before key-value format 3.
+const KV_FORMAT_2_DIR: &str = "tests/golden/kv-format-2";
 
 fn args(text: &str) -> Vec<Vec<u8>> {
     text.split(' ').map(|word| word.as_bytes().to_vec()).collect()
@@ -73,18 +85,51 @@ fn commands() -> Vec<Vec<u8>> {
     let logged = |parts: &[&[u8]]| [&NOW_MS_VARINT[..], &parts.concat()].concat();
     vec![
         logged(&[b"\x05", b"\x03SET", b"\x08greeting", b"\x05hello", b"\x02PX", b"\x073600000"]),
-        logged(&[b"\x03", b"\x03SET", b"\x06doomed", b"\x01x"]),
-        logged(&[b"\x02", b"\x03DEL", b"\x06doomed"]),
+        logged(&[b"\x04", b"\x04HSET", b"\x07visitor", b"\x04name", b"\x03ann"]),
+        logged(&[b"\x03", b"\x06RENAME", b"\x07visitor", b"\x04user"]),
         logged(&[b"\x03", b"\x03SET", b"\x05color", b"\x03red"]),
         logged(&[b"\x03", b"\x03SET", b"\x05color", b"\x04blue"]),
     ]
 }
 
-/// The key-value part of the snapshot, format 2 (src/kv/snapshot.rs):
+/// The key-value part of the snapshot, format 3 (src/kv/snapshot.rs):
+/// format byte, last sequence 3, version 3, two entries in key order, each
+/// key, value (variant 0, a string: its bytes; variant 1, a hash: its
+/// field-value pairs), expiry, sequence, modification version —
+/// `greeting` = `hello`, expiring, sequence 1, modified at version 1;
+/// `user` = {`name`: `ann`}, no expiry, sequence 3 (a renamed key is
+/// created anew), modified at version 3 —, one tombstone (`visitor`,
+/// renamed away at version 3), tombstone floor 0.
+fn key_value_snapshot() -> Vec<u8> {
+    [
+        &[3u8, 3, 3, 2][..],
+        &[8],
+        b"greeting",
+        &[0, 5],
+        b"hello",
+        &[1],
+        &EXPIRY_VARINT,
+        &[1, 1],
+        &[4],
+        b"user",
+        &[1, 1, 4],
+        b"name",
+        &[3],
+        b"ann",
+        &[0, 3, 3],
+        &[1, 7],
+        b"visitor",
+        &[3],
+        &[0],
+    ]
+    .concat()
+}
+
+/// The key-value snapshot in `KV_FORMAT_2_DIR`, format 2 (no value types):
 /// format byte, last sequence 2, version 3, one entry (`greeting` =
 /// `hello`, expiring, sequence 1, modified at version 1), one tombstone
 /// (`doomed`, deleted at version 3), tombstone floor 0.
-fn key_value_snapshot() -> Vec<u8> {
+fn key_value_snapshot_format_2() -> Vec<u8> {
     [
         &[2u8, 2, 3][..],
         &[1, 8],
@@ -323,16 +368,67 @@ fn the_golden_directory_restores_a_node_that_answers_as_the_requests_said() {
     settle(&mut node, &mut Vec::new(), &mut None);
     assert_eq!(read(&node, "GET greeting"), Reply::bulk("hello"));
     assert_eq!(read(&node, "PTTL greeting"), Reply::Integer(3_600_000));
-    assert_eq!(read(&node, "GET doomed"), Reply::nil());
+    assert_eq!(read(&node, "HGET user name"), Reply::bulk("ann"));
+    assert_eq!(read(&node, "EXISTS visitor"), Reply::Integer(0));
     assert_eq!(read(&node, "GET color"), Reply::bulk("blue"), "the entry after the snapshot is applied");
 }
 
 #[test]
-fn the_key_value_snapshot_format_2_restores_and_is_written_again_byte_for_byte() {
+fn the_key_value_snapshot_format_3_restores_and_is_written_again_byte_for_byte() {
     let store = Store::restore(&key_value_snapshot()).unwrap();
     assert_eq!(store.read(&args("GET greeting"), NOW_MS), Reply::bulk("hello"));
-    assert_eq!(store.read(&args("EXISTS doomed"), NOW_MS), Reply::Integer(0));
+    assert_eq!(store.read(&args("TYPE user"), NOW_MS), Reply::Simple("hash".into()));
+    assert_eq!(
+        store.read(&args("HGETALL user"), NOW_MS),
+        Reply::Map(vec![(Reply::bulk("name"), Reply::bulk("ann"))])
+    );
+    assert_eq!(store.read(&args("EXISTS visitor"), NOW_MS), Reply::Integer(0));
     assert_eq!(store.snapshot(), key_value_snapshot());
+}
+
+/// Format 2 (before typed values) is no longer written but still read,
+/// and written again as format 3: each value gains its variant byte 0.
+#[test]
+fn the_key_value_snapshot_format_2_still_restores() {
+    let store = Store::restore(&key_value_snapshot_format_2()).unwrap();
+    assert_eq!(store.read(&args("GET greeting"), NOW_MS), Reply::bulk("hello"));
+    assert_eq!(store.read(&args("EXISTS doomed"), NOW_MS), Reply::Integer(0));
+    let format_3 = [
+        &[3u8, 2, 3, 1, 8][..],
+        b"greeting",
+        &[0, 5],
+        b"hello",
+        &[1],
+        &EXPIRY_VARINT,
+        &[1, 1, 1, 6],
+        b"doomed",
+        &[3, 0],
+    ]
+    .concat();
+    assert_eq!(store.snapshot(), format_3);
+}
+
+/// A data directory of the build before format 3 opens, and a node
+/// restored from it answers as its requests said.
+#[test]
+fn the_data_directory_with_a_key_value_format_2_snapshot_still_opens() {
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(KV_FORMAT_2_DIR);
+    let disk = SimDisk::new();
+    for path in FILES {
+        disk.put(path, std::fs::read(fixture.join(path)).unwrap());
+    }
+    let snapshot_file = disk.contents(SNAPSHOT_PATH).unwrap();
+    assert!(
+        snapshot_file.ends_with(&key_value_snapshot_format_2()),
+        "the fixture's snapshot holds key-value format 2"
+    );
+    let recovered = open(&disk).unwrap();
+    let mut node = Node::restore(config(), 1, recovered).unwrap();
+    settle(&mut node, &mut Vec::new(), &mut None);
+    assert_eq!(read(&node, "GET greeting"), Reply::bulk("hello"));
+    assert_eq!(read(&node, "PTTL greeting"), Reply::Integer(3_600_000));
+    assert_eq!(read(&node, "GET doomed"), Reply::nil());
+    assert_eq!(read(&node, "GET color"), Reply::bulk("blue"), "the entry after the snapshot is applied");
 }
 
 /// Format 1 (before WATCH versions and tombstones) is no longer written
@@ -344,15 +440,15 @@ fn the_key_value_snapshot_format_1_still_restores() {
     let store = Store::restore(&format_1).unwrap();
     assert_eq!(store.read(&args("GET greeting"), NOW_MS), Reply::bulk("hello"));
     assert_eq!(store.read(&args("PTTL greeting"), NOW_MS), Reply::Integer(3_600_000));
-    assert_eq!(store.snapshot()[0], 2, "written again as format 2");
+    assert_eq!(store.snapshot()[0], 3, "written again as format 3");
 }
 
 #[test]
 fn a_key_value_snapshot_of_an_unknown_format_is_refused_naming_the_formats_read() {
     let mut bytes = key_value_snapshot();
-    bytes[0] = 3;
+    bytes[0] = 4;
     let error = Store::restore(&bytes).unwrap_err().to_string();
-    assert!(error.contains("format 3") && error.contains("1 or 2"), "{error}");
+    assert!(error.contains("format 4") && error.contains("1, 2 or 3"), "{error}");
 }
 
 // ----- versions: refused by name, and nothing on disk changes -------------

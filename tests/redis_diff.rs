@@ -2,8 +2,8 @@
 //! `cashe::kv::Store` and to a real `redis-server` (7.0, started here as a
 //! child process on a free port), and every reply is compared byte for
 //! byte (`Reply::to_bytes()` against the raw RESP bytes from the server).
-//! Three phases: random command sequences over a small key space (one
-//! FLUSHALL per seed), KEYS with random glob patterns over keys made for
+//! Three phases: random command sequences over a small key space shared by
+//! string, hash and key commands (one FLUSHALL per seed), KEYS with random glob patterns over keys made for
 //! them, and INCRBYFLOAT on random pairs of numbers. The test prints how
 //! many commands it compared; `CASHE_REDIS_DIFF_SEEDS=n` runs more seeds.
 //!
@@ -29,13 +29,18 @@
 //!   * SET is never given a past EXAT/PXAT (GETEX and EXPIREAT are): Redis
 //!     would store the key already expired and count it in DBSIZE until its
 //!     background expiry cycle happens to delete it.
-//! - KEYS: both arrays are sorted before comparing (Redis answers in hash
-//!   table order, the Store in key order).
+//! - KEYS, HKEYS, HVALS: both arrays are sorted before comparing (Redis
+//!   answers in hash table or listpack order, the Store in key or field
+//!   order); HGETALL's field-value pairs are sorted likewise, in RESP2's
+//!   flat array as in RESP3's map.
 //! - SCAN: a valid SCAN is run as a full iteration from cursor 0 on both
 //!   sides and the sets of keys returned are compared; cursors themselves
 //!   are not (Redis's are hash-table positions). A SCAN that either side
 //!   answers with an error (bad cursor, COUNT, option) is compared byte for
 //!   byte.
+//! - HSCAN: the same as SCAN, comparing the sets of field-value pairs
+//!   (Redis answers a small hash whole, cursor 0; the Store walks fields
+//!   COUNT at a time).
 //! - RANDOMKEY: Redis picks at random; only "nil or not" is compared, and
 //!   the key Redis returned must exist in the Store.
 //!
@@ -73,7 +78,12 @@ const FAR_FUTURE_SECONDS: u64 = 4_102_444_800;
 
 /// The small key space the commands share, so that they interact; it
 /// includes the empty key, a key with glob characters and a non-UTF-8 key.
+/// String and hash commands draw from the same keys, so each meets keys of
+/// the other type (WRONGTYPE).
 const KEYS: [&[u8]; 8] = [b"k0", b"k1", b"k2", b"k3", b"key:a", b"key:*", b"", b"\xffk"];
+
+/// The fields hash commands share: few, so that HDEL empties hashes.
+const FIELDS: [&[u8]; 6] = [b"f0", b"f1", b"f2", b"", b"f:*", b"\xfff"];
 
 // The redis-server child process and the raw-bytes RESP client are shared
 // with tests/server.rs.
@@ -91,8 +101,11 @@ fn now_ms() -> u64 {
 #[derive(Clone, Copy, Debug)]
 enum Check {
     Exact,
-    /// KEYS: sort both arrays first.
+    /// KEYS, HKEYS, HVALS: sort both arrays first.
     Sorted,
+    /// HGETALL: sort the field-value pairs of both (a flat array in RESP2,
+    /// a map in RESP3).
+    SortedPairs,
     /// TTL family: tolerance unless negative or (for absolute) far future.
     Clock {
         milliseconds: bool,
@@ -101,6 +114,8 @@ enum Check {
     RandomKey,
     /// A valid SCAN: iterate fully on both sides, compare the key sets.
     ScanAll,
+    /// A valid HSCAN: the same, comparing the sets of field-value pairs.
+    HScanAll,
 }
 
 struct Case {
@@ -136,6 +151,15 @@ impl Generator {
 
     fn key(&mut self) -> Vec<u8> {
         self.pick(&KEYS).to_vec()
+    }
+
+    fn field(&mut self) -> Vec<u8> {
+        self.pick(&FIELDS).to_vec()
+    }
+
+    fn fields(&mut self, min: u64) -> Vec<Vec<u8>> {
+        let count = self.rng.range(min, min + 4);
+        (0..count).map(|_| self.field()).collect()
     }
 
     fn keys(&mut self, min: u64) -> Vec<Vec<u8>> {
@@ -405,6 +429,78 @@ impl Generator {
         Case { args, check: Check::ScanAll }
     }
 
+    fn hscan_case(&mut self, key: Vec<u8>) -> Case {
+        let mut args = vec![b"HSCAN".to_vec(), key, b"0".to_vec()];
+        let invalid = self.chance(20);
+        if invalid {
+            args[2] = self.pick(&[b"abc", b" 1", b"1 ", b"+", b"18446744073709551616", b"0"]).to_vec();
+        }
+        for _ in 0..self.below(3) {
+            match self.below(4) {
+                0 => {
+                    args.push(b"MATCH".to_vec());
+                    args.push(self.pick(&[b"*", b"f*", b"f[01]", b"*:*", b"", b"?"]).to_vec());
+                }
+                1 => {
+                    args.push(b"COUNT".to_vec());
+                    let count = if invalid {
+                        self.integer_text()
+                    } else {
+                        self.rng.range(1, 5).to_string().into_bytes()
+                    };
+                    args.push(count);
+                }
+                2 if invalid => args.extend(words(&[b"TYPE", b"hash"])),
+                _ if invalid => args.push(self.pick(&[b"COUNT", b"MATCH", b"foo"]).to_vec()),
+                _ => {}
+            }
+        }
+        Case { args, check: Check::HScanAll }
+    }
+
+    /// Hash commands, on keys that may hold strings.
+    fn hash_case(&mut self, key: Vec<u8>) -> Case {
+        let exact = |args: Vec<Vec<u8>>| Case { args, check: Check::Exact };
+        match self.below(18) {
+            0..=4 => {
+                let mut args = vec![self.pick(&[b"HSET", b"HMSET", b"hset"]).to_vec(), key];
+                for _ in 0..self.rng.range(1, 4) {
+                    args.push(self.field());
+                    args.push(self.value());
+                }
+                if self.chance(8) {
+                    args.push(self.field());
+                }
+                exact(args)
+            }
+            5 => exact(vec![b"HSETNX".to_vec(), key, self.field(), self.value()]),
+            6 | 7 => exact(vec![b"HGET".to_vec(), key, self.field()]),
+            8 => {
+                let mut args = vec![b"HMGET".to_vec(), key];
+                args.extend(self.fields(1));
+                exact(args)
+            }
+            9 | 10 => {
+                let mut args = vec![b"HDEL".to_vec(), key];
+                args.extend(self.fields(1));
+                exact(args)
+            }
+            11 => {
+                let name = self.pick(&[b"HEXISTS", b"HSTRLEN"]).to_vec();
+                exact(vec![name, key, self.field()])
+            }
+            12 => exact(vec![b"HLEN".to_vec(), key]),
+            13 => exact(vec![b"HINCRBY".to_vec(), key, self.field(), self.integer_text()]),
+            14 => exact(vec![b"HINCRBYFLOAT".to_vec(), key, self.field(), self.float_text()]),
+            15 => {
+                let name = self.pick(&[b"HKEYS", b"HVALS"]).to_vec();
+                Case { args: vec![name, key], check: Check::Sorted }
+            }
+            16 => Case { args: vec![b"HGETALL".to_vec(), key], check: Check::SortedPairs },
+            _ => self.hscan_case(key),
+        }
+    }
+
     fn unknown_or_arity_case(&mut self) -> Vec<Vec<u8>> {
         if self.chance(50) {
             let mut args = vec![self.pick(&[b"NOSUCHCMD", b"gett", b"SETT", b"xyz", b"GEt"]).to_vec()];
@@ -415,7 +511,13 @@ impl Generator {
             return args;
         }
         // (name, arity): the argument count drawn is always a wrong one.
-        const ARITIES: [(&[u8], i64); 16] = [
+        const ARITIES: [(&[u8], i64); 22] = [
+            (b"HSET", -4),
+            (b"hmset", -4),
+            (b"HGET", 3),
+            (b"HDEL", -3),
+            (b"HSCAN", -3),
+            (b"HINCRBYFLOAT", 4),
             (b"GET", 2),
             (b"SET", -3),
             (b"getrange", 4),
@@ -451,7 +553,7 @@ impl Generator {
     fn next_case(&mut self) -> Case {
         let key = self.key();
         let exact = |args: Vec<Vec<u8>>| Case { args, check: Check::Exact };
-        match self.below(48) {
+        match self.below(64) {
             0..=3 => {
                 let mut args = vec![b"SET".to_vec(), key, self.value()];
                 self.set_options(&mut args);
@@ -554,7 +656,8 @@ impl Generator {
                 exact(args)
             }
             44 | 45 => exact(self.unknown_or_arity_case()),
-            _ => exact(vec![b"GET".to_vec(), key]),
+            46 | 47 => exact(vec![b"GET".to_vec(), key]),
+            _ => self.hash_case(key),
         }
     }
 }
@@ -608,6 +711,9 @@ impl Runner {
             Check::Sorted => {
                 assert_eq!(sorted(ours), sorted(parse_all(&raw)), "{}", context());
             }
+            Check::SortedPairs => {
+                assert_eq!(sorted_pairs(ours), sorted_pairs(parse_all(&raw)), "{}", context());
+            }
             Check::Clock { milliseconds, absolute } => {
                 let (Reply::Integer(a), Reply::Integer(b)) = (&ours, parse_all(&raw)) else {
                     return assert_same(&ours.to_bytes(), &raw, &context());
@@ -632,22 +738,32 @@ impl Runner {
                 if matches!(ours, Reply::Error(_)) || raw.first() == Some(&b'-') {
                     return assert_same(&ours.to_bytes(), &raw, &context());
                 }
-                let theirs = self.scan_all(&case.args, true, raw);
-                let mine = self.scan_all(&case.args, false, ours.to_bytes());
+                let theirs = self.scan_all(&case.args, true, raw, 1);
+                let mine = self.scan_all(&case.args, false, ours.to_bytes(), 1);
                 assert_eq!(mine, theirs, "{}: SCAN iteration key sets", context());
+            }
+            Check::HScanAll => {
+                if matches!(ours, Reply::Error(_)) || raw.first() == Some(&b'-') {
+                    return assert_same(&ours.to_bytes(), &raw, &context());
+                }
+                let theirs = self.scan_all(&case.args, true, raw, 2);
+                let mine = self.scan_all(&case.args, false, ours.to_bytes(), 2);
+                assert_eq!(mine, theirs, "{}: HSCAN iteration field-value sets", context());
             }
         }
         self.compared += 1;
     }
 
-    /// Continues a SCAN iteration begun with `first` (raw reply) until the
-    /// cursor is 0; the set of keys seen, or the error.
+    /// Continues a SCAN (`group` 1: keys) or HSCAN (`group` 2: field-value
+    /// pairs) iteration begun with `first` (raw reply) until the cursor is
+    /// 0; the set of keys or pairs seen, or the error.
     fn scan_all(
         &mut self,
         args: &[Vec<u8>],
         on_redis: bool,
         first: Vec<u8>,
-    ) -> Result<BTreeSet<Vec<u8>>, Reply> {
+        group: usize,
+    ) -> Result<BTreeSet<Vec<Vec<u8>>>, Reply> {
         let mut keys = BTreeSet::new();
         let mut raw = first;
         for _ in 0..10_000 {
@@ -657,16 +773,19 @@ impl Runner {
             let (Reply::Bulk(Some(cursor)), Reply::Array(Some(batch))) = (&parts[0], &parts[1]) else {
                 panic!("malformed SCAN reply {parts:?}");
             };
-            for key in batch {
-                if let Reply::Bulk(Some(key)) = key {
-                    keys.insert(key.clone());
-                }
+            for items in batch.chunks(group) {
+                let item = items.iter().map(|item| match item {
+                    Reply::Bulk(Some(bytes)) => bytes.clone(),
+                    other => panic!("malformed SCAN item {other:?}"),
+                });
+                keys.insert(item.collect());
             }
             if cursor == b"0" {
                 return Ok(keys);
             }
             let mut next = args.to_vec();
-            next[1] = cursor.clone();
+            // The cursor follows the name, and HSCAN's key.
+            next[group] = cursor.clone();
             raw = if on_redis { self.redis.call(&next) } else { self.store_call(&next, now_ms()).to_bytes() };
         }
         panic!("SCAN did not finish within 10000 calls");
@@ -690,6 +809,19 @@ fn sorted(reply: Reply) -> Reply {
         }
         other => other,
     }
+}
+
+/// A flat array or a map of field-value pairs, its pairs sorted.
+fn sorted_pairs(reply: Reply) -> Reply {
+    let mut pairs = match reply {
+        Reply::Array(Some(items)) => {
+            items.chunks(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect::<Vec<_>>()
+        }
+        Reply::Map(pairs) => pairs,
+        other => return other,
+    };
+    pairs.sort();
+    Reply::Map(pairs)
 }
 
 fn show(args: &[Vec<u8>]) -> String {
@@ -729,12 +861,12 @@ fn compare_with_redis(protocol: Protocol) {
         }
         // The final state, key by key.
         for key in KEYS {
-            for name in [&b"GET"[..], b"PEXPIRETIME"] {
+            for name in [&b"GET"[..], b"HGETALL", b"PEXPIRETIME"] {
                 let args = words(&[name, key]);
-                let check = if name == b"GET" {
-                    Check::Exact
-                } else {
-                    Check::Clock { milliseconds: true, absolute: true }
+                let check = match name {
+                    b"GET" => Check::Exact,
+                    b"HGETALL" => Check::SortedPairs,
+                    _ => Check::Clock { milliseconds: true, absolute: true },
                 };
                 runner.run(seed, COMMANDS_PER_SEED + 1, &Case { args, check });
             }

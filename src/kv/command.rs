@@ -31,6 +31,15 @@ pub(super) enum ReadCommand {
     Keys,
     RandomKey,
     DbSize,
+    HGet,
+    HMGet,
+    HExists,
+    HLen,
+    HStrLen,
+    HKeys,
+    HVals,
+    HGetAll,
+    HScan,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +71,11 @@ pub(super) enum WriteCommand {
     Persist,
     Flush,
     CasheExpire,
+    HSet,
+    HSetNx,
+    HDel,
+    HIncrBy,
+    HIncrByFloat,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +161,21 @@ const TABLE: &[Spec] = &[
     write("flushdb", -1, WriteCommand::Flush),
     write("flushall", -1, WriteCommand::Flush),
     write("cashe.expire", -1, WriteCommand::CasheExpire),
+    read("hget", 3, ReadCommand::HGet),
+    read("hmget", -3, ReadCommand::HMGet),
+    read("hexists", 3, ReadCommand::HExists),
+    read("hlen", 2, ReadCommand::HLen),
+    read("hstrlen", 3, ReadCommand::HStrLen),
+    read("hkeys", 2, ReadCommand::HKeys),
+    read("hvals", 2, ReadCommand::HVals),
+    read("hgetall", 2, ReadCommand::HGetAll),
+    read("hscan", -3, ReadCommand::HScan),
+    write("hset", -4, WriteCommand::HSet),
+    write("hmset", -4, WriteCommand::HSet),
+    write("hsetnx", 4, WriteCommand::HSetNx),
+    write("hdel", -3, WriteCommand::HDel),
+    write("hincrby", 4, WriteCommand::HIncrBy),
+    write("hincrbyfloat", 4, WriteCommand::HIncrByFloat),
 ];
 
 /// One row of the table as `COMMAND INFO` describes it.
@@ -198,7 +227,16 @@ impl Spec {
                 | ReadCommand::Ttl
                 | ReadCommand::PTtl
                 | ReadCommand::ExpireTime
-                | ReadCommand::PExpireTime => ONE,
+                | ReadCommand::PExpireTime
+                | ReadCommand::HGet
+                | ReadCommand::HMGet
+                | ReadCommand::HExists
+                | ReadCommand::HLen
+                | ReadCommand::HStrLen
+                | ReadCommand::HKeys
+                | ReadCommand::HVals
+                | ReadCommand::HGetAll
+                | ReadCommand::HScan => ONE,
                 ReadCommand::MGet | ReadCommand::Exists => ALL,
                 ReadCommand::Scan | ReadCommand::Keys | ReadCommand::RandomKey | ReadCommand::DbSize => NONE,
             },
@@ -222,7 +260,12 @@ impl Spec {
                 | WriteCommand::PExpire
                 | WriteCommand::ExpireAt
                 | WriteCommand::PExpireAt
-                | WriteCommand::Persist => ONE,
+                | WriteCommand::Persist
+                | WriteCommand::HSet
+                | WriteCommand::HSetNx
+                | WriteCommand::HDel
+                | WriteCommand::HIncrBy
+                | WriteCommand::HIncrByFloat => ONE,
                 WriteCommand::MSet | WriteCommand::MSetNx => (1, -1, 2),
                 WriteCommand::Rename | WriteCommand::RenameNx => (1, 2, 1),
                 WriteCommand::Del | WriteCommand::CasheExpire => ALL,

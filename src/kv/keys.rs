@@ -18,6 +18,46 @@ pub(super) enum ExpireBase {
 
 /// SCAN's COUNT when none is given.
 const SCAN_COUNT_DEFAULT: u64 = 10;
+pub(super) const INVALID_CURSOR: &str = "ERR invalid cursor";
+
+/// The options of SCAN and HSCAN (`scanGenericCommand`).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ScanOptions<'a> {
+    pub(super) count: u64,
+    /// `None` for no MATCH, or MATCH `*`.
+    pattern: Option<&'a [u8]>,
+    /// SCAN's TYPE (HSCAN has none).
+    type_name: Option<&'a [u8]>,
+}
+
+impl<'a> ScanOptions<'a> {
+    /// Parses `[MATCH pattern] [COUNT n] [TYPE name]` (TYPE only if
+    /// `with_type`), in any order, the last of each winning.
+    pub(super) fn parse(options: &'a [Vec<u8>], with_type: bool) -> Result<ScanOptions<'a>, Reply> {
+        let mut parsed = ScanOptions { count: SCAN_COUNT_DEFAULT, pattern: None, type_name: None };
+        for pair in options.chunks(2) {
+            let value = pair.get(1).map(Vec::as_slice);
+            match value {
+                Some(value) if option_is(&pair[0], "count") => match parse_i64(value) {
+                    None => return Err(Reply::error(NOT_AN_INTEGER)),
+                    Some(n) if n < 1 => return Err(Reply::error(SYNTAX_ERROR)),
+                    Some(n) => parsed.count = n as u64,
+                },
+                Some(value) if option_is(&pair[0], "match") => {
+                    parsed.pattern = Some(value).filter(|pattern| *pattern != b"*");
+                }
+                Some(value) if with_type && option_is(&pair[0], "type") => parsed.type_name = Some(value),
+                _ => return Err(Reply::error(SYNTAX_ERROR)),
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// Whether `name` (a key, or a field) matches MATCH.
+    pub(super) fn matches(&self, name: &[u8]) -> bool {
+        self.pattern.is_none_or(|pattern| string_match(pattern, name))
+    }
+}
 
 impl Store {
     pub(super) fn on_exists(&self, args: &[Vec<u8>], now: u64) -> Reply {
@@ -29,7 +69,7 @@ impl Store {
     }
 
     pub(super) fn on_type(&self, args: &[Vec<u8>], now: u64) -> Reply {
-        let name = if self.live(&args[1], now).is_some() { "string" } else { "none" };
+        let name = self.live(&args[1], now).map_or("none", |entry| entry.value.type_name());
         Reply::Simple(name.into())
     }
 
@@ -68,40 +108,23 @@ impl Store {
     /// keys created meanwhile may or may not be.
     pub(super) fn on_scan(&self, args: &[Vec<u8>], now: u64) -> Reply {
         let Some(cursor) = parse_cursor(&args[1]) else {
-            return Reply::error("ERR invalid cursor");
+            return Reply::error(INVALID_CURSOR);
         };
-        let mut count = SCAN_COUNT_DEFAULT;
-        let mut pattern: Option<&[u8]> = None;
-        let mut type_name: Option<&[u8]> = None;
-        let mut i = 2;
-        while i < args.len() {
-            let has_value = args.len() - i >= 2;
-            if option_is(&args[i], "count") && has_value {
-                match parse_i64(&args[i + 1]) {
-                    None => return Reply::error(NOT_AN_INTEGER),
-                    Some(n) if n < 1 => return Reply::error(SYNTAX_ERROR),
-                    Some(n) => count = n as u64,
-                }
-            } else if option_is(&args[i], "match") && has_value {
-                pattern = Some(args[i + 1].as_slice()).filter(|pattern| *pattern != b"*");
-            } else if option_is(&args[i], "type") && has_value {
-                type_name = Some(args[i + 1].as_slice());
-            } else {
-                return Reply::error(SYNTAX_ERROR);
-            }
-            i += 2;
-        }
+        let options = match ScanOptions::parse(&args[2..], true) {
+            Ok(options) => options,
+            Err(reply) => return reply,
+        };
         let mut next_cursor = 0;
         let mut keys = Vec::new();
         for (visited, (sequence, key)) in self.by_sequence.range_from(cursor).enumerate() {
-            if visited as u64 == count {
+            if visited as u64 == options.count {
                 next_cursor = sequence;
                 break;
             }
-            let matches_pattern = pattern.is_none_or(|pattern| string_match(pattern, key));
-            // Every live key is a string; Redis compares with strcasecmp.
-            let matches_type = type_name.is_none_or(|name| option_is(name, "string"));
-            if matches_pattern && matches_type && self.live(key, now).is_some() {
+            let Some(entry) = self.live(key, now) else { continue };
+            // Redis compares type names with strcasecmp.
+            let matches_type = options.type_name.is_none_or(|name| option_is(name, entry.value.type_name()));
+            if options.matches(key) && matches_type {
                 keys.push(Reply::bulk(key.to_vec()));
             }
         }

@@ -1,8 +1,9 @@
 //! The replicated key-value state machine: an ordered map of byte keys to
-//! byte-string values, each with an optional absolute expiry in ms, and the
-//! Redis 7.0 string and key commands over it (replies and error texts as
-//! redis-server 7.0 gives them; `tests/redis_diff.rs` compares them byte
-//! for byte against a real server).
+//! typed values ([`Value`]: strings and hashes so far), each with an
+//! optional absolute expiry in ms, and the Redis 7.0 string, hash and key
+//! commands over it (replies and error texts as redis-server 7.0 gives
+//! them, WRONGTYPE included; `tests/redis_diff.rs` compares them byte for
+//! byte against a real server).
 //!
 //! Pure and deterministic: no IO, no clock, no hashing with random seeds.
 //! Time is the `now_ms` each call is given — for a logged command, the
@@ -21,8 +22,16 @@
 //! - RANDOMKEY is a function of `now_ms` and the keys, not a random draw.
 //! - Error texts that quote an argument show bytes that are not UTF-8 as
 //!   U+FFFD (replies hold error texts as `String`); Redis echoes them raw.
-//! - Only strings exist: WRONGTYPE never happens, SCAN TYPE matches only
-//!   "string".
+//! - Only strings and hashes exist (lists, sets, sorted sets: issue 14);
+//!   SCAN TYPE of another type name matches nothing, as in Redis 7.0.
+//! - HKEYS, HVALS, HGETALL and HSCAN answer in field order (Redis: hash
+//!   table or listpack order). HSCAN cursors are positions in field order
+//!   (see `hash`), and COUNT is exact but for fields sharing a cursor; the
+//!   guarantee is Redis's: a field present for a whole iteration is
+//!   returned. Redis answers a small (listpack) hash whole in one call.
+//! - HRANDFIELD is not served: its RESP3 WITHVALUES reply (an array of
+//!   pairs) has no `Reply` shape yet, and its draw must be the leader's.
+//! - OBJECT (ENCODING and the rest) is not served.
 //! - INCRBYFLOAT is bit-exact with Redis on x86-64 (80-bit `long double`);
 //!   Redis on other architectures (e.g. aarch64's 128-bit `long double`)
 //!   prints some sums differently.
@@ -32,8 +41,8 @@
 //!   `expected` and is now `new`, keeping its TTL; a missing key never
 //!   matches) and CASHE.EXPIRE are cashe's own.
 //!
-//! Layout: `command` (the table, arity and lookup errors), `strings` and
-//! `keys` (one `on_*` handler per command), `snapshot` (versioned postcard
+//! Layout: `command` (the table, arity and lookup errors), `strings`,
+//! `hash` and `keys` (one `on_*` handler per command), `snapshot` (versioned postcard
 //! encoding), `glob` (KEYS/SCAN patterns), `long_double` and `bignum`
 //! (INCRBYFLOAT's x87 arithmetic, which Rust lacks), `args` (Redis's
 //! argument parsers). The index invariants are checked by
@@ -43,6 +52,7 @@ mod args;
 mod bignum;
 mod command;
 mod glob;
+mod hash;
 mod key;
 mod keys;
 mod long_double;
@@ -58,6 +68,7 @@ pub use watch::{Watch, TOMBSTONE_BYTES_MAX};
 
 use crate::protocol::Reply;
 use command::{Kind, ReadCommand, WriteCommand};
+use hash::Hash;
 use key::Key;
 use sequence::SequenceIndex;
 use std::collections::{BTreeMap, BTreeSet};
@@ -88,9 +99,34 @@ pub struct Store {
     tombstones: Tombstones,
 }
 
+/// Redis's reply to a command on a key of another type.
+const WRONG_TYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+/// A key's value, one variant per Redis type (lists, sets and sorted sets
+/// will join them). Collections are boxed so that a value takes the 24
+/// bytes of the string it usually is: the string path pays a tag check and
+/// nothing else.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Value {
+    String(Vec<u8>),
+    Hash(Box<Hash>),
+}
+
+const _: () = assert!(std::mem::size_of::<Value>() == 24);
+
+impl Value {
+    /// TYPE's answer, and SCAN TYPE's name.
+    fn type_name(&self) -> &'static str {
+        match self {
+            Value::String(_) => "string",
+            Value::Hash(_) => "hash",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Entry {
-    value: Vec<u8>,
+    value: Value,
     /// Absolute Unix time in ms; the key is gone once `now_ms` is past it.
     /// Always in `1..=i64::MAX` (Redis keeps expiries as positive `long
     /// long`); non-zero, so the option costs no extra word per key.
@@ -180,6 +216,15 @@ impl Store {
             ReadCommand::Keys => self.on_keys(args, now),
             ReadCommand::RandomKey => self.on_randomkey(now),
             ReadCommand::DbSize => self.on_dbsize(now),
+            ReadCommand::HGet => self.on_hget(args, now),
+            ReadCommand::HMGet => self.on_hmget(args, now),
+            ReadCommand::HExists => self.on_hexists(args, now),
+            ReadCommand::HLen => self.on_hlen(args, now),
+            ReadCommand::HStrLen => self.on_hstrlen(args, now),
+            ReadCommand::HKeys => self.on_hgetall(args, now, hash::Parts::Fields),
+            ReadCommand::HVals => self.on_hgetall(args, now, hash::Parts::Values),
+            ReadCommand::HGetAll => self.on_hgetall(args, now, hash::Parts::Both),
+            ReadCommand::HScan => self.on_hscan(args, now),
         }
     }
 
@@ -220,6 +265,11 @@ impl Store {
             WriteCommand::Persist => self.on_persist(args, now),
             WriteCommand::Flush => self.on_flush(args),
             WriteCommand::CasheExpire => self.on_cashe_expire(args, now),
+            WriteCommand::HSet => self.on_hset(args, now, name),
+            WriteCommand::HSetNx => self.on_hsetnx(args, now),
+            WriteCommand::HDel => self.on_hdel(args, now),
+            WriteCommand::HIncrBy => self.on_hincrby(args, now),
+            WriteCommand::HIncrByFloat => self.on_hincrbyfloat(args, now),
         }
     }
 
@@ -271,7 +321,7 @@ impl Store {
     /// Sets the value of a key, creating it (without TTL) if absent; an
     /// existing key keeps its TTL only if `keep_ttl`. Call after
     /// `expire_if_needed`, so an expired key is re-created, not revived.
-    fn put(&mut self, key: &[u8], value: Vec<u8>, keep_ttl: bool) {
+    fn put(&mut self, key: &[u8], value: Value, keep_ttl: bool) {
         let version = self.version;
         if let Some(entry) = self.entries.get_mut(key) {
             entry.value = value;
@@ -311,12 +361,22 @@ impl Store {
     }
 
     /// The value, to change it: counts as a modification (WATCH).
-    fn value_mut(&mut self, key: &[u8]) -> Option<&mut Vec<u8>> {
+    fn value_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
         let version = self.version;
         self.entries.get_mut(key).map(|entry| {
             entry.modified = version;
             &mut entry.value
         })
+    }
+
+    /// A string to change in place (APPEND, SETRANGE, CAS): a modification.
+    /// `None` if the key is absent or holds another type (callers have
+    /// answered WRONGTYPE before).
+    fn string_mut(&mut self, key: &[u8]) -> Option<&mut Vec<u8>> {
+        match self.value_mut(key) {
+            Some(Value::String(bytes)) => Some(bytes),
+            _ => None,
+        }
     }
 
     /// Deletes a key by a command: a modification (WATCH), remembered in a
@@ -352,6 +412,9 @@ impl Store {
             assert!(entry.sequence >= 1 && entry.sequence <= self.last_sequence, "sequence out of range");
             assert!(entry.modified <= self.version, "modified after the store's version");
             assert_eq!(self.by_sequence.get(entry.sequence), Some(key), "sequence index entry");
+            if let Value::Hash(hash) = &entry.value {
+                assert!(!hash.is_empty(), "an empty hash is stored");
+            }
             if let Some(at) = entry.expire_at_ms() {
                 assert!(self.expiries.contains(&(at, entry.sequence)), "expiry index entry");
                 with_ttl += 1;

@@ -1,28 +1,33 @@
 //! The key space as bytes, for Raft snapshots.
 //!
 //! Format: one byte [`SNAPSHOT_FORMAT`], then the postcard encoding of
-//! `SnapshotV2` — the last creation sequence number, the store's version
-//! (write commands applied), every stored key in key order with its value,
+//! `SnapshotV3` — the last creation sequence number, the store's version
+//! (write commands applied), every stored key in key order with its typed
+//! value (a string's bytes, or a hash's fields and values in field order),
 //! its expiry (absolute ms, if any), its creation sequence number (which
 //! SCAN cursors are made of, so a restored replica answers SCAN exactly as
 //! the others do) and the version of its last modification, then the
 //! tombstones of deleted keys and their floor (what WATCH compares, so a
 //! restored replica decides an EXEC as the others do). Expired keys not yet
 //! reclaimed are included: the snapshot is the state, not a view of it.
-//! Format 1 (no versions, no tombstones: everything restores as modified at
-//! version 0) is still read.
+//! Formats 2 (values are strings, untyped) and 1 (no versions, no
+//! tombstones either: everything restores as modified at version 0) are
+//! still read.
 //!
 //! `restore` trusts nothing: every structural rule is checked and broken
 //! input is a `RestoreError`, never a panic.
 
-use super::{Entry, Key, Store, Tombstones, VALUE_BYTES_MAX};
+use super::hash::Hash;
+use super::{Entry, Key, Store, Tombstones, Value, VALUE_BYTES_MAX};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroU64;
 
 /// The first byte of every snapshot; bumped on any incompatible change.
-pub const SNAPSHOT_FORMAT: u8 = 2;
+pub const SNAPSHOT_FORMAT: u8 = 3;
+/// The format before typed values: every value is a string.
+const SNAPSHOT_FORMAT_V2: u8 = 2;
 /// The format before WATCH versions; restored with every version 0.
 const SNAPSHOT_FORMAT_V1: u8 = 1;
 
@@ -44,6 +49,24 @@ struct SnapshotEntryV1 {
 struct SnapshotV2 {
     last_sequence: u64,
     version: u64,
+    entries: Vec<SnapshotEntryV2>,
+    tombstones: Vec<(Vec<u8>, u64)>,
+    tombstone_floor: u64,
+}
+
+#[derive(Deserialize)]
+struct SnapshotEntryV2 {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    expire_at_ms: Option<u64>,
+    sequence: u64,
+    modified: u64,
+}
+
+#[derive(Deserialize)]
+struct SnapshotV3 {
+    last_sequence: u64,
+    version: u64,
     entries: Vec<SnapshotEntry>,
     tombstones: Vec<(Vec<u8>, u64)>,
     tombstone_floor: u64,
@@ -52,18 +75,27 @@ struct SnapshotV2 {
 #[derive(Deserialize)]
 struct SnapshotEntry {
     key: Vec<u8>,
-    value: Vec<u8>,
+    value: SnapshotValue,
     expire_at_ms: Option<u64>,
     sequence: u64,
     modified: u64,
 }
 
-/// `SnapshotV2` borrowing from the store, so writing a snapshot does not
+/// A value: the variant's index (varint), then its contents. New types
+/// are added at the end (an older build refuses the format byte first).
+#[derive(Deserialize)]
+enum SnapshotValue {
+    String(Vec<u8>),
+    /// Fields and values, fields strictly increasing, at least one.
+    Hash(Vec<(Vec<u8>, Vec<u8>)>),
+}
+
+/// `SnapshotV3` borrowing from the store, so writing a snapshot does not
 /// copy every key and value first (serde encodes `&[u8]` and `Vec<u8>` the
 /// same way), nor list the entries in a vector of its own: they are
 /// encoded straight from the map.
 #[derive(Serialize)]
-struct SnapshotV2Ref<'a> {
+struct SnapshotV3Ref<'a> {
     last_sequence: u64,
     version: u64,
     entries: EntriesRef<'a>,
@@ -86,7 +118,10 @@ impl Serialize for EntriesRef<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.0.iter().map(|(key, entry)| SnapshotEntryRef {
             key: key.as_bytes(),
-            value: &entry.value,
+            value: match &entry.value {
+                Value::String(bytes) => ValueRef::String(bytes),
+                Value::Hash(hash) => ValueRef::Hash(FieldsRef(hash)),
+            },
             expire_at_ms: entry.expire_at_ms(),
             sequence: entry.sequence,
             modified: entry.modified,
@@ -97,10 +132,35 @@ impl Serialize for EntriesRef<'_> {
 #[derive(Serialize)]
 struct SnapshotEntryRef<'a> {
     key: &'a [u8],
-    value: &'a [u8],
+    value: ValueRef<'a>,
     expire_at_ms: Option<u64>,
     sequence: u64,
     modified: u64,
+}
+
+/// `SnapshotValue` borrowing from the store (same variants, same order).
+#[derive(Serialize)]
+enum ValueRef<'a> {
+    String(&'a [u8]),
+    Hash(FieldsRef<'a>),
+}
+
+struct FieldsRef<'a>(&'a Hash);
+
+impl Serialize for FieldsRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter())
+    }
+}
+
+/// At most this many bytes encode `value` (varints of at most 10 bytes).
+fn value_bytes_max(value: &Value) -> usize {
+    match value {
+        Value::String(bytes) => bytes.len() + 11,
+        Value::Hash(hash) => {
+            hash.iter().map(|(field, value)| field.len() + value.len() + 20).sum::<usize>() + 11
+        }
+    }
 }
 
 /// Why bytes are not a snapshot this version can restore.
@@ -119,6 +179,9 @@ pub enum RestoreError {
     /// An expiry outside `1..=i64::MAX` ms.
     BadExpiry(u64),
     ValueTooLarge(usize),
+    /// A hash with no field, or fields not strictly increasing: the index
+    /// of its key.
+    BadHash(usize),
     /// A modification or tombstone version after the store's version, a
     /// tombstone below its floor, out of order, or for a stored key.
     BadVersion(u64),
@@ -132,7 +195,7 @@ impl fmt::Display for RestoreError {
                 write!(
                     f,
                     "unsupported key-value snapshot format {format} (this build reads \
-                     {SNAPSHOT_FORMAT_V1} or {SNAPSHOT_FORMAT})"
+                     {SNAPSHOT_FORMAT_V1}, {SNAPSHOT_FORMAT_V2} or {SNAPSHOT_FORMAT})"
                 )
             }
             RestoreError::Undecodable(e) => write!(f, "undecodable key-value snapshot: {e}"),
@@ -141,6 +204,7 @@ impl fmt::Display for RestoreError {
             RestoreError::BadSequence(s) => write!(f, "key-value snapshot has a bad sequence number {s}"),
             RestoreError::BadExpiry(at) => write!(f, "key-value snapshot has a bad expiry {at}"),
             RestoreError::ValueTooLarge(n) => write!(f, "key-value snapshot value of {n} bytes is too large"),
+            RestoreError::BadHash(i) => write!(f, "key-value snapshot key #{i} is a malformed hash"),
             RestoreError::BadVersion(v) => write!(f, "key-value snapshot has a bad version {v}"),
         }
     }
@@ -150,18 +214,19 @@ impl std::error::Error for RestoreError {}
 
 impl Store {
     pub fn snapshot(&self) -> Vec<u8> {
-        let body = SnapshotV2Ref {
+        let body = SnapshotV3Ref {
             last_sequence: self.last_sequence,
             version: self.version,
             entries: EntriesRef(&self.entries),
             tombstones: TombstonesRef(&self.tombstones),
             tombstone_floor: self.tombstones.floor,
         };
-        // At most this many bytes (varints of at most 10 bytes: 2 length
-        // prefixes, an expiry, a sequence and a version, plus the option
-        // tag), so the buffer never grows by copying a large prefix of itself.
+        // At most this many bytes (varints of at most 10 bytes: a length
+        // prefix, an expiry, a sequence and a version, plus the option tag,
+        // and the value's), so the buffer never grows by copying a large
+        // prefix of itself.
         let entry_bytes: usize =
-            self.entries.iter().map(|(key, entry)| key.len() + entry.value.len() + 51).sum();
+            self.entries.iter().map(|(key, entry)| key.len() + value_bytes_max(&entry.value) + 41).sum();
         let tombstone_bytes: usize = self.tombstones.iter().map(|(key, _)| key.len() + 20).sum();
         let bytes_max = entry_bytes + tombstone_bytes + 51;
         let mut bytes = Vec::with_capacity(bytes_max);
@@ -173,17 +238,34 @@ impl Store {
     pub fn restore(bytes: &[u8]) -> Result<Store, RestoreError> {
         let (&format, payload) = bytes.split_first().ok_or(RestoreError::Empty)?;
         let body = match format {
-            SNAPSHOT_FORMAT => decode::<SnapshotV2>(payload)?,
+            SNAPSHOT_FORMAT => decode::<SnapshotV3>(payload)?,
+            SNAPSHOT_FORMAT_V2 => {
+                let v2 = decode::<SnapshotV2>(payload)?;
+                let entries = v2.entries.into_iter().map(|e| SnapshotEntry {
+                    key: e.key,
+                    value: SnapshotValue::String(e.value),
+                    expire_at_ms: e.expire_at_ms,
+                    sequence: e.sequence,
+                    modified: e.modified,
+                });
+                SnapshotV3 {
+                    last_sequence: v2.last_sequence,
+                    version: v2.version,
+                    entries: entries.collect(),
+                    tombstones: v2.tombstones,
+                    tombstone_floor: v2.tombstone_floor,
+                }
+            }
             SNAPSHOT_FORMAT_V1 => {
                 let v1 = decode::<SnapshotV1>(payload)?;
                 let entries = v1.entries.into_iter().map(|e| SnapshotEntry {
                     key: e.key,
-                    value: e.value,
+                    value: SnapshotValue::String(e.value),
                     expire_at_ms: e.expire_at_ms,
                     sequence: e.sequence,
                     modified: 0,
                 });
-                SnapshotV2 {
+                SnapshotV3 {
                     last_sequence: v1.last_sequence,
                     version: 0,
                     entries: entries.collect(),
@@ -203,16 +285,13 @@ impl Store {
             previous = Some(&entry.key);
         }
         let mut by_sequence = BTreeMap::new();
-        for entry in body.entries {
+        for (index, entry) in body.entries.into_iter().enumerate() {
             let sequence = entry.sequence;
             if sequence == 0 || sequence > body.last_sequence || by_sequence.contains_key(&sequence) {
                 return Err(RestoreError::BadSequence(sequence));
             }
             if let Some(at) = entry.expire_at_ms.filter(|at| *at == 0 || *at > i64::MAX as u64) {
                 return Err(RestoreError::BadExpiry(at));
-            }
-            if entry.value.len() as u64 > VALUE_BYTES_MAX {
-                return Err(RestoreError::ValueTooLarge(entry.value.len()));
             }
             if entry.modified > body.version {
                 return Err(RestoreError::BadVersion(entry.modified));
@@ -222,7 +301,8 @@ impl Store {
                 store.expiries.insert((at, sequence));
             }
             let expiry = entry.expire_at_ms.and_then(NonZeroU64::new);
-            let restored = Entry { value: entry.value, expiry, sequence, modified: entry.modified };
+            let value = restore_value(entry.value, index)?;
+            let restored = Entry { value, expiry, sequence, modified: entry.modified };
             store.entries.insert(Key::new(&entry.key), restored);
         }
         for (sequence, key) in by_sequence {
@@ -245,6 +325,35 @@ impl Store {
         }
         store.check_invariants();
         Ok(store)
+    }
+}
+
+/// A value as the store holds it, after checking the rules it keeps.
+fn restore_value(value: SnapshotValue, index: usize) -> Result<Value, RestoreError> {
+    let check_length = |bytes: &[u8]| {
+        if bytes.len() as u64 > VALUE_BYTES_MAX {
+            return Err(RestoreError::ValueTooLarge(bytes.len()));
+        }
+        Ok(())
+    };
+    match value {
+        SnapshotValue::String(bytes) => {
+            check_length(&bytes)?;
+            Ok(Value::String(bytes))
+        }
+        SnapshotValue::Hash(pairs) => {
+            let increasing = pairs.windows(2).all(|pair| pair[0].0 < pair[1].0);
+            if pairs.is_empty() || !increasing {
+                return Err(RestoreError::BadHash(index));
+            }
+            let mut hash = Hash::default();
+            for (field, value) in &pairs {
+                check_length(field)?;
+                check_length(value)?;
+                hash.insert(field, value);
+            }
+            Ok(Value::Hash(Box::new(hash)))
+        }
     }
 }
 

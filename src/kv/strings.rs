@@ -3,12 +3,12 @@
 
 use super::args::{option_is, parse_i64};
 use super::long_double::LongDouble;
-use super::{bulk_or_nil, command, Store, VALUE_BYTES_MAX};
+use super::{bulk_or_nil, command, Store, Value, VALUE_BYTES_MAX, WRONG_TYPE};
 use crate::protocol::Reply;
 
 pub(super) const SYNTAX_ERROR: &str = "ERR syntax error";
 pub(super) const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
-const NOT_A_FLOAT: &str = "ERR value is not a valid float";
+pub(super) const NOT_A_FLOAT: &str = "ERR value is not a valid float";
 const TOO_LARGE: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,20 +146,36 @@ fn check_length(size: u64, append: u64) -> Result<(), Reply> {
 }
 
 impl Store {
-    fn live_value(&self, key: &[u8], now: u64) -> Option<Vec<u8>> {
-        self.live(key, now).map(|entry| entry.value.clone())
+    /// The live string at `key`: `Ok(None)` if absent, WRONGTYPE if the
+    /// key holds another type (Redis's `checkType`).
+    pub(super) fn live_string(&self, key: &[u8], now: u64) -> Result<Option<&Vec<u8>>, Reply> {
+        match self.live(key, now).map(|entry| &entry.value) {
+            None => Ok(None),
+            Some(Value::String(bytes)) => Ok(Some(bytes)),
+            Some(_) => Err(Reply::error(WRONG_TYPE)),
+        }
+    }
+
+    /// A copy of the live string at `key`, or WRONGTYPE.
+    fn live_value(&self, key: &[u8], now: u64) -> Result<Option<Vec<u8>>, Reply> {
+        self.live_string(key, now).map(|value| value.cloned())
     }
 
     pub(super) fn on_get(&self, args: &[Vec<u8>], now: u64) -> Reply {
-        bulk_or_nil(self.live_value(&args[1], now))
+        self.live_value(&args[1], now).map_or_else(|wrong_type| wrong_type, bulk_or_nil)
     }
 
+    /// A key of another type reads as nil, as in Redis.
     pub(super) fn on_mget(&self, args: &[Vec<u8>], now: u64) -> Reply {
-        Reply::Array(Some(args[1..].iter().map(|key| bulk_or_nil(self.live_value(key, now))).collect()))
+        let value = |key: &Vec<u8>| bulk_or_nil(self.live_value(key, now).ok().flatten());
+        Reply::Array(Some(args[1..].iter().map(value).collect()))
     }
 
     pub(super) fn on_strlen(&self, args: &[Vec<u8>], now: u64) -> Reply {
-        Reply::Integer(self.live(&args[1], now).map_or(0, |entry| entry.value.len() as i64))
+        match self.live_string(&args[1], now) {
+            Ok(value) => Reply::Integer(value.map_or(0, |value| value.len() as i64)),
+            Err(wrong_type) => wrong_type,
+        }
     }
 
     /// GETRANGE and SUBSTR; index arithmetic wraps like Redis's mixed
@@ -171,10 +187,11 @@ impl Store {
         let Some(mut end) = parse_i64(&args[3]) else {
             return Reply::error(NOT_AN_INTEGER);
         };
-        let Some(entry) = self.live(&args[1], now) else {
-            return Reply::bulk(Vec::new());
+        let value = match self.live_string(&args[1], now) {
+            Ok(Some(value)) => value,
+            Ok(None) => return Reply::bulk(Vec::new()),
+            Err(wrong_type) => return wrong_type,
         };
-        let value = &entry.value;
         if start < 0 && end < 0 && start > end {
             return Reply::bulk(Vec::new());
         }
@@ -233,7 +250,10 @@ impl Store {
             Ok(at) => at,
             Err(reply) => return reply,
         };
-        let old = options.get.then(|| self.live_value(key, now));
+        let old = match options.get.then(|| self.live_value(key, now)).transpose() {
+            Ok(old) => old,
+            Err(wrong_type) => return wrong_type,
+        };
         let found = self.expire_if_needed(key, now);
         if (options.nx && found) || (options.xx && !found) {
             return match old {
@@ -241,7 +261,7 @@ impl Store {
                 None => abort_reply,
             };
         }
-        self.put(key, value.to_vec(), options.keep_ttl);
+        self.put(key, Value::String(value.to_vec()), options.keep_ttl);
         if let Some(at) = expire_at {
             self.set_expiry(key, Some(at as u64));
         }
@@ -252,9 +272,12 @@ impl Store {
     }
 
     pub(super) fn on_getset(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
-        let old = self.live_value(&args[1], now);
+        let old = match self.live_value(&args[1], now) {
+            Ok(old) => old,
+            Err(wrong_type) => return wrong_type,
+        };
         self.expire_if_needed(&args[1], now);
-        self.put(&args[1], args[2].clone(), false);
+        self.put(&args[1], Value::String(args[2].clone()), false);
         bulk_or_nil(old)
     }
 
@@ -268,12 +291,15 @@ impl Store {
         if !self.expire_if_needed(key, now) {
             return Reply::nil();
         }
+        let value = match self.live_value(key, now) {
+            Ok(value) => value,
+            Err(wrong_type) => return wrong_type,
+        };
         // Validated only once the key is known to exist, as in Redis.
         let expire_at = match options.expire.map(|arg| expire_at_ms(arg, now, "getex")).transpose() {
             Ok(at) => at,
             Err(reply) => return reply,
         };
-        let value = self.live_value(key, now);
         match expire_at {
             Some(at) if (options.exat || options.pxat) && at <= now_i64(now) => {
                 self.remove(key);
@@ -293,7 +319,13 @@ impl Store {
         if !self.expire_if_needed(&args[1], now) {
             return Reply::nil();
         }
-        bulk_or_nil(self.remove(&args[1]).map(|entry| entry.value))
+        if let Err(wrong_type) = self.live_string(&args[1], now) {
+            return wrong_type;
+        }
+        match self.remove(&args[1]).map(|entry| entry.value) {
+            Some(Value::String(value)) => Reply::bulk(value),
+            _ => Reply::nil(),
+        }
     }
 
     pub(super) fn on_mset(&mut self, args: &[Vec<u8>], now: u64, name: &str) -> Reply {
@@ -302,7 +334,7 @@ impl Store {
         }
         for pair in args[1..].chunks(2) {
             self.expire_if_needed(&pair[0], now);
-            self.put(&pair[0], pair[1].clone(), false);
+            self.put(&pair[0], Value::String(pair[1].clone()), false);
         }
         Reply::ok()
     }
@@ -317,7 +349,7 @@ impl Store {
             }
         }
         for pair in args[1..].chunks(2) {
-            self.put(&pair[0], pair[1].clone(), false);
+            self.put(&pair[0], Value::String(pair[1].clone()), false);
         }
         Reply::Integer(1)
     }
@@ -341,9 +373,12 @@ impl Store {
     pub(super) fn on_incr_by(&mut self, args: &[Vec<u8>], now: u64, increment: i64) -> Reply {
         let key = args[1].as_slice();
         let current = if self.expire_if_needed(key, now) {
-            match self.live(key, now).and_then(|entry| parse_i64(&entry.value)) {
-                Some(value) => value,
-                None => return Reply::error(NOT_AN_INTEGER),
+            match self.live_string(key, now) {
+                Ok(value) => match value.and_then(|value| parse_i64(value)) {
+                    Some(value) => value,
+                    None => return Reply::error(NOT_AN_INTEGER),
+                },
+                Err(wrong_type) => return wrong_type,
             }
         } else {
             0
@@ -351,7 +386,7 @@ impl Store {
         let Some(value) = current.checked_add(increment) else {
             return Reply::error("ERR increment or decrement would overflow");
         };
-        self.put(key, value.to_string().into_bytes(), true);
+        self.put(key, Value::String(value.to_string().into_bytes()), true);
         Reply::Integer(value)
     }
 
@@ -360,7 +395,10 @@ impl Store {
     pub(super) fn on_incrbyfloat(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
         let key = args[1].as_slice();
         let current = if self.expire_if_needed(key, now) {
-            self.live(key, now).and_then(|entry| LongDouble::parse(&entry.value))
+            match self.live_string(key, now) {
+                Ok(value) => value.and_then(|value| LongDouble::parse(value)),
+                Err(wrong_type) => return wrong_type,
+            }
         } else {
             Some(LongDouble::from_i64(0))
         };
@@ -372,7 +410,7 @@ impl Store {
             return Reply::error("ERR increment would produce NaN or Infinity");
         }
         let text = sum.format_human();
-        self.put(key, text.clone(), true);
+        self.put(key, Value::String(text.clone()), true);
         Reply::bulk(text)
     }
 
@@ -382,14 +420,17 @@ impl Store {
         let key = args[1].as_slice();
         let suffix = &args[2];
         if !self.expire_if_needed(key, now) {
-            self.put(key, suffix.clone(), false);
+            self.put(key, Value::String(suffix.clone()), false);
             return Reply::Integer(suffix.len() as i64);
         }
-        let length = self.entries.get(key).map_or(0, |entry| entry.value.len() as u64);
+        let length = match self.live_string(key, now) {
+            Ok(value) => value.map_or(0, |value| value.len() as u64),
+            Err(wrong_type) => return wrong_type,
+        };
         if let Err(reply) = check_length(length, suffix.len() as u64) {
             return reply;
         }
-        let Some(value) = self.value_mut(key) else {
+        let Some(value) = self.string_mut(key) else {
             return Reply::Integer(0);
         };
         value.extend_from_slice(suffix);
@@ -406,19 +447,20 @@ impl Store {
             None => return Reply::error(NOT_AN_INTEGER),
         };
         let exists = self.expire_if_needed(key, now);
-        if !exists && patch.is_empty() {
-            return Reply::Integer(0);
-        }
-        if exists && patch.is_empty() {
-            return Reply::Integer(self.live(key, now).map_or(0, |entry| entry.value.len() as i64));
+        let length = match self.live_string(key, now) {
+            Ok(value) => value.map_or(0, |value| value.len() as i64),
+            Err(wrong_type) => return wrong_type,
+        };
+        if patch.is_empty() {
+            return Reply::Integer(length);
         }
         if let Err(reply) = check_length(offset, patch.len() as u64) {
             return reply;
         }
         if !exists {
-            self.put(key, Vec::new(), false);
+            self.put(key, Value::String(Vec::new()), false);
         }
-        let Some(value) = self.value_mut(key) else {
+        let Some(value) = self.string_mut(key) else {
             return Reply::Integer(0);
         };
         let offset = offset as usize;
@@ -431,16 +473,18 @@ impl Store {
     }
 
     /// CAS key expected new: replaces the value (keeping the TTL) only if
-    /// the key exists and holds exactly `expected`.
+    /// the key exists and holds exactly `expected`; WRONGTYPE on another type.
     pub(super) fn on_cas(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
         let key = args[1].as_slice();
         if !self.expire_if_needed(key, now) {
             return Reply::Integer(0);
         }
-        if self.entries.get(key).is_none_or(|entry| entry.value != args[2]) {
-            return Reply::Integer(0);
+        match self.live_string(key, now) {
+            Ok(Some(value)) if *value == args[2] => {}
+            Ok(_) => return Reply::Integer(0),
+            Err(wrong_type) => return wrong_type,
         }
-        if let Some(value) = self.value_mut(key) {
+        if let Some(value) = self.string_mut(key) {
             *value = args[3].clone();
         }
         Reply::Integer(1)

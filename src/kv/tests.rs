@@ -208,25 +208,39 @@ fn restore_rejects_snapshots_that_break_the_store_rules() {
     run(&mut store, T0, &["SET", "b", "2"]);
     let valid = store.snapshot();
     // Layout: format, last_sequence (2), version (2), entry count (2),
-    // then "a": key length 1, 'a', value length 1, '1', expiry None,
-    // sequence 1, modified at version 1; then "b"; no tombstones, floor 0.
-    assert_eq!(&valid[..11], &[SNAPSHOT_FORMAT, 2, 2, 2, 1, b'a', 1, b'1', 0, 1, 1]);
-    assert_eq!(&valid[18..], &[0, 0]);
+    // then "a": key length 1, 'a', value tag 0 (a string), value length
+    // 1, '1', expiry None, sequence 1, modified at version 1; then "b"; no
+    // tombstones, floor 0.
+    assert_eq!(&valid[..12], &[SNAPSHOT_FORMAT, 2, 2, 2, 1, b'a', 0, 1, b'1', 0, 1, 1]);
+    assert_eq!(&valid[20..], &[0, 0]);
     let mut duplicate_sequence = valid.clone();
-    duplicate_sequence[16] = 1;
+    duplicate_sequence[18] = 1;
     assert_eq!(Store::restore(&duplicate_sequence), Err(RestoreError::BadSequence(1)));
     let mut out_of_order = valid.clone();
     out_of_order[5] = b'c';
     assert_eq!(Store::restore(&out_of_order), Err(RestoreError::KeysOutOfOrder(1)));
     let mut zero_expiry = valid.clone();
-    zero_expiry.splice(8..9, [1, 0]);
+    zero_expiry.splice(9..10, [1, 0]);
     assert_eq!(Store::restore(&zero_expiry), Err(RestoreError::BadExpiry(0)));
     let mut modified_later = valid.clone();
-    modified_later[10] = 9;
+    modified_later[11] = 9;
     assert_eq!(Store::restore(&modified_later), Err(RestoreError::BadVersion(9)));
     let mut tombstone_of_a_stored_key = valid.clone();
-    tombstone_of_a_stored_key.splice(18..19, [1, 1, b'a', 1]);
+    tombstone_of_a_stored_key.splice(20..21, [1, 1, b'a', 1]);
     assert_eq!(Store::restore(&tombstone_of_a_stored_key), Err(RestoreError::BadVersion(1)));
+    // "b" as a hash (tag 1): fields must be strictly increasing, at least one.
+    let hash = |pairs: &[&[u8]]| -> Vec<u8> {
+        let mut bytes = [&valid[..12], &[1, b'b', 1, pairs.len() as u8 / 2]].concat();
+        for part in pairs {
+            bytes.push(part.len() as u8);
+            bytes.extend_from_slice(part);
+        }
+        [&bytes[..], &[0, 2, 2, 0, 0]].concat()
+    };
+    assert!(Store::restore(&hash(&[b"f", b"v", b"g", b"w"])).is_ok());
+    assert_eq!(Store::restore(&hash(&[])), Err(RestoreError::BadHash(1)));
+    assert_eq!(Store::restore(&hash(&[b"g", b"v", b"f", b"w"])), Err(RestoreError::BadHash(1)));
+    assert_eq!(Store::restore(&hash(&[b"f", b"v", b"f", b"w"])), Err(RestoreError::BadHash(1)));
 }
 
 #[test]

@@ -1,0 +1,346 @@
+//! Hashes: the value type and its commands, following Redis 7.0's
+//! `t_hash.c` (the order of checks decides which error a bad command gets).
+//!
+//! A hash is an ordered map of fields to values; both are kept inline when
+//! short (see `key`), so a small field and value cost 48 bytes in a B-tree
+//! node and no allocation. Commands that list fields (HKEYS, HVALS,
+//! HGETALL, HSCAN) answer in field order, where Redis answers in its hash
+//! table's or listpack's order; `tests/redis_diff.rs` compares them sorted.
+//! A stored hash is never empty: the write that removes its last field
+//! deletes the key (`Store::check_invariants` checks it).
+//!
+//! HSCAN's cursor is the first 8 bytes of the next field to visit, read as
+//! a big-endian number (zero-padded), and an iteration resumes at the
+//! smallest field with that prefix. A field present for a whole iteration
+//! is therefore returned (Redis's guarantee), whatever is added or removed
+//! meanwhile; fields sharing the 8-byte prefix of the field a call would
+//! stop at are returned by that same call, so COUNT is exact except for
+//! them. Redis returns a small (listpack) hash whole, cursor 0.
+
+use super::args::parse_i64;
+use super::key::Key;
+use super::keys::{ScanOptions, INVALID_CURSOR};
+use super::long_double::LongDouble;
+use super::strings::{NOT_AN_INTEGER, NOT_A_FLOAT};
+use super::{args::parse_cursor, bulk_or_nil, command, Store, Value, WRONG_TYPE};
+use crate::protocol::Reply;
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+/// A hash's fields and values.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(super) struct Hash {
+    fields: BTreeMap<Key, Key>,
+}
+
+impl Hash {
+    pub(super) fn get(&self, field: &[u8]) -> Option<&[u8]> {
+        self.fields.get(field).map(Key::as_bytes)
+    }
+
+    /// Sets a field; returns whether it is new.
+    pub(super) fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
+        if let Some(old) = self.fields.get_mut(field) {
+            *old = Key::new(value);
+            return false;
+        }
+        self.fields.insert(Key::new(field), Key::new(value));
+        true
+    }
+
+    /// Removes a field; returns whether it was there.
+    pub(super) fn remove(&mut self, field: &[u8]) -> bool {
+        self.fields.remove(field).is_some()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Fields and values in field order.
+    pub(super) fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> {
+        self.fields.iter().map(|(field, value)| (field.as_bytes(), value.as_bytes()))
+    }
+
+    /// Fields from `start` on, in field order.
+    fn range_from(&self, start: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let range = (Bound::Included(start), Bound::Unbounded);
+        self.fields.range::<[u8], _>(range).map(|(field, value)| (field.as_bytes(), value.as_bytes()))
+    }
+}
+
+/// What HKEYS, HVALS and HGETALL list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Parts {
+    Fields,
+    Values,
+    Both,
+}
+
+/// HSCAN's cursor for a field: its first 8 bytes, big-endian, zero-padded.
+/// Never decreases along field order.
+fn cursor_of(field: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    let prefix = field.len().min(8);
+    bytes[..prefix].copy_from_slice(&field[..prefix]);
+    u64::from_be_bytes(bytes)
+}
+
+/// The smallest field whose cursor is `cursor`: every field before it has
+/// a smaller cursor. Cursor 0 is the empty field, the start.
+fn resume_at(cursor: u64) -> Vec<u8> {
+    let length = 8 - (cursor.trailing_zeros() / 8) as usize;
+    cursor.to_be_bytes()[..length].to_vec()
+}
+
+impl Store {
+    /// The live hash at `key`: `Ok(None)` if absent, WRONGTYPE if the key
+    /// holds another type.
+    fn live_hash(&self, key: &[u8], now: u64) -> Result<Option<&Hash>, Reply> {
+        match self.live(key, now).map(|entry| &entry.value) {
+            None => Ok(None),
+            Some(Value::Hash(hash)) => Ok(Some(hash)),
+            Some(_) => Err(Reply::error(WRONG_TYPE)),
+        }
+    }
+
+    /// `live_hash` for a write: an expired key is dropped first.
+    fn hash_for_write(&mut self, key: &[u8], now: u64) -> Result<Option<&Hash>, Reply> {
+        self.expire_if_needed(key, now);
+        self.live_hash(key, now)
+    }
+
+    /// The hash at `key` to change, created empty if absent (Redis's
+    /// `hashTypeLookupWriteOrCreate`): a modification (WATCH). Only after
+    /// `hash_for_write` answered `Ok`, and the caller leaves it non-empty.
+    fn hash_mut(&mut self, key: &[u8]) -> &mut Hash {
+        if !self.entries.contains_key(key) {
+            self.put(key, Value::Hash(Box::default()), false);
+        }
+        match self.value_mut(key) {
+            Some(Value::Hash(hash)) => hash,
+            _ => panic!("hash_mut on a key that is not a hash"),
+        }
+    }
+
+    pub(super) fn on_hget(&self, args: &[Vec<u8>], now: u64) -> Reply {
+        match self.live_hash(&args[1], now) {
+            Ok(hash) => bulk_or_nil(hash.and_then(|hash| hash.get(&args[2])).map(<[u8]>::to_vec)),
+            Err(wrong_type) => wrong_type,
+        }
+    }
+
+    pub(super) fn on_hmget(&self, args: &[Vec<u8>], now: u64) -> Reply {
+        let hash = match self.live_hash(&args[1], now) {
+            Ok(hash) => hash,
+            Err(wrong_type) => return wrong_type,
+        };
+        let value = |field: &Vec<u8>| bulk_or_nil(hash.and_then(|hash| hash.get(field)).map(<[u8]>::to_vec));
+        Reply::Array(Some(args[2..].iter().map(value).collect()))
+    }
+
+    pub(super) fn on_hexists(&self, args: &[Vec<u8>], now: u64) -> Reply {
+        match self.live_hash(&args[1], now) {
+            Ok(hash) => Reply::Integer(i64::from(hash.is_some_and(|hash| hash.get(&args[2]).is_some()))),
+            Err(wrong_type) => wrong_type,
+        }
+    }
+
+    pub(super) fn on_hlen(&self, args: &[Vec<u8>], now: u64) -> Reply {
+        match self.live_hash(&args[1], now) {
+            Ok(hash) => Reply::Integer(hash.map_or(0, |hash| hash.len() as i64)),
+            Err(wrong_type) => wrong_type,
+        }
+    }
+
+    pub(super) fn on_hstrlen(&self, args: &[Vec<u8>], now: u64) -> Reply {
+        match self.live_hash(&args[1], now) {
+            Ok(hash) => {
+                Reply::Integer(hash.and_then(|hash| hash.get(&args[2])).map_or(0, |v| v.len() as i64))
+            }
+            Err(wrong_type) => wrong_type,
+        }
+    }
+
+    /// HKEYS, HVALS, HGETALL (a map in RESP3, a flat array in RESP2).
+    pub(super) fn on_hgetall(&self, args: &[Vec<u8>], now: u64, parts: Parts) -> Reply {
+        let hash = match self.live_hash(&args[1], now) {
+            Ok(hash) => hash,
+            Err(wrong_type) => return wrong_type,
+        };
+        let pairs = hash.into_iter().flat_map(Hash::iter);
+        let bulk = |bytes: &[u8]| Reply::bulk(bytes.to_vec());
+        match parts {
+            Parts::Fields => Reply::Array(Some(pairs.map(|(field, _)| bulk(field)).collect())),
+            Parts::Values => Reply::Array(Some(pairs.map(|(_, value)| bulk(value)).collect())),
+            Parts::Both => Reply::Map(pairs.map(|(field, value)| (bulk(field), bulk(value))).collect()),
+        }
+    }
+
+    /// HSCAN key cursor [MATCH pattern] [COUNT n] (see the module docs).
+    pub(super) fn on_hscan(&self, args: &[Vec<u8>], now: u64) -> Reply {
+        let Some(cursor) = parse_cursor(&args[2]) else {
+            return Reply::error(INVALID_CURSOR);
+        };
+        let scan_reply = |next: u64, items: Vec<Reply>| {
+            Reply::Array(Some(vec![Reply::bulk(next.to_string()), Reply::Array(Some(items))]))
+        };
+        let hash = match self.live_hash(&args[1], now) {
+            Ok(Some(hash)) => hash,
+            Ok(None) => return scan_reply(0, Vec::new()),
+            Err(wrong_type) => return wrong_type,
+        };
+        let options = match ScanOptions::parse(&args[3..], false) {
+            Ok(options) => options,
+            Err(reply) => return reply,
+        };
+        let (mut items, mut next, mut visited, mut last) = (Vec::new(), 0, 0, None);
+        for (field, value) in hash.range_from(&resume_at(cursor)) {
+            let here = cursor_of(field);
+            // Stop only between cursors, and never at cursor 0 (the end).
+            if visited >= options.count && last != Some(here) && here != 0 {
+                next = here;
+                break;
+            }
+            visited += 1;
+            last = Some(here);
+            if options.matches(field) {
+                items.push(Reply::bulk(field.to_vec()));
+                items.push(Reply::bulk(value.to_vec()));
+            }
+        }
+        scan_reply(next, items)
+    }
+
+    /// HSET (the count of new fields) and HMSET (OK).
+    pub(super) fn on_hset(&mut self, args: &[Vec<u8>], now: u64, name: &str) -> Reply {
+        if !args.len().is_multiple_of(2) {
+            return command::wrong_arity(name);
+        }
+        if let Err(wrong_type) = self.hash_for_write(&args[1], now) {
+            return wrong_type;
+        }
+        let hash = self.hash_mut(&args[1]);
+        let added = args[2..].chunks(2).filter(|pair| hash.insert(&pair[0], &pair[1])).count();
+        if name == "hmset" {
+            Reply::ok()
+        } else {
+            Reply::Integer(added as i64)
+        }
+    }
+
+    pub(super) fn on_hsetnx(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
+        match self.hash_for_write(&args[1], now) {
+            Err(wrong_type) => wrong_type,
+            Ok(Some(hash)) if hash.get(&args[2]).is_some() => Reply::Integer(0),
+            Ok(_) => {
+                self.hash_mut(&args[1]).insert(&args[2], &args[3]);
+                Reply::Integer(1)
+            }
+        }
+    }
+
+    /// HDEL: removing the last field deletes the key. Deleting nothing is
+    /// no modification (WATCH).
+    pub(super) fn on_hdel(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
+        let key = args[1].as_slice();
+        match self.hash_for_write(key, now) {
+            Err(wrong_type) => return wrong_type,
+            Ok(Some(hash)) if args[2..].iter().any(|field| hash.get(field).is_some()) => {}
+            Ok(_) => return Reply::Integer(0),
+        }
+        let hash = self.hash_mut(key);
+        let deleted = args[2..].iter().filter(|field| hash.remove(field)).count();
+        if hash.is_empty() {
+            self.remove(key);
+        }
+        Reply::Integer(deleted as i64)
+    }
+
+    /// HINCRBY key field increment. Keeps the TTL.
+    pub(super) fn on_hincrby(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
+        let Some(increment) = parse_i64(&args[3]) else {
+            return Reply::error(NOT_AN_INTEGER);
+        };
+        let current = match self.hash_for_write(&args[1], now) {
+            Err(wrong_type) => return wrong_type,
+            Ok(hash) => match hash.and_then(|hash| hash.get(&args[2])) {
+                None => 0,
+                Some(text) => match parse_i64(text) {
+                    Some(value) => value,
+                    None => return Reply::error("ERR hash value is not an integer"),
+                },
+            },
+        };
+        let Some(value) = current.checked_add(increment) else {
+            return Reply::error("ERR increment or decrement would overflow");
+        };
+        self.hash_mut(&args[1]).insert(&args[2], value.to_string().as_bytes());
+        Reply::Integer(value)
+    }
+
+    /// HINCRBYFLOAT key field increment, with INCRBYFLOAT's x87 `long
+    /// double` arithmetic (see `long_double`). Keeps the TTL.
+    pub(super) fn on_hincrbyfloat(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
+        let Some(increment) = LongDouble::parse(&args[3]) else {
+            return Reply::error(NOT_A_FLOAT);
+        };
+        if !increment.is_finite() {
+            return Reply::error("ERR value is NaN or Infinity");
+        }
+        let current = match self.hash_for_write(&args[1], now) {
+            Err(wrong_type) => return wrong_type,
+            Ok(hash) => match hash.and_then(|hash| hash.get(&args[2])) {
+                None => LongDouble::from_i64(0),
+                Some(text) => match LongDouble::parse(text) {
+                    Some(value) => value,
+                    None => return Reply::error("ERR hash value is not a float"),
+                },
+            },
+        };
+        let sum = current.add(increment);
+        if !sum.is_finite() {
+            return Reply::error("ERR increment would produce NaN or Infinity");
+        }
+        let text = sum.format_human();
+        self.hash_mut(&args[1]).insert(&args[2], &text);
+        Reply::bulk(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_never_decrease_along_field_order_and_resume_at_the_first_field_of_theirs() {
+        let mut fields: Vec<&[u8]> = vec![
+            b"",
+            b"\0",
+            b"a",
+            b"a\0",
+            b"a\0\0",
+            b"a\x01",
+            b"ab",
+            b"abcdefgh",
+            b"abcdefghz",
+            b"b",
+            b"\xff",
+        ];
+        fields.sort();
+        for pair in fields.windows(2) {
+            assert!(cursor_of(pair[0]) <= cursor_of(pair[1]), "{pair:?}");
+        }
+        for field in &fields {
+            let start = resume_at(cursor_of(field));
+            assert!(start.as_slice() <= *field, "{field:?}");
+            assert_eq!(cursor_of(&start), cursor_of(field));
+        }
+        assert_eq!(resume_at(0), b"");
+        assert_eq!(resume_at(cursor_of(b"a\0")), b"a");
+    }
+}
