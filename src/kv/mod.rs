@@ -435,4 +435,6 @@ fn bulk_or_nil(value: Option<Vec<u8>>) -> Reply {
 }
 
 #[cfg(test)]
+mod hash_tests;
+#[cfg(test)]
 mod tests;

@@ -35,7 +35,7 @@ fn random_commands(seed: u64, count: usize) -> Vec<(u64, Vec<Vec<u8>>)> {
         let key = format!("k{}", rng.range(0, 6));
         let other = format!("k{}", rng.range(0, 6));
         let n = rng.range(0, 200).to_string();
-        let words: Vec<String> = match rng.range(0, 12) {
+        let words: Vec<String> = match rng.range(0, 15) {
             0 => vec!["SET".into(), key, n.clone(), "PX".into(), n],
             1 => vec!["SET".into(), key, n],
             2 => vec!["PEXPIRE".into(), key, n],
@@ -47,6 +47,9 @@ fn random_commands(seed: u64, count: usize) -> Vec<(u64, Vec<Vec<u8>>)> {
             8 => vec!["INCR".into(), key],
             9 => vec!["SCAN".into(), "0".into(), "COUNT".into(), "3".into()],
             10 => vec!["DBSIZE".into()],
+            11 => vec!["HSET".into(), key, format!("f{}", rng.range(0, 3)), n],
+            12 => vec!["HDEL".into(), key, format!("f{}", rng.range(0, 3))],
+            13 => vec!["HINCRBYFLOAT".into(), key, "f0".into(), "2.5".into()],
             _ => vec![CASHE_EXPIRE.into(), key, other],
         };
         commands.push((now, words.into_iter().map(String::into_bytes).collect()));
