@@ -2,9 +2,11 @@
 //! `cashe::kv::Store` and to a real `redis-server` (7.0, started here as a
 //! child process on a free port), and every reply is compared byte for
 //! byte (`Reply::to_bytes()` against the raw RESP bytes from the server).
-//! Three phases: random command sequences over a small key space shared by
-//! string, hash and key commands (one FLUSHALL per seed), KEYS with random glob patterns over keys made for
-//! them, and INCRBYFLOAT on random pairs of numbers. The test prints how
+//! Four phases: random command sequences over a small key space shared by
+//! string, hash and key commands (one FLUSHALL per seed), KEYS with random
+//! glob patterns over keys made for them, INCRBYFLOAT on random pairs of
+//! numbers, and hashes large enough for Redis's hashtable encoding (more
+//! than 128 fields, values over 64 bytes) filled, scanned and emptied. The test prints how
 //! many commands it compared; `CASHE_REDIS_DIFF_SEEDS=n` runs more seeds.
 //!
 //! `redis-server` must be on PATH (`.ci/run` installs Debian's
@@ -71,6 +73,9 @@ const COMMANDS_PER_SEED: usize = 700;
 const GLOB_PATTERNS: usize = 2000;
 /// SET + INCRBYFLOAT pairs in the float phase.
 const FLOAT_PAIRS: usize = 2000;
+/// Fields of the large hash in the last phase (Redis's listpack holds at
+/// most 128).
+const BIG_HASH_FIELDS: usize = 300;
 /// How far apart the Store's clock and the server's may be for one command.
 const CLOCK_TOLERANCE_MS: i64 = 1000;
 /// 2100-01-01 in Unix seconds: absolute expiries are at or after it.
@@ -893,12 +898,48 @@ fn compare_with_redis(protocol: Protocol) {
         runner.run(seeds + 1, step, &Case { args: set, check: Check::Exact });
         runner.run(seeds + 1, step, &Case { args: incr, check: Check::Exact });
     }
+    big_hashes(&mut runner, seeds + 2);
     // Printed past the test harness's capture, so it shows on success too.
     let _ = writeln!(
         std::io::stderr().lock(),
         "redis_diff: {} commands compared against redis-server ({version}) in {protocol:?}: {seeds} seeds of \
-         {COMMANDS_PER_SEED}, {GLOB_PATTERNS} KEYS patterns, {FLOAT_PAIRS} INCRBYFLOAT pairs, in {:.1} s",
+         {COMMANDS_PER_SEED}, {GLOB_PATTERNS} KEYS patterns, {FLOAT_PAIRS} INCRBYFLOAT pairs, a hash of \
+         {BIG_HASH_FIELDS} fields, in {:.1} s",
         runner.compared,
         started.elapsed().as_secs_f64()
     );
+}
+
+/// A hash past Redis's listpack limits, in hashtable encoding there: filled
+/// field by field (some values over 64 bytes), read whole, scanned with
+/// small COUNTs, counted up, then emptied field by field so the last HDEL
+/// deletes the key.
+fn big_hashes(runner: &mut Runner, seed: u64) {
+    let mut generator = Generator::new(seed);
+    let exact = |args: Vec<Vec<u8>>| Case { args, check: Check::Exact };
+    let field = |i: usize| format!("field:{i}").into_bytes();
+    for i in 0..BIG_HASH_FIELDS {
+        let args = vec![b"HSET".to_vec(), b"big".to_vec(), field(i), generator.value()];
+        runner.run(seed, i, &exact(args));
+    }
+    let whole = |name: &[u8], check| Case { args: words(&[name, b"big"]), check };
+    runner.run(seed, 0, &whole(b"HGETALL", Check::SortedPairs));
+    runner.run(seed, 0, &whole(b"HKEYS", Check::Sorted));
+    runner.run(seed, 0, &whole(b"HLEN", Check::Exact));
+    for count in ["1", "10", "1000"] {
+        let args = words(&[b"HSCAN", b"big", b"0", b"COUNT", count.as_bytes()]);
+        runner.run(seed, 0, &Case { args, check: Check::HScanAll });
+    }
+    for i in 0..BIG_HASH_FIELDS {
+        let args = vec![b"HINCRBY".to_vec(), b"big".to_vec(), field(i), generator.integer_text()];
+        runner.run(seed, i, &exact(args));
+    }
+    for i in 0..BIG_HASH_FIELDS {
+        let args = vec![b"HDEL".to_vec(), b"big".to_vec(), field(i), b"absent".to_vec()];
+        runner.run(seed, i, &exact(args));
+        if i % 50 == 0 {
+            runner.run(seed, i, &whole(b"HGETALL", Check::SortedPairs));
+        }
+    }
+    runner.run(seed, 0, &exact(words(&[b"EXISTS", b"big"])));
 }

@@ -1,4 +1,5 @@
-//! Keys as the store holds them: bytes, kept inline when short.
+//! Keys as the store holds them: bytes, kept inline when short. Hash
+//! fields and values are held the same way (`hash`).
 //!
 //! A key sits in two indexes (by name and by creation sequence). As a
 //! `Vec<u8>` it costs 24 bytes plus a heap allocation in each; most keys are

@@ -1,5 +1,5 @@
 //! The replicated key-value state machine: an ordered map of byte keys to
-//! typed values ([`Value`]: strings and hashes so far), each with an
+//! typed values (`Value`: strings and hashes so far), each with an
 //! optional absolute expiry in ms, and the Redis 7.0 string, hash and key
 //! commands over it (replies and error texts as redis-server 7.0 gives
 //! them, WRONGTYPE included; `tests/redis_diff.rs` compares them byte for
@@ -25,12 +25,12 @@
 //! - Only strings and hashes exist (lists, sets, sorted sets: issue 14);
 //!   SCAN TYPE of another type name matches nothing, as in Redis 7.0.
 //! - HKEYS, HVALS, HGETALL and HSCAN answer in field order (Redis: hash
-//!   table or listpack order). HSCAN cursors are positions in field order
-//!   (see `hash`), and COUNT is exact but for fields sharing a cursor; the
-//!   guarantee is Redis's: a field present for a whole iteration is
-//!   returned. Redis answers a small (listpack) hash whole in one call.
+//!   table or listpack order). An HSCAN cursor is the first 8 bytes of the
+//!   next field (see `hash`), and COUNT is exact but for fields sharing
+//!   them; the guarantee is Redis's: a field present for a whole iteration
+//!   is returned. Redis answers a small (listpack) hash whole in one call.
 //! - HRANDFIELD is not served: its RESP3 WITHVALUES reply (an array of
-//!   pairs) has no `Reply` shape yet, and its draw must be the leader's.
+//!   two-element arrays, flat in RESP2) has no `Reply` shape yet.
 //! - OBJECT (ENCODING and the rest) is not served.
 //! - INCRBYFLOAT is bit-exact with Redis on x86-64 (80-bit `long double`);
 //!   Redis on other architectures (e.g. aarch64's 128-bit `long double`)
@@ -39,11 +39,11 @@
 //!   observable changes.
 //! - HAS key (EXISTS for one key), CAS key expected new (1 if the value was
 //!   `expected` and is now `new`, keeping its TTL; a missing key never
-//!   matches) and CASHE.EXPIRE are cashe's own.
+//!   matches, another type is WRONGTYPE) and CASHE.EXPIRE are cashe's own.
 //!
 //! Layout: `command` (the table, arity and lookup errors), `strings`,
-//! `hash` and `keys` (one `on_*` handler per command), `snapshot` (versioned postcard
-//! encoding), `glob` (KEYS/SCAN patterns), `long_double` and `bignum`
+//! `hash` and `keys` (one `on_*` handler per command), `snapshot`
+//! (versioned postcard encoding), `glob` (KEYS/SCAN patterns), `long_double` and `bignum`
 //! (INCRBYFLOAT's x87 arithmetic, which Rust lacks), `args` (Redis's
 //! argument parsers). The index invariants are checked by
 //! `Store::check_invariants` (tests, and every restore validates its input).

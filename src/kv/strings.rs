@@ -3,7 +3,7 @@
 
 use super::args::{option_is, parse_i64};
 use super::long_double::LongDouble;
-use super::{bulk_or_nil, command, Store, Value, VALUE_BYTES_MAX, WRONG_TYPE};
+use super::{bulk_or_nil, command, Entry, Store, Value, VALUE_BYTES_MAX, WRONG_TYPE};
 use crate::protocol::Reply;
 
 pub(super) const SYNTAX_ERROR: &str = "ERR syntax error";
@@ -152,6 +152,21 @@ impl Store {
         match self.live(key, now).map(|entry| &entry.value) {
             None => Ok(None),
             Some(Value::String(bytes)) => Ok(Some(bytes)),
+            Some(_) => Err(Reply::error(WRONG_TYPE)),
+        }
+    }
+
+    /// Redis's `lookupKeyWrite` and `checkType` for a string in one
+    /// search of the key space: drops the key if it has expired, then the
+    /// length of its string if it exists, or WRONGTYPE.
+    fn string_length_for_write(&mut self, key: &[u8], now: u64) -> Result<Option<usize>, Reply> {
+        match self.entries.get(key) {
+            None => Ok(None),
+            Some(entry) if entry.is_expired(now) => {
+                self.reclaim(key);
+                Ok(None)
+            }
+            Some(Entry { value: Value::String(bytes), .. }) => Ok(Some(bytes.len())),
             Some(_) => Err(Reply::error(WRONG_TYPE)),
         }
     }
@@ -316,11 +331,10 @@ impl Store {
     }
 
     pub(super) fn on_getdel(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
-        if !self.expire_if_needed(&args[1], now) {
-            return Reply::nil();
-        }
-        if let Err(wrong_type) = self.live_string(&args[1], now) {
-            return wrong_type;
+        match self.string_length_for_write(&args[1], now) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Reply::nil(),
+            Err(wrong_type) => return wrong_type,
         }
         match self.remove(&args[1]).map(|entry| entry.value) {
             Some(Value::String(value)) => Reply::bulk(value),
@@ -419,12 +433,12 @@ impl Store {
     pub(super) fn on_append(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
         let key = args[1].as_slice();
         let suffix = &args[2];
-        if !self.expire_if_needed(key, now) {
-            self.put(key, Value::String(suffix.clone()), false);
-            return Reply::Integer(suffix.len() as i64);
-        }
-        let length = match self.live_string(key, now) {
-            Ok(value) => value.map_or(0, |value| value.len() as u64),
+        let length = match self.string_length_for_write(key, now) {
+            Ok(Some(length)) => length as u64,
+            Ok(None) => {
+                self.put(key, Value::String(suffix.clone()), false);
+                return Reply::Integer(suffix.len() as i64);
+            }
             Err(wrong_type) => return wrong_type,
         };
         if let Err(reply) = check_length(length, suffix.len() as u64) {
@@ -446,13 +460,13 @@ impl Store {
             Some(offset) => offset as u64,
             None => return Reply::error(NOT_AN_INTEGER),
         };
-        let exists = self.expire_if_needed(key, now);
-        let length = match self.live_string(key, now) {
-            Ok(value) => value.map_or(0, |value| value.len() as i64),
+        let length = match self.string_length_for_write(key, now) {
+            Ok(length) => length,
             Err(wrong_type) => return wrong_type,
         };
+        let exists = length.is_some();
         if patch.is_empty() {
-            return Reply::Integer(length);
+            return Reply::Integer(length.unwrap_or(0) as i64);
         }
         if let Err(reply) = check_length(offset, patch.len() as u64) {
             return reply;
