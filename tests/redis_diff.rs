@@ -58,6 +58,8 @@
 //!   random (found: wrong number of arguments; not found: unknown command).
 //! - HAS, CAS and CASHE.EXPIRE are cashe's own and not sent (unit tests in
 //!   `src/kv/` cover them).
+//! - HRANDFIELD and OBJECT are not served by the Store (see `src/kv/mod.rs`)
+//!   and not sent.
 
 use cashe::kv::{classify, Access, Store};
 use cashe::protocol::{Protocol, Reply};
