@@ -304,7 +304,7 @@ fn the_golden_files_decode_to_the_expected_values() {
     let decoded: Vec<WalRecord> =
         segment[1..].iter().map(|(_, payload)| format::decode_record(payload).unwrap()).collect();
     assert_eq!(decoded, segment_records());
-    assert!(segment[1..].iter().all(|(_, payload)| payload[0] == 1), "record version 1");
+    assert!(segment[1..].iter().all(|(_, payload)| payload[0] == 2), "record version 2");
 
     let snapshot_file = golden(SNAPSHOT_PATH);
     assert_eq!(format::decode_snapshot(&snapshot_file), Ok(snapshot()));
@@ -466,12 +466,19 @@ fn with_payload_byte(bytes: &[u8], offset: usize, index: usize, value: u8) -> Ve
     out
 }
 
-/// Opens the golden directory with one version changed to 2; returns the
+/// Opens the golden directory with one version changed to `version`, one
+/// this build does not read (`reads` are those it does); returns the
 /// refusal, after checking that nothing on disk changed.
-fn open_with_version_2(file: &str, frame_offset: usize, version_at: usize) -> String {
+fn open_with_version(
+    file: &str,
+    frame_offset: usize,
+    version_at: usize,
+    version: u8,
+    reads: &[u32],
+) -> String {
     let disk = golden_disk(|path, bytes| {
         if path == file {
-            with_payload_byte(&bytes, frame_offset, version_at, 2)
+            with_payload_byte(&bytes, frame_offset, version_at, version)
         } else {
             bytes
         }
@@ -484,14 +491,19 @@ fn open_with_version_2(file: &str, frame_offset: usize, version_at: usize) -> St
     assert_eq!(image(&disk), before, "nothing on disk changed");
     match result {
         Err(OpenError::UnsupportedVersion(unsupported)) => {
-            assert_eq!((unsupported.file.as_str(), unsupported.found), (file, 2));
-            assert_eq!(unsupported.reads, &[1]);
+            assert_eq!((unsupported.file.as_str(), unsupported.found), (file, u32::from(version)));
+            assert_eq!(unsupported.reads, reads);
             let message = OpenError::UnsupportedVersion(unsupported).to_string();
             println!("{message}");
             message
         }
         other => panic!("expected an unsupported version, got {other:?}"),
     }
+}
+
+/// A header's format version this build does not read.
+fn open_with_version_2(file: &str, frame_offset: usize, version_at: usize) -> String {
+    open_with_version(file, frame_offset, version_at, 2, &[1])
 }
 
 /// The magic is 8 bytes, the version (a varint, one byte below 128) next.
@@ -516,9 +528,9 @@ fn a_segment_header_of_an_unknown_version_refuses_start_up_by_name_and_changes_n
 #[test]
 fn the_last_record_of_an_unknown_version_is_refused_not_truncated() {
     let (last, _) = *frames(&golden(SEGMENT_PATH)).last().unwrap();
-    let message = open_with_version_2(SEGMENT_PATH, last, 0);
+    let message = open_with_version(SEGMENT_PATH, last, 0, 3, &[1, 2]);
     assert!(
-        message.contains(&format!("{SEGMENT_PATH} at offset {last} is in format version 2")),
+        message.contains(&format!("{SEGMENT_PATH} at offset {last} is in format version 3")),
         "{message}"
     );
 }

@@ -12,7 +12,7 @@ use crate::frame;
 use crate::raft::{Config, NodeId};
 use serde::{Deserialize, Serialize};
 
-pub const WIRE_VERSION: u32 = 3;
+pub const WIRE_VERSION: u32 = 4;
 
 // A command the node accepts fits in an entry that an `Append` carries
 // alone (`raft::config` bounds batches and chunks against the frame).

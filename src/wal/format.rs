@@ -15,10 +15,13 @@ pub const FORMAT_VERSION: u32 = 1;
 /// The `format_version` values this build reads.
 pub const FORMAT_VERSIONS_READ: &[u32] = &[FORMAT_VERSION];
 /// The first byte of every record payload; bumped on any change to the
-/// bytes of [`WalRecord`] or of anything it holds.
-pub const RECORD_VERSION: u8 = 1;
+/// bytes of [`WalRecord`] or of anything it holds, and when entries may
+/// hold commands an older build does not know (it would apply them as
+/// unknown commands and diverge). Version 2: hash commands (the bytes are
+/// version 1's).
+pub const RECORD_VERSION: u8 = 2;
 /// The record versions this build reads.
-pub const RECORD_VERSIONS_READ: &[u32] = &[RECORD_VERSION as u32];
+pub const RECORD_VERSIONS_READ: &[u32] = &[1, RECORD_VERSION as u32];
 
 pub const META_FILE: &str = "meta";
 pub const WAL_DIR: &str = "wal";
@@ -168,7 +171,7 @@ pub fn encode_record(record: &WalRecord, out: &mut Vec<u8>) -> Result<(), frame:
 
 pub fn decode_record(payload: &[u8]) -> Result<WalRecord, FormatError> {
     match payload.split_first() {
-        Some((&RECORD_VERSION, rest)) => from_bytes(rest),
+        Some((version, rest)) if RECORD_VERSIONS_READ.contains(&u32::from(*version)) => from_bytes(rest),
         Some((version, _)) => {
             Err(FormatError::UnsupportedVersion { found: u32::from(*version), reads: RECORD_VERSIONS_READ })
         }
