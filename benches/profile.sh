@@ -29,10 +29,24 @@ for k in 0 1 2; do
     pids+=($!)
     [ "$k" -eq 0 ] && sleep 1
 done
+ready=no
 for _ in $(seq 50); do
-    redis-cli -p "$base" cluster info 2>/dev/null | grep -q "cluster_known_nodes:3" && break
+    redis-cli -p "$base" cluster info 2>/dev/null | grep -q "cluster_known_nodes:3" && ready=yes && break
     sleep 0.2
 done
+# A node that did not start (a port still held by an earlier run's node,
+# say) would leave redis-benchmark retrying for ever: stop here instead.
+for k in 0 1 2; do
+    if ! kill -0 "${pids[$k]}" 2>/dev/null; then
+        echo "profile: raft$k did not start; its log ($dir/node$k.log) ends:" >&2
+        tail -2 "$dir/node$k.log" >&2
+        exit 1
+    fi
+done
+if [ "$ready" != yes ]; then
+    echo "profile: the three nodes did not form a cluster in 10 s (logs in $dir)" >&2
+    exit 1
+fi
 if [ "$workload" = get ]; then
     redis-benchmark -p "$base" -t set -n 100000 -r 100000 -d 64 -c 32 -q > /dev/null
 fi
