@@ -3,27 +3,13 @@
 //! between strings and hashes). `tests/redis_diff.rs` checks the replies
 //! byte for byte against a real server on random commands.
 
+use super::tests::{bulk, cmd, int, T0};
 use super::*;
 use std::collections::BTreeSet;
 
-const T0: u64 = 1_700_000_000_000;
-
-fn cmd(words: &[&str]) -> Vec<Vec<u8>> {
-    words.iter().map(|word| word.as_bytes().to_vec()).collect()
-}
-
+/// A command at `T0`, with the store's invariants checked after it.
 fn run(store: &mut Store, words: &[&str]) -> Reply {
-    let reply = store.apply(&cmd(words), T0);
-    store.check_invariants();
-    reply
-}
-
-fn int(n: i64) -> Reply {
-    Reply::Integer(n)
-}
-
-fn bulk(text: &str) -> Reply {
-    Reply::bulk(text)
+    super::tests::run(store, T0, words)
 }
 
 fn array(items: Vec<Reply>) -> Reply {

@@ -63,6 +63,46 @@ struct SnapshotEntryV2 {
     modified: u64,
 }
 
+/// Format 1 as format 2: nothing modified yet, no tombstones.
+impl From<SnapshotV1> for SnapshotV2 {
+    fn from(v1: SnapshotV1) -> SnapshotV2 {
+        let entries = v1.entries.into_iter().map(|e| SnapshotEntryV2 {
+            key: e.key,
+            value: e.value,
+            expire_at_ms: e.expire_at_ms,
+            sequence: e.sequence,
+            modified: 0,
+        });
+        SnapshotV2 {
+            last_sequence: v1.last_sequence,
+            version: 0,
+            entries: entries.collect(),
+            tombstones: Vec::new(),
+            tombstone_floor: 0,
+        }
+    }
+}
+
+/// Format 2 as format 3: every value a string.
+impl From<SnapshotV2> for SnapshotV3 {
+    fn from(v2: SnapshotV2) -> SnapshotV3 {
+        let entries = v2.entries.into_iter().map(|e| SnapshotEntry {
+            key: e.key,
+            value: SnapshotValue::String(e.value),
+            expire_at_ms: e.expire_at_ms,
+            sequence: e.sequence,
+            modified: e.modified,
+        });
+        SnapshotV3 {
+            last_sequence: v2.last_sequence,
+            version: v2.version,
+            entries: entries.collect(),
+            tombstones: v2.tombstones,
+            tombstone_floor: v2.tombstone_floor,
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct SnapshotV3 {
     last_sequence: u64,
@@ -239,40 +279,8 @@ impl Store {
         let (&format, payload) = bytes.split_first().ok_or(RestoreError::Empty)?;
         let body = match format {
             SNAPSHOT_FORMAT => decode::<SnapshotV3>(payload)?,
-            SNAPSHOT_FORMAT_V2 => {
-                let v2 = decode::<SnapshotV2>(payload)?;
-                let entries = v2.entries.into_iter().map(|e| SnapshotEntry {
-                    key: e.key,
-                    value: SnapshotValue::String(e.value),
-                    expire_at_ms: e.expire_at_ms,
-                    sequence: e.sequence,
-                    modified: e.modified,
-                });
-                SnapshotV3 {
-                    last_sequence: v2.last_sequence,
-                    version: v2.version,
-                    entries: entries.collect(),
-                    tombstones: v2.tombstones,
-                    tombstone_floor: v2.tombstone_floor,
-                }
-            }
-            SNAPSHOT_FORMAT_V1 => {
-                let v1 = decode::<SnapshotV1>(payload)?;
-                let entries = v1.entries.into_iter().map(|e| SnapshotEntry {
-                    key: e.key,
-                    value: SnapshotValue::String(e.value),
-                    expire_at_ms: e.expire_at_ms,
-                    sequence: e.sequence,
-                    modified: 0,
-                });
-                SnapshotV3 {
-                    last_sequence: v1.last_sequence,
-                    version: 0,
-                    entries: entries.collect(),
-                    tombstones: Vec::new(),
-                    tombstone_floor: 0,
-                }
-            }
+            SNAPSHOT_FORMAT_V2 => decode::<SnapshotV2>(payload)?.into(),
+            SNAPSHOT_FORMAT_V1 => SnapshotV2::from(decode::<SnapshotV1>(payload)?).into(),
             other => return Err(RestoreError::UnsupportedFormat(other)),
         };
         let mut store =

@@ -5,23 +5,23 @@
 use super::*;
 use crate::raft::SplitMix64;
 
-const T0: u64 = 1_700_000_000_000;
+pub(super) const T0: u64 = 1_700_000_000_000;
 
-fn cmd(words: &[&str]) -> Vec<Vec<u8>> {
+pub(super) fn cmd(words: &[&str]) -> Vec<Vec<u8>> {
     words.iter().map(|word| word.as_bytes().to_vec()).collect()
 }
 
-fn run(store: &mut Store, now: u64, words: &[&str]) -> Reply {
+pub(super) fn run(store: &mut Store, now: u64, words: &[&str]) -> Reply {
     let reply = store.apply(&cmd(words), now);
     store.check_invariants();
     reply
 }
 
-fn int(n: i64) -> Reply {
+pub(super) fn int(n: i64) -> Reply {
     Reply::Integer(n)
 }
 
-fn bulk(text: &str) -> Reply {
+pub(super) fn bulk(text: &str) -> Reply {
     Reply::bulk(text)
 }
 
