@@ -168,7 +168,28 @@ def main():
     check("own write after WATCH aborts EXEC", aborted, True)
     check("get py:counter after the aborted EXEC", r.get("py:counter"), b"100")
 
-    check("cleanup", r.delete("py:k", "py:n", "py:counter"), 3)
+    # Hashes with the library's RESP3 defaults: HGETALL is a map, and a
+    # hash read in a transaction and through a plain pipeline.
+    check("hset py:h", r.hset("py:h", mapping={"a": "1", "b": "2"}), 2)
+    check("hgetall py:h", r.hgetall("py:h"), {b"a": b"1", b"b": b"2"})
+    check("hincrby py:h a 5", r.hincrby("py:h", "a", 5), 6)
+    check("hincrbyfloat py:h b 0.5", r.hincrbyfloat("py:h", "b", 0.5), 2.5)
+    check("hmget py:h", r.hmget("py:h", ["a", "b", "missing"]), [b"6", b"2.5", None])
+    with r.pipeline() as pipe:
+        pipe.hset("py:h", "c", "3").hlen("py:h").hdel("py:h", "a").hkeys("py:h")
+        check("hash pipeline()", pipe.execute(), [1, 3, 1, [b"b", b"c"]])
+    with r.pipeline(transaction=False) as pipe:
+        pipe.hexists("py:h", "a").hstrlen("py:h", "b").hvals("py:h").type("py:h")
+        check("hash pipeline(transaction=False)", pipe.execute(), [False, 3, [b"2.5", b"3"], b"hash"])
+    try:
+        r.get("py:h")
+        wrong_type = None
+    except redis.ResponseError as error:
+        wrong_type = str(error)
+    check("get of a hash", wrong_type, "WRONGTYPE Operation against a key holding the wrong kind of value")
+    check("hscan_iter py:h", sorted(r.hscan_iter("py:h")), [(b"b", b"2.5"), (b"c", b"3")])
+
+    check("cleanup", r.delete("py:k", "py:n", "py:counter", "py:h"), 4)
     other.close()
     r.close()
     print("ok")
