@@ -387,9 +387,6 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
             batch.push(event);
         }
         let now = now_ms(&shared, &name);
-        // What sets the node's clock: ticks and client input (`turn::feed`).
-        let clocked =
-            batch.iter().any(|e| matches!(e, Event::Tick | Event::Client { .. } | Event::Opened(_)));
         let mut node = node.borrow_mut();
         for event in batch {
             if let Event::Closed(conn) = &event {
@@ -399,7 +396,7 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
         }
         let role = (node.raft().term(), node.raft().is_leader());
         shared.borrow_mut().roles.insert(name.clone(), role);
-        shared.borrow_mut().clocks.turn(&name, clocked.then_some(now), role.1, sim_us());
+        shared.borrow_mut().clocks.turn(&name, node.now_ms(), role.1, sim_us());
         if tick {
             let directory = node.directory().members.iter().map(|(id, m)| (*id, m.raft_addr.clone()));
             book.borrow_mut().extend(directory);

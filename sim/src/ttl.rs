@@ -9,8 +9,8 @@
 //! (which it does when its own clock passes the deadline). A follower's clock
 //! never moves a deadline.
 //!
-//! The simulator knows every node's clock (the last `now_ms` it fed the
-//! node, which is what the node's own clock is) and which nodes led, so for
+//! The simulator reads every node's clock after each of its turns
+//! (`Node::now_ms`) and knows which nodes led, so for
 //! each operation it records bounds, not guesses:
 //! - `reader`: the clock of the node that served it, between invocation and
 //!   completion (a node's clock only moves forward within one boot; a
@@ -175,15 +175,14 @@ impl Clocks {
         }
     }
 
-    /// After a turn: `fed` is the clock the turn gave the node, if any of
-    /// its inputs carries one (ticks and client input do, peer messages
-    /// and disk completions do not).
-    pub fn turn(&mut self, node: &str, fed: Option<u64>, leading: bool, at: u64) {
+    /// After a turn: `now` is the node's own clock (`Node::now_ms`, 0
+    /// until it is first given one after a boot).
+    pub fn turn(&mut self, node: &str, now: u64, leading: bool, at: u64) {
         let clock = self.nodes.entry(node.to_string()).or_default();
-        if let Some(fed) = fed {
-            clock.now = clock.now.max(fed);
+        if now > 0 {
+            clock.now = now;
             if let Some((_, first @ None)) = clock.boots.last_mut() {
-                *first = Some(fed);
+                *first = Some(now);
             }
         }
         clock.leading = leading;

@@ -307,6 +307,12 @@ impl Node {
         &self.raft
     }
 
+    /// The node's clock: the largest `now_ms` it has been given (0 before
+    /// the first). It stamps what this node proposes and judges expiry.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
