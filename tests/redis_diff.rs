@@ -70,7 +70,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Seeds per run; `CASHE_REDIS_DIFF_SEEDS=n` runs more.
 const SEEDS_DEFAULT: u64 = 16;
-const COMMANDS_PER_SEED: usize = 700;
+const COMMANDS_PER_SEED: usize = 1200;
 /// Random KEYS patterns in the glob phase.
 const GLOB_PATTERNS: usize = 2000;
 /// SET + INCRBYFLOAT pairs in the float phase.
@@ -91,6 +91,16 @@ const KEYS: [&[u8]; 8] = [b"k0", b"k1", b"k2", b"k3", b"key:a", b"key:*", b"", b
 
 /// The fields hash commands share: few, so that HDEL empties hashes.
 const FIELDS: [&[u8]; 6] = [b"f0", b"f1", b"f2", b"", b"f:*", b"\xfff"];
+
+// Each type's commands, final-state reads and large-value phase.
+#[path = "redis_diff/bits.rs"]
+mod bits;
+#[path = "redis_diff/list.rs"]
+mod list;
+#[path = "redis_diff/set.rs"]
+mod set;
+#[path = "redis_diff/zset.rs"]
+mod zset;
 
 // The redis-server child process and the raw-bytes RESP client are shared
 // with tests/server.rs.
@@ -123,6 +133,11 @@ enum Check {
     ScanAll,
     /// A valid HSCAN: the same, comparing the sets of field-value pairs.
     HScanAll,
+    /// A comparison of a type's own module (`redis_diff/*.rs`): gets the
+    /// Store's reply, shaped for the protocol, and Redis's raw bytes, and
+    /// may send more commands to both sides (to bring random choices back
+    /// in line, say).
+    With(fn(&mut Runner, &Case, Reply, Vec<u8>, &str)),
 }
 
 struct Case {
@@ -664,7 +679,11 @@ impl Generator {
             }
             44 | 45 => exact(self.unknown_or_arity_case()),
             46 | 47 => exact(vec![b"GET".to_vec(), key]),
-            _ => self.hash_case(key),
+            48..=50 => self.hash_case(key),
+            51..=54 => list::case(self, key),
+            55..=57 => set::case(self, key),
+            58..=61 => zset::case(self, key),
+            _ => bits::case(self, key),
         }
     }
 }
@@ -749,6 +768,7 @@ impl Runner {
                 let mine = self.scan_all(&case.args, false, ours.to_bytes(), 1);
                 assert_eq!(mine, theirs, "{}: SCAN iteration key sets", context());
             }
+            Check::With(check) => check(self, case, ours, raw, &context()),
             Check::HScanAll => {
                 if matches!(ours, Reply::Error(_)) || raw.first() == Some(&b'-') {
                     return assert_same(&ours.to_bytes(), &raw, &context());
@@ -877,6 +897,10 @@ fn compare_with_redis(protocol: Protocol) {
                 };
                 runner.run(seed, COMMANDS_PER_SEED + 1, &Case { args, check });
             }
+            let finals = [list::final_state(key), set::final_state(key), zset::final_state(key)];
+            for case in finals.into_iter().flatten() {
+                runner.run(seed, COMMANDS_PER_SEED + 1, &case);
+            }
         }
         runner.store.check_invariants();
     }
@@ -901,6 +925,10 @@ fn compare_with_redis(protocol: Protocol) {
         runner.run(seeds + 1, step, &Case { args: incr, check: Check::Exact });
     }
     big_hashes(&mut runner, seeds + 2);
+    list::big(&mut runner, seeds + 3);
+    set::big(&mut runner, seeds + 4);
+    zset::big(&mut runner, seeds + 5);
+    bits::big(&mut runner, seeds + 6);
     // Printed past the test harness's capture, so it shows on success too.
     let _ = writeln!(
         std::io::stderr().lock(),

@@ -40,6 +40,10 @@ pub(super) enum ReadCommand {
     HVals,
     HGetAll,
     HScan,
+    Lists(super::list::Read),
+    Sets(super::set::Read),
+    SortedSets(super::zset::Read),
+    Bitmaps(super::bits::Read),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +80,10 @@ pub(super) enum WriteCommand {
     HDel,
     HIncrBy,
     HIncrByFloat,
+    Lists(super::list::Write),
+    Sets(super::set::Write),
+    SortedSets(super::zset::Write),
+    Bitmaps(super::bits::Write),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,12 +110,28 @@ impl Spec {
     }
 }
 
-const fn read(name: &'static str, arity: i32, command: ReadCommand) -> Spec {
+pub(super) const fn read(name: &'static str, arity: i32, command: ReadCommand) -> Spec {
     Spec { name, arity, kind: Kind::Read(command) }
 }
 
-const fn write(name: &'static str, arity: i32, command: WriteCommand) -> Spec {
+pub(super) const fn write(name: &'static str, arity: i32, command: WriteCommand) -> Spec {
     Spec { name, arity, kind: Kind::Write(command) }
+}
+
+/// `(first, last, step)` of a command's key arguments, as Redis 7.0's
+/// COMMAND INFO gives them (last < 0 counts from the end).
+pub(super) type KeyPositions = (i32, i32, i32);
+/// No key argument.
+pub(super) const NO_KEYS: KeyPositions = (0, 0, 0);
+/// One key, the first argument.
+pub(super) const ONE_KEY: KeyPositions = (1, 1, 1);
+/// Every argument is a key.
+pub(super) const ALL_KEYS: KeyPositions = (1, -1, 1);
+
+/// The tables searched by name: the string, hash and key commands here,
+/// then each type's own.
+fn tables() -> [&'static [Spec]; 5] {
+    [TABLE, super::list::TABLE, super::set::TABLE, super::zset::TABLE, super::bits::TABLE]
 }
 
 /// The internal command the leader proposes to reclaim expired keys:
@@ -197,7 +221,7 @@ pub struct CommandInfo {
 /// Every command of the table, in table order, for COMMAND, COMMAND INFO
 /// and COMMAND COUNT. It includes [`CASHE_EXPIRE`], which clients may not send.
 pub fn commands() -> impl Iterator<Item = CommandInfo> {
-    TABLE.iter().map(|spec| {
+    tables().into_iter().flatten().map(|spec| {
         let (first_key, last_key, key_step) = spec.key_positions();
         CommandInfo {
             name: spec.name,
@@ -213,11 +237,19 @@ pub fn commands() -> impl Iterator<Item = CommandInfo> {
 impl Spec {
     /// `(first, last, step)` of the key arguments, as Redis 7.0's COMMAND
     /// INFO gives them. Exhaustive, so a new command must say where its keys are.
-    fn key_positions(&self) -> (i32, i32, i32) {
-        const NONE: (i32, i32, i32) = (0, 0, 0);
-        const ONE: (i32, i32, i32) = (1, 1, 1);
-        const ALL: (i32, i32, i32) = (1, -1, 1);
+    fn key_positions(&self) -> KeyPositions {
+        const NONE: KeyPositions = NO_KEYS;
+        const ONE: KeyPositions = ONE_KEY;
+        const ALL: KeyPositions = ALL_KEYS;
         match self.kind {
+            Kind::Read(ReadCommand::Lists(command)) => super::list::read_keys(command),
+            Kind::Read(ReadCommand::Sets(command)) => super::set::read_keys(command),
+            Kind::Read(ReadCommand::SortedSets(command)) => super::zset::read_keys(command),
+            Kind::Read(ReadCommand::Bitmaps(command)) => super::bits::read_keys(command),
+            Kind::Write(WriteCommand::Lists(command)) => super::list::write_keys(command),
+            Kind::Write(WriteCommand::Sets(command)) => super::set::write_keys(command),
+            Kind::Write(WriteCommand::SortedSets(command)) => super::zset::write_keys(command),
+            Kind::Write(WriteCommand::Bitmaps(command)) => super::bits::write_keys(command),
             Kind::Read(command) => match command {
                 ReadCommand::Get
                 | ReadCommand::StrLen
@@ -239,6 +271,12 @@ impl Spec {
                 | ReadCommand::HScan => ONE,
                 ReadCommand::MGet | ReadCommand::Exists => ALL,
                 ReadCommand::Scan | ReadCommand::Keys | ReadCommand::RandomKey | ReadCommand::DbSize => NONE,
+                ReadCommand::Lists(_)
+                | ReadCommand::Sets(_)
+                | ReadCommand::SortedSets(_)
+                | ReadCommand::Bitmaps(_) => {
+                    unreachable!("matched above")
+                }
             },
             Kind::Write(command) => match command {
                 WriteCommand::Set
@@ -270,6 +308,12 @@ impl Spec {
                 WriteCommand::Rename | WriteCommand::RenameNx => (1, 2, 1),
                 WriteCommand::Del | WriteCommand::CasheExpire => ALL,
                 WriteCommand::Flush => NONE,
+                WriteCommand::Lists(_)
+                | WriteCommand::Sets(_)
+                | WriteCommand::SortedSets(_)
+                | WriteCommand::Bitmaps(_) => {
+                    unreachable!("matched above")
+                }
             },
         }
     }
@@ -281,7 +325,8 @@ pub(super) fn lookup(args: &[Vec<u8>]) -> Result<&'static Spec, Reply> {
     let Some(name) = args.first() else {
         return Err(unknown_command(&[Vec::new()]));
     };
-    let Some(spec) = TABLE.iter().find(|spec| name.eq_ignore_ascii_case(spec.name.as_bytes())) else {
+    let found = tables().into_iter().flatten().find(|spec| name.eq_ignore_ascii_case(spec.name.as_bytes()));
+    let Some(spec) = found else {
         return Err(unknown_command(args));
     };
     let count = args.len() as i64;
@@ -346,9 +391,10 @@ mod tests {
 
     #[test]
     fn every_name_is_lower_case_and_unique() {
-        for (i, spec) in TABLE.iter().enumerate() {
+        let all: Vec<&Spec> = tables().into_iter().flatten().collect();
+        for (i, spec) in all.iter().enumerate() {
             assert_eq!(spec.name, spec.name.to_ascii_lowercase());
-            assert!(TABLE[i + 1..].iter().all(|other| other.name != spec.name), "{}", spec.name);
+            assert!(all[i + 1..].iter().all(|other| other.name != spec.name), "{}", spec.name);
         }
     }
 }

@@ -50,16 +50,20 @@
 
 mod args;
 mod bignum;
+mod bits;
 mod command;
 mod glob;
 mod hash;
 mod key;
 mod keys;
+mod list;
 mod long_double;
 mod sequence;
+mod set;
 mod snapshot;
 mod strings;
 mod watch;
+mod zset;
 
 pub use command::{commands, Access, CommandInfo, CASHE_EXPIRE};
 pub(crate) use glob::string_match;
@@ -70,10 +74,13 @@ use crate::protocol::Reply;
 use command::{Kind, ReadCommand, WriteCommand};
 use hash::Hash;
 use key::Key;
+use list::List;
 use sequence::SequenceIndex;
+use set::Set;
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU64;
 use watch::Tombstones;
+use zset::ZSet;
 
 /// Redis's `proto-max-bulk-len` default: no string may grow beyond it.
 pub const VALUE_BYTES_MAX: u64 = 512 * 1024 * 1024;
@@ -97,6 +104,26 @@ pub struct Store {
     version: u64,
     /// Keys deleted by commands, with the version of their deletion.
     tombstones: Tombstones,
+    /// Zero but for the planted bug `spop-local-random`.
+    replica_salt: ReplicaSalt,
+}
+
+/// What the planted bug `spop-local-random` mixes into every random draw of
+/// a write: a value of each replica's own, so replicas draw apart. Not
+/// state (not in snapshots, equality or hashes).
+#[derive(Clone, Copy, Debug, Default)]
+struct ReplicaSalt(u64);
+
+impl PartialEq for ReplicaSalt {
+    fn eq(&self, _: &ReplicaSalt) -> bool {
+        true
+    }
+}
+
+impl Eq for ReplicaSalt {}
+
+impl std::hash::Hash for ReplicaSalt {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
 }
 
 /// Redis's reply to a command on a key of another type.
@@ -110,6 +137,9 @@ const WRONG_TYPE: &str = "WRONGTYPE Operation against a key holding the wrong ki
 enum Value {
     String(Vec<u8>),
     Hash(Box<Hash>),
+    List(Box<List>),
+    Set(Box<Set>),
+    ZSet(Box<ZSet>),
 }
 
 const _: () = assert!(std::mem::size_of::<Value>() == 24);
@@ -120,6 +150,21 @@ impl Value {
         match self {
             Value::String(_) => "string",
             Value::Hash(_) => "hash",
+            Value::List(_) => "list",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
+        }
+    }
+
+    /// Whether it is a collection with nothing in it: never stored (the
+    /// write that removes the last element deletes the key).
+    fn is_empty_collection(&self) -> bool {
+        match self {
+            Value::String(_) => false,
+            Value::Hash(hash) => hash.is_empty(),
+            Value::List(list) => list.is_empty(),
+            Value::Set(set) => set.is_empty(),
+            Value::ZSet(zset) => zset.is_empty(),
         }
     }
 }
@@ -225,6 +270,10 @@ impl Store {
             ReadCommand::HVals => self.on_hgetall(args, now, hash::Parts::Values),
             ReadCommand::HGetAll => self.on_hgetall(args, now, hash::Parts::Both),
             ReadCommand::HScan => self.on_hscan(args, now),
+            ReadCommand::Lists(command) => self.list_read(command, args, now),
+            ReadCommand::Sets(command) => self.set_read(command, args, now),
+            ReadCommand::SortedSets(command) => self.zset_read(command, args, now),
+            ReadCommand::Bitmaps(command) => self.bits_read(command, args, now),
         }
     }
 
@@ -270,7 +319,29 @@ impl Store {
             WriteCommand::HDel => self.on_hdel(args, now),
             WriteCommand::HIncrBy => self.on_hincrby(args, now),
             WriteCommand::HIncrByFloat => self.on_hincrbyfloat(args, now),
+            WriteCommand::Lists(command) => self.list_write(command, name, args, now),
+            WriteCommand::Sets(command) => self.set_write(command, name, args, now),
+            WriteCommand::SortedSets(command) => self.zset_write(command, name, args, now),
+            WriteCommand::Bitmaps(command) => self.bits_write(command, name, args, now),
         }
+    }
+
+    /// A random generator for the read or write being served at `now`: a
+    /// function of the time (for a write, the leader's clock in its entry)
+    /// and the store's version, so every replica that applies an entry
+    /// draws the same numbers, and SPOP removes the same members
+    /// everywhere. Reads (SRANDMEMBER, HRANDFIELD, ZRANDMEMBER, RANDOMKEY)
+    /// draw alike on every replica at the same time.
+    fn random(&self, now: u64) -> crate::raft::SplitMix64 {
+        let seed = now.rotate_left(32) ^ self.version.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        crate::raft::SplitMix64::new(seed ^ self.replica_salt.0)
+    }
+
+    /// Plants `spop-local-random`: every later random draw of a write mixes
+    /// in `salt`, a value of this replica's own. Only the planted-bug
+    /// checks call it.
+    pub fn plant_replica_random(&mut self, salt: u64) {
+        self.replica_salt = ReplicaSalt(salt);
     }
 
     /// Keys whose expiry has passed at `now_ms` but which are still stored,
@@ -412,9 +483,7 @@ impl Store {
             assert!(entry.sequence >= 1 && entry.sequence <= self.last_sequence, "sequence out of range");
             assert!(entry.modified <= self.version, "modified after the store's version");
             assert_eq!(self.by_sequence.get(entry.sequence), Some(key), "sequence index entry");
-            if let Value::Hash(hash) = &entry.value {
-                assert!(!hash.is_empty(), "an empty hash is stored");
-            }
+            assert!(!entry.value.is_empty_collection(), "an empty {} is stored", entry.value.type_name());
             if let Some(at) = entry.expire_at_ms() {
                 assert!(self.expiries.contains(&(at, entry.sequence)), "expiry index entry");
                 with_ttl += 1;

@@ -3,14 +3,17 @@
 //! Format: one byte [`SNAPSHOT_FORMAT`], then the postcard encoding of
 //! `SnapshotV3` — the last creation sequence number, the store's version
 //! (write commands applied), every stored key in key order with its typed
-//! value (a string's bytes, or a hash's fields and values in field order),
+//! value (a string's bytes, a hash's fields and values in field order, a
+//! list's elements head first, a set's members, a sorted set's members
+//! and scores),
 //! its expiry (absolute ms, if any), its creation sequence number (which
 //! SCAN cursors are made of, so a restored replica answers SCAN exactly as
 //! the others do) and the version of its last modification, then the
 //! tombstones of deleted keys and their floor (what WATCH compares, so a
 //! restored replica decides an EXEC as the others do). Expired keys not yet
 //! reclaimed are included: the snapshot is the state, not a view of it.
-//! Formats 2 (values are strings, untyped) and 1 (no versions, no
+//! Formats 3 (strings and hashes only: the same layout, so it decodes as
+//! format 4), 2 (values are strings, untyped) and 1 (no versions, no
 //! tombstones either: everything restores as modified at version 0) are
 //! still read.
 //!
@@ -18,6 +21,9 @@
 //! input is a `RestoreError`, never a panic.
 
 use super::hash::Hash;
+use super::list::List;
+use super::set::Set;
+use super::zset::ZSet;
 use super::{Entry, Key, Store, Tombstones, Value, VALUE_BYTES_MAX};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -25,7 +31,10 @@ use std::fmt;
 use std::num::NonZeroU64;
 
 /// The first byte of every snapshot; bumped on any incompatible change.
-pub const SNAPSHOT_FORMAT: u8 = 3;
+pub const SNAPSHOT_FORMAT: u8 = 4;
+/// Strings and hashes only: format 4's layout without its later value
+/// variants, so it decodes as format 4.
+const SNAPSHOT_FORMAT_V3: u8 = 3;
 /// The format before typed values: every value is a string.
 const SNAPSHOT_FORMAT_V2: u8 = 2;
 /// The format before WATCH versions; restored with every version 0.
@@ -128,6 +137,12 @@ enum SnapshotValue {
     String(Vec<u8>),
     /// Fields and values, fields strictly increasing, at least one.
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
+    /// Elements head first, at least one.
+    List(Vec<Vec<u8>>),
+    /// Members, no two alike, at least one.
+    Set(Vec<Vec<u8>>),
+    /// Members and scores (never NaN), no two members alike, at least one.
+    ZSet(Vec<(Vec<u8>, f64)>),
 }
 
 /// `SnapshotV3` borrowing from the store, so writing a snapshot does not
@@ -161,6 +176,9 @@ impl Serialize for EntriesRef<'_> {
             value: match &entry.value {
                 Value::String(bytes) => ValueRef::String(bytes),
                 Value::Hash(hash) => ValueRef::Hash(FieldsRef(hash)),
+                Value::List(list) => ValueRef::List(ElementsRef(list)),
+                Value::Set(set) => ValueRef::Set(MembersRef(set)),
+                Value::ZSet(zset) => ValueRef::ZSet(ScoresRef(zset)),
             },
             expire_at_ms: entry.expire_at_ms(),
             sequence: entry.sequence,
@@ -183,11 +201,35 @@ struct SnapshotEntryRef<'a> {
 enum ValueRef<'a> {
     String(&'a [u8]),
     Hash(FieldsRef<'a>),
+    List(ElementsRef<'a>),
+    Set(MembersRef<'a>),
+    ZSet(ScoresRef<'a>),
 }
 
 struct FieldsRef<'a>(&'a Hash);
+struct ElementsRef<'a>(&'a List);
+struct MembersRef<'a>(&'a Set);
+struct ScoresRef<'a>(&'a ZSet);
 
 impl Serialize for FieldsRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter())
+    }
+}
+
+impl Serialize for ElementsRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter())
+    }
+}
+
+impl Serialize for MembersRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter())
+    }
+}
+
+impl Serialize for ScoresRef<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.0.iter())
     }
@@ -200,6 +242,9 @@ fn value_bytes_max(value: &Value) -> usize {
         Value::Hash(hash) => {
             hash.iter().map(|(field, value)| field.len() + value.len() + 20).sum::<usize>() + 11
         }
+        Value::List(list) => list.iter().map(|element| element.len() + 10).sum::<usize>() + 11,
+        Value::Set(set) => set.iter().map(|member| member.len() + 10).sum::<usize>() + 11,
+        Value::ZSet(zset) => zset.iter().map(|(member, _)| member.len() + 18).sum::<usize>() + 11,
     }
 }
 
@@ -222,6 +267,9 @@ pub enum RestoreError {
     /// A hash with no field, or fields not strictly increasing: the index
     /// of its key.
     BadHash(usize),
+    /// An empty list, set or sorted set, a repeated member or a NaN
+    /// score: the type's name and the index of its key.
+    BadCollection(&'static str, usize),
     /// A modification or tombstone version after the store's version, a
     /// tombstone below its floor, out of order, or for a stored key.
     BadVersion(u64),
@@ -235,7 +283,7 @@ impl fmt::Display for RestoreError {
                 write!(
                     f,
                     "unsupported key-value snapshot format {format} (this build reads \
-                     {SNAPSHOT_FORMAT_V1}, {SNAPSHOT_FORMAT_V2} or {SNAPSHOT_FORMAT})"
+                     {SNAPSHOT_FORMAT_V1}, {SNAPSHOT_FORMAT_V2}, {SNAPSHOT_FORMAT_V3} or {SNAPSHOT_FORMAT})"
                 )
             }
             RestoreError::Undecodable(e) => write!(f, "undecodable key-value snapshot: {e}"),
@@ -245,6 +293,9 @@ impl fmt::Display for RestoreError {
             RestoreError::BadExpiry(at) => write!(f, "key-value snapshot has a bad expiry {at}"),
             RestoreError::ValueTooLarge(n) => write!(f, "key-value snapshot value of {n} bytes is too large"),
             RestoreError::BadHash(i) => write!(f, "key-value snapshot key #{i} is a malformed hash"),
+            RestoreError::BadCollection(kind, i) => {
+                write!(f, "key-value snapshot key #{i} is a malformed {kind}")
+            }
             RestoreError::BadVersion(v) => write!(f, "key-value snapshot has a bad version {v}"),
         }
     }
@@ -278,7 +329,7 @@ impl Store {
     pub fn restore(bytes: &[u8]) -> Result<Store, RestoreError> {
         let (&format, payload) = bytes.split_first().ok_or(RestoreError::Empty)?;
         let body = match format {
-            SNAPSHOT_FORMAT => decode::<SnapshotV3>(payload)?,
+            SNAPSHOT_FORMAT | SNAPSHOT_FORMAT_V3 => decode::<SnapshotV3>(payload)?,
             SNAPSHOT_FORMAT_V2 => decode::<SnapshotV2>(payload)?.into(),
             SNAPSHOT_FORMAT_V1 => SnapshotV2::from(decode::<SnapshotV1>(payload)?).into(),
             other => return Err(RestoreError::UnsupportedFormat(other)),
@@ -361,6 +412,43 @@ fn restore_value(value: SnapshotValue, index: usize) -> Result<Value, RestoreErr
                 hash.insert(field, value);
             }
             Ok(Value::Hash(Box::new(hash)))
+        }
+        SnapshotValue::List(elements) => {
+            if elements.is_empty() {
+                return Err(RestoreError::BadCollection("list", index));
+            }
+            let mut list = List::default();
+            for element in &elements {
+                check_length(element)?;
+                list.push_back(element);
+            }
+            Ok(Value::List(Box::new(list)))
+        }
+        SnapshotValue::Set(members) => {
+            let mut set = Set::default();
+            for member in &members {
+                check_length(member)?;
+                if !set.insert(member) {
+                    return Err(RestoreError::BadCollection("set", index));
+                }
+            }
+            if set.is_empty() {
+                return Err(RestoreError::BadCollection("set", index));
+            }
+            Ok(Value::Set(Box::new(set)))
+        }
+        SnapshotValue::ZSet(scores) => {
+            let mut zset = ZSet::default();
+            for (member, score) in &scores {
+                check_length(member)?;
+                if score.is_nan() || !zset.insert(member, *score) {
+                    return Err(RestoreError::BadCollection("sorted set", index));
+                }
+            }
+            if zset.is_empty() {
+                return Err(RestoreError::BadCollection("sorted set", index));
+            }
+            Ok(Value::ZSet(Box::new(zset)))
         }
     }
 }

@@ -51,7 +51,7 @@ pub fn reply_bytes_bound(reply: &crate::protocol::Reply) -> usize {
         }
         Reply::Bulk(Some(bytes)) => bytes.len(),
         Reply::Array(Some(items)) | Reply::Set(items) | Reply::Push(items) => all(items),
-        Reply::Map(pairs) => pairs
+        Reply::Map(pairs) | Reply::Pairs(pairs) => pairs
             .iter()
             .map(|(key, value)| reply_bytes_bound(key).saturating_add(reply_bytes_bound(value)))
             .fold(0, usize::saturating_add),

@@ -62,6 +62,9 @@ pub enum Reply {
     BigNumber(String),
     /// RESP3 `>n\r\n` (out-of-band data; nothing sends one yet); RESP2: an array.
     Push(Vec<Reply>),
+    /// Pairs as Redis 7.0 answers ZRANGE WITHSCORES or HRANDFIELD
+    /// WITHVALUES: RESP3 an array of two-element arrays, RESP2 one flat array.
+    Pairs(Vec<(Reply, Reply)>),
 }
 
 impl Reply {
@@ -105,7 +108,7 @@ impl Reply {
             Reply::Null => Reply::Bulk(None),
             Reply::Double(text) | Reply::BigNumber(text) => Reply::Bulk(Some(text.into_bytes())),
             Reply::Boolean(b) => Reply::Integer(i64::from(b)),
-            Reply::Map(pairs) => Reply::Array(Some(
+            Reply::Map(pairs) | Reply::Pairs(pairs) => Reply::Array(Some(
                 pairs.into_iter().flat_map(|(k, v)| [k.into_resp2(), v.into_resp2()]).collect(),
             )),
             Reply::Set(items) | Reply::Push(items) | Reply::Array(Some(items)) => {
@@ -130,6 +133,12 @@ impl Reply {
             Reply::Map(pairs) => {
                 Reply::Map(pairs.into_iter().map(|(k, v)| (k.into_resp3(), v.into_resp3())).collect())
             }
+            Reply::Pairs(pairs) => Reply::Array(Some(
+                pairs
+                    .into_iter()
+                    .map(|(k, v)| Reply::Array(Some(vec![k.into_resp3(), v.into_resp3()])))
+                    .collect(),
+            )),
             other => other,
         }
     }
@@ -166,6 +175,16 @@ impl Reply {
             }
             Reply::BigNumber(text) => line(out, b'(', text.as_bytes()),
             Reply::Push(items) => aggregate(out, b'>', items),
+            // Shaped by `for_protocol` before it reaches a connection; as is,
+            // RESP3's shape.
+            Reply::Pairs(pairs) => {
+                line(out, b'*', pairs.len().to_string().as_bytes());
+                for (first, second) in pairs {
+                    out.extend_from_slice(b"*2\r\n");
+                    first.encode(out);
+                    second.encode(out);
+                }
+            }
         }
     }
 

@@ -1,0 +1,17 @@
+//! SCAFFOLD (zset commands, issue 14): the generator's zset commands, the final
+//! state of each key as zset commands read it, and a phase of large values.
+
+use super::{Case, Check, Generator, Runner};
+
+/// One random zset command on `key`.
+pub(super) fn case(_generator: &mut Generator, key: Vec<u8>) -> Case {
+    Case { args: vec![b"TYPE".to_vec(), key], check: Check::Exact }
+}
+
+/// Reads that show `key`'s whole value, run after each seed.
+pub(super) fn final_state(_key: &[u8]) -> Vec<Case> {
+    Vec::new()
+}
+
+/// Values past Redis's small encodings, filled, read and emptied.
+pub(super) fn big(_runner: &mut Runner, _seed: u64) {}
