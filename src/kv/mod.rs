@@ -51,6 +51,7 @@
 mod args;
 mod bignum;
 mod bits;
+mod blocking;
 mod command;
 mod glob;
 mod hash;
@@ -65,6 +66,7 @@ mod strings;
 mod watch;
 mod zset;
 
+pub use blocking::{is_blocking, timeout_ms, timeout_reply, Outcome, WaiterId};
 pub use command::{commands, Access, CommandInfo, CASHE_EXPIRE};
 pub(crate) use glob::string_match;
 pub use snapshot::{snapshot_decode, RestoreError, SNAPSHOT_FORMAT};
@@ -104,6 +106,8 @@ pub struct Store {
     version: u64,
     /// Keys deleted by commands, with the version of their deletion.
     tombstones: Tombstones,
+    /// Clients blocked by BLPOP and the like, in the order they blocked.
+    waiters: blocking::Waiters,
     /// Zero but for the planted bug `spop-local-random`.
     replica_salt: ReplicaSalt,
 }
@@ -495,6 +499,7 @@ impl Store {
             assert!(version <= self.version && version >= self.tombstones.floor, "tombstone version");
         }
         assert!(self.tombstones.floor <= self.version, "tombstone floor");
+        self.check_waiters();
     }
 }
 

@@ -1,7 +1,7 @@
 //! The key space as bytes, for Raft snapshots.
 //!
 //! Format: one byte [`SNAPSHOT_FORMAT`], then the postcard encoding of
-//! `SnapshotV3` — the last creation sequence number, the store's version
+//! `SnapshotV4` — the last creation sequence number, the store's version
 //! (write commands applied), every stored key in key order with its typed
 //! value (a string's bytes, a hash's fields and values in field order, a
 //! list's elements head first, a set's members, a sorted set's members
@@ -10,10 +10,11 @@
 //! SCAN cursors are made of, so a restored replica answers SCAN exactly as
 //! the others do) and the version of its last modification, then the
 //! tombstones of deleted keys and their floor (what WATCH compares, so a
-//! restored replica decides an EXEC as the others do). Expired keys not yet
+//! restored replica decides an EXEC as the others do), then the blocked
+//! clients (BLPOP and the like, see `blocking`) in the order they blocked.
+//! Expired keys not yet
 //! reclaimed are included: the snapshot is the state, not a view of it.
-//! Formats 3 (strings and hashes only: the same layout, so it decodes as
-//! format 4), 2 (values are strings, untyped) and 1 (no versions, no
+//! Formats 3 (strings and hashes only, nobody blocked), 2 (values are strings, untyped) and 1 (no versions, no
 //! tombstones either: everything restores as modified at version 0) are
 //! still read.
 //!
@@ -21,6 +22,7 @@
 //! input is a `RestoreError`, never a panic.
 
 use super::hash::Hash;
+use super::blocking::{WaiterId, Waiter};
 use super::list::List;
 use super::set::Set;
 use super::zset::ZSet;
@@ -32,8 +34,7 @@ use std::num::NonZeroU64;
 
 /// The first byte of every snapshot; bumped on any incompatible change.
 pub const SNAPSHOT_FORMAT: u8 = 4;
-/// Strings and hashes only: format 4's layout without its later value
-/// variants, so it decodes as format 4.
+/// Strings and hashes only, and no blocked clients.
 const SNAPSHOT_FORMAT_V3: u8 = 3;
 /// The format before typed values: every value is a string.
 const SNAPSHOT_FORMAT_V2: u8 = 2;
@@ -121,6 +122,41 @@ struct SnapshotV3 {
     tombstone_floor: u64,
 }
 
+/// Format 3 and the blocked clients (`blocking`), oldest first.
+#[derive(Deserialize)]
+struct SnapshotV4 {
+    last_sequence: u64,
+    version: u64,
+    entries: Vec<SnapshotEntry>,
+    tombstones: Vec<(Vec<u8>, u64)>,
+    tombstone_floor: u64,
+    waiters: Vec<SnapshotWaiter>,
+}
+
+/// A blocked command: the order it blocked in (the store's version then),
+/// who waits, and the command.
+#[derive(Serialize, Deserialize)]
+struct SnapshotWaiter {
+    order: u64,
+    node: u64,
+    seq: u64,
+    args: Vec<Vec<u8>>,
+}
+
+/// Format 3 as format 4: nobody blocked (format 3 had no blocking commands).
+impl From<SnapshotV3> for SnapshotV4 {
+    fn from(v3: SnapshotV3) -> SnapshotV4 {
+        SnapshotV4 {
+            last_sequence: v3.last_sequence,
+            version: v3.version,
+            entries: v3.entries,
+            tombstones: v3.tombstones,
+            tombstone_floor: v3.tombstone_floor,
+            waiters: Vec::new(),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct SnapshotEntry {
     key: Vec<u8>,
@@ -145,17 +181,18 @@ enum SnapshotValue {
     ZSet(Vec<(Vec<u8>, f64)>),
 }
 
-/// `SnapshotV3` borrowing from the store, so writing a snapshot does not
+/// `SnapshotV4` borrowing from the store, so writing a snapshot does not
 /// copy every key and value first (serde encodes `&[u8]` and `Vec<u8>` the
 /// same way), nor list the entries in a vector of its own: they are
 /// encoded straight from the map.
 #[derive(Serialize)]
-struct SnapshotV3Ref<'a> {
+struct SnapshotV4Ref<'a> {
     last_sequence: u64,
     version: u64,
     entries: EntriesRef<'a>,
     tombstones: TombstonesRef<'a>,
     tombstone_floor: u64,
+    waiters: Vec<SnapshotWaiter>,
 }
 
 struct TombstonesRef<'a>(&'a Tombstones);
@@ -270,6 +307,9 @@ pub enum RestoreError {
     /// An empty list, set or sorted set, a repeated member or a NaN
     /// score: the type's name and the index of its key.
     BadCollection(&'static str, usize),
+    /// A blocked command that is not one, or whose order or waiter repeats
+    /// or is after the store's version: its order.
+    BadWaiter(u64),
     /// A modification or tombstone version after the store's version, a
     /// tombstone below its floor, out of order, or for a stored key.
     BadVersion(u64),
@@ -296,6 +336,9 @@ impl fmt::Display for RestoreError {
             RestoreError::BadCollection(kind, i) => {
                 write!(f, "key-value snapshot key #{i} is a malformed {kind}")
             }
+            RestoreError::BadWaiter(order) => {
+                write!(f, "key-value snapshot has a malformed blocked command (order {order})")
+            }
             RestoreError::BadVersion(v) => write!(f, "key-value snapshot has a bad version {v}"),
         }
     }
@@ -305,12 +348,19 @@ impl std::error::Error for RestoreError {}
 
 impl Store {
     pub fn snapshot(&self) -> Vec<u8> {
-        let body = SnapshotV3Ref {
+        let waiters = self.waiter_list().map(|(order, waiter)| SnapshotWaiter {
+            order,
+            node: waiter.id.node,
+            seq: waiter.id.seq,
+            args: waiter.args.clone(),
+        });
+        let body = SnapshotV4Ref {
             last_sequence: self.last_sequence,
             version: self.version,
             entries: EntriesRef(&self.entries),
             tombstones: TombstonesRef(&self.tombstones),
             tombstone_floor: self.tombstones.floor,
+            waiters: waiters.collect(),
         };
         // At most this many bytes (varints of at most 10 bytes: a length
         // prefix, an expiry, a sequence and a version, plus the option tag,
@@ -319,7 +369,8 @@ impl Store {
         let entry_bytes: usize =
             self.entries.iter().map(|(key, entry)| key.len() + value_bytes_max(&entry.value) + 41).sum();
         let tombstone_bytes: usize = self.tombstones.iter().map(|(key, _)| key.len() + 20).sum();
-        let bytes_max = entry_bytes + tombstone_bytes + 51;
+        let waiter_bytes: usize = body.waiters.iter().map(|w| 40 + w.args.iter().map(|a| a.len() + 10).sum::<usize>()).sum();
+        let bytes_max = entry_bytes + tombstone_bytes + waiter_bytes + 61;
         let mut bytes = Vec::with_capacity(bytes_max);
         bytes.push(SNAPSHOT_FORMAT);
         // Serializing plain structs into a Vec cannot fail.
@@ -329,9 +380,10 @@ impl Store {
     pub fn restore(bytes: &[u8]) -> Result<Store, RestoreError> {
         let (&format, payload) = bytes.split_first().ok_or(RestoreError::Empty)?;
         let body = match format {
-            SNAPSHOT_FORMAT | SNAPSHOT_FORMAT_V3 => decode::<SnapshotV3>(payload)?,
-            SNAPSHOT_FORMAT_V2 => decode::<SnapshotV2>(payload)?.into(),
-            SNAPSHOT_FORMAT_V1 => SnapshotV2::from(decode::<SnapshotV1>(payload)?).into(),
+            SNAPSHOT_FORMAT => decode::<SnapshotV4>(payload)?,
+            SNAPSHOT_FORMAT_V3 => decode::<SnapshotV3>(payload)?.into(),
+            SNAPSHOT_FORMAT_V2 => SnapshotV3::from(decode::<SnapshotV2>(payload)?).into(),
+            SNAPSHOT_FORMAT_V1 => SnapshotV3::from(SnapshotV2::from(decode::<SnapshotV1>(payload)?)).into(),
             other => return Err(RestoreError::UnsupportedFormat(other)),
         };
         let mut store =
@@ -381,6 +433,12 @@ impl Store {
             }
             previous = Some(key);
             store.tombstones.record(key, *version);
+        }
+        for waiter in body.waiters {
+            let id = WaiterId { node: waiter.node, seq: waiter.seq };
+            if !store.restore_waiter(waiter.order, Waiter { id, args: waiter.args }) {
+                return Err(RestoreError::BadWaiter(waiter.order));
+            }
         }
         store.check_invariants();
         Ok(store)
