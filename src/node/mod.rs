@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use session::{Queued, Session, Ticket, Work};
 use std::collections::{BTreeMap, BTreeSet};
 
+mod blocking;
 mod cluster;
 mod server;
 mod session;
@@ -50,6 +51,7 @@ pub use cluster::{
     join_answer, join_command, member_command, Directory, JoinAnswer, MemberInfo, CASHE_FORGET, CASHE_MEMBER,
     FOUNDER,
 };
+pub use blocking::{BLOCK_UNKNOWN, CASHE_BLOCK, CASHE_UNBLOCK};
 pub use server::ShellStats;
 pub use transaction::CASHE_EXEC;
 
@@ -145,6 +147,10 @@ enum Requester {
         from: NodeId,
         id: u64,
     },
+    /// The `CASHE.BLOCK` of this node's wait number n (`blocking`).
+    Block(u64),
+    /// The `CASHE.UNBLOCK` of this node's wait number n.
+    Unblock(u64),
 }
 
 /// An internal no-op command: once applied, every write this node forwarded
@@ -259,6 +265,11 @@ pub struct Node {
     to_pump: BTreeSet<ConnId>,
     /// Per-connection state of the server commands (CLIENT SETNAME, ...).
     clients: server::Clients,
+    /// This node's blocked clients by wait number (`blocking`).
+    waits: BTreeMap<u64, blocking::Wait>,
+    /// Wait numbers start at a random point each boot, like forward ids:
+    /// a wait of a previous run is never taken for one of this run.
+    next_wait: u64,
     /// Counters only the shell can know (fsyncs, latencies), for INFO.
     pub shell_stats: ShellStats,
     now_ms: u64,
@@ -277,7 +288,8 @@ impl Node {
         let applied = recovered.snapshot.as_ref().map_or(Index(0), |snapshot| snapshot.meta.index);
         let raft = Raft::restore(config.raft.clone(), seed, recovered).map_err(|e| e.to_string())?;
         let next_forward = raft::SplitMix64::new(seed ^ 0xf0f0_f0f0).next_u64() >> 1;
-        let node = Node {
+        let next_wait = raft::SplitMix64::new(seed ^ 0x0b10_c4ed).next_u64() >> 1;
+        let mut node = Node {
             config,
             raft,
             store,
@@ -295,12 +307,23 @@ impl Node {
             sessions: BTreeMap::new(),
             to_pump: BTreeSet::new(),
             clients: server::Clients::default(),
+            waits: BTreeMap::new(),
+            next_wait,
             shell_stats: ShellStats::default(),
             now_ms: 0,
             ticks: 0,
             output: Output::default(),
         };
+        node.plant_spop_local_random();
         Ok(node)
+    }
+
+    /// The planted bug `spop-local-random`: this replica's random draws
+    /// for writes get a salt of its own (`kv::Store::plant_replica_random`).
+    fn plant_spop_local_random(&mut self) {
+        if self.config.raft.planted_bug.active(PlantedBug::SpopLocalRandom) {
+            self.store.plant_replica_random(self.raft.id().0.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        }
     }
 
     pub fn raft(&self) -> &Raft {
@@ -324,6 +347,7 @@ impl Node {
         self.ticks += 1;
         self.raft.tick();
         self.expire_forwards();
+        self.tick_waits();
         if self.raft.is_leader() && self.ticks.is_multiple_of(u64::from(self.config.expiry_ticks.max(1))) {
             self.propose_expiry();
         }
@@ -438,6 +462,7 @@ impl Node {
                 let stale = self.reads_stale(conn);
                 self.enqueue(ticket, Work::Read { args, stale });
             }
+            Ok(Access::Write) if crate::kv::is_blocking(&args) => self.enqueue(ticket, Work::Block { args }),
             Ok(Access::Write) => self.enqueue(ticket, Work::Write { args }),
         }
     }
@@ -504,6 +529,7 @@ impl Node {
             Work::Read { args, stale } => self.start_read(requester, ReadWhat::Command(args), stale),
             Work::Watch { keys, stale } => self.start_read(requester, ReadWhat::Watch(keys), stale),
             Work::Write { args } => self.start_write(requester, args),
+            Work::Block { args } => self.start_block(ticket, args),
             Work::Exec(queued) => self.start_exec(ticket, queued),
             Work::Unwatch => {
                 if let Some(session) = self.sessions.get_mut(&ticket.conn) {
@@ -523,6 +549,7 @@ impl Node {
     /// The connection closed: forget its per-connection state. Its commands
     /// in flight still take effect; their replies go nowhere.
     pub fn disconnected(&mut self, conn: ConnId) {
+        self.disconnect_waits(conn);
         self.clients.disconnected(conn);
         self.sessions.remove(&conn);
         self.to_pump.remove(&conn);
@@ -602,7 +629,9 @@ impl Node {
             // Local state, once it holds the connection's own writes.
             let written = match requester {
                 Requester::Local(ticket) => self.sessions.get(&ticket.conn).map_or(Index(0), |s| s.written),
-                Requester::Barrier(_) | Requester::Remote { .. } => Index(0),
+                Requester::Barrier(_) | Requester::Remote { .. } | Requester::Block(_) | Requester::Unblock(_) => {
+                    Index(0)
+                }
             };
             self.ready_reads.push((written, read));
             return;
@@ -698,6 +727,8 @@ impl Node {
                 self.reply(ticket, reply)
             }
             Requester::Barrier(ticket) => self.on_barrier(ticket, reply, index),
+            Requester::Block(seq) => self.on_block_answer(seq, reply, index),
+            Requester::Unblock(seq) => self.on_unblock_answer(seq, &reply),
             Requester::Remote { from, id } => {
                 let bytes = wire::reply_bytes_bound(&reply);
                 let reply =
@@ -801,6 +832,8 @@ impl Node {
                     self.directory = directory;
                     self.store = store;
                     self.applied = self.applied.max(snapshot.meta.index);
+                    self.plant_spop_local_random();
+                    self.after_snapshot_waits(snapshot.meta.index);
                 }
                 // A snapshot from the leader that does not decode: refuse to
                 // run on state we cannot trust.
@@ -815,7 +848,13 @@ impl Node {
                 self.applied = entry.index;
                 let reply = match &entry.payload {
                     Payload::Command(bytes) => match postcard::from_bytes::<LoggedCommand>(bytes) {
-                        Ok(command) => Some(self.apply_command(&command)),
+                        Ok(command) => {
+                            let reply = self.apply_command(&command);
+                            // Outcomes of waits first: this node's own are
+                            // answered before the write that decided them.
+                            self.serve_blocked(command.now_ms);
+                            Some(reply)
+                        }
                         Err(e) => Some(Reply::error(format!("ERR undecodable log entry: {e}"))),
                     },
                     Payload::Noop | Payload::Membership(_) => None,
@@ -845,6 +884,9 @@ impl Node {
         if name == CASHE_BARRIER.as_bytes() {
             return Reply::ok();
         }
+        if name == CASHE_BLOCK.as_bytes() || name == CASHE_UNBLOCK.as_bytes() {
+            return self.apply_block_command(&command.args, command.now_ms);
+        }
         self.store.apply(&command.args, command.now_ms)
     }
 
@@ -871,7 +913,9 @@ impl Node {
                     Requester::Local(ticket) => {
                         self.sessions.get(&ticket.conn).is_none_or(|s| s.is_next_read(ticket.seq))
                     }
-                    Requester::Barrier(_) | Requester::Remote { .. } => true,
+                    Requester::Barrier(_) | Requester::Remote { .. } | Requester::Block(_) | Requester::Unblock(_) => {
+                        true
+                    }
                 };
                 *index <= applied && in_order
             });
@@ -940,7 +984,8 @@ impl Node {
 
 /// Commands only the nodes propose: a client sending one gets an error.
 fn refuse_internal(name: &[u8]) -> Option<Reply> {
-    let internal = [crate::kv::CASHE_EXPIRE, CASHE_MEMBER, CASHE_FORGET, CASHE_EXEC, CASHE_BARRIER];
+    let internal =
+        [crate::kv::CASHE_EXPIRE, CASHE_MEMBER, CASHE_FORGET, CASHE_EXEC, CASHE_BARRIER, CASHE_BLOCK, CASHE_UNBLOCK];
     internal.iter().any(|c| name == c.as_bytes()).then(|| {
         let text = String::from_utf8_lossy(name);
         Reply::error(format!("ERR {text} is proposed by the nodes themselves, not by clients"))

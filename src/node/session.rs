@@ -59,6 +59,10 @@ pub(super) enum Class {
     Read,
     Write,
     Barrier,
+    /// A blocking command (BLPOP...): starts after everything before it is
+    /// answered, and nothing after it starts until it is (Redis blocks the
+    /// connection).
+    Block,
 }
 
 /// An ordered command waiting for its turn.
@@ -74,6 +78,8 @@ pub(super) enum Work {
     Read { args: Vec<Vec<u8>>, stale: bool },
     /// A key-space write (or a CLUSTER command's internal write).
     Write { args: Vec<Vec<u8>> },
+    /// A blocking command outside MULTI: it may wait (`Node::start_block`).
+    Block { args: Vec<Vec<u8>> },
     /// WATCH key...: a read of the keys' versions.
     Watch { keys: Vec<Vec<u8>>, stale: bool },
     /// EXEC of the queued commands; `Err`: the EXECABORT error to answer.
@@ -88,6 +94,7 @@ impl Work {
             Work::Read { .. } | Work::Watch { .. } => Class::Read,
             Work::Write { .. } | Work::Exec(_) => Class::Write,
             Work::Unwatch => Class::Barrier,
+            Work::Block { .. } => Class::Block,
         }
     }
 }
@@ -115,6 +122,8 @@ pub(super) struct Session {
     reads: VecDeque<u64>,
     /// Started writes not answered yet.
     writes: BTreeSet<u64>,
+    /// The started blocking command not answered yet.
+    blocked: Option<u64>,
     /// The highest log index of this connection's applied writes.
     pub written: Index,
     /// A write of this connection was answered `-TIMEOUT`: it may still be
@@ -142,10 +151,13 @@ impl Session {
     /// is the planted bug `read-skips-own-writes`.
     pub(super) fn head_may_start(&self, reads_skip_writes: bool) -> bool {
         let Some(head) = self.waiting.front() else { return false };
+        if self.blocked.is_some() {
+            return false;
+        }
         match head.work.class() {
             Class::Write => self.reads.is_empty(),
             Class::Read => self.writes.is_empty() || reads_skip_writes,
-            Class::Barrier => self.reads.is_empty() && self.writes.is_empty(),
+            Class::Barrier | Class::Block => self.reads.is_empty() && self.writes.is_empty(),
         }
     }
 
@@ -153,6 +165,7 @@ impl Session {
         match class {
             Class::Read => self.reads.push_back(seq),
             Class::Write => _ = self.writes.insert(seq),
+            Class::Block => self.blocked = Some(seq),
             Class::Barrier => {}
         }
     }
@@ -167,6 +180,9 @@ impl Session {
     pub(super) fn answer(&mut self, ticket: Ticket, reply: Reply) -> Vec<Reply> {
         self.writes.remove(&ticket.seq);
         self.reads.retain(|seq| *seq != ticket.seq);
+        if self.blocked == Some(ticket.seq) {
+            self.blocked = None;
+        }
         let reply = reply.for_protocol(ticket.protocol);
         assert!(ticket.seq >= self.released && ticket.seq < self.next_seq, "a ticket answered twice");
         if ticket.seq != self.released {
@@ -187,7 +203,7 @@ impl Session {
     pub(super) fn check_invariants(&self) {
         assert!(self.released <= self.next_seq, "more replies than commands");
         assert!(self.early.keys().all(|seq| *seq > self.released && *seq < self.next_seq), "early replies");
-        let started = self.reads.iter().chain(&self.writes);
+        let started = self.reads.iter().chain(&self.writes).chain(&self.blocked);
         assert!(started.clone().all(|seq| *seq >= self.released && *seq < self.next_seq), "started commands");
         let waiting = self.waiting.iter().map(|q| q.ticket.seq);
         assert!(waiting.clone().zip(waiting.skip(1)).all(|(a, b)| a < b), "waiting out of order");

@@ -43,10 +43,14 @@ pub enum PlantedBug {
     /// timeout keeps leading (no check-quorum step-down, dissertation
     /// §6.2): a leader cut off from its followers goes on taking requests.
     NoCheckQuorumStepDown,
+    /// Each replica draws SPOP's random members with a generator of its
+    /// own instead of the one every replica shares (`kv::Store::random`),
+    /// so replicas of one set pop different members. Planted in `node`.
+    SpopLocalRandom,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 9] = [
+    pub const ALL: [PlantedBug; 10] = [
         PlantedBug::CommitOldTerm,
         PlantedBug::VoteTwice,
         PlantedBug::VoteBeforePersist,
@@ -56,6 +60,7 @@ impl PlantedBug {
         PlantedBug::ReadSkipsOwnWrites,
         PlantedBug::FollowerStampsTtl,
         PlantedBug::NoCheckQuorumStepDown,
+        PlantedBug::SpopLocalRandom,
     ];
 
     pub fn name(self) -> &'static str {
@@ -70,6 +75,7 @@ impl PlantedBug {
             PlantedBug::ReadSkipsOwnWrites => "read-skips-own-writes",
             PlantedBug::FollowerStampsTtl => "follower-stamps-ttl",
             PlantedBug::NoCheckQuorumStepDown => "no-check-quorum-step-down",
+            PlantedBug::SpopLocalRandom => "spop-local-random",
         }
     }
 
