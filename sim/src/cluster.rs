@@ -805,7 +805,7 @@ impl Connection {
 /// What a reply means for the history: `None` = nothing happened (a
 /// definite refusal), `Some(None)` = unknown, `Some(Some(outcome))`.
 fn classify(call: &Call, reply: &io::Result<Reply>) -> Option<Option<Outcome>> {
-    let reads_only = *call == Call::Get;
+    let reads_only = matches!(call, Call::Get | Call::LRange | Call::SMembers);
     let reply = match reply {
         Ok(reply) => reply,
         // The request may have reached the node before the connection died.
@@ -815,6 +815,12 @@ fn classify(call: &Call, reply: &io::Result<Reply>) -> Option<Option<Outcome>> {
         Reply::Error(e) if e.starts_with("CLUSTERDOWN") || e.starts_with("TRYAGAIN") => return None,
         Reply::Error(e) if e.starts_with("TIMEOUT") => return (!reads_only).then_some(None),
         Reply::Array(None) | Reply::Null if matches!(call, Call::WatchedSet { .. }) => Outcome::Aborted,
+        other if *call == Call::BRPop => popped(other),
+        Reply::Array(Some(items)) if *call == Call::SMembers => {
+            let mut sorted = items.clone();
+            sorted.sort();
+            outcome(&Reply::Set(sorted))
+        }
         Reply::Array(Some(items)) if matches!(call, Call::WatchedSet { .. }) && items == &[Reply::ok()] => {
             Outcome::Ok
         }
@@ -825,6 +831,18 @@ fn classify(call: &Call, reply: &io::Result<Reply>) -> Option<Option<Outcome>> {
     }))
 }
 
+/// The element of a BRPOP reply (`[key, element]`), or nil.
+fn popped(reply: &Reply) -> Outcome {
+    match reply {
+        Reply::Array(Some(items)) if items.len() == 2 => match &items[1] {
+            Reply::Bulk(Some(element)) => Outcome::Value(Some(String::from_utf8_lossy(element).into_owned())),
+            other => Outcome::Error(format!("unexpected BRPOP element {other:?}")),
+        },
+        Reply::Array(None) | Reply::Null => Outcome::Value(None),
+        other => outcome(other),
+    }
+}
+
 /// A reply that is a command's own result.
 fn outcome(reply: &Reply) -> Outcome {
     match reply {
@@ -832,6 +850,21 @@ fn outcome(reply: &Reply) -> Outcome {
         Reply::Simple(s) if s == "OK" => Outcome::Ok,
         Reply::Integer(n) => Outcome::Integer(*n),
         Reply::Bulk(value) => Outcome::Value(value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned())),
+        Reply::Null => Outcome::Value(None),
+        // LRANGE in order; SMEMBERS (an array, or a RESP3 set) sorted.
+        Reply::Array(Some(items)) | Reply::Set(items) => {
+            let mut texts = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Reply::Bulk(Some(bytes)) => texts.push(String::from_utf8_lossy(bytes).into_owned()),
+                    other => return Outcome::Error(format!("unexpected item {other:?}")),
+                }
+            }
+            if matches!(reply, Reply::Set(_)) {
+                texts.sort();
+            }
+            Outcome::Items(texts)
+        }
         other => Outcome::Error(format!("unexpected reply {other:?}")),
     }
 }
@@ -889,6 +922,24 @@ async fn client_host(client: u64, shared: SharedRef, options: Options, stop_at_m
                 let calls = (0..1 + below(&mut rng, 3)).map(|_| call(&mut rng)).collect();
                 perform(&shared, &mut me, &node, vec![(key, Call::Transaction(calls))]).await;
             }
+            17..=19 if below(&mut rng, 2) == 0 => {
+                // A list or a set: one to three commands on it, pipelined or
+                // (rarely) in one transaction.
+                let list = below(&mut rng, 2) == 0;
+                let key = format!("{}{}", if list { "l" } else { "s" }, below(&mut rng, COLLECTION_KEYS));
+                let calls: Vec<Call> = (0..1 + below(&mut rng, 3))
+                    .map(|_| {
+                        sequence += 1;
+                        if list { random_list_call(&mut rng, client, sequence) } else { random_set_call(&mut rng) }
+                    })
+                    .collect();
+                let batch = if below(&mut rng, 5) == 0 {
+                    vec![(key, Call::Transaction(calls))]
+                } else {
+                    calls.into_iter().map(|call| (key.clone(), call)).collect()
+                };
+                perform(&shared, &mut me, &node, batch).await;
+            }
             _ => watched_increment(&shared, &mut me, &node).await,
         }
         tokio::time::sleep(Duration::from_millis(below(&mut rng, 20))).await;
@@ -907,6 +958,34 @@ fn random_call(rng: &mut SplitMix64, client: u64, sequence: u64) -> Call {
     }
 }
 
+/// Lists `l0`.. and sets `s0`.. beside the string keys.
+const COLLECTION_KEYS: u64 = 2;
+/// Members sets draw from: few, so SADD and SREM often meet.
+const SET_MEMBERS: u64 = 6;
+
+/// Pushes of unique elements, pops (half of them blocking, with a 200 ms
+/// timeout) and whole-list reads.
+fn random_list_call(rng: &mut SplitMix64, client: u64, sequence: u64) -> Call {
+    match below(rng, 10) {
+        0..=3 => Call::LPush((client * 1_000_000 + sequence).to_string()),
+        4 | 5 => Call::RPop,
+        6 | 7 => Call::BRPop,
+        8 => Call::LRange,
+        _ => Call::Del,
+    }
+}
+
+fn random_set_call(rng: &mut SplitMix64) -> Call {
+    let member = format!("m{}", below(rng, SET_MEMBERS));
+    match below(rng, 10) {
+        0..=3 => Call::SAdd(member),
+        4 => Call::SRem(member),
+        5 | 6 => Call::SPop,
+        7 | 8 => Call::SMembers,
+        _ => Call::Del,
+    }
+}
+
 /// The words of a call on `key` (a transaction: MULTI, its commands, EXEC).
 fn commands(key: &str, call: &Call) -> Vec<Vec<Vec<u8>>> {
     let words = |w: &[&str]| vec![w.iter().map(|w| w.as_bytes().to_vec()).collect::<Vec<Vec<u8>>>()];
@@ -916,6 +995,14 @@ fn commands(key: &str, call: &Call) -> Vec<Vec<Vec<u8>>> {
         Call::Incr => words(&["INCR", key]),
         Call::Cas { expected, new } => words(&["CAS", key, expected, new]),
         Call::Del => words(&["DEL", key]),
+        Call::LPush(v) => words(&["LPUSH", key, v]),
+        Call::RPop => words(&["RPOP", key]),
+        Call::BRPop => words(&["BRPOP", key, "0.2"]),
+        Call::LRange => words(&["LRANGE", key, "0", "-1"]),
+        Call::SAdd(m) => words(&["SADD", key, m]),
+        Call::SRem(m) => words(&["SREM", key, m]),
+        Call::SPop => words(&["SPOP", key]),
+        Call::SMembers => words(&["SMEMBERS", key]),
         Call::Transaction(calls) => {
             let inner = calls.iter().flat_map(|c| commands(key, c));
             words(&["MULTI"]).into_iter().chain(inner).chain(words(&["EXEC"])).collect()
@@ -1100,17 +1187,22 @@ async fn ttl_client(shared: SharedRef, stop_at_ms: u64) -> turmoil::Result {
 /// refusals); an unanswered read is a progress failure.
 async fn final_reads(shared: SharedRef, keys: usize, deadline_ms: u64) -> turmoil::Result {
     let mut client = Client { number: 0, connections: BTreeMap::new(), opened: 0 };
-    for key in (0..keys).map(|k| format!("k{k}")).chain([WATCHED_COUNTER.to_string()]) {
+    let strings = (0..keys).map(|k| (format!("k{k}"), Call::Get)).chain([(WATCHED_COUNTER.to_string(), Call::Get)]);
+    let lists = (0..COLLECTION_KEYS).map(|k| (format!("l{k}"), Call::LRange));
+    let sets = (0..COLLECTION_KEYS).map(|k| (format!("s{k}"), Call::SMembers));
+    for (key, call) in strings.chain(lists).chain(sets) {
         for node in live_members(&shared) {
             loop {
-                let outcome = perform(&shared, &mut client, &node, vec![(key.clone(), Call::Get)]).await;
-                if matches!(outcome.first(), Some(Some(Outcome::Value(_)))) {
+                let outcome = perform(&shared, &mut client, &node, vec![(key.clone(), call.clone())]).await;
+                if matches!(outcome.first(), Some(Some(Outcome::Value(_) | Outcome::Items(_)))) {
                     break;
                 }
                 if sim_ms() > deadline_ms {
                     let last = shared.borrow().last_refusal.clone();
-                    let text =
-                        format!("no progress: GET {key} at {node} unanswered after healing (last: {last})");
+                    let text = format!(
+                        "no progress: {} at {node} unanswered after healing (last: {last})",
+                        call.show_on(&key)
+                    );
                     shared.borrow_mut().violations.push(text);
                     return Ok(());
                 }

@@ -20,8 +20,17 @@
 //! WATCH-protected SET (`WatchedSet`): if it ran, the key still held what the
 //! connection read after WATCH; if it was aborted it had no effect (whether
 //! an abort was justified is not checked: a touch need not change the value).
+//!
+//! A key is a register whose value is a whole string, list or set: list and
+//! set commands (LPUSH, RPOP, the blocking BRPOP, LRANGE, SADD, SREM, SPOP,
+//! SMEMBERS) replay on it like the string ones. A blocking pop takes effect
+//! at one moment between its invocation and its reply, like any command: it
+//! pops there, or (its timeout's nil) found the list empty there. SPOP may
+//! remove any member: an SPOP of known outcome removes the member it
+//! returned (which must be there); one of unknown outcome is tried with
+//! each member.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 /// What a client asked.
@@ -35,6 +44,22 @@ pub enum Call {
         new: String,
     },
     Del,
+    /// LPUSH key element: the new length.
+    LPush(String),
+    /// RPOP key: the element, or nil.
+    RPop,
+    /// BRPOP key timeout: the element, or nil once the timeout passed.
+    BRPop,
+    /// LRANGE key 0 -1.
+    LRange,
+    /// SADD key member: 1 if added.
+    SAdd(String),
+    /// SREM key member: 1 if removed.
+    SRem(String),
+    /// SPOP key: a member (any), or nil.
+    SPop,
+    /// SMEMBERS key, sorted.
+    SMembers,
     /// MULTI, these commands on the key, EXEC.
     Transaction(Vec<Call>),
     /// EXEC of `MULTI; SET key new` after `WATCH key; GET key` read `expected`.
@@ -56,7 +81,22 @@ pub enum Outcome {
     Replies(Vec<Outcome>),
     /// An EXEC that WATCH aborted (nil).
     Aborted,
+    /// LRANGE's elements in order, SMEMBERS's sorted.
+    Items(Vec<String>),
 }
+
+/// A key's value in the model.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Value {
+    Str(String),
+    /// Head first; never empty.
+    List(Vec<String>),
+    /// Never empty.
+    Set(BTreeSet<String>),
+}
+
+/// The register: absent, or a value.
+type State = Option<Value>;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Operation {
@@ -94,6 +134,11 @@ impl fmt::Display for Operation {
 }
 
 impl Call {
+    /// The command as text, on `key`.
+    pub fn show_on(&self, key: &str) -> String {
+        self.show(key)
+    }
+
     fn show(&self, key: &str) -> String {
         match self {
             Call::Set(v) => format!("SET {key} {v}"),
@@ -101,6 +146,14 @@ impl Call {
             Call::Incr => format!("INCR {key}"),
             Call::Cas { expected, new } => format!("CAS {key} {expected} {new}"),
             Call::Del => format!("DEL {key}"),
+            Call::LPush(v) => format!("LPUSH {key} {v}"),
+            Call::RPop => format!("RPOP {key}"),
+            Call::BRPop => format!("BRPOP {key}"),
+            Call::LRange => format!("LRANGE {key} 0 -1"),
+            Call::SAdd(v) => format!("SADD {key} {v}"),
+            Call::SRem(v) => format!("SREM {key} {v}"),
+            Call::SPop => format!("SPOP {key}"),
+            Call::SMembers => format!("SMEMBERS {key}"),
             Call::Transaction(calls) => {
                 let calls: Vec<String> = calls.iter().map(|c| c.show(key)).collect();
                 format!("MULTI; {}; EXEC", calls.join("; "))
@@ -110,40 +163,120 @@ impl Call {
     }
 }
 
-/// The register every key is: its value, and what each call does to it.
-fn step(state: &Option<String>, call: &Call) -> (Outcome, Option<String>) {
+/// The register every key is: what each call can do to it. One outcome but
+/// for an SPOP of unknown outcome (`observed`: `None`), which may have
+/// removed any member.
+fn steps(state: &State, call: &Call, observed: Option<&Outcome>) -> Vec<(Outcome, State)> {
+    let wrong_type = || vec![(Outcome::Error("wrong type".into()), state.clone())];
+    let string = match state {
+        None => None,
+        Some(Value::Str(s)) => Some(s.clone()),
+        Some(_) if matches!(call, Call::Set(_) | Call::Get | Call::Incr | Call::Cas { .. }) => return wrong_type(),
+        Some(_) => None,
+    };
+    let one = |outcome: Outcome, next: State| vec![(outcome, next)];
     match call {
-        Call::Set(value) => (Outcome::Ok, Some(value.clone())),
-        Call::Get => (Outcome::Value(state.clone()), state.clone()),
-        Call::Incr => match state.as_deref().map(str::parse::<i64>) {
-            None => (Outcome::Integer(1), Some("1".into())),
+        Call::Set(value) => one(Outcome::Ok, Some(Value::Str(value.clone()))),
+        Call::Get => one(Outcome::Value(string), state.clone()),
+        Call::Incr => match string.as_deref().map(str::parse::<i64>) {
+            None => one(Outcome::Integer(1), Some(Value::Str("1".into()))),
             Some(Ok(n)) => match n.checked_add(1) {
-                Some(next) => (Outcome::Integer(next), Some(next.to_string())),
-                None => (Outcome::Error("overflow".into()), state.clone()),
+                Some(next) => one(Outcome::Integer(next), Some(Value::Str(next.to_string()))),
+                None => one(Outcome::Error("overflow".into()), state.clone()),
             },
-            Some(Err(_)) => (Outcome::Error("not an integer".into()), state.clone()),
+            Some(Err(_)) => one(Outcome::Error("not an integer".into()), state.clone()),
         },
         Call::Cas { expected, new } => {
-            if state.as_deref() == Some(expected.as_str()) {
-                (Outcome::Integer(1), Some(new.clone()))
+            if string.as_deref() == Some(expected.as_str()) {
+                one(Outcome::Integer(1), Some(Value::Str(new.clone())))
             } else {
-                (Outcome::Integer(0), state.clone())
+                one(Outcome::Integer(0), state.clone())
             }
         }
-        Call::Del => (Outcome::Integer(i64::from(state.is_some())), None),
-        Call::Transaction(calls) => {
-            let mut state = state.clone();
-            let mut outcomes = Vec::with_capacity(calls.len());
-            for call in calls {
-                let (outcome, next) = step(&state, call);
-                outcomes.push(outcome);
-                state = next;
+        Call::Del => one(Outcome::Integer(i64::from(state.is_some())), None),
+        Call::LPush(element) => match state {
+            None => one(Outcome::Integer(1), Some(Value::List(vec![element.clone()]))),
+            Some(Value::List(items)) => {
+                let mut items = items.clone();
+                items.insert(0, element.clone());
+                one(Outcome::Integer(items.len() as i64), Some(Value::List(items)))
             }
-            (Outcome::Replies(outcomes), state)
+            Some(_) => wrong_type(),
+        },
+        Call::RPop | Call::BRPop => match state {
+            None => one(Outcome::Value(None), None),
+            Some(Value::List(items)) => {
+                let mut items = items.clone();
+                let last = items.pop();
+                let next = (!items.is_empty()).then_some(Value::List(items));
+                one(Outcome::Value(last), next)
+            }
+            Some(_) => wrong_type(),
+        },
+        Call::LRange => match state {
+            None => one(Outcome::Items(Vec::new()), None),
+            Some(Value::List(items)) => one(Outcome::Items(items.clone()), state.clone()),
+            Some(_) => wrong_type(),
+        },
+        Call::SAdd(member) | Call::SRem(member) => {
+            let mut members = match state {
+                None => BTreeSet::new(),
+                Some(Value::Set(members)) => members.clone(),
+                Some(_) => return wrong_type(),
+            };
+            let changed = if matches!(call, Call::SAdd(_)) { members.insert(member.clone()) } else { members.remove(member) };
+            let next = (!members.is_empty()).then_some(Value::Set(members));
+            one(Outcome::Integer(i64::from(changed)), next)
+        }
+        Call::SPop => {
+            let members = match state {
+                None => return one(Outcome::Value(None), None),
+                Some(Value::Set(members)) => members,
+                Some(_) => return wrong_type(),
+            };
+            let popped = |member: &String| {
+                let mut rest = members.clone();
+                rest.remove(member);
+                (Outcome::Value(Some(member.clone())), (!rest.is_empty()).then_some(Value::Set(rest)))
+            };
+            match observed {
+                // The member it returned, if it is there.
+                Some(Outcome::Value(Some(member))) if members.contains(member) => vec![popped(member)],
+                Some(_) => vec![(Outcome::Error("SPOP returned no member of the set".into()), state.clone())],
+                None => members.iter().map(popped).collect(),
+            }
+        }
+        Call::SMembers => match state {
+            None => one(Outcome::Items(Vec::new()), None),
+            Some(Value::Set(members)) => one(Outcome::Items(members.iter().cloned().collect()), state.clone()),
+            Some(_) => wrong_type(),
+        },
+        Call::Transaction(calls) => {
+            let observed_each = match observed {
+                Some(Outcome::Replies(replies)) if replies.len() == calls.len() => {
+                    replies.iter().map(Some).collect()
+                }
+                _ => vec![None; calls.len()],
+            };
+            let mut branches: Vec<(Vec<Outcome>, State)> = vec![(Vec::new(), state.clone())];
+            for (call, observed) in calls.iter().zip(observed_each) {
+                let mut next_branches = Vec::new();
+                for (outcomes, state) in branches {
+                    for (outcome, next) in steps(&state, call, observed) {
+                        let mut outcomes = outcomes.clone();
+                        outcomes.push(outcome);
+                        next_branches.push((outcomes, next));
+                    }
+                }
+                branches = next_branches;
+            }
+            branches.into_iter().map(|(outcomes, next)| (Outcome::Replies(outcomes), next)).collect()
         }
         // Runs only if nothing touched the key since the watched read.
-        Call::WatchedSet { expected, new } if state == expected => (Outcome::Ok, Some(new.clone())),
-        Call::WatchedSet { .. } => (Outcome::Aborted, state.clone()),
+        Call::WatchedSet { expected, new } if string == *expected && !matches!(state, Some(Value::List(_) | Value::Set(_))) => {
+            one(Outcome::Ok, Some(Value::Str(new.clone())))
+        }
+        Call::WatchedSet { .. } => one(Outcome::Aborted, state.clone()),
     }
 }
 
@@ -163,7 +296,7 @@ fn matches(observed: &Outcome, predicted: &Outcome) -> bool {
 
 /// The state after a call whose observed outcome is `observed`: an aborted
 /// watched SET did nothing, whatever it would have done.
-fn effect(observed: Option<&Outcome>, predicted: Option<String>, state: &Option<String>) -> Option<String> {
+fn effect(observed: Option<&Outcome>, predicted: State, state: &State) -> State {
     match observed {
         Some(Outcome::Aborted) => state.clone(),
         _ => predicted,
@@ -222,7 +355,7 @@ pub fn check(history: &[Operation]) -> Result<(), String> {
 }
 
 /// Operations placed (a bit set) and the register's value.
-type Visit = (Vec<u64>, Option<String>);
+type Visit = (Vec<u64>, State);
 
 struct Search<'a> {
     ops: &'a [&'a Operation],
@@ -251,7 +384,7 @@ struct Search<'a> {
     budget: u64,
     /// The longest partial linearization found: operations placed, which,
     /// and the register's value then (where a failure is to be looked for).
-    deepest: (usize, Vec<u64>, Option<String>),
+    deepest: (usize, Vec<u64>, State),
 }
 
 impl<'a> Search<'a> {
@@ -303,7 +436,7 @@ impl<'a> Search<'a> {
 
     /// Records a visit to (`done`, `state`); false if a visit with fewer
     /// unknown operations placed (or the same) already happened.
-    fn first_visit(&mut self, done: &[u64], state: &Option<String>) -> bool {
+    fn first_visit(&mut self, done: &[u64], state: &State) -> bool {
         if !self.exact.insert((done.to_vec(), state.clone())) {
             return false;
         }
@@ -351,7 +484,7 @@ impl<'a> Search<'a> {
     fn dfs(
         &mut self,
         done: &mut Vec<u64>,
-        state: &Option<String>,
+        state: &State,
         found: usize,
         required: usize,
     ) -> Option<bool> {
@@ -386,25 +519,25 @@ impl<'a> Search<'a> {
             if op.invoked > deadline || is_done(done, i) || !self.in_connection_order(done, i) {
                 continue;
             }
-            let (predicted, next) = step(state, &op.call);
-            if let Some((_, observed)) = &op.completed {
-                if !matches(observed, &predicted) {
+            let observed = op.completed.as_ref().map(|(_, o)| o);
+            for (predicted, next) in steps(state, &op.call, observed) {
+                if observed.is_some_and(|observed| !matches(observed, &predicted)) {
                     continue;
                 }
-            }
-            let next = effect(op.completed.as_ref().map(|(_, o)| o), next, state);
-            done[i / 64] |= 1 << (i % 64);
-            if self.first_visit(done, &next) {
-                let counted = found + usize::from(op.completed.is_some());
-                match self.dfs(done, &next, counted, required) {
-                    Some(false) => {}
-                    other => {
-                        done[i / 64] &= !(1 << (i % 64));
-                        return other;
+                let next = effect(observed, next, state);
+                done[i / 64] |= 1 << (i % 64);
+                if self.first_visit(done, &next) {
+                    let counted = found + usize::from(op.completed.is_some());
+                    match self.dfs(done, &next, counted, required) {
+                        Some(false) => {}
+                        other => {
+                            done[i / 64] &= !(1 << (i % 64));
+                            return other;
+                        }
                     }
                 }
+                done[i / 64] &= !(1 << (i % 64));
             }
-            done[i / 64] &= !(1 << (i % 64));
         }
         Some(false)
     }
@@ -415,7 +548,7 @@ impl<'a> Search<'a> {
 /// binary of the crate must accept `--seed N`). Panics on the first rule
 /// the checker gets wrong.
 pub fn self_check() {
-    let checks: [(&str, fn()); 9] = [
+    let checks: [(&str, fn()); 12] = [
         (
             "concurrent operations may take effect in either order",
             concurrent_operations_may_take_effect_in_either_order,
@@ -443,6 +576,9 @@ pub fn self_check() {
         ),
         ("transactions apply atomically", transactions_apply_atomically),
         ("a watched set runs only on the value it watched", a_watched_set_runs_only_on_the_value_it_watched),
+        ("a list pops in push order, each element once", a_list_pops_in_push_order_each_element_once),
+        ("a blocking pop answers nil only on an empty list", a_blocking_pop_answers_nil_only_on_an_empty_list),
+        ("SPOP removes a member it returns, any member if unknown", spop_removes_a_member_it_returns),
     ];
     for (name, check) in checks {
         if std::panic::catch_unwind(check).is_err() {
@@ -619,4 +755,52 @@ fn a_watched_set_runs_only_on_the_value_it_watched() {
     let after = op(3, Call::Get, 40, Some((50, Outcome::Value(Some("1".into())))));
     assert_eq!(check_key(&[base.clone(), watched(Some("1"), Outcome::Aborted), after.clone()]), Ok(()));
     assert!(check_key(&[base, watched(Some("1"), Outcome::Ok), after]).is_err(), "a SET that ran is seen");
+}
+
+fn a_list_pops_in_push_order_each_element_once() {
+    let push = |client, v: &str, at| op(client, Call::LPush(v.into()), at, Some((at + 1, Outcome::Integer(0))));
+    let mut history = vec![
+        op(1, Call::LPush("a".into()), 0, Some((1, Outcome::Integer(1)))),
+        op(1, Call::LPush("b".into()), 2, Some((3, Outcome::Integer(2)))),
+        op(2, Call::RPop, 4, Some((5, Outcome::Value(Some("a".into()))))),
+        op(3, Call::BRPop, 4, Some((9, Outcome::Value(Some("b".into()))))),
+        op(2, Call::LRange, 10, Some((11, Outcome::Items(Vec::new())))),
+    ];
+    assert_eq!(check_key(&history), Ok(()));
+    history[3].completed = Some((9, Outcome::Value(Some("a".into()))));
+    assert!(check_key(&history).is_err(), "an element popped twice");
+    let out_of_order = [
+        op(1, Call::LPush("a".into()), 0, Some((1, Outcome::Integer(1)))),
+        op(1, Call::LPush("b".into()), 2, Some((3, Outcome::Integer(2)))),
+        op(2, Call::RPop, 4, Some((5, Outcome::Value(Some("b".into()))))),
+    ];
+    assert!(check_key(&out_of_order).is_err(), "the newer element popped first");
+    let wrong_length = [push(1, "a", 0)];
+    assert!(check_key(&wrong_length).is_err(), "LPUSH's length is checked");
+}
+
+fn a_blocking_pop_answers_nil_only_on_an_empty_list() {
+    let pushed = op(1, Call::LPush("a".into()), 0, Some((1, Outcome::Integer(1))));
+    let timed_out = op(2, Call::BRPop, 5, Some((50, Outcome::Value(None))));
+    assert!(check_key(&[pushed.clone(), timed_out.clone()]).is_err(), "nil although an element waited");
+    // A pop by another client during the wait makes the nil possible.
+    let popped = op(3, Call::RPop, 10, Some((20, Outcome::Value(Some("a".into())))));
+    assert_eq!(check_key(&[pushed, timed_out, popped]), Ok(()));
+}
+
+fn spop_removes_a_member_it_returns() {
+    let add = |v: &str, at| op(1, Call::SAdd(v.into()), at, Some((at + 1, Outcome::Integer(1))));
+    let members = |at, items: &[&str]| {
+        op(3, Call::SMembers, at, Some((at + 1, Outcome::Items(items.iter().map(|s| s.to_string()).collect()))))
+    };
+    let spop = |returned: &str| op(2, Call::SPop, 10, Some((11, Outcome::Value(Some(returned.into())))));
+    assert_eq!(check_key(&[add("x", 0), add("y", 2), spop("y"), members(20, &["x"])]), Ok(()));
+    assert!(check_key(&[add("x", 0), add("y", 2), spop("z"), members(20, &["x", "y"])]).is_err(), "not a member");
+    assert!(check_key(&[add("x", 0), add("y", 2), spop("y"), members(20, &["y"])]).is_err(), "kept what it popped");
+    // Unknown: either member, or nothing.
+    let unknown = op(2, Call::SPop, 10, None);
+    for rest in [&["x"][..], &["y"], &["x", "y"]] {
+        assert_eq!(check_key(&[add("x", 0), add("y", 2), unknown.clone(), members(20, rest)]), Ok(()));
+    }
+    assert!(check_key(&[add("x", 0), add("y", 2), unknown, members(20, &[])]).is_err(), "one SPOP took two");
 }
