@@ -930,7 +930,11 @@ async fn client_host(client: u64, shared: SharedRef, options: Options, stop_at_m
                 let calls: Vec<Call> = (0..1 + below(&mut rng, 3))
                     .map(|_| {
                         sequence += 1;
-                        if list { random_list_call(&mut rng, client, sequence) } else { random_set_call(&mut rng) }
+                        if list {
+                            random_list_call(&mut rng, client, sequence)
+                        } else {
+                            random_set_call(&mut rng)
+                        }
                     })
                     .collect();
                 let batch = if below(&mut rng, 5) == 0 {
@@ -1187,7 +1191,8 @@ async fn ttl_client(shared: SharedRef, stop_at_ms: u64) -> turmoil::Result {
 /// refusals); an unanswered read is a progress failure.
 async fn final_reads(shared: SharedRef, keys: usize, deadline_ms: u64) -> turmoil::Result {
     let mut client = Client { number: 0, connections: BTreeMap::new(), opened: 0 };
-    let strings = (0..keys).map(|k| (format!("k{k}"), Call::Get)).chain([(WATCHED_COUNTER.to_string(), Call::Get)]);
+    let strings =
+        (0..keys).map(|k| (format!("k{k}"), Call::Get)).chain([(WATCHED_COUNTER.to_string(), Call::Get)]);
     let lists = (0..COLLECTION_KEYS).map(|k| (format!("l{k}"), Call::LRange));
     let sets = (0..COLLECTION_KEYS).map(|k| (format!("s{k}"), Call::SMembers));
     for (key, call) in strings.chain(lists).chain(sets) {

@@ -171,7 +171,9 @@ fn steps(state: &State, call: &Call, observed: Option<&Outcome>) -> Vec<(Outcome
     let string = match state {
         None => None,
         Some(Value::Str(s)) => Some(s.clone()),
-        Some(_) if matches!(call, Call::Set(_) | Call::Get | Call::Incr | Call::Cas { .. }) => return wrong_type(),
+        Some(_) if matches!(call, Call::Set(_) | Call::Get | Call::Incr | Call::Cas { .. }) => {
+            return wrong_type()
+        }
         Some(_) => None,
     };
     let one = |outcome: Outcome, next: State| vec![(outcome, next)];
@@ -224,7 +226,11 @@ fn steps(state: &State, call: &Call, observed: Option<&Outcome>) -> Vec<(Outcome
                 Some(Value::Set(members)) => members.clone(),
                 Some(_) => return wrong_type(),
             };
-            let changed = if matches!(call, Call::SAdd(_)) { members.insert(member.clone()) } else { members.remove(member) };
+            let changed = if matches!(call, Call::SAdd(_)) {
+                members.insert(member.clone())
+            } else {
+                members.remove(member)
+            };
             let next = (!members.is_empty()).then_some(Value::Set(members));
             one(Outcome::Integer(i64::from(changed)), next)
         }
@@ -248,7 +254,9 @@ fn steps(state: &State, call: &Call, observed: Option<&Outcome>) -> Vec<(Outcome
         }
         Call::SMembers => match state {
             None => one(Outcome::Items(Vec::new()), None),
-            Some(Value::Set(members)) => one(Outcome::Items(members.iter().cloned().collect()), state.clone()),
+            Some(Value::Set(members)) => {
+                one(Outcome::Items(members.iter().cloned().collect()), state.clone())
+            }
             Some(_) => wrong_type(),
         },
         Call::Transaction(calls) => {
@@ -273,7 +281,9 @@ fn steps(state: &State, call: &Call, observed: Option<&Outcome>) -> Vec<(Outcome
             branches.into_iter().map(|(outcomes, next)| (Outcome::Replies(outcomes), next)).collect()
         }
         // Runs only if nothing touched the key since the watched read.
-        Call::WatchedSet { expected, new } if string == *expected && !matches!(state, Some(Value::List(_) | Value::Set(_))) => {
+        Call::WatchedSet { expected, new }
+            if string == *expected && !matches!(state, Some(Value::List(_) | Value::Set(_))) =>
+        {
             one(Outcome::Ok, Some(Value::Str(new.clone())))
         }
         Call::WatchedSet { .. } => one(Outcome::Aborted, state.clone()),
@@ -481,13 +491,7 @@ impl<'a> Search<'a> {
 
     /// `Some(true)`: a linearization exists; `Some(false)`: none; `None`:
     /// out of budget.
-    fn dfs(
-        &mut self,
-        done: &mut Vec<u64>,
-        state: &State,
-        found: usize,
-        required: usize,
-    ) -> Option<bool> {
+    fn dfs(&mut self, done: &mut Vec<u64>, state: &State, found: usize, required: usize) -> Option<bool> {
         if found == required {
             return Some(true);
         }
@@ -577,7 +581,10 @@ pub fn self_check() {
         ("transactions apply atomically", transactions_apply_atomically),
         ("a watched set runs only on the value it watched", a_watched_set_runs_only_on_the_value_it_watched),
         ("a list pops in push order, each element once", a_list_pops_in_push_order_each_element_once),
-        ("a blocking pop answers nil only on an empty list", a_blocking_pop_answers_nil_only_on_an_empty_list),
+        (
+            "a blocking pop answers nil only on an empty list",
+            a_blocking_pop_answers_nil_only_on_an_empty_list,
+        ),
         ("SPOP removes a member it returns, any member if unknown", spop_removes_a_member_it_returns),
     ];
     for (name, check) in checks {
@@ -758,7 +765,8 @@ fn a_watched_set_runs_only_on_the_value_it_watched() {
 }
 
 fn a_list_pops_in_push_order_each_element_once() {
-    let push = |client, v: &str, at| op(client, Call::LPush(v.into()), at, Some((at + 1, Outcome::Integer(0))));
+    let push =
+        |client, v: &str, at| op(client, Call::LPush(v.into()), at, Some((at + 1, Outcome::Integer(0))));
     let mut history = vec![
         op(1, Call::LPush("a".into()), 0, Some((1, Outcome::Integer(1)))),
         op(1, Call::LPush("b".into()), 2, Some((3, Outcome::Integer(2)))),
@@ -791,12 +799,23 @@ fn a_blocking_pop_answers_nil_only_on_an_empty_list() {
 fn spop_removes_a_member_it_returns() {
     let add = |v: &str, at| op(1, Call::SAdd(v.into()), at, Some((at + 1, Outcome::Integer(1))));
     let members = |at, items: &[&str]| {
-        op(3, Call::SMembers, at, Some((at + 1, Outcome::Items(items.iter().map(|s| s.to_string()).collect()))))
+        op(
+            3,
+            Call::SMembers,
+            at,
+            Some((at + 1, Outcome::Items(items.iter().map(|s| s.to_string()).collect()))),
+        )
     };
     let spop = |returned: &str| op(2, Call::SPop, 10, Some((11, Outcome::Value(Some(returned.into())))));
     assert_eq!(check_key(&[add("x", 0), add("y", 2), spop("y"), members(20, &["x"])]), Ok(()));
-    assert!(check_key(&[add("x", 0), add("y", 2), spop("z"), members(20, &["x", "y"])]).is_err(), "not a member");
-    assert!(check_key(&[add("x", 0), add("y", 2), spop("y"), members(20, &["y"])]).is_err(), "kept what it popped");
+    assert!(
+        check_key(&[add("x", 0), add("y", 2), spop("z"), members(20, &["x", "y"])]).is_err(),
+        "not a member"
+    );
+    assert!(
+        check_key(&[add("x", 0), add("y", 2), spop("y"), members(20, &["y"])]).is_err(),
+        "kept what it popped"
+    );
     // Unknown: either member, or nothing.
     let unknown = op(2, Call::SPop, 10, None);
     for rest in [&["x"][..], &["y"], &["x", "y"]] {

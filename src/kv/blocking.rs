@@ -84,7 +84,8 @@ pub fn is_blocking(args: &[Vec<u8>]) -> bool {
 }
 
 fn blocking_name(name: &[u8]) -> Option<&'static str> {
-    const NAMES: [&str; 8] = ["blpop", "brpop", "blmove", "brpoplpush", "blmpop", "bzpopmin", "bzpopmax", "bzmpop"];
+    const NAMES: [&str; 8] =
+        ["blpop", "brpop", "blmove", "brpoplpush", "blmpop", "bzpopmin", "bzpopmax", "bzmpop"];
     NAMES.into_iter().find(|n| name.eq_ignore_ascii_case(n.as_bytes()))
 }
 
@@ -147,7 +148,8 @@ fn unblocked_form(args: &[Vec<u8>], key: &[u8]) -> Vec<Vec<u8>> {
         // BLMPOP timeout numkeys key... where [COUNT n]: the options after the keys.
         _ => {
             let count = args.get(2).and_then(|n| super::args::parse_i64(n)).unwrap_or(0).max(0) as usize;
-            let mut form = vec![word(if name == "blmpop" { "LMPOP" } else { "ZMPOP" }), word("1"), key.to_vec()];
+            let mut form =
+                vec![word(if name == "blmpop" { "LMPOP" } else { "ZMPOP" }), word("1"), key.to_vec()];
             form.extend(args.iter().skip(3 + count).cloned());
             form
         }
@@ -165,7 +167,8 @@ impl Store {
     /// nothing is returned: what the client gets is an [`Outcome`].
     pub fn block(&mut self, id: WaiterId, args: &[Vec<u8>], now: u64) {
         if self.waiters.by_id.contains_key(&id) || !is_blocking(args) {
-            let reply = Reply::error("ERR CASHE.BLOCK of a waiter that waits already, or of no blocking command");
+            let reply =
+                Reply::error("ERR CASHE.BLOCK of a waiter that waits already, or of no blocking command");
             return self.waiters.served.push((id, Outcome::Reply(reply)));
         }
         let reply = self.apply(args, now);

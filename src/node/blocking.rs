@@ -59,7 +59,8 @@ impl Node {
     pub(super) fn start_block(&mut self, ticket: Ticket, args: Vec<Vec<u8>>) {
         let deadline_ms = kv::timeout_ms(&args).map(|ms| self.now_ms.saturating_add(ms));
         let seq = self.take_wait_number();
-        let wait = Wait { ticket, args, deadline_ms, blocked_at: None, unblocking: None, unblock_again: false };
+        let wait =
+            Wait { ticket, args, deadline_ms, blocked_at: None, unblocking: None, unblock_again: false };
         self.waits.insert(seq, wait);
         self.propose_block(seq);
     }
@@ -154,7 +155,10 @@ impl Node {
                 Outcome::Reply(reply) => reply,
                 Outcome::Unblocked => {
                     let in_time = wait.deadline_ms.is_none_or(|deadline| self.now_ms < deadline);
-                    if wait.unblocking == Some(true) && in_time && self.sessions.contains_key(&wait.ticket.conn) {
+                    if wait.unblocking == Some(true)
+                        && in_time
+                        && self.sessions.contains_key(&wait.ticket.conn)
+                    {
                         // The old wait is gone for good: block again.
                         let seq = self.take_wait_number();
                         let again = Wait { blocked_at: None, unblocking: None, unblock_again: false, ..wait };
@@ -182,7 +186,8 @@ impl Node {
         for seq in due {
             self.unblock(seq, false);
         }
-        let again: Vec<u64> = self.waits.iter().filter(|(_, w)| w.unblock_again).map(|(seq, _)| *seq).collect();
+        let again: Vec<u64> =
+            self.waits.iter().filter(|(_, w)| w.unblock_again).map(|(seq, _)| *seq).collect();
         for seq in again {
             if let Some(wait) = self.waits.get_mut(&seq) {
                 wait.unblock_again = false;
@@ -192,8 +197,12 @@ impl Node {
         let period = u64::from(self.config.raft.election_ticks).max(1) * 4;
         if self.ticks.is_multiple_of(period) {
             let me = self.raft.id().0;
-            let stale: Vec<u64> =
-                self.store.waiters_of(me).map(|id| id.seq).filter(|seq| !self.waits.contains_key(seq)).collect();
+            let stale: Vec<u64> = self
+                .store
+                .waiters_of(me)
+                .map(|id| id.seq)
+                .filter(|seq| !self.waits.contains_key(seq))
+                .collect();
             for seq in stale {
                 self.propose_unblock(seq);
             }
@@ -202,7 +211,8 @@ impl Node {
 
     /// The connection closed: its wait ends (a push must not pop for it).
     pub(super) fn disconnect_waits(&mut self, conn: super::ConnId) {
-        let mine: Vec<u64> = self.waits.iter().filter(|(_, w)| w.ticket.conn == conn).map(|(seq, _)| *seq).collect();
+        let mine: Vec<u64> =
+            self.waits.iter().filter(|(_, w)| w.ticket.conn == conn).map(|(seq, _)| *seq).collect();
         for seq in mine {
             self.unblock(seq, false);
         }
