@@ -100,11 +100,7 @@ impl List {
         let size = encoded_size(element.len());
         match self.chunks.back_mut() {
             Some(last) if last.bytes.len() + size <= CHUNK_BYTES_MAX => last.append(element),
-            _ => {
-                let mut chunk = Chunk::default();
-                chunk.append(element);
-                self.chunks.push_back(chunk);
-            }
+            _ => self.add_chunk(End::Tail, element),
         }
         self.len += 1;
     }
@@ -113,13 +109,23 @@ impl List {
         let size = encoded_size(element.len());
         match self.chunks.front_mut() {
             Some(first) if first.bytes.len() + size <= CHUNK_BYTES_MAX => first.insert_at(0, element),
-            _ => {
-                let mut chunk = Chunk::default();
-                chunk.append(element);
-                self.chunks.push_front(chunk);
-            }
+            _ => self.add_chunk(End::Head, element),
         }
         self.len += 1;
+    }
+
+    /// Begins a chunk at `end` holding `element`. The first chunk is
+    /// allocated alone: most lists are small.
+    fn add_chunk(&mut self, end: End, element: &[u8]) {
+        let mut chunk = Chunk::default();
+        chunk.append(element);
+        if self.chunks.capacity() == 0 {
+            self.chunks.reserve_exact(1);
+        }
+        match end {
+            End::Head => self.chunks.push_front(chunk),
+            End::Tail => self.chunks.push_back(chunk),
+        }
     }
 
     fn push(&mut self, end: End, element: &[u8]) {
@@ -616,6 +622,8 @@ fn start_before(bytes: &[u8], end: usize) -> usize {
 
 // ---- the commands ----
 
+/// Named after Redis's commands (so all four begin with L).
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Read {
     LLen,
