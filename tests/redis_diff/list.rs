@@ -32,7 +32,7 @@ const ELEMENTS: [&[u8]; 10] = [
     b"a long element, longer than a key's inline bytes",
 ];
 
-const TIMEOUTS: [&[u8]; 16] = [
+const TIMEOUTS: [&[u8]; 18] = [
     b"0",
     b"0.01",
     b"1",
@@ -49,6 +49,8 @@ const TIMEOUTS: [&[u8]; 16] = [
     b"-0.0001",
     b"nan",
     b"9223372036854775",
+    b"0\x00",
+    b"1e-400",
 ];
 
 /// Keys only list commands draw (besides the shared ones), so that lists
