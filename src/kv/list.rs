@@ -259,7 +259,8 @@ impl List {
     }
 
     /// Splits a chunk past `CHUNK_BYTES_MAX` that holds more than one
-    /// element at the element boundary nearest its middle.
+    /// element at the element boundary nearest its middle, and the halves
+    /// again until each fits or holds one element.
     fn split_if_oversized(&mut self, chunk_index: usize) {
         let chunk = &mut self.chunks[chunk_index];
         if chunk.bytes.len() <= CHUNK_BYTES_MAX || chunk.count < 2 {
@@ -274,6 +275,8 @@ impl List {
         chunk.count = first_count;
         chunk.bytes.shrink_to_fit();
         self.chunks.insert(chunk_index + 1, second);
+        self.split_if_oversized(chunk_index + 1);
+        self.split_if_oversized(chunk_index);
     }
 
     /// Removes up to `limit` elements equal to `element`, the first ones
@@ -321,7 +324,8 @@ impl List {
     }
 
     /// Panics unless every chunk is non-empty, its count is the number of
-    /// elements packed in it, and the counts add up to `len`.
+    /// elements packed in it, it fits in `CHUNK_BYTES_MAX` unless it holds
+    /// one element, and the counts add up to `len`.
     #[cfg(test)]
     pub(super) fn check(&self) {
         let mut total = 0;
@@ -329,7 +333,7 @@ impl List {
             assert!(chunk.count > 0, "an empty chunk");
             assert_eq!(chunk.iter().count(), chunk.count, "chunk count");
             assert_eq!(chunk.iter().rev().count(), chunk.count, "chunk count read backwards");
-            assert!(chunk.count == 1 || chunk.bytes.len() <= 2 * CHUNK_BYTES_MAX, "an oversized chunk");
+            assert!(chunk.count == 1 || chunk.bytes.len() <= CHUNK_BYTES_MAX, "an oversized chunk");
             total += chunk.count;
         }
         assert_eq!(total, self.len, "chunk counts add up to len");

@@ -46,10 +46,11 @@ fn list_at<'a>(store: &'a Store, key: &str) -> &'a List {
 // ---- the representation ----
 
 fn element(rng: &mut SplitMix64) -> Vec<u8> {
-    let length = match rng.range(0, 20) {
-        0 => rng.range(100, 300),
+    let length = match rng.range(0, 40) {
+        0 | 20 => rng.range(100, 300),
         1 => rng.range(CHUNK_BYTES_MAX as u64 - 10, CHUNK_BYTES_MAX as u64 + 300),
-        2 => 0,
+        21 => rng.range(2 * CHUNK_BYTES_MAX as u64, 3 * CHUNK_BYTES_MAX as u64),
+        2 | 22 => 0,
         _ => rng.range(1, 12),
     };
     let letter = b'a' + rng.range(0, 4) as u8;
