@@ -20,9 +20,12 @@
 //! The blocking forms (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP) answer
 //! here as Redis 7.0 answers them inside MULTI: they never block, and
 //! answer nil (a null array for BLPOP, BRPOP and BLMPOP, a null bulk for
-//! BLMOVE and BRPOPLPUSH) when every list is empty. Their timeout is
-//! validated as Redis does (`parse_timeout`); a node that blocks on them
-//! uses it and applies LPOP/RPOP/LMOVE/LMPOP once a list has elements.
+//! BLMOVE and BRPOPLPUSH) when every list is missing; any other reply
+//! (an element, or an error: bad arguments, bad timeout, WRONGTYPE) is
+//! final. Their timeout is validated as Redis does, before the keys are
+//! looked at but after the other arguments (`parse_timeout`: milliseconds,
+//! 0 for ever); a node that blocks on them waits that long and applies
+//! the command again, or LPOP/RPOP/LMOVE/LMPOP, once a list has elements.
 //!
 //! Intentional differences from redis-server 7.0: none known. Timeouts are
 //! computed as Redis does on x86-64 (`long double` seconds times 1000,
