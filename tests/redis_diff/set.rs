@@ -203,9 +203,11 @@ fn sscan_case(generator: &mut Generator, key: Vec<u8>) -> Case {
     with(args, check_sscan)
 }
 
-/// Wrong argument counts (the arity check), ASCII only: errors quote them.
+/// Wrong argument counts (Redis's arity check, which comes before any
+/// look at the key).
 fn bad_arguments(generator: &mut Generator, key: Vec<u8>) -> Vec<Vec<u8>> {
-    const ARITIES: [(&[u8], usize); 9] = [
+    /// A name and an argument count (with the name) its arity refuses.
+    const WRONG_COUNTS: [(&[u8], usize); 14] = [
         (b"SADD", 2),
         (b"SREM", 2),
         (b"SISMEMBER", 4),
@@ -215,19 +217,18 @@ fn bad_arguments(generator: &mut Generator, key: Vec<u8>) -> Vec<Vec<u8>> {
         (b"SMOVE", 3),
         (b"SINTERCARD", 2),
         (b"SSCAN", 2),
+        (b"SPOP", 1),
+        (b"SRANDMEMBER", 1),
+        (b"SINTER", 1),
+        (b"SDIFFSTORE", 2),
+        (b"sunionstore", 2),
     ];
-    let (name, count) = ARITIES[generator.below(ARITIES.len() as u64) as usize];
+    let (name, count) = WRONG_COUNTS[generator.below(WRONG_COUNTS.len() as u64) as usize];
     let mut args = vec![name.to_vec()];
     if count > 1 {
-        args.push(if key.is_ascii() { key } else { b"k0".to_vec() });
+        args.push(key);
     }
     args.extend((2..count).map(|_| b"x".to_vec()));
-    if generator.chance(30) {
-        // SPOP/SRANDMEMBER/SINTER take no key-less form either.
-        return vec![generator
-            .pick(&[b"SPOP", b"SRANDMEMBER", b"SINTER", b"SDIFFSTORE", b"SUNIONSTORE"])
-            .to_vec()];
-    }
     args
 }
 
