@@ -5,6 +5,7 @@
 //! its data in ./data/raft0.
 
 use cashe::node::COMMAND_BYTES_MAX;
+use cashe::protocol::parser::VALUE_BYTES_DEFAULT;
 use cashe::protocol::Limits;
 use cashe::raft::PlantedBug;
 use cashe::runtime::{serve, ServerConfig, Stopped};
@@ -16,6 +17,14 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
+
+// A value of the default size, with a key of the largest size and the
+// command around it, fits in one log entry and in the default query buffer.
+const _: () = assert!(VALUE_BYTES_DEFAULT >= 16 << 20, "values of 16 MiB are accepted by default");
+const _: () = assert!(
+    VALUE_BYTES_DEFAULT + (64 << 10) + (1 << 10) <= COMMAND_BYTES_MAX,
+    "a SET of a value of the default maximum fits in one log entry"
+);
 
 /// mimalloc instead of glibc's malloc: see Cargo.toml (resident bytes per
 /// key and allocation cost on the hot path, measured by benches/cluster.rs).
@@ -64,8 +73,15 @@ struct Args {
     /// (member n waits (n-1)/8 longer, so members do not all write at once).
     #[arg(long, default_value_t = 100_000)]
     snapshot_entries: u64,
-    /// Longest value (bulk argument) a client may send, in bytes.
-    #[arg(long, default_value_t = 1 << 20)]
+    /// Longest bulk argument (a value, a key, ...) a client may send, in
+    /// bytes; CONFIG GET proto-max-bulk-len reports it. A longer one is a
+    /// protocol error (`-ERR Protocol error: invalid bulk length`) and the
+    /// connection is closed, as Redis does over its proto-max-bulk-len. At
+    /// most --max-query-bytes. Whatever its arguments, a command is also
+    /// refused (`-ERR command of N bytes is over the maximum ...`, the
+    /// connection stays open) if it does not fit in one log entry (64 MiB
+    /// less 64 KiB).
+    #[arg(long, default_value_t = VALUE_BYTES_DEFAULT)]
     max_value_bytes: usize,
     /// Most arguments in one command.
     #[arg(long, default_value_t = 1 << 20)]
@@ -124,6 +140,13 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
             "--max-query-bytes {} is over the maximum of {COMMAND_BYTES_MAX} bytes (the largest command \
              one log entry holds)",
             args.max_query_bytes
+        ));
+    }
+    if args.max_value_bytes > args.max_query_bytes {
+        // A longer argument could never be whole in the query buffer.
+        return Err(format!(
+            "--max-value-bytes {} is over --max-query-bytes {}",
+            args.max_value_bytes, args.max_query_bytes
         ));
     }
     let join_via =

@@ -50,7 +50,7 @@ pub use cluster::{
     join_answer, join_command, member_command, Directory, JoinAnswer, MemberInfo, CASHE_FORGET, CASHE_MEMBER,
     FOUNDER,
 };
-pub use server::ShellStats;
+pub use server::{CpuTimes, ShellStats};
 pub use transaction::CASHE_EXEC;
 
 /// A client connection, numbered by the shell.
@@ -389,10 +389,10 @@ impl Node {
     /// shell's wall-clock time.
     pub fn client(&mut self, conn: ConnId, args: Vec<Vec<u8>>, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
-        self.clients.seen(conn, self.now_ms);
         let session = self.sessions.entry(conn).or_default();
         let mut ticket = session.ticket(conn);
         let name = args.first().map(|a| a.to_ascii_uppercase()).unwrap_or_default();
+        self.clients.received(conn, &name, &args, self.now_ms);
         if let Some(reply) = refuse_oversized(&args) {
             // As Redis treats a command it refuses inside MULTI: EXEC
             // will answer EXECABORT.
@@ -771,6 +771,7 @@ impl Node {
     fn reply(&mut self, ticket: Ticket, reply: Reply) {
         let Some(session) = self.sessions.get_mut(&ticket.conn) else { return };
         for reply in session.answer(ticket, reply) {
+            self.clients.replied(ticket.conn, &reply);
             self.output.replies.push((ticket.conn, reply));
         }
         self.to_pump.insert(ticket.conn);
