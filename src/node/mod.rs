@@ -71,6 +71,7 @@ pub enum NodeMessage {
         /// The forwarding node's clock. The leader stamps the entry with
         /// its own; only the planted bug `follower-stamps-ttl` uses this.
         now_ms: u64,
+        #[serde(with = "crate::frame::byte_lists")]
         args: Vec<Vec<u8>>,
     },
     /// The leader's answer to a forwarded write, with the entry's index when
@@ -94,6 +95,7 @@ pub enum NodeMessage {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct LoggedCommand {
     now_ms: u64,
+    #[serde(with = "crate::frame::byte_lists")]
     args: Vec<Vec<u8>>,
 }
 

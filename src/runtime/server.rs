@@ -322,6 +322,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     let started = Instant::now();
     let mut stopping: Option<u64> = None;
     let mut ticks = 0u64;
+    let mut refreshed_at = None;
     let mut stats = TurnStats::default();
     let disk_jobs: Mailbox<DiskJob> = Mailbox::new(usize::MAX);
     let disk = Rc::new(DiskState::default());
@@ -375,7 +376,10 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             tracing::info!("this node was removed from the cluster; stopping");
             return Ok(Stopped::Removed);
         }
-        if ticks.is_multiple_of(50) {
+        // Once per 50 ticks, not on every loop round of that tick: it
+        // reads files in /proc.
+        if ticks.is_multiple_of(50) && refreshed_at != Some(ticks) {
+            refreshed_at = Some(ticks);
             let stats = TurnStats { rounds: stats.rounds, ..disk.stats.get() };
             refresh(&mut node, &book, &links, &counters, &stats, &shared, started);
         }
