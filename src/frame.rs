@@ -156,6 +156,50 @@ pub mod bytes {
     }
 }
 
+/// An optional byte string (a bulk reply, `None` for nil), as [`bytes`].
+pub mod optional_bytes {
+    use serde::de::{Deserializer, Visitor};
+    use serde::Serializer;
+    use std::fmt;
+
+    struct Bytes<'a>(&'a [u8]);
+
+    impl serde::Serialize for Bytes<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.serialize_bytes(self.0)
+        }
+    }
+
+    pub fn serialize<S: Serializer>(bytes: &Option<Vec<u8>>, serializer: S) -> Result<S::Ok, S::Error> {
+        match bytes {
+            Some(bytes) => serializer.serialize_some(&Bytes(bytes)),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Vec<u8>>, D::Error> {
+        struct OptionVisitor;
+
+        impl<'de> Visitor<'de> for OptionVisitor {
+            type Value = Option<Vec<u8>>;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("an optional byte string")
+            }
+
+            fn visit_none<E: serde::de::Error>(self) -> Result<Option<Vec<u8>>, E> {
+                Ok(None)
+            }
+
+            fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Vec<u8>>, D::Error> {
+                super::bytes::deserialize(deserializer).map(Some)
+            }
+        }
+
+        deserializer.deserialize_option(OptionVisitor)
+    }
+}
+
 /// A list of byte strings (a command's arguments), each as [`bytes`].
 pub mod byte_lists {
     use serde::de::{Deserializer, SeqAccess, Visitor};
@@ -220,6 +264,8 @@ mod tests {
         struct Plain {
             one: Vec<u8>,
             many: Vec<Vec<u8>>,
+            some: Option<Vec<u8>>,
+            none: Option<Vec<u8>>,
         }
         #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
         struct Whole {
@@ -227,15 +273,22 @@ mod tests {
             one: Vec<u8>,
             #[serde(with = "byte_lists")]
             many: Vec<Vec<u8>>,
+            #[serde(with = "optional_bytes")]
+            some: Option<Vec<u8>>,
+            #[serde(with = "optional_bytes")]
+            none: Option<Vec<u8>>,
         }
         let one: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
         let many = vec![Vec::new(), b"SET".to_vec(), vec![0xff; 200]];
-        let plain = postcard::to_stdvec(&Plain { one: one.clone(), many: many.clone() }).unwrap();
-        let whole = postcard::to_stdvec(&Whole { one: one.clone(), many: many.clone() }).unwrap();
-        assert_eq!(plain, whole, "records and messages written before read the same");
-        assert_eq!(postcard::from_bytes::<Whole>(&plain).unwrap(), Whole { one, many });
-        for cut in 0..whole.len() {
-            assert!(postcard::from_bytes::<Whole>(&whole[..cut]).is_err(), "cut at {cut}");
+        let some = Some(b"value".to_vec());
+        let plain = Plain { one: one.clone(), many: many.clone(), some: some.clone(), none: None };
+        let whole = Whole { one, many, some, none: None };
+        let (plain, whole_bytes) =
+            (postcard::to_stdvec(&plain).unwrap(), postcard::to_stdvec(&whole).unwrap());
+        assert_eq!(plain, whole_bytes, "records and messages written before read the same");
+        assert_eq!(postcard::from_bytes::<Whole>(&plain).unwrap(), whole);
+        for cut in 0..whole_bytes.len() {
+            assert!(postcard::from_bytes::<Whole>(&whole_bytes[..cut]).is_err(), "cut at {cut}");
         }
     }
 

@@ -168,6 +168,16 @@ fn values_of_16_mib_and_of_the_default_maximum_go_through_a_follower_and_read_ba
             assert!(bytes == *expected, "GET {key} at {}: the bytes differ", server.name);
         }
     }
+    // A write whose reply is the value comes back from the leader whole.
+    let server = &nodes.servers[nodes.follower()];
+    let taken = eventually("GETDEL through a follower", || {
+        match server.client().ok()?.call(&["GETDEL", "sixteen"]).ok()? {
+            Reply::Error(e) if is_retryable(&e) => None,
+            reply => Some(reply),
+        }
+    });
+    assert!(taken == Reply::Bulk(Some(sixteen)), "GETDEL gives the 16 MiB value");
+    assert_eq!(server.call(&["EXISTS", "sixteen"]), Reply::Integer(0));
 }
 
 #[test]
