@@ -711,6 +711,30 @@ mod tests {
         assert_eq!(words(""), Some(vec![]));
     }
 
+    /// A client that claims the largest value and sends a little of it
+    /// costs what it sent: the claimed length is remembered, nothing is
+    /// sized by it, and the bytes wait in the caller's buffer.
+    #[test]
+    fn a_claimed_length_allocates_nothing_before_its_bytes_arrive() {
+        let mut parser = Parser::new(Limits::default());
+        let header = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${VALUE_BYTES_DEFAULT}\r\n");
+        let mut input = header.clone().into_bytes();
+        input.extend_from_slice(b"abc");
+        assert_eq!(parser.parse(&input), Parsed::Incomplete { consumed: header.len() });
+        assert_eq!(parser.held_bytes(), 4, "SET and k, nothing of the claim");
+        let State::Multibulk(multibulk) = &parser.state else { panic!("inside the multibulk") };
+        assert!(multibulk.arguments.capacity() <= 4, "grown by arguments that arrived");
+        assert_eq!(multibulk.bulk_bytes, Some(VALUE_BYTES_DEFAULT));
+        // The whole value, once it has all arrived, is one argument.
+        let mut rest = vec![b'v'; VALUE_BYTES_DEFAULT];
+        rest.extend_from_slice(b"\r\n");
+        let Parsed::Command { arguments, consumed } = parser.parse(&rest) else { panic!("a command") };
+        assert_eq!((arguments[2].len(), consumed), (VALUE_BYTES_DEFAULT, VALUE_BYTES_DEFAULT + 2));
+        let over = format!("*1\r\n${}\r\n", VALUE_BYTES_DEFAULT + 1);
+        let error = ProtocolError::InvalidBulkLength;
+        assert_eq!(Parser::new(Limits::default()).parse(over.as_bytes()), Parsed::Failed { error });
+    }
+
     #[test]
     fn count_lines_refuse_a_missing_line_feed() {
         let limits = Limits::default();
