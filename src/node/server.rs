@@ -20,7 +20,8 @@
 //!   [`Section`]) and counts the command that asks
 //!   (total_commands_processed). What cashe cannot know is left out, never
 //!   made up:
-//!   - memory: no `used_memory` and none of its derived fields (peak,
+//!   - memory: `maxmemory` (0) and `maxmemory_policy` (noeviction), but
+//!     no `used_memory` and none of its derived fields (peak,
 //!     overhead, dataset, allocator, fragmentation, Lua, scripts): the node
 //!     does not count allocated bytes. `used_memory_rss` and
 //!     `total_system_memory` are the shell's readings (Linux `/proc`,
@@ -44,10 +45,11 @@
 //!     modules: empty.
 //!
 //! Time is the node's `now_ms`; nothing here reads a clock or iterates a
-//! hash map. Per-connection state lives in [`Clients`]: `server_command`
-//! calls [`Clients::seen`] for every command the node is given (READONLY and
-//! READWRITE aside), the node calls `disconnected` when the shell says the
-//! connection closed.
+//! hash map. Per-connection state lives in [`Clients`]: the node calls
+//! [`Clients::received`] for every command it is given, in order,
+//! [`Clients::replied`] for every reply it releases (in the same order, one
+//! per command), and `disconnected` when the shell says the connection
+//! closed.
 
 use super::{ConnId, Node};
 use crate::kv::{self, Access};
@@ -110,7 +112,7 @@ pub(super) struct Clients {
     connections: BTreeMap<ConnId, Connection>,
     /// Connections ever seen (INFO's total_connections_received).
     connections_received: u64,
-    /// Commands ever received, READONLY and READWRITE aside.
+    /// Commands ever received.
     commands_processed: u64,
     /// commandstats, by command.
     commands: BTreeMap<CommandName, CommandCounts>,
