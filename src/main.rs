@@ -80,9 +80,10 @@ struct Args {
     /// most --max-query-bytes. Whatever its arguments, a command is also
     /// refused (`-ERR command of N bytes is over the maximum ...`, the
     /// connection stays open) if it does not fit in one log entry (64 MiB
-    /// less 64 KiB).
-    #[arg(long, default_value_t = VALUE_BYTES_DEFAULT)]
-    max_value_bytes: usize,
+    /// less 64 KiB) [default: 33554432 (32 MiB), or --max-query-bytes if
+    /// that is lower]
+    #[arg(long)]
+    max_value_bytes: Option<usize>,
     /// Most arguments in one command.
     #[arg(long, default_value_t = 1 << 20)]
     max_arguments: usize,
@@ -142,11 +143,12 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
             args.max_query_bytes
         ));
     }
-    if args.max_value_bytes > args.max_query_bytes {
+    let value_bytes_max = args.max_value_bytes.unwrap_or(VALUE_BYTES_DEFAULT.min(args.max_query_bytes));
+    if value_bytes_max > args.max_query_bytes {
         // A longer argument could never be whole in the query buffer.
         return Err(format!(
-            "--max-value-bytes {} is over --max-query-bytes {}",
-            args.max_value_bytes, args.max_query_bytes
+            "--max-value-bytes {value_bytes_max} is over --max-query-bytes {}",
+            args.max_query_bytes
         ));
     }
     let join_via =
@@ -166,7 +168,7 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
         election_ticks: args.election_ticks,
         snapshot_entries: args.snapshot_entries.max(1),
         limits: Limits {
-            value_bytes_max: args.max_value_bytes,
+            value_bytes_max,
             key_bytes_max: Limits::default().key_bytes_max,
             arguments_max: args.max_arguments.max(1),
             inline_bytes_max: args.max_inline_bytes,
