@@ -897,7 +897,8 @@ fn compare_with_redis(protocol: Protocol) {
                 };
                 runner.run(seed, COMMANDS_PER_SEED + 1, &Case { args, check });
             }
-            let finals = [list::final_state(key), set::final_state(key), zset::final_state(key)];
+            let finals =
+                [list::final_state(key), set::final_state(key), zset::final_state(key), bits::final_state(key)];
             for case in finals.into_iter().flatten() {
                 runner.run(seed, COMMANDS_PER_SEED + 1, &case);
             }
