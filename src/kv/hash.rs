@@ -69,6 +69,11 @@ impl Hash {
         true
     }
 
+    /// What a snapshot restores for a hash that was in "hashtable" encoding.
+    pub(super) fn convert_to_hashtable(&mut self) {
+        self.hashtable = true;
+    }
+
     /// OBJECT ENCODING's answer.
     pub(super) fn encoding(&self) -> &'static str {
         if self.hashtable {
@@ -503,6 +508,9 @@ mod tests {
         assert_eq!(encoding(&store), bulk("hashtable"));
         run(&mut store, T0, &["HSET", "h", "f", "short"]);
         assert_eq!(encoding(&store), bulk("hashtable"), "never converted back");
+        let restored = Store::restore(&store.snapshot()).expect("restores");
+        assert_eq!(restored, store, "a snapshot keeps the encoding");
+        assert_eq!(encoding(&restored), bulk("hashtable"));
         run(&mut store, T0, &["COPY", "h", "copy"]);
         let copy = store.read(&cmd(&["OBJECT", "ENCODING", "copy"]), T0);
         assert_eq!(copy, bulk("hashtable"), "a copy keeps it");
@@ -511,6 +519,8 @@ mod tests {
         assert_eq!(encoding(&store), bulk("hashtable"), "HINCRBY converts for a long field");
         let store = hash_of(128);
         assert_eq!(encoding(&store), bulk("listpack"));
+        let restored = Store::restore(&store.snapshot()).expect("restores");
+        assert_eq!(encoding(&restored), bulk("listpack"));
         let store = hash_of(129);
         assert_eq!(encoding(&store), bulk("hashtable"));
     }
