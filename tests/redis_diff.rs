@@ -940,9 +940,12 @@ fn set_then_encoding_check(runner: &mut Runner, case: &Case, ours: Reply, raw: V
     }
 }
 
+/// A field drawn by HRANDFIELD, with its value if WITHVALUES.
+type Drawn = (Vec<u8>, Option<Vec<u8>>);
+
 /// A reply's entries: fields, with their values when `with_values` (pairs
 /// flat in RESP2, nested in RESP3), and whether they were nested.
-fn random_entries(reply: &Reply, with_values: bool) -> (Vec<(Vec<u8>, Option<Vec<u8>>)>, bool) {
+fn random_entries(reply: &Reply, with_values: bool) -> (Vec<Drawn>, bool) {
     let Reply::Array(Some(items)) = reply else { panic!("not an array: {reply:?}") };
     let bytes = |item: &Reply| match item {
         Reply::Bulk(Some(bytes)) => bytes.clone(),
@@ -1008,11 +1011,11 @@ fn hrandfield_check(runner: &mut Runner, case: &Case, ours: Reply, raw: Vec<u8>,
         }
     }
     if count >= 0 {
-        let unique = |entries: &[(Vec<u8>, Option<Vec<u8>>)]| entries.iter().collect::<BTreeSet<_>>().len();
+        let unique = |entries: &[Drawn]| entries.iter().collect::<BTreeSet<_>>().len();
         assert_eq!((unique(&mine), unique(&drawn)), (mine.len(), drawn.len()), "{context}: distinct fields");
     }
     if count >= size {
-        let all = |entries: Vec<(Vec<u8>, Option<Vec<u8>>)>| entries.into_iter().collect::<BTreeSet<_>>();
+        let all = |entries: Vec<Drawn>| entries.into_iter().collect::<BTreeSet<_>>();
         assert_eq!(all(mine), all(drawn), "{context}: the whole hash");
     }
 }
