@@ -197,10 +197,20 @@ pub(super) fn final_state(key: &[u8]) -> Vec<Case> {
     vec![Case { args: words(&[b"BITCOUNT", key]), check: Check::Exact }]
 }
 
-/// A bitmap of a few hundred KB: bits set far apart, counted and searched
+/// Random bits commands in the last phase.
+const RANDOM_CASES: usize = 4000;
+
+/// First random bits commands on the shared keys; then a bitmap of a few hundred KB: bits set far apart, counted and searched
 /// over ranges, combined with BITOP, read with BITFIELD, then deleted.
 pub(super) fn big(runner: &mut Runner, seed: u64) {
     let mut generator = Generator::new(seed);
+    // First more random bits commands on the shared keys than the shared
+    // phase sends (2 commands in 64 there).
+    for step in 0..RANDOM_CASES {
+        let key = generator.key();
+        let case = case(&mut generator, key);
+        runner.run(seed, step, &case);
+    }
     let exact = |args: Vec<Vec<u8>>| Case { args, check: Check::Exact };
     let keys: [&[u8]; 3] = [b"bitmap:a", b"bitmap:b", b"bitmap:c"];
     const BITS_MAX: u64 = 3_000_000;
