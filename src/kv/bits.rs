@@ -14,8 +14,15 @@
 //!   is refused with the bit offset error; Redis grows the string up to 8
 //!   bytes beyond `proto-max-bulk-len`. No string outgrows
 //!   `VALUE_BYTES_MAX` here.
-//! - Error texts quoting nothing, the replies are byte for byte Redis's
-//!   (`tests/redis_diff/bits.rs` compares them).
+//!
+//! Otherwise the replies and error texts are Redis's byte for byte
+//! (`tests/redis_diff/bits.rs` compares them), including 7.0's order of
+//! checks: BITCOUNT looks its key up before parsing the range (a missing
+//! key counts 0 whatever follows), BITPOS parses the bit first.
+//! BITFIELD is a write even with GETs only (as in Redis); the GETs alone
+//! change nothing and create no key. LCS builds Redis's whole table of
+//! `(len1 + 1) * (len2 + 1)` 32-bit cells, refused past 512 MiB as Redis
+//! refuses it.
 
 use super::args::{option_is, parse_i64};
 use super::command::{KeyPositions, ReadCommand, Spec, WriteCommand, ONE_KEY};

@@ -200,8 +200,9 @@ pub(super) fn final_state(key: &[u8]) -> Vec<Case> {
 /// Random bits commands in the last phase.
 const RANDOM_CASES: usize = 4000;
 
-/// First random bits commands on the shared keys; then a bitmap of a few hundred KB: bits set far apart, counted and searched
-/// over ranges, combined with BITOP, read with BITFIELD, then deleted.
+/// Random bits commands on the shared keys, then a bitmap of a few hundred
+/// KB: bits set far apart, counted and searched over ranges, combined with
+/// BITOP, read with BITFIELD, then deleted.
 pub(super) fn big(runner: &mut Runner, seed: u64) {
     let mut generator = Generator::new(seed);
     // First more random bits commands on the shared keys than the shared
