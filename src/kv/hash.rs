@@ -16,6 +16,14 @@
 //! meanwhile; fields sharing the 8-byte prefix of the field a call would
 //! stop at are returned by that same call, so COUNT is exact except for
 //! them. Redis returns a small (listpack) hash whole, cursor 0.
+//!
+//! OBJECT ENCODING answers Redis's names with its default limits: a hash
+//! is "listpack" until it holds more than 128 fields or is given a field
+//! or value over 64 bytes, then "hashtable" for good (Redis never converts
+//! back; snapshots keep it). HRANDFIELD draws only from `Store::random`,
+//! so replicas draw alike, and lists distinct fields in draw order (Redis:
+//! its own order); a negative count is bounded (`RANDOM_PICKS_MAX`), where
+//! Redis tries to answer any.
 
 use super::args::{option_is, parse_i64};
 use super::key::Key;
@@ -108,10 +116,13 @@ impl Hash {
     }
 }
 
-/// The most fields HRANDFIELD draws for a negative count: the reply is
-/// built whole, so its size is bounded (Redis has no bound: it answers
-/// -9223372036854775807 by filling its output buffer until memory runs out).
+/// The most fields HRANDFIELD draws for a negative count, and the most
+/// bytes such a draw may answer (counting each draw as the largest field
+/// and value): the reply is built whole, so it is bounded; a larger count
+/// is "ERR value is out of range". Redis has no bound: it answers
+/// -9223372036854775807 by filling its output buffer until memory runs out.
 const RANDOM_PICKS_MAX: u64 = 1 << 24;
+const RANDOM_REPLY_BYTES_MAX: u64 = super::VALUE_BYTES_MAX;
 
 /// Indexes into `size` entries for a random draw of `count` (HRANDFIELD,
 /// and the like): `count` distinct ones (all of them, in order, when
@@ -319,10 +330,14 @@ impl Store {
             Ok(None) => return Reply::Array(Some(Vec::new())),
             Ok(Some(hash)) => hash,
         };
-        if count < 0 && count.unsigned_abs() > RANDOM_PICKS_MAX {
-            return out_of_range();
-        }
         let entries: Vec<(&[u8], &[u8])> = hash.iter().collect();
+        if count < 0 {
+            let largest = entries.iter().map(|(field, value)| field.len() + value.len()).max().unwrap_or(0);
+            let reply_bytes = count.unsigned_abs().saturating_mul(largest as u64);
+            if count.unsigned_abs() > RANDOM_PICKS_MAX || reply_bytes > RANDOM_REPLY_BYTES_MAX {
+                return out_of_range();
+            }
+        }
         let picks = random_picks(&mut self.random(now), entries.len(), count);
         let bulk = |bytes: &[u8]| Reply::bulk(bytes.to_vec());
         if with_values {
@@ -485,6 +500,11 @@ mod tests {
         );
         assert_eq!(read(&["HRANDFIELD", "missing", "-9223372036854775808"]), min);
         assert_eq!(read(&["HRANDFIELD", "h", "-9223372036854775807"]), range, "cashe bounds the draws");
+        assert_eq!(read(&["HRANDFIELD", "h", "-16777217"]), range);
+        let mut big = Store::default();
+        run(&mut big, T0, &["HSET", "h", "f", &"v".repeat(1000)]);
+        let draws = big.read(&cmd(&["HRANDFIELD", "h", "-600000"]), T0);
+        assert_eq!(draws, range, "600000 draws of 1001 bytes pass 512 MiB");
         let mut store = store.clone();
         run(&mut store, T0, &["SET", "s", "v"]);
         assert_eq!(store.read(&cmd(&["HRANDFIELD", "s", "1"]), T0), Reply::error(WRONG_TYPE));
