@@ -29,9 +29,10 @@
 //!   next field (see `hash`), and COUNT is exact but for fields sharing
 //!   them; the guarantee is Redis's: a field present for a whole iteration
 //!   is returned. Redis answers a small (listpack) hash whole in one call.
-//! - HRANDFIELD is not served: its RESP3 WITHVALUES reply (an array of
-//!   two-element arrays, flat in RESP2) has no `Reply` shape yet.
-//! - OBJECT (ENCODING and the rest) is not served.
+//! - HRANDFIELD draws from `Store::random` (the same fields on every
+//!   replica at the same time) and answers distinct fields in draw order.
+//! - COPY knows one database; OBJECT ENCODING of strings, OBJECT REFCOUNT
+//!   and OBJECT IDLETIME differ as `keys` documents.
 //! - INCRBYFLOAT is bit-exact with Redis on x86-64 (80-bit `long double`);
 //!   Redis on other architectures (e.g. aarch64's 128-bit `long double`)
 //!   prints some sums differently.
@@ -274,6 +275,8 @@ impl Store {
             ReadCommand::HVals => self.on_hgetall(args, now, hash::Parts::Values),
             ReadCommand::HGetAll => self.on_hgetall(args, now, hash::Parts::Both),
             ReadCommand::HScan => self.on_hscan(args, now),
+            ReadCommand::HRandField => self.on_hrandfield(args, now),
+            ReadCommand::Object => self.on_object(args, now),
             ReadCommand::Lists(command) => self.list_read(command, args, now),
             ReadCommand::Sets(command) => self.set_read(command, args, now),
             ReadCommand::SortedSets(command) => self.zset_read(command, args, now),
@@ -323,6 +326,7 @@ impl Store {
             WriteCommand::HDel => self.on_hdel(args, now),
             WriteCommand::HIncrBy => self.on_hincrby(args, now),
             WriteCommand::HIncrByFloat => self.on_hincrbyfloat(args, now),
+            WriteCommand::Copy => self.on_copy(args, now),
             WriteCommand::Lists(command) => self.list_write(command, name, args, now),
             WriteCommand::Sets(command) => self.set_write(command, name, args, now),
             WriteCommand::SortedSets(command) => self.zset_write(command, name, args, now),
