@@ -1,9 +1,10 @@
 //! The replicated key-value state machine: an ordered map of byte keys to
-//! typed values (`Value`: strings and hashes so far), each with an
-//! optional absolute expiry in ms, and the Redis 7.0 string, hash and key
-//! commands over it (replies and error texts as redis-server 7.0 gives
-//! them, WRONGTYPE included; `tests/redis_diff.rs` compares them byte for
-//! byte against a real server).
+//! typed values (`Value`: strings, hashes, lists, sets and sorted sets),
+//! each with an optional absolute expiry in ms, and the Redis 7.0 string,
+//! bitmap, hash, list, set, sorted set and key commands over it (replies
+//! and error texts as redis-server 7.0 gives them, WRONGTYPE included;
+//! `tests/redis_diff.rs` compares them byte for byte against a real
+//! server), plus the clients blocked by BLPOP and the like (`blocking`).
 //!
 //! Pure and deterministic: no IO, no clock, no hashing with random seeds.
 //! Time is the `now_ms` each call is given — for a logged command, the
@@ -22,8 +23,11 @@
 //! - RANDOMKEY is a function of `now_ms` and the keys, not a random draw.
 //! - Error texts that quote an argument show bytes that are not UTF-8 as
 //!   U+FFFD (replies hold error texts as `String`); Redis echoes them raw.
-//! - Only strings and hashes exist (lists, sets, sorted sets: issue 14);
-//!   SCAN TYPE of another type name matches nothing, as in Redis 7.0.
+//! - No streams; SCAN TYPE stream (or any other name) matches nothing, as
+//!   in Redis 7.0 for a type it has no key of.
+//! - Each type module (`list`, `set`, `zset`, `bits`) lists its own
+//!   differences (member order of sets, SSCAN/ZSCAN cursors, limits on
+//!   huge random counts); `blocking` lists those of blocked clients.
 //! - HKEYS, HVALS, HGETALL and HSCAN answer in field order (Redis: hash
 //!   table or listpack order). An HSCAN cursor is the first 8 bytes of the
 //!   next field (see `hash`), and COUNT is exact but for fields sharing
@@ -43,7 +47,9 @@
 //!   matches, another type is WRONGTYPE) and CASHE.EXPIRE are cashe's own.
 //!
 //! Layout: `command` (the table, arity and lookup errors), `strings`,
-//! `hash` and `keys` (one `on_*` handler per command), `snapshot`
+//! `bits`, `hash`, `list`, `set`, `zset` and `keys` (one handler per
+//! command; each type module also holds its value type and its command
+//! table), `blocking` (blocked clients as state), `snapshot`
 //! (versioned postcard encoding), `glob` (KEYS/SCAN patterns), `long_double` and `bignum`
 //! (INCRBYFLOAT's x87 arithmetic, which Rust lacks), `args` (Redis's
 //! argument parsers). The index invariants are checked by

@@ -219,6 +219,11 @@ impl Node {
         }
     }
 
+    /// The connections with a blocking command waiting (INFO's blocked_clients).
+    pub(super) fn waiting_connections(&self) -> impl Iterator<Item = super::ConnId> + '_ {
+        self.waits.values().filter(|w| self.sessions.contains_key(&w.ticket.conn)).map(|w| w.ticket.conn)
+    }
+
     /// The connection closed: its wait ends (a push must not pop for it).
     pub(super) fn disconnect_waits(&mut self, conn: super::ConnId) {
         let mine: Vec<u64> =

@@ -429,7 +429,9 @@ impl Node {
         fields.add("connected_clients", self.clients.connections.len());
         fields.add("cluster_connections", 0);
         fields.add("maxclients", self.config_value("maxclients").unwrap_or_default());
-        fields.add("blocked_clients", 0);
+        // This node's clients waiting in BLPOP and the like.
+        let blocked: std::collections::BTreeSet<_> = self.waiting_connections().collect();
+        fields.add("blocked_clients", blocked.len());
         fields.add("tracking_clients", 0);
         fields
     }
