@@ -99,7 +99,7 @@ impl Generator {
         if self.chance(85) {
             b"0.01".to_vec()
         } else {
-            self.pick(&[b"-1", b"abc", b"inf", b"-0.001", b"1e300", b""]).to_vec()
+            self.pick(&[b"-1", b"abc", b"inf", b"-0.002", b"1e300", b""]).to_vec()
         }
     }
 
