@@ -66,6 +66,7 @@ mod key;
 mod keys;
 mod list;
 mod long_double;
+mod score;
 mod sequence;
 mod set;
 mod snapshot;
