@@ -685,6 +685,9 @@ fn clients_cannot_send_the_internal_blocking_commands() {
     cluster.elect(NodeId(1));
     for text in ["CASHE.BLOCK 1 1 BLPOP q 0", "CASHE.UNBLOCK 1 1"] {
         let reply = cluster.request(NodeId(1), 1, text);
-        assert!(matches!(&reply, Reply::Error(e) if e.contains("proposed by the nodes")), "{text}: {reply:?}");
+        assert!(
+            matches!(&reply, Reply::Error(e) if e.contains("proposed by the nodes")),
+            "{text}: {reply:?}"
+        );
     }
 }

@@ -244,10 +244,10 @@ impl Store {
             let Some(order) = next.copied() else { return served_any };
             let waiter = &self.waiters.by_order[&order];
             let pops = waited_keys(&waiter.args).1;
-            let ready = match (self.live(key, now).map(|entry| &entry.value), pops) {
-                (Some(Value::List(_)), Pops::List) | (Some(Value::ZSet(_)), Pops::SortedSet) => true,
-                _ => false,
-            };
+            let ready = matches!(
+                (self.live(key, now).map(|entry| &entry.value), pops),
+                (Some(Value::List(_)), Pops::List) | (Some(Value::ZSet(_)), Pops::SortedSet)
+            );
             if !ready {
                 return served_any;
             }

@@ -348,11 +348,6 @@ impl List {
         let buffers: usize = self.chunks.iter().map(|chunk| chunk.bytes.capacity()).sum();
         buffers + self.chunks.capacity() * std::mem::size_of::<Chunk>()
     }
-
-    #[cfg(test)]
-    pub(super) fn chunk_count(&self) -> usize {
-        self.chunks.len()
-    }
 }
 
 /// Lists are equal when their elements are, however they are chunked.

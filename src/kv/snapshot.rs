@@ -22,8 +22,8 @@
 //! `restore` trusts nothing: every structural rule is checked and broken
 //! input is a `RestoreError`, never a panic.
 
+use super::blocking::{Waiter, WaiterId};
 use super::hash::Hash;
-use super::blocking::{WaiterId, Waiter};
 use super::list::List;
 use super::set::Set;
 use super::zset::ZSet;
@@ -375,7 +375,8 @@ impl Store {
         let entry_bytes: usize =
             self.entries.iter().map(|(key, entry)| key.len() + value_bytes_max(&entry.value) + 41).sum();
         let tombstone_bytes: usize = self.tombstones.iter().map(|(key, _)| key.len() + 20).sum();
-        let waiter_bytes: usize = body.waiters.iter().map(|w| 40 + w.args.iter().map(|a| a.len() + 10).sum::<usize>()).sum();
+        let waiter_bytes: usize =
+            body.waiters.iter().map(|w| 40 + w.args.iter().map(|a| a.len() + 10).sum::<usize>()).sum();
         let bytes_max = entry_bytes + tombstone_bytes + waiter_bytes + 61;
         let mut bytes = Vec::with_capacity(bytes_max);
         bytes.push(SNAPSHOT_FORMAT);

@@ -47,11 +47,11 @@ mod server;
 mod session;
 mod transaction;
 pub mod wire;
+pub use blocking::{BLOCK_UNKNOWN, CASHE_BLOCK, CASHE_UNBLOCK};
 pub use cluster::{
     join_answer, join_command, member_command, Directory, JoinAnswer, MemberInfo, CASHE_FORGET, CASHE_MEMBER,
     FOUNDER,
 };
-pub use blocking::{BLOCK_UNKNOWN, CASHE_BLOCK, CASHE_UNBLOCK};
 pub use server::{CpuTimes, ShellStats};
 pub use transaction::CASHE_EXEC;
 
@@ -631,9 +631,10 @@ impl Node {
             // Local state, once it holds the connection's own writes.
             let written = match requester {
                 Requester::Local(ticket) => self.sessions.get(&ticket.conn).map_or(Index(0), |s| s.written),
-                Requester::Barrier(_) | Requester::Remote { .. } | Requester::Block(_) | Requester::Unblock(_) => {
-                    Index(0)
-                }
+                Requester::Barrier(_)
+                | Requester::Remote { .. }
+                | Requester::Block(_)
+                | Requester::Unblock(_) => Index(0),
             };
             self.ready_reads.push((written, read));
             return;
@@ -916,9 +917,10 @@ impl Node {
                     Requester::Local(ticket) => {
                         self.sessions.get(&ticket.conn).is_none_or(|s| s.is_next_read(ticket.seq))
                     }
-                    Requester::Barrier(_) | Requester::Remote { .. } | Requester::Block(_) | Requester::Unblock(_) => {
-                        true
-                    }
+                    Requester::Barrier(_)
+                    | Requester::Remote { .. }
+                    | Requester::Block(_)
+                    | Requester::Unblock(_) => true,
                 };
                 *index <= applied && in_order
             });
@@ -987,8 +989,15 @@ impl Node {
 
 /// Commands only the nodes propose: a client sending one gets an error.
 fn refuse_internal(name: &[u8]) -> Option<Reply> {
-    let internal =
-        [crate::kv::CASHE_EXPIRE, CASHE_MEMBER, CASHE_FORGET, CASHE_EXEC, CASHE_BARRIER, CASHE_BLOCK, CASHE_UNBLOCK];
+    let internal = [
+        crate::kv::CASHE_EXPIRE,
+        CASHE_MEMBER,
+        CASHE_FORGET,
+        CASHE_EXEC,
+        CASHE_BARRIER,
+        CASHE_BLOCK,
+        CASHE_UNBLOCK,
+    ];
     internal.iter().any(|c| name == c.as_bytes()).then(|| {
         let text = String::from_utf8_lossy(name);
         Reply::error(format!("ERR {text} is proposed by the nodes themselves, not by clients"))
