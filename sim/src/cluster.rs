@@ -805,7 +805,7 @@ impl Connection {
 /// What a reply means for the history: `None` = nothing happened (a
 /// definite refusal), `Some(None)` = unknown, `Some(Some(outcome))`.
 fn classify(call: &Call, reply: &io::Result<Reply>) -> Option<Option<Outcome>> {
-    let reads_only = matches!(call, Call::Get | Call::LRange | Call::SMembers);
+    let reads_only = matches!(call, Call::Get | Call::LRange | Call::SMembers | Call::HGetAll | Call::ZRange);
     let reply = match reply {
         Ok(reply) => reply,
         // The request may have reached the node before the connection died.
@@ -835,6 +835,23 @@ fn call_outcome(call: &Call, reply: &Reply) -> Outcome {
             sorted.sort();
             outcome(&Reply::Set(sorted))
         }
+        // Field-value or member-score pairs as `a=b` items (HGETALL's sorted).
+        (Call::HGetAll | Call::ZRange, Reply::Array(Some(_))) => match outcome(reply) {
+            Outcome::Items(flat) if flat.len() % 2 == 0 => {
+                let mut pairs: Vec<String> = flat.chunks(2).map(|p| format!("{}={}", p[0], p[1])).collect();
+                if *call == Call::HGetAll {
+                    pairs.sort();
+                }
+                Outcome::Items(pairs)
+            }
+            other => other,
+        },
+        // BZPOPMIN: [key, member, score] as [member, score].
+        (Call::BZPopMin, Reply::Array(Some(items))) if items.len() == 3 => match outcome(reply) {
+            Outcome::Items(mut all) => Outcome::Items(all.split_off(1)),
+            other => other,
+        },
+        (Call::BZPopMin, Reply::Array(None) | Reply::Null) => Outcome::Value(None),
         (_, reply) => outcome(reply),
     }
 }
@@ -931,17 +948,19 @@ async fn client_host(client: u64, shared: SharedRef, options: Options, stop_at_m
                 perform(&shared, &mut me, &node, vec![(key, Call::Transaction(calls))]).await;
             }
             17..=19 if below(&mut rng, 2) == 0 => {
-                // A list or a set: one to three commands on it, pipelined or
-                // (rarely) in one transaction.
-                let list = below(&mut rng, 2) == 0;
-                let key = format!("{}{}", if list { "l" } else { "s" }, below(&mut rng, COLLECTION_KEYS));
+                // A list, set, hash or sorted set: one to three commands on
+                // it, pipelined or (rarely) in one transaction.
+                let kind = below(&mut rng, 4);
+                let prefix = ["l", "s", "h", "z"][kind as usize];
+                let key = format!("{prefix}{}", below(&mut rng, COLLECTION_KEYS));
                 let calls: Vec<Call> = (0..1 + below(&mut rng, 3))
                     .map(|_| {
                         sequence += 1;
-                        if list {
-                            random_list_call(&mut rng, client, sequence)
-                        } else {
-                            random_set_call(&mut rng)
+                        match kind {
+                            0 => random_list_call(&mut rng, client, sequence),
+                            1 => random_set_call(&mut rng),
+                            2 => random_hash_call(&mut rng, client, sequence),
+                            _ => random_zset_call(&mut rng),
                         }
                     })
                     .collect();
@@ -970,7 +989,8 @@ fn random_call(rng: &mut SplitMix64, client: u64, sequence: u64) -> Call {
     }
 }
 
-/// Lists `l0`.. and sets `s0`.. beside the string keys.
+/// Lists `l0`.., sets `s0`.., hashes `h0`.. and sorted sets `z0`.. beside
+/// the string keys.
 const COLLECTION_KEYS: u64 = 2;
 /// Members sets draw from: few, so SADD and SREM often meet.
 const SET_MEMBERS: u64 = 6;
@@ -983,6 +1003,32 @@ fn random_list_call(rng: &mut SplitMix64, client: u64, sequence: u64) -> Call {
         4 | 5 => Call::RPop,
         6 | 7 => Call::BRPop,
         8 => Call::LRange,
+        _ => Call::Del,
+    }
+}
+
+fn random_hash_call(rng: &mut SplitMix64, client: u64, sequence: u64) -> Call {
+    let field = format!("f{}", below(rng, SET_MEMBERS));
+    match below(rng, 10) {
+        0..=3 => Call::HSet(field, (client * 1_000_000 + sequence).to_string()),
+        4 => Call::HDel(field),
+        5 | 6 => Call::HIncrBy(field),
+        7 | 8 => Call::HGetAll,
+        _ => Call::Del,
+    }
+}
+
+/// Integer scores (a small range, so ties are common and order falls back
+/// on members), pops (half of them blocking, 200 ms) and whole reads.
+fn random_zset_call(rng: &mut SplitMix64) -> Call {
+    let member = format!("m{}", below(rng, SET_MEMBERS));
+    match below(rng, 12) {
+        0..=3 => Call::ZAdd(member, below(rng, 7) as i64 - 3),
+        4 => Call::ZIncrBy(member),
+        5 => Call::ZRem(member),
+        6 | 7 => Call::ZPopMin,
+        8 | 9 => Call::BZPopMin,
+        10 => Call::ZRange,
         _ => Call::Del,
     }
 }
@@ -1015,6 +1061,16 @@ fn commands(key: &str, call: &Call) -> Vec<Vec<Vec<u8>>> {
         Call::SRem(m) => words(&["SREM", key, m]),
         Call::SPop => words(&["SPOP", key]),
         Call::SMembers => words(&["SMEMBERS", key]),
+        Call::HSet(f, v) => words(&["HSET", key, f, v]),
+        Call::HDel(f) => words(&["HDEL", key, f]),
+        Call::HIncrBy(f) => words(&["HINCRBY", key, f, "1"]),
+        Call::HGetAll => words(&["HGETALL", key]),
+        Call::ZAdd(m, score) => words(&["ZADD", key, &score.to_string(), m]),
+        Call::ZIncrBy(m) => words(&["ZINCRBY", key, "1", m]),
+        Call::ZRem(m) => words(&["ZREM", key, m]),
+        Call::ZPopMin => words(&["ZPOPMIN", key]),
+        Call::BZPopMin => words(&["BZPOPMIN", key, "0.2"]),
+        Call::ZRange => words(&["ZRANGE", key, "0", "-1", "WITHSCORES"]),
         Call::Transaction(calls) => {
             let inner = calls.iter().flat_map(|c| commands(key, c));
             words(&["MULTI"]).into_iter().chain(inner).chain(words(&["EXEC"])).collect()
@@ -1203,7 +1259,9 @@ async fn final_reads(shared: SharedRef, keys: usize, deadline_ms: u64) -> turmoi
         (0..keys).map(|k| (format!("k{k}"), Call::Get)).chain([(WATCHED_COUNTER.to_string(), Call::Get)]);
     let lists = (0..COLLECTION_KEYS).map(|k| (format!("l{k}"), Call::LRange));
     let sets = (0..COLLECTION_KEYS).map(|k| (format!("s{k}"), Call::SMembers));
-    for (key, call) in strings.chain(lists).chain(sets) {
+    let hashes = (0..COLLECTION_KEYS).map(|k| (format!("h{k}"), Call::HGetAll));
+    let sorted_sets = (0..COLLECTION_KEYS).map(|k| (format!("z{k}"), Call::ZRange));
+    for (key, call) in strings.chain(lists).chain(sets).chain(hashes).chain(sorted_sets) {
         for node in live_members(&shared) {
             loop {
                 let outcome = perform(&shared, &mut client, &node, vec![(key.clone(), call.clone())]).await;

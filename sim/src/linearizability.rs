@@ -21,16 +21,18 @@
 //! connection read after WATCH; if it was aborted it had no effect (whether
 //! an abort was justified is not checked: a touch need not change the value).
 //!
-//! A key is a register whose value is a whole string, list or set: list and
-//! set commands (LPUSH, RPOP, the blocking BRPOP, LRANGE, SADD, SREM, SPOP,
-//! SMEMBERS) replay on it like the string ones. A blocking pop takes effect
+//! A key is a register whose value is a whole string, list, set, hash or
+//! sorted set: their commands (LPUSH, RPOP, the blocking BRPOP, LRANGE,
+//! SADD, SREM, SPOP, SMEMBERS, HSET, HDEL, HINCRBY, HGETALL, ZADD, ZINCRBY,
+//! ZREM, ZPOPMIN, the blocking BZPOPMIN, ZRANGE WITHSCORES) replay on it
+//! like the string ones. A blocking pop takes effect
 //! at one moment between its invocation and its reply, like any command: it
 //! pops there, or (its timeout's nil) found the list empty there. SPOP may
 //! remove any member: an SPOP of known outcome removes the member it
 //! returned (which must be there); one of unknown outcome is tried with
 //! each member.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 /// What a client asked.
@@ -60,6 +62,26 @@ pub enum Call {
     SPop,
     /// SMEMBERS key, sorted.
     SMembers,
+    /// HSET key field value: 1 if the field is new.
+    HSet(String, String),
+    /// HDEL key field: 1 if it was there.
+    HDel(String),
+    /// HINCRBY key field 1: the new value.
+    HIncrBy(String),
+    /// HGETALL key, as sorted `field=value` items.
+    HGetAll,
+    /// ZADD key score member (integer scores): 1 if the member is new.
+    ZAdd(String, i64),
+    /// ZINCRBY key 1 member: the new score.
+    ZIncrBy(String),
+    /// ZREM key member: 1 if it was there.
+    ZRem(String),
+    /// ZPOPMIN key: `[member, score]`, or nothing.
+    ZPopMin,
+    /// BZPOPMIN key timeout: `[member, score]`, or nil once the timeout passed.
+    BZPopMin,
+    /// ZRANGE key 0 -1 WITHSCORES, as `member=score` items in order.
+    ZRange,
     /// MULTI, these commands on the key, EXEC.
     Transaction(Vec<Call>),
     /// EXEC of `MULTI; SET key new` after `WATCH key; GET key` read `expected`.
@@ -93,6 +115,10 @@ pub enum Value {
     List(Vec<String>),
     /// Never empty.
     Set(BTreeSet<String>),
+    /// Field to value; never empty.
+    Hash(BTreeMap<String, String>),
+    /// Member to score; never empty.
+    ZSet(BTreeMap<String, i64>),
 }
 
 /// The register: absent, or a value.
@@ -154,6 +180,16 @@ impl Call {
             Call::SRem(v) => format!("SREM {key} {v}"),
             Call::SPop => format!("SPOP {key}"),
             Call::SMembers => format!("SMEMBERS {key}"),
+            Call::HSet(f, v) => format!("HSET {key} {f} {v}"),
+            Call::HDel(f) => format!("HDEL {key} {f}"),
+            Call::HIncrBy(f) => format!("HINCRBY {key} {f} 1"),
+            Call::HGetAll => format!("HGETALL {key}"),
+            Call::ZAdd(m, score) => format!("ZADD {key} {score} {m}"),
+            Call::ZIncrBy(m) => format!("ZINCRBY {key} 1 {m}"),
+            Call::ZRem(m) => format!("ZREM {key} {m}"),
+            Call::ZPopMin => format!("ZPOPMIN {key}"),
+            Call::BZPopMin => format!("BZPOPMIN {key}"),
+            Call::ZRange => format!("ZRANGE {key} 0 -1 WITHSCORES"),
             Call::Transaction(calls) => {
                 let calls: Vec<String> = calls.iter().map(|c| c.show(key)).collect();
                 format!("MULTI; {}; EXEC", calls.join("; "))
@@ -259,6 +295,64 @@ fn steps(state: &State, call: &Call, observed: Option<&Outcome>) -> Vec<(Outcome
             }
             Some(_) => wrong_type(),
         },
+        Call::HSet(..) | Call::HDel(_) | Call::HIncrBy(_) | Call::HGetAll => {
+            let mut fields = match state {
+                None => BTreeMap::new(),
+                Some(Value::Hash(fields)) => fields.clone(),
+                Some(_) => return wrong_type(),
+            };
+            let outcome = match call {
+                Call::HSet(field, value) => {
+                    Outcome::Integer(i64::from(fields.insert(field.clone(), value.clone()).is_none()))
+                }
+                Call::HDel(field) => Outcome::Integer(i64::from(fields.remove(field).is_some())),
+                Call::HIncrBy(field) => {
+                    let current = fields.get(field).map_or(Some(0), |v| v.parse::<i64>().ok());
+                    match current.and_then(|n| n.checked_add(1)) {
+                        Some(next) => {
+                            fields.insert(field.clone(), next.to_string());
+                            Outcome::Integer(next)
+                        }
+                        None => return one(Outcome::Error("not an integer".into()), state.clone()),
+                    }
+                }
+                _ => Outcome::Items(fields.iter().map(|(f, v)| format!("{f}={v}")).collect()),
+            };
+            one(outcome, (!fields.is_empty()).then_some(Value::Hash(fields)))
+        }
+        Call::ZAdd(..) | Call::ZIncrBy(_) | Call::ZRem(_) | Call::ZPopMin | Call::BZPopMin | Call::ZRange => {
+            let mut scores = match state {
+                None => BTreeMap::new(),
+                Some(Value::ZSet(scores)) => scores.clone(),
+                Some(_) => return wrong_type(),
+            };
+            let by_score = |scores: &BTreeMap<String, i64>| {
+                let mut order: Vec<(i64, String)> = scores.iter().map(|(m, s)| (*s, m.clone())).collect();
+                order.sort();
+                order
+            };
+            let outcome = match call {
+                Call::ZAdd(member, score) => {
+                    Outcome::Integer(i64::from(scores.insert(member.clone(), *score).is_none()))
+                }
+                Call::ZIncrBy(member) => {
+                    let score = scores.entry(member.clone()).or_insert(0);
+                    *score += 1;
+                    Outcome::Value(Some(score.to_string()))
+                }
+                Call::ZRem(member) => Outcome::Integer(i64::from(scores.remove(member).is_some())),
+                Call::ZPopMin | Call::BZPopMin => match by_score(&scores).first().cloned() {
+                    Some((score, member)) => {
+                        scores.remove(&member);
+                        Outcome::Items(vec![member, score.to_string()])
+                    }
+                    None if *call == Call::BZPopMin => Outcome::Value(None),
+                    None => Outcome::Items(Vec::new()),
+                },
+                _ => Outcome::Items(by_score(&scores).into_iter().map(|(s, m)| format!("{m}={s}")).collect()),
+            };
+            one(outcome, (!scores.is_empty()).then_some(Value::ZSet(scores)))
+        }
         Call::Transaction(calls) => {
             let observed_each = match observed {
                 Some(Outcome::Replies(replies)) if replies.len() == calls.len() => {
@@ -282,7 +376,7 @@ fn steps(state: &State, call: &Call, observed: Option<&Outcome>) -> Vec<(Outcome
         }
         // Runs only if nothing touched the key since the watched read.
         Call::WatchedSet { expected, new }
-            if string == *expected && !matches!(state, Some(Value::List(_) | Value::Set(_))) =>
+            if string == *expected && state.as_ref().is_none_or(|v| matches!(v, Value::Str(_))) =>
         {
             one(Outcome::Ok, Some(Value::Str(new.clone())))
         }
@@ -552,7 +646,7 @@ impl<'a> Search<'a> {
 /// binary of the crate must accept `--seed N`). Panics on the first rule
 /// the checker gets wrong.
 pub fn self_check() {
-    let checks: [(&str, fn()); 12] = [
+    let checks: [(&str, fn()); 13] = [
         (
             "concurrent operations may take effect in either order",
             concurrent_operations_may_take_effect_in_either_order,
@@ -586,6 +680,7 @@ pub fn self_check() {
             a_blocking_pop_answers_nil_only_on_an_empty_list,
         ),
         ("SPOP removes a member it returns, any member if unknown", spop_removes_a_member_it_returns),
+        ("hashes and sorted sets follow the register", hashes_and_sorted_sets_follow_the_register),
     ];
     for (name, check) in checks {
         if std::panic::catch_unwind(check).is_err() {
@@ -822,4 +917,33 @@ fn spop_removes_a_member_it_returns() {
         assert_eq!(check_key(&[add("x", 0), add("y", 2), unknown.clone(), members(20, rest)]), Ok(()));
     }
     assert!(check_key(&[add("x", 0), add("y", 2), unknown, members(20, &[])]).is_err(), "one SPOP took two");
+}
+
+fn hashes_and_sorted_sets_follow_the_register() {
+    let at = |t: u64, call: Call, outcome: Outcome| op(1, call, t, Some((t + 1, outcome)));
+    let items = |all: &[&str]| Outcome::Items(all.iter().map(|s| s.to_string()).collect());
+    let hash = [
+        at(0, Call::HSet("f".into(), "1".into()), Outcome::Integer(1)),
+        at(2, Call::HIncrBy("f".into()), Outcome::Integer(2)),
+        at(4, Call::HSet("g".into(), "x".into()), Outcome::Integer(1)),
+        at(6, Call::HDel("g".into()), Outcome::Integer(1)),
+        at(8, Call::HGetAll, items(&["f=2"])),
+    ];
+    assert_eq!(check_key(&hash), Ok(()));
+    let mut lost_increment = hash.to_vec();
+    lost_increment[4].completed = Some((9, items(&["f=1"])));
+    assert!(check_key(&lost_increment).is_err(), "an acknowledged HINCRBY lost");
+    let zset = [
+        at(0, Call::ZAdd("b".into(), 1), Outcome::Integer(1)),
+        at(2, Call::ZAdd("a".into(), 1), Outcome::Integer(1)),
+        at(4, Call::ZIncrBy("c".into()), Outcome::Value(Some("1".into()))),
+        at(6, Call::ZRange, items(&["a=1", "b=1", "c=1"])),
+        at(8, Call::BZPopMin, items(&["a", "1"])),
+    ];
+    assert_eq!(check_key(&zset), Ok(()));
+    let mut wrong_order = zset.to_vec();
+    wrong_order[4].completed = Some((9, items(&["c", "1"])));
+    assert!(check_key(&wrong_order).is_err(), "BZPOPMIN took a member after the lowest");
+    let empty = [op(2, Call::BZPopMin, 0, Some((9, Outcome::Value(None))))];
+    assert_eq!(check_key(&empty), Ok(()));
 }
