@@ -160,6 +160,7 @@ impl From<SnapshotV3> for SnapshotV4 {
 
 #[derive(Deserialize)]
 struct SnapshotEntry {
+    #[serde(with = "crate::frame::bytes")]
     key: Vec<u8>,
     value: SnapshotValue,
     expire_at_ms: Option<u64>,
@@ -171,7 +172,7 @@ struct SnapshotEntry {
 /// are added at the end (an older build refuses the format byte first).
 #[derive(Deserialize)]
 enum SnapshotValue {
-    String(Vec<u8>),
+    String(#[serde(with = "crate::frame::bytes")] Vec<u8>),
     /// Fields and values, fields strictly increasing, at least one.
     Hash(Vec<(Vec<u8>, Vec<u8>)>),
     /// Elements head first, at least one.
@@ -231,6 +232,8 @@ impl Serialize for EntriesRef<'_> {
 
 #[derive(Serialize)]
 struct SnapshotEntryRef<'a> {
+    // Byte strings are written whole, not byte by byte (the same bytes).
+    #[serde(with = "crate::frame::bytes")]
     key: &'a [u8],
     value: ValueRef<'a>,
     expire_at_ms: Option<u64>,
@@ -241,7 +244,7 @@ struct SnapshotEntryRef<'a> {
 /// `SnapshotValue` borrowing from the store (same variants, same order).
 #[derive(Serialize)]
 enum ValueRef<'a> {
-    String(&'a [u8]),
+    String(#[serde(with = "crate::frame::bytes")] &'a [u8]),
     Hash(FieldsRef<'a>),
     List(ElementsRef<'a>),
     Set(MembersRef<'a>),
