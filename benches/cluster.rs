@@ -23,7 +23,13 @@
 //! 5. memory: a fresh cluster and a fresh in-memory Redis each load the
 //!    same keys (1,000,000 by default, 16-byte keys, 64-byte values, by
 //!    pipelined SETs) and report resident bytes per key (`VmRSS` after the
-//!    load minus `VmRSS` before it).
+//!    load minus `VmRSS` before it);
+//! 6. the data types of issue 14: cells HSET, LPUSH and ZADD (64 clients by
+//!    default) on a few hundred keys, against cashe and then durable Redis
+//!    as the SET cells are; and memory per element of one 1,000,000-element
+//!    hash, set and sorted set (each in a fresh cluster and a fresh
+//!    in-memory Redis, loaded by pipelined HSET/SADD/ZADD of 100 elements
+//!    each), with Redis's `OBJECT ENCODING` of the key.
 //!
 //! Every client is a glommio task on one client thread (one thread keeps
 //! the load generator's CPU share small and the same for both servers): it
@@ -34,9 +40,12 @@
 //!
 //! Environment (defaults as the issue asks):
 //! `CASHE_BENCH_SECONDS` (10) and `CASHE_BENCH_WARMUP_SECONDS` (1) per cell,
-//! `CASHE_BENCH_CLIENTS` (`1,16,64,256`), `CASHE_BENCH_PARTS`
-//! (`set,get,failover,memory`), `CASHE_BENCH_FAILOVER_TRIALS` (5),
-//! `CASHE_BENCH_MEMORY_KEYS` (1000000), `CASHE_BENCH_DIR` (`target/bench`),
+//! `CASHE_BENCH_CLIENTS` (`1,16,64,256` for SET and GET, `64` for HSET,
+//! LPUSH and ZADD; when set, it is used for all), `CASHE_BENCH_PARTS`
+//! (`set,get,hset,lpush,zadd,failover,memory,memory-types`; `memory-types`
+//! stands for `memory-hash,memory-set,memory-zset`),
+//! `CASHE_BENCH_FAILOVER_TRIALS` (5), `CASHE_BENCH_MEMORY_KEYS` (1000000),
+//! `CASHE_BENCH_MEMORY_ELEMENTS` (1000000), `CASHE_BENCH_DIR` (`target/bench`),
 //! `CASHE_BENCH_KEEP=1` keeps the data directories, `CASHE_BENCH_CASHE_ARGS`
 //! adds flags to every cashe process, `CASHE_BENCH_BINARY` runs another
 //! cashe binary than this build's (to compare two builds against Redis).
@@ -67,6 +76,16 @@ type BenchResult<T> = Result<T, Box<dyn Error>>;
 const KEY_BYTES: usize = 16;
 const VALUE_BYTES: usize = 64;
 const KEY_SPACE: u64 = 100_000;
+/// HSET, LPUSH and ZADD cells: keys written, and the fields or members
+/// drawn uniformly for each.
+const COLLECTION_KEYS: u64 = 256;
+const MEMBER_SPACE: u64 = 100_000;
+/// Largest random score of ZADD (uniform in `[0, SCORE_MAX)`).
+const SCORE_MAX: f64 = 1e6;
+/// Memory per element: elements per HSET/SADD/ZADD when loading, and the
+/// commands in flight on each loading connection.
+const ELEMENTS_PER_COMMAND: u64 = 100;
+const ELEMENT_LOAD_PIPELINE_DEPTH: usize = 16;
 /// Latencies are recorded in microseconds up to one minute.
 const LATENCY_US_MAX: u64 = 60_000_000;
 /// Longest wait for anything to start, elect, answer or catch up.
@@ -99,19 +118,49 @@ fn main() -> BenchResult<()> {
     std::fs::create_dir_all(&logs)?;
     let mut report = Report::new(&settings);
 
-    if settings.wants("set") || settings.wants("get") || settings.wants("failover") {
+    let cells = ["set", "get", "hset", "lpush", "zadd", "failover"];
+    if cells.iter().any(|part| settings.wants(part)) {
         let mut cluster = Cluster::start(&data.path.join("cluster"), &logs, &settings.cashe_args)?;
         let redis_durable = Redis::start("redis-aof", &data.path, &logs, true)?;
         let redis_memory = Redis::start("redis-memory", &data.path, &logs, false)?;
         if settings.wants("set") {
-            run_cells(&settings, &mut report, Workload::Set, &cluster, redis_durable.as_ref(), &data.path)?;
+            run_cells(
+                &settings,
+                &mut report,
+                Workload::Set,
+                &settings.clients,
+                &cluster,
+                redis_durable.as_ref(),
+                &data.path,
+            )?;
         }
         if settings.wants("get") {
             preload(&cluster.client_addresses())?;
             if let Some(redis) = &redis_memory {
                 preload(&[redis.address()])?;
             }
-            run_cells(&settings, &mut report, Workload::Get, &cluster, redis_memory.as_ref(), &data.path)?;
+            run_cells(
+                &settings,
+                &mut report,
+                Workload::Get,
+                &settings.clients,
+                &cluster,
+                redis_memory.as_ref(),
+                &data.path,
+            )?;
+        }
+        for workload in [Workload::Hset, Workload::Lpush, Workload::Zadd] {
+            if settings.wants(&workload.name().to_ascii_lowercase()) {
+                run_cells(
+                    &settings,
+                    &mut report,
+                    workload,
+                    &settings.collection_clients,
+                    &cluster,
+                    redis_durable.as_ref(),
+                    &data.path,
+                )?;
+            }
         }
         if settings.wants("failover") {
             report.failover = Some(failover(&mut cluster, settings.failover_trials)?);
@@ -119,6 +168,16 @@ fn main() -> BenchResult<()> {
     }
     if settings.wants("memory") {
         report.memory = Some(memory(&data.path.join("memory"), &logs, &settings)?);
+    }
+    for collection in [Collection::Hash, Collection::Set, Collection::ZSet] {
+        if settings.wants(collection.part()) {
+            // A type cashe does not serve yet (or a failed load) costs its
+            // row, not the rest of the run's numbers.
+            match type_memory(&data.path, &logs, &settings, collection) {
+                Ok(memory) => report.type_memory.push(memory),
+                Err(e) => eprintln!("{}: not measured: {e}", collection.part()),
+            }
+        }
     }
 
     let text = report.text();
@@ -134,10 +193,14 @@ fn main() -> BenchResult<()> {
 struct Settings {
     seconds: f64,
     warmup_seconds: f64,
+    /// Client counts of the SET and GET cells.
     clients: Vec<usize>,
+    /// Client counts of the HSET, LPUSH and ZADD cells.
+    collection_clients: Vec<usize>,
     parts: Vec<String>,
     failover_trials: usize,
     memory_keys: u64,
+    memory_elements: u64,
     dir: PathBuf,
     keep: bool,
     cashe_args: Vec<String>,
@@ -156,22 +219,32 @@ where
 impl Settings {
     fn from_env() -> BenchResult<Settings> {
         let list = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_string());
-        let clients = list("CASHE_BENCH_CLIENTS", "1,16,64,256")
-            .split(',')
-            .map(|c| c.trim().parse::<usize>().map_err(|e| format!("CASHE_BENCH_CLIENTS: {e}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let parts = list("CASHE_BENCH_PARTS", "set,get,failover,memory")
-            .split(',')
-            .map(|p| p.trim().to_ascii_lowercase())
-            .collect();
+        let counts = |text: String| {
+            text.split(',')
+                .map(|c| c.trim().parse::<usize>().map_err(|e| format!("CASHE_BENCH_CLIENTS: {e}")))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let clients = counts(list("CASHE_BENCH_CLIENTS", "1,16,64,256"))?;
+        // The data types' cells run at 64 clients unless told otherwise.
+        let collection_clients = counts(list("CASHE_BENCH_CLIENTS", "64"))?;
+        let mut parts: Vec<String> =
+            list("CASHE_BENCH_PARTS", "set,get,hset,lpush,zadd,failover,memory,memory-types")
+                .split(',')
+                .map(|p| p.trim().to_ascii_lowercase())
+                .collect();
+        if parts.iter().any(|p| p == "memory-types") {
+            parts.extend(["memory-hash", "memory-set", "memory-zset"].map(String::from));
+        }
         let cashe_args = list("CASHE_BENCH_CASHE_ARGS", "").split_whitespace().map(String::from).collect();
         Ok(Settings {
             seconds: env_or("CASHE_BENCH_SECONDS", 10.0)?,
             warmup_seconds: env_or("CASHE_BENCH_WARMUP_SECONDS", 1.0)?,
             clients,
+            collection_clients,
             parts,
             failover_trials: env_or("CASHE_BENCH_FAILOVER_TRIALS", 5)?,
             memory_keys: env_or("CASHE_BENCH_MEMORY_KEYS", 1_000_000)?,
+            memory_elements: env_or("CASHE_BENCH_MEMORY_ELEMENTS", 1_000_000)?,
             dir: PathBuf::from(list("CASHE_BENCH_DIR", "target/bench")),
             keep: std::env::var_os("CASHE_BENCH_KEEP").is_some_and(|v| v != "0"),
             cashe_args,
@@ -495,10 +568,84 @@ fn value(n: u64) -> [u8; VALUE_BYTES] {
     value
 }
 
+/// `prefix` and `n` with leading zeros, [`KEY_BYTES`] bytes in all: the
+/// keys of the data types' cells (`hset:00000000042`), fields
+/// (`field:0000000042`) and members (`member:000000042`).
+fn name(prefix: &str, n: u64) -> Vec<u8> {
+    format!("{prefix}{n:0width$}", width = KEY_BYTES.saturating_sub(prefix.len())).into_bytes()
+}
+
+/// A score drawn from `random`: uniform in `[0, SCORE_MAX)`, written as
+/// Rust's shortest round-trip decimal (which Redis and cashe parse exactly).
+fn score(random: u64) -> Vec<u8> {
+    let unit = (random >> 11) as f64 / (1u64 << 53) as f64;
+    format!("{}", unit * SCORE_MAX).into_bytes()
+}
+
+/// What a pipelined load writes: command `n` of it, and which replies
+/// acknowledge a command.
+#[derive(Clone, Copy, Debug)]
+enum LoadKind {
+    /// Command `n` is `SET key(n) value(n)`.
+    Strings,
+    /// Command `n` adds elements `n * ELEMENTS_PER_COMMAND ..` (at most
+    /// `elements` in all) to the collection's one key.
+    Elements { collection: Collection, elements: u64 },
+}
+
+impl LoadKind {
+    fn encode(self, n: u64, out: &mut Vec<u8>) {
+        match self {
+            LoadKind::Strings => encode_command(&[&b"SET"[..], &key(n), &value(n)], out),
+            LoadKind::Elements { collection, elements } => {
+                let first = n * ELEMENTS_PER_COMMAND;
+                let end = (first + ELEMENTS_PER_COMMAND).min(elements);
+                let mut args: Vec<Vec<u8>> = vec![collection.add_command().into(), collection.key().into()];
+                for element in first..end {
+                    args.extend(collection.element(element));
+                }
+                let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+                encode_command(&args, out);
+            }
+        }
+    }
+
+    /// How many commands load it.
+    fn commands(self, count: u64) -> u64 {
+        match self {
+            LoadKind::Strings => count,
+            LoadKind::Elements { elements, .. } => elements.div_ceil(ELEMENTS_PER_COMMAND),
+        }
+    }
+
+    fn acknowledged(self, reply: &Reply) -> bool {
+        match self {
+            LoadKind::Strings => *reply == Reply::ok(),
+            // The number of new elements: 0 when a retried command had
+            // been applied after all.
+            LoadKind::Elements { .. } => matches!(reply, Reply::Integer(_)),
+        }
+    }
+
+    fn pipeline_depth(self) -> usize {
+        match self {
+            LoadKind::Strings => LOAD_PIPELINE_DEPTH,
+            LoadKind::Elements { .. } => ELEMENT_LOAD_PIPELINE_DEPTH,
+        }
+    }
+}
+
 /// SETs keys `0..count` through `addresses` with pipelined connections
 /// (`LOAD_CONNECTIONS` of them, round-robin over the addresses); any
 /// error reply is retried until every key is acknowledged.
 fn load_keys(addresses: &[SocketAddr], count: u64) -> BenchResult<Duration> {
+    load(addresses, LoadKind::Strings, count)
+}
+
+/// Sends the commands of `kind` (`kind.commands(count)` of them) through
+/// `addresses` as [`load_keys`] does.
+fn load(addresses: &[SocketAddr], kind: LoadKind, count: u64) -> BenchResult<Duration> {
+    let count = kind.commands(count);
     let started = Instant::now();
     let threads: Vec<_> = (0..LOAD_CONNECTIONS)
         .map(|t| {
@@ -509,11 +656,11 @@ fn load_keys(addresses: &[SocketAddr], count: u64) -> BenchResult<Duration> {
                 while !pending.is_empty() {
                     if Instant::now() > deadline {
                         return Err(format!(
-                            "loading through {address}: {} keys never acknowledged",
+                            "loading through {address}: {} commands never acknowledged",
                             pending.len()
                         ));
                     }
-                    pending = load_once(address, &pending)
+                    pending = load_once(address, kind, &pending)
                         .map_err(|e| format!("loading through {address}: {e}"))?;
                 }
                 Ok(())
@@ -526,20 +673,30 @@ fn load_keys(addresses: &[SocketAddr], count: u64) -> BenchResult<Duration> {
     Ok(started.elapsed())
 }
 
-/// One pass over `keys` in pipelined windows; returns the keys to retry.
-fn load_once(address: SocketAddr, keys: &[u64]) -> std::io::Result<Vec<u64>> {
+/// One pass over commands `numbers` in pipelined windows; returns the
+/// commands to retry.
+fn load_once(address: SocketAddr, kind: LoadKind, numbers: &[u64]) -> std::io::Result<Vec<u64>> {
     let mut connection = Connection::open(address)?;
     let mut retry = Vec::new();
     let mut request = Vec::new();
-    for window in keys.chunks(LOAD_PIPELINE_DEPTH) {
+    for window in numbers.chunks(kind.pipeline_depth()) {
         request.clear();
         for n in window {
-            encode_command(&[&b"SET"[..], &key(*n), &value(*n)], &mut request);
+            kind.encode(*n, &mut request);
         }
         connection.stream.write_all(&request)?;
         for n in window {
-            if connection.read_reply()? != Reply::ok() {
-                retry.push(*n);
+            match connection.read_reply()? {
+                reply if kind.acknowledged(&reply) => {}
+                // Retried: the cluster is electing, or the write's fate is
+                // unknown (every load command may be applied twice).
+                Reply::Error(text)
+                    if ["TIMEOUT", "CLUSTERDOWN", "TRYAGAIN"].iter().any(|e| text.starts_with(e)) =>
+                {
+                    retry.push(*n)
+                }
+                // An unknown command or a wrong type would fail for ever.
+                reply => return Err(std::io::Error::other(format!("unexpected reply {reply:?}"))),
             }
         }
     }
@@ -595,6 +752,15 @@ fn probe_fdatasync(dir: &Path) -> BenchResult<FsyncProbe> {
 enum Workload {
     Set,
     Get,
+    /// `HSET key field value` on [`COLLECTION_KEYS`] keys, fields from
+    /// [`MEMBER_SPACE`].
+    Hset,
+    /// `LPUSH key value` on [`COLLECTION_KEYS`] keys; the lists only grow
+    /// (by a few hundred thousand 64-byte elements in a cell at most).
+    Lpush,
+    /// `ZADD key score member` on [`COLLECTION_KEYS`] keys, members from
+    /// [`MEMBER_SPACE`], random scores.
+    Zadd,
 }
 
 impl Workload {
@@ -602,6 +768,35 @@ impl Workload {
         match self {
             Workload::Set => "SET",
             Workload::Get => "GET",
+            Workload::Hset => "HSET",
+            Workload::Lpush => "LPUSH",
+            Workload::Zadd => "ZADD",
+        }
+    }
+
+    /// Appends one command of the workload, its key, field, member and
+    /// score drawn from `random`, to `out`.
+    fn encode(self, random: &mut u64, value: &[u8], out: &mut Vec<u8>) {
+        let mut draw = || {
+            *random = split_mix(*random);
+            *random
+        };
+        match self {
+            Workload::Set => encode_command(&[&b"SET"[..], &key(draw() % KEY_SPACE), value], out),
+            Workload::Get => encode_command(&[&b"GET"[..], &key(draw() % KEY_SPACE)], out),
+            Workload::Hset => {
+                let key = name("hset:", draw() % COLLECTION_KEYS);
+                let field = name("field:", draw() % MEMBER_SPACE);
+                encode_command(&[&b"HSET"[..], &key, &field, value], out);
+            }
+            Workload::Lpush => {
+                encode_command(&[&b"LPUSH"[..], &name("lpush:", draw() % COLLECTION_KEYS), value], out);
+            }
+            Workload::Zadd => {
+                let key = name("zadd:", draw() % COLLECTION_KEYS);
+                let member = name("member:", draw() % MEMBER_SPACE);
+                encode_command(&[&b"ZADD"[..], &key, &score(draw()), &member], out);
+            }
         }
     }
 }
@@ -819,13 +1014,8 @@ async fn client_loop(
             }
             continue;
         };
-        random = split_mix(random);
-        let key = key(random % KEY_SPACE);
         request.clear();
-        match spec.workload {
-            Workload::Set => encode_command(&[&b"SET"[..], &key, &value], &mut request),
-            Workload::Get => encode_command(&[&b"GET"[..], &key], &mut request),
-        }
+        spec.workload.encode(&mut random, &value, &mut request);
         let sent = Instant::now();
         let outcome = match exchange(connection, &request, &mut buffer, &mut chunk).await {
             Ok(reply) => classify(&reply, spec.workload),
@@ -887,6 +1077,8 @@ fn classify(reply: &Reply, workload: Workload) -> Outcome {
     match (reply, workload) {
         (Reply::Simple(text), Workload::Set) if text == "OK" => Outcome::Success,
         (Reply::Bulk(_), Workload::Get) => Outcome::Success,
+        // HSET: fields added; LPUSH: the list's length; ZADD: members added.
+        (Reply::Integer(_), Workload::Hset | Workload::Lpush | Workload::Zadd) => Outcome::Success,
         (Reply::Error(text), _) if text.starts_with("TIMEOUT") => Outcome::Timeout,
         (Reply::Error(text), _) if text.starts_with("CLUSTERDOWN") => Outcome::ClusterDown,
         (Reply::Error(text), _) if text.starts_with("TRYAGAIN") => Outcome::TryAgain,
@@ -924,11 +1116,12 @@ fn run_cells(
     settings: &Settings,
     report: &mut Report,
     workload: Workload,
+    client_counts: &[usize],
     cluster: &Cluster,
     redis: Option<&Redis>,
     data: &Path,
 ) -> BenchResult<()> {
-    for &clients in &settings.clients {
+    for &clients in client_counts {
         let fsync_before =
             (workload == Workload::Set && clients == 1).then(|| probe_fdatasync(data)).transpose()?;
         let cashe = measure(cluster.client_addresses(), clients, workload, settings)?;
@@ -1053,6 +1246,197 @@ fn memory(dir: &Path, logs: &Path, settings: &Settings) -> BenchResult<MemoryRes
     Ok(MemoryResult { keys, cashe: per_key, redis: redis_per_key, load_seconds: took.as_secs_f64() })
 }
 
+// ---- memory per element of the data types ------------------------------
+
+/// A collection type of the memory-per-element part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Collection {
+    Hash,
+    Set,
+    ZSet,
+}
+
+impl Collection {
+    /// The `CASHE_BENCH_PARTS` name.
+    fn part(self) -> &'static str {
+        match self {
+            Collection::Hash => "memory-hash",
+            Collection::Set => "memory-set",
+            Collection::ZSet => "memory-zset",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Collection::Hash => "hash",
+            Collection::Set => "set",
+            Collection::ZSet => "zset",
+        }
+    }
+
+    /// The one key loaded (16 bytes).
+    fn key(self) -> &'static str {
+        match self {
+            Collection::Hash => "memory:hash:0000",
+            Collection::Set => "memory:set:00000",
+            Collection::ZSet => "memory:zset:0000",
+        }
+    }
+
+    fn add_command(self) -> &'static str {
+        match self {
+            Collection::Hash => "HSET",
+            Collection::Set => "SADD",
+            Collection::ZSet => "ZADD",
+        }
+    }
+
+    fn length_command(self) -> &'static str {
+        match self {
+            Collection::Hash => "HLEN",
+            Collection::Set => "SCARD",
+            Collection::ZSet => "ZCARD",
+        }
+    }
+
+    /// The arguments adding element `n`: a 16-byte field and a 64-byte
+    /// value, a 16-byte member, or a random score and a 16-byte member.
+    fn element(self, n: u64) -> Vec<Vec<u8>> {
+        match self {
+            Collection::Hash => vec![name("field:", n), value(n).to_vec()],
+            Collection::Set => vec![name("member:", n)],
+            Collection::ZSet => vec![score(split_mix(n)), name("member:", n)],
+        }
+    }
+}
+
+struct TypeMemory {
+    collection: Collection,
+    elements: u64,
+    /// `(name, bytes per element)` of each cashe node.
+    cashe: Vec<(String, f64)>,
+    /// The node that led when the load was applied.
+    leader: String,
+    redis: Option<f64>,
+    /// `OBJECT ENCODING` of the key: Redis's, and cashe's (`None` when it
+    /// does not answer one).
+    redis_encoding: Option<String>,
+    cashe_encoding: Option<String>,
+    load_seconds: f64,
+}
+
+impl TypeMemory {
+    fn leader_bytes(&self) -> f64 {
+        self.cashe.iter().find(|(n, _)| *n == self.leader).map_or(f64::NAN, |(_, b)| *b)
+    }
+
+    fn max_bytes(&self) -> f64 {
+        self.cashe.iter().map(|(_, b)| *b).fold(0.0, f64::max)
+    }
+}
+
+fn object_encoding(address: SocketAddr, key: &str) -> Option<String> {
+    match Connection::open(address).ok()?.call(&["OBJECT", "ENCODING", key]).ok()? {
+        Reply::Bulk(Some(text)) => Some(String::from_utf8_lossy(&text).into_owned()),
+        _ => None,
+    }
+}
+
+/// A fresh cluster and a fresh in-memory Redis each load one collection
+/// of `settings.memory_elements` elements; resident bytes per element
+/// (`VmRSS` after the load minus before it), as [`memory`] measures keys.
+fn type_memory(
+    data: &Path,
+    logs: &Path,
+    settings: &Settings,
+    collection: Collection,
+) -> BenchResult<TypeMemory> {
+    let elements = settings.memory_elements;
+    let kind = LoadKind::Elements { collection, elements };
+    let dir = data.join(collection.part());
+    let mut cluster = Cluster::start(&dir, logs, &settings.cashe_args)?;
+    let redis = Redis::start(&format!("redis-{}", collection.part()), &dir, logs, false)?;
+    let mut cashe_before = Vec::new();
+    for node in &cluster.nodes {
+        cashe_before.push(node.process.as_ref().ok_or("not running")?.resident_bytes()?);
+    }
+    let redis_before = redis.as_ref().map(|r| r.process.resident_bytes()).transpose()?;
+    let took = load(&cluster.client_addresses(), kind, elements)?;
+    let wanted = Reply::Integer(elements as i64);
+    for node in &cluster.nodes {
+        eventually(&format!("{} elements applied on {}", elements, node.name), || {
+            (node.call(&[collection.length_command(), collection.key()])? == wanted).then_some(())
+        })?;
+    }
+    let leader = cluster.leader()?;
+    let leader = cluster.nodes[leader].name.clone();
+    std::thread::sleep(MEMORY_SETTLE);
+    let mut per_element = Vec::new();
+    for (node, before) in cluster.nodes.iter().zip(cashe_before) {
+        let after = node.process.as_ref().ok_or("not running")?.resident_bytes()?;
+        per_element.push((node.name.clone(), after.saturating_sub(before) as f64 / elements as f64));
+    }
+    let cashe_encoding = object_encoding(cluster.nodes[0].address(), collection.key());
+    let (redis_per_element, redis_encoding) = match (&redis, redis_before) {
+        (Some(redis), Some(before)) => {
+            load(&[redis.address()], kind, elements)?;
+            std::thread::sleep(MEMORY_SETTLE);
+            let after = redis.process.resident_bytes()?;
+            (
+                Some(after.saturating_sub(before) as f64 / elements as f64),
+                object_encoding(redis.address(), collection.key()),
+            )
+        }
+        _ => (None, None),
+    };
+    let result = TypeMemory {
+        collection,
+        elements,
+        cashe: per_element,
+        leader,
+        redis: redis_per_element,
+        redis_encoding,
+        cashe_encoding,
+        load_seconds: took.as_secs_f64(),
+    };
+    eprintln!("{}", type_memory_line(&result));
+    drop(cluster);
+    drop(redis);
+    // Each type's cluster writes its own log and snapshots; free the disk.
+    if !settings.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(result)
+}
+
+const TYPE_MEMORY_HEADER: &str =
+    "type   elements | leader    max encoding  |  redis encoding  | leader/r max/r | cashe load s, each node";
+
+/// One row under [`TYPE_MEMORY_HEADER`]: bytes per element of the node
+/// that led and of the largest node, Redis's, and the ratios to Redis's.
+fn type_memory_line(memory: &TypeMemory) -> String {
+    let nodes: Vec<String> = memory.cashe.iter().map(|(name, b)| format!("{name} {b:.0}")).collect();
+    let (redis, leader_ratio, max_ratio) = match memory.redis {
+        Some(redis) => (
+            format!("{redis:>6.0}"),
+            format!("{:>8.2}", memory.leader_bytes() / redis.max(1e-9)),
+            format!("{:>5.2}", memory.max_bytes() / redis.max(1e-9)),
+        ),
+        None => (format!("{:>6}", "-"), format!("{:>8}", "-"), format!("{:>5}", "-")),
+    };
+    format!(
+        "{:<5} {:>9} | {:>6.0} {:>6.0} {:<9} | {redis} {:<9} | {leader_ratio} {max_ratio} | {:>5.1} s, {}",
+        memory.collection.name(),
+        memory.elements,
+        memory.leader_bytes(),
+        memory.max_bytes(),
+        memory.cashe_encoding.as_deref().unwrap_or("-"),
+        memory.redis_encoding.as_deref().unwrap_or("-"),
+        memory.load_seconds,
+        nodes.join(", ")
+    )
+}
+
 // ---- the report --------------------------------------------------------
 
 struct Report {
@@ -1063,10 +1447,12 @@ struct Report {
     fsync: Option<(FsyncProbe, FsyncProbe)>,
     failover: Option<FailoverResult>,
     memory: Option<MemoryResult>,
+    /// Memory per element of a hash, a set and a sorted set (issue 14).
+    type_memory: Vec<TypeMemory>,
 }
 
 fn cell_line(cell: &Cell) -> String {
-    let mut line = format!("{:<4} {:>4} | ", cell.workload.name(), cell.clients);
+    let mut line = format!("{:<5} {:>4} | ", cell.workload.name(), cell.clients);
     side(&mut line, &cell.cashe);
     line.push_str(" | ");
     match &cell.redis {
@@ -1138,6 +1524,7 @@ impl Report {
             fsync: None,
             failover: None,
             memory: None,
+            type_memory: Vec::new(),
         }
     }
 
@@ -1158,7 +1545,8 @@ impl Report {
              spread over the nodes",
             self.warmup_seconds, self.seconds
         );
-        let _ = writeln!(text, "SET against redis-server --appendonly yes --appendfsync always; GET against in-memory redis-server; latencies in ms; err = error replies + lost connections");
+        let _ = writeln!(text, "SET, HSET, LPUSH and ZADD against redis-server --appendonly yes --appendfsync always; GET against in-memory redis-server; latencies in ms; err = error replies + lost connections");
+        let _ = writeln!(text, "HSET/LPUSH/ZADD: {COLLECTION_KEYS} keys, fields and members of {KEY_BYTES} bytes from {MEMBER_SPACE}, ZADD scores uniform in [0, {SCORE_MAX})");
         if let Some((before, after)) = self.fsync {
             let _ = writeln!(
                 text,
@@ -1173,12 +1561,12 @@ impl Report {
         }
         let _ = writeln!(
             text,
-            "\n{:<4} {:>4} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>5} {:>5} {:>5}",
+            "\n{:<5} {:>4} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>5} {:>5} {:>5}",
             "", "", "cashe", "", "", "", "", "", "", "redis", "", "", "", "", "", "", "cashe/redis", "", ""
         );
         let _ = writeln!(
             text,
-            "{:<4} {:>4} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>5} {:>5} {:>5}",
+            "{:<5} {:>4} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>5} {:>5} {:>5}",
             "op", "cli", "ops/s", "p50", "p90", "p99", "p99.9", "max", "err", "ops/s", "p50", "p90", "p99", "p99.9", "max", "err", "ops", "p50", "p99"
         );
         for cell in &self.cells {
@@ -1187,6 +1575,7 @@ impl Report {
         text.push_str(&self.histograms());
         text.push_str(&self.failover_text());
         text.push_str(&self.memory_text());
+        text.push_str(&self.type_memory_text());
         text.push_str(&self.goals());
         text
     }
@@ -1258,6 +1647,22 @@ impl Report {
         )
     }
 
+    fn type_memory_text(&self) -> String {
+        if self.type_memory.is_empty() {
+            return String::new();
+        }
+        let mut text = format!(
+            "\nmemory per element (one collection per fresh cluster and fresh in-memory redis-server, loaded by \
+             pipelined HSET/SADD/ZADD of {ELEMENTS_PER_COMMAND} elements; {KEY_BYTES}-byte fields and members, \
+             {VALUE_BYTES}-byte hash values, random double scores): resident bytes per element of the node that \
+             led, of the largest node, and of Redis; encoding = OBJECT ENCODING of the key\n{TYPE_MEMORY_HEADER}\n"
+        );
+        for memory in &self.type_memory {
+            let _ = writeln!(text, "{}", type_memory_line(memory));
+        }
+        text
+    }
+
     /// The issue's goals, each with its measured ratio.
     fn goals(&self) -> String {
         let mut text = String::from("\ngoals (issue 7):\n");
@@ -1321,6 +1726,50 @@ impl Report {
                 ))
             }),
         );
+        text.push_str(&self.type_goals());
+        text
+    }
+
+    /// Issue 14's data types: the ratios of the HSET, LPUSH and ZADD cells
+    /// (the issue sets no bound on them) and the memory goal per type.
+    fn type_goals(&self) -> String {
+        let workloads = [Workload::Hset, Workload::Lpush, Workload::Zadd];
+        let cells: Vec<&Cell> = self.cells.iter().filter(|c| workloads.contains(&c.workload)).collect();
+        if cells.is_empty() && self.type_memory.is_empty() {
+            return String::new();
+        }
+        let mut text = String::from("goals (issue 14):\n");
+        for cell in cells {
+            let Some(redis) = &cell.redis else { continue };
+            let ops = cell.cashe.ops_per_second() / redis.ops_per_second().max(1e-9);
+            let p99 = ratio(cell.cashe.quantile_us(0.99), redis.quantile_us(0.99));
+            let _ = writeln!(
+                text,
+                "  [measured] {} {} clients against durable Redis: ops ratio {ops:.2}, p99 ratio {p99:.2}",
+                cell.workload.name(),
+                cell.clients
+            );
+        }
+        for memory in &self.type_memory {
+            let name = format!(
+                "memory: a {}-element {}: <= 2 x Redis's resident bytes per element",
+                memory.elements,
+                memory.collection.name()
+            );
+            let _ = match memory.redis {
+                Some(redis) => {
+                    let worst = memory.max_bytes();
+                    writeln!(
+                        text,
+                        "  [{}] {name}: worst node {worst:.0} vs redis {redis:.0} bytes/element ({}): {:.2}x",
+                        if worst <= 2.0 * redis { "met" } else { "NOT met" },
+                        memory.redis_encoding.as_deref().unwrap_or("-"),
+                        worst / redis.max(1e-9)
+                    )
+                }
+                None => writeln!(text, "  [not measured] {name}"),
+            };
+        }
         text
     }
 
@@ -1377,12 +1826,37 @@ impl Report {
                 let redis = memory.redis.map_or("null".into(), |b| format!("{b:.1}"));
                 let _ = writeln!(
                     json,
-                    "  \"memory\": {{\"keys\": {}, \"cashe_bytes_per_key\": {{{}}}, \"redis_bytes_per_key\": {redis}}}",
+                    "  \"memory\": {{\"keys\": {}, \"cashe_bytes_per_key\": {{{}}}, \"redis_bytes_per_key\": {redis}}},",
                     memory.keys,
                     nodes.join(", ")
                 );
             }
-            None => json.push_str("  \"memory\": null\n"),
+            None => json.push_str("  \"memory\": null,\n"),
+        }
+        let types: Vec<String> = self
+            .type_memory
+            .iter()
+            .map(|m| {
+                let nodes: Vec<String> = m.cashe.iter().map(|(n, b)| format!("\"{n}\": {b:.1}")).collect();
+                let text = |t: &Option<String>| t.as_ref().map_or("null".into(), |t| format!("\"{t}\""));
+                format!(
+                    "    {{\"type\": \"{}\", \"elements\": {}, \"cashe_bytes_per_element\": {{{}}}, \"cashe_leader\": \"{}\", \
+                     \"cashe_encoding\": {}, \"redis_bytes_per_element\": {}, \"redis_encoding\": {}, \"cashe_load_seconds\": {:.1}}}",
+                    m.collection.name(),
+                    m.elements,
+                    nodes.join(", "),
+                    m.leader,
+                    text(&m.cashe_encoding),
+                    m.redis.map_or("null".into(), |b| format!("{b:.1}")),
+                    text(&m.redis_encoding),
+                    m.load_seconds
+                )
+            })
+            .collect();
+        if types.is_empty() {
+            json.push_str("  \"memory_per_element\": []\n");
+        } else {
+            let _ = writeln!(json, "  \"memory_per_element\": [\n{}\n  ]", types.join(",\n"));
         }
         json.push_str("}\n");
         json
