@@ -1,12 +1,14 @@
 //! The on-disk formats, pinned byte for byte by the files in
 //! `tests/golden/data/` (a data directory: `meta`, one WAL segment holding
 //! every kind of record, one snapshot file whose data is a node's snapshot
-//! in key-value format 3, a hash in it).
+//! in key-value format 4, a hash in it).
 //!
 //! `tests/golden/kv-format-2/` is the data directory the build before
-//! key-value format 3 wrote (its snapshot in key-value format 2). It is a
-//! read-only fixture, never regenerated: this build must open it and answer
-//! as its requests said.
+//! key-value format 3 wrote (its snapshot in key-value format 2), and
+//! `tests/golden/kv-format-3/` the one the build before key-value format 4
+//! and record version 3 wrote. They are read-only fixtures, never
+//! regenerated: this build must open them and answer as their requests
+//! said.
 //!
 //! Each file is (a) decoded by this build and compared with the values
 //! written out below, and (b) written again from those values by this build
@@ -73,6 +75,8 @@ const REQUESTS: [&str; 5] = [
 ];
 /// The read-only fixture of the build before key-value format 3.
 const KV_FORMAT_2_DIR: &str = "tests/golden/kv-format-2";
+/// The read-only fixture of the build before key-value format 4.
+const KV_FORMAT_3_DIR: &str = "tests/golden/kv-format-3";
 
 fn args(text: &str) -> Vec<Vec<u8>> {
     text.split(' ').map(|word| word.as_bytes().to_vec()).collect()
@@ -92,15 +96,23 @@ fn commands() -> Vec<Vec<u8>> {
     ]
 }
 
-/// The key-value part of the snapshot, format 3 (src/kv/snapshot.rs):
+/// The key-value part of the snapshot, format 4 (src/kv/snapshot.rs):
 /// format byte, last sequence 3, version 3, two entries in key order, each
 /// key, value (variant 0, a string: its bytes; variant 1, a hash: its
 /// field-value pairs), expiry, sequence, modification version —
 /// `greeting` = `hello`, expiring, sequence 1, modified at version 1;
 /// `user` = {`name`: `ann`}, no expiry, sequence 3 (a renamed key is
 /// created anew), modified at version 3 —, one tombstone (`visitor`,
-/// renamed away at version 3), tombstone floor 0.
+/// renamed away at version 3), tombstone floor 0, no blocked client.
 fn key_value_snapshot() -> Vec<u8> {
+    let mut bytes = [key_value_snapshot_format_3(), vec![0]].concat();
+    bytes[0] = 4;
+    bytes
+}
+
+/// The same key space in format 3, as `KV_FORMAT_3_DIR` holds it: the
+/// format byte 3 and no blocked clients at the end.
+fn key_value_snapshot_format_3() -> Vec<u8> {
     [
         &[3u8, 3, 3, 2][..],
         &[8],
@@ -304,7 +316,7 @@ fn the_golden_files_decode_to_the_expected_values() {
     let decoded: Vec<WalRecord> =
         segment[1..].iter().map(|(_, payload)| format::decode_record(payload).unwrap()).collect();
     assert_eq!(decoded, segment_records());
-    assert!(segment[1..].iter().all(|(_, payload)| payload[0] == 2), "record version 2");
+    assert!(segment[1..].iter().all(|(_, payload)| payload[0] == 3), "record version 3");
 
     let snapshot_file = golden(SNAPSHOT_PATH);
     assert_eq!(format::decode_snapshot(&snapshot_file), Ok(snapshot()));
@@ -374,7 +386,7 @@ fn the_golden_directory_restores_a_node_that_answers_as_the_requests_said() {
 }
 
 #[test]
-fn the_key_value_snapshot_format_3_restores_and_is_written_again_byte_for_byte() {
+fn the_key_value_snapshot_format_4_restores_and_is_written_again_byte_for_byte() {
     let store = Store::restore(&key_value_snapshot()).unwrap();
     assert_eq!(store.read(&args("GET greeting"), NOW_MS), Reply::bulk("hello"));
     assert_eq!(store.read(&args("TYPE user"), NOW_MS), Reply::Simple("hash".into()));
@@ -386,15 +398,24 @@ fn the_key_value_snapshot_format_3_restores_and_is_written_again_byte_for_byte()
     assert_eq!(store.snapshot(), key_value_snapshot());
 }
 
+/// Format 3 (before lists, sets, sorted sets and blocked clients) is no
+/// longer written but still read, and written again as format 4.
+#[test]
+fn the_key_value_snapshot_format_3_still_restores_and_is_written_as_format_4() {
+    let store = Store::restore(&key_value_snapshot_format_3()).unwrap();
+    assert_eq!(store.read(&args("HGET user name"), NOW_MS), Reply::bulk("ann"));
+    assert_eq!(store.snapshot(), key_value_snapshot());
+}
+
 /// Format 2 (before typed values) is no longer written but still read,
-/// and written again as format 3: each value gains its variant byte 0.
+/// and written again as format 4: each value gains its variant byte 0.
 #[test]
 fn the_key_value_snapshot_format_2_still_restores() {
     let store = Store::restore(&key_value_snapshot_format_2()).unwrap();
     assert_eq!(store.read(&args("GET greeting"), NOW_MS), Reply::bulk("hello"));
     assert_eq!(store.read(&args("EXISTS doomed"), NOW_MS), Reply::Integer(0));
-    let format_3 = [
-        &[3u8, 2, 3, 1, 8][..],
+    let format_4 = [
+        &[4u8, 2, 3, 1, 8][..],
         b"greeting",
         &[0, 5],
         b"hello",
@@ -402,21 +423,46 @@ fn the_key_value_snapshot_format_2_still_restores() {
         &EXPIRY_VARINT,
         &[1, 1, 1, 6],
         b"doomed",
-        &[3, 0],
+        &[3, 0, 0],
     ]
     .concat();
-    assert_eq!(store.snapshot(), format_3);
+    assert_eq!(store.snapshot(), format_4);
+}
+
+/// The files of a read-only fixture directory on a simulated disk.
+fn fixture_disk(dir: &str) -> SimDisk {
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let disk = SimDisk::new();
+    for path in FILES {
+        disk.put(path, std::fs::read(fixture.join(path)).unwrap());
+    }
+    disk
+}
+
+/// A data directory of the build before key-value format 4 and record
+/// version 3 opens, and a node restored from it answers as its requests said.
+#[test]
+fn the_data_directory_with_a_key_value_format_3_snapshot_and_version_2_records_still_opens() {
+    let disk = fixture_disk(KV_FORMAT_3_DIR);
+    let snapshot_file = disk.contents(SNAPSHOT_PATH).unwrap();
+    assert!(
+        snapshot_file.ends_with(&key_value_snapshot_format_3()),
+        "the fixture's snapshot holds key-value format 3"
+    );
+    let recovered = open(&disk).unwrap();
+    let mut node = Node::restore(config(), 1, recovered).unwrap();
+    settle(&mut node, &mut Vec::new(), &mut None);
+    assert_eq!(read(&node, "GET greeting"), Reply::bulk("hello"));
+    assert_eq!(read(&node, "HGET user name"), Reply::bulk("ann"));
+    assert_eq!(read(&node, "EXISTS visitor"), Reply::Integer(0));
+    assert_eq!(read(&node, "GET color"), Reply::bulk("blue"), "the entry after the snapshot is applied");
 }
 
 /// A data directory of the build before format 3 opens, and a node
 /// restored from it answers as its requests said.
 #[test]
 fn the_data_directory_with_a_key_value_format_2_snapshot_still_opens() {
-    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(KV_FORMAT_2_DIR);
-    let disk = SimDisk::new();
-    for path in FILES {
-        disk.put(path, std::fs::read(fixture.join(path)).unwrap());
-    }
+    let disk = fixture_disk(KV_FORMAT_2_DIR);
     let snapshot_file = disk.contents(SNAPSHOT_PATH).unwrap();
     assert!(
         snapshot_file.ends_with(&key_value_snapshot_format_2()),
@@ -440,15 +486,15 @@ fn the_key_value_snapshot_format_1_still_restores() {
     let store = Store::restore(&format_1).unwrap();
     assert_eq!(store.read(&args("GET greeting"), NOW_MS), Reply::bulk("hello"));
     assert_eq!(store.read(&args("PTTL greeting"), NOW_MS), Reply::Integer(3_600_000));
-    assert_eq!(store.snapshot()[0], 3, "written again as format 3");
+    assert_eq!(store.snapshot()[0], 4, "written again as format 4");
 }
 
 #[test]
 fn a_key_value_snapshot_of_an_unknown_format_is_refused_naming_the_formats_read() {
     let mut bytes = key_value_snapshot();
-    bytes[0] = 4;
+    bytes[0] = 5;
     let error = Store::restore(&bytes).unwrap_err().to_string();
-    assert!(error.contains("format 4") && error.contains("1, 2 or 3"), "{error}");
+    assert!(error.contains("format 5") && error.contains("1, 2, 3 or 4"), "{error}");
 }
 
 // ----- versions: refused by name, and nothing on disk changes -------------
@@ -528,9 +574,9 @@ fn a_segment_header_of_an_unknown_version_refuses_start_up_by_name_and_changes_n
 #[test]
 fn the_last_record_of_an_unknown_version_is_refused_not_truncated() {
     let (last, _) = *frames(&golden(SEGMENT_PATH)).last().unwrap();
-    let message = open_with_version(SEGMENT_PATH, last, 0, 3, &[1, 2]);
+    let message = open_with_version(SEGMENT_PATH, last, 0, 4, &[1, 2, 3]);
     assert!(
-        message.contains(&format!("{SEGMENT_PATH} at offset {last} is in format version 3")),
+        message.contains(&format!("{SEGMENT_PATH} at offset {last} is in format version 4")),
         "{message}"
     );
 }

@@ -566,3 +566,119 @@ fn a_forward_meant_for_a_leader_of_an_older_term_is_refused_not_applied() {
     assert!(answered, "{:?}", output.send);
     assert!(output.persist.is_empty(), "nothing proposed");
 }
+
+// ---- blocking commands (node/blocking.rs, kv/blocking.rs) ----
+
+fn popped(key: &str, element: &str) -> Reply {
+    Reply::Array(Some(vec![Reply::bulk(key), Reply::bulk(element)]))
+}
+
+/// The list's length at every node (each read linearizable).
+fn lengths(cluster: &mut Cluster, key: &str) -> Vec<Reply> {
+    cluster.ids().into_iter().map(|id| cluster.request(id, 900 + id.0, &format!("LLEN {key}"))).collect()
+}
+
+#[test]
+fn a_blocked_client_at_a_follower_is_served_by_a_push_through_another_node_first_come_first_served() {
+    let mut cluster = Cluster::new(3, 1_000);
+    cluster.elect(NodeId(1));
+    cluster.send(NodeId(2), 1, "BLPOP q 0");
+    cluster.settle();
+    cluster.send(NodeId(3), 2, "BRPOP other q 0");
+    cluster.settle();
+    assert_eq!(cluster.take_reply(NodeId(2), 1), None, "blocked");
+    assert_eq!(cluster.take_reply(NodeId(3), 2), None, "blocked");
+    // One push of three elements serves both, the first to block first.
+    assert_eq!(cluster.request(NodeId(1), 3, "RPUSH q a b c"), Reply::Integer(3));
+    assert_eq!(cluster.take_reply(NodeId(2), 1), Some(popped("q", "a")));
+    assert_eq!(cluster.take_reply(NodeId(3), 2), Some(popped("q", "c")));
+    assert_eq!(lengths(&mut cluster, "q"), vec![Reply::Integer(1); 3], "b is left, on every replica");
+    // Not blocked when there is something to pop.
+    assert_eq!(cluster.request(NodeId(3), 4, "BRPOP q 0"), popped("q", "b"));
+}
+
+#[test]
+fn a_blocked_client_times_out_with_nil_and_pops_nothing_afterwards() {
+    let mut cluster = Cluster::new(3, 1_000);
+    cluster.elect(NodeId(1));
+    cluster.send(NodeId(2), 1, "BLPOP q 0.5");
+    cluster.send(NodeId(2), 1, "GET after");
+    cluster.settle();
+    assert_eq!(cluster.take_reply(NodeId(2), 1), None);
+    cluster.tick_all(3);
+    assert_eq!(cluster.take_reply(NodeId(2), 1), None, "not before its timeout");
+    cluster.tick_all(4);
+    assert_eq!(cluster.take_reply(NodeId(2), 1), Some(Reply::Array(None)), "nil at the timeout");
+    assert_eq!(cluster.take_reply(NodeId(2), 1), Some(Reply::nil()), "the next command ran after it");
+    assert_eq!(cluster.request(NodeId(1), 2, "LPUSH q x"), Reply::Integer(1));
+    assert_eq!(lengths(&mut cluster, "q"), vec![Reply::Integer(1); 3], "nobody waits any more");
+    // BLMOVE's nil is a null bulk string.
+    cluster.send(NodeId(3), 3, "BLMOVE empty dst LEFT RIGHT 0.2");
+    cluster.tick_all(4);
+    assert_eq!(cluster.take_reply(NodeId(3), 3), Some(Reply::nil()));
+}
+
+#[test]
+fn a_wait_survives_a_leader_change_and_gets_exactly_one_element() {
+    let mut cluster = Cluster::new(3, 1_000);
+    cluster.elect(NodeId(1));
+    cluster.send(NodeId(3), 1, "BRPOP q 0");
+    cluster.settle();
+    cluster.isolated.insert(NodeId(1));
+    cluster.tick_all(15);
+    let leader = [NodeId(2), NodeId(3)].into_iter().find(|id| cluster.at(*id).node.raft().is_leader());
+    let leader = leader.expect("a new leader among the others");
+    assert_eq!(cluster.request(leader, 2, "LPUSH q only"), Reply::Integer(1));
+    assert_eq!(cluster.take_reply(NodeId(3), 1), Some(popped("q", "only")));
+    cluster.isolated.clear();
+    cluster.tick_all(10);
+    assert_eq!(lengths(&mut cluster, "q"), vec![Reply::Integer(0); 3]);
+    let stores: Vec<_> = cluster.ids().into_iter().map(|id| cluster.store(id).clone()).collect();
+    assert!(stores.windows(2).all(|w| w[0] == w[1]), "every replica popped the same");
+}
+
+#[test]
+fn a_closed_connection_stops_waiting_so_a_later_push_stays_in_the_list() {
+    let mut cluster = Cluster::new(3, 1_000);
+    cluster.elect(NodeId(1));
+    cluster.send(NodeId(2), 1, "BLPOP q 0");
+    cluster.settle();
+    cluster.at(NodeId(2)).node.disconnected(ConnId(1));
+    cluster.settle();
+    assert_eq!(cluster.request(NodeId(1), 2, "LPUSH q kept"), Reply::Integer(1));
+    assert_eq!(lengths(&mut cluster, "q"), vec![Reply::Integer(1); 3]);
+}
+
+#[test]
+fn waits_of_a_previous_run_of_a_node_are_unblocked_after_it_restarts() {
+    let mut cluster = Cluster::new(3, 1_000);
+    cluster.elect(NodeId(1));
+    cluster.send(NodeId(3), 1, "BLPOP q 0");
+    cluster.settle();
+    // Node 3 restarts from what it persisted: its client is gone.
+    let member = cluster.at(NodeId(3));
+    member.node = Node::restore(config(3, 1_000), 33, member.durable.clone()).unwrap();
+    member.replies.clear();
+    cluster.tick_all(30);
+    assert_eq!(cluster.request(NodeId(1), 2, "LPUSH q kept"), Reply::Integer(1));
+    assert_eq!(lengths(&mut cluster, "q"), vec![Reply::Integer(1); 3], "no wait of the old run popped it");
+}
+
+#[test]
+fn inside_multi_a_blocking_pop_answers_at_once() {
+    let mut cluster = Cluster::new(3, 1_000);
+    cluster.elect(NodeId(1));
+    let replies = cluster.pipeline(NodeId(2), 1, &["MULTI", "BLPOP q 0", "EXEC"]);
+    let queued = Reply::Simple("QUEUED".into());
+    assert_eq!(replies, [Reply::ok(), queued, Reply::Array(Some(vec![Reply::Array(None)]))]);
+}
+
+#[test]
+fn clients_cannot_send_the_internal_blocking_commands() {
+    let mut cluster = Cluster::new(3, 1_000);
+    cluster.elect(NodeId(1));
+    for text in ["CASHE.BLOCK 1 1 BLPOP q 0", "CASHE.UNBLOCK 1 1"] {
+        let reply = cluster.request(NodeId(1), 1, text);
+        assert!(matches!(&reply, Reply::Error(e) if e.contains("proposed by the nodes")), "{text}: {reply:?}");
+    }
+}

@@ -213,9 +213,26 @@ fn restore_rejects_snapshots_that_break_the_store_rules() {
     // Layout: format, last_sequence (2), version (2), entry count (2),
     // then "a": key length 1, 'a', value tag 0 (a string), value length
     // 1, '1', expiry None, sequence 1, modified at version 1; then "b"; no
-    // tombstones, floor 0.
+    // tombstones, floor 0, no blocked clients.
     assert_eq!(&valid[..12], &[SNAPSHOT_FORMAT, 2, 2, 2, 1, b'a', 0, 1, b'1', 0, 1, 1]);
-    assert_eq!(&valid[20..], &[0, 0]);
+    assert_eq!(&valid[20..], &[0, 0, 0]);
+    // A blocked client: order, node, seq, then the command's arguments.
+    let waiter = |order: u8, command: &[&[u8]]| -> Vec<u8> {
+        let mut bytes = [&valid[..22], &[1, order, 7, 9, command.len() as u8]].concat();
+        for arg in command {
+            bytes.push(arg.len() as u8);
+            bytes.extend_from_slice(arg);
+        }
+        bytes
+    };
+    let restored = Store::restore(&waiter(2, &[b"BLPOP", b"q", b"0"])).expect("a valid waiter");
+    assert!(restored.is_waiting(super::WaiterId { node: 7, seq: 9 }));
+    assert_eq!(Store::restore(&waiter(2, &[b"GET", b"q"])), Err(RestoreError::BadWaiter(2)));
+    assert_eq!(
+        Store::restore(&waiter(3, &[b"BLPOP", b"q", b"0"])),
+        Err(RestoreError::BadWaiter(3)),
+        "after the version"
+    );
     let mut duplicate_sequence = valid.clone();
     duplicate_sequence[18] = 1;
     assert_eq!(Store::restore(&duplicate_sequence), Err(RestoreError::BadSequence(1)));
@@ -238,7 +255,7 @@ fn restore_rejects_snapshots_that_break_the_store_rules() {
             bytes.push(part.len() as u8);
             bytes.extend_from_slice(part);
         }
-        [&bytes[..], &[0, 2, 2, 0, 0]].concat()
+        [&bytes[..], &[0, 2, 2, 0, 0, 0]].concat()
     };
     assert!(Store::restore(&hash(&[b"f", b"v", b"g", b"w"])).is_ok());
     assert_eq!(Store::restore(&hash(&[])), Err(RestoreError::BadHash(1)));

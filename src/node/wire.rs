@@ -12,7 +12,9 @@ use crate::frame;
 use crate::raft::{Config, NodeId};
 use serde::{Deserialize, Serialize};
 
-pub const WIRE_VERSION: u32 = 4;
+/// 5 since lists, sets, sorted sets, blocked clients (key-value format 4,
+/// record version 3) and `Reply::Pairs`.
+pub const WIRE_VERSION: u32 = 5;
 
 // A command the node accepts fits in an entry that an `Append` carries
 // alone (`raft::config` bounds batches and chunks against the frame).

@@ -18,10 +18,12 @@ pub const FORMAT_VERSIONS_READ: &[u32] = &[FORMAT_VERSION];
 /// bytes of [`WalRecord`] or of anything it holds, and when entries may
 /// hold commands an older build does not know (it would apply them as
 /// unknown commands and diverge). Version 2: hash commands (the bytes are
-/// version 1's).
-pub const RECORD_VERSION: u8 = 2;
+/// version 1's). Version 3: list, set, sorted set and bitmap commands,
+/// COPY, and the blocking commands' `CASHE.BLOCK`/`CASHE.UNBLOCK` (the
+/// bytes are version 1's).
+pub const RECORD_VERSION: u8 = 3;
 /// The record versions this build reads.
-pub const RECORD_VERSIONS_READ: &[u32] = &[1, RECORD_VERSION as u32];
+pub const RECORD_VERSIONS_READ: &[u32] = &[1, 2, RECORD_VERSION as u32];
 
 pub const META_FILE: &str = "meta";
 pub const WAL_DIR: &str = "wal";
