@@ -5,6 +5,7 @@
 //! its data in ./data/raft0.
 
 use cashe::node::COMMAND_BYTES_MAX;
+use cashe::protocol::parser::VALUE_BYTES_DEFAULT;
 use cashe::protocol::Limits;
 use cashe::raft::PlantedBug;
 use cashe::runtime::{serve, ServerConfig, Stopped};
@@ -16,6 +17,14 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
+
+// A value of the default size, with a key of the largest size and the
+// command around it, fits in one log entry and in the default query buffer.
+const _: () = assert!(VALUE_BYTES_DEFAULT >= 16 << 20, "values of 16 MiB are accepted by default");
+const _: () = assert!(
+    VALUE_BYTES_DEFAULT + (64 << 10) + (1 << 10) <= COMMAND_BYTES_MAX,
+    "a SET of a value of the default maximum fits in one log entry"
+);
 
 /// mimalloc instead of glibc's malloc: see Cargo.toml (resident bytes per
 /// key and allocation cost on the hot path, measured by benches/cluster.rs).
@@ -64,9 +73,17 @@ struct Args {
     /// (member n waits (n-1)/8 longer, so members do not all write at once).
     #[arg(long, default_value_t = 100_000)]
     snapshot_entries: u64,
-    /// Longest value (bulk argument) a client may send, in bytes.
-    #[arg(long, default_value_t = 1 << 20)]
-    max_value_bytes: usize,
+    /// Longest bulk argument (a value, a key, ...) a client may send, in
+    /// bytes; CONFIG GET proto-max-bulk-len reports it. A longer one is a
+    /// protocol error (`-ERR Protocol error: invalid bulk length`) and the
+    /// connection is closed, as Redis does over its proto-max-bulk-len. At
+    /// most --max-query-bytes. Whatever its arguments, a command is also
+    /// refused (`-ERR command of N bytes is over the maximum ...`, the
+    /// connection stays open) if it does not fit in one log entry (64 MiB
+    /// less 64 KiB) [default: 33554432 (32 MiB), or --max-query-bytes if
+    /// that is lower]
+    #[arg(long)]
+    max_value_bytes: Option<usize>,
     /// Most arguments in one command.
     #[arg(long, default_value_t = 1 << 20)]
     max_arguments: usize,
@@ -126,6 +143,14 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
             args.max_query_bytes
         ));
     }
+    let value_bytes_max = args.max_value_bytes.unwrap_or(VALUE_BYTES_DEFAULT.min(args.max_query_bytes));
+    if value_bytes_max > args.max_query_bytes {
+        // A longer argument could never be whole in the query buffer.
+        return Err(format!(
+            "--max-value-bytes {value_bytes_max} is over --max-query-bytes {}",
+            args.max_query_bytes
+        ));
+    }
     let join_via =
         args.leaderaddr
             .as_ref()
@@ -143,7 +168,7 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
         election_ticks: args.election_ticks,
         snapshot_entries: args.snapshot_entries.max(1),
         limits: Limits {
-            value_bytes_max: args.max_value_bytes,
+            value_bytes_max,
             key_bytes_max: Limits::default().key_bytes_max,
             arguments_max: args.max_arguments.max(1),
             inline_bytes_max: args.max_inline_bytes,

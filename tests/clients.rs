@@ -6,7 +6,9 @@
 //!   RESP3: every reply equal byte for byte to Redis's and to the expected
 //!   answer (connection order, through forwarding);
 //! - redis-py with its defaults (RESP3, MULTI/EXEC pipelines, WATCH
-//!   transactions) against a follower, `tests/py/redis_py_clients.py`;
+//!   transactions, hashes, lists with a BRPOP served by another node's
+//!   push, sets, sorted sets, bitmaps, COPY, OBJECT ENCODING) against a
+//!   follower, `tests/py/redis_py_clients.py`;
 //! - concurrent WATCH/MULTI/EXEC increments of one key from every node:
 //!   no increment lost or doubled.
 //!

@@ -588,6 +588,12 @@ fn a_blocked_client_at_a_follower_is_served_by_a_push_through_another_node_first
     cluster.settle();
     assert_eq!(cluster.take_reply(NodeId(2), 1), None, "blocked");
     assert_eq!(cluster.take_reply(NodeId(3), 2), None, "blocked");
+    let info = cluster.request(NodeId(2), 5, "INFO clients");
+    let text = match &info {
+        Reply::Verbatim { text, .. } | Reply::Bulk(Some(text)) => String::from_utf8_lossy(text).into_owned(),
+        other => panic!("INFO answered {other:?}"),
+    };
+    assert!(text.contains("blocked_clients:1\r\n"), "{text}");
     // One push of three elements serves both, the first to block first.
     assert_eq!(cluster.request(NodeId(1), 3, "RPUSH q a b c"), Reply::Integer(3));
     assert_eq!(cluster.take_reply(NodeId(2), 1), Some(popped("q", "a")));
@@ -679,6 +685,9 @@ fn clients_cannot_send_the_internal_blocking_commands() {
     cluster.elect(NodeId(1));
     for text in ["CASHE.BLOCK 1 1 BLPOP q 0", "CASHE.UNBLOCK 1 1"] {
         let reply = cluster.request(NodeId(1), 1, text);
-        assert!(matches!(&reply, Reply::Error(e) if e.contains("proposed by the nodes")), "{text}: {reply:?}");
+        assert!(
+            matches!(&reply, Reply::Error(e) if e.contains("proposed by the nodes")),
+            "{text}: {reply:?}"
+        );
     }
 }

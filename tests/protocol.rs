@@ -71,7 +71,7 @@ fn failure(input: &[u8]) -> ProtocolError {
 #[test]
 fn limits_default_to_the_documented_values() {
     let limits = Limits::default();
-    assert_eq!(limits.value_bytes_max, 1024 * 1024);
+    assert_eq!(limits.value_bytes_max, 32 * 1024 * 1024);
     assert_eq!(limits.key_bytes_max, 64 * 1024);
     assert_eq!(limits.arguments_max, 1024 * 1024);
     assert_eq!(limits.inline_bytes_max, 64 * 1024);
@@ -220,7 +220,7 @@ fn protocol_errors_have_redis_texts() {
         (b"*01\r\n", "ERR Protocol error: invalid multibulk length"),
         (b"*1\r\n$-1\r\n", "ERR Protocol error: invalid bulk length"),
         (b"*1\r\n$abc\r\n", "ERR Protocol error: invalid bulk length"),
-        (b"*1\r\n$1048577\r\n", "ERR Protocol error: invalid bulk length"),
+        (b"*1\r\n$33554433\r\n", "ERR Protocol error: invalid bulk length"),
         (b"*1\r\nPING\r\n", "ERR Protocol error: expected '$', got 'P'"),
         (b"GET \"k\r\n", "ERR Protocol error: unbalanced quotes in request"),
         (b"*1\r\n$3\r\nGETxx", "ERR Protocol error: expected CRLF after bulk argument"),
@@ -307,7 +307,7 @@ fn skipped_commands_still_check_their_framing() {
         run_with(limits, b"*2\r\n$1\r\na\r\nxx\r\n"),
         [Outcome::Failed(ProtocolError::ExpectedDollar { got: b'x' })]
     );
-    assert_eq!(run_with(limits, b"*2\r\n$1048577\r\n"), [Outcome::Failed(ProtocolError::InvalidBulkLength)]);
+    assert_eq!(run_with(limits, b"*2\r\n$33554433\r\n"), [Outcome::Failed(ProtocolError::InvalidBulkLength)]);
     assert_eq!(run_with(limits, b"*2\r\n$1\r\nabc"), [Outcome::Failed(ProtocolError::BulkNotTerminated)]);
 }
 

@@ -58,8 +58,15 @@
 //!   random (found: wrong number of arguments; not found: unknown command).
 //! - HAS, CAS and CASHE.EXPIRE are cashe's own and not sent (unit tests in
 //!   `src/kv/` cover them).
-//! - HRANDFIELD and OBJECT are not served by the Store (see `src/kv/mod.rs`)
-//!   and not sent.
+//! - HRANDFIELD: Redis draws at random; `hrandfield_check` compares the
+//!   shape (nil, sizes, pairs in RESP3) and checks that every field Redis
+//!   picked exists with its value, and the distinctness rules.
+//! - OBJECT ENCODING of a string is compared only right after a SET of it
+//!   (cashe derives it from the bytes: see `src/kv/keys.rs`); OBJECT
+//!   ENCODING of other keys only when they hold a hash or nothing.
+//!   OBJECT IDLETIME (Redis's clock) is not sent.
+//! - COPY's DB is sent as 0 or an index out of Redis's 16 databases (cashe
+//!   has one; Redis copies to DB 1 to 15).
 
 use cashe::kv::{classify, Access, Store};
 use cashe::protocol::{Protocol, Reply};
@@ -483,7 +490,7 @@ impl Generator {
     /// Hash commands, on keys that may hold strings.
     fn hash_case(&mut self, key: Vec<u8>) -> Case {
         let exact = |args: Vec<Vec<u8>>| Case { args, check: Check::Exact };
-        match self.below(18) {
+        match self.below(20) {
             0..=4 => {
                 let mut args = vec![self.pick(&[b"HSET", b"HMSET", b"hset"]).to_vec(), key];
                 for _ in 0..self.rng.range(1, 4) {
@@ -519,7 +526,78 @@ impl Generator {
                 Case { args: vec![name, key], check: Check::Sorted }
             }
             16 => Case { args: vec![b"HGETALL".to_vec(), key], check: Check::SortedPairs },
+            18 => self.hrandfield_case(key),
             _ => self.hscan_case(key),
+        }
+    }
+
+    /// HRANDFIELD key [count [WITHVALUES]]: small counts of either sign;
+    /// a count Redis would take as billions of draws only where it is
+    /// refused first (with WITHVALUES, beyond +-LONG_MAX/2).
+    fn hrandfield_case(&mut self, key: Vec<u8>) -> Case {
+        let mut args = vec![b"HRANDFIELD".to_vec(), key];
+        let check = Check::With(hrandfield_check);
+        if self.chance(25) {
+            return Case { args, check };
+        }
+        let with_values = self.chance(50);
+        let count = match self.below(10) {
+            0 if with_values => self
+                .pick(&[b"-9223372036854775808", b"9223372036854775807", b"-4611686018427387904"])
+                .to_vec(),
+            0 => self.pick(&[b"abc", b"", b"1.5", b"9223372036854775807", b"-0"]).to_vec(),
+            1 => b"0".to_vec(),
+            _ => (self.below(21) as i64 - 10).to_string().into_bytes(),
+        };
+        args.push(count);
+        if with_values {
+            args.push(self.pick(&[b"WITHVALUES", b"withvalues", b"WITHVALUES", b"values"]).to_vec());
+            if self.chance(5) {
+                args.push(b"WITHVALUES".to_vec());
+            }
+        }
+        Case { args, check }
+    }
+
+    /// TYPE, COPY and OBJECT on any key.
+    fn key_case(&mut self, key: Vec<u8>) -> Case {
+        let exact = |args: Vec<Vec<u8>>| Case { args, check: Check::Exact };
+        match self.below(8) {
+            0..=2 => exact(vec![b"TYPE".to_vec(), key]),
+            3 | 4 => {
+                let mut args = vec![b"COPY".to_vec(), key, self.key()];
+                for _ in 0..self.below(3) {
+                    match self.below(6) {
+                        0 | 1 => args.push(self.pick(&[b"REPLACE", b"replace"]).to_vec()),
+                        2 | 3 => args.extend([b"DB".to_vec(), b"0".to_vec()]),
+                        4 => {
+                            let db: &[u8] =
+                                self.pick(&[b"16", b"-1", b"abc", b"99999999999", b"2147483648", b""]);
+                            args.extend([b"db".to_vec(), db.to_vec()]);
+                        }
+                        _ => args.push(self.pick(&[b"DB", b"foo"]).to_vec()),
+                    }
+                }
+                exact(args)
+            }
+            5 => Case {
+                args: vec![b"OBJECT".to_vec(), b"ENCODING".to_vec(), key],
+                check: Check::With(object_check),
+            },
+            6 => Case {
+                args: vec![b"SET".to_vec(), key, self.value()],
+                check: Check::With(set_then_encoding_check),
+            },
+            _ => {
+                let mut args = vec![b"OBJECT".to_vec()];
+                let sub: &[u8] =
+                    self.pick(&[b"HELP", b"help", b"FREQ", b"REFCOUNT", b"encoding", b"foo", b"Enc"]);
+                args.push(sub.to_vec());
+                for _ in 0..self.below(3) {
+                    args.push(key.clone());
+                }
+                Case { args, check: Check::With(object_check) }
+            }
         }
     }
 
@@ -650,7 +728,7 @@ impl Generator {
                 args.extend(self.keys(1));
                 exact(args)
             }
-            29 => exact(vec![b"TYPE".to_vec(), key]),
+            29 => self.key_case(key),
             30 => {
                 let name = self.pick(&[b"RENAME", b"RENAMENX"]).to_vec();
                 exact(vec![name, key, self.key()])
@@ -828,6 +906,120 @@ fn assert_same(ours: &[u8], theirs: &[u8], context: &str) {
     );
 }
 
+/// The key's type on the Store's side.
+fn store_type(runner: &Runner, key: &[u8]) -> Reply {
+    runner.store.read(&[b"TYPE".to_vec(), key.to_vec()], now_ms())
+}
+
+/// OBJECT: compared byte for byte unless it asks for the encoding or the
+/// refcount of a string (the Store derives them from the bytes, Redis
+/// from the value's history: see `src/kv/keys.rs`), or of a list, set or
+/// sorted set (compared by their own modules' phases).
+fn object_check(runner: &mut Runner, case: &Case, ours: Reply, raw: Vec<u8>, context: &str) {
+    if case.args.len() == 3 {
+        let kind = store_type(runner, &case.args[2]);
+        let hash_or_none = kind == Reply::Simple("hash".into()) || kind == Reply::Simple("none".into());
+        let about_value =
+            [&b"encoding"[..], b"refcount"].iter().any(|name| case.args[1].eq_ignore_ascii_case(name));
+        if about_value && !hash_or_none && !matches!(ours, Reply::Error(_)) {
+            return;
+        }
+    }
+    assert_same(&ours.to_bytes(), &raw, context);
+}
+
+/// A plain SET, then OBJECT ENCODING and OBJECT REFCOUNT of what it stored:
+/// Redis's encoding of a value just sent is a function of its bytes.
+fn set_then_encoding_check(runner: &mut Runner, case: &Case, ours: Reply, raw: Vec<u8>, context: &str) {
+    assert_same(&ours.to_bytes(), &raw, context);
+    for name in [&b"ENCODING"[..], b"REFCOUNT"] {
+        let args = vec![b"OBJECT".to_vec(), name.to_vec(), case.args[1].clone()];
+        let ours = runner.store_call(&args, now_ms());
+        let raw = runner.redis.call(&args);
+        assert_same(&ours.to_bytes(), &raw, &format!("{context}, then {}", show(&args)));
+    }
+}
+
+/// A field drawn by HRANDFIELD, with its value if WITHVALUES.
+type Drawn = (Vec<u8>, Option<Vec<u8>>);
+
+/// A reply's entries: fields, with their values when `with_values` (pairs
+/// flat in RESP2, nested in RESP3), and whether they were nested.
+fn random_entries(reply: &Reply, with_values: bool) -> (Vec<Drawn>, bool) {
+    let Reply::Array(Some(items)) = reply else { panic!("not an array: {reply:?}") };
+    let bytes = |item: &Reply| match item {
+        Reply::Bulk(Some(bytes)) => bytes.clone(),
+        other => panic!("not a bulk string: {other:?}"),
+    };
+    let nested = matches!(items.first(), Some(Reply::Array(_)));
+    let entries = if !with_values {
+        items.iter().map(|item| (bytes(item), None)).collect()
+    } else if nested {
+        let pair = |item: &Reply| match item {
+            Reply::Array(Some(pair)) if pair.len() == 2 => (bytes(&pair[0]), Some(bytes(&pair[1]))),
+            other => panic!("not a pair: {other:?}"),
+        };
+        items.iter().map(pair).collect()
+    } else {
+        items.chunks(2).map(|pair| (bytes(&pair[0]), Some(bytes(&pair[1])))).collect()
+    };
+    (entries, nested)
+}
+
+/// HRANDFIELD: errors, nil and empty replies byte for byte; otherwise the
+/// same shape and size on both sides, every field drawn (by either side)
+/// present in the hash with its value, distinct fields for a count >= 0,
+/// and the whole hash when the count reaches its size. Reads only: both
+/// sides stay alike.
+fn hrandfield_check(runner: &mut Runner, case: &Case, ours: Reply, raw: Vec<u8>, context: &str) {
+    let theirs = parse_all(&raw);
+    let is_empty = |reply: &Reply| matches!(reply, Reply::Array(Some(items)) if items.is_empty());
+    let plain = |reply: &Reply| !matches!(reply, Reply::Array(Some(_)) | Reply::Bulk(Some(_)));
+    if plain(&ours) || plain(&theirs) || is_empty(&ours) || is_empty(&theirs) {
+        return assert_same(&ours.to_bytes(), &raw, context);
+    }
+    let key = case.args[1].clone();
+    let hget = |runner: &Runner, field: &[u8]| match runner
+        .store
+        .read(&[b"HGET".to_vec(), key.clone(), field.to_vec()], now_ms())
+    {
+        Reply::Bulk(Some(value)) => value,
+        other => panic!("{context}: field {field:?} drawn but HGET answers {other:?}"),
+    };
+    if case.args.len() == 2 {
+        let (Reply::Bulk(Some(mine)), Reply::Bulk(Some(field))) = (&ours, &theirs) else {
+            return assert_same(&ours.to_bytes(), &raw, context);
+        };
+        hget(runner, mine);
+        hget(runner, field);
+        return;
+    }
+    let with_values = case.args.len() == 4;
+    let (mine, mine_nested) = random_entries(&ours, with_values);
+    let (drawn, drawn_nested) = random_entries(&theirs, with_values);
+    assert_eq!(mine_nested, drawn_nested, "{context}: reply shapes");
+    let count: i64 = String::from_utf8_lossy(&case.args[2]).parse().expect("a valid count");
+    let Reply::Integer(size) = runner.store.read(&[b"HLEN".to_vec(), key.clone()], now_ms()) else {
+        panic!("{context}: HLEN")
+    };
+    let expected = if count < 0 { count.unsigned_abs() } else { count.min(size) as u64 };
+    assert_eq!((mine.len() as u64, drawn.len() as u64), (expected, expected), "{context}: sizes");
+    for (field, value) in mine.iter().chain(&drawn) {
+        let stored = hget(runner, field);
+        if let Some(value) = value {
+            assert_eq!(&stored, value, "{context}: the value of {field:?}");
+        }
+    }
+    if count >= 0 {
+        let unique = |entries: &[Drawn]| entries.iter().collect::<BTreeSet<_>>().len();
+        assert_eq!((unique(&mine), unique(&drawn)), (mine.len(), drawn.len()), "{context}: distinct fields");
+    }
+    if count >= size {
+        let all = |entries: Vec<Drawn>| entries.into_iter().collect::<BTreeSet<_>>();
+        assert_eq!(all(mine), all(drawn), "{context}: the whole hash");
+    }
+}
+
 fn sorted(reply: Reply) -> Reply {
     match reply {
         Reply::Array(Some(mut items)) => {
@@ -897,7 +1089,12 @@ fn compare_with_redis(protocol: Protocol) {
                 };
                 runner.run(seed, COMMANDS_PER_SEED + 1, &Case { args, check });
             }
-            let finals = [list::final_state(key), set::final_state(key), zset::final_state(key)];
+            let finals = [
+                list::final_state(key),
+                set::final_state(key),
+                zset::final_state(key),
+                bits::final_state(key),
+            ];
             for case in finals.into_iter().flatten() {
                 runner.run(seed, COMMANDS_PER_SEED + 1, &case);
             }

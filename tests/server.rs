@@ -472,7 +472,22 @@ fn info_has_redis_layout_and_every_section() {
     cluster.node(1).shell_stats.stats = vec![("wal_fsyncs".into(), "42".into())];
     let info = bulk_text(&cluster.call(1, 1, "INFO"));
     let titles: Vec<&str> = info.split("\r\n").filter(|line| line.starts_with('#')).collect();
-    assert_eq!(titles, ["# Server", "# Clients", "# Persistence", "# Stats", "# Replication", "# Keyspace"]);
+    assert_eq!(
+        titles,
+        [
+            "# Server",
+            "# Clients",
+            "# Memory",
+            "# Persistence",
+            "# Stats",
+            "# Replication",
+            "# CPU",
+            "# Modules",
+            "# Errorstats",
+            "# Cluster",
+            "# Keyspace"
+        ]
+    );
     assert!(info.starts_with("# Server\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\n"), "{info}");
     assert!(info.contains("\r\n\r\n# Clients\r\n"), "sections are separated by a blank line");
     assert!(info.ends_with("# Keyspace\r\n"), "an empty key space has no db0 line: {info}");
@@ -481,12 +496,122 @@ fn info_has_redis_layout_and_every_section() {
     assert_eq!(info_field(&info, "wal_fsyncs").as_deref(), Some("42"));
     assert_eq!(info_field(&info, "aof_enabled").as_deref(), Some("1"));
     assert_eq!(info_field(&info, "loading").as_deref(), Some("0"));
-    for all in ["INFO default", "INFO ALL", "INFO everything", "INFO server all"] {
-        let other = bulk_text(&cluster.call(1, 1, all));
-        let without_counters =
-            |text: &str| text.lines().filter(|l| !l.starts_with("total_")).collect::<Vec<_>>().join("\n");
-        assert_eq!(without_counters(&other), without_counters(&info), "{all}");
+    // Counters move with every INFO; the rest is the same for `default`.
+    let without_counters = |text: &str| {
+        let counter = |l: &&str| l.starts_with("total_") || l.starts_with("cmdstat_");
+        text.lines().filter(|l| !counter(l)).collect::<Vec<_>>().join("\n")
+    };
+    for default in ["INFO default", "INFO DEFAULT", "INFO nosuch default"] {
+        let other = bulk_text(&cluster.call(1, 1, default));
+        assert_eq!(without_counters(&other), without_counters(&info), "{default}");
     }
+    let all = bulk_text(&cluster.call(1, 1, "INFO all"));
+    for same in ["INFO ALL", "INFO everything", "INFO server all", "INFO default commandstats latencystats"] {
+        let other = bulk_text(&cluster.call(1, 1, same));
+        assert_eq!(without_counters(&other), without_counters(&all), "{same}");
+    }
+}
+
+/// Redis 7.0's tests/unit/info-command.tcl, on a node.
+#[test]
+fn info_sections_are_chosen_as_redis_7_chooses_them() {
+    let mut cluster = Cluster::with_leader(1);
+    let titles = |cluster: &mut Cluster, command: &str| -> Vec<String> {
+        let info = bulk_text(&cluster.call(1, 1, command));
+        info.split("\r\n").filter_map(|l| l.strip_prefix("# ")).map(str::to_string).collect()
+    };
+    let default = titles(&mut cluster, "INFO");
+    assert!(default.iter().any(|t| t == "Server") && default.iter().any(|t| t == "Errorstats"));
+    assert!(!default.iter().any(|t| t == "Commandstats" || t == "Latencystats"), "{default:?}");
+    let all = titles(&mut cluster, "INFO all");
+    assert!(all.iter().any(|t| t == "Commandstats") && all.iter().any(|t| t == "Latencystats"));
+    assert_eq!(titles(&mut cluster, "INFO everything"), all, "no module sections: as `all`");
+    assert!(all.iter().any(|t| t == "Modules"));
+    assert_eq!(titles(&mut cluster, "INFO server clients"), ["Server", "Clients"]);
+    assert_eq!(
+        titles(&mut cluster, "INFO Clients SERVER clients"),
+        ["Server", "Clients"],
+        "Redis's order, once"
+    );
+    assert_eq!(titles(&mut cluster, "INFO keyspace cpu"), ["CPU", "Keyspace"]);
+    assert_eq!(titles(&mut cluster, "INFO module_list"), ["Modules"]);
+    assert_eq!(titles(&mut cluster, "INFO commandstats"), ["Commandstats"]);
+    assert_eq!(cluster.call(1, 1, "INFO garbage"), Reply::bulk(""));
+    assert_eq!(cluster.call(1, 1, "INFO sentinel"), Reply::bulk(""));
+    assert_eq!(cluster.call(1, 1, "INFO cluster"), Reply::bulk("# Cluster\r\ncluster_enabled:0\r\n"));
+    assert_eq!(cluster.call(1, 1, "INFO modules"), Reply::bulk("# Modules\r\n"));
+    assert_eq!(cluster.call(1, 1, "INFO latencystats"), Reply::bulk("# Latencystats\r\n"));
+    let memory = bulk_text(&cluster.call(1, 1, "INFO memory"));
+    assert_eq!(memory, "# Memory\r\nmaxmemory:0\r\nmaxmemory_human:0B\r\nmaxmemory_policy:noeviction\r\n");
+    assert_eq!(cluster.call(1, 1, "INFO cpu"), Reply::bulk("# CPU\r\n"), "no shell readings: no fields");
+}
+
+#[test]
+fn info_memory_and_cpu_show_the_shell_readings() {
+    let mut cluster = Cluster::with_leader(1);
+    let stats = &mut cluster.node(1).shell_stats;
+    stats.rss_bytes = Some(12_464_128);
+    stats.system_memory_bytes = Some(25_276_194_816);
+    stats.cpu = Some(cashe::node::CpuTimes {
+        user_us: 1_230_000,
+        system_us: 40_000,
+        main_thread_user_us: 1_000_000,
+        main_thread_system_us: 0,
+    });
+    let memory = bulk_text(&cluster.call(1, 1, "INFO memory"));
+    assert!(
+        memory.starts_with(
+            "# Memory\r\nused_memory_rss:12464128\r\nused_memory_rss_human:11.89M\r\n\
+             total_system_memory:25276194816\r\ntotal_system_memory_human:23.54G\r\nmaxmemory:0\r\n"
+        ),
+        "{memory}"
+    );
+    assert_eq!(
+        bulk_text(&cluster.call(1, 1, "INFO cpu")),
+        "# CPU\r\nused_cpu_sys:0.040000\r\nused_cpu_user:1.230000\r\nused_cpu_sys_children:0.000000\r\n\
+         used_cpu_user_children:0.000000\r\nused_cpu_sys_main_thread:0.000000\r\n\
+         used_cpu_user_main_thread:1.000000\r\n"
+    );
+}
+
+#[test]
+fn commandstats_and_errorstats_count_what_the_node_answered() {
+    let mut cluster = Cluster::with_leader(3);
+    assert_eq!(cluster.call(1, 1, "SET a b"), Reply::ok());
+    assert_eq!(cluster.call(2, 2, "SET c d"), Reply::ok(), "through a follower: counted where it was asked");
+    assert!(matches!(cluster.call(1, 1, "GET"), Reply::Error(_)));
+    assert!(matches!(cluster.call(1, 1, "NOSUCH"), Reply::Error(_)));
+    assert!(matches!(cluster.call(1, 1, "INCR a"), Reply::Error(_)));
+    assert_eq!(
+        cluster.call(1, 1, "CONFIG GET maxmemory"),
+        array(vec![Reply::bulk("maxmemory"), Reply::bulk("0")])
+    );
+    assert_eq!(cluster.call(1, 1, "MULTI"), Reply::ok());
+    assert_eq!(cluster.call(1, 1, "INCR a"), Reply::Simple("QUEUED".into()));
+    assert!(matches!(cluster.call(1, 1, "EXEC"), Reply::Array(Some(_))));
+    let stats = bulk_text(&cluster.call(1, 1, "INFO commandstats"));
+    assert_eq!(
+        stats,
+        "# Commandstats\r\n\
+         cmdstat_config|get:calls=1,rejected_calls=0,failed_calls=0\r\n\
+         cmdstat_exec:calls=1,rejected_calls=0,failed_calls=0\r\n\
+         cmdstat_get:calls=0,rejected_calls=1,failed_calls=0\r\n\
+         cmdstat_incr:calls=1,rejected_calls=0,failed_calls=1\r\n\
+         cmdstat_multi:calls=1,rejected_calls=0,failed_calls=0\r\n\
+         cmdstat_set:calls=1,rejected_calls=0,failed_calls=0\r\n"
+    );
+    // GET's arity, NOSUCH, INCR's "not an integer", and INCR's again inside EXEC.
+    assert_eq!(
+        bulk_text(&cluster.call(1, 1, "INFO errorstats")),
+        "# Errorstats\r\nerrorstat_ERR:count=4\r\n"
+    );
+    let info = bulk_text(&cluster.call(1, 1, "INFO stats"));
+    assert_eq!(info_field(&info, "total_error_replies").as_deref(), Some("4"));
+    let follower = bulk_text(&cluster.call(2, 2, "INFO commandstats"));
+    assert!(follower.contains("cmdstat_set:calls=1,"), "{follower}");
+    assert!(!follower.contains("cmdstat_info"), "as Redis, an INFO counts once answered: {follower}");
+    let again = bulk_text(&cluster.call(2, 2, "INFO commandstats"));
+    assert!(again.contains("cmdstat_info:calls=1,"), "{again}");
 }
 
 #[test]

@@ -815,20 +815,28 @@ fn classify(call: &Call, reply: &io::Result<Reply>) -> Option<Option<Outcome>> {
         Reply::Error(e) if e.starts_with("CLUSTERDOWN") || e.starts_with("TRYAGAIN") => return None,
         Reply::Error(e) if e.starts_with("TIMEOUT") => return (!reads_only).then_some(None),
         Reply::Array(None) | Reply::Null if matches!(call, Call::WatchedSet { .. }) => Outcome::Aborted,
-        other if *call == Call::BRPop => popped(other),
-        Reply::Array(Some(items)) if *call == Call::SMembers => {
-            let mut sorted = items.clone();
-            sorted.sort();
-            outcome(&Reply::Set(sorted))
-        }
         Reply::Array(Some(items)) if matches!(call, Call::WatchedSet { .. }) && items == &[Reply::ok()] => {
             Outcome::Ok
         }
         Reply::Array(Some(items)) if matches!(call, Call::Transaction(_)) => {
-            Outcome::Replies(items.iter().map(outcome).collect())
+            let Call::Transaction(calls) = call else { unreachable!("matched") };
+            Outcome::Replies(calls.iter().zip(items).map(|(call, reply)| call_outcome(call, reply)).collect())
         }
-        other => outcome(other),
+        other => call_outcome(call, other),
     }))
+}
+
+/// What a reply means for `call`, once it has one.
+fn call_outcome(call: &Call, reply: &Reply) -> Outcome {
+    match (call, reply) {
+        (Call::BRPop, reply) => popped(reply),
+        (Call::SMembers, Reply::Array(Some(items))) => {
+            let mut sorted = items.clone();
+            sorted.sort();
+            outcome(&Reply::Set(sorted))
+        }
+        (_, reply) => outcome(reply),
+    }
 }
 
 /// The element of a BRPOP reply (`[key, element]`), or nil.

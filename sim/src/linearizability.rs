@@ -346,7 +346,7 @@ pub fn check_key(operations: &[Operation]) -> Result<(), String> {
 /// Search steps per key before giving up (a failing history costs a full
 /// search); `CASHE_SIM_SEARCH_BUDGET` raises it to settle a verdict.
 fn search_budget() -> u64 {
-    std::env::var("CASHE_SIM_SEARCH_BUDGET").ok().and_then(|b| b.parse().ok()).unwrap_or(2_000_000)
+    std::env::var("CASHE_SIM_SEARCH_BUDGET").ok().and_then(|b| b.parse().ok()).unwrap_or(8_000_000)
 }
 
 /// Sets of placed unknown operations remembered per memo key.

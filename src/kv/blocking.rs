@@ -46,9 +46,12 @@ pub struct WaiterId {
 pub enum Outcome {
     /// The command ran: its reply (an element, or an error).
     Reply(Reply),
-    /// The wait ended without an element (`CASHE.UNBLOCK`), or the waiter
-    /// was not known when its unblock applied.
+    /// The wait ended without an element (`CASHE.UNBLOCK`): the waiter had
+    /// found nothing to pop when it blocked, and nothing since.
     Unblocked,
+    /// A `CASHE.UNBLOCK` for a waiter that does not wait: it was served
+    /// before, or its `CASHE.BLOCK` never applied (then it never ran).
+    NotWaiting,
 }
 
 /// One blocked command.
@@ -186,10 +189,14 @@ impl Store {
 
     /// `CASHE.UNBLOCK`: the waiter stops waiting (if it still does).
     pub fn unblock(&mut self, id: WaiterId) {
-        if let Some(order) = self.waiters.by_id.get(&id).copied() {
-            self.forget_waiter(order);
-        }
-        self.waiters.served.push((id, Outcome::Unblocked));
+        let outcome = match self.waiters.by_id.get(&id).copied() {
+            Some(order) => {
+                self.forget_waiter(order);
+                Outcome::Unblocked
+            }
+            None => Outcome::NotWaiting,
+        };
+        self.waiters.served.push((id, outcome));
     }
 
     fn forget_waiter(&mut self, order: u64) -> Option<Waiter> {
@@ -237,10 +244,10 @@ impl Store {
             let Some(order) = next.copied() else { return served_any };
             let waiter = &self.waiters.by_order[&order];
             let pops = waited_keys(&waiter.args).1;
-            let ready = match (self.live(key, now).map(|entry| &entry.value), pops) {
-                (Some(Value::List(_)), Pops::List) | (Some(Value::ZSet(_)), Pops::SortedSet) => true,
-                _ => false,
-            };
+            let ready = matches!(
+                (self.live(key, now).map(|entry| &entry.value), pops),
+                (Some(Value::List(_)), Pops::List) | (Some(Value::ZSet(_)), Pops::SortedSet)
+            );
             if !ready {
                 return served_any;
             }

@@ -40,6 +40,8 @@ pub(super) enum ReadCommand {
     HVals,
     HGetAll,
     HScan,
+    HRandField,
+    Object,
     Lists(super::list::Read),
     Sets(super::set::Read),
     SortedSets(super::zset::Read),
@@ -80,6 +82,7 @@ pub(super) enum WriteCommand {
     HDel,
     HIncrBy,
     HIncrByFloat,
+    Copy,
     Lists(super::list::Write),
     Sets(super::set::Write),
     SortedSets(super::zset::Write),
@@ -185,6 +188,8 @@ const TABLE: &[Spec] = &[
     write("flushdb", -1, WriteCommand::Flush),
     write("flushall", -1, WriteCommand::Flush),
     write("cashe.expire", -1, WriteCommand::CasheExpire),
+    write("copy", -3, WriteCommand::Copy),
+    read("object", -2, ReadCommand::Object),
     read("hget", 3, ReadCommand::HGet),
     read("hmget", -3, ReadCommand::HMGet),
     read("hexists", 3, ReadCommand::HExists),
@@ -194,6 +199,7 @@ const TABLE: &[Spec] = &[
     read("hvals", 2, ReadCommand::HVals),
     read("hgetall", 2, ReadCommand::HGetAll),
     read("hscan", -3, ReadCommand::HScan),
+    read("hrandfield", -2, ReadCommand::HRandField),
     write("hset", -4, WriteCommand::HSet),
     write("hmset", -4, WriteCommand::HSet),
     write("hsetnx", 4, WriteCommand::HSetNx),
@@ -268,9 +274,14 @@ impl Spec {
                 | ReadCommand::HKeys
                 | ReadCommand::HVals
                 | ReadCommand::HGetAll
-                | ReadCommand::HScan => ONE,
+                | ReadCommand::HScan
+                | ReadCommand::HRandField => ONE,
                 ReadCommand::MGet | ReadCommand::Exists => ALL,
-                ReadCommand::Scan | ReadCommand::Keys | ReadCommand::RandomKey | ReadCommand::DbSize => NONE,
+                ReadCommand::Scan
+                | ReadCommand::Keys
+                | ReadCommand::RandomKey
+                | ReadCommand::DbSize
+                | ReadCommand::Object => NONE,
                 ReadCommand::Lists(_)
                 | ReadCommand::Sets(_)
                 | ReadCommand::SortedSets(_)
@@ -305,7 +316,7 @@ impl Spec {
                 | WriteCommand::HIncrBy
                 | WriteCommand::HIncrByFloat => ONE,
                 WriteCommand::MSet | WriteCommand::MSetNx => (1, -1, 2),
-                WriteCommand::Rename | WriteCommand::RenameNx => (1, 2, 1),
+                WriteCommand::Rename | WriteCommand::RenameNx | WriteCommand::Copy => (1, 2, 1),
                 WriteCommand::Del | WriteCommand::CasheExpire => ALL,
                 WriteCommand::Flush => NONE,
                 WriteCommand::Lists(_)

@@ -16,21 +16,41 @@
 //! meanwhile; fields sharing the 8-byte prefix of the field a call would
 //! stop at are returned by that same call, so COUNT is exact except for
 //! them. Redis returns a small (listpack) hash whole, cursor 0.
+//!
+//! OBJECT ENCODING answers Redis's names with its default limits: a hash
+//! is "listpack" until it holds more than 128 fields or is given a field
+//! or value over 64 bytes, then "hashtable" for good (Redis never converts
+//! back; snapshots keep it). HRANDFIELD draws only from `Store::random`,
+//! so replicas draw alike, and lists distinct fields in draw order (Redis:
+//! its own order); a negative count is bounded (`RANDOM_PICKS_MAX`), where
+//! Redis tries to answer any.
 
-use super::args::parse_i64;
+use super::args::{option_is, parse_i64};
 use super::key::Key;
 use super::keys::{ScanOptions, INVALID_CURSOR};
 use super::long_double::LongDouble;
-use super::strings::{NOT_AN_INTEGER, NOT_A_FLOAT};
+use super::strings::{NOT_AN_INTEGER, NOT_A_FLOAT, SYNTAX_ERROR};
 use super::{args::parse_cursor, bulk_or_nil, command, Store, Value, WRONG_TYPE};
 use crate::protocol::Reply;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
+/// Redis's `hash-max-listpack-entries` default: a hash with more fields is
+/// in "hashtable" encoding.
+const LISTPACK_ENTRIES_MAX: usize = 128;
+/// Redis's `hash-max-listpack-value` default: a hash that ever held a
+/// longer field or value is in "hashtable" encoding.
+const LISTPACK_VALUE_BYTES_MAX: usize = 64;
+
 /// A hash's fields and values.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(super) struct Hash {
     fields: BTreeMap<Key, Key>,
+    /// Whether Redis would have converted it to "hashtable" encoding: set
+    /// once it held more than 128 fields or a field or value over 64
+    /// bytes, and never cleared (Redis never converts back). OBJECT
+    /// ENCODING reads it; nothing else depends on it.
+    hashtable: bool,
 }
 
 impl Hash {
@@ -39,13 +59,36 @@ impl Hash {
     }
 
     /// Sets a field; returns whether it is new.
+    /// Redis converts at the same points: before setting a long field or
+    /// value (`hashTypeTryConversion`, `hashTypeSet`), after adding the
+    /// field past 128.
     pub(super) fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
+        if field.len() > LISTPACK_VALUE_BYTES_MAX || value.len() > LISTPACK_VALUE_BYTES_MAX {
+            self.hashtable = true;
+        }
         if let Some(old) = self.fields.get_mut(field) {
             *old = Key::new(value);
             return false;
         }
         self.fields.insert(Key::new(field), Key::new(value));
+        if self.fields.len() > LISTPACK_ENTRIES_MAX {
+            self.hashtable = true;
+        }
         true
+    }
+
+    /// What a snapshot restores for a hash that was in "hashtable" encoding.
+    pub(super) fn convert_to_hashtable(&mut self) {
+        self.hashtable = true;
+    }
+
+    /// OBJECT ENCODING's answer.
+    pub(super) fn encoding(&self) -> &'static str {
+        if self.hashtable {
+            "hashtable"
+        } else {
+            "listpack"
+        }
     }
 
     /// Removes a field; returns whether it was there.
@@ -71,6 +114,40 @@ impl Hash {
         let range = (Bound::Included(start), Bound::Unbounded);
         self.fields.range::<[u8], _>(range).map(|(field, value)| (field.as_bytes(), value.as_bytes()))
     }
+}
+
+/// The most fields HRANDFIELD draws for a negative count, and the most
+/// bytes such a draw may answer (counting each draw as the largest field
+/// and value): the reply is built whole, so it is bounded; a larger count
+/// is "ERR value is out of range". Redis has no bound: it answers
+/// -9223372036854775807 by filling its output buffer until memory runs out.
+const RANDOM_PICKS_MAX: u64 = 1 << 24;
+const RANDOM_REPLY_BYTES_MAX: u64 = super::VALUE_BYTES_MAX;
+
+/// Indexes into `size` entries for a random draw of `count` (HRANDFIELD,
+/// and the like): `count` distinct ones (all of them, in order, when
+/// `count >= size`), or `-count` with repetition. `size > 0`, and a
+/// negative count is bounded by the caller.
+pub(super) fn random_picks(
+    rng: &mut crate::raft::SplitMix64,
+    size: usize,
+    count: i64,
+) -> impl Iterator<Item = usize> {
+    let picks: Vec<usize> = if count < 0 {
+        (0..count.unsigned_abs()).map(|_| rng.range(0, size as u64) as usize).collect()
+    } else if count as u64 >= size as u64 {
+        (0..size).collect()
+    } else {
+        // The first `count` steps of a Fisher-Yates shuffle.
+        let mut indexes: Vec<usize> = (0..size).collect();
+        for i in 0..count as usize {
+            let j = rng.range(i as u64, size as u64) as usize;
+            indexes.swap(i, j);
+        }
+        indexes.truncate(count as usize);
+        indexes
+    };
+    picks.into_iter()
 }
 
 /// What HKEYS, HVALS and HGETALL list.
@@ -216,6 +293,60 @@ impl Store {
         scan_reply(next, items)
     }
 
+    /// HRANDFIELD key [count [WITHVALUES]] (`hrandfieldCommand`): one
+    /// field, or `count` distinct fields (the whole hash if it has no
+    /// more), or with a negative count that many fields drawn with
+    /// repetition. Draws only from `Store::random`, so every replica picks
+    /// alike; the fields come in draw order (Redis: its own order).
+    pub(super) fn on_hrandfield(&self, args: &[Vec<u8>], now: u64) -> Reply {
+        if args.len() == 2 {
+            return match self.live_hash(&args[1], now) {
+                Err(wrong_type) => wrong_type,
+                Ok(None) => Reply::nil(),
+                Ok(Some(hash)) => {
+                    let index = self.random(now).range(0, hash.len() as u64) as usize;
+                    let (field, _) = hash.iter().nth(index).expect("index below the length");
+                    Reply::bulk(field.to_vec())
+                }
+            };
+        }
+        let count = match parse_i64(&args[2]) {
+            None => return Reply::error(NOT_AN_INTEGER),
+            Some(i64::MIN) => return Reply::error(
+                "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+            ),
+            Some(count) => count,
+        };
+        let with_values = args.len() == 4;
+        if args.len() > 4 || (with_values && !option_is(&args[3], "withvalues")) {
+            return Reply::error(SYNTAX_ERROR);
+        }
+        let out_of_range = || Reply::error("ERR value is out of range");
+        if with_values && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
+            return out_of_range();
+        }
+        let hash = match self.live_hash(&args[1], now) {
+            Err(wrong_type) => return wrong_type,
+            Ok(None) => return Reply::Array(Some(Vec::new())),
+            Ok(Some(hash)) => hash,
+        };
+        let entries: Vec<(&[u8], &[u8])> = hash.iter().collect();
+        if count < 0 {
+            let largest = entries.iter().map(|(field, value)| field.len() + value.len()).max().unwrap_or(0);
+            let reply_bytes = count.unsigned_abs().saturating_mul(largest as u64);
+            if count.unsigned_abs() > RANDOM_PICKS_MAX || reply_bytes > RANDOM_REPLY_BYTES_MAX {
+                return out_of_range();
+            }
+        }
+        let picks = random_picks(&mut self.random(now), entries.len(), count);
+        let bulk = |bytes: &[u8]| Reply::bulk(bytes.to_vec());
+        if with_values {
+            Reply::Pairs(picks.map(|i| (bulk(entries[i].0), bulk(entries[i].1))).collect())
+        } else {
+            Reply::Array(Some(picks.map(|i| bulk(entries[i].0)).collect()))
+        }
+    }
+
     /// HSET (the count of new fields) and HMSET (OK).
     pub(super) fn on_hset(&mut self, args: &[Vec<u8>], now: u64, name: &str) -> Reply {
         if !args.len().is_multiple_of(2) {
@@ -314,7 +445,105 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{bulk, cmd, run, T0};
     use super::*;
+    use std::collections::BTreeSet;
+
+    fn hash_of(fields: usize) -> Store {
+        let mut store = Store::default();
+        for i in 0..fields {
+            run(&mut store, T0, &["HSET", "h", &format!("f{i}"), &format!("v{i}")]);
+        }
+        store
+    }
+
+    fn items(reply: Reply) -> Vec<Reply> {
+        match reply {
+            Reply::Array(Some(items)) => items,
+            other => panic!("not an array: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn hrandfield_draws_distinct_fields_for_a_positive_count_and_repeats_for_a_negative_one() {
+        let store = hash_of(5);
+        let read = |words: &[&str], now: u64| store.read(&cmd(words), now);
+        for now in T0..T0 + 20 {
+            let fields = items(read(&["HRANDFIELD", "h", "3"], now));
+            let distinct: BTreeSet<&Reply> = fields.iter().collect();
+            assert_eq!((fields.len(), distinct.len()), (3, 3));
+            assert_eq!(items(read(&["HRANDFIELD", "h", "-12"], now)).len(), 12);
+            assert_eq!(items(read(&["HRANDFIELD", "h", "100"], now)).len(), 5, "the whole hash");
+        }
+        let picks: BTreeSet<Reply> = (0..64).map(|i| read(&["HRANDFIELD", "h"], T0 + i)).collect();
+        assert_eq!(picks.len(), 5, "every field gets drawn at some time");
+        assert_eq!(read(&["HRANDFIELD", "h", "0"], T0), Reply::Array(Some(Vec::new())));
+        assert_eq!(read(&["HRANDFIELD", "missing"], T0), Reply::nil());
+        assert_eq!(read(&["HRANDFIELD", "missing", "3"], T0), Reply::Array(Some(Vec::new())));
+    }
+
+    #[test]
+    fn hrandfield_withvalues_answers_pairs_and_checks_its_arguments_first() {
+        let store = hash_of(3);
+        let read = |words: &[&str]| store.read(&cmd(words), T0);
+        let Reply::Pairs(pairs) = read(&["HRANDFIELD", "h", "-4", "WITHVALUES"]) else { panic!("pairs") };
+        assert_eq!(pairs.len(), 4);
+        for (field, value) in pairs {
+            assert_eq!(read(&["HGET", "h", &String::from_utf8(bulk_bytes(field)).unwrap()]), value);
+        }
+        assert_eq!(read(&["HRANDFIELD", "h", "1", "WITHSCORES"]), Reply::error(SYNTAX_ERROR));
+        assert_eq!(read(&["HRANDFIELD", "h", "x"]), Reply::error(NOT_AN_INTEGER));
+        let range = Reply::error("ERR value is out of range");
+        assert_eq!(read(&["HRANDFIELD", "h", "4611686018427387904", "WITHVALUES"]), range);
+        let min = Reply::error(
+            "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+        );
+        assert_eq!(read(&["HRANDFIELD", "missing", "-9223372036854775808"]), min);
+        assert_eq!(read(&["HRANDFIELD", "h", "-9223372036854775807"]), range, "cashe bounds the draws");
+        assert_eq!(read(&["HRANDFIELD", "h", "-16777217"]), range);
+        let mut big = Store::default();
+        run(&mut big, T0, &["HSET", "h", "f", &"v".repeat(1000)]);
+        let draws = big.read(&cmd(&["HRANDFIELD", "h", "-600000"]), T0);
+        assert_eq!(draws, range, "600000 draws of 1001 bytes pass 512 MiB");
+        let mut store = store.clone();
+        run(&mut store, T0, &["SET", "s", "v"]);
+        assert_eq!(store.read(&cmd(&["HRANDFIELD", "s", "1"]), T0), Reply::error(WRONG_TYPE));
+    }
+
+    fn bulk_bytes(reply: Reply) -> Vec<u8> {
+        match reply {
+            Reply::Bulk(Some(bytes)) => bytes,
+            other => panic!("not a bulk: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn encoding_turns_hashtable_once_and_stays() {
+        let mut store = Store::default();
+        let encoding = |store: &Store| store.read(&cmd(&["OBJECT", "ENCODING", "h"]), T0);
+        run(&mut store, T0, &["HSET", "h", "f", "v"]);
+        assert_eq!(encoding(&store), bulk("listpack"));
+        let long = "x".repeat(65);
+        run(&mut store, T0, &["HSET", "h", "f", &long]);
+        assert_eq!(encoding(&store), bulk("hashtable"));
+        run(&mut store, T0, &["HSET", "h", "f", "short"]);
+        assert_eq!(encoding(&store), bulk("hashtable"), "never converted back");
+        let restored = Store::restore(&store.snapshot()).expect("restores");
+        assert_eq!(restored, store, "a snapshot keeps the encoding");
+        assert_eq!(encoding(&restored), bulk("hashtable"));
+        run(&mut store, T0, &["COPY", "h", "copy"]);
+        let copy = store.read(&cmd(&["OBJECT", "ENCODING", "copy"]), T0);
+        assert_eq!(copy, bulk("hashtable"), "a copy keeps it");
+        run(&mut store, T0, &["DEL", "h"]);
+        run(&mut store, T0, &["HINCRBY", "h", &"y".repeat(65), "1"]);
+        assert_eq!(encoding(&store), bulk("hashtable"), "HINCRBY converts for a long field");
+        let store = hash_of(128);
+        assert_eq!(encoding(&store), bulk("listpack"));
+        let restored = Store::restore(&store.snapshot()).expect("restores");
+        assert_eq!(encoding(&restored), bulk("listpack"));
+        let store = hash_of(129);
+        assert_eq!(encoding(&store), bulk("hashtable"));
+    }
 
     #[test]
     fn cursors_never_decrease_along_field_order_and_resume_at_the_first_field_of_theirs() {

@@ -1,10 +1,29 @@
-//! The generic key commands (Redis 7.0's `db.c` and `expire.c`), plus
-//! cashe's HAS and the internal CASHE.EXPIRE.
+//! The generic key commands (Redis 7.0's `db.c`, `expire.c` and
+//! `object.c`'s OBJECT), plus cashe's HAS and the internal CASHE.EXPIRE.
+//!
+//! Intentional differences from redis-server 7.0 (one database, no access
+//! tracking, no string object encodings of its own):
+//! - COPY's `DB n` accepts only 0, the one database: any other index is
+//!   "ERR DB index is out of range", as Redis answers for an index past its
+//!   `databases` (Redis's default has 16, so DB 1 to 15 copy there).
+//! - OBJECT ENCODING of a string is derived from its bytes, as Redis
+//!   chooses when a command stores a value it was sent (SET, MSET, GETSET,
+//!   APPEND creating a key...): "int" for a `string2ll` integer of at most
+//!   20 bytes, "embstr" up to 44 bytes, "raw" beyond. Redis also answers
+//!   "raw" for a short string changed in place (APPEND to an existing key,
+//!   SETRANGE, SETBIT, BITFIELD writes, BITOP's destination) and "embstr"
+//!   for an integer INCRBYFLOAT wrote; cashe keeps no such history.
+//!   Hashes answer "listpack" or "hashtable" as Redis does (see `hash`).
+//! - OBJECT REFCOUNT answers 2147483647 for strings Redis would share
+//!   (integers 0 to 9999 by the rule above), else 1.
+//! - OBJECT IDLETIME is refused (cashe tracks no access times: reads change
+//!   no state); OBJECT FREQ answers Redis's error for its default policy
+//!   (no LFU). Both answer nil for a missing key first, as Redis does.
 
 use super::args::{c_string, lossy, option_is, parse_cursor, parse_i64};
 use super::glob::string_match;
 use super::strings::{invalid_expire, now_i64, Unit, NOT_AN_INTEGER, SYNTAX_ERROR};
-use super::Store;
+use super::{Store, Value};
 use crate::protocol::Reply;
 
 /// What an EXPIRE-family time counts from.
@@ -243,6 +262,86 @@ impl Store {
         Reply::Integer(i64::from(removed))
     }
 
+    /// COPY source destination [DB 0] [REPLACE] (`copyCommand`): the value
+    /// and its TTL, to a destination that is absent or replaced.
+    pub(super) fn on_copy(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
+        let mut replace = false;
+        let mut j = 3;
+        while j < args.len() {
+            if option_is(&args[j], "replace") {
+                replace = true;
+            } else if option_is(&args[j], "db") && j + 1 < args.len() {
+                match parse_i64(&args[j + 1]) {
+                    None => return Reply::error(NOT_AN_INTEGER),
+                    Some(db) if i32::try_from(db).is_err() => {
+                        return Reply::error(
+                            "ERR value is out of range, value must between -2147483648 and 2147483647",
+                        )
+                    }
+                    Some(0) => {}
+                    Some(_) => return Reply::error("ERR DB index is out of range"),
+                }
+                j += 1;
+            } else {
+                return Reply::error(SYNTAX_ERROR);
+            }
+            j += 1;
+        }
+        let (from, to) = (args[1].as_slice(), args[2].as_slice());
+        if from == to {
+            return Reply::error("ERR source and destination objects are the same");
+        }
+        if !self.expire_if_needed(from, now) {
+            return Reply::Integer(0);
+        }
+        let entry = self.entries.get(from).expect("checked above");
+        let (value, expire_at_ms) = (entry.value.clone(), entry.expire_at_ms());
+        if self.expire_if_needed(to, now) {
+            if !replace {
+                return Reply::Integer(0);
+            }
+            self.remove(to);
+        }
+        self.put(to, value, false);
+        self.set_expiry(to, expire_at_ms);
+        Reply::Integer(1)
+    }
+
+    /// OBJECT ENCODING|FREQ|IDLETIME|REFCOUNT key, OBJECT HELP (see the
+    /// module docs). A container command: the subcommand is looked up, then
+    /// its own arity checked, as Redis's `processCommand` does.
+    pub(super) fn on_object(&self, args: &[Vec<u8>], now: u64) -> Reply {
+        const SUBCOMMANDS: [(&str, usize); 5] =
+            [("help", 2), ("encoding", 3), ("freq", 3), ("idletime", 3), ("refcount", 3)];
+        let Some(&(name, arity)) =
+            SUBCOMMANDS.iter().find(|(name, _)| args[1].eq_ignore_ascii_case(name.as_bytes()))
+        else {
+            let shown = c_string(&args[1]);
+            let shown = lossy(&shown[..shown.len().min(128)]);
+            return Reply::Error(format!("ERR unknown subcommand '{shown}'. Try OBJECT HELP."));
+        };
+        if args.len() != arity {
+            return Reply::Error(format!("ERR wrong number of arguments for 'object|{name}' command"));
+        }
+        if name == "help" {
+            return Reply::Array(Some(
+                OBJECT_HELP.iter().map(|line| Reply::Simple((*line).into())).collect(),
+            ));
+        }
+        let Some(entry) = self.live(&args[2], now) else {
+            return Reply::nil();
+        };
+        match name {
+            "encoding" => Reply::bulk(encoding(&entry.value)),
+            "refcount" => Reply::Integer(refcount(&entry.value)),
+            "freq" => Reply::error(
+                "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that \
+                 when switching between policies at runtime LRU and LFU data will take some time to adjust.",
+            ),
+            _ => Reply::error("ERR OBJECT IDLETIME is not supported: cashe does not track access times"),
+        }
+    }
+
     /// FLUSHDB and FLUSHALL [ASYNC|SYNC] (one database: the same thing).
     pub(super) fn on_flush(&mut self, args: &[Vec<u8>]) -> Reply {
         let valid = args.len() == 1
@@ -304,10 +403,124 @@ fn parse_expire_flags(options: &[Vec<u8>]) -> Result<ExpireFlags, Reply> {
     Ok(flags)
 }
 
+/// OBJECT HELP's lines, as Redis 7.0 prints them.
+const OBJECT_HELP: [&str; 15] = [
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "IDLETIME <key>",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// OBJECT ENCODING's answer (see the module docs for strings).
+fn encoding(value: &Value) -> &'static str {
+    match value {
+        Value::String(bytes) if bytes.len() <= 20 && parse_i64(bytes).is_some() => "int",
+        Value::String(bytes) if bytes.len() <= 44 => "embstr",
+        Value::String(_) => "raw",
+        Value::Hash(hash) => hash.encoding(),
+        Value::List(list) => list.encoding(),
+        Value::Set(set) => set.encoding(),
+        Value::ZSet(zset) => zset.encoding(),
+    }
+}
+
+/// OBJECT REFCOUNT's answer: Redis shares the integers 0 to 9999 it stores
+/// (`OBJ_SHARED_INTEGERS`) with a refcount of `OBJ_SHARED_REFCOUNT`.
+fn refcount(value: &Value) -> i64 {
+    const SHARED_INTEGERS: i64 = 10_000;
+    const SHARED_REFCOUNT: i64 = i32::MAX as i64;
+    match value {
+        Value::String(bytes) if encoding(value) == "int" => match parse_i64(bytes) {
+            Some(n) if (0..SHARED_INTEGERS).contains(&n) => SHARED_REFCOUNT,
+            _ => 1,
+        },
+        _ => 1,
+    }
+}
+
 /// SplitMix64's output function: spreads consecutive times over the keys.
 fn mix64(value: u64) -> u64 {
     let mut z = value.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{bulk, cmd, int, run, T0};
+    use super::*;
+
+    #[test]
+    fn copy_copies_the_value_and_its_ttl_and_replaces_only_when_told() {
+        let mut store = Store::default();
+        run(&mut store, T0, &["SET", "a", "1", "PX", "5000"]);
+        assert_eq!(run(&mut store, T0, &["COPY", "a", "b"]), int(1));
+        assert_eq!(run(&mut store, T0, &["GET", "b"]), bulk("1"));
+        assert_eq!(run(&mut store, T0, &["PTTL", "b"]), int(5000));
+        run(&mut store, T0, &["SET", "a", "2"]);
+        assert_eq!(run(&mut store, T0, &["COPY", "a", "b"]), int(0), "the destination exists");
+        assert_eq!(run(&mut store, T0, &["COPY", "a", "b", "DB", "0", "REPLACE"]), int(1));
+        assert_eq!(run(&mut store, T0, &["GET", "b"]), bulk("2"));
+        assert_eq!(run(&mut store, T0, &["PTTL", "b"]), int(-1), "the source had no TTL");
+        assert_eq!(run(&mut store, T0, &["COPY", "missing", "b", "REPLACE"]), int(0));
+        run(&mut store, T0, &["HSET", "h", "f", "v"]);
+        assert_eq!(run(&mut store, T0, &["COPY", "h", "b", "REPLACE"]), int(1));
+        assert_eq!(run(&mut store, T0, &["HGET", "b", "f"]), bulk("v"));
+        run(&mut store, T0, &["HSET", "b", "g", "w"]);
+        assert_eq!(run(&mut store, T0, &["HLEN", "h"]), int(1), "the copy is independent");
+    }
+
+    #[test]
+    fn copy_checks_its_options_before_the_keys() {
+        let mut store = Store::default();
+        let same = Reply::error("ERR source and destination objects are the same");
+        assert_eq!(run(&mut store, T0, &["COPY", "a", "a"]), same);
+        assert_eq!(
+            run(&mut store, T0, &["COPY", "a", "a", "DB", "1"]),
+            Reply::error("ERR DB index is out of range")
+        );
+        assert_eq!(run(&mut store, T0, &["COPY", "a", "b", "DB", "x"]), Reply::error(NOT_AN_INTEGER));
+        let int_range = "ERR value is out of range, value must between -2147483648 and 2147483647";
+        assert_eq!(run(&mut store, T0, &["COPY", "a", "b", "DB", "2147483648"]), Reply::error(int_range));
+        assert_eq!(run(&mut store, T0, &["COPY", "a", "b", "DB"]), Reply::error(SYNTAX_ERROR));
+        assert_eq!(run(&mut store, T0, &["COPY", "a", "b", "NOW"]), Reply::error(SYNTAX_ERROR));
+    }
+
+    #[test]
+    fn object_answers_encodings_refcounts_and_redis_errors() {
+        let mut store = Store::default();
+        let object = |store: &Store, words: &[&str]| store.read(&cmd(words), T0);
+        run(
+            &mut store,
+            T0,
+            &["MSET", "int", "12345", "small", "7", "text", "hello", "long", &"x".repeat(45)],
+        );
+        assert_eq!(object(&store, &["OBJECT", "ENCODING", "int"]), bulk("int"));
+        assert_eq!(object(&store, &["OBJECT", "encoding", "text"]), bulk("embstr"));
+        assert_eq!(object(&store, &["OBJECT", "ENCODING", "long"]), bulk("raw"));
+        assert_eq!(object(&store, &["OBJECT", "ENCODING", "missing"]), Reply::nil());
+        assert_eq!(object(&store, &["OBJECT", "REFCOUNT", "small"]), int(2_147_483_647), "a shared integer");
+        assert_eq!(object(&store, &["OBJECT", "REFCOUNT", "int"]), int(1));
+        assert!(object(&store, &["OBJECT", "FREQ", "int"]).is_error());
+        assert_eq!(object(&store, &["OBJECT", "FREQ", "missing"]), Reply::nil());
+        assert!(object(&store, &["OBJECT", "IDLETIME", "int"]).is_error());
+        let unknown = Reply::error("ERR unknown subcommand 'Foo'. Try OBJECT HELP.");
+        assert_eq!(object(&store, &["OBJECT", "Foo", "a", "b"]), unknown);
+        let arity = Reply::error("ERR wrong number of arguments for 'object|encoding' command");
+        assert_eq!(object(&store, &["OBJECT", "ENCODING"]), arity);
+        let Reply::Array(Some(help)) = object(&store, &["OBJECT", "HELP"]) else { panic!("help") };
+        assert_eq!(help.len(), OBJECT_HELP.len());
+    }
 }

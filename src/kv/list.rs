@@ -20,9 +20,12 @@
 //! The blocking forms (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP) answer
 //! here as Redis 7.0 answers them inside MULTI: they never block, and
 //! answer nil (a null array for BLPOP, BRPOP and BLMPOP, a null bulk for
-//! BLMOVE and BRPOPLPUSH) when every list is empty. Their timeout is
-//! validated as Redis does (`parse_timeout`); a node that blocks on them
-//! uses it and applies LPOP/RPOP/LMOVE/LMPOP once a list has elements.
+//! BLMOVE and BRPOPLPUSH) when every list is missing; any other reply
+//! (an element, or an error: bad arguments, bad timeout, WRONGTYPE) is
+//! final. Their timeout is validated as Redis does, before the keys are
+//! looked at but after the other arguments (`parse_timeout`: milliseconds,
+//! 0 for ever); a node that blocks on them waits that long and applies
+//! the command again, or LPOP/RPOP/LMOVE/LMPOP, once a list has elements.
 //!
 //! Intentional differences from redis-server 7.0: none known. Timeouts are
 //! computed as Redis does on x86-64 (`long double` seconds times 1000,
@@ -100,11 +103,7 @@ impl List {
         let size = encoded_size(element.len());
         match self.chunks.back_mut() {
             Some(last) if last.bytes.len() + size <= CHUNK_BYTES_MAX => last.append(element),
-            _ => {
-                let mut chunk = Chunk::default();
-                chunk.append(element);
-                self.chunks.push_back(chunk);
-            }
+            _ => self.add_chunk(End::Tail, element),
         }
         self.len += 1;
     }
@@ -113,13 +112,23 @@ impl List {
         let size = encoded_size(element.len());
         match self.chunks.front_mut() {
             Some(first) if first.bytes.len() + size <= CHUNK_BYTES_MAX => first.insert_at(0, element),
-            _ => {
-                let mut chunk = Chunk::default();
-                chunk.append(element);
-                self.chunks.push_front(chunk);
-            }
+            _ => self.add_chunk(End::Head, element),
         }
         self.len += 1;
+    }
+
+    /// Begins a chunk at `end` holding `element`. The first chunk is
+    /// allocated alone: most lists are small.
+    fn add_chunk(&mut self, end: End, element: &[u8]) {
+        let mut chunk = Chunk::default();
+        chunk.append(element);
+        if self.chunks.capacity() == 0 {
+            self.chunks.reserve_exact(1);
+        }
+        match end {
+            End::Head => self.chunks.push_front(chunk),
+            End::Tail => self.chunks.push_back(chunk),
+        }
     }
 
     fn push(&mut self, end: End, element: &[u8]) {
@@ -253,7 +262,8 @@ impl List {
     }
 
     /// Splits a chunk past `CHUNK_BYTES_MAX` that holds more than one
-    /// element at the element boundary nearest its middle.
+    /// element at the element boundary nearest its middle, and the halves
+    /// again until each fits or holds one element.
     fn split_if_oversized(&mut self, chunk_index: usize) {
         let chunk = &mut self.chunks[chunk_index];
         if chunk.bytes.len() <= CHUNK_BYTES_MAX || chunk.count < 2 {
@@ -268,6 +278,8 @@ impl List {
         chunk.count = first_count;
         chunk.bytes.shrink_to_fit();
         self.chunks.insert(chunk_index + 1, second);
+        self.split_if_oversized(chunk_index + 1);
+        self.split_if_oversized(chunk_index);
     }
 
     /// Removes up to `limit` elements equal to `element`, the first ones
@@ -315,7 +327,8 @@ impl List {
     }
 
     /// Panics unless every chunk is non-empty, its count is the number of
-    /// elements packed in it, and the counts add up to `len`.
+    /// elements packed in it, it fits in `CHUNK_BYTES_MAX` unless it holds
+    /// one element, and the counts add up to `len`.
     #[cfg(test)]
     pub(super) fn check(&self) {
         let mut total = 0;
@@ -323,7 +336,7 @@ impl List {
             assert!(chunk.count > 0, "an empty chunk");
             assert_eq!(chunk.iter().count(), chunk.count, "chunk count");
             assert_eq!(chunk.iter().rev().count(), chunk.count, "chunk count read backwards");
-            assert!(chunk.count == 1 || chunk.bytes.len() <= 2 * CHUNK_BYTES_MAX, "an oversized chunk");
+            assert!(chunk.count == 1 || chunk.bytes.len() <= CHUNK_BYTES_MAX, "an oversized chunk");
             total += chunk.count;
         }
         assert_eq!(total, self.len, "chunk counts add up to len");
@@ -334,11 +347,6 @@ impl List {
     pub(super) fn heap_bytes(&self) -> usize {
         let buffers: usize = self.chunks.iter().map(|chunk| chunk.bytes.capacity()).sum();
         buffers + self.chunks.capacity() * std::mem::size_of::<Chunk>()
-    }
-
-    #[cfg(test)]
-    pub(super) fn chunk_count(&self) -> usize {
-        self.chunks.len()
     }
 }
 
@@ -616,6 +624,8 @@ fn start_before(bytes: &[u8], end: usize) -> usize {
 
 // ---- the commands ----
 
+/// Named after Redis's commands (so all four begin with L).
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Read {
     LLen,

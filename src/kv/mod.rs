@@ -1,9 +1,10 @@
 //! The replicated key-value state machine: an ordered map of byte keys to
-//! typed values (`Value`: strings and hashes so far), each with an
-//! optional absolute expiry in ms, and the Redis 7.0 string, hash and key
-//! commands over it (replies and error texts as redis-server 7.0 gives
-//! them, WRONGTYPE included; `tests/redis_diff.rs` compares them byte for
-//! byte against a real server).
+//! typed values (`Value`: strings, hashes, lists, sets and sorted sets),
+//! each with an optional absolute expiry in ms, and the Redis 7.0 string,
+//! bitmap, hash, list, set, sorted set and key commands over it (replies
+//! and error texts as redis-server 7.0 gives them, WRONGTYPE included;
+//! `tests/redis_diff.rs` compares them byte for byte against a real
+//! server), plus the clients blocked by BLPOP and the like (`blocking`).
 //!
 //! Pure and deterministic: no IO, no clock, no hashing with random seeds.
 //! Time is the `now_ms` each call is given — for a logged command, the
@@ -22,16 +23,20 @@
 //! - RANDOMKEY is a function of `now_ms` and the keys, not a random draw.
 //! - Error texts that quote an argument show bytes that are not UTF-8 as
 //!   U+FFFD (replies hold error texts as `String`); Redis echoes them raw.
-//! - Only strings and hashes exist (lists, sets, sorted sets: issue 14);
-//!   SCAN TYPE of another type name matches nothing, as in Redis 7.0.
+//! - No streams; SCAN TYPE stream (or any other name) matches nothing, as
+//!   in Redis 7.0 for a type it has no key of.
+//! - Each type module (`list`, `set`, `zset`, `bits`) lists its own
+//!   differences (member order of sets, SSCAN/ZSCAN cursors, limits on
+//!   huge random counts); `blocking` lists those of blocked clients.
 //! - HKEYS, HVALS, HGETALL and HSCAN answer in field order (Redis: hash
 //!   table or listpack order). An HSCAN cursor is the first 8 bytes of the
 //!   next field (see `hash`), and COUNT is exact but for fields sharing
 //!   them; the guarantee is Redis's: a field present for a whole iteration
 //!   is returned. Redis answers a small (listpack) hash whole in one call.
-//! - HRANDFIELD is not served: its RESP3 WITHVALUES reply (an array of
-//!   two-element arrays, flat in RESP2) has no `Reply` shape yet.
-//! - OBJECT (ENCODING and the rest) is not served.
+//! - HRANDFIELD draws from `Store::random` (the same fields on every
+//!   replica at the same time) and answers distinct fields in draw order.
+//! - COPY knows one database; OBJECT ENCODING of strings, OBJECT REFCOUNT
+//!   and OBJECT IDLETIME differ as `keys` documents.
 //! - INCRBYFLOAT is bit-exact with Redis on x86-64 (80-bit `long double`);
 //!   Redis on other architectures (e.g. aarch64's 128-bit `long double`)
 //!   prints some sums differently.
@@ -42,7 +47,9 @@
 //!   matches, another type is WRONGTYPE) and CASHE.EXPIRE are cashe's own.
 //!
 //! Layout: `command` (the table, arity and lookup errors), `strings`,
-//! `hash` and `keys` (one `on_*` handler per command), `snapshot`
+//! `bits`, `hash`, `list`, `set`, `zset` and `keys` (one handler per
+//! command; each type module also holds its value type and its command
+//! table), `blocking` (blocked clients as state), `snapshot`
 //! (versioned postcard encoding), `glob` (KEYS/SCAN patterns), `long_double` and `bignum`
 //! (INCRBYFLOAT's x87 arithmetic, which Rust lacks), `args` (Redis's
 //! argument parsers). The index invariants are checked by
@@ -59,6 +66,7 @@ mod key;
 mod keys;
 mod list;
 mod long_double;
+mod score;
 mod sequence;
 mod set;
 mod snapshot;
@@ -274,6 +282,8 @@ impl Store {
             ReadCommand::HVals => self.on_hgetall(args, now, hash::Parts::Values),
             ReadCommand::HGetAll => self.on_hgetall(args, now, hash::Parts::Both),
             ReadCommand::HScan => self.on_hscan(args, now),
+            ReadCommand::HRandField => self.on_hrandfield(args, now),
+            ReadCommand::Object => self.on_object(args, now),
             ReadCommand::Lists(command) => self.list_read(command, args, now),
             ReadCommand::Sets(command) => self.set_read(command, args, now),
             ReadCommand::SortedSets(command) => self.zset_read(command, args, now),
@@ -323,6 +333,7 @@ impl Store {
             WriteCommand::HDel => self.on_hdel(args, now),
             WriteCommand::HIncrBy => self.on_hincrby(args, now),
             WriteCommand::HIncrByFloat => self.on_hincrbyfloat(args, now),
+            WriteCommand::Copy => self.on_copy(args, now),
             WriteCommand::Lists(command) => self.list_write(command, name, args, now),
             WriteCommand::Sets(command) => self.set_write(command, name, args, now),
             WriteCommand::SortedSets(command) => self.zset_write(command, name, args, now),

@@ -5,8 +5,9 @@
 //! most [`CHUNK_MAX`] members (a sorted `Vec` each; a small set is one
 //! chunk, so it costs no B-tree node). A member up to 22 bytes long lives
 //! inline in its 24-byte `Key`; chunks grow by a quarter when full, so a
-//! set of short members costs about 30 bytes a member (Redis's hash table:
-//! 50 to 60). Lookups are two binary searches, an insertion or removal
+//! set of short members costs about 27 bytes a member (a million random
+//! 20-byte members; redis-server 7.0 used 72 for the same set). Lookups
+//! are two binary searches, an insertion or removal
 //! moves at most a chunk, and the member at a given rank (what a random
 //! pick needs) is found by walking the chunks' lengths. A stored set is
 //! never empty: the write that removes its last member deletes the key.
@@ -56,8 +57,10 @@ const CHUNK_MIN: usize = CHUNK_MAX / 4;
 /// How full a set built at once (STORE, SPOP's rebuild) fills its chunks,
 /// leaving room to insert without splitting at once.
 const CHUNK_FILL: usize = CHUNK_MAX * 3 / 4;
-/// The most a chunk's spare capacity may be before it is given back.
+/// A chunk whose capacity exceeds 1.5 times its length by more than this
+/// gives the spare back (down to 1.25 times) after a removal.
 const CHUNK_SPARE_MAX: usize = 8;
+const _: () = assert!(2 * CHUNK_MIN <= CHUNK_MAX && CHUNK_MIN < CHUNK_FILL && CHUNK_FILL < CHUNK_MAX);
 /// SRANDMEMBER with a negative count: the largest reply, in bytes.
 pub(super) const RANDOM_REPLY_BYTES_MAX: u64 = VALUE_BYTES_MAX;
 /// What each member of such a reply counts besides its bytes: the reply
@@ -263,7 +266,8 @@ impl Set {
         }
     }
 
-    /// The members at `indexes` (increasing ranks below `len`), in order.
+    /// The members at `indexes` (ranks below `len`, in non-decreasing
+    /// order: a rank may repeat), in that order.
     fn members_at(&self, indexes: &[usize]) -> Vec<&[u8]> {
         let mut found = Vec::with_capacity(indexes.len());
         let mut chunks = self.chunks.iter();
@@ -332,27 +336,27 @@ fn distinct_ranks(random: &mut SplitMix64, len: usize, count: usize) -> Vec<usiz
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Read {
-    SIsMember,
-    SMIsMember,
-    SMembers,
-    SCard,
-    SRandMember,
-    SInter,
-    SInterCard,
-    SUnion,
-    SDiff,
-    SScan,
+    IsMember,
+    MIsMember,
+    Members,
+    Card,
+    RandMember,
+    Inter,
+    InterCard,
+    Union,
+    Diff,
+    Scan,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Write {
-    SAdd,
-    SRem,
-    SMove,
-    SPop,
-    SInterStore,
-    SUnionStore,
-    SDiffStore,
+    Add,
+    Rem,
+    Move,
+    Pop,
+    InterStore,
+    UnionStore,
+    DiffStore,
 }
 
 const fn read(name: &'static str, arity: i32, command: Read) -> Spec {
@@ -365,45 +369,42 @@ const fn write(name: &'static str, arity: i32, command: Write) -> Spec {
 
 /// The set commands, arities as `COMMAND INFO` reports them on Redis 7.0.
 pub(super) const TABLE: &[Spec] = &[
-    read("sismember", 3, Read::SIsMember),
-    read("smismember", -3, Read::SMIsMember),
-    read("smembers", 2, Read::SMembers),
-    read("scard", 2, Read::SCard),
-    read("srandmember", -2, Read::SRandMember),
-    read("sinter", -2, Read::SInter),
-    read("sintercard", -3, Read::SInterCard),
-    read("sunion", -2, Read::SUnion),
-    read("sdiff", -2, Read::SDiff),
-    read("sscan", -3, Read::SScan),
-    write("sadd", -3, Write::SAdd),
-    write("srem", -3, Write::SRem),
-    write("smove", 4, Write::SMove),
-    write("spop", -2, Write::SPop),
-    write("sinterstore", -3, Write::SInterStore),
-    write("sunionstore", -3, Write::SUnionStore),
-    write("sdiffstore", -3, Write::SDiffStore),
+    read("sismember", 3, Read::IsMember),
+    read("smismember", -3, Read::MIsMember),
+    read("smembers", 2, Read::Members),
+    read("scard", 2, Read::Card),
+    read("srandmember", -2, Read::RandMember),
+    read("sinter", -2, Read::Inter),
+    read("sintercard", -3, Read::InterCard),
+    read("sunion", -2, Read::Union),
+    read("sdiff", -2, Read::Diff),
+    read("sscan", -3, Read::Scan),
+    write("sadd", -3, Write::Add),
+    write("srem", -3, Write::Rem),
+    write("smove", 4, Write::Move),
+    write("spop", -2, Write::Pop),
+    write("sinterstore", -3, Write::InterStore),
+    write("sunionstore", -3, Write::UnionStore),
+    write("sdiffstore", -3, Write::DiffStore),
 ];
 
 /// `(first, last, step)` of the key arguments, as Redis 7.0's COMMAND INFO gives them.
 pub(super) fn read_keys(command: Read) -> KeyPositions {
     match command {
-        Read::SIsMember
-        | Read::SMIsMember
-        | Read::SMembers
-        | Read::SCard
-        | Read::SRandMember
-        | Read::SScan => ONE_KEY,
-        Read::SInter | Read::SUnion | Read::SDiff => ALL_KEYS,
+        Read::IsMember | Read::MIsMember | Read::Members | Read::Card | Read::RandMember | Read::Scan => {
+            ONE_KEY
+        }
+        Read::Inter | Read::Union | Read::Diff => ALL_KEYS,
         // Its keys follow a count: "movablekeys", 0 0 0.
-        Read::SInterCard => NO_KEYS,
+        Read::InterCard => NO_KEYS,
     }
 }
 
 pub(super) fn write_keys(command: Write) -> KeyPositions {
     match command {
-        Write::SAdd | Write::SRem | Write::SPop => ONE_KEY,
-        Write::SMove => (1, 2, 1),
-        Write::SInterStore | Write::SUnionStore | Write::SDiffStore => ALL_KEYS,
+        Write::Add | Write::Rem | Write::Pop => ONE_KEY,
+        Write::Move => (1, 2, 1),
+        Write::InterStore | Write::UnionStore | Write::DiffStore => ALL_KEYS,
     }
 }
 
@@ -479,28 +480,28 @@ fn resume_at(cursor: u64) -> Vec<u8> {
 impl Store {
     pub(super) fn set_read(&self, command: Read, args: &[Vec<u8>], now: u64) -> Reply {
         match command {
-            Read::SIsMember => self.on_sismember(args, now),
-            Read::SMIsMember => self.on_smismember(args, now),
-            Read::SMembers => self.on_algebra(&args[1..], now, Algebra::Inter),
-            Read::SCard => self.on_scard(args, now),
-            Read::SRandMember => self.on_srandmember(args, now),
-            Read::SInter => self.on_algebra(&args[1..], now, Algebra::Inter),
-            Read::SInterCard => self.on_sintercard(args, now),
-            Read::SUnion => self.on_algebra(&args[1..], now, Algebra::Union),
-            Read::SDiff => self.on_algebra(&args[1..], now, Algebra::Diff),
-            Read::SScan => self.on_sscan(args, now),
+            Read::IsMember => self.on_sismember(args, now),
+            Read::MIsMember => self.on_smismember(args, now),
+            Read::Members => self.on_algebra(&args[1..], now, Algebra::Inter),
+            Read::Card => self.on_scard(args, now),
+            Read::RandMember => self.on_srandmember(args, now),
+            Read::Inter => self.on_algebra(&args[1..], now, Algebra::Inter),
+            Read::InterCard => self.on_sintercard(args, now),
+            Read::Union => self.on_algebra(&args[1..], now, Algebra::Union),
+            Read::Diff => self.on_algebra(&args[1..], now, Algebra::Diff),
+            Read::Scan => self.on_sscan(args, now),
         }
     }
 
     pub(super) fn set_write(&mut self, command: Write, _name: &str, args: &[Vec<u8>], now: u64) -> Reply {
         match command {
-            Write::SAdd => self.on_sadd(args, now),
-            Write::SRem => self.on_srem(args, now),
-            Write::SMove => self.on_smove(args, now),
-            Write::SPop => self.on_spop(args, now),
-            Write::SInterStore => self.on_algebra_store(args, now, Algebra::Inter),
-            Write::SUnionStore => self.on_algebra_store(args, now, Algebra::Union),
-            Write::SDiffStore => self.on_algebra_store(args, now, Algebra::Diff),
+            Write::Add => self.on_sadd(args, now),
+            Write::Rem => self.on_srem(args, now),
+            Write::Move => self.on_smove(args, now),
+            Write::Pop => self.on_spop(args, now),
+            Write::InterStore => self.on_algebra_store(args, now, Algebra::Inter),
+            Write::UnionStore => self.on_algebra_store(args, now, Algebra::Union),
+            Write::DiffStore => self.on_algebra_store(args, now, Algebra::Diff),
         }
     }
 

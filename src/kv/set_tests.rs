@@ -311,6 +311,17 @@ fn random_picks_are_the_same_for_the_same_time_and_version() {
 }
 
 #[test]
+fn spop_draws_from_the_store_random_so_a_replica_salt_pops_other_members() {
+    let mut store = Store::default();
+    sadd(&mut store, "s", &numbers(0..1000));
+    let (mut honest, mut salted) = (store.clone(), store);
+    salted.plant_replica_random(0x5eed);
+    let pops = |store: &mut Store| (run(store, &["SPOP", "s"]), run(store, &["SPOP", "s", "5"]));
+    assert_ne!(pops(&mut honest), pops(&mut salted), "the planted spop-local-random shows in SPOP");
+    assert_ne!(honest, salted, "and the replicas' sets diverge");
+}
+
+#[test]
 fn smove_checks_the_source_first_and_moves_one_member() {
     let mut store = Store::default();
     run(&mut store, &["SET", "str", "v"]);

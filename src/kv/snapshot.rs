@@ -5,7 +5,8 @@
 //! (write commands applied), every stored key in key order with its typed
 //! value (a string's bytes, a hash's fields and values in field order, a
 //! list's elements head first, a set's members, a sorted set's members
-//! and scores),
+//! and scores; a hash that Redis would keep in "hashtable" encoding is
+//! its own variant, so OBJECT ENCODING survives a restore),
 //! its expiry (absolute ms, if any), its creation sequence number (which
 //! SCAN cursors are made of, so a restored replica answers SCAN exactly as
 //! the others do) and the version of its last modification, then the
@@ -21,8 +22,8 @@
 //! `restore` trusts nothing: every structural rule is checked and broken
 //! input is a `RestoreError`, never a panic.
 
+use super::blocking::{Waiter, WaiterId};
 use super::hash::Hash;
-use super::blocking::{WaiterId, Waiter};
 use super::list::List;
 use super::set::Set;
 use super::zset::ZSet;
@@ -179,6 +180,9 @@ enum SnapshotValue {
     Set(Vec<Vec<u8>>),
     /// Members and scores (never NaN), no two members alike, at least one.
     ZSet(Vec<(Vec<u8>, f64)>),
+    /// A hash in Redis's "hashtable" encoding (OBJECT ENCODING), which it
+    /// keeps after shrinking back: `Hash`'s contents.
+    HashTable(Vec<(Vec<u8>, Vec<u8>)>),
 }
 
 /// `SnapshotV4` borrowing from the store, so writing a snapshot does not
@@ -212,6 +216,7 @@ impl Serialize for EntriesRef<'_> {
             key: key.as_bytes(),
             value: match &entry.value {
                 Value::String(bytes) => ValueRef::String(bytes),
+                Value::Hash(hash) if hash.encoding() == "hashtable" => ValueRef::HashTable(FieldsRef(hash)),
                 Value::Hash(hash) => ValueRef::Hash(FieldsRef(hash)),
                 Value::List(list) => ValueRef::List(ElementsRef(list)),
                 Value::Set(set) => ValueRef::Set(MembersRef(set)),
@@ -241,6 +246,7 @@ enum ValueRef<'a> {
     List(ElementsRef<'a>),
     Set(MembersRef<'a>),
     ZSet(ScoresRef<'a>),
+    HashTable(FieldsRef<'a>),
 }
 
 struct FieldsRef<'a>(&'a Hash);
@@ -369,7 +375,8 @@ impl Store {
         let entry_bytes: usize =
             self.entries.iter().map(|(key, entry)| key.len() + value_bytes_max(&entry.value) + 41).sum();
         let tombstone_bytes: usize = self.tombstones.iter().map(|(key, _)| key.len() + 20).sum();
-        let waiter_bytes: usize = body.waiters.iter().map(|w| 40 + w.args.iter().map(|a| a.len() + 10).sum::<usize>()).sum();
+        let waiter_bytes: usize =
+            body.waiters.iter().map(|w| 40 + w.args.iter().map(|a| a.len() + 10).sum::<usize>()).sum();
         let bytes_max = entry_bytes + tombstone_bytes + waiter_bytes + 61;
         let mut bytes = Vec::with_capacity(bytes_max);
         bytes.push(SNAPSHOT_FORMAT);
@@ -457,6 +464,13 @@ fn restore_value(value: SnapshotValue, index: usize) -> Result<Value, RestoreErr
         SnapshotValue::String(bytes) => {
             check_length(&bytes)?;
             Ok(Value::String(bytes))
+        }
+        SnapshotValue::HashTable(pairs) => {
+            let mut value = restore_value(SnapshotValue::Hash(pairs), index)?;
+            if let Value::Hash(hash) = &mut value {
+                hash.convert_to_hashtable();
+            }
+            Ok(value)
         }
         SnapshotValue::Hash(pairs) => {
             let increasing = pairs.windows(2).all(|pair| pair[0].0 < pair[1].0);

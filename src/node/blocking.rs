@@ -13,9 +13,11 @@
 //! deadline by this node's clock. At the deadline, when the connection
 //! closes, or when the `CASHE.BLOCK` write's fate is unknown (`-TIMEOUT`),
 //! it proposes `CASHE.UNBLOCK node seq`; if a push served the wait first,
-//! the client gets the element, otherwise the timeout's nil — or, after an
-//! unknown fate, the same command blocks again under a new number (the
-//! unblock made sure the old one will never pop). Waits of a previous run
+//! the client gets the element, otherwise the timeout's nil — but only if
+//! the waiter did block (found nothing to pop when its block applied): one
+//! whose block never applied never looked, so it blocks again under a new
+//! number, as does one whose block's fate was unknown while its time
+//! lasts (the unblock made sure the old number will never pop). Waits of a previous run
 //! of this node (its clients are gone) are unblocked as soon as it sees
 //! them.
 //!
@@ -153,18 +155,26 @@ impl Node {
             let Some(wait) = self.waits.remove(&id.seq) else { continue };
             let reply = match outcome {
                 Outcome::Reply(reply) => reply,
-                Outcome::Unblocked => {
+                Outcome::Unblocked | Outcome::NotWaiting => {
+                    let connected = self.sessions.contains_key(&wait.ticket.conn);
                     let in_time = wait.deadline_ms.is_none_or(|deadline| self.now_ms < deadline);
-                    if wait.unblocking == Some(true)
-                        && in_time
-                        && self.sessions.contains_key(&wait.ticket.conn)
-                    {
-                        // The old wait is gone for good: block again.
+                    // A nil is the truth only for a waiter that blocked on
+                    // empty lists and was never served. One whose block
+                    // never applied never looked: it blocks again (and, past
+                    // its deadline, is unblocked at the next tick).
+                    let again = match outcome {
+                        Outcome::NotWaiting => connected,
+                        _ => connected && in_time && wait.unblocking == Some(true),
+                    };
+                    if again {
                         let seq = self.take_wait_number();
                         let again = Wait { blocked_at: None, unblocking: None, unblock_again: false, ..wait };
                         self.waits.insert(seq, again);
                         self.propose_block(seq);
                         continue;
+                    }
+                    if matches!(outcome, Outcome::NotWaiting) {
+                        continue; // the client is gone
                     }
                     kv::timeout_reply(&wait.args)
                 }
@@ -207,6 +217,11 @@ impl Node {
                 self.propose_unblock(seq);
             }
         }
+    }
+
+    /// The connections with a blocking command waiting (INFO's blocked_clients).
+    pub(super) fn waiting_connections(&self) -> impl Iterator<Item = super::ConnId> + '_ {
+        self.waits.values().filter(|w| self.sessions.contains_key(&w.ticket.conn)).map(|w| w.ticket.conn)
     }
 
     /// The connection closed: its wait ends (a push must not pop for it).

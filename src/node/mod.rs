@@ -47,12 +47,12 @@ mod server;
 mod session;
 mod transaction;
 pub mod wire;
+pub use blocking::{BLOCK_UNKNOWN, CASHE_BLOCK, CASHE_UNBLOCK};
 pub use cluster::{
     join_answer, join_command, member_command, Directory, JoinAnswer, MemberInfo, CASHE_FORGET, CASHE_MEMBER,
     FOUNDER,
 };
-pub use blocking::{BLOCK_UNKNOWN, CASHE_BLOCK, CASHE_UNBLOCK};
-pub use server::ShellStats;
+pub use server::{CpuTimes, ShellStats};
 pub use transaction::CASHE_EXEC;
 
 /// A client connection, numbered by the shell.
@@ -73,6 +73,7 @@ pub enum NodeMessage {
         /// The forwarding node's clock. The leader stamps the entry with
         /// its own; only the planted bug `follower-stamps-ttl` uses this.
         now_ms: u64,
+        #[serde(with = "crate::frame::byte_lists")]
         args: Vec<Vec<u8>>,
     },
     /// The leader's answer to a forwarded write, with the entry's index when
@@ -96,6 +97,7 @@ pub enum NodeMessage {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct LoggedCommand {
     now_ms: u64,
+    #[serde(with = "crate::frame::byte_lists")]
     args: Vec<Vec<u8>>,
 }
 
@@ -413,10 +415,10 @@ impl Node {
     /// shell's wall-clock time.
     pub fn client(&mut self, conn: ConnId, args: Vec<Vec<u8>>, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
-        self.clients.seen(conn, self.now_ms);
         let session = self.sessions.entry(conn).or_default();
         let mut ticket = session.ticket(conn);
         let name = args.first().map(|a| a.to_ascii_uppercase()).unwrap_or_default();
+        self.clients.received(conn, &name, &args, self.now_ms);
         if let Some(reply) = refuse_oversized(&args) {
             // As Redis treats a command it refuses inside MULTI: EXEC
             // will answer EXECABORT.
@@ -629,9 +631,10 @@ impl Node {
             // Local state, once it holds the connection's own writes.
             let written = match requester {
                 Requester::Local(ticket) => self.sessions.get(&ticket.conn).map_or(Index(0), |s| s.written),
-                Requester::Barrier(_) | Requester::Remote { .. } | Requester::Block(_) | Requester::Unblock(_) => {
-                    Index(0)
-                }
+                Requester::Barrier(_)
+                | Requester::Remote { .. }
+                | Requester::Block(_)
+                | Requester::Unblock(_) => Index(0),
             };
             self.ready_reads.push((written, read));
             return;
@@ -802,6 +805,7 @@ impl Node {
     fn reply(&mut self, ticket: Ticket, reply: Reply) {
         let Some(session) = self.sessions.get_mut(&ticket.conn) else { return };
         for reply in session.answer(ticket, reply) {
+            self.clients.replied(ticket.conn, &reply);
             self.output.replies.push((ticket.conn, reply));
         }
         self.to_pump.insert(ticket.conn);
@@ -913,9 +917,10 @@ impl Node {
                     Requester::Local(ticket) => {
                         self.sessions.get(&ticket.conn).is_none_or(|s| s.is_next_read(ticket.seq))
                     }
-                    Requester::Barrier(_) | Requester::Remote { .. } | Requester::Block(_) | Requester::Unblock(_) => {
-                        true
-                    }
+                    Requester::Barrier(_)
+                    | Requester::Remote { .. }
+                    | Requester::Block(_)
+                    | Requester::Unblock(_) => true,
                 };
                 *index <= applied && in_order
             });
@@ -984,8 +989,15 @@ impl Node {
 
 /// Commands only the nodes propose: a client sending one gets an error.
 fn refuse_internal(name: &[u8]) -> Option<Reply> {
-    let internal =
-        [crate::kv::CASHE_EXPIRE, CASHE_MEMBER, CASHE_FORGET, CASHE_EXEC, CASHE_BARRIER, CASHE_BLOCK, CASHE_UNBLOCK];
+    let internal = [
+        crate::kv::CASHE_EXPIRE,
+        CASHE_MEMBER,
+        CASHE_FORGET,
+        CASHE_EXEC,
+        CASHE_BARRIER,
+        CASHE_BLOCK,
+        CASHE_UNBLOCK,
+    ];
     internal.iter().any(|c| name == c.as_bytes()).then(|| {
         let text = String::from_utf8_lossy(name);
         Reply::error(format!("ERR {text} is proposed by the nodes themselves, not by clients"))

@@ -16,22 +16,48 @@
 //! - COMMAND gives names, arity, flags and key positions but no key specs or
 //!   tips; COMMAND DOCS is empty;
 //! - CLIENT INFO and LIST know no addresses, buffers or memory (`addr=?`);
-//! - INFO counts the command that asks (total_commands_processed), and has
-//!   only the sections server, clients, persistence, stats, replication and
-//!   keyspace.
+//! - INFO chooses sections as Redis 7.0's `genRedisInfoString` does (see
+//!   [`Section`]) and counts the command that asks
+//!   (total_commands_processed). What cashe cannot know is left out, never
+//!   made up:
+//!   - memory: `maxmemory` (0) and `maxmemory_policy` (noeviction), but
+//!     no `used_memory` and none of its derived fields (peak,
+//!     overhead, dataset, allocator, fragmentation, Lua, scripts): the node
+//!     does not count allocated bytes. `used_memory_rss` and
+//!     `total_system_memory` are the shell's readings (Linux `/proc`,
+//!     refreshed about twice a second), absent when it has none;
+//!   - cpu: the shell's readings of `/proc/self/stat` and
+//!     `/proc/thread-self/stat` (10 ms resolution), absent without them;
+//!   - commandstats: `calls`, `rejected_calls` and `failed_calls` of the
+//!     commands this node answered, but no `usec` or `usec_per_call`: the
+//!     node's time is the shell's clock per input, not a measure of a
+//!     command's work. A command counts when its reply leaves (a write
+//!     once applied); an error reply before it ran (wrong arity, over the
+//!     command size limit, `CLUSTERDOWN`, `TRYAGAIN`) is a rejected call,
+//!     any other error a failed call. A command queued in MULTI counts as
+//!     `exec`'s call, not its own; the errors inside EXEC's reply count in
+//!     errorstats, as in Redis;
+//!   - errorstats: error replies this node sent, by their first word, as
+//!     Redis groups them; errors the protocol layer answers (a malformed
+//!     request) never reach the node and are not counted;
+//!   - latencystats: empty, as Redis with `latency-tracking no`;
+//!   - cluster: `cluster_enabled:0` (cashe does not speak Redis Cluster);
+//!     modules: empty.
 //!
 //! Time is the node's `now_ms`; nothing here reads a clock or iterates a
-//! hash map. Per-connection state lives in [`Clients`]: `server_command`
-//! calls [`Clients::seen`] for every command the node is given (READONLY and
-//! READWRITE aside), the node calls `disconnected` when the shell says the
-//! connection closed.
+//! hash map. Per-connection state lives in [`Clients`]: the node calls
+//! [`Clients::received`] for every command it is given, in order,
+//! [`Clients::replied`] for every reply it releases (in the same order, one
+//! per command), and `disconnected` when the shell says the connection
+//! closed.
 
 use super::{ConnId, Node};
 use crate::kv::{self, Access};
 use crate::protocol::{Limits, Protocol, Reply};
 use crate::raft::{NodeId, Role};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::{Display, Write};
+use std::sync::OnceLock;
 
 /// Counters the shell keeps (the core cannot see fsyncs or wall-clock
 /// latencies); the shell refreshes them and INFO prints them.
@@ -45,7 +71,40 @@ pub struct ShellStats {
     /// which a pair of the same name replaces (`maxclients`,
     /// `proto-max-bulk-len`, `port`, ... as the shell enforces them).
     pub config: Vec<(String, String)>,
+    /// The process's resident set size in bytes (INFO's `used_memory_rss`),
+    /// if the shell could read it.
+    pub rss_bytes: Option<u64>,
+    /// The machine's memory in bytes (INFO's `total_system_memory`), if known.
+    pub system_memory_bytes: Option<u64>,
+    /// CPU time the process used (INFO's `cpu` section), if known.
+    pub cpu: Option<CpuTimes>,
 }
+
+/// CPU time used, in microseconds, as the shell read it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CpuTimes {
+    pub user_us: u64,
+    pub system_us: u64,
+    /// The thread that runs the node and its connections.
+    pub main_thread_user_us: u64,
+    pub main_thread_system_us: u64,
+}
+
+/// A command as commandstats names it: `get`, or `config|get` for a
+/// subcommand.
+type CommandName = (&'static str, Option<&'static str>);
+
+/// commandstats' counters of one command.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+struct CommandCounts {
+    calls: u64,
+    rejected_calls: u64,
+    failed_calls: u64,
+}
+
+/// Distinct error codes errorstats keeps (Redis's `ERROR_STATS_NUMBER`);
+/// the node's error codes are its own texts', far fewer than this.
+const ERROR_CODES_MAX: usize = 128;
 
 /// Per-connection state, and the counters INFO reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -53,8 +112,14 @@ pub(super) struct Clients {
     connections: BTreeMap<ConnId, Connection>,
     /// Connections ever seen (INFO's total_connections_received).
     connections_received: u64,
-    /// Commands ever received, READONLY and READWRITE aside.
+    /// Commands ever received.
     commands_processed: u64,
+    /// commandstats, by command.
+    commands: BTreeMap<CommandName, CommandCounts>,
+    /// errorstats: error replies by their code (the first word).
+    errors: BTreeMap<String, u64>,
+    /// Every error reply sent (INFO's total_error_replies).
+    error_replies: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -63,6 +128,9 @@ struct Connection {
     name: Option<Vec<u8>>,
     first_command_ms: u64,
     last_command_ms: u64,
+    /// The commands received and not answered yet, in order (`None`: not a
+    /// command cashe knows); their replies leave in the same order.
+    unanswered: VecDeque<Option<CommandName>>,
 }
 
 impl Clients {
@@ -72,9 +140,65 @@ impl Clients {
         self.commands_processed += 1;
         let connection = self.connections.entry(conn).or_insert_with(|| {
             self.connections_received += 1;
-            Connection { name: None, first_command_ms: now_ms, last_command_ms: now_ms }
+            Connection {
+                name: None,
+                first_command_ms: now_ms,
+                last_command_ms: now_ms,
+                unanswered: VecDeque::new(),
+            }
         });
         connection.last_command_ms = now_ms;
+    }
+
+    /// The command `args` (its name upper-cased in `name`) arrived on
+    /// `conn`; exactly one reply to it is to leave, in order ([`Clients::replied`]).
+    pub(super) fn received(&mut self, conn: ConnId, name: &[u8], args: &[Vec<u8>], now_ms: u64) {
+        self.seen(conn, now_ms);
+        let command = command_name(name, args);
+        self.connection(conn).unanswered.push_back(command);
+    }
+
+    /// A reply leaves for `conn`, answering its oldest unanswered command:
+    /// commandstats and errorstats count it (see the module docs).
+    pub(super) fn replied(&mut self, conn: ConnId, reply: &Reply) {
+        let command = self.connections.get_mut(&conn).and_then(|c| c.unanswered.pop_front()).flatten();
+        self.count_errors(reply);
+        let Some(command) = command else { return };
+        let counts = self.commands.entry(command).or_default();
+        match reply {
+            // Run by EXEC, where it counts.
+            Reply::Simple(status) if status == "QUEUED" => {}
+            Reply::Error(text) if rejected(text) => counts.rejected_calls += 1,
+            Reply::Error(_) => {
+                counts.calls += 1;
+                counts.failed_calls += 1;
+            }
+            _ => counts.calls += 1,
+        }
+        if *counts == CommandCounts::default() {
+            self.commands.remove(&command);
+        }
+    }
+
+    /// Counts the error `reply` is, or the errors an EXEC reply holds.
+    fn count_errors(&mut self, reply: &Reply) {
+        match reply {
+            Reply::Error(text) => {
+                self.error_replies += 1;
+                let code = error_code(text);
+                if let Some(count) = self.errors.get_mut(code) {
+                    *count += 1;
+                } else if self.errors.len() < ERROR_CODES_MAX {
+                    self.errors.insert(code.to_string(), 1);
+                }
+            }
+            Reply::Array(Some(items)) => {
+                for item in items.iter().filter(|item| matches!(item, Reply::Error(_))) {
+                    self.count_errors(item);
+                }
+            }
+            _ => {}
+        }
     }
 
     pub(super) fn disconnected(&mut self, conn: ConnId) {
@@ -257,16 +381,11 @@ impl Node {
         Some(reply)
     }
 
-    /// Redis answers all sections for no argument, `default`, `all` and
-    /// `everything`; otherwise those named (any case), unknown names ignored.
+    /// The sections [`Section::chosen`] picks, in Redis's order, each
+    /// under its `# Title`, separated by blank lines.
     fn on_info(&self, names: &[Vec<u8>]) -> Reply {
-        let all = names.is_empty()
-            || names.iter().any(|n| ["default", "all", "everything"].iter().any(|w| eq_word(n, w)));
         let mut text = String::new();
-        for section in Section::ALL {
-            if !all && !names.iter().any(|n| eq_word(n, section.name())) {
-                continue;
-            }
+        for section in Section::chosen(names) {
             if !text.is_empty() {
                 text.push_str("\r\n");
             }
@@ -274,10 +393,20 @@ impl Node {
             let fields = match section {
                 Section::Server => self.info_server(),
                 Section::Clients => self.info_clients(),
+                Section::Memory => self.info_memory(),
                 Section::Persistence => self.info_persistence(),
                 Section::Stats => self.info_stats(),
                 Section::Replication => self.info_replication(),
+                Section::Cpu => self.info_cpu(),
+                Section::Commandstats => self.info_commandstats(),
+                Section::Errorstats => self.info_errorstats(),
+                Section::Cluster => {
+                    let mut fields = Fields::default();
+                    fields.add("cluster_enabled", 0);
+                    fields
+                }
                 Section::Keyspace => self.info_keyspace(),
+                Section::Modules | Section::Latencystats => Fields::default(),
             };
             fields.render(&mut text);
         }
@@ -300,7 +429,9 @@ impl Node {
         fields.add("connected_clients", self.clients.connections.len());
         fields.add("cluster_connections", 0);
         fields.add("maxclients", self.config_value("maxclients").unwrap_or_default());
-        fields.add("blocked_clients", 0);
+        // This node's clients waiting in BLPOP and the like.
+        let blocked: std::collections::BTreeSet<_> = self.waiting_connections().collect();
+        fields.add("blocked_clients", blocked.len());
         fields.add("tracking_clients", 0);
         fields
     }
@@ -328,10 +459,68 @@ impl Node {
         fields
     }
 
+    /// What the node and its shell know (see the module docs for what is left out).
+    fn info_memory(&self) -> Fields {
+        let mut fields = Fields::default();
+        if let Some(rss) = self.shell_stats.rss_bytes {
+            fields.add("used_memory_rss", rss);
+            fields.add("used_memory_rss_human", bytes_to_human(rss));
+        }
+        if let Some(total) = self.shell_stats.system_memory_bytes {
+            fields.add("total_system_memory", total);
+            fields.add("total_system_memory_human", bytes_to_human(total));
+        }
+        let maxmemory = self.config_value("maxmemory").unwrap_or_default();
+        let maxmemory_human = bytes_to_human(maxmemory.parse().unwrap_or(0));
+        fields.add("maxmemory", maxmemory);
+        fields.add("maxmemory_human", maxmemory_human);
+        fields.add("maxmemory_policy", self.config_value("maxmemory-policy").unwrap_or_default());
+        fields
+    }
+
+    /// Redis's `%ld.%06ld` seconds; cashe starts no child processes.
+    fn info_cpu(&self) -> Fields {
+        let mut fields = Fields::default();
+        let Some(cpu) = self.shell_stats.cpu else { return fields };
+        let seconds = |us: u64| format!("{}.{:06}", us / 1_000_000, us % 1_000_000);
+        fields.add("used_cpu_sys", seconds(cpu.system_us));
+        fields.add("used_cpu_user", seconds(cpu.user_us));
+        fields.add("used_cpu_sys_children", seconds(0));
+        fields.add("used_cpu_user_children", seconds(0));
+        fields.add("used_cpu_sys_main_thread", seconds(cpu.main_thread_system_us));
+        fields.add("used_cpu_user_main_thread", seconds(cpu.main_thread_user_us));
+        fields
+    }
+
+    fn info_commandstats(&self) -> Fields {
+        let mut fields = Fields::default();
+        for ((name, sub), counts) in &self.clients.commands {
+            let name = match sub {
+                Some(sub) => format!("cmdstat_{name}|{sub}"),
+                None => format!("cmdstat_{name}"),
+            };
+            let CommandCounts { calls, rejected_calls, failed_calls } = counts;
+            fields.add(
+                &name,
+                format!("calls={calls},rejected_calls={rejected_calls},failed_calls={failed_calls}"),
+            );
+        }
+        fields
+    }
+
+    fn info_errorstats(&self) -> Fields {
+        let mut fields = Fields::default();
+        for (code, count) in &self.clients.errors {
+            fields.add(&format!("errorstat_{code}"), format!("count={count}"));
+        }
+        fields
+    }
+
     fn info_stats(&self) -> Fields {
         let mut fields = Fields::default();
         fields.add("total_connections_received", self.clients.connections_received);
         fields.add("total_commands_processed", self.clients.commands_processed);
+        fields.add("total_error_replies", self.clients.error_replies);
         fields.add("cashe_pending_writes", self.writes.len());
         fields.add("cashe_pending_reads", self.reads.len() + self.ready_reads.len());
         fields.add("cashe_forwarded_writes", self.forwarded.len());
@@ -499,6 +688,7 @@ impl Node {
             ("maxmemory", "0".into()),
             ("maxmemory-policy", "noeviction".into()),
             ("maxclients", "10000".into()),
+            ("latency-tracking", "no".into()),
             ("proto-max-bulk-len", Limits::default().value_bytes_max.to_string()),
             ("timeout", "0".into()),
             ("cluster-enabled", "no".into()),
@@ -892,34 +1082,86 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
+/// INFO's sections, in Redis 7.0's order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Section {
     Server,
     Clients,
+    Memory,
     Persistence,
     Stats,
     Replication,
+    Cpu,
+    Modules,
+    Commandstats,
+    Errorstats,
+    Latencystats,
+    Cluster,
     Keyspace,
 }
 
 impl Section {
-    /// In Redis's order.
-    const ALL: [Section; 6] = [
+    const ALL: [Section; 13] = [
         Section::Server,
         Section::Clients,
+        Section::Memory,
         Section::Persistence,
         Section::Stats,
         Section::Replication,
+        Section::Cpu,
+        Section::Modules,
+        Section::Commandstats,
+        Section::Errorstats,
+        Section::Latencystats,
+        Section::Cluster,
         Section::Keyspace,
     ];
+
+    /// Redis 7.0's `genInfoSectionDict`: no argument is `default` (every
+    /// section but commandstats and latencystats); `all` is every section,
+    /// and `everything` also the modules' own (cashe has none); any other
+    /// word names a section, in any case (`module_list` is modules), and
+    /// an unknown one adds nothing. The words add up (`INFO default
+    /// commandstats`); each section is given once, in Redis's order.
+    fn chosen(names: &[Vec<u8>]) -> Vec<Section> {
+        let default = |section: &Section| !matches!(section, Section::Commandstats | Section::Latencystats);
+        let mut chosen = [false; Section::ALL.len()];
+        let mut choose = |pick: &dyn Fn(&Section) -> bool| {
+            for (k, section) in Section::ALL.iter().enumerate() {
+                chosen[k] |= pick(section);
+            }
+        };
+        if names.is_empty() {
+            choose(&default);
+        }
+        for name in names {
+            if eq_word(name, "default") {
+                choose(&default);
+            } else if eq_word(name, "all") || eq_word(name, "everything") {
+                choose(&|_| true);
+            } else if eq_word(name, "module_list") {
+                choose(&|section| *section == Section::Modules);
+            } else {
+                choose(&|section| eq_word(name, section.name()));
+            }
+        }
+        Section::ALL.iter().zip(chosen).filter(|(_, chosen)| *chosen).map(|(section, _)| *section).collect()
+    }
 
     fn name(self) -> &'static str {
         match self {
             Section::Server => "server",
             Section::Clients => "clients",
+            Section::Memory => "memory",
             Section::Persistence => "persistence",
             Section::Stats => "stats",
             Section::Replication => "replication",
+            Section::Cpu => "cpu",
+            Section::Modules => "modules",
+            Section::Commandstats => "commandstats",
+            Section::Errorstats => "errorstats",
+            Section::Latencystats => "latencystats",
+            Section::Cluster => "cluster",
             Section::Keyspace => "keyspace",
         }
     }
@@ -928,11 +1170,80 @@ impl Section {
         match self {
             Section::Server => "Server",
             Section::Clients => "Clients",
+            Section::Memory => "Memory",
             Section::Persistence => "Persistence",
             Section::Stats => "Stats",
             Section::Replication => "Replication",
+            Section::Cpu => "CPU",
+            Section::Modules => "Modules",
+            Section::Commandstats => "Commandstats",
+            Section::Errorstats => "Errorstats",
+            Section::Latencystats => "Latencystats",
+            Section::Cluster => "Cluster",
             Section::Keyspace => "Keyspace",
         }
+    }
+}
+
+/// Redis's `bytesToHuman`: `512B`, `1.50K`, `2.00M`, ... (binary units).
+fn bytes_to_human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["K", "M", "G", "T", "P"];
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    for unit in UNITS {
+        if value < 1024.0 || unit == "P" {
+            return format!("{value:.2}{unit}");
+        }
+        value /= 1024.0;
+    }
+    unreachable!("the last unit returns")
+}
+
+/// The commands INFO commandstats counts, by upper-case name: the server
+/// commands (with their subcommands), the transaction commands, and the
+/// key space's (CASHE.EXPIRE aside).
+fn command_name(name: &[u8], args: &[Vec<u8>]) -> Option<CommandName> {
+    static NAMES: OnceLock<BTreeMap<Vec<u8>, &'static str>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        let server = COMMANDS.iter().map(|spec| spec.name);
+        let transaction = ["multi", "exec", "discard", "watch", "unwatch"];
+        let key_space =
+            kv::commands().map(|info| info.name).filter(|n| !n.eq_ignore_ascii_case(kv::CASHE_EXPIRE));
+        server.chain(transaction).chain(key_space).map(|n| (n.to_ascii_uppercase().into_bytes(), n)).collect()
+    });
+    let found = *names.get(name)?;
+    let subcommand = match found {
+        "client" => sub_name(CLIENT_SUBCOMMANDS, args),
+        "config" => sub_name(CONFIG_SUBCOMMANDS, args),
+        "command" => sub_name(COMMAND_SUBCOMMANDS, args),
+        _ => None,
+    };
+    Some((found, subcommand))
+}
+
+fn sub_name<T>(table: &[Spec<T>], args: &[Vec<u8>]) -> Option<&'static str> {
+    let arg = args.get(1)?;
+    table.iter().map(|spec| spec.name).find(|n| arg.eq_ignore_ascii_case(n.as_bytes()))
+}
+
+/// Errors Redis gives before it runs a command (its `rejectCommand`), as
+/// cashe's texts say them: wrong arity, a command over the size limit, no
+/// leader, a forward the leader refused.
+fn rejected(error: &str) -> bool {
+    ["ERR wrong number of arguments", "ERR command of ", "CLUSTERDOWN", "TRYAGAIN"]
+        .iter()
+        .any(|prefix| error.starts_with(prefix))
+}
+
+/// An error's code, as errorstats groups it: its first word, if a space
+/// ends it within 32 bytes; otherwise `ERR` (Redis's `afterErrorReply`).
+fn error_code(error: &str) -> &str {
+    let head = &error.as_bytes()[..error.len().min(32)];
+    match head.iter().position(|b| *b == b' ') {
+        Some(space) => &error[..space],
+        None => "ERR",
     }
 }
 

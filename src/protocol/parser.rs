@@ -34,11 +34,22 @@ const MULTIBULK_COUNT_MAX: i64 = i32::MAX as i64;
 /// Redis's `LONG_STR_SIZE`: `string2ll` refuses anything this long or longer.
 const NUMBER_BYTES_LIMIT: usize = 21;
 
+/// The default longest bulk argument: 32 MiB. Redis's `proto-max-bulk-len`
+/// defaults to 512 MiB, but a cashe command must fit in one log entry
+/// (`node::COMMAND_BYTES_MAX`, 64 MiB less 64 KiB, which also bounds the
+/// `--max-query-bytes` a connection may hold): a value of this size, its key
+/// and the command around it always fit, with room to spare for a second
+/// argument. The binary asserts the relation at compile time.
+pub const VALUE_BYTES_DEFAULT: usize = 32 << 20;
+
 /// Bounds on what one request may claim; each is a command-line flag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Longest bulk string argument, in bytes. A longer claimed length is a
-    /// protocol error, as Redis treats `proto-max-bulk-len`.
+    /// protocol error that closes the connection, as Redis treats
+    /// `proto-max-bulk-len` (`-ERR Protocol error: invalid bulk length`).
+    /// Nothing is allocated by the claim: the bytes wait in the caller's
+    /// buffer until the whole argument has arrived.
     pub value_bytes_max: usize,
     /// Longest key, in bytes. Carried for the command layer, which knows
     /// which arguments are keys; the parser does not enforce it.
@@ -54,7 +65,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            value_bytes_max: 1024 * 1024,
+            value_bytes_max: VALUE_BYTES_DEFAULT,
             key_bytes_max: 64 * 1024,
             arguments_max: 1024 * 1024,
             inline_bytes_max: 64 * 1024,
@@ -698,6 +709,30 @@ mod tests {
         assert_eq!(words(r#""\"#), None);
         assert_eq!(words(r#""""#), Some(vec![String::new()]));
         assert_eq!(words(""), Some(vec![]));
+    }
+
+    /// A client that claims the largest value and sends a little of it
+    /// costs what it sent: the claimed length is remembered, nothing is
+    /// sized by it, and the bytes wait in the caller's buffer.
+    #[test]
+    fn a_claimed_length_allocates_nothing_before_its_bytes_arrive() {
+        let mut parser = Parser::new(Limits::default());
+        let header = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${VALUE_BYTES_DEFAULT}\r\n");
+        let mut input = header.clone().into_bytes();
+        input.extend_from_slice(b"abc");
+        assert_eq!(parser.parse(&input), Parsed::Incomplete { consumed: header.len() });
+        assert_eq!(parser.held_bytes(), 4, "SET and k, nothing of the claim");
+        let State::Multibulk(multibulk) = &parser.state else { panic!("inside the multibulk") };
+        assert!(multibulk.arguments.capacity() <= 4, "grown by arguments that arrived");
+        assert_eq!(multibulk.bulk_bytes, Some(VALUE_BYTES_DEFAULT));
+        // The whole value, once it has all arrived, is one argument.
+        let mut rest = vec![b'v'; VALUE_BYTES_DEFAULT];
+        rest.extend_from_slice(b"\r\n");
+        let Parsed::Command { arguments, consumed } = parser.parse(&rest) else { panic!("a command") };
+        assert_eq!((arguments[2].len(), consumed), (VALUE_BYTES_DEFAULT, VALUE_BYTES_DEFAULT + 2));
+        let over = format!("*1\r\n${}\r\n", VALUE_BYTES_DEFAULT + 1);
+        let error = ProtocolError::InvalidBulkLength;
+        assert_eq!(Parser::new(Limits::default()).parse(over.as_bytes()), Parsed::Failed { error });
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub enum Reply {
     /// `:42\r\n`
     Integer(i64),
     /// `$3\r\nfoo\r\n`, or `$-1\r\n` for `None` (RESP3: `_\r\n`).
-    Bulk(Option<Vec<u8>>),
+    Bulk(#[serde(with = "crate::frame::optional_bytes")] Option<Vec<u8>>),
     /// `*2\r\n…`, or `*-1\r\n` for `None` (RESP3: `_\r\n`).
     Array(Option<Vec<Reply>>),
     /// RESP3's null `_\r\n` (RESP2: `$-1\r\n`).

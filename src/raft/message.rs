@@ -54,6 +54,7 @@ pub enum MessageKind {
         meta: SnapshotMeta,
         total_bytes: u64,
         offset: u64,
+        #[serde(with = "crate::frame::bytes")]
         data: Vec<u8>,
     },
     /// The byte offset the follower expects next for the snapshot at

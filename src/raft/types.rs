@@ -167,7 +167,7 @@ pub enum Payload {
     /// (Raft paper §5.4.2, §8).
     Noop,
     /// An opaque state-machine command.
-    Command(Vec<u8>),
+    Command(#[serde(with = "crate::frame::bytes")] Vec<u8>),
     /// The complete membership from this entry on; it takes effect when
     /// appended, not when committed (dissertation §4.1).
     Membership(Membership),

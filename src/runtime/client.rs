@@ -18,6 +18,10 @@ use std::rc::Rc;
 use std::time::Instant;
 
 const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// A connection's buffers shrink back to this once a large command or
+/// reply (up to tens of MiB) has gone through, so an idle connection does
+/// not keep the memory of its largest value.
+const RETAINED_BYTES_MAX: usize = 1 << 20;
 
 enum Slot {
     /// The node answers; `write` marks commands whose latency is recorded.
@@ -80,6 +84,12 @@ pub async fn serve(
             break 'connection;
         }
         out.clear();
+        if out.capacity() > RETAINED_BYTES_MAX {
+            out = Vec::new();
+        }
+        if buffer.capacity() > RETAINED_BYTES_MAX && buffer.len() < RETAINED_BYTES_MAX {
+            buffer.shrink_to(READ_CHUNK_BYTES.max(buffer.len()));
+        }
         if close {
             break;
         }

@@ -16,7 +16,7 @@ use super::client;
 use super::disk::GlommioDisk;
 use super::mailbox::Mailbox;
 use super::peer::{self, AddressBook, PeerFrame, PeerLink};
-use crate::node::{ConnId, MemberInfo, Node, NodeConfig, NodeMessage, FOUNDER};
+use crate::node::{ConnId, CpuTimes, MemberInfo, Node, NodeConfig, NodeMessage, FOUNDER};
 use crate::protocol::{Limits, Reply};
 use crate::raft::{Lsn, NodeId, PlantedBug};
 use crate::turn::{self, DiskJob, TurnStats};
@@ -322,6 +322,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     let started = Instant::now();
     let mut stopping: Option<u64> = None;
     let mut ticks = 0u64;
+    let mut refreshed_at = None;
     let mut stats = TurnStats::default();
     let disk_jobs: Mailbox<DiskJob> = Mailbox::new(usize::MAX);
     let disk = Rc::new(DiskState::default());
@@ -375,7 +376,10 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             tracing::info!("this node was removed from the cluster; stopping");
             return Ok(Stopped::Removed);
         }
-        if ticks.is_multiple_of(50) {
+        // Once per 50 ticks, not on every loop round of that tick: it
+        // reads files in /proc.
+        if ticks.is_multiple_of(50) && refreshed_at != Some(ticks) {
+            refreshed_at = Some(ticks);
             let stats = TurnStats { rounds: stats.rounds, ..disk.stats.get() };
             refresh(&mut node, &book, &links, &counters, &stats, &shared, started);
         }
@@ -423,6 +427,9 @@ fn refresh(
         pair("process_id", std::process::id().to_string()),
         pair("uptime_in_seconds", started.elapsed().as_secs().to_string()),
     ];
+    node.shell_stats.rss_bytes = resident_bytes();
+    node.shell_stats.system_memory_bytes = system_memory_bytes();
+    node.shell_stats.cpu = cpu_times();
     node.shell_stats.stats = vec![
         pair("total_connections_received", counters.connections.to_string()),
         pair("rejected_connections", counters.rejected_connections.to_string()),
@@ -438,6 +445,49 @@ fn refresh(
         pair("write_latency_p999_us", latency.value_at_quantile(0.999).to_string()),
         pair("write_latency_max_us", latency.max().to_string()),
     ];
+}
+
+/// The process's resident set size (`VmRSS` in `/proc/self/status`), on Linux.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    kibibytes_field(&status, "VmRSS:")
+}
+
+/// The machine's memory (`MemTotal` in `/proc/meminfo`), on Linux.
+fn system_memory_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    kibibytes_field(&meminfo, "MemTotal:")
+}
+
+/// A `Name:   1234 kB` line's value in bytes.
+fn kibibytes_field(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find_map(|line| line.strip_prefix(name))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// CPU time of the process and of this thread (the one running the node),
+/// from `/proc/self/stat` and `/proc/thread-self/stat`, on Linux. Their
+/// `utime` and `stime` are in clock ticks of `USER_HZ`, which is 100 on
+/// every architecture Linux reports to user space in; reading
+/// `sysconf(_SC_CLK_TCK)` would take an `unsafe` call this crate forbids.
+fn cpu_times() -> Option<CpuTimes> {
+    const TICK_US: u64 = 10_000;
+    /// Fields 14 and 15 (`utime`, `stime`), counted after the `)` that ends
+    /// the command name (which may hold spaces).
+    fn user_system_ticks(path: &str) -> Option<(u64, u64)> {
+        let stat = std::fs::read_to_string(path).ok()?;
+        let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().skip(11);
+        Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
+    }
+    let (user, system) = user_system_ticks("/proc/self/stat")?;
+    let (thread_user, thread_system) = user_system_ticks("/proc/thread-self/stat")?;
+    Some(CpuTimes {
+        user_us: user.saturating_mul(TICK_US),
+        system_us: system.saturating_mul(TICK_US),
+        main_thread_user_us: thread_user.saturating_mul(TICK_US),
+        main_thread_system_us: thread_system.saturating_mul(TICK_US),
+    })
 }
 
 /// Waits until the disk made `lsn` durable, failed, or `limit` passed.

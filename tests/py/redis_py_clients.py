@@ -189,7 +189,65 @@ def main():
     check("get of a hash", wrong_type, "WRONGTYPE Operation against a key holding the wrong kind of value")
     check("hscan_iter py:h", sorted(r.hscan_iter("py:h")), [(b"b", b"2.5"), (b"c", b"3")])
 
-    check("cleanup", r.delete("py:k", "py:n", "py:counter", "py:h"), 4)
+    # Lists, with a blocking pop served by a push from another node's
+    # client while this one waits.
+    check("lpush py:l", r.lpush("py:l", "a", "b", "c"), 3)
+    check("rpush py:l", r.rpush("py:l", "z"), 4)
+    check("lrange py:l", r.lrange("py:l", 0, -1), [b"c", b"b", b"a", b"z"])
+    check("lpop py:l 2", r.lpop("py:l", 2), [b"c", b"b"])
+    check("lmove py:l py:l2", r.lmove("py:l", "py:l2", "RIGHT", "LEFT"), b"z")
+    check("lpos py:l a", r.lpos("py:l", "a"), 0)
+    check("blpop of a non-empty list", r.blpop(["py:l"], timeout=1), (b"py:l", b"a"))
+    check("brpop timeout on an empty list", r.brpop(["py:empty"], timeout=0.2), None)
+    import threading
+
+    def push_later():
+        import time
+
+        time.sleep(0.3)
+        other.rpush("py:queue", "job1", "job2")
+
+    pusher = threading.Thread(target=push_later)
+    pusher.start()
+    check("brpop served by another node's push", r.brpop(["py:queue"], timeout=10), (b"py:queue", b"job2"))
+    pusher.join()
+    check("blmove of what is left", r.blmove("py:queue", "py:done", 1, "LEFT", "RIGHT"), b"job1")
+    check("llen py:queue", r.llen("py:queue"), 0)
+
+    # Sets: SMEMBERS is a Python set with RESP3; SPOP of a one-member set.
+    check("sadd py:s", r.sadd("py:s", "x", "y", "z"), 3)
+    check("smembers py:s", sorted(r.smembers("py:s")), [b"x", b"y", b"z"])
+    check("sismember py:s y", r.sismember("py:s", "y"), True)
+    check("smismember py:s", r.smismember("py:s", ["x", "w"]), [True, False])
+    check("sinter py:s py:s", sorted(r.sinter(["py:s", "py:s"])), [b"x", b"y", b"z"])
+    check("srem py:s x y", r.srem("py:s", "x", "y"), 2)
+    check("spop of a one-member set", r.spop("py:s"), b"z")
+    check("scard py:s", r.scard("py:s"), 0)
+
+    # Sorted sets: scores come back as floats, WITHSCORES as pairs.
+    check("zadd py:z", r.zadd("py:z", {"a": 1, "b": 2.5, "c": -1}), 3)
+    check("zrange withscores", r.zrange("py:z", 0, -1, withscores=True), [(b"c", -1.0), (b"a", 1.0), (b"b", 2.5)])
+    check("zincrby py:z", r.zincrby("py:z", 2, "a"), 3.0)
+    check("zscore py:z a", r.zscore("py:z", "a"), 3.0)
+    check("zrank py:z b", r.zrank("py:z", "b"), 1)
+    check("zrangebyscore", r.zrangebyscore("py:z", 0, "+inf"), [b"b", b"a"])
+    check("zpopmin py:z", r.zpopmin("py:z"), [(b"c", -1.0)])
+    check("bzpopmax py:z", r.bzpopmax(["py:z"], timeout=1), (b"py:z", b"a", 3.0))
+
+    # Bitmaps, COPY, OBJECT ENCODING.
+    check("setbit py:bits 7 1", r.setbit("py:bits", 7, 1), 0)
+    check("bitcount py:bits", r.bitcount("py:bits"), 1)
+    check("get py:bits", r.get("py:bits"), b"\x01")
+    check("copy py:bits py:bits2", r.copy("py:bits", "py:bits2"), True)
+    check("object encoding of a list", r.object("encoding", "py:done"), b"quicklist")
+    check("object encoding of a small hash", r.object("encoding", "py:h"), b"listpack")
+    check("type of a sorted set", r.type("py:z"), b"zset")
+
+    check(
+        "cleanup",
+        r.delete("py:k", "py:n", "py:counter", "py:h", "py:l2", "py:done", "py:z", "py:bits", "py:bits2"),
+        9,
+    )
     other.close()
     r.close()
     print("ok")
