@@ -1481,8 +1481,8 @@ fn type_memory(
 }
 
 const TYPE_MEMORY_HEADER: &str = concat!(
-    "                 |  cashe loaded   | cashe compacted |                  |   cashe max / redis   |\n",
-    "type    elements |  leader     max |  leader     max |  redis encoding  |   loaded   compacted  | ",
+    "                 |  cashe loaded   | cashe compacted |        |  encoding: cashe, redis  |   cashe max / redis   |\n",
+    "type    elements |  leader     max |  leader     max |  redis |                          |   loaded   compacted  | ",
     "cashe load, each node loaded / compacted\n",
 );
 
@@ -1511,13 +1511,17 @@ fn type_memory_line(memory: &TypeMemory) -> String {
         })
         .collect();
     format!(
-        "{:<5} {:>10} | {} | {} | {} {:<9} | {}    {} | {:>5.1} s, {}",
+        "{:<5} {:>10} | {} | {} | {} | {:<24} | {}    {} | {:>5.1} s, {}",
         memory.collection.name(),
         memory.elements,
         pair(Some(&memory.loaded)),
         pair(compacted),
         memory.redis.map_or(dash(6), |b| format!("{b:>6.0}")),
-        memory.redis_encoding.as_deref().unwrap_or("-"),
+        format!(
+            "{}, {}",
+            memory.cashe_encoding.as_deref().unwrap_or("-"),
+            memory.redis_encoding.as_deref().unwrap_or("-")
+        ),
         ratio(Some(&memory.loaded)),
         ratio(compacted),
         memory.load_seconds,
