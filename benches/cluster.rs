@@ -1103,6 +1103,17 @@ struct Cell {
     clients: usize,
     cashe: LoadResult,
     redis: Option<LoadResult>,
+    /// HSET, LPUSH and ZADD cells: raw fdatasync before the cashe half,
+    /// between the halves and after the Redis half, so a ratio can be
+    /// read against the disk's drift during the cell.
+    fsync: Vec<FsyncProbe>,
+}
+
+impl Workload {
+    /// Cells that get their own fdatasync probes (the data types).
+    fn probed(self) -> bool {
+        matches!(self, Workload::Hset | Workload::Lpush | Workload::Zadd)
+    }
 }
 
 fn measure(
@@ -1132,15 +1143,25 @@ fn run_cells(
     data: &Path,
 ) -> BenchResult<()> {
     for &clients in client_counts {
+        let mut fsync = Vec::new();
         let fsync_before =
             (workload == Workload::Set && clients == 1).then(|| probe_fdatasync(data)).transpose()?;
+        if workload.probed() {
+            fsync.push(probe_fdatasync(data)?);
+        }
         let cashe = measure(cluster.client_addresses(), clients, workload, settings)?;
         if let Some(before) = fsync_before {
             let after = probe_fdatasync(data)?;
             report.fsync = Some((before, after));
         }
+        if workload.probed() && redis.is_some() {
+            fsync.push(probe_fdatasync(data)?);
+        }
         let redis = redis.map(|r| measure(vec![r.address()], clients, workload, settings)).transpose()?;
-        let cell = Cell { workload, clients, cashe, redis };
+        if workload.probed() {
+            fsync.push(probe_fdatasync(data)?);
+        }
+        let cell = Cell { workload, clients, cashe, redis, fsync };
         eprintln!("{}", cell_line(&cell));
         report.cells.push(cell);
     }
@@ -1664,6 +1685,17 @@ impl Report {
         for cell in &self.cells {
             let _ = writeln!(text, "{}", cell_line(cell));
         }
+        for cell in self.cells.iter().filter(|c| !c.fsync.is_empty()) {
+            let p50: Vec<String> =
+                cell.fsync.iter().map(|p| format!("{:.3}", p.p50_us as f64 / 1e3)).collect();
+            let _ = writeln!(
+                text,
+                "raw fdatasync p50 around {} {} (before cashe / between / after redis): {} ms",
+                cell.workload.name(),
+                cell.clients,
+                p50.join(" / ")
+            );
+        }
         text.push_str(&self.histograms());
         text.push_str(&self.failover_text());
         text.push_str(&self.memory_text());
@@ -1893,12 +1925,14 @@ impl Report {
         for (i, cell) in self.cells.iter().enumerate() {
             let separator = if i + 1 < self.cells.len() { "," } else { "" };
             let redis = cell.redis.as_ref().map_or("null".into(), side_json);
+            let fsync: Vec<String> = cell.fsync.iter().map(|p| p.p50_us.to_string()).collect();
             let _ = writeln!(
                 json,
-                "    {{\"workload\": \"{}\", \"clients\": {}, \"cashe\": {}, \"redis\": {redis}}}{separator}",
+                "    {{\"workload\": \"{}\", \"clients\": {}, \"cashe\": {}, \"redis\": {redis}, \"fdatasync_p50_us\": [{}]}}{separator}",
                 cell.workload.name(),
                 cell.clients,
-                side_json(&cell.cashe)
+                side_json(&cell.cashe),
+                fsync.join(", ")
             );
         }
         json.push_str("  ],\n");
