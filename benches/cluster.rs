@@ -23,7 +23,13 @@
 //! 5. memory: a fresh cluster and a fresh in-memory Redis each load the
 //!    same keys (1,000,000 by default, 16-byte keys, 64-byte values, by
 //!    pipelined SETs) and report resident bytes per key (`VmRSS` after the
-//!    load minus `VmRSS` before it).
+//!    load minus `VmRSS` before it);
+//! 6. the data types of issue 14: cells HSET, LPUSH and ZADD (64 clients by
+//!    default) on a few hundred keys, against cashe and then durable Redis
+//!    as the SET cells are; and memory per element of one 1,000,000-element
+//!    hash, set and sorted set (each in a fresh cluster and a fresh
+//!    in-memory Redis, loaded by pipelined HSET/SADD/ZADD of 100 elements
+//!    each), with Redis's `OBJECT ENCODING` of the key.
 //!
 //! Every client is a glommio task on one client thread (one thread keeps
 //! the load generator's CPU share small and the same for both servers): it
@@ -34,9 +40,12 @@
 //!
 //! Environment (defaults as the issue asks):
 //! `CASHE_BENCH_SECONDS` (10) and `CASHE_BENCH_WARMUP_SECONDS` (1) per cell,
-//! `CASHE_BENCH_CLIENTS` (`1,16,64,256`), `CASHE_BENCH_PARTS`
-//! (`set,get,failover,memory`), `CASHE_BENCH_FAILOVER_TRIALS` (5),
-//! `CASHE_BENCH_MEMORY_KEYS` (1000000), `CASHE_BENCH_DIR` (`target/bench`),
+//! `CASHE_BENCH_CLIENTS` (`1,16,64,256` for SET and GET, `64` for HSET,
+//! LPUSH and ZADD; when set, it is used for all), `CASHE_BENCH_PARTS`
+//! (`set,get,hset,lpush,zadd,failover,memory,memory-types`; `memory-types`
+//! stands for `memory-hash,memory-set,memory-zset`),
+//! `CASHE_BENCH_FAILOVER_TRIALS` (5), `CASHE_BENCH_MEMORY_KEYS` (1000000),
+//! `CASHE_BENCH_MEMORY_ELEMENTS` (1000000), `CASHE_BENCH_DIR` (`target/bench`),
 //! `CASHE_BENCH_KEEP=1` keeps the data directories, `CASHE_BENCH_CASHE_ARGS`
 //! adds flags to every cashe process, `CASHE_BENCH_BINARY` runs another
 //! cashe binary than this build's (to compare two builds against Redis).
@@ -67,6 +76,21 @@ type BenchResult<T> = Result<T, Box<dyn Error>>;
 const KEY_BYTES: usize = 16;
 const VALUE_BYTES: usize = 64;
 const KEY_SPACE: u64 = 100_000;
+/// HSET, LPUSH and ZADD cells: keys written, and the fields or members
+/// drawn uniformly for each.
+const COLLECTION_KEYS: u64 = 256;
+const MEMBER_SPACE: u64 = 100_000;
+/// Largest random score of ZADD (uniform in `[0, SCORE_MAX)`).
+const SCORE_MAX: f64 = 1e6;
+/// Memory per element: elements per HSET/SADD/ZADD when loading, and the
+/// commands in flight on each loading connection.
+const ELEMENTS_PER_COMMAND: u64 = 100;
+const ELEMENT_LOAD_PIPELINE_DEPTH: usize = 16;
+/// Getting every node past a snapshot after a collection's load: one-key
+/// SETs in steps of this many, at most this many in all (the default
+/// `--snapshot-entries` is 100,000, the third member waits a quarter more).
+const COMPACTION_WRITES_STEP: u64 = 20_000;
+const COMPACTION_WRITES_MAX: u64 = 400_000;
 /// Latencies are recorded in microseconds up to one minute.
 const LATENCY_US_MAX: u64 = 60_000_000;
 /// Longest wait for anything to start, elect, answer or catch up.
@@ -99,19 +123,49 @@ fn main() -> BenchResult<()> {
     std::fs::create_dir_all(&logs)?;
     let mut report = Report::new(&settings);
 
-    if settings.wants("set") || settings.wants("get") || settings.wants("failover") {
+    let cells = ["set", "get", "hset", "lpush", "zadd", "failover"];
+    if cells.iter().any(|part| settings.wants(part)) {
         let mut cluster = Cluster::start(&data.path.join("cluster"), &logs, &settings.cashe_args)?;
         let redis_durable = Redis::start("redis-aof", &data.path, &logs, true)?;
         let redis_memory = Redis::start("redis-memory", &data.path, &logs, false)?;
         if settings.wants("set") {
-            run_cells(&settings, &mut report, Workload::Set, &cluster, redis_durable.as_ref(), &data.path)?;
+            run_cells(
+                &settings,
+                &mut report,
+                Workload::Set,
+                &settings.clients,
+                &cluster,
+                redis_durable.as_ref(),
+                &data.path,
+            )?;
         }
         if settings.wants("get") {
             preload(&cluster.client_addresses())?;
             if let Some(redis) = &redis_memory {
                 preload(&[redis.address()])?;
             }
-            run_cells(&settings, &mut report, Workload::Get, &cluster, redis_memory.as_ref(), &data.path)?;
+            run_cells(
+                &settings,
+                &mut report,
+                Workload::Get,
+                &settings.clients,
+                &cluster,
+                redis_memory.as_ref(),
+                &data.path,
+            )?;
+        }
+        for workload in [Workload::Hset, Workload::Lpush, Workload::Zadd] {
+            if settings.wants(&workload.name().to_ascii_lowercase()) {
+                run_cells(
+                    &settings,
+                    &mut report,
+                    workload,
+                    &settings.collection_clients,
+                    &cluster,
+                    redis_durable.as_ref(),
+                    &data.path,
+                )?;
+            }
         }
         if settings.wants("failover") {
             report.failover = Some(failover(&mut cluster, settings.failover_trials)?);
@@ -119,6 +173,16 @@ fn main() -> BenchResult<()> {
     }
     if settings.wants("memory") {
         report.memory = Some(memory(&data.path.join("memory"), &logs, &settings)?);
+    }
+    for collection in [Collection::Hash, Collection::Set, Collection::ZSet] {
+        if settings.wants(collection.part()) {
+            // A type cashe does not serve yet (or a failed load) costs its
+            // row, not the rest of the run's numbers.
+            match type_memory(&data.path, &logs, &settings, collection) {
+                Ok(memory) => report.type_memory.push(memory),
+                Err(e) => eprintln!("{}: not measured: {e}", collection.part()),
+            }
+        }
     }
 
     let text = report.text();
@@ -134,10 +198,14 @@ fn main() -> BenchResult<()> {
 struct Settings {
     seconds: f64,
     warmup_seconds: f64,
+    /// Client counts of the SET and GET cells.
     clients: Vec<usize>,
+    /// Client counts of the HSET, LPUSH and ZADD cells.
+    collection_clients: Vec<usize>,
     parts: Vec<String>,
     failover_trials: usize,
     memory_keys: u64,
+    memory_elements: u64,
     dir: PathBuf,
     keep: bool,
     cashe_args: Vec<String>,
@@ -156,22 +224,32 @@ where
 impl Settings {
     fn from_env() -> BenchResult<Settings> {
         let list = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_string());
-        let clients = list("CASHE_BENCH_CLIENTS", "1,16,64,256")
-            .split(',')
-            .map(|c| c.trim().parse::<usize>().map_err(|e| format!("CASHE_BENCH_CLIENTS: {e}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let parts = list("CASHE_BENCH_PARTS", "set,get,failover,memory")
-            .split(',')
-            .map(|p| p.trim().to_ascii_lowercase())
-            .collect();
+        let counts = |text: String| {
+            text.split(',')
+                .map(|c| c.trim().parse::<usize>().map_err(|e| format!("CASHE_BENCH_CLIENTS: {e}")))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let clients = counts(list("CASHE_BENCH_CLIENTS", "1,16,64,256"))?;
+        // The data types' cells run at 64 clients unless told otherwise.
+        let collection_clients = counts(list("CASHE_BENCH_CLIENTS", "64"))?;
+        let mut parts: Vec<String> =
+            list("CASHE_BENCH_PARTS", "set,get,hset,lpush,zadd,failover,memory,memory-types")
+                .split(',')
+                .map(|p| p.trim().to_ascii_lowercase())
+                .collect();
+        if parts.iter().any(|p| p == "memory-types") {
+            parts.extend(["memory-hash", "memory-set", "memory-zset"].map(String::from));
+        }
         let cashe_args = list("CASHE_BENCH_CASHE_ARGS", "").split_whitespace().map(String::from).collect();
         Ok(Settings {
             seconds: env_or("CASHE_BENCH_SECONDS", 10.0)?,
             warmup_seconds: env_or("CASHE_BENCH_WARMUP_SECONDS", 1.0)?,
             clients,
+            collection_clients,
             parts,
             failover_trials: env_or("CASHE_BENCH_FAILOVER_TRIALS", 5)?,
             memory_keys: env_or("CASHE_BENCH_MEMORY_KEYS", 1_000_000)?,
+            memory_elements: env_or("CASHE_BENCH_MEMORY_ELEMENTS", 1_000_000)?,
             dir: PathBuf::from(list("CASHE_BENCH_DIR", "target/bench")),
             keep: std::env::var_os("CASHE_BENCH_KEEP").is_some_and(|v| v != "0"),
             cashe_args,
@@ -495,10 +573,89 @@ fn value(n: u64) -> [u8; VALUE_BYTES] {
     value
 }
 
+/// `prefix` and `n` with leading zeros, [`KEY_BYTES`] bytes in all: the
+/// keys of the data types' cells (`hset:00000000042`), fields
+/// (`field:0000000042`) and members (`member:000000042`).
+fn name(prefix: &str, n: u64) -> Vec<u8> {
+    format!("{prefix}{n:0width$}", width = KEY_BYTES.saturating_sub(prefix.len())).into_bytes()
+}
+
+/// A score drawn from `random`: uniform in `[0, SCORE_MAX)`, written as
+/// Rust's shortest round-trip decimal (which Redis and cashe parse exactly).
+fn score(random: u64) -> Vec<u8> {
+    let unit = (random >> 11) as f64 / (1u64 << 53) as f64;
+    format!("{}", unit * SCORE_MAX).into_bytes()
+}
+
+/// What a pipelined load writes: command `n` of it, and which replies
+/// acknowledge a command.
+#[derive(Clone, Copy, Debug)]
+enum LoadKind {
+    /// Command `n` is `SET key(n) value(n)`.
+    Strings,
+    /// Command `n` adds elements `n * ELEMENTS_PER_COMMAND ..` (at most
+    /// `elements` in all) to the collection's one key.
+    Elements { collection: Collection, elements: u64 },
+    /// Command `n` is `SET bench:compaction n`: one key rewritten.
+    Scratch,
+}
+
+impl LoadKind {
+    fn encode(self, n: u64, out: &mut Vec<u8>) {
+        match self {
+            LoadKind::Strings => encode_command(&[&b"SET"[..], &key(n), &value(n)], out),
+            LoadKind::Scratch => {
+                encode_command(&[&b"SET"[..], b"bench:compaction", n.to_string().as_bytes()], out)
+            }
+            LoadKind::Elements { collection, elements } => {
+                let first = n * ELEMENTS_PER_COMMAND;
+                let end = (first + ELEMENTS_PER_COMMAND).min(elements);
+                let mut args: Vec<Vec<u8>> = vec![collection.add_command().into(), collection.key().into()];
+                for element in first..end {
+                    args.extend(collection.element(element));
+                }
+                let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+                encode_command(&args, out);
+            }
+        }
+    }
+
+    /// How many commands load it.
+    fn commands(self, count: u64) -> u64 {
+        match self {
+            LoadKind::Strings | LoadKind::Scratch => count,
+            LoadKind::Elements { elements, .. } => elements.div_ceil(ELEMENTS_PER_COMMAND),
+        }
+    }
+
+    fn acknowledged(self, reply: &Reply) -> bool {
+        match self {
+            LoadKind::Strings | LoadKind::Scratch => *reply == Reply::ok(),
+            // The number of new elements: 0 when a retried command had
+            // been applied after all.
+            LoadKind::Elements { .. } => matches!(reply, Reply::Integer(_)),
+        }
+    }
+
+    fn pipeline_depth(self) -> usize {
+        match self {
+            LoadKind::Strings | LoadKind::Scratch => LOAD_PIPELINE_DEPTH,
+            LoadKind::Elements { .. } => ELEMENT_LOAD_PIPELINE_DEPTH,
+        }
+    }
+}
+
 /// SETs keys `0..count` through `addresses` with pipelined connections
 /// (`LOAD_CONNECTIONS` of them, round-robin over the addresses); any
 /// error reply is retried until every key is acknowledged.
 fn load_keys(addresses: &[SocketAddr], count: u64) -> BenchResult<Duration> {
+    load(addresses, LoadKind::Strings, count)
+}
+
+/// Sends the commands of `kind` (`kind.commands(count)` of them) through
+/// `addresses` as [`load_keys`] does.
+fn load(addresses: &[SocketAddr], kind: LoadKind, count: u64) -> BenchResult<Duration> {
+    let count = kind.commands(count);
     let started = Instant::now();
     let threads: Vec<_> = (0..LOAD_CONNECTIONS)
         .map(|t| {
@@ -509,11 +666,11 @@ fn load_keys(addresses: &[SocketAddr], count: u64) -> BenchResult<Duration> {
                 while !pending.is_empty() {
                     if Instant::now() > deadline {
                         return Err(format!(
-                            "loading through {address}: {} keys never acknowledged",
+                            "loading through {address}: {} commands never acknowledged",
                             pending.len()
                         ));
                     }
-                    pending = load_once(address, &pending)
+                    pending = load_once(address, kind, &pending)
                         .map_err(|e| format!("loading through {address}: {e}"))?;
                 }
                 Ok(())
@@ -526,20 +683,30 @@ fn load_keys(addresses: &[SocketAddr], count: u64) -> BenchResult<Duration> {
     Ok(started.elapsed())
 }
 
-/// One pass over `keys` in pipelined windows; returns the keys to retry.
-fn load_once(address: SocketAddr, keys: &[u64]) -> std::io::Result<Vec<u64>> {
+/// One pass over commands `numbers` in pipelined windows; returns the
+/// commands to retry.
+fn load_once(address: SocketAddr, kind: LoadKind, numbers: &[u64]) -> std::io::Result<Vec<u64>> {
     let mut connection = Connection::open(address)?;
     let mut retry = Vec::new();
     let mut request = Vec::new();
-    for window in keys.chunks(LOAD_PIPELINE_DEPTH) {
+    for window in numbers.chunks(kind.pipeline_depth()) {
         request.clear();
         for n in window {
-            encode_command(&[&b"SET"[..], &key(*n), &value(*n)], &mut request);
+            kind.encode(*n, &mut request);
         }
         connection.stream.write_all(&request)?;
         for n in window {
-            if connection.read_reply()? != Reply::ok() {
-                retry.push(*n);
+            match connection.read_reply()? {
+                reply if kind.acknowledged(&reply) => {}
+                // Retried: the cluster is electing, or the write's fate is
+                // unknown (every load command may be applied twice).
+                Reply::Error(text)
+                    if ["TIMEOUT", "CLUSTERDOWN", "TRYAGAIN"].iter().any(|e| text.starts_with(e)) =>
+                {
+                    retry.push(*n)
+                }
+                // An unknown command or a wrong type would fail for ever.
+                reply => return Err(std::io::Error::other(format!("unexpected reply {reply:?}"))),
             }
         }
     }
@@ -595,6 +762,15 @@ fn probe_fdatasync(dir: &Path) -> BenchResult<FsyncProbe> {
 enum Workload {
     Set,
     Get,
+    /// `HSET key field value` on [`COLLECTION_KEYS`] keys, fields from
+    /// [`MEMBER_SPACE`].
+    Hset,
+    /// `LPUSH key value` on [`COLLECTION_KEYS`] keys; the lists only grow
+    /// (by a few hundred thousand 64-byte elements in a cell at most).
+    Lpush,
+    /// `ZADD key score member` on [`COLLECTION_KEYS`] keys, members from
+    /// [`MEMBER_SPACE`], random scores.
+    Zadd,
 }
 
 impl Workload {
@@ -602,6 +778,35 @@ impl Workload {
         match self {
             Workload::Set => "SET",
             Workload::Get => "GET",
+            Workload::Hset => "HSET",
+            Workload::Lpush => "LPUSH",
+            Workload::Zadd => "ZADD",
+        }
+    }
+
+    /// Appends one command of the workload, its key, field, member and
+    /// score drawn from `random`, to `out`.
+    fn encode(self, random: &mut u64, value: &[u8], out: &mut Vec<u8>) {
+        let mut draw = || {
+            *random = split_mix(*random);
+            *random
+        };
+        match self {
+            Workload::Set => encode_command(&[&b"SET"[..], &key(draw() % KEY_SPACE), value], out),
+            Workload::Get => encode_command(&[&b"GET"[..], &key(draw() % KEY_SPACE)], out),
+            Workload::Hset => {
+                let key = name("hset:", draw() % COLLECTION_KEYS);
+                let field = name("field:", draw() % MEMBER_SPACE);
+                encode_command(&[&b"HSET"[..], &key, &field, value], out);
+            }
+            Workload::Lpush => {
+                encode_command(&[&b"LPUSH"[..], &name("lpush:", draw() % COLLECTION_KEYS), value], out);
+            }
+            Workload::Zadd => {
+                let key = name("zadd:", draw() % COLLECTION_KEYS);
+                let member = name("member:", draw() % MEMBER_SPACE);
+                encode_command(&[&b"ZADD"[..], &key, &score(draw()), &member], out);
+            }
         }
     }
 }
@@ -819,13 +1024,8 @@ async fn client_loop(
             }
             continue;
         };
-        random = split_mix(random);
-        let key = key(random % KEY_SPACE);
         request.clear();
-        match spec.workload {
-            Workload::Set => encode_command(&[&b"SET"[..], &key, &value], &mut request),
-            Workload::Get => encode_command(&[&b"GET"[..], &key], &mut request),
-        }
+        spec.workload.encode(&mut random, &value, &mut request);
         let sent = Instant::now();
         let outcome = match exchange(connection, &request, &mut buffer, &mut chunk).await {
             Ok(reply) => classify(&reply, spec.workload),
@@ -887,6 +1087,8 @@ fn classify(reply: &Reply, workload: Workload) -> Outcome {
     match (reply, workload) {
         (Reply::Simple(text), Workload::Set) if text == "OK" => Outcome::Success,
         (Reply::Bulk(_), Workload::Get) => Outcome::Success,
+        // HSET: fields added; LPUSH: the list's length; ZADD: members added.
+        (Reply::Integer(_), Workload::Hset | Workload::Lpush | Workload::Zadd) => Outcome::Success,
         (Reply::Error(text), _) if text.starts_with("TIMEOUT") => Outcome::Timeout,
         (Reply::Error(text), _) if text.starts_with("CLUSTERDOWN") => Outcome::ClusterDown,
         (Reply::Error(text), _) if text.starts_with("TRYAGAIN") => Outcome::TryAgain,
@@ -901,6 +1103,17 @@ struct Cell {
     clients: usize,
     cashe: LoadResult,
     redis: Option<LoadResult>,
+    /// HSET, LPUSH and ZADD cells: raw fdatasync before the cashe half,
+    /// between the halves and after the Redis half, so a ratio can be
+    /// read against the disk's drift during the cell.
+    fsync: Vec<FsyncProbe>,
+}
+
+impl Workload {
+    /// Cells that get their own fdatasync probes (the data types).
+    fn probed(self) -> bool {
+        matches!(self, Workload::Hset | Workload::Lpush | Workload::Zadd)
+    }
 }
 
 fn measure(
@@ -924,20 +1137,31 @@ fn run_cells(
     settings: &Settings,
     report: &mut Report,
     workload: Workload,
+    client_counts: &[usize],
     cluster: &Cluster,
     redis: Option<&Redis>,
     data: &Path,
 ) -> BenchResult<()> {
-    for &clients in &settings.clients {
+    for &clients in client_counts {
+        let mut fsync = Vec::new();
         let fsync_before =
             (workload == Workload::Set && clients == 1).then(|| probe_fdatasync(data)).transpose()?;
+        if workload.probed() {
+            fsync.push(probe_fdatasync(data)?);
+        }
         let cashe = measure(cluster.client_addresses(), clients, workload, settings)?;
         if let Some(before) = fsync_before {
             let after = probe_fdatasync(data)?;
             report.fsync = Some((before, after));
         }
+        if workload.probed() && redis.is_some() {
+            fsync.push(probe_fdatasync(data)?);
+        }
         let redis = redis.map(|r| measure(vec![r.address()], clients, workload, settings)).transpose()?;
-        let cell = Cell { workload, clients, cashe, redis };
+        if workload.probed() {
+            fsync.push(probe_fdatasync(data)?);
+        }
+        let cell = Cell { workload, clients, cashe, redis, fsync };
         eprintln!("{}", cell_line(&cell));
         report.cells.push(cell);
     }
@@ -1053,6 +1277,279 @@ fn memory(dir: &Path, logs: &Path, settings: &Settings) -> BenchResult<MemoryRes
     Ok(MemoryResult { keys, cashe: per_key, redis: redis_per_key, load_seconds: took.as_secs_f64() })
 }
 
+// ---- memory per element of the data types ------------------------------
+
+/// A collection type of the memory-per-element part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Collection {
+    Hash,
+    Set,
+    ZSet,
+}
+
+impl Collection {
+    /// The `CASHE_BENCH_PARTS` name.
+    fn part(self) -> &'static str {
+        match self {
+            Collection::Hash => "memory-hash",
+            Collection::Set => "memory-set",
+            Collection::ZSet => "memory-zset",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Collection::Hash => "hash",
+            Collection::Set => "set",
+            Collection::ZSet => "zset",
+        }
+    }
+
+    /// The one key loaded (16 bytes).
+    fn key(self) -> &'static str {
+        match self {
+            Collection::Hash => "memory:hash:0000",
+            Collection::Set => "memory:set:00000",
+            Collection::ZSet => "memory:zset:0000",
+        }
+    }
+
+    fn add_command(self) -> &'static str {
+        match self {
+            Collection::Hash => "HSET",
+            Collection::Set => "SADD",
+            Collection::ZSet => "ZADD",
+        }
+    }
+
+    fn length_command(self) -> &'static str {
+        match self {
+            Collection::Hash => "HLEN",
+            Collection::Set => "SCARD",
+            Collection::ZSet => "ZCARD",
+        }
+    }
+
+    /// The arguments adding element `n`: a 16-byte field and a 64-byte
+    /// value, a 16-byte member, or a random score and a 16-byte member.
+    fn element(self, n: u64) -> Vec<Vec<u8>> {
+        match self {
+            Collection::Hash => vec![name("field:", n), value(n).to_vec()],
+            Collection::Set => vec![name("member:", n)],
+            Collection::ZSet => vec![score(split_mix(n)), name("member:", n)],
+        }
+    }
+}
+
+struct TypeMemory {
+    collection: Collection,
+    elements: u64,
+    /// The node that led when the load was applied.
+    leader: String,
+    /// `(name, bytes per element)` of each cashe node right after the load
+    /// (and the settle): the load's Raft log entries are still in memory.
+    loaded: Vec<(String, f64)>,
+    /// The same once every node has taken a snapshot past the load (the
+    /// log compacted away), or `None` if that did not happen.
+    compacted: Option<Vec<(String, f64)>>,
+    /// The one-key SETs written to get every node past a snapshot.
+    compaction_writes: u64,
+    redis: Option<f64>,
+    /// `OBJECT ENCODING` of the key: Redis's, and cashe's (`None` when it
+    /// does not answer one).
+    redis_encoding: Option<String>,
+    cashe_encoding: Option<String>,
+    load_seconds: f64,
+}
+
+impl TypeMemory {
+    fn leader_bytes(&self, nodes: &[(String, f64)]) -> f64 {
+        nodes.iter().find(|(n, _)| *n == self.leader).map_or(f64::NAN, |(_, b)| *b)
+    }
+}
+
+fn max_bytes(nodes: &[(String, f64)]) -> f64 {
+    nodes.iter().map(|(_, b)| *b).fold(0.0, f64::max)
+}
+
+fn object_encoding(address: SocketAddr, key: &str) -> Option<String> {
+    match Connection::open(address).ok()?.call(&["OBJECT", "ENCODING", key]).ok()? {
+        Reply::Bulk(Some(text)) => Some(String::from_utf8_lossy(&text).into_owned()),
+        _ => None,
+    }
+}
+
+/// A number of `INFO <section>` of a node.
+fn info_number(node: &CasheNode, section: &str, key: &str) -> Option<u64> {
+    match node.call(&["INFO", section])? {
+        Reply::Bulk(Some(text)) => field(&String::from_utf8_lossy(&text), key)?.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Writes one small key over and over until every node has taken a
+/// snapshot at or past the last index of its log now, so the loaded
+/// collection lives in the key-value store only; returns the writes made.
+fn compact_past_load(cluster: &Cluster) -> BenchResult<u64> {
+    let mut target = 0;
+    for node in &cluster.nodes {
+        target = target.max(info_number(node, "persistence", "raft_last_index").ok_or("no raft_last_index")?);
+    }
+    let mut written = 0;
+    loop {
+        let done = cluster.nodes.iter().all(|node| {
+            info_number(node, "persistence", "raft_snapshot_index").is_some_and(|index| index >= target)
+        });
+        if done {
+            return Ok(written);
+        }
+        if written >= COMPACTION_WRITES_MAX {
+            return Err(
+                format!("no snapshot past index {target} on every node after {written} writes").into()
+            );
+        }
+        load(&cluster.client_addresses(), LoadKind::Scratch, COMPACTION_WRITES_STEP)?;
+        written += COMPACTION_WRITES_STEP;
+        // Writing a snapshot of a large collection takes a moment.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Resident bytes per element of each node: (`VmRSS` now − `before`) / `elements`.
+fn bytes_per_element(cluster: &Cluster, before: &[u64], elements: u64) -> BenchResult<Vec<(String, f64)>> {
+    let mut nodes = Vec::new();
+    for (node, before) in cluster.nodes.iter().zip(before) {
+        let after = node.process.as_ref().ok_or("not running")?.resident_bytes()?;
+        nodes.push((node.name.clone(), after.saturating_sub(*before) as f64 / elements as f64));
+    }
+    Ok(nodes)
+}
+
+/// A fresh cluster and a fresh in-memory Redis each load one collection
+/// of `settings.memory_elements` elements; resident bytes per element
+/// (`VmRSS` after the load minus before it), as [`memory`] measures keys;
+/// for cashe, also once the load's log entries are compacted away.
+fn type_memory(
+    data: &Path,
+    logs: &Path,
+    settings: &Settings,
+    collection: Collection,
+) -> BenchResult<TypeMemory> {
+    let elements = settings.memory_elements;
+    let kind = LoadKind::Elements { collection, elements };
+    let dir = data.join(collection.part());
+    let mut cluster = Cluster::start(&dir, logs, &settings.cashe_args)?;
+    let redis = Redis::start(&format!("redis-{}", collection.part()), &dir, logs, false)?;
+    let mut cashe_before = Vec::new();
+    for node in &cluster.nodes {
+        cashe_before.push(node.process.as_ref().ok_or("not running")?.resident_bytes()?);
+    }
+    let redis_before = redis.as_ref().map(|r| r.process.resident_bytes()).transpose()?;
+    let took = load(&cluster.client_addresses(), kind, elements)?;
+    let wanted = Reply::Integer(elements as i64);
+    for node in &cluster.nodes {
+        eventually(&format!("{} elements applied on {}", elements, node.name), || {
+            (node.call(&[collection.length_command(), collection.key()])? == wanted).then_some(())
+        })?;
+    }
+    let leader = cluster.leader()?;
+    let leader = cluster.nodes[leader].name.clone();
+    std::thread::sleep(MEMORY_SETTLE);
+    let loaded = bytes_per_element(&cluster, &cashe_before, elements)?;
+    let cashe_encoding = object_encoding(cluster.nodes[0].address(), collection.key());
+    let (compacted, compaction_writes) = match compact_past_load(&cluster) {
+        Ok(writes) => {
+            std::thread::sleep(MEMORY_SETTLE);
+            (Some(bytes_per_element(&cluster, &cashe_before, elements)?), writes)
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", collection.part());
+            (None, 0)
+        }
+    };
+    let (redis_per_element, redis_encoding) = match (&redis, redis_before) {
+        (Some(redis), Some(before)) => {
+            load(&[redis.address()], kind, elements)?;
+            std::thread::sleep(MEMORY_SETTLE);
+            let after = redis.process.resident_bytes()?;
+            (
+                Some(after.saturating_sub(before) as f64 / elements as f64),
+                object_encoding(redis.address(), collection.key()),
+            )
+        }
+        _ => (None, None),
+    };
+    let result = TypeMemory {
+        collection,
+        elements,
+        leader,
+        loaded,
+        compacted,
+        compaction_writes,
+        redis: redis_per_element,
+        redis_encoding,
+        cashe_encoding,
+        load_seconds: took.as_secs_f64(),
+    };
+    eprintln!("{TYPE_MEMORY_HEADER}{}", type_memory_line(&result));
+    drop(cluster);
+    drop(redis);
+    // Each type's cluster writes its own log and snapshots; free the disk.
+    if !settings.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(result)
+}
+
+const TYPE_MEMORY_HEADER: &str = concat!(
+    "                 |  cashe loaded   | cashe compacted |        |  encoding: cashe, redis  |   cashe max / redis   |\n",
+    "type    elements |  leader     max |  leader     max |  redis |                          |   loaded   compacted  | ",
+    "cashe load, each node loaded / compacted\n",
+);
+
+/// One row under [`TYPE_MEMORY_HEADER`]: bytes per element of the node
+/// that led and of the largest node (loaded, then compacted), Redis's,
+/// and the ratios of the largest node's to Redis's.
+fn type_memory_line(memory: &TypeMemory) -> String {
+    let dash = |width: usize| format!("{:>width$}", "-");
+    let compacted = memory.compacted.as_deref();
+    let ratio = |nodes: Option<&[(String, f64)]>| match (nodes, memory.redis) {
+        (Some(nodes), Some(redis)) => format!("{:>8.2}", max_bytes(nodes) / redis.max(1e-9)),
+        _ => dash(8),
+    };
+    let pair = |nodes: Option<&[(String, f64)]>| match nodes {
+        Some(nodes) => format!("{:>7.0} {:>7.0}", memory.leader_bytes(nodes), max_bytes(nodes)),
+        None => format!("{} {}", dash(7), dash(7)),
+    };
+    let each: Vec<String> = memory
+        .loaded
+        .iter()
+        .map(|(name, loaded)| {
+            let after = compacted
+                .and_then(|nodes| nodes.iter().find(|(n, _)| n == name))
+                .map_or("-".into(), |(_, b)| format!("{b:.0}"));
+            format!("{name} {loaded:.0}/{after}")
+        })
+        .collect();
+    format!(
+        "{:<5} {:>10} | {} | {} | {} | {:<24} | {}    {} | {:>5.1} s, {}",
+        memory.collection.name(),
+        memory.elements,
+        pair(Some(&memory.loaded)),
+        pair(compacted),
+        memory.redis.map_or(dash(6), |b| format!("{b:>6.0}")),
+        format!(
+            "{}, {}",
+            memory.cashe_encoding.as_deref().unwrap_or("-"),
+            memory.redis_encoding.as_deref().unwrap_or("-")
+        ),
+        ratio(Some(&memory.loaded)),
+        ratio(compacted),
+        memory.load_seconds,
+        each.join(", ")
+    )
+}
+
 // ---- the report --------------------------------------------------------
 
 struct Report {
@@ -1063,10 +1560,12 @@ struct Report {
     fsync: Option<(FsyncProbe, FsyncProbe)>,
     failover: Option<FailoverResult>,
     memory: Option<MemoryResult>,
+    /// Memory per element of a hash, a set and a sorted set (issue 14).
+    type_memory: Vec<TypeMemory>,
 }
 
 fn cell_line(cell: &Cell) -> String {
-    let mut line = format!("{:<4} {:>4} | ", cell.workload.name(), cell.clients);
+    let mut line = format!("{:<5} {:>4} | ", cell.workload.name(), cell.clients);
     side(&mut line, &cell.cashe);
     line.push_str(" | ");
     match &cell.redis {
@@ -1138,6 +1637,7 @@ impl Report {
             fsync: None,
             failover: None,
             memory: None,
+            type_memory: Vec::new(),
         }
     }
 
@@ -1158,7 +1658,8 @@ impl Report {
              spread over the nodes",
             self.warmup_seconds, self.seconds
         );
-        let _ = writeln!(text, "SET against redis-server --appendonly yes --appendfsync always; GET against in-memory redis-server; latencies in ms; err = error replies + lost connections");
+        let _ = writeln!(text, "SET, HSET, LPUSH and ZADD against redis-server --appendonly yes --appendfsync always; GET against in-memory redis-server; latencies in ms; err = error replies + lost connections");
+        let _ = writeln!(text, "HSET/LPUSH/ZADD: {COLLECTION_KEYS} keys, fields and members of {KEY_BYTES} bytes from {MEMBER_SPACE}, ZADD scores uniform in [0, {SCORE_MAX})");
         if let Some((before, after)) = self.fsync {
             let _ = writeln!(
                 text,
@@ -1173,20 +1674,32 @@ impl Report {
         }
         let _ = writeln!(
             text,
-            "\n{:<4} {:>4} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>5} {:>5} {:>5}",
+            "\n{:<5} {:>4} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>5} {:>5} {:>5}",
             "", "", "cashe", "", "", "", "", "", "", "redis", "", "", "", "", "", "", "cashe/redis", "", ""
         );
         let _ = writeln!(
             text,
-            "{:<4} {:>4} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>5} {:>5} {:>5}",
+            "{:<5} {:>4} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>5} {:>5} {:>5}",
             "op", "cli", "ops/s", "p50", "p90", "p99", "p99.9", "max", "err", "ops/s", "p50", "p90", "p99", "p99.9", "max", "err", "ops", "p50", "p99"
         );
         for cell in &self.cells {
             let _ = writeln!(text, "{}", cell_line(cell));
         }
+        for cell in self.cells.iter().filter(|c| !c.fsync.is_empty()) {
+            let p50: Vec<String> =
+                cell.fsync.iter().map(|p| format!("{:.3}", p.p50_us as f64 / 1e3)).collect();
+            let _ = writeln!(
+                text,
+                "raw fdatasync p50 around {} {} (before cashe / between / after redis): {} ms",
+                cell.workload.name(),
+                cell.clients,
+                p50.join(" / ")
+            );
+        }
         text.push_str(&self.histograms());
         text.push_str(&self.failover_text());
         text.push_str(&self.memory_text());
+        text.push_str(&self.type_memory_text());
         text.push_str(&self.goals());
         text
     }
@@ -1258,6 +1771,24 @@ impl Report {
         )
     }
 
+    fn type_memory_text(&self) -> String {
+        if self.type_memory.is_empty() {
+            return String::new();
+        }
+        let mut text = format!(
+            "\nmemory per element (one collection per fresh cluster and fresh in-memory redis-server, loaded by \
+             pipelined HSET/SADD/ZADD of {ELEMENTS_PER_COMMAND} elements; {KEY_BYTES}-byte fields and members, \
+             {VALUE_BYTES}-byte hash values, random double scores): resident bytes per element of the node that \
+             led, of the largest node, and of Redis; cashe right after the load (its Raft log entries still in \
+             memory) and once every node has taken a snapshot past it (by rewriting one other key); \
+             encoding = OBJECT ENCODING of the key\n{TYPE_MEMORY_HEADER}"
+        );
+        for memory in &self.type_memory {
+            let _ = writeln!(text, "{}", type_memory_line(memory));
+        }
+        text
+    }
+
     /// The issue's goals, each with its measured ratio.
     fn goals(&self) -> String {
         let mut text = String::from("\ngoals (issue 7):\n");
@@ -1321,6 +1852,54 @@ impl Report {
                 ))
             }),
         );
+        text.push_str(&self.type_goals());
+        text
+    }
+
+    /// Issue 14's data types: the ratios of the HSET, LPUSH and ZADD cells
+    /// (the issue sets no bound on them) and the memory goal per type.
+    fn type_goals(&self) -> String {
+        let workloads = [Workload::Hset, Workload::Lpush, Workload::Zadd];
+        let cells: Vec<&Cell> = self.cells.iter().filter(|c| workloads.contains(&c.workload)).collect();
+        if cells.is_empty() && self.type_memory.is_empty() {
+            return String::new();
+        }
+        let mut text = String::from("goals (issue 14):\n");
+        for cell in cells {
+            let Some(redis) = &cell.redis else { continue };
+            let ops = cell.cashe.ops_per_second() / redis.ops_per_second().max(1e-9);
+            let p99 = ratio(cell.cashe.quantile_us(0.99), redis.quantile_us(0.99));
+            let _ = writeln!(
+                text,
+                "  [measured] {} {} clients against durable Redis: ops ratio {ops:.2}, p99 ratio {p99:.2}",
+                cell.workload.name(),
+                cell.clients
+            );
+        }
+        for memory in &self.type_memory {
+            let name = format!(
+                "memory: a {}-element {}: <= 2 x Redis's resident bytes per element",
+                memory.elements,
+                memory.collection.name()
+            );
+            // Judged right after the load, as the per-key memory line is;
+            // the compacted state is shown too.
+            let worst = max_bytes(&memory.loaded);
+            let compacted =
+                memory.compacted.as_deref().map_or("not reached".into(), |n| format!("{:.0}", max_bytes(n)));
+            let _ = match memory.redis {
+                Some(redis) => {
+                    writeln!(
+                        text,
+                        "  [{}] {name}: worst node {worst:.0} right after the load (compacted: {compacted}) vs redis {redis:.0} bytes/element ({}): {:.2}x",
+                        if worst <= 2.0 * redis { "met" } else { "NOT met" },
+                        memory.redis_encoding.as_deref().unwrap_or("-"),
+                        worst / redis.max(1e-9)
+                    )
+                }
+                None => writeln!(text, "  [not measured] {name}"),
+            };
+        }
         text
     }
 
@@ -1346,12 +1925,14 @@ impl Report {
         for (i, cell) in self.cells.iter().enumerate() {
             let separator = if i + 1 < self.cells.len() { "," } else { "" };
             let redis = cell.redis.as_ref().map_or("null".into(), side_json);
+            let fsync: Vec<String> = cell.fsync.iter().map(|p| p.p50_us.to_string()).collect();
             let _ = writeln!(
                 json,
-                "    {{\"workload\": \"{}\", \"clients\": {}, \"cashe\": {}, \"redis\": {redis}}}{separator}",
+                "    {{\"workload\": \"{}\", \"clients\": {}, \"cashe\": {}, \"redis\": {redis}, \"fdatasync_p50_us\": [{}]}}{separator}",
                 cell.workload.name(),
                 cell.clients,
-                side_json(&cell.cashe)
+                side_json(&cell.cashe),
+                fsync.join(", ")
             );
         }
         json.push_str("  ],\n");
@@ -1377,12 +1958,43 @@ impl Report {
                 let redis = memory.redis.map_or("null".into(), |b| format!("{b:.1}"));
                 let _ = writeln!(
                     json,
-                    "  \"memory\": {{\"keys\": {}, \"cashe_bytes_per_key\": {{{}}}, \"redis_bytes_per_key\": {redis}}}",
+                    "  \"memory\": {{\"keys\": {}, \"cashe_bytes_per_key\": {{{}}}, \"redis_bytes_per_key\": {redis}}},",
                     memory.keys,
                     nodes.join(", ")
                 );
             }
-            None => json.push_str("  \"memory\": null\n"),
+            None => json.push_str("  \"memory\": null,\n"),
+        }
+        let types: Vec<String> = self
+            .type_memory
+            .iter()
+            .map(|m| {
+                let nodes = |nodes: &[(String, f64)]| {
+                    let each: Vec<String> = nodes.iter().map(|(n, b)| format!("\"{n}\": {b:.1}")).collect();
+                    format!("{{{}}}", each.join(", "))
+                };
+                let text = |t: &Option<String>| t.as_ref().map_or("null".into(), |t| format!("\"{t}\""));
+                format!(
+                    "    {{\"type\": \"{}\", \"elements\": {}, \"cashe_bytes_per_element_loaded\": {}, \
+                     \"cashe_bytes_per_element_compacted\": {}, \"compaction_writes\": {}, \"cashe_leader\": \"{}\", \
+                     \"cashe_encoding\": {}, \"redis_bytes_per_element\": {}, \"redis_encoding\": {}, \"cashe_load_seconds\": {:.1}}}",
+                    m.collection.name(),
+                    m.elements,
+                    nodes(&m.loaded),
+                    m.compacted.as_deref().map_or("null".into(), nodes),
+                    m.compaction_writes,
+                    m.leader,
+                    text(&m.cashe_encoding),
+                    m.redis.map_or("null".into(), |b| format!("{b:.1}")),
+                    text(&m.redis_encoding),
+                    m.load_seconds
+                )
+            })
+            .collect();
+        if types.is_empty() {
+            json.push_str("  \"memory_per_element\": []\n");
+        } else {
+            let _ = writeln!(json, "  \"memory_per_element\": [\n{}\n  ]", types.join(",\n"));
         }
         json.push_str("}\n");
         json
