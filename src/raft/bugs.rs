@@ -47,10 +47,15 @@ pub enum PlantedBug {
     /// own instead of the one every replica shares (`kv::Store::random`),
     /// so replicas of one set pop different members. Planted in `node`.
     SpopLocalRandom,
+    /// A blocking command whose wait ends answers the timeout's nil even
+    /// when its `CASHE.BLOCK` never applied (lost with a leader), so it
+    /// never looked at the list: nil on a list that was never empty.
+    /// Planted in `node::blocking`.
+    BlockNilUnseen,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 10] = [
+    pub const ALL: [PlantedBug; 11] = [
         PlantedBug::CommitOldTerm,
         PlantedBug::VoteTwice,
         PlantedBug::VoteBeforePersist,
@@ -61,6 +66,7 @@ impl PlantedBug {
         PlantedBug::FollowerStampsTtl,
         PlantedBug::NoCheckQuorumStepDown,
         PlantedBug::SpopLocalRandom,
+        PlantedBug::BlockNilUnseen,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +82,7 @@ impl PlantedBug {
             PlantedBug::FollowerStampsTtl => "follower-stamps-ttl",
             PlantedBug::NoCheckQuorumStepDown => "no-check-quorum-step-down",
             PlantedBug::SpopLocalRandom => "spop-local-random",
+            PlantedBug::BlockNilUnseen => "block-nil-unseen",
         }
     }
 
