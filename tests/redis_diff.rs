@@ -2,12 +2,18 @@
 //! `cashe::kv::Store` and to a real `redis-server` (7.0, started here as a
 //! child process on a free port), and every reply is compared byte for
 //! byte (`Reply::to_bytes()` against the raw RESP bytes from the server).
-//! Four phases: random command sequences over a small key space shared by
-//! string, hash and key commands (one FLUSHALL per seed), KEYS with random
-//! glob patterns over keys made for them, INCRBYFLOAT on random pairs of
-//! numbers, and hashes large enough for Redis's hashtable encoding (more
-//! than 128 fields, values over 64 bytes) filled, scanned and emptied. The test prints how
-//! many commands it compared; `CASHE_REDIS_DIFF_SEEDS=n` runs more seeds.
+//! Phases: random command sequences over a small key space shared by
+//! string, bitmap, hash, list, set, sorted set and key commands (one
+//! FLUSHALL per seed; each type's generator is in `redis_diff/<type>.rs`,
+//! hashes and key commands here), each key's final value read by every
+//! type's reads, KEYS with random glob patterns over keys made for them,
+//! INCRBYFLOAT on random pairs of numbers, and per type a value past
+//! Redis's small encodings (a hash of more than 128 fields, a list of
+//! thousands of elements, a set past 512 integers, a sorted set of hundreds
+//! of members, a bitmap of hundreds of KB) filled, read, scanned and
+//! emptied. Each type module documents what it compares other than byte
+//! for byte (random picks, member order). The test prints how many
+//! commands it compared; `CASHE_REDIS_DIFF_SEEDS=n` runs more seeds.
 //!
 //! `redis-server` must be on PATH (`.ci/run` installs Debian's
 //! `redis-server` package); without it this test fails, it never skips.
