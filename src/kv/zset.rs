@@ -724,6 +724,17 @@ fn check_timeout(arg: &[u8]) -> Result<(), Reply> {
     Ok(())
 }
 
+/// A score as Redis's listpack holds it, which ZSCAN answers as is: a
+/// whole number within +-2^62 as an integer (`double2ll`), else `%.17g`.
+fn listpack_score_text(score: f64) -> String {
+    const LIMIT: f64 = 4_611_686_018_427_387_904.0;
+    if (-LIMIT..=LIMIT).contains(&score) && score.trunc() == score {
+        (score as i64).to_string()
+    } else {
+        format_score(score)
+    }
+}
+
 /// HSCAN's cursor rule for ZSCAN (see `hash`): the first 8 bytes of a
 /// member, big-endian, zero-padded.
 fn cursor_of(member: &[u8]) -> u64 {
@@ -1309,13 +1320,14 @@ impl Store {
             Err(reply) => return reply,
         };
         let mut items = Vec::new();
+        let small = zset.index.is_none();
         let mut push = |member: &[u8], score: f64| {
             if options.matches(member) {
                 items.push(Reply::bulk(member.to_vec()));
-                items.push(Reply::bulk(format_score(score)));
+                items.push(Reply::bulk(if small { listpack_score_text(score) } else { format_score(score) }));
             }
         };
-        if zset.index.is_none() {
+        if small {
             zset.iter().for_each(|(member, score)| push(member, score));
             return scan_reply(0, items);
         }
@@ -1417,7 +1429,7 @@ impl Store {
         match self.parse_algebra(args, now, 1, algebra, name, Output::Reply) {
             Ok(request) => {
                 let result = compute_algebra(&request, algebra);
-                members_reply(result.iter(), request.with_scores)
+                members_reply(result.into_iter(), request.with_scores)
             }
             Err(reply) => reply,
         }
@@ -1445,7 +1457,7 @@ impl Store {
 
     fn on_zalgebra_store(&mut self, args: &[Vec<u8>], now: u64, algebra: Algebra, name: &str) -> Reply {
         let result = match self.parse_algebra(args, now, 2, algebra, name, Output::Store) {
-            Ok(request) => compute_algebra(&request, algebra),
+            Ok(request) => ZSet::from_sorted(&compute_algebra(&request, algebra)),
             Err(reply) => return reply,
         };
         self.store_zset(&args[1], result, now)
@@ -1556,11 +1568,15 @@ impl Store {
             Err(wrong_type) => return wrong_type,
             Ok(None) => ZSet::default(),
             Ok(Some(zset)) => {
-                let entries: Vec<(&[u8], f64)> = Store::range_entries(zset, &request)
-                    .into_iter()
-                    .map(|entry| (entry.member.as_bytes(), entry.score))
-                    .collect();
-                ZSet::from_sorted(&entries)
+                // Redis's `zrangeResultBeginStore`: a listpack unless a rank
+                // range is known to be longer, converted as entries come.
+                let entries = Store::range_entries(zset, &request);
+                let large = request.kind == RangeKind::Rank && entries.len() > LISTPACK_ENTRIES_MAX;
+                let mut result = ZSet { order: Chunks::default(), index: large.then(BTreeMap::new) };
+                for entry in entries {
+                    result.add_new(&entry.member, entry.score);
+                }
+                result
             }
         };
         self.store_zset(&args[1], result, now)
@@ -1725,8 +1741,9 @@ fn plain_members(set: &Set) -> BTreeSet<&[u8]> {
 
 /// The result of a parsed set algebra command, as Redis computes it
 /// (`zunionInterDiffGenericCommand`): sources in the order parsed (by
-/// cardinality but for ZDIFF), weights multiplied in, a NaN product 0.
-fn compute_algebra(request: &AlgebraRequest, algebra: Algebra) -> ZSet {
+/// cardinality but for ZDIFF), weights multiplied in, a NaN product 0; in
+/// order (the skiplist Redis replies from: -0 is kept).
+fn compute_algebra<'a>(request: &'a AlgebraRequest, algebra: Algebra) -> Vec<(&'a [u8], f64)> {
     let sources = &request.sources;
     let weighted = |score: f64, weight: f64| {
         let value = score * weight;
@@ -1780,7 +1797,7 @@ fn compute_algebra(request: &AlgebraRequest, algebra: Algebra) -> ZSet {
         }
     }
     entries.sort_by(|a, b| compare(a.1, a.0, b.1, b.0));
-    ZSet::from_sorted(&entries)
+    entries
 }
 
 /// `count` distinct indexes below `size` (`count < size`), in draw order.
