@@ -149,11 +149,22 @@ impl Chunks {
             .min(last);
         let chunk = &mut self.chunks[index];
         let at = chunk.partition_point(|other| other.before(entry.score, &entry.member));
-        chunk.insert(at, entry);
-        if chunk.len() > CHUNK_MAX {
-            let tail = chunk.split_off(chunk.len() / 2);
-            self.chunks.insert(index + 1, tail);
+        if chunk.len() < CHUNK_MAX {
+            chunk.insert(at, entry);
+            return;
         }
+        // Split a full chunk before it grows: no chunk's capacity passes
+        // CHUNK_MAX, and both halves give back what they do not use (a
+        // set filled in order keeps its chunks full).
+        let mut tail = chunk.split_off(CHUNK_MAX / 2);
+        chunk.shrink_to_fit();
+        tail.shrink_to_fit();
+        if at <= CHUNK_MAX / 2 {
+            chunk.insert(at, entry);
+        } else {
+            tail.insert(at - CHUNK_MAX / 2, entry);
+        }
+        self.chunks.insert(index + 1, tail);
     }
 
     /// Removes the entry of `member`, whose score is `score`.

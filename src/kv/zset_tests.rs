@@ -266,7 +266,7 @@ fn the_chunked_order_agrees_with_a_model_through_splits_and_merges() {
         assert_eq!(zset.rank(member), Some(rank));
         assert_eq!(zset.order.get(rank).map(|entry| entry.member.as_bytes()), Some(*member));
     }
-    assert!(zset.order.chunks.iter().all(|chunk| !chunk.is_empty() && chunk.len() <= CHUNK_MAX));
+    assert!(zset.order.chunks.iter().all(|chunk| !chunk.is_empty() && chunk.capacity() <= CHUNK_MAX));
     let removed = zset.remove_range(10, 500);
     assert_eq!(removed.len(), 490);
     assert_eq!(zset.len(), expected.len() - 490);
@@ -388,4 +388,16 @@ fn every_command_answers_wrongtype_on_a_string() {
     ] {
         assert_eq!(run(&mut s, T0, words), error(WRONG_TYPE), "{words:?}");
     }
+}
+
+#[test]
+fn a_set_filled_in_order_keeps_its_chunks_full() {
+    let mut zset = ZSet::default();
+    for i in 0..10_000 {
+        zset.insert(format!("m{i:05}").as_bytes(), f64::from(i));
+    }
+    let capacity: usize = zset.order.chunks.iter().map(Vec::capacity).sum();
+    assert!(capacity <= zset.len() * 11 / 10, "{capacity} entries' room for {}", zset.len());
+    assert_eq!(zset.rank(b"m09999"), Some(9999));
+    assert_eq!(zset.encoding(), "skiplist");
 }

@@ -15,8 +15,9 @@
 //!   on a set whose scores differ is only defined for Redis's listpack;
 //!   when Redis's answer differs and its key is a skiplist, it is not
 //!   compared (see `src/kv/zset.rs`).
-//! - Plain sets (SADD) are not generated as ZUNION/ZINTER/ZDIFF inputs here
-//!   while the set commands are written (unit tests cover them).
+//! - Plain sets as ZUNION/ZINTER/ZDIFF inputs: SADD is generated only once
+//!   the Store serves it (the set commands are written on another branch;
+//!   unit tests cover plain set inputs meanwhile).
 
 use super::{parse_all, words, Case, Check, Generator, Reply, Runner};
 
@@ -329,6 +330,10 @@ pub(super) fn case(generator: &mut Generator, key: Vec<u8>) -> Case {
             }
             Case { args, check: Check::HScanAll }
         }
+        37 if super::classify(&words(&[b"SADD", b"k", b"m"])).is_ok() => {
+            // Plain sets as ZUNION/ZINTER/ZDIFF inputs, once SADD is served.
+            exact(vec![b"SADD".to_vec(), key, g.member(), g.member()])
+        }
         _ => exact(vec![b"ZADD".to_vec(), key, g.score_text(), g.member()]),
     }
 }
@@ -463,6 +468,8 @@ pub(super) fn final_state(key: &[u8]) -> Vec<Case> {
 /// Sorted set commands only, on the shared keys: more of them than the
 /// mixed phase sends, so sets grow and meet each other more.
 const ZSET_ONLY_CASES: usize = 4000;
+/// ZADD, ZSCORE, ZCOUNT... rounds with random float texts.
+const FLOAT_SCORES: usize = 1500;
 
 /// Sorted sets past Redis's listpack limits: filled, read by every kind of
 /// range, ranked, scanned, combined, then emptied. Before them, a run of
@@ -478,6 +485,29 @@ pub(super) fn big(runner: &mut Runner, seed: u64) {
     for key in super::KEYS {
         for case in final_state(key) {
             runner.run(seed + 1000, ZSET_ONLY_CASES, &case);
+        }
+    }
+    // Scores and bounds as every kind of float text: strtod's reading,
+    // its range errors, %.17g printing.
+    for step in 0..FLOAT_SCORES {
+        let score = generator.float_text();
+        let bound = [if generator.chance(30) { &b"("[..] } else { b"" }, &generator.float_text()].concat();
+        for args in [
+            vec![b"ZADD".to_vec(), b"fz".to_vec(), score.clone(), b"m".to_vec()],
+            words(&[b"ZSCORE", b"fz", b"m"]),
+            vec![b"ZCOUNT".to_vec(), b"fz".to_vec(), bound.clone(), b"+inf".to_vec()],
+            vec![b"ZINCRBY".to_vec(), b"fz".to_vec(), generator.float_text(), b"m".to_vec()],
+            vec![
+                b"ZUNION".to_vec(),
+                b"1".to_vec(),
+                b"fz".to_vec(),
+                b"WEIGHTS".to_vec(),
+                score,
+                b"WITHSCORES".to_vec(),
+            ],
+            vec![b"ZRANGEBYSCORE".to_vec(), b"fz".to_vec(), b"-inf".to_vec(), bound, b"WITHSCORES".to_vec()],
+        ] {
+            runner.run(seed + 2000, step, &Case { args, check: Check::Exact });
         }
     }
     let mut generator = Generator::new(seed);
