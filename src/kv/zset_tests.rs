@@ -2,9 +2,20 @@
 //! representation's own); `tests/redis_diff/zset.rs` compares replies with
 //! a real redis-server byte for byte.
 
-use super::super::tests::{bulk, cmd, int, run, T0};
+use super::super::tests::{bulk, cmd, int, T0};
 use super::*;
 use crate::raft::SplitMix64;
+
+/// `tests::run`, then every sorted set's own invariants (`ZSet::check`).
+fn run(store: &mut Store, now: u64, words: &[&str]) -> Reply {
+    let reply = super::super::tests::run(store, now, words);
+    for entry in store.entries.values() {
+        if let Value::ZSet(zset) = &entry.value {
+            zset.check();
+        }
+    }
+    reply
+}
 
 fn array(items: &[&str]) -> Reply {
     Reply::Array(Some(items.iter().map(|item| bulk(item)).collect()))
@@ -237,6 +248,7 @@ fn the_small_form_converts_once_past_listpack_limits() {
     assert_eq!(zset_at(&s, "z").encoding(), "skiplist");
     run(&mut s, T0, &["ZREMRANGEBYRANK", "z", "1", "-1"]);
     assert_eq!(zset_at(&s, "z").encoding(), "skiplist", "no way back, as in Redis");
+    zset_at(&s, "z").check();
     run(&mut s, T0, &["ZADD", "long", "1", &"x".repeat(65)]);
     assert_eq!(zset_at(&s, "long").encoding(), "skiplist");
     run(&mut s, T0, &["ZADD", "short", "1", &"x".repeat(64)]);
@@ -256,6 +268,9 @@ fn the_chunked_order_agrees_with_a_model_through_splits_and_merges() {
             let score = rng.range(0, 50) as f64 - 25.0;
             assert_eq!(zset.insert(&member, score), model.insert(member, score).is_none());
         }
+        if step % 1000 == 0 {
+            zset.check();
+        }
     }
     let mut expected: Vec<(&[u8], f64)> = model.iter().map(|(m, s)| (m.as_slice(), *s)).collect();
     expected.sort_by(|a, b| compare(a.1, a.0, b.1, b.0));
@@ -268,6 +283,7 @@ fn the_chunked_order_agrees_with_a_model_through_splits_and_merges() {
     }
     assert!(zset.order.chunks.iter().all(|chunk| !chunk.is_empty() && chunk.capacity() <= CHUNK_MAX));
     let removed = zset.remove_range(10, 500);
+    zset.check();
     assert_eq!(removed.len(), 490);
     assert_eq!(zset.len(), expected.len() - 490);
     assert!(zset.iter().map(|(member, _)| zset.score(member)).all(|score| score.is_some()));
@@ -399,5 +415,6 @@ fn a_set_filled_in_order_keeps_its_chunks_full() {
     let capacity: usize = zset.order.chunks.iter().map(Vec::capacity).sum();
     assert!(capacity <= zset.len() * 11 / 10, "{capacity} entries' room for {}", zset.len());
     assert_eq!(zset.rank(b"m09999"), Some(9999));
+    zset.check();
     assert_eq!(zset.encoding(), "skiplist");
 }
