@@ -418,3 +418,34 @@ fn a_set_filled_in_order_keeps_its_chunks_full() {
     zset.check();
     assert_eq!(zset.encoding(), "skiplist");
 }
+
+#[test]
+fn sorted_sets_survive_a_snapshot_round_trip_in_both_forms() {
+    let mut s = Store::default();
+    run(&mut s, T0, &["ZADD", "small", "1.5", "a", "-inf", "b", "0", "c"]);
+    for i in 0..300 {
+        run(&mut s, T0, &["ZADD", "big", &format!("{}.25", i % 17), &format!("member:{i}")]);
+    }
+    run(&mut s, T0, &["ZADD", "big", "-0", "negative zero"]);
+    let bytes = s.snapshot();
+    let restored = Store::restore(&bytes).expect("a valid snapshot");
+    assert_eq!(restored, s);
+    assert_eq!(restored.snapshot(), bytes);
+    assert_eq!(zset_at(&restored, "big").encoding(), "skiplist");
+    assert_eq!(zset_at(&restored, "small").encoding(), "listpack");
+    zset_at(&restored, "big").check();
+    let read = |store: &Store| store.read(&cmd(&["ZRANGE", "big", "0", "-1", "WITHSCORES"]), T0);
+    assert_eq!(read(&restored), read(&s));
+    assert_eq!(restored.read(&cmd(&["ZSCORE", "big", "negative zero"]), T0), Reply::Double("-0".into()));
+}
+
+#[test]
+fn a_set_restored_in_its_recorded_form_answers_as_before() {
+    let mut shrunk = ZSet::restored("skiplist");
+    shrunk.insert(b"a", 1e17);
+    assert_eq!(shrunk.encoding(), "skiplist");
+    shrunk.insert(b"z", -0.0);
+    assert_eq!(shrunk.score(b"z").map(f64::to_bits), Some((-0.0f64).to_bits()));
+    let small = ZSet::restored("listpack");
+    assert_eq!(small.encoding(), "listpack");
+}
