@@ -591,6 +591,20 @@ pub(super) fn big(runner: &mut Runner, seed: u64) {
         run(runner, case);
     }
     run(runner, exact(words(&[b"ZRANGE", b"uz", b"0", b"-1", b"WITHSCORES"])));
+    // ZRANGESTORE's destination: large at once for a long rank range, else
+    // a listpack converted after 128 entries (-0 kept or not).
+    for range in [
+        &[&b"0"[..], b"-1"][..],
+        &[b"-inf", b"+inf", b"BYSCORE"],
+        &[b"10", b"100"],
+        &[b"(-1", b"1", b"BYSCORE"],
+    ] {
+        let mut args = words(&[b"ZRANGESTORE", b"rz", b"bigz"]);
+        args.extend(words(range));
+        run(runner, exact(args));
+        run(runner, exact(words(&[b"ZRANGE", b"rz", b"0", b"-1", b"WITHSCORES"])));
+        run(runner, Case { args: words(&[b"ZSCAN", b"rz", b"0"]), check: Check::HScanAll });
+    }
     run(runner, exact(words(&[b"ZREMRANGEBYRANK", b"bigz", b"10", b"40"])));
     run(runner, exact(words(&[b"ZREMRANGEBYSCORE", b"bigz", b"(0", b"100"])));
     run(runner, exact(words(&[b"ZREMRANGEBYLEX", b"lexz", b"[member:1", b"(member:2"])));
@@ -602,5 +616,5 @@ pub(super) fn big(runner: &mut Runner, seed: u64) {
         run(runner, exact(words(&[b"ZPOPMAX", b"lexz"])));
     }
     run(runner, exact(words(&[b"EXISTS", b"bigz", b"lexz"])));
-    run(runner, exact(words(&[b"DEL", b"uz"])));
+    run(runner, exact(words(&[b"DEL", b"uz", b"rz"])));
 }
