@@ -2,9 +2,20 @@
 //! representation's own); `tests/redis_diff/zset.rs` compares replies with
 //! a real redis-server byte for byte.
 
-use super::super::tests::{bulk, cmd, int, run, T0};
+use super::super::tests::{bulk, cmd, int, T0};
 use super::*;
 use crate::raft::SplitMix64;
+
+/// `tests::run`, then every sorted set's own invariants (`ZSet::check`).
+fn run(store: &mut Store, now: u64, words: &[&str]) -> Reply {
+    let reply = super::super::tests::run(store, now, words);
+    for entry in store.entries.values() {
+        if let Value::ZSet(zset) = &entry.value {
+            zset.check();
+        }
+    }
+    reply
+}
 
 fn array(items: &[&str]) -> Reply {
     Reply::Array(Some(items.iter().map(|item| bulk(item)).collect()))
@@ -237,6 +248,7 @@ fn the_small_form_converts_once_past_listpack_limits() {
     assert_eq!(zset_at(&s, "z").encoding(), "skiplist");
     run(&mut s, T0, &["ZREMRANGEBYRANK", "z", "1", "-1"]);
     assert_eq!(zset_at(&s, "z").encoding(), "skiplist", "no way back, as in Redis");
+    zset_at(&s, "z").check();
     run(&mut s, T0, &["ZADD", "long", "1", &"x".repeat(65)]);
     assert_eq!(zset_at(&s, "long").encoding(), "skiplist");
     run(&mut s, T0, &["ZADD", "short", "1", &"x".repeat(64)]);
@@ -256,6 +268,9 @@ fn the_chunked_order_agrees_with_a_model_through_splits_and_merges() {
             let score = rng.range(0, 50) as f64 - 25.0;
             assert_eq!(zset.insert(&member, score), model.insert(member, score).is_none());
         }
+        if step % 1000 == 0 {
+            zset.check();
+        }
     }
     let mut expected: Vec<(&[u8], f64)> = model.iter().map(|(m, s)| (m.as_slice(), *s)).collect();
     expected.sort_by(|a, b| compare(a.1, a.0, b.1, b.0));
@@ -266,8 +281,9 @@ fn the_chunked_order_agrees_with_a_model_through_splits_and_merges() {
         assert_eq!(zset.rank(member), Some(rank));
         assert_eq!(zset.order.get(rank).map(|entry| entry.member.as_bytes()), Some(*member));
     }
-    assert!(zset.order.chunks.iter().all(|chunk| !chunk.is_empty() && chunk.len() <= CHUNK_MAX));
+    assert!(zset.order.chunks.iter().all(|chunk| !chunk.is_empty() && chunk.capacity() <= CHUNK_MAX));
     let removed = zset.remove_range(10, 500);
+    zset.check();
     assert_eq!(removed.len(), 490);
     assert_eq!(zset.len(), expected.len() - 490);
     assert!(zset.iter().map(|(member, _)| zset.score(member)).all(|score| score.is_some()));
@@ -388,4 +404,48 @@ fn every_command_answers_wrongtype_on_a_string() {
     ] {
         assert_eq!(run(&mut s, T0, words), error(WRONG_TYPE), "{words:?}");
     }
+}
+
+#[test]
+fn a_set_filled_in_order_keeps_its_chunks_full() {
+    let mut zset = ZSet::default();
+    for i in 0..10_000 {
+        zset.insert(format!("m{i:05}").as_bytes(), f64::from(i));
+    }
+    let capacity: usize = zset.order.chunks.iter().map(Vec::capacity).sum();
+    assert!(capacity <= zset.len() * 11 / 10, "{capacity} entries' room for {}", zset.len());
+    assert_eq!(zset.rank(b"m09999"), Some(9999));
+    zset.check();
+    assert_eq!(zset.encoding(), "skiplist");
+}
+
+#[test]
+fn sorted_sets_survive_a_snapshot_round_trip_in_both_forms() {
+    let mut s = Store::default();
+    run(&mut s, T0, &["ZADD", "small", "1.5", "a", "-inf", "b", "0", "c"]);
+    for i in 0..300 {
+        run(&mut s, T0, &["ZADD", "big", &format!("{}.25", i % 17), &format!("member:{i}")]);
+    }
+    run(&mut s, T0, &["ZADD", "big", "-0", "negative zero"]);
+    let bytes = s.snapshot();
+    let restored = Store::restore(&bytes).expect("a valid snapshot");
+    assert_eq!(restored, s);
+    assert_eq!(restored.snapshot(), bytes);
+    assert_eq!(zset_at(&restored, "big").encoding(), "skiplist");
+    assert_eq!(zset_at(&restored, "small").encoding(), "listpack");
+    zset_at(&restored, "big").check();
+    let read = |store: &Store| store.read(&cmd(&["ZRANGE", "big", "0", "-1", "WITHSCORES"]), T0);
+    assert_eq!(read(&restored), read(&s));
+    assert_eq!(restored.read(&cmd(&["ZSCORE", "big", "negative zero"]), T0), Reply::Double("-0".into()));
+}
+
+#[test]
+fn a_set_restored_in_its_recorded_form_answers_as_before() {
+    let mut shrunk = ZSet::restored("skiplist");
+    shrunk.insert(b"a", 1e17);
+    assert_eq!(shrunk.encoding(), "skiplist");
+    shrunk.insert(b"z", -0.0);
+    assert_eq!(shrunk.score(b"z").map(f64::to_bits), Some((-0.0f64).to_bits()));
+    let small = ZSet::restored("listpack");
+    assert_eq!(small.encoding(), "listpack");
 }

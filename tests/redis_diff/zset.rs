@@ -1,6 +1,6 @@
 //! Sorted set commands: the generator's cases, the final state of each key
-//! (ZRANGE 0 -1 WITHSCORES) and a phase of large sorted sets (skiplist
-//! encoding in Redis).
+//! (ZRANGE 0 -1 WITHSCORES), a run of sorted set commands only, and a
+//! phase of large sorted sets (skiplist encoding in Redis).
 //!
 //! Compared otherwise than byte for byte:
 //! - ZRANDMEMBER (`Check::With`): Redis draws at random; the counts must
@@ -15,8 +15,9 @@
 //!   on a set whose scores differ is only defined for Redis's listpack;
 //!   when Redis's answer differs and its key is a skiplist, it is not
 //!   compared (see `src/kv/zset.rs`).
-//! - Plain sets (SADD) are not generated as ZUNION/ZINTER/ZDIFF inputs here
-//!   while the set commands are written (unit tests cover them).
+//! - Plain sets as ZUNION/ZINTER/ZDIFF inputs: SADD is generated only once
+//!   the Store serves it (the set commands are written on another branch;
+//!   unit tests cover plain set inputs meanwhile).
 
 use super::{parse_all, words, Case, Check, Generator, Reply, Runner};
 
@@ -329,45 +330,69 @@ pub(super) fn case(generator: &mut Generator, key: Vec<u8>) -> Case {
             }
             Case { args, check: Check::HScanAll }
         }
+        37 if super::classify(&words(&[b"SADD", b"k", b"m"])).is_ok() => {
+            // Plain sets as ZUNION/ZINTER/ZDIFF inputs, once SADD is served.
+            exact(vec![b"SADD".to_vec(), key, g.member(), g.member()])
+        }
         _ => exact(vec![b"ZADD".to_vec(), key, g.score_text(), g.member()]),
     }
 }
 
-/// Lex ranges: byte for byte unless Redis's key is a skiplist (see the
-/// module docs); the stores of ZRANGESTORE are then brought back in line.
+/// Lex ranges: byte for byte unless Redis's key is a skiplist (or was,
+/// and the command deleted it; see the module docs); the key the command
+/// may have changed is then made the same on both sides (`resync`).
 fn compare_lex(runner: &mut Runner, case: &Case, ours: Reply, raw: Vec<u8>, context: &str) {
-    if ours.to_bytes() == raw {
-        return;
+    let store = case.args[0].eq_ignore_ascii_case(b"ZRANGESTORE");
+    let source = if store { &case.args[2] } else { &case.args[1] };
+    // The key a write changed: equal counts may hide different members.
+    let changed = if store {
+        Some(&case.args[1])
+    } else if case.args[0].eq_ignore_ascii_case(b"ZREMRANGEBYLEX") {
+        Some(source)
+    } else {
+        None
+    };
+    let whole = |key: &[u8]| words(&[b"ZRANGE", key, b"0", b"-1", b"WITHSCORES"]);
+    let mut mine = ours.to_bytes();
+    let mut theirs = raw;
+    if mine == theirs {
+        let Some(key) = changed else { return };
+        mine = runner.store.read(&whole(key), super::now_ms()).for_protocol(runner.protocol).to_bytes();
+        theirs = runner.redis.call(&whole(key));
+        if mine == theirs {
+            return;
+        }
     }
-    let source =
-        if case.args[0].eq_ignore_ascii_case(b"ZRANGESTORE") { &case.args[2] } else { &case.args[1] };
     let encoding = runner.redis.call(&[b"OBJECT".to_vec(), b"ENCODING".to_vec(), source.clone()]);
-    if encoding.windows(8).any(|window| window == b"skiplist") {
-        // Bring the key Redis changed back in line with the Store.
-        let changed = if case.args[0].eq_ignore_ascii_case(b"ZRANGESTORE") { &case.args[1] } else { source };
-        resync(runner, changed);
+    let skiplist = encoding.windows(8).any(|window| window == b"skiplist");
+    let deleted = matches!(parse_all(&encoding), Reply::Bulk(None) | Reply::Null);
+    if skiplist || deleted {
+        resync(runner, changed.unwrap_or(source));
         return;
     }
-    super::assert_same(&ours.to_bytes(), &raw, context);
+    super::assert_same(&mine, &theirs, context);
 }
 
-/// Copies the Store's sorted set at `key` to Redis.
+/// Gives `key` the Store's sorted set on both sides, in skiplist encoding
+/// on both (a member past 64 bytes added and removed).
 fn resync(runner: &mut Runner, key: &[u8]) {
-    runner.redis.call(&[b"DEL".to_vec(), key.to_vec()]);
     let now = super::now_ms();
-    let all = runner.store.read(
-        &[b"ZRANGE".to_vec(), key.to_vec(), b"0".to_vec(), b"-1".to_vec(), b"WITHSCORES".to_vec()],
-        now,
-    );
-    let Reply::Pairs(pairs) = all else { return };
-    let mut zadd = vec![b"ZADD".to_vec(), key.to_vec()];
+    let read = vec![b"ZRANGE".to_vec(), key.to_vec(), b"0".to_vec(), b"-1".to_vec(), b"WITHSCORES".to_vec()];
+    let pairs = match runner.store.read(&read, now) {
+        Reply::Pairs(pairs) => pairs,
+        _ => Vec::new(),
+    };
+    let long = vec![b'L'; 70];
+    let mut zadd = vec![b"ZADD".to_vec(), key.to_vec(), b"0".to_vec(), long.clone()];
     for (member, score) in pairs {
         let (Reply::Bulk(Some(member)), Reply::Double(score)) = (member, score) else { continue };
         zadd.push(score.into_bytes());
         zadd.push(member);
     }
-    if zadd.len() > 2 {
-        runner.redis.call(&zadd);
+    let zrem = vec![b"ZREM".to_vec(), key.to_vec(), long];
+    for args in [vec![b"DEL".to_vec(), key.to_vec()], zadd, zrem] {
+        runner.redis.call(&args);
+        runner.store.apply(&args, now);
     }
 }
 
@@ -440,10 +465,51 @@ pub(super) fn final_state(key: &[u8]) -> Vec<Case> {
     ]
 }
 
+/// Sorted set commands only, on the shared keys: more of them than the
+/// mixed phase sends, so sets grow and meet each other more.
+const ZSET_ONLY_CASES: usize = 4000;
+/// ZADD, ZSCORE, ZCOUNT... rounds with random float texts.
+const FLOAT_SCORES: usize = 1500;
+
 /// Sorted sets past Redis's listpack limits: filled, read by every kind of
-/// range, ranked, scanned, combined, then emptied.
+/// range, ranked, scanned, combined, then emptied. Before them, a run of
+/// sorted set commands only (`ZSET_ONLY_CASES`).
 pub(super) fn big(runner: &mut Runner, seed: u64) {
     const MEMBERS: usize = 300;
+    let mut generator = Generator::new(seed + 1000);
+    for step in 0..ZSET_ONLY_CASES {
+        let key = generator.key();
+        let case = case(&mut generator, key);
+        runner.run(seed + 1000, step, &case);
+    }
+    for key in super::KEYS {
+        for case in final_state(key) {
+            runner.run(seed + 1000, ZSET_ONLY_CASES, &case);
+        }
+    }
+    // Scores and bounds as every kind of float text: strtod's reading,
+    // its range errors, %.17g printing.
+    for step in 0..FLOAT_SCORES {
+        let score = generator.float_text();
+        let bound = [if generator.chance(30) { &b"("[..] } else { b"" }, &generator.float_text()].concat();
+        for args in [
+            vec![b"ZADD".to_vec(), b"fz".to_vec(), score.clone(), b"m".to_vec()],
+            words(&[b"ZSCORE", b"fz", b"m"]),
+            vec![b"ZCOUNT".to_vec(), b"fz".to_vec(), bound.clone(), b"+inf".to_vec()],
+            vec![b"ZINCRBY".to_vec(), b"fz".to_vec(), generator.float_text(), b"m".to_vec()],
+            vec![
+                b"ZUNION".to_vec(),
+                b"1".to_vec(),
+                b"fz".to_vec(),
+                b"WEIGHTS".to_vec(),
+                score,
+                b"WITHSCORES".to_vec(),
+            ],
+            vec![b"ZRANGEBYSCORE".to_vec(), b"fz".to_vec(), b"-inf".to_vec(), bound, b"WITHSCORES".to_vec()],
+        ] {
+            runner.run(seed + 2000, step, &Case { args, check: Check::Exact });
+        }
+    }
     let mut generator = Generator::new(seed);
     let g = &mut generator;
     let exact = |args: Vec<Vec<u8>>| Case { args, check: Check::Exact };
@@ -525,6 +591,20 @@ pub(super) fn big(runner: &mut Runner, seed: u64) {
         run(runner, case);
     }
     run(runner, exact(words(&[b"ZRANGE", b"uz", b"0", b"-1", b"WITHSCORES"])));
+    // ZRANGESTORE's destination: large at once for a long rank range, else
+    // a listpack converted after 128 entries (-0 kept or not).
+    for range in [
+        &[&b"0"[..], b"-1"][..],
+        &[b"-inf", b"+inf", b"BYSCORE"],
+        &[b"10", b"100"],
+        &[b"(-1", b"1", b"BYSCORE"],
+    ] {
+        let mut args = words(&[b"ZRANGESTORE", b"rz", b"bigz"]);
+        args.extend(words(range));
+        run(runner, exact(args));
+        run(runner, exact(words(&[b"ZRANGE", b"rz", b"0", b"-1", b"WITHSCORES"])));
+        run(runner, Case { args: words(&[b"ZSCAN", b"rz", b"0"]), check: Check::HScanAll });
+    }
     run(runner, exact(words(&[b"ZREMRANGEBYRANK", b"bigz", b"10", b"40"])));
     run(runner, exact(words(&[b"ZREMRANGEBYSCORE", b"bigz", b"(0", b"100"])));
     run(runner, exact(words(&[b"ZREMRANGEBYLEX", b"lexz", b"[member:1", b"(member:2"])));
@@ -536,5 +616,5 @@ pub(super) fn big(runner: &mut Runner, seed: u64) {
         run(runner, exact(words(&[b"ZPOPMAX", b"lexz"])));
     }
     run(runner, exact(words(&[b"EXISTS", b"bigz", b"lexz"])));
-    run(runner, exact(words(&[b"DEL", b"uz"])));
+    run(runner, exact(words(&[b"DEL", b"uz", b"rz"])));
 }
