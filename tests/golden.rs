@@ -668,24 +668,28 @@ fn read(node: &Node, request: &str) -> Reply {
 /// pinned byte for byte: a list (variant 2: elements head first), a set
 /// (3: members), a sorted set (4: member and score, an f64 as 8 bytes
 /// little-endian), a hash past Redis's listpack limits (5: the same pairs
-/// as a hash, kept apart so the one-way encoding survives a snapshot), then
-/// after the tombstones (none) and their floor (0), one blocked client:
-/// its order (the store's version when it blocked, 5), node 7, wait 9 and
-/// the command `BLPOP q 0`.
+/// as a hash, kept apart so the one-way encoding survives a snapshot), a
+/// sorted set in its large form (6: as 4; it grew past the limits and
+/// shrank back), then after the tombstones (none) and their floor (0), one
+/// blocked client: its order (the store's version when it blocked, 8),
+/// node 7, wait 9 and the command `BLPOP q 0`.
 fn key_value_snapshot_of_every_type() -> Vec<u8> {
     let long = [b'v'; 65];
     [
-        &[4u8, 4, 5, 4][..],
+        &[4u8, 5, 8, 5][..],
         &[1, b'h', 5, 1, 1, b'f', 65],
         &long,
         &[0, 4, 4],
         &[1, b'l', 2, 2, 1, b'a', 1, b'b', 0, 1, 1],
         &[1, b's', 3, 1, 1, b'x', 0, 2, 2],
+        &[1, b'y', 6, 1, 1, b'n'],
+        &1.0f64.to_le_bytes(),
+        &[0, 5, 7],
         &[1, b'z', 4, 1, 1, b'm'],
         &1.5f64.to_le_bytes(),
         &[0, 3, 3],
         &[0, 0],
-        &[1, 5, 7, 9, 3, 5],
+        &[1, 8, 7, 9, 3, 5],
         b"BLPOP",
         &[1, b'q', 1, b'0'],
     ]
@@ -696,7 +700,16 @@ fn key_value_snapshot_of_every_type() -> Vec<u8> {
 fn every_value_type_and_a_blocked_client_snapshot_to_the_pinned_bytes_and_back() {
     let mut store = Store::default();
     let long = "v".repeat(65);
-    for request in ["RPUSH l a b", "SADD s x", "ZADD z 1.5 m", &format!("HSET h f {long}")] {
+    let requests = [
+        "RPUSH l a b".to_string(),
+        "SADD s x".into(),
+        "ZADD z 1.5 m".into(),
+        format!("HSET h f {long}"),
+        "ZADD y 1 n".into(),
+        format!("ZADD y 2 {long}"),
+        format!("ZREM y {long}"),
+    ];
+    for request in &requests {
         store.apply(&args(request), NOW_MS);
     }
     store.block(cashe::kv::WaiterId { node: 7, seq: 9 }, &args("BLPOP q 0"), NOW_MS);
@@ -705,6 +718,8 @@ fn every_value_type_and_a_blocked_client_snapshot_to_the_pinned_bytes_and_back()
     let restored = Store::restore(&key_value_snapshot_of_every_type()).unwrap();
     assert_eq!(restored, store);
     assert_eq!(restored.read(&args("OBJECT ENCODING h"), NOW_MS), Reply::bulk("hashtable"));
+    assert_eq!(restored.read(&args("OBJECT ENCODING y"), NOW_MS), Reply::bulk("skiplist"));
+    assert_eq!(restored.read(&args("OBJECT ENCODING z"), NOW_MS), Reply::bulk("listpack"));
     assert_eq!(restored.read(&args("ZSCORE z m"), NOW_MS), Reply::Double("1.5".into()));
     assert_eq!(
         restored.read(&args("LRANGE l 0 -1"), NOW_MS),

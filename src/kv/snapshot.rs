@@ -184,6 +184,9 @@ enum SnapshotValue {
     /// A hash in Redis's "hashtable" encoding (OBJECT ENCODING), which it
     /// keeps after shrinking back: `Hash`'s contents.
     HashTable(Vec<(Vec<u8>, Vec<u8>)>),
+    /// A sorted set in its large form ("skiplist"), as `ZSet`: one way in
+    /// Redis, and it decides how some replies print (ZSCAN, -0).
+    ZSetSkiplist(Vec<(Vec<u8>, f64)>),
 }
 
 /// `SnapshotV4` borrowing from the store, so writing a snapshot does not
@@ -221,6 +224,7 @@ impl Serialize for EntriesRef<'_> {
                 Value::Hash(hash) => ValueRef::Hash(FieldsRef(hash)),
                 Value::List(list) => ValueRef::List(ElementsRef(list)),
                 Value::Set(set) => ValueRef::Set(MembersRef(set)),
+                Value::ZSet(zset) if zset.encoding() == "skiplist" => ValueRef::ZSetSkiplist(ScoresRef(zset)),
                 Value::ZSet(zset) => ValueRef::ZSet(ScoresRef(zset)),
             },
             expire_at_ms: entry.expire_at_ms(),
@@ -250,6 +254,7 @@ enum ValueRef<'a> {
     Set(MembersRef<'a>),
     ZSet(ScoresRef<'a>),
     HashTable(FieldsRef<'a>),
+    ZSetSkiplist(ScoresRef<'a>),
 }
 
 struct FieldsRef<'a>(&'a Hash);
@@ -457,12 +462,6 @@ impl Store {
 
 /// A value as the store holds it, after checking the rules it keeps.
 fn restore_value(value: SnapshotValue, index: usize) -> Result<Value, RestoreError> {
-    let check_length = |bytes: &[u8]| {
-        if bytes.len() as u64 > VALUE_BYTES_MAX {
-            return Err(RestoreError::ValueTooLarge(bytes.len()));
-        }
-        Ok(())
-    };
     match value {
         SnapshotValue::String(bytes) => {
             check_length(&bytes)?;
@@ -512,20 +511,32 @@ fn restore_value(value: SnapshotValue, index: usize) -> Result<Value, RestoreErr
             }
             Ok(Value::Set(Box::new(set)))
         }
-        SnapshotValue::ZSet(scores) => {
-            let mut zset = ZSet::default();
-            for (member, score) in &scores {
-                check_length(member)?;
-                if score.is_nan() || !zset.insert(member, *score) {
-                    return Err(RestoreError::BadCollection("sorted set", index));
-                }
-            }
-            if zset.is_empty() {
-                return Err(RestoreError::BadCollection("sorted set", index));
-            }
-            Ok(Value::ZSet(Box::new(zset)))
+        SnapshotValue::ZSet(scores) => restore_zset(scores, "listpack", index),
+        SnapshotValue::ZSetSkiplist(scores) => restore_zset(scores, "skiplist", index),
+    }
+}
+
+/// A sorted set in the form `encoding` had when the snapshot was taken.
+fn restore_zset(scores: Vec<(Vec<u8>, f64)>, encoding: &str, index: usize) -> Result<Value, RestoreError> {
+    let mut zset = ZSet::restored(encoding);
+    for (member, score) in &scores {
+        check_length(member)?;
+        if score.is_nan() || !zset.insert(member, *score) {
+            return Err(RestoreError::BadCollection("sorted set", index));
         }
     }
+    if zset.is_empty() {
+        return Err(RestoreError::BadCollection("sorted set", index));
+    }
+    Ok(Value::ZSet(Box::new(zset)))
+}
+
+/// A string, field, element or member within the store's limit.
+fn check_length(bytes: &[u8]) -> Result<(), RestoreError> {
+    if bytes.len() as u64 > VALUE_BYTES_MAX {
+        return Err(RestoreError::ValueTooLarge(bytes.len()));
+    }
+    Ok(())
 }
 
 fn decode<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, RestoreError> {

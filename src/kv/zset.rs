@@ -26,12 +26,11 @@
 //! listpacks when small enough, ZRANGESTORE's start as one unless a rank
 //! range is longer than 128 (`zrangeResultBeginStore`).
 //!
-//! Snapshots hold members and scores only, so a restored set takes the
-//! small form if it fits it and holds no -0. A set that became large and
-//! then shrank back under the limits comes back small: its later replies
-//! (ZSCAN's shape, -0 kept or not, lex ranges on mixed scores) can then
-//! differ from a replica that never restored it, until the snapshot
-//! carries `ZSet::encoding` (`ZSet::restored` takes it back).
+//! Snapshots record the form (a set in the large form is its own value
+//! variant) and `ZSet::restored` takes it back, so a set that became large
+//! and shrank back under the limits stays large on a restored replica too:
+//! its later replies (ZSCAN's shape, -0 kept or not, lex ranges on mixed
+//! scores) are every replica's.
 //!
 //! Range by lex on a set whose scores differ: Redis's listpack answer
 //! comes from a linear scan, which the small form reproduces; its
@@ -323,9 +322,7 @@ impl ZSet {
     }
 
     /// An empty set to restore a snapshot into, in the form `encoding`
-    /// (what `encoding` answered when the snapshot was taken). Unused until
-    /// the snapshot format records it.
-    #[allow(dead_code)]
+    /// (what `encoding` answered when the snapshot was taken).
     pub(super) fn restored(encoding: &str) -> ZSet {
         ZSet { order: Chunks::default(), index: (encoding == "skiplist").then(BTreeMap::new) }
     }
