@@ -158,9 +158,10 @@ pub(super) enum Parts {
     Both,
 }
 
-/// HSCAN's cursor for a field: its first 8 bytes, big-endian, zero-padded.
-/// Never decreases along field order.
-fn cursor_of(field: &[u8]) -> u64 {
+/// HSCAN's cursor for a field (and SSCAN's for a member, ZSCAN's for a
+/// large sorted set's): its first 8 bytes, big-endian, zero-padded. Never
+/// decreases along byte order.
+pub(super) fn cursor_of(field: &[u8]) -> u64 {
     let mut bytes = [0u8; 8];
     let prefix = field.len().min(8);
     bytes[..prefix].copy_from_slice(&field[..prefix]);
@@ -169,7 +170,7 @@ fn cursor_of(field: &[u8]) -> u64 {
 
 /// The smallest field whose cursor is `cursor`: every field before it has
 /// a smaller cursor. Cursor 0 is the empty field, the start.
-fn resume_at(cursor: u64) -> Vec<u8> {
+pub(super) fn resume_at(cursor: u64) -> Vec<u8> {
     let length = 8 - (cursor.trailing_zeros() / 8) as usize;
     cursor.to_be_bytes()[..length].to_vec()
 }

@@ -40,6 +40,7 @@
 
 use super::args::{option_is, parse_cursor, parse_i64};
 use super::command::{self, KeyPositions, ReadCommand, Spec, WriteCommand, ALL_KEYS, NO_KEYS, ONE_KEY};
+use super::hash::{cursor_of, resume_at};
 use super::key::Key;
 use super::keys::{ScanOptions, INVALID_CURSOR};
 use super::strings::{NOT_AN_INTEGER, SYNTAX_ERROR};
@@ -460,21 +461,6 @@ fn set_reply<'a>(members: impl IntoIterator<Item = &'a [u8]>) -> Reply {
 
 fn array_reply<'a>(members: impl IntoIterator<Item = &'a [u8]>) -> Reply {
     Reply::Array(Some(members.into_iter().map(bulk).collect()))
-}
-
-/// SSCAN's cursor for a member: its first 8 bytes, big-endian,
-/// zero-padded (HSCAN's, see `hash`). Never decreases along member order.
-fn cursor_of(member: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    let prefix = member.len().min(8);
-    bytes[..prefix].copy_from_slice(&member[..prefix]);
-    u64::from_be_bytes(bytes)
-}
-
-/// The smallest member whose cursor is `cursor`. Cursor 0 is the start.
-fn resume_at(cursor: u64) -> Vec<u8> {
-    let length = 8 - (cursor.trailing_zeros() / 8) as usize;
-    cursor.to_be_bytes()[..length].to_vec()
 }
 
 impl Store {

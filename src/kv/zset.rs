@@ -53,6 +53,7 @@
 
 use super::args::{c_string, option_is, parse_cursor, parse_i64};
 use super::command::{self, KeyPositions, Spec, NO_KEYS, ONE_KEY};
+use super::hash::{cursor_of, resume_at};
 use super::key::Key;
 use super::keys::{ScanOptions, INVALID_CURSOR};
 use super::long_double::LongDouble;
@@ -813,21 +814,6 @@ fn listpack_score_text(score: f64) -> String {
     } else {
         format_score(score)
     }
-}
-
-/// HSCAN's cursor rule for ZSCAN (see `hash`): the first 8 bytes of a
-/// member, big-endian, zero-padded.
-fn cursor_of(member: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    let prefix = member.len().min(8);
-    bytes[..prefix].copy_from_slice(&member[..prefix]);
-    u64::from_be_bytes(bytes)
-}
-
-/// The smallest member whose cursor is `cursor`.
-fn resume_at(cursor: u64) -> Vec<u8> {
-    let length = 8 - (cursor.trailing_zeros() / 8) as usize;
-    cursor.to_be_bytes()[..length].to_vec()
 }
 
 // ---- the command table ----
