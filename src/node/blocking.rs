@@ -22,8 +22,10 @@
 //! them.
 //!
 //! A node that installs a snapshot skips the entries before it: a wait
-//! whose outcome was in them, or whose unblock was, is answered
-//! `-TIMEOUT` (it may have popped), as a write of unknown fate is.
+//! whose outcome was in them is answered `-TIMEOUT` (it may have popped),
+//! as a write of unknown fate is; one whose block may still apply after the
+//! snapshot is first sealed by an unblock (so nothing the connection sends
+//! later can run before its pop), then answered by that unblock's outcome.
 
 use super::session::Ticket;
 use super::{Node, Requester};
@@ -54,6 +56,10 @@ pub(super) struct Wait {
     unblocking: Option<bool>,
     /// The unblock failed to reach the log: propose it again next tick.
     unblock_again: bool,
+    /// A snapshot replaced the store before this wait's fate was known
+    /// here: an unblock seals it, and if the wait is then not found, what
+    /// became of it is unknown (`BLOCK_UNKNOWN`).
+    skipped: bool,
 }
 
 impl Node {
@@ -61,8 +67,15 @@ impl Node {
     pub(super) fn start_block(&mut self, ticket: Ticket, args: Vec<Vec<u8>>) {
         let deadline_ms = kv::timeout_ms(&args).map(|ms| self.now_ms.saturating_add(ms));
         let seq = self.take_wait_number();
-        let wait =
-            Wait { ticket, args, deadline_ms, blocked_at: None, unblocking: None, unblock_again: false };
+        let wait = Wait {
+            ticket,
+            args,
+            deadline_ms,
+            blocked_at: None,
+            unblocking: None,
+            unblock_again: false,
+            skipped: false,
+        };
         self.waits.insert(seq, wait);
         self.propose_block(seq);
     }
@@ -163,6 +176,12 @@ impl Node {
                     // never applied never looked: it blocks again (and, past
                     // its deadline, is unblocked at the next tick).
                     let planted = self.config.raft.planted_bug.active(PlantedBug::BlockNilUnseen);
+                    if matches!(outcome, Outcome::NotWaiting) && wait.skipped && !planted {
+                        // Served or unblocked in entries a snapshot skipped,
+                        // or never applied: sealed now, but unknown.
+                        self.reply(wait.ticket, Reply::error(BLOCK_UNKNOWN));
+                        continue;
+                    }
                     let again = match outcome {
                         Outcome::NotWaiting if planted => false,
                         Outcome::NotWaiting => connected,
@@ -170,7 +189,13 @@ impl Node {
                     };
                     if again {
                         let seq = self.take_wait_number();
-                        let again = Wait { blocked_at: None, unblocking: None, unblock_again: false, ..wait };
+                        let again = Wait {
+                            blocked_at: None,
+                            unblocking: None,
+                            unblock_again: false,
+                            skipped: false,
+                            ..wait
+                        };
                         self.waits.insert(seq, again);
                         self.propose_block(seq);
                         continue;
@@ -235,22 +260,32 @@ impl Node {
         }
     }
 
-    /// After a snapshot up to `index` replaced the store: a wait the store
-    /// no longer holds had its outcome in the skipped entries, or may have
-    /// (its block's index is not known yet): it is answered `-TIMEOUT`.
+    /// After a snapshot up to `index` replaced the store, for each wait the
+    /// store does not hold: if its block applied at or below `index`, its
+    /// outcome was in the skipped entries (sealed, unknown here): answered
+    /// `-TIMEOUT` at once. Otherwise its block may still apply after the
+    /// snapshot, so the connection must not go on yet: an unblock seals it,
+    /// and its outcome decides (an element served meanwhile is delivered; a
+    /// wait that is not found is answered `-TIMEOUT`).
     pub(super) fn after_snapshot_waits(&mut self, index: Index) {
         let me = self.raft.id().0;
-        let skipped: Vec<u64> = self
+        let missing: Vec<(u64, bool)> = self
             .waits
             .iter()
-            .filter(|(seq, wait)| {
-                !self.store.is_waiting(WaiterId { node: me, seq: **seq })
-                    && wait.blocked_at.is_none_or(|at| at <= index)
-            })
-            .map(|(seq, _)| *seq)
+            .filter(|(seq, _)| !self.store.is_waiting(WaiterId { node: me, seq: **seq }))
+            .map(|(seq, wait)| (*seq, wait.blocked_at.is_some_and(|at| at <= index)))
             .collect();
-        for seq in skipped {
-            self.answer_unknown(seq);
+        for (seq, sealed) in missing {
+            if sealed {
+                self.answer_unknown(seq);
+                continue;
+            }
+            if let Some(wait) = self.waits.get_mut(&seq) {
+                wait.skipped = true;
+                // Found waiting (nothing popped yet): it blocks again.
+                wait.unblocking = Some(true);
+            }
+            self.propose_unblock(seq);
         }
     }
 
