@@ -1,9 +1,13 @@
 //! Hashes: the value type and its commands, following Redis 7.0's
 //! `t_hash.c` (the order of checks decides which error a bad command gets).
 //!
-//! A hash is an ordered map of fields to values; both are kept inline when
-//! short (see `key`), so a small field and value cost 48 bytes in a B-tree
-//! node and no allocation. Commands that list fields (HKEYS, HVALS,
+//! A hash is an ordered map of fields to values in one of two forms, as
+//! Redis's two encodings: while small (at most 128 fields, no field or
+//! value ever over 64 bytes: Redis's listpack) the pairs are packed in
+//! field order in one buffer with a one-byte length before each field and
+//! value, two bytes of overhead a pair, and looked up by a scan as Redis
+//! scans its listpack; past those limits, for good, a B-tree of fields and
+//! values kept inline when short (see `key`). Commands that list fields (HKEYS, HVALS,
 //! HGETALL, HSCAN) answer in field order, where Redis answers in its hash
 //! table's or listpack's order; `tests/redis_diff.rs` compares them sorted.
 //! A stored hash is never empty: the write that removes its last field
@@ -17,10 +21,10 @@
 //! stop at are returned by that same call, so COUNT is exact except for
 //! them. Redis returns a small (listpack) hash whole, cursor 0.
 //!
-//! OBJECT ENCODING answers Redis's names with its default limits: a hash
-//! is "listpack" until it holds more than 128 fields or is given a field
-//! or value over 64 bytes, then "hashtable" for good (Redis never converts
-//! back; snapshots keep it). HRANDFIELD draws only from `Store::random`,
+//! OBJECT ENCODING answers the form's name: "listpack" until the hash
+//! holds more than 128 fields or is given a field or value over 64 bytes,
+//! then "hashtable" for good (Redis never converts back; snapshots keep
+//! it). HRANDFIELD draws only from `Store::random`,
 //! so replicas draw alike, and lists distinct fields in draw order (Redis:
 //! its own order); a negative count is bounded (`RANDOM_PICKS_MAX`), where
 //! Redis tries to answer any.
@@ -45,17 +49,96 @@ const LISTPACK_VALUE_BYTES_MAX: usize = 64;
 /// A hash's fields and values.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(super) struct Hash {
-    fields: BTreeMap<Key, Key>,
-    /// Whether Redis would have converted it to "hashtable" encoding: set
-    /// once it held more than 128 fields or a field or value over 64
-    /// bytes, and never cleared (Redis never converts back). OBJECT
-    /// ENCODING reads it; nothing else depends on it.
-    hashtable: bool,
+    fields: Fields,
+}
+
+/// The two forms of a hash, as Redis's two encodings: `Packed` while Redis
+/// would keep a listpack (at most 128 fields, none and no value over 64
+/// bytes ever), `Tree` from the moment Redis converts to a hash table, for
+/// good (Redis never converts back). Which form a hash is in follows from
+/// the commands applied to it, so every replica has the same one; OBJECT
+/// ENCODING reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Fields {
+    /// Pairs in field order, each `[field length][field][value length]
+    /// [value]` with one-byte lengths (both are at most 64 bytes): 2 bytes
+    /// of overhead a pair, as a listpack, in one allocation. Looked up by a
+    /// scan, as Redis scans its listpack.
+    Packed {
+        bytes: Vec<u8>,
+        count: usize,
+    },
+    Tree(BTreeMap<Key, Key>),
+}
+
+impl Default for Fields {
+    fn default() -> Fields {
+        Fields::Packed { bytes: Vec::new(), count: 0 }
+    }
+}
+
+/// The pairs of a packed buffer, in order.
+struct PackedPairs<'a> {
+    bytes: &'a [u8],
+    left: usize,
+}
+
+impl<'a> Iterator for PackedPairs<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (&field_len, rest) = self.bytes.split_first()?;
+        let (field, rest) = rest.split_at(usize::from(field_len));
+        let (&value_len, rest) = rest.split_first().expect("a packed value follows its field");
+        let (value, rest) = rest.split_at(usize::from(value_len));
+        self.bytes = rest;
+        self.left -= 1;
+        Some((field, value))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for PackedPairs<'_> {}
+
+/// Where a field is, or would go, in a packed buffer: its pair's offset,
+/// the offset past it, and whether it is there.
+fn packed_find(bytes: &[u8], field: &[u8]) -> (usize, usize, bool) {
+    let mut at = 0;
+    while at < bytes.len() {
+        let field_len = usize::from(bytes[at]);
+        let here = &bytes[at + 1..at + 1 + field_len];
+        let value_len = usize::from(bytes[at + 1 + field_len]);
+        let end = at + 2 + field_len + value_len;
+        match here.cmp(field) {
+            std::cmp::Ordering::Less => at = end,
+            std::cmp::Ordering::Equal => return (at, end, true),
+            std::cmp::Ordering::Greater => return (at, at, false),
+        }
+    }
+    (at, at, false)
+}
+
+fn packed_pair(field: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut pair = Vec::with_capacity(field.len() + value.len() + 2);
+    pair.push(field.len() as u8);
+    pair.extend_from_slice(field);
+    pair.push(value.len() as u8);
+    pair.extend_from_slice(value);
+    pair
 }
 
 impl Hash {
     pub(super) fn get(&self, field: &[u8]) -> Option<&[u8]> {
-        self.fields.get(field).map(Key::as_bytes)
+        match &self.fields {
+            Fields::Packed { bytes, .. } => {
+                let (at, end, found) = packed_find(bytes, field);
+                found.then(|| &bytes[at + 2 + field.len()..end])
+            }
+            Fields::Tree(tree) => tree.get(field).map(Key::as_bytes),
+        }
     }
 
     /// Sets a field; returns whether it is new.
@@ -64,56 +147,143 @@ impl Hash {
     /// field past 128.
     pub(super) fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
         if field.len() > LISTPACK_VALUE_BYTES_MAX || value.len() > LISTPACK_VALUE_BYTES_MAX {
-            self.hashtable = true;
+            self.convert_to_hashtable();
         }
-        if let Some(old) = self.fields.get_mut(field) {
-            *old = Key::new(value);
-            return false;
+        let added = match &mut self.fields {
+            Fields::Packed { bytes, count } => {
+                let (at, end, found) = packed_find(bytes, field);
+                bytes.splice(at..end, packed_pair(field, value));
+                *count += usize::from(!found);
+                !found
+            }
+            Fields::Tree(tree) => {
+                if let Some(old) = tree.get_mut(field) {
+                    *old = Key::new(value);
+                    return false;
+                }
+                tree.insert(Key::new(field), Key::new(value));
+                true
+            }
+        };
+        if self.len() > LISTPACK_ENTRIES_MAX {
+            self.convert_to_hashtable();
         }
-        self.fields.insert(Key::new(field), Key::new(value));
-        if self.fields.len() > LISTPACK_ENTRIES_MAX {
-            self.hashtable = true;
-        }
-        true
+        added
     }
 
-    /// What a snapshot restores for a hash that was in "hashtable" encoding.
+    /// Turns the hash into its "hashtable" form, for good (also what a
+    /// snapshot restores for a hash that was in that form).
     pub(super) fn convert_to_hashtable(&mut self) {
-        self.hashtable = true;
+        if let Fields::Packed { .. } = &self.fields {
+            let tree = self.iter().map(|(field, value)| (Key::new(field), Key::new(value))).collect();
+            self.fields = Fields::Tree(tree);
+        }
     }
 
     /// OBJECT ENCODING's answer.
     pub(super) fn encoding(&self) -> &'static str {
-        if self.hashtable {
-            "hashtable"
-        } else {
-            "listpack"
+        match self.fields {
+            Fields::Packed { .. } => "listpack",
+            Fields::Tree(_) => "hashtable",
         }
     }
 
     /// Removes a field; returns whether it was there.
     pub(super) fn remove(&mut self, field: &[u8]) -> bool {
-        self.fields.remove(field).is_some()
+        match &mut self.fields {
+            Fields::Packed { bytes, count } => {
+                let (at, end, found) = packed_find(bytes, field);
+                if found {
+                    bytes.drain(at..end);
+                    *count -= 1;
+                    if bytes.capacity() > 2 * bytes.len() + 64 {
+                        bytes.shrink_to_fit();
+                    }
+                }
+                found
+            }
+            Fields::Tree(tree) => tree.remove(field).is_some(),
+        }
     }
 
     pub(super) fn len(&self) -> usize {
-        self.fields.len()
+        match &self.fields {
+            Fields::Packed { count, .. } => *count,
+            Fields::Tree(tree) => tree.len(),
+        }
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.len() == 0
+    }
+
+    /// The packed form's buffer length, `None` once a tree (tests).
+    #[cfg(test)]
+    pub(super) fn packed_bytes(&self) -> Option<usize> {
+        match &self.fields {
+            Fields::Packed { bytes, .. } => Some(bytes.len()),
+            Fields::Tree(_) => None,
+        }
     }
 
     /// Fields and values in field order.
     pub(super) fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> {
-        self.fields.iter().map(|(field, value)| (field.as_bytes(), value.as_bytes()))
+        let (packed, tree) = match &self.fields {
+            Fields::Packed { bytes, count } => (Some(PackedPairs { bytes, left: *count }), None),
+            Fields::Tree(tree) => (None, Some(tree.iter().map(|(f, v)| (f.as_bytes(), v.as_bytes())))),
+        };
+        Either { packed, tree }
     }
 
     /// Fields from `start` on, in field order.
-    fn range_from(&self, start: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-        let range = (Bound::Included(start), Bound::Unbounded);
-        self.fields.range::<[u8], _>(range).map(|(field, value)| (field.as_bytes(), value.as_bytes()))
+    fn range_from<'a>(&'a self, start: &'a [u8]) -> Box<dyn Iterator<Item = (&'a [u8], &'a [u8])> + 'a> {
+        match &self.fields {
+            Fields::Packed { .. } => Box::new(self.iter().skip_while(move |(field, _)| *field < start)),
+            Fields::Tree(tree) => {
+                let range = (Bound::Included(start), Bound::Unbounded);
+                Box::new(
+                    tree.range::<[u8], _>(range).map(|(field, value)| (field.as_bytes(), value.as_bytes())),
+                )
+            }
+        }
     }
+}
+
+/// One of two iterators of the same items (a hash's two forms).
+struct Either<A, B> {
+    packed: Option<A>,
+    tree: Option<B>,
+}
+
+impl<'a, A, B> Iterator for Either<A, B>
+where
+    A: Iterator<Item = (&'a [u8], &'a [u8])>,
+    B: Iterator<Item = (&'a [u8], &'a [u8])>,
+{
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match (&mut self.packed, &mut self.tree) {
+            (Some(packed), _) => packed.next(),
+            (None, Some(tree)) => tree.next(),
+            (None, None) => None,
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match (&self.packed, &self.tree) {
+            (Some(packed), _) => packed.size_hint(),
+            (None, Some(tree)) => tree.size_hint(),
+            (None, None) => (0, Some(0)),
+        }
+    }
+}
+
+impl<'a, A, B> ExactSizeIterator for Either<A, B>
+where
+    A: ExactSizeIterator<Item = (&'a [u8], &'a [u8])>,
+    B: ExactSizeIterator<Item = (&'a [u8], &'a [u8])>,
+{
 }
 
 /// The most fields HRANDFIELD draws for a negative count, and the most

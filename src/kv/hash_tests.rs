@@ -346,3 +346,41 @@ fn hscan_matches_fields_and_checks_its_options_like_scan() {
         "a missing key answers before the options are read, as in Redis"
     );
 }
+
+/// The packed form against a plain map under random sets and deletes:
+/// the same fields, values and order after every step, the packed form
+/// until Redis would convert (129 fields, or a field or value over 64
+/// bytes), the tree from then on, whatever is deleted later.
+#[test]
+fn the_packed_form_agrees_with_a_map_and_turns_into_a_tree_where_redis_converts() {
+    use crate::raft::SplitMix64;
+    use std::collections::BTreeMap;
+    let mut rng = SplitMix64::new(7);
+    for round in 0..40 {
+        let mut hash = hash::Hash::default();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut converted = false;
+        let long_values = round % 4 == 0;
+        for _ in 0..600 {
+            let field = format!("f{}", rng.range(0, 160)).into_bytes();
+            if rng.range(0, 3) == 0 {
+                assert_eq!(hash.remove(&field), model.remove(&field).is_some());
+            } else {
+                let length =
+                    if long_values && rng.range(0, 50) == 0 { 65 } else { rng.range(0, 12) as usize };
+                let value = vec![b'a' + rng.range(0, 26) as u8; length];
+                converted |= length > 64;
+                assert_eq!(hash.insert(&field, &value), model.insert(field.clone(), value).is_none());
+            }
+            converted |= model.len() > 128;
+            assert_eq!(hash.len(), model.len());
+            assert!(hash.iter().eq(model.iter().map(|(f, v)| (f.as_slice(), v.as_slice()))));
+            assert_eq!(hash.get(&field), model.get(&field).map(Vec::as_slice));
+            assert_eq!(hash.encoding(), if converted { "hashtable" } else { "listpack" });
+            if let Some(bytes) = hash.packed_bytes() {
+                let expected: usize = model.iter().map(|(f, v)| f.len() + v.len() + 2).sum();
+                assert_eq!(bytes, expected, "two bytes of overhead a pair");
+            }
+        }
+    }
+}
