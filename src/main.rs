@@ -84,6 +84,13 @@ struct Args {
     /// that is lower]
     #[arg(long)]
     max_value_bytes: Option<usize>,
+    /// The default user's password: every connection must `AUTH password`
+    /// (or `HELLO 3 AUTH default password`) before anything but AUTH, HELLO
+    /// and QUIT, as with Redis's requirepass. Also read from the
+    /// CASHE_REQUIREPASS environment variable, which keeps it out of the
+    /// process list [default: none, no authentication]
+    #[arg(long)]
+    requirepass: Option<String>,
     /// Most arguments in one command.
     #[arg(long, default_value_t = 1 << 20)]
     max_arguments: usize,
@@ -179,6 +186,11 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
         stop,
         planted_bug: planted_bug()?,
         adopt_listener,
+        requirepass: args
+            .requirepass
+            .clone()
+            .or_else(|| std::env::var("CASHE_REQUIREPASS").ok())
+            .map(cashe::node::Password::new),
     })
 }
 

@@ -898,7 +898,7 @@ fn hello_2_describes_the_server_and_may_name_the_connection() {
     assert_eq!(cluster.call(2, 6, "HELLO 2"), expected(6, "replica"));
     assert_eq!(
         cluster.call(1, 5, "HELLO 2 SETNAME other AUTH user pass"),
-        error("ERR AUTH is not supported: cashe has no authentication")
+        error("WRONGPASS invalid username-password pair or user is disabled.")
     );
     assert_eq!(cluster.call(1, 5, "CLIENT GETNAME"), Reply::bulk("five"), "a refused HELLO names nothing");
 }

@@ -122,6 +122,33 @@ pub struct NodeConfig {
     /// This node's own name and addresses; when set, a leader records them
     /// in the directory. `None` in tests that need no directory.
     pub me: Option<MemberInfo>,
+    /// The default user's password (`--requirepass`): with one, a
+    /// connection must AUTH (or HELLO … AUTH) before anything else.
+    pub requirepass: Option<Password>,
+}
+
+/// A password: compared, never shown (its `Debug` is redacted, so no log
+/// line or panic message can hold it).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Password(Vec<u8>);
+
+impl Password {
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Password {
+        Password(bytes.into())
+    }
+
+    /// Whether `attempt` is this password, in time independent of where
+    /// they differ.
+    pub fn matches(&self, attempt: &[u8]) -> bool {
+        let difference = self.0.iter().zip(attempt).fold(0u8, |d, (a, b)| d | (a ^ b));
+        self.0.len() == attempt.len() && difference == 0
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
 }
 
 impl NodeConfig {
@@ -135,6 +162,7 @@ impl NodeConfig {
             log_retain_entries: 50_000,
             cluster_id: 0,
             me: None,
+            requirepass: None,
         }
     }
 }
@@ -419,6 +447,14 @@ impl Node {
         let mut ticket = session.ticket(conn);
         let name = args.first().map(|a| a.to_ascii_uppercase()).unwrap_or_default();
         self.clients.received(conn, &name, &args, self.now_ms);
+        if self.needs_auth(conn, &name, &args) {
+            // As Redis's rejectCommand: inside MULTI, EXEC will answer EXECABORT.
+            if let Some(multi) = self.sessions.get_mut(&conn).and_then(|s| s.multi.as_mut()) {
+                multi.failed = true;
+            }
+            return self.reply(ticket, Reply::error(server::NOAUTH));
+        }
+        let session = self.sessions.entry(conn).or_default();
         if let Some(reply) = refuse_oversized(&args) {
             // As Redis treats a command it refuses inside MULTI: EXEC
             // will answer EXECABORT.

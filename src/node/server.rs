@@ -9,8 +9,11 @@
 //! `tests/server.rs` compares them with a real redis-server. Intentional
 //! differences:
 //! - one database: SELECT accepts only 0 (CONFIG GET databases says 1);
-//! - no authentication, so HELLO AUTH is an error (HELLO 2 and HELLO 3
-//!   switch the connection's protocol, as in Redis);
+//! - one user, `default`, whose password is `--requirepass` (none: it
+//!   takes any password by name, as Redis's `nopass` default user): AUTH,
+//!   HELLO … AUTH, NOAUTH and WRONGPASS as Redis 7.0 words them, and no
+//!   ACL commands or other users yet; INFO stats counts refused attempts as
+//!   Redis 7.2's `acl_access_denied_auth`;
 //! - CONFIG is read-only, and CONFIG GET answers in table order (Redis: in
 //!   hash-table order);
 //! - COMMAND gives names, arity, flags and key positions but no key specs or
@@ -120,12 +123,16 @@ pub(super) struct Clients {
     errors: BTreeMap<String, u64>,
     /// Every error reply sent (INFO's total_error_replies).
     error_replies: u64,
+    /// AUTH and HELLO AUTH attempts refused (INFO's acl_access_denied_auth).
+    auth_failures: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Connection {
     /// Never empty: CLIENT SETNAME "" clears it, as in Redis.
     name: Option<Vec<u8>>,
+    /// AUTH (or HELLO … AUTH) succeeded on it.
+    authenticated: bool,
     first_command_ms: u64,
     last_command_ms: u64,
     /// The commands received and not answered yet, in order (`None`: not a
@@ -142,6 +149,7 @@ impl Clients {
             self.connections_received += 1;
             Connection {
                 name: None,
+                authenticated: false,
                 first_command_ms: now_ms,
                 last_command_ms: now_ms,
                 unanswered: VecDeque::new(),
@@ -213,6 +221,7 @@ impl Clients {
 /// The server commands, for dispatch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ServerCommand {
+    Auth,
     Ping,
     Echo,
     Quit,
@@ -287,6 +296,13 @@ const ADMIN: &[&str] = &["@admin", "@slow", "@dangerous"];
 /// answered elsewhere (READONLY and READWRITE by the node, CLUSTER by the
 /// cluster commands), listed here for COMMAND only.
 const COMMANDS: &[Spec<Option<ServerCommand>>] = &[
+    spec(
+        "auth",
+        -2,
+        &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"],
+        CONNECTION,
+        Some(ServerCommand::Auth),
+    ),
     spec("ping", -1, &["fast"], CONNECTION, Some(ServerCommand::Ping)),
     spec("echo", 2, &["fast"], CONNECTION, Some(ServerCommand::Echo)),
     spec(
@@ -354,7 +370,16 @@ const REDIS_VERSION: &str = "7.0.0";
 const QUOTED_BYTES_MAX: usize = 128;
 const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
 const BAD_CLIENT_NAME: &str = "ERR Client names cannot contain spaces, newlines or special characters.";
-const NO_AUTHENTICATION: &str = "ERR AUTH is not supported: cashe has no authentication";
+/// Redis's reply to a command that needs an authenticated connection.
+pub(super) const NOAUTH: &str = "NOAUTH Authentication required.";
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+const AUTH_WITHOUT_PASSWORD: &str =
+    "ERR AUTH <password> called without any password configured for the default \
+                                     user. Are you sure your configuration is correct?";
+const HELLO_NOAUTH: &str =
+    "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+                            HELLO AUTH <user> <pass> option can be used to authenticate the client and \
+                            select the RESP protocol version at the same time";
 
 impl Node {
     /// Answers a connection or server command; `None` for anything else.
@@ -366,6 +391,7 @@ impl Node {
             return Some(wrong_arity(spec.name));
         }
         let reply = match which {
+            ServerCommand::Auth => self.on_auth(conn, args),
             ServerCommand::Ping => on_ping(args),
             ServerCommand::Echo => Reply::bulk(args[1].clone()),
             ServerCommand::Quit => Reply::ok(),
@@ -521,6 +547,7 @@ impl Node {
         fields.add("total_connections_received", self.clients.connections_received);
         fields.add("total_commands_processed", self.clients.commands_processed);
         fields.add("total_error_replies", self.clients.error_replies);
+        fields.add("acl_access_denied_auth", self.clients.auth_failures);
         fields.add("cashe_pending_writes", self.writes.len());
         fields.add("cashe_pending_reads", self.reads.len() + self.ready_reads.len());
         fields.add("cashe_forwarded_writes", self.forwarded.len());
@@ -798,11 +825,13 @@ impl Node {
             }
         }
         let mut name = None;
+        let mut credentials = None;
         let mut k = 2;
         while k < args.len() {
             let more = args.len() - 1 - k;
             if option_is(&args[k], "AUTH") && more >= 2 {
-                return Reply::error(NO_AUTHENTICATION);
+                credentials = Some((&args[k + 1], &args[k + 2]));
+                k += 3;
             } else if option_is(&args[k], "SETNAME") && more >= 1 {
                 match client_name(&args[k + 1]) {
                     Ok(valid) => name = Some(valid),
@@ -812,6 +841,14 @@ impl Node {
             } else {
                 return Reply::Error(format!("ERR Syntax error in HELLO option '{}'", c_string(&args[k])));
             }
+        }
+        if let Some((user, password)) = credentials {
+            if let Err(reply) = self.authenticate(conn, user, password) {
+                return reply;
+            }
+        }
+        if self.config.requirepass.is_some() && !self.clients.connection(conn).authenticated {
+            return Reply::error(HELLO_NOAUTH);
         }
         if let Some(name) = name {
             self.clients.connection(conn).name = name;
@@ -832,6 +869,55 @@ impl Node {
             field("role", Reply::bulk(role)),
             field("modules", Reply::Array(Some(Vec::new()))),
         ])
+    }
+}
+
+impl Node {
+    /// `AUTH [user] password`: only the default user exists (its password
+    /// is `--requirepass`; without one it takes any password by name, as
+    /// Redis's `nopass` default user does).
+    fn on_auth(&mut self, conn: ConnId, args: &[Vec<u8>]) -> Reply {
+        match args {
+            [_, _] if self.config.requirepass.is_none() => Reply::error(AUTH_WITHOUT_PASSWORD),
+            [_, password] => {
+                self.authenticate(conn, b"default", password).map_or_else(|e| e, |()| Reply::ok())
+            }
+            [_, user, password] => {
+                self.authenticate(conn, user, password).map_or_else(|e| e, |()| Reply::ok())
+            }
+            _ => Reply::error("ERR syntax error"),
+        }
+    }
+
+    /// Checks a user name and password; on success the connection is
+    /// authenticated, on failure counted (INFO) and answered WRONGPASS.
+    fn authenticate(&mut self, conn: ConnId, user: &[u8], password: &[u8]) -> Result<(), Reply> {
+        let valid =
+            user == b"default" && self.config.requirepass.as_ref().is_none_or(|p| p.matches(password));
+        if !valid {
+            self.clients.auth_failures += 1;
+            return Err(Reply::error(WRONGPASS));
+        }
+        self.clients.connection(conn).authenticated = true;
+        Ok(())
+    }
+
+    /// Whether `conn` must authenticate before this command runs: a
+    /// password is set, the connection has not given it, and the command
+    /// is one Redis would check (it exists, its arity is right, and it is
+    /// not AUTH, HELLO or QUIT, Redis's `no_auth` commands). An unknown
+    /// command or a wrong arity gets its own error first, as in Redis.
+    pub(super) fn needs_auth(&mut self, conn: ConnId, name: &[u8], args: &[Vec<u8>]) -> bool {
+        if self.config.requirepass.is_none() || self.clients.connection(conn).authenticated {
+            return false;
+        }
+        match COMMANDS.iter().find(|spec| name.eq_ignore_ascii_case(spec.name.as_bytes())) {
+            Some(spec) => !spec.flags.contains(&"no_auth") && arity_allows(spec.arity, args.len()),
+            None => {
+                let ordered = [&b"MULTI"[..], b"EXEC", b"DISCARD", b"WATCH", b"UNWATCH", b"CLUSTER"];
+                ordered.contains(&name) || kv::classify(args).is_ok()
+            }
+        }
     }
 }
 

@@ -68,6 +68,8 @@ pub struct ServerConfig {
     pub planted_bug: PlantedBug,
     /// Hands a bound std listener to glommio (see [`AdoptListener`]).
     pub adopt_listener: AdoptListener,
+    /// `--requirepass`: the default user's password.
+    pub requirepass: Option<crate::node::Password>,
 }
 
 /// Turns a bound, listening std socket into glommio's listener, taking
@@ -262,6 +264,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     node_config.log_retain_entries = config.snapshot_entries / 2;
     node_config.cluster_id = cluster_id;
     node_config.me = Some(me.clone());
+    node_config.requirepass = config.requirepass.clone();
     // A forwarded write (or a read) waiting at a leader that died is only
     // answered by this timeout: after a kill -9 of the leader every client
     // writing through a follower waits for it, so it bounds the failover
