@@ -34,7 +34,7 @@ use super::key::Key;
 use super::keys::{ScanOptions, INVALID_CURSOR};
 use super::long_double::LongDouble;
 use super::strings::{NOT_AN_INTEGER, NOT_A_FLOAT, SYNTAX_ERROR};
-use super::{args::parse_cursor, bulk_or_nil, command, Store, Value, WRONG_TYPE};
+use super::{args::parse_cursor, bulk_or_nil, command, Store};
 use crate::protocol::Reply;
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -346,44 +346,15 @@ pub(super) fn resume_at(cursor: u64) -> Vec<u8> {
 }
 
 impl Store {
-    /// The live hash at `key`: `Ok(None)` if absent, WRONGTYPE if the key
-    /// holds another type.
-    fn live_hash(&self, key: &[u8], now: u64) -> Result<Option<&Hash>, Reply> {
-        match self.live(key, now).map(|entry| &entry.value) {
-            None => Ok(None),
-            Some(Value::Hash(hash)) => Ok(Some(hash)),
-            Some(_) => Err(Reply::error(WRONG_TYPE)),
-        }
-    }
-
-    /// `live_hash` for a write: an expired key is dropped first.
-    fn hash_for_write(&mut self, key: &[u8], now: u64) -> Result<Option<&Hash>, Reply> {
-        self.expire_if_needed(key, now);
-        self.live_hash(key, now)
-    }
-
-    /// The hash at `key` to change, created empty if absent (Redis's
-    /// `hashTypeLookupWriteOrCreate`): a modification (WATCH). Only after
-    /// `hash_for_write` answered `Ok`, and the caller leaves it non-empty.
-    fn hash_mut(&mut self, key: &[u8]) -> &mut Hash {
-        if !self.entries.contains_key(key) {
-            self.put(key, Value::Hash(Box::default()), false);
-        }
-        match self.value_mut(key) {
-            Some(Value::Hash(hash)) => hash,
-            _ => panic!("hash_mut on a key that is not a hash"),
-        }
-    }
-
     pub(super) fn on_hget(&self, args: &[Vec<u8>], now: u64) -> Reply {
-        match self.live_hash(&args[1], now) {
+        match self.live_as::<Hash>(&args[1], now) {
             Ok(hash) => bulk_or_nil(hash.and_then(|hash| hash.get(&args[2])).map(<[u8]>::to_vec)),
             Err(wrong_type) => wrong_type,
         }
     }
 
     pub(super) fn on_hmget(&self, args: &[Vec<u8>], now: u64) -> Reply {
-        let hash = match self.live_hash(&args[1], now) {
+        let hash = match self.live_as::<Hash>(&args[1], now) {
             Ok(hash) => hash,
             Err(wrong_type) => return wrong_type,
         };
@@ -392,21 +363,21 @@ impl Store {
     }
 
     pub(super) fn on_hexists(&self, args: &[Vec<u8>], now: u64) -> Reply {
-        match self.live_hash(&args[1], now) {
+        match self.live_as::<Hash>(&args[1], now) {
             Ok(hash) => Reply::Integer(i64::from(hash.is_some_and(|hash| hash.get(&args[2]).is_some()))),
             Err(wrong_type) => wrong_type,
         }
     }
 
     pub(super) fn on_hlen(&self, args: &[Vec<u8>], now: u64) -> Reply {
-        match self.live_hash(&args[1], now) {
+        match self.live_as::<Hash>(&args[1], now) {
             Ok(hash) => Reply::Integer(hash.map_or(0, |hash| hash.len() as i64)),
             Err(wrong_type) => wrong_type,
         }
     }
 
     pub(super) fn on_hstrlen(&self, args: &[Vec<u8>], now: u64) -> Reply {
-        match self.live_hash(&args[1], now) {
+        match self.live_as::<Hash>(&args[1], now) {
             Ok(hash) => {
                 Reply::Integer(hash.and_then(|hash| hash.get(&args[2])).map_or(0, |v| v.len() as i64))
             }
@@ -416,7 +387,7 @@ impl Store {
 
     /// HKEYS, HVALS, HGETALL (a map in RESP3, a flat array in RESP2).
     pub(super) fn on_hgetall(&self, args: &[Vec<u8>], now: u64, parts: Parts) -> Reply {
-        let hash = match self.live_hash(&args[1], now) {
+        let hash = match self.live_as::<Hash>(&args[1], now) {
             Ok(hash) => hash,
             Err(wrong_type) => return wrong_type,
         };
@@ -437,7 +408,7 @@ impl Store {
         let scan_reply = |next: u64, items: Vec<Reply>| {
             Reply::Array(Some(vec![Reply::bulk(next.to_string()), Reply::Array(Some(items))]))
         };
-        let hash = match self.live_hash(&args[1], now) {
+        let hash = match self.live_as::<Hash>(&args[1], now) {
             Ok(Some(hash)) => hash,
             Ok(None) => return scan_reply(0, Vec::new()),
             Err(wrong_type) => return wrong_type,
@@ -471,7 +442,7 @@ impl Store {
     /// alike; the fields come in draw order (Redis: its own order).
     pub(super) fn on_hrandfield(&self, args: &[Vec<u8>], now: u64) -> Reply {
         if args.len() == 2 {
-            return match self.live_hash(&args[1], now) {
+            return match self.live_as::<Hash>(&args[1], now) {
                 Err(wrong_type) => wrong_type,
                 Ok(None) => Reply::nil(),
                 Ok(Some(hash)) => {
@@ -496,7 +467,7 @@ impl Store {
         if with_values && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
             return out_of_range();
         }
-        let hash = match self.live_hash(&args[1], now) {
+        let hash = match self.live_as::<Hash>(&args[1], now) {
             Err(wrong_type) => return wrong_type,
             Ok(None) => return Reply::Array(Some(Vec::new())),
             Ok(Some(hash)) => hash,
@@ -523,10 +494,10 @@ impl Store {
         if !args.len().is_multiple_of(2) {
             return command::wrong_arity(name);
         }
-        if let Err(wrong_type) = self.hash_for_write(&args[1], now) {
+        if let Err(wrong_type) = self.for_write_as::<Hash>(&args[1], now) {
             return wrong_type;
         }
-        let hash = self.hash_mut(&args[1]);
+        let hash = self.mut_as::<Hash>(&args[1]);
         let added = args[2..].chunks(2).filter(|pair| hash.insert(&pair[0], &pair[1])).count();
         if name == "hmset" {
             Reply::ok()
@@ -536,11 +507,11 @@ impl Store {
     }
 
     pub(super) fn on_hsetnx(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
-        match self.hash_for_write(&args[1], now) {
+        match self.for_write_as::<Hash>(&args[1], now) {
             Err(wrong_type) => wrong_type,
             Ok(Some(hash)) if hash.get(&args[2]).is_some() => Reply::Integer(0),
             Ok(_) => {
-                self.hash_mut(&args[1]).insert(&args[2], &args[3]);
+                self.mut_as::<Hash>(&args[1]).insert(&args[2], &args[3]);
                 Reply::Integer(1)
             }
         }
@@ -550,12 +521,12 @@ impl Store {
     /// no modification (WATCH).
     pub(super) fn on_hdel(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
         let key = args[1].as_slice();
-        match self.hash_for_write(key, now) {
+        match self.for_write_as::<Hash>(key, now) {
             Err(wrong_type) => return wrong_type,
             Ok(Some(hash)) if args[2..].iter().any(|field| hash.get(field).is_some()) => {}
             Ok(_) => return Reply::Integer(0),
         }
-        let hash = self.hash_mut(key);
+        let hash = self.mut_as::<Hash>(key);
         let deleted = args[2..].iter().filter(|field| hash.remove(field)).count();
         if hash.is_empty() {
             self.remove(key);
@@ -568,7 +539,7 @@ impl Store {
         let Some(increment) = parse_i64(&args[3]) else {
             return Reply::error(NOT_AN_INTEGER);
         };
-        let current = match self.hash_for_write(&args[1], now) {
+        let current = match self.for_write_as::<Hash>(&args[1], now) {
             Err(wrong_type) => return wrong_type,
             Ok(hash) => match hash.and_then(|hash| hash.get(&args[2])) {
                 None => 0,
@@ -581,7 +552,7 @@ impl Store {
         let Some(value) = current.checked_add(increment) else {
             return Reply::error("ERR increment or decrement would overflow");
         };
-        self.hash_mut(&args[1]).insert(&args[2], value.to_string().as_bytes());
+        self.mut_as::<Hash>(&args[1]).insert(&args[2], value.to_string().as_bytes());
         Reply::Integer(value)
     }
 
@@ -594,7 +565,7 @@ impl Store {
         if !increment.is_finite() {
             return Reply::error("ERR value is NaN or Infinity");
         }
-        let current = match self.hash_for_write(&args[1], now) {
+        let current = match self.for_write_as::<Hash>(&args[1], now) {
             Err(wrong_type) => return wrong_type,
             Ok(hash) => match hash.and_then(|hash| hash.get(&args[2])) {
                 None => LongDouble::from_i64(0),
@@ -609,7 +580,7 @@ impl Store {
             return Reply::error("ERR increment would produce NaN or Infinity");
         }
         let text = sum.format_human();
-        self.hash_mut(&args[1]).insert(&args[2], &text);
+        self.mut_as::<Hash>(&args[1]).insert(&args[2], &text);
         Reply::bulk(text)
     }
 }
@@ -618,6 +589,7 @@ impl Store {
 mod tests {
     use super::super::tests::{bulk, cmd, run, T0};
     use super::*;
+    use crate::kv::WRONG_TYPE;
     use std::collections::BTreeSet;
 
     fn hash_of(fields: usize) -> Store {

@@ -37,7 +37,7 @@ use super::command::{self, KeyPositions, Spec, NO_KEYS, ONE_KEY};
 use super::command::{ReadCommand, WriteCommand};
 use super::long_double::LongDouble;
 use super::strings::{NOT_AN_INTEGER, SYNTAX_ERROR};
-use super::{Store, Value, WRONG_TYPE};
+use super::Store;
 use crate::protocol::Reply;
 use std::collections::{vec_deque, VecDeque};
 use std::fmt;
@@ -805,40 +805,10 @@ fn bulks(elements: Vec<Vec<u8>>) -> Reply {
 }
 
 impl Store {
-    /// The live list at `key`: `Ok(None)` if absent, WRONGTYPE if the key
-    /// holds another type.
-    fn live_list(&self, key: &[u8], now: u64) -> Result<Option<&List>, Reply> {
-        match self.live(key, now).map(|entry| &entry.value) {
-            None => Ok(None),
-            Some(Value::List(list)) => Ok(Some(list)),
-            Some(_) => Err(Reply::error(WRONG_TYPE)),
-        }
-    }
-
-    /// `live_list` for a write (Redis's `lookupKeyWrite`): an expired key
-    /// is dropped first.
-    fn list_for_write(&mut self, key: &[u8], now: u64) -> Result<Option<&List>, Reply> {
-        self.expire_if_needed(key, now);
-        self.live_list(key, now)
-    }
-
-    /// The list at `key` to change, created empty if absent: a
-    /// modification (WATCH). Only after `list_for_write` answered `Ok`,
-    /// and the caller leaves it non-empty or removes the key.
-    fn list_mut(&mut self, key: &[u8]) -> &mut List {
-        if !self.entries.contains_key(key) {
-            self.put(key, Value::List(Box::default()), false);
-        }
-        match self.value_mut(key) {
-            Some(Value::List(list)) => list,
-            _ => panic!("list_mut on a key that is not a list"),
-        }
-    }
-
     /// Pops up to `count` elements of the (non-empty) list at `key`,
     /// deleting the key if that empties it.
     fn pop_from(&mut self, key: &[u8], end: End, count: usize) -> Vec<Vec<u8>> {
-        let list = self.list_mut(key);
+        let list = self.mut_as::<List>(key);
         let popped = list.pop_many(end, count);
         if list.is_empty() {
             self.remove(key);
@@ -879,7 +849,7 @@ impl Store {
     }
 
     fn on_llen(&self, args: &[Vec<u8>], now: u64) -> Reply {
-        match self.live_list(&args[1], now) {
+        match self.live_as::<List>(&args[1], now) {
             Ok(list) => Reply::Integer(list.map_or(0, |list| list.len() as i64)),
             Err(wrong_type) => wrong_type,
         }
@@ -887,7 +857,7 @@ impl Store {
 
     /// LINDEX: a missing key is nil before the index is parsed.
     fn on_lindex(&self, args: &[Vec<u8>], now: u64) -> Reply {
-        let list = match self.live_list(&args[1], now) {
+        let list = match self.live_as::<List>(&args[1], now) {
             Ok(Some(list)) => list,
             Ok(None) => return Reply::Bulk(None),
             Err(wrong_type) => return wrong_type,
@@ -903,7 +873,7 @@ impl Store {
         let (Some(start), Some(end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
             return Reply::error(NOT_AN_INTEGER);
         };
-        let list = match self.live_list(&args[1], now) {
+        let list = match self.live_as::<List>(&args[1], now) {
             Ok(Some(list)) => list,
             Ok(None) => return Reply::Array(Some(Vec::new())),
             Err(wrong_type) => return wrong_type,
@@ -951,7 +921,7 @@ impl Store {
         }
         let from_tail = rank < 0;
         let rank = if from_tail { rank.wrapping_neg() } else { rank };
-        let list = match self.live_list(&args[1], now) {
+        let list = match self.live_as::<List>(&args[1], now) {
             Ok(Some(list)) => list,
             Ok(None) if count.is_some() => return Reply::Array(Some(Vec::new())),
             Ok(None) => return Reply::Bulk(None),
@@ -987,12 +957,12 @@ impl Store {
 
     /// LPUSH, RPUSH and, with `only_existing`, LPUSHX and RPUSHX.
     fn on_push(&mut self, args: &[Vec<u8>], now: u64, end: End, only_existing: bool) -> Reply {
-        match self.list_for_write(&args[1], now) {
+        match self.for_write_as::<List>(&args[1], now) {
             Err(wrong_type) => return wrong_type,
             Ok(None) if only_existing => return Reply::Integer(0),
             Ok(_) => {}
         }
-        let list = self.list_mut(&args[1]);
+        let list = self.mut_as::<List>(&args[1]);
         for element in &args[2..] {
             list.push(end, element);
         }
@@ -1011,7 +981,7 @@ impl Store {
             Some(Some(count)) if count >= 0 => Some(usize::try_from(count).unwrap_or(usize::MAX)),
             Some(_) => return Reply::error(OUT_OF_RANGE_MUST_BE_POSITIVE),
         };
-        match self.list_for_write(&args[1], now) {
+        match self.for_write_as::<List>(&args[1], now) {
             Err(wrong_type) => return wrong_type,
             Ok(None) if count.is_some() => return Reply::Array(None),
             Ok(None) => return Reply::Bulk(None),
@@ -1026,7 +996,7 @@ impl Store {
 
     /// LSET: a missing key is an error before the index is parsed.
     fn on_lset(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
-        let length = match self.list_for_write(&args[1], now) {
+        let length = match self.for_write_as::<List>(&args[1], now) {
             Ok(Some(list)) => list.len(),
             Ok(None) => return Reply::error(NO_SUCH_KEY),
             Err(wrong_type) => return wrong_type,
@@ -1037,7 +1007,7 @@ impl Store {
         let Some(index) = position(index, length) else {
             return Reply::error(INDEX_OUT_OF_RANGE);
         };
-        self.list_mut(&args[1]).set(index, &args[3]);
+        self.mut_as::<List>(&args[1]).set(index, &args[3]);
         Reply::ok()
     }
 
@@ -1047,7 +1017,7 @@ impl Store {
         let (Some(start), Some(end)) = (parse_i64(&args[2]), parse_i64(&args[3])) else {
             return Reply::error(NOT_AN_INTEGER);
         };
-        let length = match self.list_for_write(&args[1], now) {
+        let length = match self.for_write_as::<List>(&args[1], now) {
             Ok(Some(list)) => list.len(),
             Ok(None) => return Reply::ok(),
             Err(wrong_type) => return wrong_type,
@@ -1056,7 +1026,7 @@ impl Store {
             None => (length, 0),
             Some((first, last)) => (first, length - 1 - last),
         };
-        let list = self.list_mut(&args[1]);
+        let list = self.mut_as::<List>(&args[1]);
         list.trim(head, tail);
         if list.is_empty() {
             self.remove(&args[1]);
@@ -1070,7 +1040,7 @@ impl Store {
         let Some(count) = parse_i64(&args[2]) else {
             return Reply::error(NOT_AN_INTEGER);
         };
-        match self.list_for_write(&args[1], now) {
+        match self.for_write_as::<List>(&args[1], now) {
             Ok(Some(list)) if list.iter().any(|element| element == args[3].as_slice()) => {}
             Ok(_) => return Reply::Integer(0),
             Err(wrong_type) => return wrong_type,
@@ -1080,7 +1050,7 @@ impl Store {
             0 => usize::MAX,
             limit => usize::try_from(limit).unwrap_or(usize::MAX),
         };
-        let list = self.list_mut(&args[1]);
+        let list = self.mut_as::<List>(&args[1]);
         let removed = list.remove_matching(&args[3], limit, from);
         if list.is_empty() {
             self.remove(&args[1]);
@@ -1098,7 +1068,7 @@ impl Store {
         } else {
             return Reply::error(SYNTAX_ERROR);
         };
-        let pivot = match self.list_for_write(&args[1], now) {
+        let pivot = match self.for_write_as::<List>(&args[1], now) {
             Ok(Some(list)) => list.iter().position(|element| element == args[3].as_slice()),
             Ok(None) => return Reply::Integer(0),
             Err(wrong_type) => return wrong_type,
@@ -1106,7 +1076,7 @@ impl Store {
         let Some(pivot) = pivot else {
             return Reply::Integer(-1);
         };
-        let list = self.list_mut(&args[1]);
+        let list = self.mut_as::<List>(&args[1]);
         list.insert(pivot + usize::from(after), &args[4]);
         Reply::Integer(list.len() as i64)
     }
@@ -1137,22 +1107,22 @@ impl Store {
     /// before anything is popped. The same key rotates its list (keeping
     /// its TTL).
     fn move_element(&mut self, source: &[u8], destination: &[u8], from: End, to: End, now: u64) -> Reply {
-        match self.list_for_write(source, now) {
+        match self.for_write_as::<List>(source, now) {
             Ok(Some(_)) => {}
             Ok(None) => return Reply::Bulk(None),
             Err(wrong_type) => return wrong_type,
         }
-        if let Err(wrong_type) = self.list_for_write(destination, now) {
+        if let Err(wrong_type) = self.for_write_as::<List>(destination, now) {
             return wrong_type;
         }
         let element = if source == destination {
-            let list = self.list_mut(source);
+            let list = self.mut_as::<List>(source);
             let element = list.pop(from).expect("a stored list is not empty");
             list.push(to, &element);
             element
         } else {
             let element = self.pop_from(source, from, 1).pop().expect("a stored list is not empty");
-            self.list_mut(destination).push(to, &element);
+            self.mut_as::<List>(destination).push(to, &element);
             element
         };
         Reply::bulk(element)
@@ -1215,7 +1185,7 @@ impl Store {
     /// not looked at. A null array if every key is missing.
     fn pop_first_non_empty(&mut self, keys: &[Vec<u8>], end: End, count: Option<usize>, now: u64) -> Reply {
         for key in keys {
-            match self.list_for_write(key, now) {
+            match self.for_write_as::<List>(key, now) {
                 Ok(Some(_)) => {}
                 Ok(None) => continue,
                 Err(wrong_type) => return wrong_type,

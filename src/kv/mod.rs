@@ -156,6 +156,44 @@ enum Value {
 
 const _: () = assert!(std::mem::size_of::<Value>() == 24);
 
+/// A collection type a `Value` may hold: the store's typed accessors
+/// (`live_as`, `for_write_as`, `mut_as`) find it through these.
+trait Collection: Sized {
+    fn of(value: &Value) -> Option<&Self>;
+    fn of_mut(value: &mut Value) -> Option<&mut Self>;
+    /// A value holding an empty one.
+    fn empty_value() -> Value;
+}
+
+macro_rules! collection {
+    ($type:ty, $variant:ident) => {
+        impl Collection for $type {
+            fn of(value: &Value) -> Option<&Self> {
+                match value {
+                    Value::$variant(collection) => Some(collection),
+                    _ => None,
+                }
+            }
+
+            fn of_mut(value: &mut Value) -> Option<&mut Self> {
+                match value {
+                    Value::$variant(collection) => Some(collection),
+                    _ => None,
+                }
+            }
+
+            fn empty_value() -> Value {
+                Value::$variant(Box::default())
+            }
+        }
+    };
+}
+
+collection!(Hash, Hash);
+collection!(List, List);
+collection!(Set, Set);
+collection!(ZSet, ZSet);
+
 impl Value {
     /// TYPE's answer, and SCAN TYPE's name.
     fn type_name(&self) -> &'static str {
@@ -453,6 +491,35 @@ impl Store {
             entry.modified = version;
             &mut entry.value
         })
+    }
+
+    /// The live collection of type `T` at `key`: `Ok(None)` if absent,
+    /// WRONGTYPE if the key holds another type.
+    fn live_as<T: Collection>(&self, key: &[u8], now: u64) -> Result<Option<&T>, Reply> {
+        match self.live(key, now) {
+            None => Ok(None),
+            Some(entry) => T::of(&entry.value).map(Some).ok_or_else(|| Reply::error(WRONG_TYPE)),
+        }
+    }
+
+    /// `live_as` for a write (Redis's `lookupKeyWrite`): an expired key is
+    /// dropped first.
+    fn for_write_as<T: Collection>(&mut self, key: &[u8], now: u64) -> Result<Option<&T>, Reply> {
+        self.expire_if_needed(key, now);
+        self.live_as(key, now)
+    }
+
+    /// The collection at `key` to change, created empty if absent: a
+    /// modification (WATCH). Only after `for_write_as` answered `Ok`; the
+    /// caller leaves it non-empty or removes the key.
+    fn mut_as<T: Collection>(&mut self, key: &[u8]) -> &mut T {
+        if !self.entries.contains_key(key) {
+            self.put(key, T::empty_value(), false);
+        }
+        match self.value_mut(key).and_then(T::of_mut) {
+            Some(collection) => collection,
+            None => panic!("mut_as on a key of another type"),
+        }
     }
 
     /// A string to change in place (APPEND, SETRANGE, CAS): a modification.

@@ -44,7 +44,7 @@ use super::hash::{cursor_of, resume_at};
 use super::key::Key;
 use super::keys::{ScanOptions, INVALID_CURSOR};
 use super::strings::{NOT_AN_INTEGER, SYNTAX_ERROR};
-use super::{Store, Value, VALUE_BYTES_MAX, WRONG_TYPE};
+use super::{Store, Value, VALUE_BYTES_MAX};
 use crate::protocol::Reply;
 use crate::raft::SplitMix64;
 use std::collections::BTreeSet;
@@ -491,35 +491,6 @@ impl Store {
         }
     }
 
-    /// The live set at `key`: `Ok(None)` if absent, WRONGTYPE if the key
-    /// holds another type.
-    fn live_set(&self, key: &[u8], now: u64) -> Result<Option<&Set>, Reply> {
-        match self.live(key, now).map(|entry| &entry.value) {
-            None => Ok(None),
-            Some(Value::Set(set)) => Ok(Some(set)),
-            Some(_) => Err(Reply::error(WRONG_TYPE)),
-        }
-    }
-
-    /// `live_set` for a write: an expired key is dropped first.
-    fn set_for_write(&mut self, key: &[u8], now: u64) -> Result<Option<&Set>, Reply> {
-        self.expire_if_needed(key, now);
-        self.live_set(key, now)
-    }
-
-    /// The set at `key` to change, created empty if absent: a modification
-    /// (WATCH). Only after `set_for_write` answered `Ok`; the caller
-    /// leaves it non-empty or removes the key.
-    fn set_mut(&mut self, key: &[u8]) -> &mut Set {
-        if !self.entries.contains_key(key) {
-            self.put(key, Value::Set(Box::default()), false);
-        }
-        match self.value_mut(key) {
-            Some(Value::Set(set)) => set,
-            _ => panic!("set_mut on a key that is not a set"),
-        }
-    }
-
     /// Deletes `key` if its set is now empty.
     fn remove_if_empty_set(&mut self, key: &[u8]) {
         if matches!(self.entries.get(key).map(|entry| &entry.value), Some(Value::Set(set)) if set.is_empty())
@@ -529,7 +500,7 @@ impl Store {
     }
 
     fn on_sismember(&self, args: &[Vec<u8>], now: u64) -> Reply {
-        match self.live_set(&args[1], now) {
+        match self.live_as::<Set>(&args[1], now) {
             Ok(set) => Reply::Integer(i64::from(set.is_some_and(|set| set.contains(&args[2])))),
             Err(wrong_type) => wrong_type,
         }
@@ -537,7 +508,7 @@ impl Store {
 
     /// SMISMEMBER: an absent key is an empty set (zeros, no error).
     fn on_smismember(&self, args: &[Vec<u8>], now: u64) -> Reply {
-        let set = match self.live_set(&args[1], now) {
+        let set = match self.live_as::<Set>(&args[1], now) {
             Ok(set) => set,
             Err(wrong_type) => return wrong_type,
         };
@@ -547,7 +518,7 @@ impl Store {
     }
 
     fn on_scard(&self, args: &[Vec<u8>], now: u64) -> Reply {
-        match self.live_set(&args[1], now) {
+        match self.live_as::<Set>(&args[1], now) {
             Ok(set) => Reply::Integer(set.map_or(0, |set| set.len() as i64)),
             Err(wrong_type) => wrong_type,
         }
@@ -556,7 +527,7 @@ impl Store {
     /// The sets at `keys` for SINTER and company: every key is checked
     /// for its type, absent ones included (Redis 7.0 goes on past them).
     fn sources(&self, keys: &[Vec<u8>], now: u64) -> Result<Vec<Option<&Set>>, Reply> {
-        keys.iter().map(|key| self.live_set(key, now)).collect()
+        keys.iter().map(|key| self.live_as::<Set>(key, now)).collect()
     }
 
     /// SMEMBERS, SINTER, SUNION, SDIFF: a set (RESP3 `~`).
@@ -628,7 +599,7 @@ impl Store {
         let scan_reply = |next: u64, items: Vec<Reply>| {
             Reply::Array(Some(vec![Reply::bulk(next.to_string()), Reply::Array(Some(items))]))
         };
-        let set = match self.live_set(&args[1], now) {
+        let set = match self.live_as::<Set>(&args[1], now) {
             Ok(Some(set)) => set,
             Ok(None) => return scan_reply(0, Vec::new()),
             Err(wrong_type) => return wrong_type,
@@ -665,7 +636,7 @@ impl Store {
             Some(Some(i64::MIN)) => return Reply::error(COUNT_OUT_OF_RANGE),
             Some(Some(count)) => Some(count),
         };
-        let set = match self.live_set(&args[1], now) {
+        let set = match self.live_as::<Set>(&args[1], now) {
             Ok(set) => set,
             Err(wrong_type) => return wrong_type,
         };
@@ -699,7 +670,7 @@ impl Store {
             Some(_) => return Reply::error(COUNT_NOT_POSITIVE),
         };
         let key = args[1].as_slice();
-        let len = match self.set_for_write(key, now) {
+        let len = match self.for_write_as::<Set>(key, now) {
             Err(wrong_type) => return wrong_type,
             Ok(None) if count.is_some() => return Reply::Set(Vec::new()),
             Ok(None) => return Reply::nil(),
@@ -708,7 +679,7 @@ impl Store {
         let mut random = self.random(now);
         let Some(count) = count else {
             let rank = random.range(0, len as u64) as usize;
-            let set = self.set_mut(key);
+            let set = self.mut_as::<Set>(key);
             let member = set.members_at(&[rank])[0].to_vec();
             set.remove(&member);
             self.remove_if_empty_set(key);
@@ -725,7 +696,7 @@ impl Store {
         }
         let count = count as usize;
         let ranks = distinct_ranks(&mut random, len, count);
-        let set = self.set_mut(key);
+        let set = self.mut_as::<Set>(key);
         let popped: Vec<Vec<u8>> = set.members_at(&ranks).into_iter().map(<[u8]>::to_vec).collect();
         if (len - count) * SPOP_MOVE_STRATEGY_MUL > count {
             for member in &popped {
@@ -744,12 +715,12 @@ impl Store {
     /// SADD: adding nothing new is no modification (WATCH).
     fn on_sadd(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
         let key = args[1].as_slice();
-        match self.set_for_write(key, now) {
+        match self.for_write_as::<Set>(key, now) {
             Err(wrong_type) => return wrong_type,
             Ok(Some(set)) if args[2..].iter().all(|member| set.contains(member)) => return Reply::Integer(0),
             Ok(_) => {}
         }
-        let set = self.set_mut(key);
+        let set = self.mut_as::<Set>(key);
         let added = args[2..].iter().filter(|member| set.insert(member)).count();
         Reply::Integer(added as i64)
     }
@@ -758,12 +729,12 @@ impl Store {
     /// no modification (WATCH).
     fn on_srem(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
         let key = args[1].as_slice();
-        match self.set_for_write(key, now) {
+        match self.for_write_as::<Set>(key, now) {
             Err(wrong_type) => return wrong_type,
             Ok(Some(set)) if args[2..].iter().any(|member| set.contains(member)) => {}
             Ok(_) => return Reply::Integer(0),
         }
-        let set = self.set_mut(key);
+        let set = self.mut_as::<Set>(key);
         let removed = args[2..].iter().filter(|member| set.remove(member)).count();
         self.remove_if_empty_set(key);
         Reply::Integer(removed as i64)
@@ -776,22 +747,22 @@ impl Store {
         let (source, destination, member) = (args[1].as_slice(), args[2].as_slice(), args[3].as_slice());
         self.expire_if_needed(source, now);
         self.expire_if_needed(destination, now);
-        let in_source = match self.live_set(source, now) {
+        let in_source = match self.live_as::<Set>(source, now) {
             Err(wrong_type) => return wrong_type,
             Ok(None) => return Reply::Integer(0),
             Ok(Some(set)) => set.contains(member),
         };
-        let in_destination = match self.live_set(destination, now) {
+        let in_destination = match self.live_as::<Set>(destination, now) {
             Err(wrong_type) => return wrong_type,
             Ok(set) => set.is_some_and(|set| set.contains(member)),
         };
         if source == destination || !in_source {
             return Reply::Integer(i64::from(in_source));
         }
-        self.set_mut(source).remove(member);
+        self.mut_as::<Set>(source).remove(member);
         self.remove_if_empty_set(source);
         if !in_destination {
-            self.set_mut(destination).insert(member);
+            self.mut_as::<Set>(destination).insert(member);
         }
         Reply::Integer(1)
     }

@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::kv::tests::{bulk, cmd, int, T0};
+use crate::kv::WRONG_TYPE;
 use crate::kv::{Store, Value};
 use std::collections::BTreeSet as Model;
 

@@ -1090,25 +1090,9 @@ impl Store {
 
     // ---- accessors ----
 
-    /// The live sorted set at `key`: `Ok(None)` if absent, WRONGTYPE if the
-    /// key holds another type.
-    fn live_zset(&self, key: &[u8], now: u64) -> Result<Option<&ZSet>, Reply> {
-        match self.live(key, now).map(|entry| &entry.value) {
-            None => Ok(None),
-            Some(Value::ZSet(zset)) => Ok(Some(zset)),
-            Some(_) => Err(Reply::error(WRONG_TYPE)),
-        }
-    }
-
-    /// `live_zset` for a write: an expired key is dropped first.
-    fn zset_for_write(&mut self, key: &[u8], now: u64) -> Result<Option<&ZSet>, Reply> {
-        self.expire_if_needed(key, now);
-        self.live_zset(key, now)
-    }
-
     /// The sorted set at `key` to change, without counting it as a
     /// modification (WATCH): callers call `touch_zset` if they changed it.
-    /// Only after `zset_for_write` answered `Ok(Some(_))`.
+    /// Only after `for_write_as` answered `Ok(Some(_))`.
     fn zset_entry(&mut self, key: &[u8]) -> &mut ZSet {
         match self.entries.get_mut(key).map(|entry| &mut entry.value) {
             Some(Value::ZSet(zset)) => zset,
@@ -1142,21 +1126,21 @@ impl Store {
     // ---- reads ----
 
     fn on_zcard(&self, args: &[Vec<u8>], now: u64) -> Reply {
-        match self.live_zset(&args[1], now) {
+        match self.live_as::<ZSet>(&args[1], now) {
             Ok(zset) => Reply::Integer(zset.map_or(0, |zset| zset.len() as i64)),
             Err(wrong_type) => wrong_type,
         }
     }
 
     fn on_zscore(&self, args: &[Vec<u8>], now: u64) -> Reply {
-        match self.live_zset(&args[1], now) {
+        match self.live_as::<ZSet>(&args[1], now) {
             Ok(zset) => zset.and_then(|zset| zset.score(&args[2])).map_or(Reply::Null, double),
             Err(wrong_type) => wrong_type,
         }
     }
 
     fn on_zmscore(&self, args: &[Vec<u8>], now: u64) -> Reply {
-        let zset = match self.live_zset(&args[1], now) {
+        let zset = match self.live_as::<ZSet>(&args[1], now) {
             Ok(zset) => zset,
             Err(wrong_type) => return wrong_type,
         };
@@ -1165,7 +1149,7 @@ impl Store {
     }
 
     fn on_zrank(&self, args: &[Vec<u8>], now: u64, reverse: bool) -> Reply {
-        let zset = match self.live_zset(&args[1], now) {
+        let zset = match self.live_as::<ZSet>(&args[1], now) {
             Ok(Some(zset)) => zset,
             Ok(None) => return Reply::Null,
             Err(wrong_type) => return wrong_type,
@@ -1182,7 +1166,7 @@ impl Store {
             Ok(range) => range,
             Err(reply) => return reply,
         };
-        match self.live_zset(&args[1], now) {
+        match self.live_as::<ZSet>(&args[1], now) {
             Ok(zset) => {
                 Reply::Integer(zset.map_or(0, |zset| zset.score_range(&range, false, 0, -1).len() as i64))
             }
@@ -1195,7 +1179,7 @@ impl Store {
             Ok(range) => range,
             Err(reply) => return reply,
         };
-        match self.live_zset(&args[1], now) {
+        match self.live_as::<ZSet>(&args[1], now) {
             Ok(zset) => {
                 Reply::Integer(zset.map_or(0, |zset| zset.lex_range(&range, false, 0, -1).len() as i64))
             }
@@ -1302,7 +1286,7 @@ impl Store {
             Ok(request) => request,
             Err(reply) => return reply,
         };
-        let zset = match self.live_zset(&args[1], now) {
+        let zset = match self.live_as::<ZSet>(&args[1], now) {
             Ok(Some(zset)) => zset,
             Ok(None) => return Reply::Array(Some(Vec::new())),
             Err(wrong_type) => return wrong_type,
@@ -1318,7 +1302,7 @@ impl Store {
     fn on_zrandmember(&self, args: &[Vec<u8>], now: u64) -> Reply {
         let mut rng = self.random(now);
         if args.len() == 2 {
-            return match self.live_zset(&args[1], now) {
+            return match self.live_as::<ZSet>(&args[1], now) {
                 Ok(Some(zset)) => {
                     let index = rng.range(0, zset.len() as u64) as usize;
                     Reply::bulk(zset.order.get(index).expect("in range").member.to_vec())
@@ -1341,7 +1325,7 @@ impl Store {
         if with_scores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
             return Reply::error("ERR value is out of range");
         }
-        let zset = match self.live_zset(&args[1], now) {
+        let zset = match self.live_as::<ZSet>(&args[1], now) {
             Ok(Some(zset)) => zset,
             Ok(None) => return Reply::Array(Some(Vec::new())),
             Err(wrong_type) => return wrong_type,
@@ -1376,7 +1360,7 @@ impl Store {
         let scan_reply = |next: u64, items: Vec<Reply>| {
             Reply::Array(Some(vec![Reply::bulk(next.to_string()), Reply::Array(Some(items))]))
         };
-        let zset = match self.live_zset(&args[1], now) {
+        let zset = match self.live_as::<ZSet>(&args[1], now) {
             Ok(Some(zset)) => zset,
             Ok(None) => return scan_reply(0, Vec::new()),
             Err(wrong_type) => return wrong_type,
@@ -1570,7 +1554,7 @@ impl Store {
             }
         }
         let key = args[1].as_slice();
-        match self.zset_for_write(key, now) {
+        match self.for_write_as::<ZSet>(key, now) {
             Err(wrong_type) => return wrong_type,
             Ok(None) if flags.xx => return if flags.incr { Reply::Null } else { Reply::Integer(0) },
             Ok(None) => self.put(key, Value::ZSet(Box::default()), false),
@@ -1607,7 +1591,7 @@ impl Store {
 
     fn on_zrem(&mut self, args: &[Vec<u8>], now: u64) -> Reply {
         let key = args[1].as_slice();
-        match self.zset_for_write(key, now) {
+        match self.for_write_as::<ZSet>(key, now) {
             Err(wrong_type) => return wrong_type,
             Ok(Some(zset)) if args[2..].iter().any(|member| zset.score(member).is_some()) => {}
             Ok(_) => return Reply::Integer(0),
@@ -1630,7 +1614,7 @@ impl Store {
             Ok(request) => request,
             Err(reply) => return reply,
         };
-        let result = match self.live_zset(&args[2], now) {
+        let result = match self.live_as::<ZSet>(&args[2], now) {
             Err(wrong_type) => return wrong_type,
             Ok(None) => ZSet::default(),
             Ok(Some(zset)) => {
@@ -1661,7 +1645,7 @@ impl Store {
             return reply;
         }
         let key = args[1].as_slice();
-        let zset = match self.zset_for_write(key, now) {
+        let zset = match self.for_write_as::<ZSet>(key, now) {
             Err(wrong_type) => return wrong_type,
             Ok(None) => return Reply::Integer(0),
             Ok(Some(zset)) => zset,
@@ -1696,7 +1680,7 @@ impl Store {
             },
         };
         let key = args[1].as_slice();
-        match self.zset_for_write(key, now) {
+        match self.for_write_as::<ZSet>(key, now) {
             Err(wrong_type) => return wrong_type,
             Ok(None) => return Reply::Array(Some(Vec::new())),
             Ok(Some(_)) if count == Some(0) => return Reply::Array(Some(Vec::new())),
@@ -1724,7 +1708,7 @@ impl Store {
     /// met before it (`genericZpopCommand`'s candidate search).
     fn first_zset_key<'k>(&mut self, keys: &'k [Vec<u8>], now: u64) -> Result<Option<&'k [u8]>, Reply> {
         for key in keys {
-            if self.zset_for_write(key, now)?.is_some() {
+            if self.for_write_as::<ZSet>(key, now)?.is_some() {
                 return Ok(Some(key));
             }
         }
