@@ -152,7 +152,7 @@ clean:
 	$(CARGO) clean
 	rm -rf bin
 
-FUZZ_TARGETS := frame_decode wal_recover snapshot_decode resp_parse kv_snapshot_decode
+FUZZ_TARGETS := frame_decode wal_recover snapshot_decode resp_parse kv_snapshot_decode peer_handshake
 FUZZ_SECONDS ?= 60
 
 ## fuzz: each cargo-fuzz target for FUZZ_SECONDS (installs cargo-fuzz if missing)

@@ -4,6 +4,7 @@
 //! With no flags at all it starts a one-node cluster on :3000/:4000 with
 //! its data in ./data/raft0.
 
+use cashe::node::handshake::ClusterSecret;
 use cashe::node::COMMAND_BYTES_MAX;
 use cashe::protocol::parser::VALUE_BYTES_DEFAULT;
 use cashe::protocol::Limits;
@@ -91,6 +92,27 @@ struct Args {
     /// process list [default: none, no authentication]
     #[arg(long)]
     requirepass: Option<String>,
+    /// The secret every member of the cluster shares: a peer connection to
+    /// --raftaddr must prove it (HMAC-SHA256 challenge-response, both ways)
+    /// before a single frame is read, and a joining node must prove it
+    /// too. Every node of a cluster needs the same one. Also read from
+    /// CASHE_CLUSTER_SECRET, which keeps it out of the process list
+    /// [default: none; anyone who reaches the Raft port is trusted]
+    #[arg(long)]
+    cluster_secret: Option<String>,
+    /// Read the cluster secret from this file (its bytes, less a trailing
+    /// newline) instead.
+    #[arg(long, conflicts_with = "cluster_secret")]
+    cluster_secret_file: Option<PathBuf>,
+    /// Most connections the Raft port holds open at once (peers connect
+    /// once each; the rest are refused and logged).
+    #[arg(long, default_value_t = 256)]
+    max_peer_connections: usize,
+    /// With no password set, refuse clients that connect from anywhere but
+    /// 127.0.0.1 and ::1 with Redis's -DENIED explanation, as Redis's
+    /// protected mode does [possible values: yes, no]
+    #[arg(long, default_value = "yes", value_parser = ["yes", "no"])]
+    protected_mode: String,
     /// Most arguments in one command.
     #[arg(long, default_value_t = 1 << 20)]
     max_arguments: usize,
@@ -191,7 +213,27 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
             .clone()
             .or_else(|| std::env::var("CASHE_REQUIREPASS").ok())
             .map(cashe::node::Password::new),
+        cluster_secret: cluster_secret(args)?,
+        peer_connections_max: args.max_peer_connections.max(1),
+        protected_mode: args.protected_mode == "yes",
     })
+}
+
+/// `--cluster-secret`, `--cluster-secret-file` or `CASHE_CLUSTER_SECRET`.
+fn cluster_secret(args: &Args) -> Result<Option<ClusterSecret>, String> {
+    let secret = match (&args.cluster_secret, &args.cluster_secret_file) {
+        (Some(secret), _) => Some(secret.clone().into_bytes()),
+        (None, Some(path)) => {
+            let mut bytes =
+                std::fs::read(path).map_err(|e| format!("--cluster-secret-file {}: {e}", path.display()))?;
+            if bytes.ends_with(b"\n") {
+                bytes.pop();
+            }
+            Some(bytes)
+        }
+        (None, None) => std::env::var("CASHE_CLUSTER_SECRET").ok().map(String::into_bytes),
+    };
+    secret.map(|s| ClusterSecret::new(&s).map_err(|e| format!("--cluster-secret: {e}"))).transpose()
 }
 
 /// Hands a listener bound by the runtime (without `SO_REUSEPORT`, see

@@ -34,6 +34,12 @@
 //!   member; later one node (never the founder) is removed with
 //!   `CLUSTER REMOVE`, both while faults continue.
 //!
+//! Every peer link authenticates with the cluster secret
+//! (`node::handshake`, nonces from the seed) before its first frame, and
+//! the joining node proves the secret in its `CLUSTER JOIN`, as with
+//! `--cluster-secret` in production; partitions and crashes land inside
+//! handshakes too.
+//!
 //! Each fsync takes 0.2–8 ms of simulated time (one in twenty 20–60 ms), so
 //! crashes land inside them.
 //! When the chaos phase ends every fault is repaired and crashed nodes
@@ -69,6 +75,7 @@
 use crate::linearizability::{self, Call, Operation, Outcome};
 use crate::trace::Trace;
 use crate::ttl::{self, TtlCall, TtlOperation, TtlOutcome};
+use cashe::node::handshake::{self, ClusterSecret};
 use cashe::node::wire::{self, PeerFrame, Received};
 use cashe::node::{
     join_answer, join_command, ConnId, JoinAnswer, MemberInfo, Node, NodeConfig, NodeMessage, FOUNDER,
@@ -90,6 +97,8 @@ use tokio::sync::mpsc;
 use turmoil::net::{TcpListener, TcpStream};
 
 const CLUSTER_ID: u64 = 0xca5e;
+/// Every simulated node's `--cluster-secret`.
+const CLUSTER_SECRET: &[u8] = b"simulated cluster secret";
 const EPOCH_MS: u64 = 1_700_000_000_000;
 const CLIENT_PORT: u16 = 3000;
 const RAFT_PORT: u16 = 4000;
@@ -316,6 +325,7 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     config.log_retain_entries = [0, 16, 64][below(&mut run_rng, 3) as usize];
     config.forward_timeout_ticks = 40;
     config.cluster_id = CLUSTER_ID;
+    config.cluster_secret = Some(secret());
     config.me = Some(me.clone());
     let node = Node::restore(config, rng.next_u64(), recovered).map_err(|e| format!("{name}: {e}"))?;
     let node = Rc::new(RefCell::new(node));
@@ -328,7 +338,9 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     let connections: Rc<RefCell<BTreeMap<ConnId, mpsc::UnboundedSender<Reply>>>> = Rc::default();
     let peers = TcpListener::bind(("0.0.0.0", RAFT_PORT)).await?;
     let clients = TcpListener::bind(("0.0.0.0", CLIENT_PORT)).await?;
-    tokio::task::spawn_local(accept_peers(peers, events.clone(), book.clone()));
+    let security =
+        Rc::new(Security { id, nonces: RefCell::new(SplitMix64::new(rng.next_u64())), secret: secret() });
+    tokio::task::spawn_local(accept_peers(peers, events.clone(), book.clone(), security.clone()));
     tokio::task::spawn_local(accept_clients(clients, events.clone(), connections.clone()));
 
     let mut hello = Vec::new();
@@ -411,7 +423,13 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
             }
             let link = links.entry(to).or_insert_with(|| {
                 let (sender, receiver) = mpsc::channel(4096);
-                tokio::task::spawn_local(outbound(to, receiver, book.clone(), hello.clone()));
+                tokio::task::spawn_local(outbound(
+                    to,
+                    receiver,
+                    book.clone(),
+                    hello.clone(),
+                    security.clone(),
+                ));
                 sender
             });
             // Only Raft traffic is duplicated: it is built for at-least-once
@@ -556,7 +574,7 @@ async fn join(shared: &SharedRef, me: &MemberInfo, rng: &mut SplitMix64) -> Node
         };
         if !members.is_empty() {
             let via = &members[below(rng, members.len() as u64) as usize];
-            let words = join_command(me);
+            let words = join_command(me, Some(&secret()));
             let words: Vec<&[u8]> = words.iter().map(|w| w.as_slice()).collect();
             if let Ok(reply) = request(via, &words).await {
                 match join_answer(&reply) {
@@ -584,13 +602,76 @@ async fn request(host: &str, words: &[&[u8]]) -> io::Result<Reply> {
     connection.call(words).await
 }
 
-async fn accept_peers(listener: TcpListener, events: mpsc::UnboundedSender<Event>, book: Book) {
-    while let Ok((stream, _)) = listener.accept().await {
-        tokio::task::spawn_local(inbound(stream, events.clone(), book.clone()));
+fn secret() -> ClusterSecret {
+    ClusterSecret::new(CLUSTER_SECRET).expect("not empty")
+}
+
+/// What a node proves to its peers, with nonces drawn from the seed.
+struct Security {
+    id: NodeId,
+    nonces: RefCell<SplitMix64>,
+    secret: ClusterSecret,
+}
+
+impl Security {
+    fn nonce(&self) -> [u8; handshake::NONCE_BYTES] {
+        let mut nonce = [0u8; handshake::NONCE_BYTES];
+        for chunk in nonce.chunks_mut(8) {
+            chunk.copy_from_slice(&self.nonces.borrow_mut().next_u64().to_le_bytes());
+        }
+        nonce
     }
 }
 
-async fn inbound(mut stream: TcpStream, events: mpsc::UnboundedSender<Event>, book: Book) {
+/// Reads exactly `out.len()` bytes within the handshake's time.
+async fn read_exact_within(stream: &mut TcpStream, out: &mut [u8]) -> Result<(), String> {
+    match tokio::time::timeout(Duration::from_millis(wire::IDLE_CLOSE_MS), stream.read_exact(out)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("handshake timed out".into()),
+    }
+}
+
+/// The connector's half of the cluster-secret handshake.
+async fn prove(stream: &mut TcpStream, security: &Security) -> Result<(), String> {
+    let mut challenge = [0u8; handshake::CHALLENGE_BYTES];
+    read_exact_within(stream, &mut challenge).await?;
+    let answer = handshake::answer(&security.secret, &challenge, &security.nonce(), CLUSTER_ID, security.id)?;
+    stream.write_all(&answer.proof).await.map_err(|e| e.to_string())?;
+    let mut accept = [0u8; handshake::ACCEPT_BYTES];
+    read_exact_within(stream, &mut accept).await?;
+    answer.check_accept(&accept)
+}
+
+/// The acceptor's half: the member the peer proved to be.
+async fn challenge(stream: &mut TcpStream, security: &Security) -> Result<NodeId, String> {
+    let nonce = security.nonce();
+    stream.write_all(&handshake::challenge(&nonce)).await.map_err(|e| e.to_string())?;
+    let mut proof = [0u8; handshake::PROOF_BYTES];
+    read_exact_within(stream, &mut proof).await?;
+    let (from, accept) = handshake::check_proof(&security.secret, &nonce, &proof, CLUSTER_ID)?;
+    stream.write_all(&accept).await.map_err(|e| e.to_string())?;
+    Ok(from)
+}
+
+async fn accept_peers(
+    listener: TcpListener,
+    events: mpsc::UnboundedSender<Event>,
+    book: Book,
+    security: Rc<Security>,
+) {
+    while let Ok((stream, _)) = listener.accept().await {
+        tokio::task::spawn_local(inbound(stream, events.clone(), book.clone(), security.clone()));
+    }
+}
+
+async fn inbound(
+    mut stream: TcpStream,
+    events: mpsc::UnboundedSender<Event>,
+    book: Book,
+    security: Rc<Security>,
+) {
+    let Ok(proven) = challenge(&mut stream, &security).await else { return };
     let mut buffer = Vec::new();
     let mut chunk = vec![0u8; 16 * 1024];
     let mut from = None;
@@ -602,9 +683,9 @@ async fn inbound(mut stream: TcpStream, events: mpsc::UnboundedSender<Event>, bo
         };
         buffer.extend_from_slice(&chunk[..read]);
         let mut used = 0;
-        while let Ok(Some((frame, size))) = wire::decode(&buffer[used..]) {
+        while let Ok(Some((frame, size))) = wire::decode(&buffer[used..], from) {
             used += size;
-            match wire::receive(frame, from, CLUSTER_ID) {
+            match wire::receive(frame, from, CLUSTER_ID, Some(proven)) {
                 Ok(Received::Hello { from: id, raft_addr }) => {
                     book.borrow_mut().entry(id).or_insert(raft_addr);
                     from = Some(id);
@@ -618,14 +699,20 @@ async fn inbound(mut stream: TcpStream, events: mpsc::UnboundedSender<Event>, bo
                 Err(_) => return,
             }
         }
-        if wire::decode(&buffer[used..]).is_err() {
+        if wire::decode(&buffer[used..], from).is_err() {
             return;
         }
         buffer.drain(..used);
     }
 }
 
-async fn outbound(to: NodeId, mut queue: mpsc::Receiver<NodeMessage>, book: Book, hello: Vec<u8>) {
+async fn outbound(
+    to: NodeId,
+    mut queue: mpsc::Receiver<NodeMessage>,
+    book: Book,
+    hello: Vec<u8>,
+    security: Rc<Security>,
+) {
     loop {
         let address = book.borrow().get(&to).cloned();
         let connected = match address {
@@ -642,7 +729,9 @@ async fn outbound(to: NodeId, mut queue: mpsc::Receiver<NodeMessage>, book: Book
                 continue;
             }
         };
-        if stream.write_all(&hello).await.is_err() {
+        if prove(&mut stream, &security).await.is_err() || stream.write_all(&hello).await.is_err() {
+            while queue.try_recv().is_ok() {}
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         }
         let mut buffer = Vec::new();

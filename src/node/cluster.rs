@@ -21,6 +21,7 @@
 //! the cluster id once `CASHE.MEMBER` is committed, and starts empty; the
 //! leader adds it and streams it the log or a snapshot.
 
+use super::handshake::{self, ClusterSecret};
 use super::session::{Ticket, Work};
 use super::Node;
 use crate::protocol::Reply;
@@ -133,13 +134,27 @@ pub fn member_command(info: &MemberInfo, id: Option<NodeId>) -> Vec<Vec<u8>> {
     args
 }
 
-/// The `CLUSTER JOIN` command a new node sends to a member.
-pub fn join_command(me: &MemberInfo) -> Vec<Vec<u8>> {
-    [b"CLUSTER".as_slice(), b"JOIN", me.name.as_bytes(), me.raft_addr.as_bytes(), me.client_addr.as_bytes()]
-        .iter()
-        .map(|w| w.to_vec())
-        .collect()
+/// The `CLUSTER JOIN` command a new node sends to a member; under a
+/// cluster secret it ends with the proof that the node knows it.
+pub fn join_command(me: &MemberInfo, secret: Option<&ClusterSecret>) -> Vec<Vec<u8>> {
+    let fields = join_fields(me);
+    let mut args: Vec<Vec<u8>> = [b"CLUSTER".as_slice(), b"JOIN"].iter().map(|w| w.to_vec()).collect();
+    args.extend(fields.iter().map(|w| w.to_vec()));
+    if let Some(secret) = secret {
+        args.push(handshake::join_proof(secret, &fields).into_bytes());
+    }
+    args
 }
+
+fn join_fields(info: &MemberInfo) -> [&[u8]; 3] {
+    [info.name.as_bytes(), info.raft_addr.as_bytes(), info.client_addr.as_bytes()]
+}
+
+const JOIN_NEEDS_SECRET: &str =
+    "ERR this cluster has a cluster secret: start the joining node with the same \
+     --cluster-secret";
+const JOIN_WRONG_SECRET: &str = "ERR the joining node's cluster secret is not this cluster's";
+const JOIN_NO_SECRET: &str = "ERR this cluster has no cluster secret, but the joining node has one";
 
 /// What a reply to `CLUSTER JOIN` means for the joining node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -233,14 +248,28 @@ impl Node {
             (b"INFO", 2) => Reply::text(self.cluster_info()),
             (b"NODES", 2) => Reply::text(self.cluster_nodes()),
             (b"MYID", 2) => Reply::bulk(self.member_name(self.raft.id())),
-            (b"JOIN", 5) => {
+            (b"JOIN", 5 | 6) => {
                 let info = MemberInfo {
                     name: text(2).unwrap_or_default(),
                     raft_addr: text(3).unwrap_or_default(),
                     client_addr: text(4).unwrap_or_default(),
                 };
+                let proof = args.get(5);
+                let proven = match (&self.config.cluster_secret, proof) {
+                    (Some(secret), Some(proof)) => {
+                        handshake::check_join_proof(secret, &join_fields(&info), proof)
+                            .then_some(())
+                            .ok_or(JOIN_WRONG_SECRET)
+                    }
+                    (Some(_), None) => Err(JOIN_NEEDS_SECRET),
+                    (None, Some(_)) => Err(JOIN_NO_SECRET),
+                    (None, None) => Ok(()),
+                };
                 if info.name.is_empty() || info.name.contains(char::is_whitespace) {
                     Reply::error("ERR member names must be non-empty and without spaces")
+                } else if let Err(refused) = proven {
+                    tracing::warn!(name = %info.name, raft_addr = %info.raft_addr, reason = refused, "refused a join");
+                    Reply::error(refused)
                 } else {
                     return self.internal_write(ticket, member_command(&info, None));
                 }
@@ -258,7 +287,7 @@ impl Node {
                 String::from_utf8_lossy(&sub).to_lowercase()
             )),
             _ => Reply::error(format!(
-                "ERR unknown subcommand '{}'. Try CLUSTER INFO, NODES, MYID, JOIN name raftaddr clientaddr, \
+                "ERR unknown subcommand '{}'. Try CLUSTER INFO, NODES, MYID, JOIN name raftaddr clientaddr [proof], \
                  LEAVE or REMOVE name.",
                 String::from_utf8_lossy(&args[1])
             )),

@@ -43,6 +43,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 mod blocking;
 mod cluster;
+pub mod handshake;
 mod server;
 mod session;
 mod transaction;
@@ -125,6 +126,10 @@ pub struct NodeConfig {
     /// The default user's password (`--requirepass`): with one, a
     /// connection must AUTH (or HELLO … AUTH) before anything else.
     pub requirepass: Option<Password>,
+    /// The peer links' shared secret (`--cluster-secret`): with one, a
+    /// `CLUSTER JOIN` must carry its proof (the links themselves are
+    /// checked by the shells, see `handshake`).
+    pub cluster_secret: Option<handshake::ClusterSecret>,
 }
 
 /// A password: compared, never shown (its `Debug` is redacted, so no log
@@ -163,6 +168,7 @@ impl NodeConfig {
             cluster_id: 0,
             me: None,
             requirepass: None,
+            cluster_secret: None,
         }
     }
 }
@@ -703,7 +709,7 @@ impl Node {
 
     fn on_forward(&mut self, from: NodeId, id: u64, term: Term, now_ms: u64, args: Vec<Vec<u8>>) {
         let requester = Requester::Remote { from, id };
-        if let Some(reply) = refuse_oversized(&args) {
+        if let Some(reply) = refuse_oversized(&args).or_else(|| refuse_forward(from, &args)) {
             // A follower checks before forwarding; this one did not.
             self.answer(requester, reply, None);
         } else if !self.raft.is_leader() {
@@ -1040,6 +1046,32 @@ fn refuse_internal(name: &[u8]) -> Option<Reply> {
     })
 }
 
+/// What a follower may forward to its leader: a client's write (the
+/// follower checked it, and the client's rights), or one of the internal
+/// commands a follower proposes for its own clients. Anything else (a
+/// read, an unknown command, `CASHE.EXPIRE`, which only a leader proposes,
+/// or a wait registered in another node's name) is refused: a peer link
+/// is authenticated, but nothing it carries is run unchecked.
+fn refuse_forward(from: NodeId, args: &[Vec<u8>]) -> Option<Reply> {
+    let name = args.first().map(|a| a.to_ascii_uppercase()).unwrap_or_default();
+    let own = || args.get(1).is_some_and(|node| *node == from.0.to_string().into_bytes());
+    let allowed = match name.as_slice() {
+        n if n == CASHE_BLOCK.as_bytes() || n == CASHE_UNBLOCK.as_bytes() => own(),
+        n if [CASHE_MEMBER, CASHE_FORGET, CASHE_EXEC, CASHE_BARRIER].iter().any(|c| n == c.as_bytes()) => {
+            true
+        }
+        n if n.starts_with(b"CASHE.") => false,
+        _ => matches!(classify(args), Ok(Access::Write)),
+    };
+    (!allowed).then(|| {
+        Reply::error(format!(
+            "ERR node {} forwarded '{}', which a follower never forwards",
+            from.0,
+            String::from_utf8_lossy(&name)
+        ))
+    })
+}
+
 /// The state machine's snapshot: the directory and the key space.
 #[derive(Serialize, Deserialize)]
 struct NodeSnapshot {
@@ -1095,5 +1127,34 @@ mod tests {
         later.extend_from_slice(&[0xff; 16]);
         let error = decode_snapshot(&later).map(|_| ()).unwrap_err();
         assert!(error.contains("node snapshot format 2; this build reads 1"), "{error}");
+    }
+
+    #[test]
+    fn a_leader_runs_only_what_a_follower_forwards() {
+        let cmd = |words: &[&str]| words.iter().map(|w| w.as_bytes().to_vec()).collect::<Vec<_>>();
+        let from = NodeId(2);
+        for allowed in [
+            cmd(&["SET", "k", "v"]),
+            cmd(&["lpush", "l", "x"]),
+            cmd(&["CASHE.BLOCK", "2", "7", "BLPOP", "l", "0"]),
+            cmd(&["CASHE.UNBLOCK", "2", "7"]),
+            cmd(&["CASHE.MEMBER", "raft3", "h:4003", "h:3003"]),
+            cmd(&["CASHE.FORGET", "raft3"]),
+            cmd(&["CASHE.BARRIER"]),
+            cmd(&["CASHE.EXEC", "blob"]),
+        ] {
+            assert_eq!(refuse_forward(from, &allowed), None, "{allowed:?}");
+        }
+        for refused in [
+            cmd(&["GET", "k"]),
+            cmd(&["NOSUCH", "k"]),
+            cmd(&["CASHE.EXPIRE", "k"]),
+            cmd(&["CASHE.BLOCK", "3", "7", "BLPOP", "l", "0"]),
+            cmd(&["cashe.unblock", "1", "7"]),
+            cmd(&["CASHE.NEW"]),
+            cmd(&[]),
+        ] {
+            assert!(refuse_forward(from, &refused).is_some(), "{refused:?}");
+        }
     }
 }

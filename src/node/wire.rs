@@ -92,11 +92,20 @@ pub fn encode_or_drop(frame: &PeerFrame, out: &mut Vec<u8>) {
     }
 }
 
+/// The largest first frame (the `Hello`) a reader buffers: before a peer
+/// has said who it is, it gets no room for anything bigger.
+pub const HELLO_FRAME_BYTES_MAX: usize = 4 << 10;
+
 /// Reads one frame from the front of `bytes`: `Ok(None)` when more bytes
 /// are needed, else the frame and the bytes it took. An error means the
-/// connection must be closed.
-pub fn decode(bytes: &[u8]) -> Result<Option<(PeerFrame, usize)>, String> {
+/// connection must be closed. `from` is the connection's state
+/// ([`receive`]): before the `Hello`, a frame over
+/// [`HELLO_FRAME_BYTES_MAX`] is an error, not something to wait for.
+pub fn decode(bytes: &[u8], from: Option<NodeId>) -> Result<Option<(PeerFrame, usize)>, String> {
     match frame::decode(bytes) {
+        Err(frame::FrameError::Incomplete { needed }) if from.is_none() && needed > HELLO_FRAME_BYTES_MAX => {
+            Err(format!("a first frame of {needed} bytes, over the {HELLO_FRAME_BYTES_MAX} a Hello may take"))
+        }
         Ok((payload, used)) => match postcard::from_bytes(payload) {
             Ok(frame) => Ok(Some((frame, used))),
             Err(e) => Err(format!("undecodable peer frame: {e}")),
@@ -123,12 +132,22 @@ pub enum Received {
 }
 
 /// Checks a frame against the connection's handshake state (`from`, set
-/// by the first `Hello`); an error means close the connection.
-pub fn receive(frame: PeerFrame, from: Option<NodeId>, cluster_id: u64) -> Result<Received, String> {
+/// by the first `Hello`); an error means close the connection. `proven`
+/// is the member the connection authenticated as (by the cluster secret,
+/// see `handshake`, or by its certificate): its `Hello` must name it.
+pub fn receive(
+    frame: PeerFrame,
+    from: Option<NodeId>,
+    cluster_id: u64,
+    proven: Option<NodeId>,
+) -> Result<Received, String> {
     match (frame, from) {
         (PeerFrame::Hello { version, cluster_id: theirs, from, raft_addr }, None) => {
             if version != WIRE_VERSION || theirs != cluster_id {
                 return Err(format!("peer of cluster {theirs:016x}, wire version {version}: not ours"));
+            }
+            if proven.is_some_and(|proven| proven != from) {
+                return Err(format!("a Hello from member {} on a link authenticated as another", from.0));
             }
             Ok(Received::Hello { from, raft_addr })
         }
@@ -288,7 +307,9 @@ mod tests {
                     let frame = PeerFrame::Message(NodeMessage::Raft(message));
                     encode(&frame, &mut out).expect("every message the core builds fits in a frame");
                     largest = largest.max(out.len());
-                    let Ok(Some((PeerFrame::Message(NodeMessage::Raft(message)), _))) = decode(&out) else {
+                    let Ok(Some((PeerFrame::Message(NodeMessage::Raft(message)), _))) =
+                        decode(&out, Some(NodeId(1)))
+                    else {
                         panic!("a frame that does not decode");
                     };
                     nodes[to.0 as usize - 1].step(NodeId(k as u64 + 1), message);
@@ -369,24 +390,53 @@ mod tests {
         let mut bytes = Vec::new();
         encode(&hello, &mut bytes).unwrap();
         encode(&message, &mut bytes).unwrap();
-        let (first, used) = decode(&bytes).unwrap().unwrap();
+        let (first, used) = decode(&bytes, None).unwrap().unwrap();
         assert_eq!(first, hello);
-        assert_eq!(decode(&bytes[..used - 1]), Ok(None));
-        let (second, _) = decode(&bytes[used..]).unwrap().unwrap();
+        assert_eq!(decode(&bytes[..used - 1], None), Ok(None));
+        let (second, _) = decode(&bytes[used..], Some(NodeId(2))).unwrap().unwrap();
         assert_eq!(second, message);
         assert_eq!(
-            receive(hello.clone(), None, 7),
+            receive(hello.clone(), None, 7, None),
             Ok(Received::Hello { from: NodeId(2), raft_addr: "a:1".into() })
         );
-        assert!(receive(hello.clone(), None, 8).is_err(), "another cluster");
-        assert!(receive(hello, Some(NodeId(2)), 7).is_err(), "a second hello");
-        assert!(receive(message.clone(), None, 7).is_err(), "no hello yet");
         assert_eq!(
-            receive(message, Some(NodeId(2)), 7),
+            receive(hello.clone(), None, 7, Some(NodeId(2))),
+            Ok(Received::Hello { from: NodeId(2), raft_addr: "a:1".into() })
+        );
+        assert!(receive(hello.clone(), None, 7, Some(NodeId(3))).is_err(), "not the member proven");
+        assert!(receive(hello.clone(), None, 8, None).is_err(), "another cluster");
+        assert!(receive(hello, Some(NodeId(2)), 7, None).is_err(), "a second hello");
+        assert!(receive(message.clone(), None, 7, None).is_err(), "no hello yet");
+        assert_eq!(
+            receive(message, Some(NodeId(2)), 7, None),
             Ok(Received::Message { from: NodeId(2), message: NodeMessage::Removed })
         );
         let mut corrupt = bytes.clone();
         corrupt[10] ^= 1;
-        assert!(decode(&corrupt).is_err());
+        assert!(decode(&corrupt, None).is_err());
+    }
+
+    /// Before the `Hello`, a reader waits for no frame bigger than a Hello;
+    /// after it, for frames up to the frame limit.
+    #[test]
+    fn a_big_first_frame_is_refused_before_it_arrives() {
+        let big = PeerFrame::Message(NodeMessage::Raft(crate::raft::Message {
+            term: Term(1),
+            kind: MessageKind::Append {
+                prev_index: Index(0),
+                prev_term: Term(0),
+                entries: vec![Entry {
+                    term: Term(1),
+                    index: Index(1),
+                    payload: Payload::Command(vec![0; 5000]),
+                }],
+                commit: Index(0),
+            },
+        }));
+        let mut bytes = Vec::new();
+        encode(&big, &mut bytes).unwrap();
+        let header = &bytes[..frame::FRAME_HEADER_BYTES];
+        assert!(decode(header, None).unwrap_err().contains("over the 4096 a Hello may take"));
+        assert_eq!(decode(header, Some(NodeId(1))), Ok(None));
     }
 }

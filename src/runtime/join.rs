@@ -8,6 +8,7 @@
 //! Retried until it succeeds, the time is up, a signal arrives, or the
 //! cluster refuses for a reason retrying cannot fix (a name clash).
 
+use crate::node::handshake::ClusterSecret;
 use crate::node::{join_answer, join_command, JoinAnswer, MemberInfo};
 use crate::protocol::reply::{decode, encode_command};
 use crate::protocol::Reply;
@@ -23,6 +24,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 pub fn join(
     via: &str,
     me: &MemberInfo,
+    secret: Option<&ClusterSecret>,
     timeout: Duration,
     stop: &AtomicBool,
 ) -> Result<(NodeId, u64), String> {
@@ -30,7 +32,7 @@ pub fn join(
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        match attempt(via, me).map(|reply| join_answer(&reply)) {
+        match attempt(via, me, secret).map(|reply| join_answer(&reply)) {
             Ok(JoinAnswer::Joined { id, cluster_id }) => {
                 tracing::info!(
                     via,
@@ -58,7 +60,7 @@ pub fn join(
     }
 }
 
-fn attempt(via: &str, me: &MemberInfo) -> Result<Reply, String> {
+fn attempt(via: &str, me: &MemberInfo, secret: Option<&ClusterSecret>) -> Result<Reply, String> {
     let address = via
         .to_socket_addrs()
         .map_err(|e| format!("{via}: {e}"))?
@@ -67,7 +69,7 @@ fn attempt(via: &str, me: &MemberInfo) -> Result<Reply, String> {
     let mut stream = TcpStream::connect_timeout(&address, ATTEMPT_TIMEOUT).map_err(|e| e.to_string())?;
     stream.set_read_timeout(Some(ATTEMPT_TIMEOUT)).map_err(|e| e.to_string())?;
     let mut request = Vec::new();
-    encode_command(&join_command(me), &mut request);
+    encode_command(&join_command(me, secret), &mut request);
     stream.write_all(&request).map_err(|e| e.to_string())?;
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];

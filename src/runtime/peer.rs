@@ -7,9 +7,17 @@
 //! first frame of a connection is a `Hello` naming the cluster and the
 //! sender, and a connection from another cluster or wire version is closed.
 //! A lost connection loses the messages queued on it: Raft retransmits.
+//!
+//! Under a cluster secret (`--cluster-secret`) every connection starts
+//! with the challenge-response of `node::handshake` before any frame: the
+//! acceptor reads exactly one fixed-size proof from a stranger, within
+//! [`HANDSHAKE_TIMEOUT`], and the `Hello` must name the member proven.
+//! Refusals are logged with the remote address (sparingly: the first,
+//! then every power of two).
 
 use super::mailbox::Mailbox;
 use super::server::Event;
+use crate::node::handshake::{self, ClusterSecret, NONCE_BYTES};
 use crate::node::wire::{self, Received};
 use crate::node::NodeMessage;
 use crate::raft::NodeId;
@@ -29,6 +37,68 @@ pub const PEER_QUEUE_MAX: usize = 4096;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(20);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// A peer that has not finished the handshake by then is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a node proves to its peers and checks of them.
+pub struct PeerSecurity {
+    pub cluster_id: u64,
+    /// This node's member number, which its proofs name.
+    pub id: NodeId,
+    pub secret: Option<ClusterSecret>,
+}
+
+fn nonce() -> [u8; NONCE_BYTES] {
+    use ring::rand::SecureRandom;
+    let mut nonce = [0u8; NONCE_BYTES];
+    ring::rand::SystemRandom::new().fill(&mut nonce).expect("the system's random source works");
+    nonce
+}
+
+thread_local! {
+    static REFUSED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Logs a refused peer connection: the first, then every power of two.
+fn log_refused(remote: &str, reason: &str) {
+    let refused = REFUSED.with(|r| {
+        r.set(r.get() + 1);
+        r.get()
+    });
+    if refused.is_power_of_two() {
+        tracing::warn!(%remote, reason, refused, "refused a peer connection");
+    }
+}
+
+/// The connector's half of the handshake; `Err` closes the connection.
+async fn prove(stream: &mut TcpStream, security: &PeerSecurity) -> Result<(), String> {
+    let Some(secret) = &security.secret else { return Ok(()) };
+    let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
+    let mut challenge = [0u8; handshake::CHALLENGE_BYTES];
+    stream.read_exact(&mut challenge).await.map_err(|e| {
+        format!("no cluster-secret challenge from the peer ({e}); is it started without --cluster-secret?")
+    })?;
+    let answer = handshake::answer(secret, &challenge, &nonce(), security.cluster_id, security.id)?;
+    stream.write_all(&answer.proof).await.map_err(|e| e.to_string())?;
+    let mut accept = [0u8; handshake::ACCEPT_BYTES];
+    stream.read_exact(&mut accept).await.map_err(|e| format!("the peer refused our proof ({e})"))?;
+    answer.check_accept(&accept)
+}
+
+/// The acceptor's half: the member the peer proved to be (`None` without
+/// a secret: the `Hello` says who it is).
+async fn challenge(stream: &mut TcpStream, security: &PeerSecurity) -> Result<Option<NodeId>, String> {
+    let Some(secret) = &security.secret else { return Ok(None) };
+    let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT));
+    let nonce = nonce();
+    stream.write_all(&handshake::challenge(&nonce)).await.map_err(|e| e.to_string())?;
+    let mut proof = [0u8; handshake::PROOF_BYTES];
+    stream.read_exact(&mut proof).await.map_err(|e| format!("no cluster-secret proof ({e})"))?;
+    let (from, accept) = handshake::check_proof(secret, &nonce, &proof, security.cluster_id)?;
+    stream.write_all(&accept).await.map_err(|e| e.to_string())?;
+    Ok(Some(from))
+}
 
 /// Where each peer's Raft listener is: from the replicated directory, and
 /// from the `Hello` of peers that connected to us (a node that just joined
@@ -52,9 +122,14 @@ pub struct PeerLink {
 }
 
 impl PeerLink {
-    pub fn start(to: NodeId, book: Rc<RefCell<AddressBook>>, hello: Vec<u8>) -> PeerLink {
+    pub fn start(
+        to: NodeId,
+        book: Rc<RefCell<AddressBook>>,
+        hello: Vec<u8>,
+        security: Rc<PeerSecurity>,
+    ) -> PeerLink {
         let queue = Mailbox::new(PEER_QUEUE_MAX);
-        glommio::spawn_local(outbound(to, queue.clone(), book, hello)).detach();
+        glommio::spawn_local(outbound(to, queue.clone(), book, hello, security)).detach();
         PeerLink { queue, dropped: 0 }
     }
 
@@ -65,7 +140,13 @@ impl PeerLink {
     }
 }
 
-async fn outbound(to: NodeId, queue: Mailbox<NodeMessage>, book: Rc<RefCell<AddressBook>>, hello: Vec<u8>) {
+async fn outbound(
+    to: NodeId,
+    queue: Mailbox<NodeMessage>,
+    book: Rc<RefCell<AddressBook>>,
+    hello: Vec<u8>,
+    security: Rc<PeerSecurity>,
+) {
     let mut backoff = BACKOFF_MIN;
     let mut failures = 0u64;
     loop {
@@ -87,12 +168,22 @@ async fn outbound(to: NodeId, queue: Mailbox<NodeMessage>, book: Rc<RefCell<Addr
                 continue;
             }
         };
+        let _ = stream.set_nodelay(true);
+        if let Err(e) = prove(&mut stream, &security).await {
+            failures += 1;
+            if failures == 1 || failures.is_power_of_two() {
+                tracing::warn!(peer = %to, address = ?address, error = %e, failures, "peer handshake failed; retrying");
+            }
+            queue.clear();
+            glommio::timer::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+            continue;
+        }
         if failures > 0 {
             tracing::info!(peer = %to, address = ?address, "connected to peer");
         }
         failures = 0;
         backoff = BACKOFF_MIN;
-        let _ = stream.set_nodelay(true);
         // A peer that stops reading must not hold this link forever.
         let _ = stream.set_write_timeout(Some(Duration::from_millis(wire::IDLE_CLOSE_MS)));
         if stream.write_all(&hello).await.is_err() {
@@ -137,10 +228,15 @@ async fn outbound(to: NodeId, queue: Mailbox<NodeMessage>, book: Rc<RefCell<Addr
 pub async fn inbound(
     mut stream: TcpStream,
     events: Mailbox<Event>,
-    cluster_id: u64,
+    security: Rc<PeerSecurity>,
     book: Rc<RefCell<AddressBook>>,
 ) {
     let remote = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let proven = match challenge(&mut stream, &security).await {
+        Ok(proven) => proven,
+        Err(e) => return log_refused(&remote, &e),
+    };
+    let cluster_id = security.cluster_id;
     let mut buffer = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     let mut from: Option<NodeId> = None;
@@ -155,24 +251,26 @@ pub async fn inbound(
         buffer.extend_from_slice(&chunk[..read]);
         let mut used = 0;
         loop {
-            let frame = match wire::decode(&buffer[used..]) {
+            let frame = match wire::decode(&buffer[used..], from) {
                 Ok(Some((frame, size))) => {
                     used += size;
                     frame
                 }
                 Ok(None) => break,
+                Err(e) if from.is_none() => return log_refused(&remote, &e),
                 Err(e) => {
                     tracing::warn!(%remote, error = %e, "closing a peer connection");
                     return;
                 }
             };
-            match wire::receive(frame, from, cluster_id) {
+            match wire::receive(frame, from, cluster_id, proven) {
                 Ok(Received::Hello { from: id, raft_addr }) => {
                     book.borrow_mut().learned.insert(id, raft_addr);
                     from = Some(id);
                 }
                 Ok(Received::Message { from, message }) => events.push(Event::Peer { from, message }).await,
                 Ok(Received::Keepalive) => {}
+                Err(e) if from.is_none() => return log_refused(&remote, &e),
                 Err(e) => {
                     tracing::warn!(%remote, error = %e, "closing a peer connection");
                     return;

@@ -15,7 +15,8 @@
 use super::client;
 use super::disk::GlommioDisk;
 use super::mailbox::Mailbox;
-use super::peer::{self, AddressBook, PeerFrame, PeerLink};
+use super::peer::{self, AddressBook, PeerFrame, PeerLink, PeerSecurity};
+use crate::node::handshake::ClusterSecret;
 use crate::node::{ConnId, CpuTimes, MemberInfo, Node, NodeConfig, NodeMessage, FOUNDER};
 use crate::protocol::{Limits, Reply};
 use crate::raft::{Lsn, NodeId, PlantedBug};
@@ -70,6 +71,12 @@ pub struct ServerConfig {
     pub adopt_listener: AdoptListener,
     /// `--requirepass`: the default user's password.
     pub requirepass: Option<crate::node::Password>,
+    /// `--cluster-secret`: peers and joining nodes must prove it.
+    pub cluster_secret: Option<ClusterSecret>,
+    /// `--max-peer-connections`: open connections the Raft port holds.
+    pub peer_connections_max: usize,
+    /// `--protected-mode`: with no password, only loopback clients.
+    pub protected_mode: bool,
 }
 
 /// Turns a bound, listening std socket into glommio's listener, taking
@@ -242,7 +249,13 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         }
         None => match &config.join_via {
             Some(via) => {
-                let (id, cluster) = super::join::join(via, &me, config.join_timeout, &config.stop)?;
+                let (id, cluster) = super::join::join(
+                    via,
+                    &me,
+                    config.cluster_secret.as_ref(),
+                    config.join_timeout,
+                    &config.stop,
+                )?;
                 (id, cluster, true)
             }
             None => (FOUNDER, boot_seed(), false),
@@ -265,6 +278,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     node_config.cluster_id = cluster_id;
     node_config.me = Some(me.clone());
     node_config.requirepass = config.requirepass.clone();
+    node_config.cluster_secret = config.cluster_secret.clone();
     // A forwarded write (or a read) waiting at a leader that died is only
     // answered by this timeout: after a kill -9 of the leader every client
     // writing through a follower waits for it, so it bounds the failover
@@ -301,7 +315,15 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     let connections: Rc<RefCell<BTreeMap<ConnId, Mailbox<Reply>>>> = Rc::default();
     let counters = Rc::new(RefCell::new(Counters::default()));
 
-    glommio::spawn_local(accept_peers(raft_listener, events.clone(), cluster_id, book.clone())).detach();
+    let security = Rc::new(PeerSecurity { cluster_id, id, secret: config.cluster_secret.clone() });
+    glommio::spawn_local(accept_peers(
+        raft_listener,
+        events.clone(),
+        security.clone(),
+        book.clone(),
+        config.peer_connections_max,
+    ))
+    .detach();
     glommio::spawn_local(accept_clients(
         client_listener,
         events.clone(),
@@ -356,7 +378,9 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         }
         // Perform the output until the node has nothing more to say.
         let send = |to: NodeId, message: NodeMessage| {
-            let link = links.entry(to).or_insert_with(|| PeerLink::start(to, book.clone(), hello.clone()));
+            let link = links
+                .entry(to)
+                .or_insert_with(|| PeerLink::start(to, book.clone(), hello.clone(), security.clone()));
             link.send(message);
         };
         let reply = |conn: ConnId, reply: Reply| {
@@ -516,17 +540,37 @@ async fn ticker(events: Mailbox<Event>, tick: Duration) {
     }
 }
 
+/// Accepts peer connections, at most `open_max` open at once (a peer
+/// keeps one; more is a reconnect in progress or someone who is not a
+/// peer): the rest are closed at once, and logged (sparingly).
 async fn accept_peers(
     listener: TcpListener,
     events: Mailbox<Event>,
-    cluster_id: u64,
+    security: Rc<PeerSecurity>,
     book: Rc<RefCell<AddressBook>>,
+    open_max: usize,
 ) {
+    let open = Rc::new(std::cell::Cell::new(0usize));
+    let mut refused = 0u64;
     loop {
         match listener.accept().await {
+            Ok(stream) if open.get() >= open_max => {
+                refused += 1;
+                if refused.is_power_of_two() {
+                    let remote = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+                    tracing::warn!(%remote, open = open.get(), refused, "refused a peer connection: too many open");
+                }
+                drop(stream);
+            }
             Ok(stream) => {
-                glommio::spawn_local(peer::inbound(stream, events.clone(), cluster_id, book.clone()))
-                    .detach();
+                open.set(open.get() + 1);
+                let (open, events, security, book) =
+                    (open.clone(), events.clone(), security.clone(), book.clone());
+                glommio::spawn_local(async move {
+                    peer::inbound(stream, events, security, book).await;
+                    open.set(open.get() - 1);
+                })
+                .detach();
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accepting a peer connection failed");
@@ -534,6 +578,38 @@ async fn accept_peers(
             }
         }
     }
+}
+
+/// Redis's protected-mode refusal (its first three sentences word for
+/// word), with cashe's ways out.
+const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is \
+    enabled and no password is set for the default user. In this mode connections are only accepted from \
+    the loopback interface. If you want to connect from external computers to cashe you may adopt one of \
+    the following solutions: 1) Set a password for the default user with --requirepass (or give users \
+    with --aclfile) and restart. 2) Restart with '--protected-mode no', but MAKE SURE the node is not \
+    publicly accessible from the internet if you do so. NOTE: You only need to do one of the above things \
+    in order for the node to start accepting connections from the outside.\r\n";
+
+/// Whether a client connects from 127.0.0.1 or ::1, the addresses
+/// Redis's protected mode lets in (other 127.x.y.z addresses are not).
+fn is_loopback(stream: &glommio::net::TcpStream) -> bool {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    match stream.peer_addr().map(|a| a.ip()) {
+        Ok(IpAddr::V4(ip)) => ip == Ipv4Addr::LOCALHOST,
+        Ok(IpAddr::V6(ip)) => ip == Ipv6Addr::LOCALHOST || ip.to_ipv4_mapped() == Some(Ipv4Addr::LOCALHOST),
+        Err(_) => false,
+    }
+}
+
+/// Writes a refusal to a client and closes its connection.
+fn refuse(stream: glommio::net::TcpStream, refusal: &'static [u8]) {
+    glommio::spawn_local(async move {
+        use futures_lite::AsyncWriteExt;
+        let mut stream = stream;
+        let _ = stream.write_all(refusal).await;
+        let _ = stream.close().await;
+    })
+    .detach();
 }
 
 async fn accept_clients(
@@ -557,13 +633,11 @@ async fn accept_clients(
         counters.borrow_mut().connections += 1;
         if connections.borrow().len() >= config.clients_max {
             counters.borrow_mut().rejected_connections += 1;
-            glommio::spawn_local(async move {
-                use futures_lite::AsyncWriteExt;
-                let mut stream = stream;
-                let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
-                let _ = stream.close().await;
-            })
-            .detach();
+            refuse(stream, b"-ERR max number of clients reached\r\n");
+            continue;
+        }
+        if config.protected_mode && config.requirepass.is_none() && !is_loopback(&stream) {
+            refuse(stream, PROTECTED_MODE_DENIED.as_bytes());
             continue;
         }
         next += 1;
