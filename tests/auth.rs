@@ -114,3 +114,82 @@ fn hello_auth_authenticates_and_switches_protocol_in_one_command() {
     assert!(matches!(reply, Reply::Map(_)), "{reply:?}");
     assert_eq!(client.call(&["GET", "ready"]).unwrap(), Reply::bulk("1"));
 }
+
+/// What a client connecting from `source` (a loopback address other than
+/// 127.0.0.1, which Redis's protected mode treats as remote) reads after
+/// sending PING: everything until the server closes, or 2 seconds.
+fn ping_from(source: &str, port: u16) -> String {
+    let python = std::env::var("CASHE_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = r#"
+import socket, sys
+s = socket.socket()
+s.bind((sys.argv[1], 0))
+s.connect(("127.0.0.1", int(sys.argv[2])))
+s.settimeout(2)
+s.sendall(b"PING\r\n")
+data = b""
+try:
+    while not data.endswith(b"\r\n"):
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+except socket.timeout:
+    pass
+sys.stdout.write(data.decode())
+"#;
+    let mut command = Command::new(python);
+    command.args(["-c", script, source, &port.to_string()]);
+    let finished = harness::run_bounded(&mut command, std::time::Duration::from_secs(10));
+    assert!(finished.status.is_some_and(|s| s.success()), "the client script failed: {}", finished.stderr);
+    finished.stdout
+}
+
+/// The part of Redis's -DENIED text cashe keeps word for word (the rest
+/// names cashe's flags instead of CONFIG SET).
+fn denied_head(text: &str) -> &str {
+    let end = text.find("loopback interface.").map_or(text.len(), |at| at + "loopback interface.".len());
+    &text[..end]
+}
+
+#[test]
+fn protected_mode_refuses_remote_clients_without_a_password_as_redis_does() {
+    let root = TempDir::new("protected");
+    let redis_port = free_port();
+    let _redis = ChildGuard(
+        Command::new("redis-server")
+            .args(["--port", &redis_port.to_string(), "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is on PATH (make deps)"),
+    );
+    eventually("redis-server listening", || Client::connect(redis_port).ok().map(|_| ()));
+    let mut open = Server::new(&root, "open");
+    open.start(None);
+    eventually("cashe serving", || (open.call(&["SET", "ready", "1"]) == Reply::ok()).then_some(()));
+
+    let theirs = ping_from("127.0.0.2", redis_port);
+    let ours = ping_from("127.0.0.2", open.client_port);
+    assert!(theirs.starts_with("-DENIED"), "redis-server: {theirs}");
+    assert_eq!(denied_head(&ours), denied_head(&theirs), "cashe (left) and redis-server (right)");
+    assert!(ours.contains("--protected-mode no") && ours.ends_with("\r\n"), "{ours}");
+    assert_eq!(ping_from("127.0.0.1", open.client_port), "+PONG\r\n");
+
+    // Protected mode off, or a password set: remote clients are served
+    // (with a password, they must AUTH like everyone else).
+    let unprotected = Server::new(&root, "unprotected");
+    let _unprotected = ChildGuard(
+        unprotected
+            .command(None)
+            .arg("--protected-mode=no")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn cashe"),
+    );
+    eventually("cashe serving", || (unprotected.call(&["SET", "ready", "1"]) == Reply::ok()).then_some(()));
+    assert_eq!(ping_from("127.0.0.2", unprotected.client_port), "+PONG\r\n");
+    let (_guarded, guarded_port) = cashe_with_password(&root);
+    assert_eq!(ping_from("127.0.0.2", guarded_port), "-NOAUTH Authentication required.\r\n");
+}
