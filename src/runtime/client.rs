@@ -5,16 +5,20 @@
 //! command order), write all replies in one go, repeat. Pipelined commands
 //! thus share a loop turn and an fsync. Limits: the parser's (value, key,
 //! argument count, inline length) and a cap on the bytes one connection may
-//! hold unparsed; over it the client gets an error and is closed.
+//! hold unparsed; over it the client gets an error and is closed. On the
+//! TLS port the connection is first a TLS handshake (`super::tls`); a
+//! client that fails it is closed without a word.
 
 use super::mailbox::Mailbox;
 use super::server::{Event, Shared};
+use super::tls::{self, TlsSettings};
 use crate::node::ConnId;
 use crate::protocol::{Limits, Parser, Reply, Request};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -30,8 +34,10 @@ enum Slot {
     Local(Reply),
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
-    mut stream: TcpStream,
+    tcp: TcpStream,
+    tls: Option<Arc<TlsSettings>>,
     conn: ConnId,
     events: Mailbox<Event>,
     replies: Mailbox<Reply>,
@@ -39,7 +45,11 @@ pub async fn serve(
     limits: Limits,
     query_bytes_max: usize,
 ) {
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
+    let Some(mut stream) = tls::accept_client(tcp, tls.as_deref()).await else {
+        events.push(Event::Closed(conn)).await;
+        return;
+    };
     let mut parser = Parser::new(limits);
     let mut buffer: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
@@ -80,7 +90,7 @@ pub async fn serve(
                 }
             }
         }
-        if stream.write_all(&out).await.is_err() {
+        if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
             break 'connection;
         }
         out.clear();

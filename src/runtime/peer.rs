@@ -7,9 +7,12 @@
 //! first frame of a connection is a `Hello` naming the cluster and the
 //! sender, and a connection from another cluster or wire version is closed.
 //! A lost connection loses the messages queued on it: Raft retransmits.
+//! With TLS configured both directions are mutual TLS, and the certificate
+//! is bound to the member id (see `super::tls`).
 
 use super::mailbox::Mailbox;
 use super::server::Event;
+use super::tls::{self, TlsSettings};
 use crate::node::wire::{self, Received};
 use crate::node::NodeMessage;
 use crate::raft::NodeId;
@@ -18,6 +21,7 @@ use glommio::net::TcpStream;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::node::wire::{encode_or_drop, PeerFrame, WIRE_VERSION};
@@ -37,6 +41,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 pub struct AddressBook {
     pub directory: BTreeMap<NodeId, String>,
     pub learned: BTreeMap<NodeId, String>,
+    /// Member names from the directory, which peer certificates must carry.
+    pub names: BTreeMap<NodeId, String>,
 }
 
 impl AddressBook {
@@ -52,9 +58,14 @@ pub struct PeerLink {
 }
 
 impl PeerLink {
-    pub fn start(to: NodeId, book: Rc<RefCell<AddressBook>>, hello: Vec<u8>) -> PeerLink {
+    pub fn start(
+        to: NodeId,
+        book: Rc<RefCell<AddressBook>>,
+        hello: Vec<u8>,
+        tls: Option<Arc<TlsSettings>>,
+    ) -> PeerLink {
         let queue = Mailbox::new(PEER_QUEUE_MAX);
-        glommio::spawn_local(outbound(to, queue.clone(), book, hello)).detach();
+        glommio::spawn_local(outbound(to, queue.clone(), book, hello, tls)).detach();
         PeerLink { queue, dropped: 0 }
     }
 
@@ -65,7 +76,13 @@ impl PeerLink {
     }
 }
 
-async fn outbound(to: NodeId, queue: Mailbox<NodeMessage>, book: Rc<RefCell<AddressBook>>, hello: Vec<u8>) {
+async fn outbound(
+    to: NodeId,
+    queue: Mailbox<NodeMessage>,
+    book: Rc<RefCell<AddressBook>>,
+    hello: Vec<u8>,
+    tls: Option<Arc<TlsSettings>>,
+) {
     let mut backoff = BACKOFF_MIN;
     let mut failures = 0u64;
     loop {
@@ -74,7 +91,7 @@ async fn outbound(to: NodeId, queue: Mailbox<NodeMessage>, book: Rc<RefCell<Addr
             Some(address) => TcpStream::connect_timeout(address.as_str(), CONNECT_TIMEOUT).await,
             None => Err(glommio::GlommioError::IoError(std::io::Error::other("address unknown"))),
         };
-        let mut stream = match connected {
+        let tcp = match connected {
             Ok(stream) => stream,
             Err(e) => {
                 failures += 1;
@@ -92,10 +109,21 @@ async fn outbound(to: NodeId, queue: Mailbox<NodeMessage>, book: Rc<RefCell<Addr
         }
         failures = 0;
         backoff = BACKOFF_MIN;
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
         // A peer that stops reading must not hold this link forever.
-        let _ = stream.set_write_timeout(Some(Duration::from_millis(wire::IDLE_CLOSE_MS)));
-        if stream.write_all(&hello).await.is_err() {
+        let _ = tcp.set_write_timeout(Some(Duration::from_millis(wire::IDLE_CLOSE_MS)));
+        let names = book.borrow().names.clone();
+        let mut stream = match tls::connect_peer(tcp, tls.as_deref(), to, &names).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(peer = %to, error = %e, "refused to link to a peer");
+                queue.clear();
+                glommio::timer::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        if stream.write_all(&hello).await.is_err() || stream.flush().await.is_err() {
             continue;
         }
         let mut buffer = Vec::new();
@@ -124,6 +152,9 @@ async fn outbound(to: NodeId, queue: Mailbox<NodeMessage>, book: Rc<RefCell<Addr
                     break;
                 }
             }
+            if written.is_ok() {
+                written = stream.flush().await;
+            }
             if written.is_err() {
                 tracing::debug!(peer = %to, "peer connection lost; reconnecting");
                 break;
@@ -135,18 +166,22 @@ async fn outbound(to: NodeId, queue: Mailbox<NodeMessage>, book: Rc<RefCell<Addr
 /// Reads frames from a peer that connected to us and hands its messages
 /// to the server loop. Closes on any bad frame.
 pub async fn inbound(
-    mut stream: TcpStream,
+    tcp: TcpStream,
+    tls: Option<Arc<TlsSettings>>,
     events: Mailbox<Event>,
     cluster_id: u64,
     book: Rc<RefCell<AddressBook>>,
 ) {
-    let remote = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let remote = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let Some((mut stream, mut identity)) = tls::accept_peer(tcp, tls.as_deref()).await else {
+        return;
+    };
     let mut buffer = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
     let mut from: Option<NodeId> = None;
     // A link that hears nothing, not even a keepalive, is dead or stalled:
     // closing it makes its writer reconnect.
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(wire::IDLE_CLOSE_MS)));
+    let _ = stream.tcp().set_read_timeout(Some(Duration::from_millis(wire::IDLE_CLOSE_MS)));
     loop {
         let read = match stream.read(&mut chunk).await {
             Ok(0) | Err(_) => return,
@@ -166,7 +201,19 @@ pub async fn inbound(
                     return;
                 }
             };
-            match wire::receive(frame, from, cluster_id) {
+            let received = wire::receive(frame, from, cluster_id);
+            // With TLS, the certificate must name the member it speaks for.
+            let claimed = match &received {
+                Ok(Received::Hello { from, .. } | Received::Message { from, .. }) => Some(*from),
+                _ => None,
+            };
+            if let (Some(identity), Some(claimed)) = (identity.as_mut(), claimed) {
+                if let Err(e) = identity.admit(claimed, &book.borrow().names) {
+                    tracing::warn!(%remote, error = %e, "closing a peer connection");
+                    return;
+                }
+            }
+            match received {
                 Ok(Received::Hello { from: id, raft_addr }) => {
                     book.borrow_mut().learned.insert(id, raft_addr);
                     from = Some(id);
