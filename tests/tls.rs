@@ -177,17 +177,17 @@ fn tls_call(port: u16, config: &Arc<rustls::ClientConfig>, args: &[&str]) -> Rep
 
 /// `redis-cli --tls` with the `client` certificate; its output.
 fn redis_cli(pki: &Pki, port: u16, args: &[&str]) -> String {
+    redis_cli_as(pki, Some("client"), port, args)
+}
+
+/// `redis-cli --tls` with certificate `cert`, or none; its output.
+fn redis_cli_as(pki: &Pki, cert: Option<&str>, port: u16, args: &[&str]) -> String {
     let mut command = Command::new("redis-cli");
-    command
-        .arg("--tls")
-        .arg("--cacert")
-        .arg(pki.ca())
-        .arg("--cert")
-        .arg(pki.cert("client"))
-        .arg("--key")
-        .arg(pki.key("client"))
-        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args(args);
+    command.arg("--tls").arg("--cacert").arg(pki.ca());
+    if let Some(cert) = cert {
+        command.arg("--cert").arg(pki.cert(cert)).arg("--key").arg(pki.key(cert));
+    }
+    command.args(["-h", "127.0.0.1", "-p", &port.to_string()]).args(args);
     let finished = run_bounded(&mut command, Duration::from_secs(20));
     assert!(finished.status.is_some(), "redis-cli {args:?} hung");
     finished.stdout.trim().to_string() + &finished.stderr
@@ -307,17 +307,22 @@ fn a_tls_cluster_serves_tls_clients_and_refuses_strangers() {
         joined.stderr
     );
     assert!(joined.stderr.contains("could not join"), "rogue node: {}", joined.stderr);
-    let refused = |server: &Server, what: &str| server.log_text().lines().any(|l| l.contains(what));
-    assert!(
-        cluster.servers.iter().any(|s| refused(s, "refused client")),
-        "no node logged the refused join\n{}",
-        cluster.logs()
-    );
+    // The join's refusal: its certificate, not the plain client's bytes above.
+    let refused = |server: &Server| {
+        server.log_text().lines().any(|l| l.contains("refused client") && l.contains("UnknownIssuer"))
+    };
+    assert!(cluster.servers.iter().any(refused), "no node logged the refused join\n{}", cluster.logs());
     for server in &cluster.servers {
         for line in server.log_text().lines().filter(|l| l.contains("refused")).take(2) {
             println!("{}: {line}", server.name);
         }
     }
+    // A join over TLS must come with the joining member's certificate.
+    let join = tls_call(writer, &cluster.client, &["CLUSTER", "JOIN", "raft7", "127.0.0.1:1", "127.0.0.1:2"]);
+    assert!(
+        matches!(&join, Reply::Error(e) if e.contains("does not name member 'raft7'")),
+        "CLUSTER JOIN with another member's certificate: {join:?}"
+    );
     let nodes = bulk_text(&tls_call(writer, &cluster.client, &["CLUSTER", "NODES"])).unwrap_or_default();
     assert_eq!(nodes.lines().count(), 3, "membership changed: {nodes}");
     assert!(!nodes.contains("raft3"), "the rogue node is a member: {nodes}");
@@ -370,6 +375,48 @@ fn a_tls_cluster_serves_tls_clients_and_refuses_strangers() {
     }
     // The cluster still works.
     assert_eq!(redis_cli(&cluster.pki, reader, &["GET", "tls:k"]), "secret value");
+}
+
+/// One TLS node (its own cluster) with extra flags; its handle and guard.
+fn single_node(root: &TempDir, pki: &Pki, label: &str, flags: &[&str]) -> (Server, ChildGuard) {
+    let mut server = Server::new(root, "raft0");
+    server.datadir = root.0.join(label);
+    server.log = root.0.join(format!("{label}.log"));
+    let mut command = tls_command(&server, pki, "raft0", &pki.ca(), None);
+    command.args(flags);
+    let guard = spawn_logged(command, &server.log);
+    let client = client_config(pki, &pki.ca(), "client");
+    eventually("the node answers over TLS", || {
+        (tls_call(server.client_port, &client, &["PING"]) == Reply::Simple("PONG".into())).then_some(())
+    });
+    (server, guard)
+}
+
+#[test]
+fn tls_auth_clients_and_peer_cert_allowed_cn_have_their_meaning() {
+    let root = TempDir::new("tls-auth");
+    let pki = make_pki(&root);
+    let (required, _guard) = single_node(&root, &pki, "required", &[]);
+    let no_cert = redis_cli_as(&pki, None, required.client_port, &["PING"]);
+    assert!(
+        !no_cert.contains("PONG"),
+        "tls-auth-clients yes (default) served a client without one: {no_cert}"
+    );
+    let (optional, _guard) = single_node(&root, &pki, "optional", &["--tls-auth-clients=optional"]);
+    assert_eq!(redis_cli_as(&pki, None, optional.client_port, &["PING"]), "PONG");
+    assert_eq!(redis_cli_as(&pki, Some("client"), optional.client_port, &["PING"]), "PONG");
+    let rogue = redis_cli_as(&pki, Some("rogue"), optional.client_port, &["PING"]);
+    assert!(!rogue.contains("PONG"), "optional accepted a certificate from another CA: {rogue}");
+    let (open, _guard) =
+        single_node(&root, &pki, "open", &["--tls-auth-clients=no", "--peer-cert-allowed-cn=raft1,raft5"]);
+    assert_eq!(redis_cli_as(&pki, None, open.client_port, &["PING"]), "PONG");
+    // raft2 is from the CA but not an allowed name on the peer port.
+    let mut stream = tls_connect(open.raft_port, &client_config(&pki, &pki.ca(), "raft2")).expect("connect");
+    let _ = stream.write_all(b"hello").and_then(|()| stream.flush());
+    assert!(closed_within(&mut stream, Duration::from_secs(15), &mut Vec::new()), "raft2 not closed");
+    eventually("the refusal in the log", || {
+        open.log_text().lines().any(|l| l.contains("not in --peer-cert-allowed-cn")).then_some(())
+    });
 }
 
 /// The venv's Python with redis-py (see tests/clients.rs).

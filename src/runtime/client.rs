@@ -38,6 +38,7 @@ enum Slot {
 pub async fn serve(
     tcp: TcpStream,
     tls: Option<Arc<TlsSettings>>,
+    tls_configured: bool,
     conn: ConnId,
     events: Mailbox<Event>,
     replies: Mailbox<Reply>,
@@ -50,6 +51,7 @@ pub async fn serve(
         events.push(Event::Closed(conn)).await;
         return;
     };
+    let certificate = stream.peer_names();
     let mut parser = Parser::new(limits);
     let mut buffer: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
@@ -67,6 +69,11 @@ pub async fn serve(
         for request in requests.items {
             match request {
                 Request::Command(arguments) => {
+                    if let Some(refused) = tls::refuse_join(&arguments, tls_configured, certificate.as_ref())
+                    {
+                        slots.push(Slot::Local(refused));
+                        continue;
+                    }
                     let write = matches!(crate::kv::classify(&arguments), Ok(crate::kv::Access::Write));
                     events.push(Event::Client { conn, args: arguments }).await;
                     slots.push(Slot::Node { write });

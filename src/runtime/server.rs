@@ -623,6 +623,7 @@ async fn accept_clients(
         glommio::spawn_local(client::serve(
             stream,
             tls.clone(),
+            config.tls.is_some(),
             conn,
             events.clone(),
             replies,

@@ -26,6 +26,7 @@
 //! connection behind one `AsyncRead + AsyncWrite`: the client and peer code
 //! serve either. Nothing here decides anything about Raft or the key space.
 
+use crate::protocol::Reply;
 use crate::raft::NodeId;
 use futures_lite::io::{AsyncRead, AsyncWrite};
 use futures_rustls::{TlsAcceptor, TlsConnector};
@@ -277,7 +278,7 @@ impl Stream {
     }
 
     /// The names in the other side's certificate, if it presented one.
-    fn peer_names(&self) -> Option<CertNames> {
+    pub fn peer_names(&self) -> Option<CertNames> {
         let certificates = match self {
             Stream::Plain(_) => None,
             Stream::Accepted(stream) => stream.get_ref().1.peer_certificates(),
@@ -320,6 +321,28 @@ impl AsyncWrite for Stream {
             Stream::Accepted(stream) => Pin::new(stream.as_mut()).poll_close(cx),
             Stream::Connected(stream) => Pin::new(stream.as_mut()).poll_close(cx),
         }
+    }
+}
+
+/// On a node with TLS, `CLUSTER JOIN name ...` is refused unless it comes
+/// over TLS from a client whose certificate names the joining member (the
+/// certificate its peer links will present): `Some(error)` to answer it
+/// with. `certificate` is the connection's (`None`: plain, or none shown).
+pub fn refuse_join(args: &[Vec<u8>], tls_configured: bool, certificate: Option<&CertNames>) -> Option<Reply> {
+    let is_join =
+        args.len() == 5 && args[0].eq_ignore_ascii_case(b"CLUSTER") && args[1].eq_ignore_ascii_case(b"JOIN");
+    if !tls_configured || !is_join {
+        return None;
+    }
+    let name = String::from_utf8_lossy(&args[2]);
+    match certificate {
+        Some(names) if names.has(&name) => None,
+        Some(names) => Some(Reply::error(format!(
+            "ERR CLUSTER JOIN: the client certificate {names} does not name member '{name}'"
+        ))),
+        None => Some(Reply::error(
+            "ERR CLUSTER JOIN needs TLS with the joining node's certificate on this cluster",
+        )),
     }
 }
 
