@@ -104,11 +104,6 @@ async fn outbound(
                 continue;
             }
         };
-        if failures > 0 {
-            tracing::info!(peer = %to, address = ?address, "connected to peer");
-        }
-        failures = 0;
-        backoff = BACKOFF_MIN;
         let _ = tcp.set_nodelay(true);
         // A peer that stops reading must not hold this link forever.
         let _ = tcp.set_write_timeout(Some(Duration::from_millis(wire::IDLE_CLOSE_MS)));
@@ -116,13 +111,22 @@ async fn outbound(
         let mut stream = match tls::connect_peer(tcp, tls.as_deref(), to, &names).await {
             Ok(stream) => stream,
             Err(e) => {
-                tracing::warn!(peer = %to, error = %e, "refused to link to a peer");
+                // Backs off as an unreachable peer does, not from the start.
+                failures += 1;
+                if failures == 1 || failures.is_power_of_two() {
+                    tracing::warn!(peer = %to, error = %e, failures, "refused to link to a peer; retrying");
+                }
                 queue.clear();
                 glommio::timer::sleep(backoff).await;
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
             }
         };
+        if failures > 0 {
+            tracing::info!(peer = %to, address = ?address, "connected to peer");
+        }
+        failures = 0;
+        backoff = BACKOFF_MIN;
         if stream.write_all(&hello).await.is_err() || stream.flush().await.is_err() {
             continue;
         }
