@@ -419,6 +419,32 @@ fn tls_auth_clients_and_peer_cert_allowed_cn_have_their_meaning() {
     });
 }
 
+#[test]
+fn a_tls_cluster_reconnects_after_the_leader_is_killed_and_restarted() {
+    let mut cluster = TlsCluster::start("tls-restart");
+    let leader = cluster.leader();
+    let _ = cluster._guards[leader].0.kill();
+    let _ = cluster._guards[leader].0.wait();
+    let survivor = (leader + 1) % 3;
+    let port = cluster.servers[survivor].client_port;
+    eventually("a write after the leader's kill", || {
+        (tls_call(port, &cluster.client, &["SET", "after", "kill"]) == Reply::ok()).then_some(())
+    });
+    let restarted = &cluster.servers[leader];
+    let command = tls_command(restarted, &cluster.pki, &restarted.name, &cluster.pki.ca(), None);
+    cluster._guards[leader] = spawn_logged(command, &restarted.log);
+    eventually("the restarted node reads the write made without it", || {
+        (tls_call(restarted.client_port, &cluster.client, &["GET", "after"]) == Reply::bulk("kill"))
+            .then_some(())
+    });
+    cluster.wait_for_voters(3);
+    assert!(
+        !cluster.logs().contains("claims member"),
+        "a member's own certificate was refused:\n{}",
+        cluster.logs()
+    );
+}
+
 /// The venv's Python with redis-py (see tests/clients.rs).
 fn venv_python() -> PathBuf {
     let fallback = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/venv/bin/python");
