@@ -50,8 +50,8 @@ struct Args {
     #[arg(long)]
     tls_listenaddr: Option<String>,
     /// This node's certificate (PEM, the chain from the node's own first).
-    /// With the key and the CA it turns TLS on: the TLS client port, and
-    /// mutual TLS on every peer link and join. Its CN or a DNS SAN must be
+    /// With the key, the CA and --tls-listenaddr it turns TLS on: the TLS
+    /// client port, and mutual TLS on every peer link and join. Its CN or a DNS SAN must be
     /// this node's --id: peers check that name against the member id.
     #[arg(long)]
     tls_cert_file: Option<PathBuf>,
@@ -202,6 +202,11 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
         Some(text) => Some(address("tls-listenaddr", text, None)?),
         None => None,
     };
+    if tls.is_some() && tls_client.is_none() {
+        // A joining node proves its certificate there: a TLS cluster
+        // without TLS client ports could never take a new member.
+        return Err("TLS needs a --tls-listenaddr: joins (and TLS clients) come through it".into());
+    }
     let plain_client = match args.listenaddr.as_str() {
         "" if tls_client.is_none() => return Err("--listenaddr \"\" needs a --tls-listenaddr".into()),
         "" => None,

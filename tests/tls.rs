@@ -502,6 +502,18 @@ fn bad_tls_files_stop_start_up_with_a_message() {
     let mut wrong_name = tls_command(&server, &pki, "raft1", &pki.ca(), None);
     let stderr = run(&mut wrong_name);
     assert!(stderr.contains("not this node's --id \"raft0\""), "{stderr}");
+    // TLS files but no TLS client port: joins would have nowhere to go.
+    let mut no_port = Command::new(env!("CARGO_BIN_EXE_cashe"));
+    no_port
+        .arg("--id=raft0")
+        .arg(format!("--datadir={}", server.datadir.display()))
+        .arg(format!("--listenaddr=127.0.0.1:{}", server.client_port))
+        .arg(format!("--raftaddr=127.0.0.1:{}", server.raft_port))
+        .arg(format!("--tls-cert-file={}", pki.cert("raft0").display()))
+        .arg(format!("--tls-key-file={}", pki.key("raft0").display()))
+        .arg(format!("--tls-ca-cert-file={}", pki.ca().display()));
+    let stderr = run(&mut no_port);
+    assert!(stderr.contains("TLS needs a --tls-listenaddr"), "{stderr}");
     let mut no_key = Command::new(env!("CARGO_BIN_EXE_cashe"));
     no_key.arg(format!("--tls-cert-file={}", pki.cert("raft0").display()));
     let stderr = run(&mut no_key);
