@@ -594,6 +594,20 @@ mod tests {
             let _ = der_names(&garbage[..end]);
         }
         assert_eq!(der_names(&[]), None);
+        // Every byte of a real certificate changed to a few values, and
+        // every truncation of it: an answer or `None`, never a panic.
+        let key = rcgen::KeyPair::generate().expect("key");
+        let params = rcgen::CertificateParams::new(vec!["raft0".to_string()]).expect("params");
+        let der = params.self_signed(&key).expect("certificate").der().to_vec();
+        for i in 0..der.len() {
+            for value in [0x00, 0x7f, 0x80, 0x84, 0xff] {
+                let mut mutated = der.clone();
+                mutated[i] = value;
+                let _ = der_names(&mutated);
+            }
+            let _ = der_names(&der[..i]);
+        }
+        assert!(der_names(&der).is_some_and(|names| names.has("raft0")));
         assert_eq!(der_names(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
     }
 
