@@ -284,6 +284,14 @@ fn a_tls_cluster_serves_tls_clients_and_refuses_strangers() {
     eventually("GET through the other follower with redis-cli --tls", || {
         (redis_cli(&cluster.pki, reader, &["GET", "tls:k"]) == "secret value").then_some(())
     });
+    // A large value crosses TLS clients and TLS peer links whole.
+    let big = "x".repeat(8 << 20);
+    eventually("SET of 8 MiB through a follower", || {
+        (tls_call(writer, &cluster.client, &["SET", "tls:big", &big]) == Reply::ok()).then_some(())
+    });
+    eventually("GET of 8 MiB through the other follower", || {
+        (tls_call(reader, &cluster.client, &["GET", "tls:big"]) == Reply::bulk(big.as_str())).then_some(())
+    });
     // CLUSTER NODES advertises the TLS port (the only client port here).
     let nodes = redis_cli(&cluster.pki, reader, &["CLUSTER", "NODES"]);
     assert!(nodes.contains(&format!("127.0.0.1:{writer}@")), "CLUSTER NODES: {nodes}");
