@@ -74,8 +74,9 @@ struct Args {
     /// Address for Raft peers; `:4000` listens on every interface.
     #[arg(long, default_value = ":4000")]
     raftaddr: String,
-    /// Client address of any member to join through. Used only when the
-    /// data directory is empty; a restarted member ignores it.
+    /// Client address of any member to join through (with TLS, its TLS
+    /// client port). Used only when the data directory is empty; a
+    /// restarted member ignores it.
     #[arg(long)]
     leaderaddr: Option<String>,
     /// Where the write-ahead log and snapshots live [default: ./data/<id>].
