@@ -418,6 +418,21 @@ fn tls_auth_clients_and_peer_cert_allowed_cn_have_their_meaning() {
     let (open, _guard) =
         single_node(&root, &pki, "open", &["--tls-auth-clients=no", "--peer-cert-allowed-cn=raft1,raft5"]);
     assert_eq!(redis_cli_as(&pki, None, open.client_port, &["PING"]), "PONG");
+    // A connection that never starts its handshake is closed (after the
+    // handshake timeout), on the client port and on the peer port.
+    let silent: Vec<(u16, TcpStream)> = [open.client_port, open.raft_port]
+        .into_iter()
+        .map(|port| (port, TcpStream::connect(("127.0.0.1", port)).expect("connect")))
+        .collect();
+    for (port, mut silent) in silent {
+        silent.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+        let mut received = Vec::new();
+        assert!(
+            closed_within(&mut silent, PATIENCE, &mut received),
+            "a silent connection to {port} stayed open"
+        );
+        assert!(received.is_empty(), "a silent connection got {received:?}");
+    }
     // raft2 is from the CA but not an allowed name on the peer port.
     let mut stream = tls_connect(open.raft_port, &client_config(&pki, &pki.ca(), "raft2")).expect("connect");
     let _ = stream.write_all(b"hello").and_then(|()| stream.flush());
