@@ -410,14 +410,26 @@ fn tls_auth_clients_and_peer_cert_allowed_cn_have_their_meaning() {
         !no_cert.contains("PONG"),
         "tls-auth-clients yes (default) served a client without one: {no_cert}"
     );
-    let (optional, _guard) = single_node(&root, &pki, "optional", &["--tls-auth-clients=optional"]);
+    let (optional, _guard) = single_node(
+        &root,
+        &pki,
+        "optional",
+        &["--tls-auth-clients=optional", "--peer-cert-allowed-cn=raft1,raft5"],
+    );
     assert_eq!(redis_cli_as(&pki, None, optional.client_port, &["PING"]), "PONG");
     assert_eq!(redis_cli_as(&pki, Some("client"), optional.client_port, &["PING"]), "PONG");
     let rogue = redis_cli_as(&pki, Some("rogue"), optional.client_port, &["PING"]);
     assert!(!rogue.contains("PONG"), "optional accepted a certificate from another CA: {rogue}");
-    let (open, _guard) =
-        single_node(&root, &pki, "open", &["--tls-auth-clients=no", "--peer-cert-allowed-cn=raft1,raft5"]);
+    let (open, _guard) = single_node(&root, &pki, "open", &["--tls-auth-clients=no"]);
     assert_eq!(redis_cli_as(&pki, None, open.client_port, &["PING"]), "PONG");
+    // No client certificate is asked for, so no join can prove one here.
+    let raft1 = client_config(&pki, &pki.ca(), "raft1");
+    let join =
+        tls_call(open.client_port, &raft1, &["CLUSTER", "JOIN", "raft1", "127.0.0.1:1", "127.0.0.1:2"]);
+    assert!(
+        matches!(&join, Reply::Error(e) if e.contains("--tls-auth-clients yes or optional")),
+        "CLUSTER JOIN on a port that asks no certificate: {join:?}"
+    );
     // A connection that never starts its handshake is closed (after the
     // handshake timeout), on the client port and on the peer port.
     let silent: Vec<(u16, TcpStream)> = [open.client_port, open.raft_port]
@@ -433,12 +445,20 @@ fn tls_auth_clients_and_peer_cert_allowed_cn_have_their_meaning() {
         );
         assert!(received.is_empty(), "a silent connection got {received:?}");
     }
-    // raft2 is from the CA but not an allowed name on the peer port.
-    let mut stream = tls_connect(open.raft_port, &client_config(&pki, &pki.ca(), "raft2")).expect("connect");
+    // raft2 is from the CA but not an allowed name: it cannot join ...
+    let raft2 = client_config(&pki, &pki.ca(), "raft2");
+    let join =
+        tls_call(optional.client_port, &raft2, &["CLUSTER", "JOIN", "raft2", "127.0.0.1:1", "127.0.0.1:2"]);
+    assert!(
+        matches!(&join, Reply::Error(e) if e.contains("not in --peer-cert-allowed-cn")),
+        "CLUSTER JOIN with a certificate not allowed: {join:?}"
+    );
+    // ... nor link on the peer port.
+    let mut stream = tls_connect(optional.raft_port, &raft2).expect("connect");
     let _ = stream.write_all(b"hello").and_then(|()| stream.flush());
     assert!(closed_within(&mut stream, Duration::from_secs(15), &mut Vec::new()), "raft2 not closed");
     eventually("the refusal in the log", || {
-        open.log_text().lines().any(|l| l.contains("not in --peer-cert-allowed-cn")).then_some(())
+        optional.log_text().lines().any(|l| l.contains("not in --peer-cert-allowed-cn")).then_some(())
     });
 }
 

@@ -69,7 +69,8 @@ pub async fn serve(
         for request in requests.items {
             match request {
                 Request::Command(arguments) => {
-                    if let Some(refused) = tls::refuse_join(&arguments, tls_configured, certificate.as_ref())
+                    if let Some(refused) =
+                        tls::refuse_join(&arguments, tls_configured, tls.as_deref(), certificate.as_ref())
                     {
                         slots.push(Slot::Local(refused));
                         continue;

@@ -326,9 +326,16 @@ impl AsyncWrite for Stream {
 
 /// On a node with TLS, `CLUSTER JOIN name ...` is refused unless it comes
 /// over TLS from a client whose certificate names the joining member (the
-/// certificate its peer links will present): `Some(error)` to answer it
-/// with. `certificate` is the connection's (`None`: plain, or none shown).
-pub fn refuse_join(args: &[Vec<u8>], tls_configured: bool, certificate: Option<&CertNames>) -> Option<Reply> {
+/// certificate its peer links will present) and would be allowed as a
+/// peer (`--peer-cert-allowed-cn`): `Some(error)` to answer it with.
+/// `settings` are the TLS port's (`None` on the plain port), `certificate`
+/// the connection's (`None`: plain, or none shown).
+pub fn refuse_join(
+    args: &[Vec<u8>],
+    tls_configured: bool,
+    settings: Option<&TlsSettings>,
+    certificate: Option<&CertNames>,
+) -> Option<Reply> {
     let is_join =
         args.len() == 5 && args[0].eq_ignore_ascii_case(b"CLUSTER") && args[1].eq_ignore_ascii_case(b"JOIN");
     if !tls_configured || !is_join {
@@ -336,12 +343,16 @@ pub fn refuse_join(args: &[Vec<u8>], tls_configured: bool, certificate: Option<&
     }
     let name = String::from_utf8_lossy(&args[2]);
     match certificate {
-        Some(names) if names.has(&name) => None,
-        Some(names) => Some(Reply::error(format!(
+        Some(names) if !names.has(&name) => Some(Reply::error(format!(
             "ERR CLUSTER JOIN: the client certificate {names} does not name member '{name}'"
         ))),
+        Some(names) if !settings.is_some_and(|s| s.allowed(names)) => Some(Reply::error(format!(
+            "ERR CLUSTER JOIN: the client certificate {names} is not in --peer-cert-allowed-cn"
+        ))),
+        Some(_) => None,
         None => Some(Reply::error(
-            "ERR CLUSTER JOIN needs TLS with the joining node's certificate on this cluster",
+            "ERR CLUSTER JOIN needs the joining node's certificate: join through a TLS port with \
+             --tls-auth-clients yes or optional",
         )),
     }
 }
