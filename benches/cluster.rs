@@ -29,7 +29,10 @@
 //!    as the SET cells are; and memory per element of one 1,000,000-element
 //!    hash, set and sorted set (each in a fresh cluster and a fresh
 //!    in-memory Redis, loaded by pipelined HSET/SADD/ZADD of 100 elements
-//!    each), with Redis's `OBJECT ENCODING` of the key.
+//!    each), with Redis's `OBJECT ENCODING` of the key;
+//! 7. TLS (issue 15, `benches/cluster/tls.rs`): SET at 64 clients against
+//!    the plain cluster and at once against a second cluster with TLS on
+//!    clients and peers; the ratio TLS / plain.
 //!
 //! Every client is a glommio task on one client thread (one thread keeps
 //! the load generator's CPU share small and the same for both servers): it
@@ -42,7 +45,7 @@
 //! `CASHE_BENCH_SECONDS` (10) and `CASHE_BENCH_WARMUP_SECONDS` (1) per cell,
 //! `CASHE_BENCH_CLIENTS` (`1,16,64,256` for SET and GET, `64` for HSET,
 //! LPUSH and ZADD; when set, it is used for all), `CASHE_BENCH_PARTS`
-//! (`set,get,hset,lpush,zadd,failover,memory,memory-types`; `memory-types`
+//! (`set,get,hset,lpush,zadd,failover,tls,memory,memory-types`; `memory-types`
 //! stands for `memory-hash,memory-set,memory-zset`),
 //! `CASHE_BENCH_FAILOVER_TRIALS` (5), `CASHE_BENCH_MEMORY_KEYS` (1000000),
 //! `CASHE_BENCH_MEMORY_ELEMENTS` (1000000), `CASHE_BENCH_DIR` (`target/bench`),
@@ -57,6 +60,7 @@
 
 use cashe::protocol::reply::{decode, encode_command};
 use cashe::protocol::Reply;
+use cashe::runtime::tls::Stream;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::LocalExecutorBuilder;
 use hdrhistogram::Histogram;
@@ -72,6 +76,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 type BenchResult<T> = Result<T, Box<dyn Error>>;
+
+#[path = "cluster/tls.rs"]
+mod tls;
 
 const KEY_BYTES: usize = 16;
 const VALUE_BYTES: usize = 64;
@@ -123,7 +130,7 @@ fn main() -> BenchResult<()> {
     std::fs::create_dir_all(&logs)?;
     let mut report = Report::new(&settings);
 
-    let cells = ["set", "get", "hset", "lpush", "zadd", "failover"];
+    let cells = ["set", "get", "hset", "lpush", "zadd", "failover", "tls"];
     if cells.iter().any(|part| settings.wants(part)) {
         let mut cluster = Cluster::start(&data.path.join("cluster"), &logs, &settings.cashe_args)?;
         let redis_durable = Redis::start("redis-aof", &data.path, &logs, true)?;
@@ -169,6 +176,9 @@ fn main() -> BenchResult<()> {
         }
         if settings.wants("failover") {
             report.failover = Some(failover(&mut cluster, settings.failover_trials)?);
+        }
+        if settings.wants("tls") {
+            report.tls = Some(tls::tls_cell(&settings, &cluster, &data.path, &logs)?);
         }
     }
     if settings.wants("memory") {
@@ -233,7 +243,7 @@ impl Settings {
         // The data types' cells run at 64 clients unless told otherwise.
         let collection_clients = counts(list("CASHE_BENCH_CLIENTS", "64"))?;
         let mut parts: Vec<String> =
-            list("CASHE_BENCH_PARTS", "set,get,hset,lpush,zadd,failover,memory,memory-types")
+            list("CASHE_BENCH_PARTS", "set,get,hset,lpush,zadd,failover,tls,memory,memory-types")
                 .split(',')
                 .map(|p| p.trim().to_ascii_lowercase())
                 .collect();
@@ -873,6 +883,8 @@ struct LoadSpec {
     /// `None`: until stopped.
     duration: Option<Duration>,
     keep_events: bool,
+    /// Clients speak TLS with this configuration (the TLS cell).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// What the clients of one load saw, merged.
@@ -956,7 +968,7 @@ async fn run_clients(spec: LoadSpec, stop: Arc<AtomicBool>) -> Result<LoadResult
     let mut streams = Vec::new();
     for client in 0..spec.clients {
         let address = spec.addresses[client % spec.addresses.len()];
-        streams.push(connect(address).await.ok());
+        streams.push(connect(address, spec.tls.as_ref()).await.ok());
     }
     let started = Instant::now();
     let measure_from = started + spec.warmup;
@@ -987,18 +999,21 @@ async fn run_clients(spec: LoadSpec, stop: Arc<AtomicBool>) -> Result<LoadResult
     Ok(result)
 }
 
-async fn connect(address: SocketAddr) -> std::io::Result<glommio::net::TcpStream> {
+async fn connect(address: SocketAddr, tls: Option<&Arc<rustls::ClientConfig>>) -> std::io::Result<Stream> {
     let stream = glommio::net::TcpStream::connect_timeout(address, Duration::from_secs(1)).await?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
-    Ok(stream)
+    let Some(config) = tls else { return Ok(Stream::Plain(stream)) };
+    let name = rustls::pki_types::ServerName::try_from("localhost").map_err(std::io::Error::other)?;
+    let connected = futures_rustls::TlsConnector::from(config.clone()).connect(name, stream).await?;
+    Ok(Stream::Connected(Box::new(connected)))
 }
 
 /// One closed-loop client: one command, wait for its reply, again.
 async fn client_loop(
     shared: Rc<Shared>,
     client: usize,
-    mut stream: Option<glommio::net::TcpStream>,
+    mut stream: Option<Stream>,
 ) -> Result<ClientResult, String> {
     let spec = &shared.spec;
     let mut result = ClientResult {
@@ -1015,7 +1030,7 @@ async fn client_loop(
     let value = value(0);
     while !shared.over() {
         let Some(connection) = stream.as_mut() else {
-            match connect(spec.addresses[target]).await {
+            match connect(spec.addresses[target], spec.tls.as_ref()).await {
                 Ok(connected) => stream = Some(connected),
                 Err(_) => {
                     target = (target + 1) % spec.addresses.len();
@@ -1060,12 +1075,13 @@ fn split_mix(state: u64) -> u64 {
 
 /// Sends one request and reads one reply.
 async fn exchange(
-    stream: &mut glommio::net::TcpStream,
+    stream: &mut Stream,
     request: &[u8],
     buffer: &mut Vec<u8>,
     chunk: &mut [u8],
 ) -> std::io::Result<Reply> {
     stream.write_all(request).await?;
+    stream.flush().await?;
     loop {
         match decode(buffer) {
             Ok(Some((reply, used))) => {
@@ -1122,6 +1138,17 @@ fn measure(
     workload: Workload,
     settings: &Settings,
 ) -> BenchResult<LoadResult> {
+    measure_with(addresses, clients, workload, settings, None)
+}
+
+/// [`measure`], over TLS when `tls` is given.
+fn measure_with(
+    addresses: Vec<SocketAddr>,
+    clients: usize,
+    workload: Workload,
+    settings: &Settings,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> BenchResult<LoadResult> {
     let spec = LoadSpec {
         addresses,
         clients,
@@ -1129,6 +1156,7 @@ fn measure(
         warmup: Duration::from_secs_f64(settings.warmup_seconds),
         duration: Some(Duration::from_secs_f64(settings.seconds)),
         keep_events: false,
+        tls,
     };
     Load::start(spec)?.finish()
 }
@@ -1191,6 +1219,7 @@ fn failover(cluster: &mut Cluster, trials: usize) -> BenchResult<FailoverResult>
             warmup: Duration::ZERO,
             duration: None,
             keep_events: true,
+            tls: None,
         };
         let load = Load::start(spec)?;
         std::thread::sleep(FAILOVER_LOAD_BEFORE_KILL);
@@ -1559,6 +1588,7 @@ struct Report {
     /// Raw fdatasync before and after the one-client SET cell.
     fsync: Option<(FsyncProbe, FsyncProbe)>,
     failover: Option<FailoverResult>,
+    tls: Option<tls::TlsCell>,
     memory: Option<MemoryResult>,
     /// Memory per element of a hash, a set and a sorted set (issue 14).
     type_memory: Vec<TypeMemory>,
@@ -1636,6 +1666,7 @@ impl Report {
             cells: Vec::new(),
             fsync: None,
             failover: None,
+            tls: None,
             memory: None,
             type_memory: Vec::new(),
         }
@@ -1698,6 +1729,7 @@ impl Report {
         }
         text.push_str(&self.histograms());
         text.push_str(&self.failover_text());
+        text.push_str(&self.tls_text());
         text.push_str(&self.memory_text());
         text.push_str(&self.type_memory_text());
         text.push_str(&self.goals());
@@ -1757,6 +1789,27 @@ impl Report {
             other.io
         );
         text
+    }
+
+    fn tls_text(&self) -> String {
+        let Some(cell) = &self.tls else { return String::new() };
+        let (plain, tls) = (&cell.plain, &cell.tls);
+        let ms = |us: u64| us as f64 / 1e3;
+        format!(
+            "\nTLS (SET, {} clients; the plain cluster, then at once a cluster with TLS on clients and peers): \
+             ops/s plain {:.0}, TLS {:.0}, ratio TLS/plain {:.2}; p50 {:.2} -> {:.2} ms, p99 {:.2} -> {:.2} ms; \
+             errors {} / {}\n",
+            tls::TLS_CLIENTS,
+            plain.ops_per_second(),
+            tls.ops_per_second(),
+            tls.ops_per_second() / plain.ops_per_second().max(1e-9),
+            ms(plain.quantile_us(0.5)),
+            ms(tls.quantile_us(0.5)),
+            ms(plain.quantile_us(0.99)),
+            ms(tls.quantile_us(0.99)),
+            plain.errors.total(),
+            tls.errors.total(),
+        )
     }
 
     fn memory_text(&self) -> String {
@@ -1936,6 +1989,15 @@ impl Report {
             );
         }
         json.push_str("  ],\n");
+        if let Some(cell) = &self.tls {
+            let _ = writeln!(
+                json,
+                "  \"tls\": {{\"clients\": {}, \"plain\": {}, \"tls\": {}}},",
+                tls::TLS_CLIENTS,
+                side_json(&cell.plain),
+                side_json(&cell.tls)
+            );
+        }
         match &self.failover {
             Some(failover) => {
                 let trials: Vec<String> = failover

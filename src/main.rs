@@ -9,6 +9,7 @@ use cashe::node::COMMAND_BYTES_MAX;
 use cashe::protocol::parser::VALUE_BYTES_DEFAULT;
 use cashe::protocol::Limits;
 use cashe::raft::PlantedBug;
+use cashe::runtime::tls::{TlsFiles, TlsSettings};
 use cashe::runtime::{serve, ServerConfig, Stopped};
 use clap::Parser;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -41,14 +42,42 @@ struct Args {
     /// This node's name, unique in the cluster.
     #[arg(long, default_value = "raft0")]
     id: String,
-    /// Address for Redis clients; `:3000` listens on every interface.
+    /// Address for Redis clients; `:3000` listens on every interface; ""
+    /// turns the plain client port off (with --tls-listenaddr).
     #[arg(long, default_value = ":3000")]
     listenaddr: String,
+    /// Address of a TLS client port, beside the plain one or instead of it;
+    /// needs --tls-cert-file, --tls-key-file and --tls-ca-cert-file.
+    #[arg(long)]
+    tls_listenaddr: Option<String>,
+    /// This node's certificate (PEM, the chain from the node's own first).
+    /// With the key, the CA and --tls-listenaddr it turns TLS on: the TLS
+    /// client port, and mutual TLS on every peer link and join. Its CN or a DNS SAN must be
+    /// this node's --id: peers check that name against the member id.
+    #[arg(long)]
+    tls_cert_file: Option<PathBuf>,
+    /// The private key of --tls-cert-file (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long)]
+    tls_key_file: Option<PathBuf>,
+    /// The CA certificate(s) (PEM) that client and peer certificates must
+    /// chain to.
+    #[arg(long)]
+    tls_ca_cert_file: Option<PathBuf>,
+    /// Whether TLS clients must present a certificate from the CA: yes,
+    /// optional (checked if presented) or no, as Redis.
+    #[arg(long, default_value = "yes")]
+    tls_auth_clients: String,
+    /// Peers' certificates must carry one of these names (CN or DNS SAN);
+    /// repeat the flag or separate names with commas [default: any
+    /// certificate from the CA].
+    #[arg(long, value_delimiter = ',')]
+    peer_cert_allowed_cn: Vec<String>,
     /// Address for Raft peers; `:4000` listens on every interface.
     #[arg(long, default_value = ":4000")]
     raftaddr: String,
-    /// Client address of any member to join through. Used only when the
-    /// data directory is empty; a restarted member ignores it.
+    /// Client address of any member to join through (with TLS, its TLS
+    /// client port). Used only when the data directory is empty; a
+    /// restarted member ignores it.
     #[arg(long)]
     leaderaddr: Option<String>,
     /// Where the write-ahead log and snapshots live [default: ./data/<id>].
@@ -153,9 +182,66 @@ fn address(flag: &str, text: &str, advertise: Option<&str>) -> Result<(SocketAdd
     Ok((bind, advertised))
 }
 
+/// The TLS settings, if the three files are given (all or none).
+fn tls(args: &Args) -> Result<Option<TlsSettings>, String> {
+    let files = (&args.tls_cert_file, &args.tls_key_file, &args.tls_ca_cert_file);
+    let (cert, key, ca) = match files {
+        (None, None, None) => {
+            if args.tls_listenaddr.is_some() || !args.peer_cert_allowed_cn.is_empty() {
+                return Err(
+                    "--tls-listenaddr and --peer-cert-allowed-cn need --tls-cert-file, --tls-key-file and \
+                     --tls-ca-cert-file"
+                        .into(),
+                );
+            }
+            return Ok(None);
+        }
+        (Some(cert), Some(key), Some(ca)) => (cert.clone(), key.clone(), ca.clone()),
+        _ => return Err("TLS needs all of --tls-cert-file, --tls-key-file and --tls-ca-cert-file".into()),
+    };
+    let files = TlsFiles {
+        cert,
+        key,
+        ca,
+        auth_clients: args.tls_auth_clients.parse()?,
+        peer_allowed_names: args.peer_cert_allowed_cn.iter().filter(|n| !n.is_empty()).cloned().collect(),
+    };
+    let settings = TlsSettings::load(&files)?;
+    if !settings.own_names.has(&args.id) {
+        return Err(format!(
+            "the --tls-cert-file {} names {}, not this node's --id {:?}: peers would refuse it (its CN or a \
+             DNS SAN must be the --id)",
+            files.cert.display(),
+            settings.own_names,
+            args.id
+        ));
+    }
+    Ok(Some(settings))
+}
+
 fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
-    let (client_bind, client_advertise) =
-        address("listenaddr", &args.listenaddr, args.advertise_client.as_deref())?;
+    let tls = tls(args)?;
+    let tls_client = match &args.tls_listenaddr {
+        Some(text) => Some(address("tls-listenaddr", text, None)?),
+        None => None,
+    };
+    if tls.is_some() && tls_client.is_none() {
+        // A joining node proves its certificate there: a TLS cluster
+        // without TLS client ports could never take a new member.
+        return Err("TLS needs a --tls-listenaddr: joins (and TLS clients) come through it".into());
+    }
+    let plain_client = match args.listenaddr.as_str() {
+        "" if tls_client.is_none() => return Err("--listenaddr \"\" needs a --tls-listenaddr".into()),
+        "" => None,
+        text => Some(address("listenaddr", text, None)?),
+    };
+    // The directory holds one client address a member: the plain port's,
+    // or the TLS port's on a node without a plain one.
+    let client_advertise = match (&args.advertise_client, &plain_client, &tls_client) {
+        (Some(advertised), _, _) => advertised.clone(),
+        (None, Some((_, advertised)), _) | (None, None, Some((_, advertised))) => advertised.clone(),
+        (None, None, None) => return Err("no client port".into()),
+    };
     let (raft_bind, raft_advertise) = address("raftaddr", &args.raftaddr, args.advertise_raft.as_deref())?;
     if args.id.is_empty() || args.id.contains(char::is_whitespace) {
         return Err(format!("--id {:?}: a name must be non-empty and without spaces", args.id));
@@ -186,7 +272,8 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
             .map(|a| if a.starts_with(':') { format!("127.0.0.1{a}") } else { a.clone() });
     Ok(ServerConfig {
         name: args.id.clone(),
-        client_bind,
+        client_bind: plain_client.map(|(bind, _)| bind),
+        tls_client_bind: tls_client.map(|(bind, _)| bind),
         raft_bind,
         client_advertise,
         raft_advertise,
@@ -216,6 +303,7 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
         cluster_secret: cluster_secret(args)?,
         peer_connections_max: args.max_peer_connections.max(1),
         protected_mode: args.protected_mode == "yes",
+        tls: tls.map(Arc::new),
     })
 }
 

@@ -5,16 +5,20 @@
 //! command order), write all replies in one go, repeat. Pipelined commands
 //! thus share a loop turn and an fsync. Limits: the parser's (value, key,
 //! argument count, inline length) and a cap on the bytes one connection may
-//! hold unparsed; over it the client gets an error and is closed.
+//! hold unparsed; over it the client gets an error and is closed. On the
+//! TLS port the connection is first a TLS handshake (`super::tls`); a
+//! client that fails it is closed without a word.
 
 use super::mailbox::Mailbox;
 use super::server::{Event, Shared};
+use super::tls::{self, TlsSettings};
 use crate::node::ConnId;
 use crate::protocol::{Limits, Parser, Reply, Request};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Instant;
 
 const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -30,8 +34,11 @@ enum Slot {
     Local(Reply),
 }
 
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
-    mut stream: TcpStream,
+    tcp: TcpStream,
+    tls: Option<Arc<TlsSettings>>,
+    tls_configured: bool,
     conn: ConnId,
     events: Mailbox<Event>,
     replies: Mailbox<Reply>,
@@ -39,7 +46,12 @@ pub async fn serve(
     limits: Limits,
     query_bytes_max: usize,
 ) {
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
+    let Some(mut stream) = tls::accept_client(tcp, tls.as_deref()).await else {
+        events.push(Event::Closed(conn)).await;
+        return;
+    };
+    let certificate = stream.peer_names();
     let mut parser = Parser::new(limits);
     let mut buffer: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
@@ -57,6 +69,12 @@ pub async fn serve(
         for request in requests.items {
             match request {
                 Request::Command(arguments) => {
+                    if let Some(refused) =
+                        tls::refuse_join(&arguments, tls_configured, tls.as_deref(), certificate.as_ref())
+                    {
+                        slots.push(Slot::Local(refused));
+                        continue;
+                    }
                     let write = matches!(crate::kv::classify(&arguments), Ok(crate::kv::Access::Write));
                     events.push(Event::Client { conn, args: arguments }).await;
                     slots.push(Slot::Node { write });
@@ -80,7 +98,7 @@ pub async fn serve(
                 }
             }
         }
-        if stream.write_all(&out).await.is_err() {
+        if stream.write_all(&out).await.is_err() || stream.flush().await.is_err() {
             break 'connection;
         }
         out.clear();

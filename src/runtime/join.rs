@@ -4,6 +4,11 @@
 //! protocol, and learns its number and the cluster id from the reply. The
 //! leader then adds it as a learner and streams it the state.
 //!
+//! With TLS configured the join speaks TLS, so `--leaderaddr` must name a
+//! member's TLS client port: this node presents its own certificate and
+//! accepts only a member's certificate from the CA (a node with a
+//! certificate from another CA is refused at the handshake).
+//!
 //! Blocking `std::net` on purpose: nothing else runs on the executor yet.
 //! Retried until it succeeds, the time is up, a signal arrives, or the
 //! cluster refuses for a reason retrying cannot fix (a name clash).
@@ -13,6 +18,7 @@ use crate::node::{join_answer, join_command, JoinAnswer, MemberInfo};
 use crate::protocol::reply::{decode, encode_command};
 use crate::protocol::Reply;
 use crate::raft::NodeId;
+use crate::runtime::tls::TlsSettings;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,12 +33,13 @@ pub fn join(
     secret: Option<&ClusterSecret>,
     timeout: Duration,
     stop: &AtomicBool,
+    tls: Option<&TlsSettings>,
 ) -> Result<(NodeId, u64), String> {
     let deadline = Instant::now() + timeout;
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        match attempt(via, me, secret).map(|reply| join_answer(&reply)) {
+        match attempt(via, me, secret, tls).map(|reply| join_answer(&reply)) {
             Ok(JoinAnswer::Joined { id, cluster_id }) => {
                 tracing::info!(
                     via,
@@ -60,17 +67,32 @@ pub fn join(
     }
 }
 
-fn attempt(via: &str, me: &MemberInfo, secret: Option<&ClusterSecret>) -> Result<Reply, String> {
+fn attempt(
+    via: &str,
+    me: &MemberInfo,
+    secret: Option<&ClusterSecret>,
+    tls: Option<&TlsSettings>,
+) -> Result<Reply, String> {
     let address = via
         .to_socket_addrs()
         .map_err(|e| format!("{via}: {e}"))?
         .next()
         .ok_or_else(|| format!("{via}: no address"))?;
-    let mut stream = TcpStream::connect_timeout(&address, ATTEMPT_TIMEOUT).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(ATTEMPT_TIMEOUT)).map_err(|e| e.to_string())?;
+    let tcp = TcpStream::connect_timeout(&address, ATTEMPT_TIMEOUT).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(ATTEMPT_TIMEOUT)).map_err(|e| e.to_string())?;
+    tcp.set_write_timeout(Some(ATTEMPT_TIMEOUT)).map_err(|e| e.to_string())?;
+    let mut stream: Box<dyn ReadWrite> = match tls {
+        None => Box::new(tcp),
+        Some(tls) => {
+            let connection =
+                rustls::ClientConnection::new(tls.join_config(), TlsSettings::join_server_name())
+                    .map_err(|e| format!("TLS: {e}"))?;
+            Box::new(rustls::StreamOwned::new(connection, tcp))
+        }
+    };
     let mut request = Vec::new();
     encode_command(&join_command(me, secret), &mut request);
-    stream.write_all(&request).map_err(|e| e.to_string())?;
+    stream.write_all(&request).and_then(|()| stream.flush()).map_err(|e| e.to_string())?;
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -84,3 +106,7 @@ fn attempt(via: &str, me: &MemberInfo, secret: Option<&ClusterSecret>) -> Result
         buffer.extend_from_slice(&chunk[..read]);
     }
 }
+
+/// A plain or TLS connection.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}

@@ -11,6 +11,8 @@
 //! - [`peer`]: the peer wire, outbound links with reconnect and backoff,
 //!   inbound readers;
 //! - [`join`]: the `CLUSTER JOIN` handshake of a new node;
+//! - [`tls`]: TLS for clients, mutual TLS between peers, certificates
+//!   bound to member ids;
 //! - [`lock`]: the data directory's `LOCK`, one process per directory;
 //! - [`mailbox`]: the queue between tasks;
 //! - [`disk`]: [`disk::GlommioDisk`], the production implementation of the
@@ -26,5 +28,6 @@ pub mod lock;
 pub mod mailbox;
 pub mod peer;
 pub mod server;
+pub mod tls;
 
 pub use server::{serve, AdoptListener, ServerConfig, Stopped};

@@ -8,15 +8,18 @@
 //! sender, and a connection from another cluster or wire version is closed.
 //! A lost connection loses the messages queued on it: Raft retransmits.
 //!
-//! Under a cluster secret (`--cluster-secret`) every connection starts
-//! with the challenge-response of `node::handshake` before any frame: the
-//! acceptor reads exactly one fixed-size proof from a stranger, within
+//! With TLS configured both directions are mutual TLS, and the certificate
+//! is bound to the member id (see `super::tls`). Under a cluster secret
+//! (`--cluster-secret`) every connection then goes through the
+//! challenge-response of `node::handshake` before any frame: the acceptor
+//! reads exactly one fixed-size proof from a stranger, within
 //! [`HANDSHAKE_TIMEOUT`], and the `Hello` must name the member proven.
 //! Refusals are logged with the remote address (sparingly: the first,
 //! then every power of two).
 
 use super::mailbox::Mailbox;
 use super::server::Event;
+use super::tls::{self, Stream, TlsSettings};
 use crate::node::handshake::{self, ClusterSecret, NONCE_BYTES};
 use crate::node::wire::{self, Received};
 use crate::node::NodeMessage;
@@ -26,6 +29,7 @@ use glommio::net::TcpStream;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::node::wire::{encode_or_drop, PeerFrame, WIRE_VERSION};
@@ -71,15 +75,16 @@ fn log_refused(remote: &str, reason: &str) {
 }
 
 /// The connector's half of the handshake; `Err` closes the connection.
-async fn prove(stream: &mut TcpStream, security: &PeerSecurity) -> Result<(), String> {
+async fn prove(stream: &mut Stream, security: &PeerSecurity) -> Result<(), String> {
     let Some(secret) = &security.secret else { return Ok(()) };
-    let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
+    let _ = stream.tcp().set_read_timeout(Some(HANDSHAKE_TIMEOUT));
     let mut challenge = [0u8; handshake::CHALLENGE_BYTES];
     stream.read_exact(&mut challenge).await.map_err(|e| {
         format!("no cluster-secret challenge from the peer ({e}); is it started without --cluster-secret?")
     })?;
     let answer = handshake::answer(secret, &challenge, &nonce(), security.cluster_id, security.id)?;
     stream.write_all(&answer.proof).await.map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())?;
     let mut accept = [0u8; handshake::ACCEPT_BYTES];
     stream.read_exact(&mut accept).await.map_err(|e| format!("the peer refused our proof ({e})"))?;
     answer.check_accept(&accept)
@@ -87,16 +92,18 @@ async fn prove(stream: &mut TcpStream, security: &PeerSecurity) -> Result<(), St
 
 /// The acceptor's half: the member the peer proved to be (`None` without
 /// a secret: the `Hello` says who it is).
-async fn challenge(stream: &mut TcpStream, security: &PeerSecurity) -> Result<Option<NodeId>, String> {
+async fn challenge(stream: &mut Stream, security: &PeerSecurity) -> Result<Option<NodeId>, String> {
     let Some(secret) = &security.secret else { return Ok(None) };
-    let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
-    let _ = stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT));
+    let _ = stream.tcp().set_read_timeout(Some(HANDSHAKE_TIMEOUT));
+    let _ = stream.tcp().set_write_timeout(Some(HANDSHAKE_TIMEOUT));
     let nonce = nonce();
     stream.write_all(&handshake::challenge(&nonce)).await.map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())?;
     let mut proof = [0u8; handshake::PROOF_BYTES];
     stream.read_exact(&mut proof).await.map_err(|e| format!("no cluster-secret proof ({e})"))?;
     let (from, accept) = handshake::check_proof(secret, &nonce, &proof, security.cluster_id)?;
     stream.write_all(&accept).await.map_err(|e| e.to_string())?;
+    stream.flush().await.map_err(|e| e.to_string())?;
     Ok(Some(from))
 }
 
@@ -107,6 +114,8 @@ async fn challenge(stream: &mut TcpStream, security: &PeerSecurity) -> Result<Op
 pub struct AddressBook {
     pub directory: BTreeMap<NodeId, String>,
     pub learned: BTreeMap<NodeId, String>,
+    /// Member names from the directory, which peer certificates must carry.
+    pub names: BTreeMap<NodeId, String>,
 }
 
 impl AddressBook {
@@ -126,10 +135,11 @@ impl PeerLink {
         to: NodeId,
         book: Rc<RefCell<AddressBook>>,
         hello: Vec<u8>,
+        tls: Option<Arc<TlsSettings>>,
         security: Rc<PeerSecurity>,
     ) -> PeerLink {
         let queue = Mailbox::new(PEER_QUEUE_MAX);
-        glommio::spawn_local(outbound(to, queue.clone(), book, hello, security)).detach();
+        glommio::spawn_local(outbound(to, queue.clone(), book, hello, tls, security)).detach();
         PeerLink { queue, dropped: 0 }
     }
 
@@ -145,6 +155,7 @@ async fn outbound(
     queue: Mailbox<NodeMessage>,
     book: Rc<RefCell<AddressBook>>,
     hello: Vec<u8>,
+    tls: Option<Arc<TlsSettings>>,
     security: Rc<PeerSecurity>,
 ) {
     let mut backoff = BACKOFF_MIN;
@@ -155,7 +166,7 @@ async fn outbound(
             Some(address) => TcpStream::connect_timeout(address.as_str(), CONNECT_TIMEOUT).await,
             None => Err(glommio::GlommioError::IoError(std::io::Error::other("address unknown"))),
         };
-        let mut stream = match connected {
+        let tcp = match connected {
             Ok(stream) => stream,
             Err(e) => {
                 failures += 1;
@@ -168,25 +179,34 @@ async fn outbound(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
-        if let Err(e) = prove(&mut stream, &security).await {
-            failures += 1;
-            if failures == 1 || failures.is_power_of_two() {
-                tracing::warn!(peer = %to, address = ?address, error = %e, failures, "peer handshake failed; retrying");
+        let _ = tcp.set_nodelay(true);
+        // A peer that stops reading must not hold this link forever.
+        let _ = tcp.set_write_timeout(Some(Duration::from_millis(wire::IDLE_CLOSE_MS)));
+        let names = book.borrow().names.clone();
+        let connected = match tls::connect_peer(tcp, tls.as_deref(), to, &names).await {
+            Ok(mut stream) => prove(&mut stream, &security).await.map(|()| stream),
+            Err(e) => Err(e),
+        };
+        let mut stream = match connected {
+            Ok(stream) => stream,
+            Err(e) => {
+                // Backs off as an unreachable peer does, not from the start.
+                failures += 1;
+                if failures == 1 || failures.is_power_of_two() {
+                    tracing::warn!(peer = %to, error = %e, failures, "refused to link to a peer; retrying");
+                }
+                queue.clear();
+                glommio::timer::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
             }
-            queue.clear();
-            glommio::timer::sleep(backoff).await;
-            backoff = (backoff * 2).min(BACKOFF_MAX);
-            continue;
-        }
+        };
         if failures > 0 {
             tracing::info!(peer = %to, address = ?address, "connected to peer");
         }
         failures = 0;
         backoff = BACKOFF_MIN;
-        // A peer that stops reading must not hold this link forever.
-        let _ = stream.set_write_timeout(Some(Duration::from_millis(wire::IDLE_CLOSE_MS)));
-        if stream.write_all(&hello).await.is_err() {
+        if stream.write_all(&hello).await.is_err() || stream.flush().await.is_err() {
             continue;
         }
         let mut buffer = Vec::new();
@@ -215,6 +235,9 @@ async fn outbound(
                     break;
                 }
             }
+            if written.is_ok() {
+                written = stream.flush().await;
+            }
             if written.is_err() {
                 tracing::debug!(peer = %to, "peer connection lost; reconnecting");
                 break;
@@ -226,12 +249,16 @@ async fn outbound(
 /// Reads frames from a peer that connected to us and hands its messages
 /// to the server loop. Closes on any bad frame.
 pub async fn inbound(
-    mut stream: TcpStream,
+    tcp: TcpStream,
+    tls: Option<Arc<TlsSettings>>,
     events: Mailbox<Event>,
     security: Rc<PeerSecurity>,
     book: Rc<RefCell<AddressBook>>,
 ) {
-    let remote = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let remote = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let Some((mut stream, mut identity)) = tls::accept_peer(tcp, tls.as_deref()).await else {
+        return;
+    };
     let proven = match challenge(&mut stream, &security).await {
         Ok(proven) => proven,
         Err(e) => return log_refused(&remote, &e),
@@ -242,7 +269,7 @@ pub async fn inbound(
     let mut from: Option<NodeId> = None;
     // A link that hears nothing, not even a keepalive, is dead or stalled:
     // closing it makes its writer reconnect.
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(wire::IDLE_CLOSE_MS)));
+    let _ = stream.tcp().set_read_timeout(Some(Duration::from_millis(wire::IDLE_CLOSE_MS)));
     loop {
         let read = match stream.read(&mut chunk).await {
             Ok(0) | Err(_) => return,
@@ -263,7 +290,19 @@ pub async fn inbound(
                     return;
                 }
             };
-            match wire::receive(frame, from, cluster_id, proven) {
+            let received = wire::receive(frame, from, cluster_id, proven);
+            // With TLS, the certificate must name the member it speaks for.
+            let claimed = match &received {
+                Ok(Received::Hello { from, .. } | Received::Message { from, .. }) => Some(*from),
+                _ => None,
+            };
+            if let (Some(identity), Some(claimed)) = (identity.as_mut(), claimed) {
+                if let Err(e) = identity.admit(claimed, &book.borrow().names) {
+                    tracing::warn!(%remote, error = %e, "closing a peer connection");
+                    return;
+                }
+            }
+            match received {
                 Ok(Received::Hello { from: id, raft_addr }) => {
                     book.borrow_mut().learned.insert(id, raft_addr);
                     from = Some(id);

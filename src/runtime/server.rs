@@ -16,6 +16,7 @@ use super::client;
 use super::disk::GlommioDisk;
 use super::mailbox::Mailbox;
 use super::peer::{self, AddressBook, PeerFrame, PeerLink, PeerSecurity};
+use super::tls::TlsSettings;
 use crate::node::handshake::ClusterSecret;
 use crate::node::{ConnId, CpuTimes, MemberInfo, Node, NodeConfig, NodeMessage, FOUNDER};
 use crate::protocol::{Limits, Reply};
@@ -45,7 +46,10 @@ const DISK_BACKLOG_MAX: u64 = 64 * 1024;
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     pub name: String,
-    pub client_bind: SocketAddr,
+    /// The plain client port; `None` with `--listenaddr ""`.
+    pub client_bind: Option<SocketAddr>,
+    /// The TLS client port (`--tls-listenaddr`).
+    pub tls_client_bind: Option<SocketAddr>,
     pub raft_bind: SocketAddr,
     /// `host:port` peers and clients are told to use.
     pub client_advertise: String,
@@ -77,6 +81,9 @@ pub struct ServerConfig {
     pub peer_connections_max: usize,
     /// `--protected-mode`: with no password, only loopback clients.
     pub protected_mode: bool,
+    /// TLS (`--tls-*`): the TLS client port's, peer links' (mutual TLS) and
+    /// the join's; `None` runs everything plain.
+    pub tls: Option<Arc<TlsSettings>>,
 }
 
 /// Turns a bound, listening std socket into glommio's listener, taking
@@ -155,6 +162,8 @@ async fn disk_task(
 struct Counters {
     connections: u64,
     rejected_connections: u64,
+    /// The last connection number handed out (both client ports share it).
+    last_conn: u64,
 }
 
 fn wall_ms() -> u64 {
@@ -224,13 +233,20 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     let created = !config.datadir.exists();
     std::fs::create_dir_all(&config.datadir).map_err(|e| format!("{}: {e}", config.datadir.display()))?;
     let lock = super::lock::lock_datadir(&config.datadir)?;
-    let listeners = match listen(config.client_bind, "clients", config.adopt_listener).await {
-        Ok(client) => {
-            listen(config.raft_bind, "peers", config.adopt_listener).await.map(|raft| (client, raft))
-        }
-        Err(e) => Err(e),
-    };
-    let (client_listener, raft_listener) = match listeners {
+    let listeners = async {
+        let adopt = config.adopt_listener;
+        let plain = match config.client_bind {
+            Some(address) => Some(listen(address, "clients", adopt).await?),
+            None => None,
+        };
+        let tls = match config.tls_client_bind {
+            Some(address) => Some(listen(address, "TLS clients", adopt).await?),
+            None => None,
+        };
+        Ok::<_, String>((plain, tls, listen(config.raft_bind, "peers", adopt).await?))
+    }
+    .await;
+    let (client_listener, tls_client_listener, raft_listener) = match listeners {
         Ok(listeners) => listeners,
         Err(e) if created => {
             lock.remove_new_directory(&config.datadir);
@@ -255,6 +271,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
                     config.cluster_secret.as_ref(),
                     config.join_timeout,
                     &config.stop,
+                    config.tls.as_deref(),
                 )?;
                 (id, cluster, true)
             }
@@ -291,8 +308,12 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         setting("maxclients", config.clients_max.to_string()),
         setting("proto-max-bulk-len", config.limits.value_bytes_max.to_string()),
         setting("client-query-buffer-limit", config.query_bytes_max.to_string()),
-        setting("port", config.client_bind.port().to_string()),
-        setting("bind", config.client_bind.ip().to_string()),
+        setting("port", config.client_bind.map_or(0, |a| a.port()).to_string()),
+        setting("tls-port", config.tls_client_bind.map_or(0, |a| a.port()).to_string()),
+        setting(
+            "bind",
+            config.client_bind.or(config.tls_client_bind).map(|a| a.ip().to_string()).unwrap_or_default(),
+        ),
         setting("dir", config.datadir.display().to_string()),
     ];
 
@@ -300,8 +321,10 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         id = %config.name,
         node = id.0,
         cluster = format!("{cluster_id:016x}"),
-        listen = %config.client_bind,
+        listen = %config.client_bind.map_or("off".into(), |a| a.to_string()),
+        tls_listen = %config.tls_client_bind.map_or("off".into(), |a| a.to_string()),
         raft = %config.raft_bind,
+        tls = config.tls.is_some(),
         datadir = %config.datadir.display(),
         recovered_index = recovered_index.0,
         "cashe started"
@@ -321,18 +344,24 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         events.clone(),
         security.clone(),
         book.clone(),
+        config.tls.clone(),
         config.peer_connections_max,
     ))
     .detach();
-    glommio::spawn_local(accept_clients(
-        client_listener,
-        events.clone(),
-        connections.clone(),
-        shared.clone(),
-        counters.clone(),
-        config.clone(),
-    ))
-    .detach();
+    let client_listeners = [(client_listener, None), (tls_client_listener, config.tls.clone())];
+    for (listener, tls) in client_listeners {
+        let Some(listener) = listener else { continue };
+        glommio::spawn_local(accept_clients(
+            listener,
+            tls,
+            events.clone(),
+            connections.clone(),
+            shared.clone(),
+            counters.clone(),
+            config.clone(),
+        ))
+        .detach();
+    }
     glommio::spawn_local(ticker(events.clone(), config.tick)).detach();
 
     let mut hello = Vec::new();
@@ -378,9 +407,9 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         }
         // Perform the output until the node has nothing more to say.
         let send = |to: NodeId, message: NodeMessage| {
-            let link = links
-                .entry(to)
-                .or_insert_with(|| PeerLink::start(to, book.clone(), hello.clone(), security.clone()));
+            let link = links.entry(to).or_insert_with(|| {
+                PeerLink::start(to, book.clone(), hello.clone(), config.tls.clone(), security.clone())
+            });
             link.send(message);
         };
         let reply = |conn: ConnId, reply: Reply| {
@@ -446,6 +475,8 @@ fn refresh(
     let directory: BTreeMap<NodeId, String> =
         node.directory().members.iter().map(|(id, info)| (*id, info.raft_addr.clone())).collect();
     book.borrow_mut().directory = directory;
+    book.borrow_mut().names =
+        node.directory().members.iter().map(|(id, info)| (*id, info.name.clone())).collect();
     let counters = counters.borrow();
     let latency = shared.write_latency_us.borrow();
     let dropped: u64 = links.values().map(|l| l.dropped).sum();
@@ -548,6 +579,7 @@ async fn accept_peers(
     events: Mailbox<Event>,
     security: Rc<PeerSecurity>,
     book: Rc<RefCell<AddressBook>>,
+    tls: Option<Arc<TlsSettings>>,
     open_max: usize,
 ) {
     let open = Rc::new(std::cell::Cell::new(0usize));
@@ -566,8 +598,9 @@ async fn accept_peers(
                 open.set(open.get() + 1);
                 let (open, events, security, book) =
                     (open.clone(), events.clone(), security.clone(), book.clone());
+                let tls = tls.clone();
                 glommio::spawn_local(async move {
-                    peer::inbound(stream, events, security, book).await;
+                    peer::inbound(stream, tls, events, security, book).await;
                     open.set(open.get() - 1);
                 })
                 .detach();
@@ -601,26 +634,30 @@ fn is_loopback(stream: &glommio::net::TcpStream) -> bool {
     }
 }
 
-/// Writes a refusal to a client and closes its connection.
-fn refuse(stream: glommio::net::TcpStream, refusal: &'static [u8]) {
+/// Writes a refusal to a plain client and closes its connection (a TLS
+/// client is closed without it: it could not read it before a handshake).
+fn refuse(stream: glommio::net::TcpStream, refusal: &'static [u8], plain: bool) {
     glommio::spawn_local(async move {
         use futures_lite::AsyncWriteExt;
         let mut stream = stream;
-        let _ = stream.write_all(refusal).await;
+        if plain {
+            let _ = stream.write_all(refusal).await;
+        }
         let _ = stream.close().await;
     })
     .detach();
 }
 
+/// Serves one client port, plain (`tls` is `None`) or TLS.
 async fn accept_clients(
     listener: TcpListener,
+    tls: Option<Arc<TlsSettings>>,
     events: Mailbox<Event>,
     connections: Rc<RefCell<BTreeMap<ConnId, Mailbox<Reply>>>>,
     shared: Rc<Shared>,
     counters: Rc<RefCell<Counters>>,
     config: ServerConfig,
 ) {
-    let mut next = 0u64;
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
@@ -633,20 +670,25 @@ async fn accept_clients(
         counters.borrow_mut().connections += 1;
         if connections.borrow().len() >= config.clients_max {
             counters.borrow_mut().rejected_connections += 1;
-            refuse(stream, b"-ERR max number of clients reached\r\n");
+            refuse(stream, b"-ERR max number of clients reached\r\n", tls.is_none());
             continue;
         }
         if config.protected_mode && config.requirepass.is_none() && !is_loopback(&stream) {
-            refuse(stream, PROTECTED_MODE_DENIED.as_bytes());
+            refuse(stream, PROTECTED_MODE_DENIED.as_bytes(), tls.is_none());
             continue;
         }
-        next += 1;
-        let conn = ConnId(next);
+        let conn = {
+            let mut counters = counters.borrow_mut();
+            counters.last_conn += 1;
+            ConnId(counters.last_conn)
+        };
         let replies = Mailbox::new(usize::MAX);
         connections.borrow_mut().insert(conn, replies.clone());
         events.push(Event::Opened(conn)).await;
         glommio::spawn_local(client::serve(
             stream,
+            tls.clone(),
+            config.tls.is_some(),
             conn,
             events.clone(),
             replies,
