@@ -41,12 +41,15 @@ use serde::{Deserialize, Serialize};
 use session::{Queued, Session, Ticket, Work};
 use std::collections::{BTreeMap, BTreeSet};
 
+mod acl;
+mod acl_categories;
 mod blocking;
 mod cluster;
 mod server;
 mod session;
 mod transaction;
 pub mod wire;
+pub use acl::{Acl, User};
 pub use blocking::{BLOCK_UNKNOWN, CASHE_BLOCK, CASHE_UNBLOCK};
 pub use cluster::{
     join_answer, join_command, member_command, Directory, JoinAnswer, MemberInfo, CASHE_FORGET, CASHE_MEMBER,
@@ -125,6 +128,9 @@ pub struct NodeConfig {
     /// The default user's password (`--requirepass`): with one, a
     /// connection must AUTH (or HELLO … AUTH) before anything else.
     pub requirepass: Option<Password>,
+    /// The users of `--aclfile` (`acl`); `None`: only the default user,
+    /// with `requirepass` as its password. Not both.
+    pub acl: Option<Acl>,
 }
 
 /// A password: compared, never shown (its `Debug` is redacted, so no log
@@ -135,6 +141,11 @@ pub struct Password(Vec<u8>);
 impl Password {
     pub fn new(bytes: impl Into<Vec<u8>>) -> Password {
         Password(bytes.into())
+    }
+
+    /// The password itself, for hashing it (`acl`); never to be shown.
+    pub(crate) fn expose(&self) -> &[u8] {
+        &self.0
     }
 
     /// Whether `attempt` is this password, in time independent of where
@@ -163,6 +174,7 @@ impl NodeConfig {
             cluster_id: 0,
             me: None,
             requirepass: None,
+            acl: None,
         }
     }
 }
@@ -453,6 +465,13 @@ impl Node {
                 multi.failed = true;
             }
             return self.reply(ticket, Reply::error(server::NOAUTH));
+        }
+        if let Err(reply) = self.acl_check(conn, &name, &args) {
+            // Refused before it runs or is queued, as NOAUTH above.
+            if let Some(multi) = self.sessions.get_mut(&conn).and_then(|s| s.multi.as_mut()) {
+                multi.failed = true;
+            }
+            return self.reply(ticket, reply);
         }
         let session = self.sessions.entry(conn).or_default();
         if let Some(reply) = refuse_oversized(&args) {

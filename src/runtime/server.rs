@@ -70,6 +70,10 @@ pub struct ServerConfig {
     pub adopt_listener: AdoptListener,
     /// `--requirepass`: the default user's password.
     pub requirepass: Option<crate::node::Password>,
+    /// `--aclfile`'s users, parsed by the binary at start.
+    pub acl: Option<crate::node::Acl>,
+    /// `--masteruser`/`--masterauth`: what a joining node sends AUTH with.
+    pub join_auth: Option<super::join::JoinAuth>,
 }
 
 /// Turns a bound, listening std socket into glommio's listener, taking
@@ -242,7 +246,13 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         }
         None => match &config.join_via {
             Some(via) => {
-                let (id, cluster) = super::join::join(via, &me, config.join_timeout, &config.stop)?;
+                let (id, cluster) = super::join::join(
+                    via,
+                    &me,
+                    config.join_auth.as_ref(),
+                    config.join_timeout,
+                    &config.stop,
+                )?;
                 (id, cluster, true)
             }
             None => (FOUNDER, boot_seed(), false),
@@ -265,6 +275,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     node_config.cluster_id = cluster_id;
     node_config.me = Some(me.clone());
     node_config.requirepass = config.requirepass.clone();
+    node_config.acl = config.acl.clone();
     // A forwarded write (or a read) waiting at a leader that died is only
     // answered by this timeout: after a kill -9 of the leader every client
     // writing through a follower waits for it, so it bounds the failover
