@@ -563,11 +563,31 @@ impl Node {
         }
     }
 
+    /// The reply to a command the connection's user may not run (see
+    /// [`Node::acl_check`]), refused as Redis's `rejectCommand` does: inside
+    /// MULTI it dooms EXEC; a refused EXEC answers `-EXECABORT … because
+    /// of: NOPERM …` and ends the transaction and its watches.
+    pub(super) fn acl_refusal(&mut self, conn: ConnId, name: &[u8], args: &[Vec<u8>]) -> Option<Reply> {
+        let Err(Reply::Error(text)) = self.acl_check(conn, name, args) else { return None };
+        let session = self.sessions.entry(conn).or_default();
+        if name == b"EXEC" {
+            session.multi = None;
+            // A WATCH still in flight adds its keys after this, as if sent
+            // after the EXEC: at worst a later EXEC answers null.
+            session.watches.clear();
+            return Some(Reply::Error(format!("EXECABORT Transaction discarded because of: {text}")));
+        }
+        if let Some(multi) = session.multi.as_mut() {
+            multi.failed = true;
+        }
+        Some(Reply::Error(text))
+    }
+
     /// Redis's `ACLCheckAllPerm`: `-NOPERM` (counted in INFO) if the
     /// connection's user may not run the command or touch one of its keys.
     /// Commands Redis would not check (unknown, wrong arity, `no_auth`)
     /// pass, to get their own answer.
-    pub(super) fn acl_check(&mut self, conn: ConnId, name: &[u8], args: &[Vec<u8>]) -> Result<(), Reply> {
+    fn acl_check(&mut self, conn: ConnId, name: &[u8], args: &[Vec<u8>]) -> Result<(), Reply> {
         let Some(acl) = &self.config.acl else { return Ok(()) };
         // A user is never deleted, so a connection's user always exists;
         // refuse everything if not.

@@ -466,11 +466,7 @@ impl Node {
             }
             return self.reply(ticket, Reply::error(server::NOAUTH));
         }
-        if let Err(reply) = self.acl_check(conn, &name, &args) {
-            // Refused before it runs or is queued, as NOAUTH above.
-            if let Some(multi) = self.sessions.get_mut(&conn).and_then(|s| s.multi.as_mut()) {
-                multi.failed = true;
-            }
+        if let Some(reply) = self.acl_refusal(conn, &name, &args) {
             return self.reply(ticket, reply);
         }
         let session = self.sessions.entry(conn).or_default();
