@@ -405,6 +405,16 @@ fn a_node_joins_as_a_named_user_allowed_cluster_join() {
         finished.stderr
     );
     let flags = [flag.clone(), vec!["--masteruser=admin".into(), "--masterauth=adminpw".into()]].concat();
-    let (_second, _) = cashe_with(&root, "raft1", Some(first_port), &flags, &ready);
+    let (_second, second_port) = cashe_with(&root, "raft1", Some(first_port), &flags, &ready);
     eventually("2 voters", || (members(first_port, &["admin", "adminpw"])? == (2, 0)).then_some(()));
+    // Each node checks its own clients before it forwards or proposes.
+    for port in [first_port, second_port] {
+        let mut reader = Client::connect(port).unwrap();
+        assert_eq!(reader.call(&["AUTH", "reader", "readerpw"]).unwrap(), Reply::ok());
+        assert_eq!(
+            reader.call(&["SET", "ready", "2"]).unwrap(),
+            Reply::error("NOPERM this user has no permissions to run the 'set' command")
+        );
+        assert_eq!(reader.call(&["GET", "ready"]).unwrap(), Reply::bulk("1"));
+    }
 }
