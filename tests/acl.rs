@@ -2,7 +2,8 @@
 //! --aclfile` given the same file in the same test: a script's replies
 //! byte for byte (NOPERM, WRONGPASS, ACL WHOAMI/USERS/LIST/CAT), every
 //! category's `ACL CAT` as sets (Redis lists them in its hash table's
-//! order), redis-py with `username=`/`password=`, a bad file stopping the
+//! order), COMMAND INFO's categories of every command, redis-py with
+//! `username=`/`password=`, a bad file stopping the
 //! start, and joins into clusters that require a password (`--masterauth`,
 //! `--masteruser`). Every process is killed by PID when its guard drops;
 //! every wait is bounded.
@@ -107,12 +108,12 @@ fn run_script(port: u16) -> Vec<Vec<u8>> {
     raw
 }
 
-fn redis_with(file: &Path) -> (ChildGuard, u16) {
+/// A redis-server, with `file` as its `--aclfile` if given.
+fn redis_with(file: Option<&Path>) -> (ChildGuard, u16) {
     let port = free_port();
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .arg("--aclfile")
-        .arg(file)
+        .args(file.map(|file| [std::ffi::OsStr::new("--aclfile"), file.as_os_str()]).into_iter().flatten())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -163,7 +164,7 @@ fn an_acl_file_answers_every_step_as_redis_does() {
     let root = TempDir::new("acl");
     let file = acl_file(&root);
     let (_cashe, cashe_port) = cashe_with(&root, "raft0", None, &aclfile_flag(&file), &["SET ready 1"]);
-    let (_redis, redis_port) = redis_with(&file);
+    let (_redis, redis_port) = redis_with(Some(&file));
     let ours = run_script(cashe_port);
     let theirs = run_script(redis_port);
     let commands: Vec<&str> = SCRIPT.iter().flat_map(|step| step.iter().copied()).collect();
@@ -252,7 +253,7 @@ fn acl_cat_lists_redis_commands_of_every_category() {
     let root = TempDir::new("acl-cat");
     let file = acl_file(&root);
     let (_cashe, cashe_port) = cashe_with(&root, "raft0", None, &aclfile_flag(&file), &["PING"]);
-    let (_redis, redis_port) = redis_with(&file);
+    let (_redis, redis_port) = redis_with(Some(&file));
     let ours = categories(cashe_port);
     let theirs = categories(redis_port);
     let category_names =
@@ -278,7 +279,7 @@ fn redis_py_with_a_user_gets_what_redis_gives() {
     let root = TempDir::new("acl-py");
     let file = acl_file(&root);
     let (_cashe, cashe_port) = cashe_with(&root, "raft0", None, &aclfile_flag(&file), &["SET ready 1"]);
-    let (_redis, redis_port) = redis_with(&file);
+    let (_redis, redis_port) = redis_with(Some(&file));
     let python = venv_python();
     let ours = run_redis_py(&python, "cashe", cashe_port);
     let theirs = run_redis_py(&python, "redis-server", redis_port);
@@ -417,4 +418,50 @@ fn a_node_joins_as_a_named_user_allowed_cluster_join() {
         );
         assert_eq!(reader.call(&["GET", "ready"]).unwrap(), Reply::bulk("1"));
     }
+}
+
+/// The categories COMMAND INFO gives each command (element 7), by name.
+fn command_categories(port: u16, names: &[String]) -> Vec<Option<BTreeSet<String>>> {
+    let mut client = Client::connect(port).unwrap();
+    names
+        .iter()
+        .map(|name| match client.call(&["COMMAND", "INFO", name]).unwrap() {
+            Reply::Array(Some(infos)) => match infos.first() {
+                Some(Reply::Array(Some(info))) => match info.get(6) {
+                    Some(Reply::Array(Some(cats)) | Reply::Set(cats)) => Some(
+                        cats.iter()
+                            .map(|c| match c {
+                                Reply::Simple(text) => text.clone(),
+                                other => panic!("a category: {other:?}"),
+                            })
+                            .collect(),
+                    ),
+                    other => panic!("COMMAND INFO {name}: {other:?}"),
+                },
+                _ => None,
+            },
+            other => panic!("COMMAND INFO {name}: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn command_info_gives_redis_categories() {
+    let root = TempDir::new("acl-command-info");
+    let (_cashe, cashe_port) = cashe_with(&root, "raft0", None, &[], &["PING"]);
+    let (_redis, redis_port) = redis_with(None);
+    let names: Vec<String> = match Client::connect(cashe_port).unwrap().call(&["COMMAND", "LIST"]).unwrap() {
+        Reply::Array(Some(items)) => items.iter().filter_map(bulk_text).collect(),
+        other => panic!("COMMAND LIST: {other:?}"),
+    };
+    let ours = command_categories(cashe_port, &names);
+    let theirs = command_categories(redis_port, &names);
+    let mut compared = 0;
+    for ((name, a), b) in names.iter().zip(&ours).zip(&theirs) {
+        if let (Some(a), Some(b)) = (a, b) {
+            assert_eq!(a, b, "COMMAND INFO {name}'s categories: cashe (left), redis-server (right)");
+            compared += 1;
+        }
+    }
+    assert!(compared > 150, "{compared} commands compared");
 }

@@ -14,6 +14,8 @@ import sys
 
 try:
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 except ImportError as error:  # the venv is made by `make deps`
     print(f"redis-py is not importable ({error}): run `make deps`", file=sys.stderr)
     sys.exit(2)
@@ -29,6 +31,11 @@ def step(name, action):
         return error
 
 
+# AuthenticationError is a ConnectionError, which redis-py retries with
+# backoff by default: refused logins are tried once.
+ONCE = {"retry": Retry(NoBackoff(), 0)}
+
+
 def main():
     port = int(sys.argv[1])
     for protocol in (2, 3):
@@ -41,11 +48,11 @@ def main():
         assert isinstance(denied, redis.exceptions.NoPermissionError), denied
         assert step("EXISTS public:a public:b", lambda: alice.exists("public:a", "public:b")) == 0
         alice.close()
-        wrong = redis.Redis(port=port, username="alice", password="nope", protocol=protocol)
+        wrong = redis.Redis(port=port, username="alice", password="nope", protocol=protocol, **ONCE)
         refused = step("wrong password", lambda: wrong.get("public:x"))
         assert isinstance(refused, redis.exceptions.AuthenticationError), refused
         wrong.close()
-        bob = redis.Redis(port=port, username="bob", password="bobpw", protocol=protocol)
+        bob = redis.Redis(port=port, username="bob", password="bobpw", protocol=protocol, **ONCE)
         refused = step("disabled user", lambda: bob.get("public:x"))
         assert isinstance(refused, redis.exceptions.AuthenticationError), refused
         bob.close()
