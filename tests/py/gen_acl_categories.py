@@ -79,12 +79,12 @@ def main():
         print(f'    "{category}",')
     print("];")
     print()
-    print("/// `(name, categories)`: a subcommand as `container|name`; categories in")
-    print("/// [`CATEGORIES`] order.")
+    print("/// `(name, categories)`: a subcommand as `container|name`; categories")
+    print("/// as COMMAND INFO names them (`@read`), in [`CATEGORIES`] order.")
     print("pub(super) const COMMANDS: &[(&str, &[&str])] = &[")
     for name, cats, own in rows:
         ordered = [c for c in categories if c in cats]
-        listed = ", ".join(f'"{c}"' for c in ordered)
+        listed = ", ".join(f'"@{c}"' for c in ordered)
         note = " // cashe" if own else ""
         print(f'    ("{name}", &[{listed}]),{note}')
     print("];")
