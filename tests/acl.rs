@@ -94,10 +94,10 @@ fn words(text: &str) -> Vec<&str> {
     text.split(' ').collect()
 }
 
-/// The replies of every step of the script on `port`, raw.
-fn run_script(port: u16) -> Vec<Vec<u8>> {
+/// The replies of every step of `script` on `port`, raw.
+fn run_script(script: &[&[&str]], port: u16) -> Vec<Vec<u8>> {
     let mut raw = Vec::new();
-    for step in SCRIPT {
+    for step in script {
         let mut client = Client::connect(port).expect("connect");
         for command in *step {
             client.send(&words(command)).expect("send");
@@ -165,8 +165,8 @@ fn an_acl_file_answers_every_step_as_redis_does() {
     let file = acl_file(&root);
     let (_cashe, cashe_port) = cashe_with(&root, "raft0", None, &aclfile_flag(&file), &["SET ready 1"]);
     let (_redis, redis_port) = redis_with(Some(&file));
-    let ours = run_script(cashe_port);
-    let theirs = run_script(redis_port);
+    let ours = run_script(SCRIPT, cashe_port);
+    let theirs = run_script(SCRIPT, redis_port);
     let commands: Vec<&str> = SCRIPT.iter().flat_map(|step| step.iter().copied()).collect();
     assert_eq!(ours.len(), commands.len());
     for ((command, a), b) in commands.iter().zip(&ours).zip(&theirs) {
@@ -464,4 +464,28 @@ fn command_info_gives_redis_categories() {
         }
     }
     assert!(compared > 150, "{compared} commands compared");
+}
+
+#[test]
+fn a_disabled_default_user_requires_auth_as_in_redis() {
+    let root = TempDir::new("acl-default-off");
+    let path = root.0.join("users.acl");
+    std::fs::write(&path, "user default off\nuser admin on >adminpw ~* +@all\n").unwrap();
+    let ready = ["AUTH admin adminpw", "SET ready 1"];
+    let (_cashe, cashe_port) = cashe_with(&root, "raft0", None, &aclfile_flag(&path), &ready);
+    let (_redis, redis_port) = redis_with(Some(&path));
+    let script: &[&[&str]] = &[
+        &["GET ready", "ACL WHOAMI", "HELLO 2", "AUTH x", "AUTH default x", "PING"],
+        &["AUTH admin adminpw", "ACL WHOAMI", "GET nosuch", "ACL USERS", "AUTH default x", "ACL WHOAMI"],
+        &["HELLO 2 AUTH admin wrong", "HELLO 2 AUTH default x", "GET nosuch"],
+    ];
+    let ours = run_script(script, cashe_port);
+    let theirs = run_script(script, redis_port);
+    let commands: Vec<&str> = script.iter().flat_map(|step| step.iter().copied()).collect();
+    assert_eq!(ours.len(), commands.len());
+    for ((command, a), b) in commands.iter().zip(&ours).zip(&theirs) {
+        let show = |bytes: &[u8]| String::from_utf8_lossy(bytes).escape_debug().to_string();
+        assert_eq!(show(a), show(b), "{command}: cashe (left) and redis-server (right)");
+    }
+    assert!(String::from_utf8_lossy(&ours[0]).starts_with("-NOAUTH"), "{:?}", ours[0]);
 }
