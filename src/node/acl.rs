@@ -15,8 +15,8 @@
 //! `allkeys`, `resetkeys`, `&pattern`/`allchannels`/`resetchannels` (kept
 //! for ACL LIST only: cashe has no pub/sub) and `reset`. Selectors,
 //! `%R~`/`%W~` patterns and payload sanitizing are refused as Redis refuses
-//! an unknown rule. A file line is split at spaces; Redis's quoting is not
-//! understood (a password with a space is given as its `#sha256`).
+//! an unknown rule. A file line is split at spaces, with no quoting, as
+//! Redis 7.0 splits it (a password with a space is given as its `#sha256`).
 //!
 //! Passwords are kept only as SHA-256 digests (as Redis keeps them) and
 //! compared in constant time; `User`'s `Debug` shows neither.
