@@ -380,6 +380,13 @@ fn a_node_joins_a_cluster_with_requirepass_given_masterauth() {
     let mut client = Client::connect(second_port).unwrap();
     assert_eq!(client.call(&["AUTH", &password]).unwrap(), Reply::ok());
     assert_eq!(client.call(&["GET", "ready"]).unwrap(), Reply::bulk("1"));
+    // No log line holds the password (the nodes log at debug level).
+    for name in ["raft0", "raft1"] {
+        let log = std::fs::read_to_string(root.0.join(format!("{name}.log"))).expect("the node's log");
+        assert!(log.contains("joined the cluster") || name == "raft0", "{name}'s log:\n{log}");
+        assert!(!log.contains(&password), "{name}'s log shows the password");
+    }
+    assert!(!finished.stderr.contains(&password), "the refused node's log shows the password");
 }
 
 #[test]
