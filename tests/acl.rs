@@ -482,7 +482,7 @@ fn a_disabled_default_user_requires_auth_as_in_redis() {
     let (_cashe, cashe_port) = cashe_with(&root, "raft0", None, &aclfile_flag(&path), &ready);
     let (_redis, redis_port) = redis_with(Some(&path));
     let script: &[&[&str]] = &[
-        &["GET ready", "ACL WHOAMI", "HELLO 2", "AUTH x", "AUTH default x", "PING"],
+        &["GET ready", "ACL WHOAMI", "HELLO 2", "AUTH x", "AUTH default x", "PING", "EXEC", "MULTI", "EXEC"],
         &["AUTH admin adminpw", "ACL WHOAMI", "GET nosuch", "ACL USERS", "AUTH default x", "ACL WHOAMI"],
         &["HELLO 2 AUTH admin wrong", "HELLO 2 AUTH default x", "GET nosuch"],
     ];

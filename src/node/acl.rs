@@ -564,23 +564,29 @@ impl Node {
     }
 
     /// The reply to a command the connection's user may not run (see
-    /// [`Node::acl_check`]), refused as Redis's `rejectCommand` does: inside
-    /// MULTI it dooms EXEC; a refused EXEC answers `-EXECABORT … because
-    /// of: NOPERM …` and ends the transaction and its watches.
+    /// [`Node::acl_check`]), refused as [`Node::reject`] says.
     pub(super) fn acl_refusal(&mut self, conn: ConnId, name: &[u8], args: &[Vec<u8>]) -> Option<Reply> {
         let Err(Reply::Error(text)) = self.acl_check(conn, name, args) else { return None };
+        Some(self.reject(conn, name, text))
+    }
+
+    /// Redis's `rejectCommand` of an error `text` (NOAUTH, NOPERM) before
+    /// a command runs: inside MULTI it dooms EXEC; a refused EXEC answers
+    /// `-EXECABORT Transaction discarded because of: <text>` and ends the
+    /// transaction and its watches.
+    pub(super) fn reject(&mut self, conn: ConnId, name: &[u8], text: String) -> Reply {
         let session = self.sessions.entry(conn).or_default();
         if name == b"EXEC" {
             session.multi = None;
             // A WATCH still in flight adds its keys after this, as if sent
             // after the EXEC: at worst a later EXEC answers null.
             session.watches.clear();
-            return Some(Reply::Error(format!("EXECABORT Transaction discarded because of: {text}")));
+            return Reply::Error(format!("EXECABORT Transaction discarded because of: {text}"));
         }
         if let Some(multi) = session.multi.as_mut() {
             multi.failed = true;
         }
-        Some(Reply::Error(text))
+        Reply::Error(text)
     }
 
     /// Redis's `ACLCheckAllPerm`: `-NOPERM` (counted in INFO) if the

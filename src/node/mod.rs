@@ -460,11 +460,8 @@ impl Node {
         let name = args.first().map(|a| a.to_ascii_uppercase()).unwrap_or_default();
         self.clients.received(conn, &name, &args, self.now_ms);
         if self.needs_auth(conn, &name, &args) {
-            // As Redis's rejectCommand: inside MULTI, EXEC will answer EXECABORT.
-            if let Some(multi) = self.sessions.get_mut(&conn).and_then(|s| s.multi.as_mut()) {
-                multi.failed = true;
-            }
-            return self.reply(ticket, Reply::error(server::NOAUTH));
+            let reply = self.reject(conn, &name, server::NOAUTH.to_string());
+            return self.reply(ticket, reply);
         }
         if let Some(reply) = self.acl_refusal(conn, &name, &args) {
             return self.reply(ticket, reply);
