@@ -495,4 +495,10 @@ fn a_disabled_default_user_requires_auth_as_in_redis() {
         assert_eq!(show(a), show(b), "{command}: cashe (left) and redis-server (right)");
     }
     assert!(String::from_utf8_lossy(&ours[0]).starts_with("-NOAUTH"), "{:?}", ours[0]);
+    // Refused before they ran: rejected calls, as Redis counts them.
+    let mut admin = Client::connect(cashe_port).unwrap();
+    assert_eq!(admin.call(&["AUTH", "admin", "adminpw"]).unwrap(), Reply::ok());
+    let stats = bulk_text(&admin.call(&["INFO", "commandstats"]).unwrap()).expect("INFO text");
+    assert_eq!(field(&stats, "cmdstat_exec").as_deref(), Some("calls=0,rejected_calls=2,failed_calls=0"));
+    assert_eq!(field(&stats, "cmdstat_multi").as_deref(), Some("calls=0,rejected_calls=1,failed_calls=0"));
 }

@@ -1341,11 +1341,20 @@ fn sub_name<T>(table: &[Spec<T>], args: &[Vec<u8>]) -> Option<&'static str> {
 
 /// Errors Redis gives before it runs a command (its `rejectCommand`), as
 /// cashe's texts say them: wrong arity, a command over the size limit, no
-/// leader, a forward the leader refused.
+/// leader, a forward the leader refused, not authenticated, not permitted
+/// (an EXEC refused so answers EXECABORT because of it).
 fn rejected(error: &str) -> bool {
-    ["ERR wrong number of arguments", "ERR command of ", "CLUSTERDOWN", "TRYAGAIN", "NOPERM"]
-        .iter()
-        .any(|prefix| error.starts_with(prefix))
+    [
+        "ERR wrong number of arguments",
+        "ERR command of ",
+        "CLUSTERDOWN",
+        "TRYAGAIN",
+        NOAUTH,
+        "NOPERM",
+        "EXECABORT Transaction discarded because of:",
+    ]
+    .iter()
+    .any(|prefix| error.starts_with(prefix))
 }
 
 /// An error's code, as errorstats groups it: its first word, if a space
