@@ -33,6 +33,7 @@
 //! Pure: the file's text comes from the shell, nothing here reads a file.
 
 use super::acl_categories::{CATEGORIES, COMMANDS};
+use super::server::AclSubcommand;
 use super::{ConnId, Node};
 use crate::kv;
 use crate::protocol::Reply;
@@ -511,19 +512,6 @@ fn command_keys(args: &[Vec<u8>]) -> Vec<&[u8]> {
         .collect()
 }
 
-/// The `ACL` subcommands and their arities.
-const SUBCOMMANDS: &[(&str, i32)] = &[
-    ("cat", -2),
-    ("deluser", -3),
-    ("help", 2),
-    ("list", 2),
-    ("load", 2),
-    ("save", 2),
-    ("setuser", -3),
-    ("users", 2),
-    ("whoami", 2),
-];
-
 impl Node {
     /// The users in force: `--aclfile`'s, else the default user (with
     /// `--requirepass`'s password, if any).
@@ -619,33 +607,28 @@ impl Node {
         Ok(())
     }
 
-    /// `ACL <subcommand>`.
-    pub(super) fn on_acl(&self, conn: ConnId, args: &[Vec<u8>]) -> Reply {
-        let sub = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-        let Some((name, arity)) = SUBCOMMANDS.iter().find(|(name, _)| *name == sub) else {
-            let shown = String::from_utf8_lossy(&args[1][..args[1].len().min(128)]).into_owned();
-            return Reply::Error(format!("ERR unknown subcommand '{shown}'. Try ACL HELP."));
-        };
-        let count = args.len() as i64;
-        let arity = i64::from(*arity);
-        if (arity > 0 && count != arity) || count < -arity {
-            return Reply::Error(format!("ERR wrong number of arguments for 'acl|{name}' command"));
-        }
+    /// `ACL <subcommand>`, its arity checked.
+    pub(super) fn on_acl(&self, conn: ConnId, which: AclSubcommand, args: &[Vec<u8>]) -> Reply {
         let bulk_list = |items: Vec<String>| Reply::Array(Some(items.into_iter().map(Reply::bulk).collect()));
-        match *name {
-            "whoami" => Reply::bulk(self.clients.user_of(conn).to_vec()),
-            "users" => bulk_list(self.effective_acl().users().map(|u| u.name.clone()).collect()),
-            "list" => bulk_list(self.effective_acl().users().map(User::describe).collect()),
-            "cat" if args.len() > 3 => Reply::Error(format!(
+        let refused = |what: &str| {
+            Reply::Error(format!(
+                "ERR ACL {what} is not supported by cashe: users come from the --aclfile given to every node at start"
+            ))
+        };
+        match which {
+            AclSubcommand::WhoAmI => Reply::bulk(self.clients.user_of(conn).to_vec()),
+            AclSubcommand::Users => bulk_list(self.effective_acl().users().map(|u| u.name.clone()).collect()),
+            AclSubcommand::List => bulk_list(self.effective_acl().users().map(User::describe).collect()),
+            AclSubcommand::Cat if args.len() > 3 => Reply::Error(format!(
                 "ERR unknown subcommand or wrong number of arguments for '{}'. Try ACL HELP.",
                 String::from_utf8_lossy(&args[1])
             )),
-            "cat" => on_acl_cat(args.get(2)),
-            "help" => help(),
-            _ => Reply::Error(format!(
-                "ERR ACL {} is not supported by cashe: users come from the --aclfile given to every node at start",
-                name.to_ascii_uppercase()
-            )),
+            AclSubcommand::Cat => on_acl_cat(args.get(2)),
+            AclSubcommand::Help => help(),
+            AclSubcommand::SetUser => refused("SETUSER"),
+            AclSubcommand::DelUser => refused("DELUSER"),
+            AclSubcommand::Load => refused("LOAD"),
+            AclSubcommand::Save => refused("SAVE"),
         }
     }
 }

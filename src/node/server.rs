@@ -270,6 +270,19 @@ enum ConfigSubcommand {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum AclSubcommand {
+    Cat,
+    DelUser,
+    Help,
+    List,
+    Load,
+    Save,
+    SetUser,
+    Users,
+    WhoAmI,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum CommandSubcommand {
     Count,
     Info,
@@ -371,6 +384,19 @@ const CONFIG_SUBCOMMANDS: &[Spec<ConfigSubcommand>] = &[
     spec("help", 2, &["loading", "stale"], &["@slow"], ConfigSubcommand::Help),
 ];
 
+const ACL_ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
+const ACL_SUBCOMMANDS: &[Spec<AclSubcommand>] = &[
+    spec("cat", -2, &["noscript", "loading", "stale"], &["@slow"], AclSubcommand::Cat),
+    spec("deluser", -3, ACL_ADMIN, ADMIN, AclSubcommand::DelUser),
+    spec("help", 2, &["loading", "stale"], &["@slow"], AclSubcommand::Help),
+    spec("list", 2, ACL_ADMIN, ADMIN, AclSubcommand::List),
+    spec("load", 2, ACL_ADMIN, ADMIN, AclSubcommand::Load),
+    spec("save", 2, ACL_ADMIN, ADMIN, AclSubcommand::Save),
+    spec("setuser", -3, ACL_ADMIN, ADMIN, AclSubcommand::SetUser),
+    spec("users", 2, ACL_ADMIN, ADMIN, AclSubcommand::Users),
+    spec("whoami", 2, &["noscript", "loading", "stale"], &["@slow"], AclSubcommand::WhoAmI),
+];
+
 const COMMAND_SUBCOMMANDS: &[Spec<CommandSubcommand>] = &[
     spec("count", 2, &["loading", "stale"], SLOW_CONNECTION, CommandSubcommand::Count),
     spec("info", -2, &["loading", "stale"], SLOW_CONNECTION, CommandSubcommand::Info),
@@ -418,7 +444,10 @@ impl Node {
             ServerCommand::Config => self.on_config(args),
             ServerCommand::Client => self.on_client(conn, args),
             ServerCommand::Hello => self.on_hello(conn, args),
-            ServerCommand::Acl => self.on_acl(conn, args),
+            ServerCommand::Acl => match subcommand(ACL_SUBCOMMANDS, "acl", args) {
+                Ok(which) => self.on_acl(conn, which, args),
+                Err(reply) => reply,
+            },
         };
         Some(reply)
     }
@@ -1083,6 +1112,9 @@ fn descriptions() -> Vec<Description> {
             Some(ServerCommand::Command) => {
                 COMMAND_SUBCOMMANDS.iter().map(|s| Description::server(s, container, Vec::new())).collect()
             }
+            Some(ServerCommand::Acl) => {
+                ACL_SUBCOMMANDS.iter().map(|s| Description::server(s, container, Vec::new())).collect()
+            }
             _ => Vec::new(),
         }
     };
@@ -1329,6 +1361,7 @@ fn command_name(name: &[u8], args: &[Vec<u8>]) -> Option<CommandName> {
         "client" => sub_name(CLIENT_SUBCOMMANDS, args),
         "config" => sub_name(CONFIG_SUBCOMMANDS, args),
         "command" => sub_name(COMMAND_SUBCOMMANDS, args),
+        "acl" => sub_name(ACL_SUBCOMMANDS, args),
         _ => None,
     };
     Some((found, subcommand))
