@@ -142,6 +142,22 @@ struct Args {
     /// protected mode does [possible values: yes, no]
     #[arg(long, default_value = "yes", value_parser = ["yes", "no"])]
     protected_mode: String,
+    /// Redis's ACL file: lines `user NAME rule...` (on/off, >password,
+    /// #sha256, nopass, +@category, -command, ~pattern, allkeys, ...). Read
+    /// once at start; every node of a cluster must be given the same file
+    /// (users are not replicated). Not with --requirepass: give the default
+    /// user its password in the file [default: only the default user]
+    #[arg(long)]
+    aclfile: Option<PathBuf>,
+    /// The user a new node authenticates as when it joins through
+    /// --leaderaddr (with --masterauth) [default: the default user]
+    #[arg(long)]
+    masteruser: Option<String>,
+    /// The password a new node sends in AUTH before CLUSTER JOIN, when the
+    /// cluster requires one. Also read from the CASHE_MASTERAUTH
+    /// environment variable [default: none, no AUTH]
+    #[arg(long)]
+    masterauth: Option<String>,
     /// Most arguments in one command.
     #[arg(long, default_value_t = 1 << 20)]
     max_arguments: usize,
@@ -270,6 +286,23 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
         args.leaderaddr
             .as_ref()
             .map(|a| if a.starts_with(':') { format!("127.0.0.1{a}") } else { a.clone() });
+    let requirepass = args.requirepass.clone().or_else(|| std::env::var("CASHE_REQUIREPASS").ok());
+    let acl = match &args.aclfile {
+        Some(_) if requirepass.is_some() => {
+            return Err("--requirepass and --aclfile cannot be used together: give the default user its \
+                        password in the ACL file (user default on >password ~* &* +@all)"
+                .into())
+        }
+        Some(path) => Some(acl_file(path)?),
+        None => None,
+    };
+    let join_auth =
+        args.masterauth.clone().or_else(|| std::env::var("CASHE_MASTERAUTH").ok()).map(|password| {
+            cashe::runtime::join::JoinAuth {
+                user: args.masteruser.clone(),
+                password: cashe::node::Password::new(password),
+            }
+        });
     Ok(ServerConfig {
         name: args.id.clone(),
         client_bind: plain_client.map(|(bind, _)| bind),
@@ -295,16 +328,23 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
         stop,
         planted_bug: planted_bug()?,
         adopt_listener,
-        requirepass: args
-            .requirepass
-            .clone()
-            .or_else(|| std::env::var("CASHE_REQUIREPASS").ok())
-            .map(cashe::node::Password::new),
+        requirepass: requirepass.map(cashe::node::Password::new),
+        acl,
+        join_auth,
         cluster_secret: cluster_secret(args)?,
         peer_connections_max: args.max_peer_connections.max(1),
         protected_mode: args.protected_mode == "yes",
         tls: tls.map(Arc::new),
     })
+}
+
+/// Reads and parses `--aclfile`; an error names the file and each bad
+/// line, as Redis's start-up does.
+fn acl_file(path: &std::path::Path) -> Result<cashe::node::Acl, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--aclfile {}: cannot read it: {e}", path.display()))?;
+    cashe::node::Acl::parse(&text, &path.display().to_string())
+        .map_err(|errors| format!("Aborting start-up because of ACL errors: {errors}"))
 }
 
 /// `--cluster-secret`, `--cluster-secret-file` or `CASHE_CLUSTER_SECRET`.

@@ -41,6 +41,8 @@ use serde::{Deserialize, Serialize};
 use session::{Queued, Session, Ticket, Work};
 use std::collections::{BTreeMap, BTreeSet};
 
+mod acl;
+mod acl_categories;
 mod blocking;
 mod cluster;
 pub mod handshake;
@@ -48,6 +50,7 @@ mod server;
 mod session;
 mod transaction;
 pub mod wire;
+pub use acl::{Acl, User};
 pub use blocking::{BLOCK_UNKNOWN, CASHE_BLOCK, CASHE_UNBLOCK};
 pub use cluster::{
     join_answer, join_command, member_command, Directory, JoinAnswer, MemberInfo, CASHE_FORGET, CASHE_MEMBER,
@@ -130,6 +133,9 @@ pub struct NodeConfig {
     /// `CLUSTER JOIN` must carry its proof (the links themselves are
     /// checked by the shells, see `handshake`).
     pub cluster_secret: Option<handshake::ClusterSecret>,
+    /// The users of `--aclfile` (`acl`); `None`: only the default user,
+    /// with `requirepass` as its password. Not both.
+    pub acl: Option<Acl>,
 }
 
 /// A password: compared, never shown (its `Debug` is redacted, so no log
@@ -140,6 +146,11 @@ pub struct Password(Vec<u8>);
 impl Password {
     pub fn new(bytes: impl Into<Vec<u8>>) -> Password {
         Password(bytes.into())
+    }
+
+    /// The password itself, for hashing it (`acl`); never to be shown.
+    pub(crate) fn expose(&self) -> &[u8] {
+        &self.0
     }
 
     /// Whether `attempt` is this password, in time independent of where
@@ -169,6 +180,7 @@ impl NodeConfig {
             me: None,
             requirepass: None,
             cluster_secret: None,
+            acl: None,
         }
     }
 }
@@ -454,11 +466,11 @@ impl Node {
         let name = args.first().map(|a| a.to_ascii_uppercase()).unwrap_or_default();
         self.clients.received(conn, &name, &args, self.now_ms);
         if self.needs_auth(conn, &name, &args) {
-            // As Redis's rejectCommand: inside MULTI, EXEC will answer EXECABORT.
-            if let Some(multi) = self.sessions.get_mut(&conn).and_then(|s| s.multi.as_mut()) {
-                multi.failed = true;
-            }
-            return self.reply(ticket, Reply::error(server::NOAUTH));
+            let reply = self.reject(conn, &name, server::NOAUTH.to_string());
+            return self.reply(ticket, reply);
+        }
+        if let Some(reply) = self.acl_refusal(conn, &name, &args) {
+            return self.reply(ticket, reply);
         }
         let session = self.sessions.entry(conn).or_default();
         if let Some(reply) = refuse_oversized(&args) {

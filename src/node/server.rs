@@ -9,11 +9,12 @@
 //! `tests/server.rs` compares them with a real redis-server. Intentional
 //! differences:
 //! - one database: SELECT accepts only 0 (CONFIG GET databases says 1);
-//! - one user, `default`, whose password is `--requirepass` (none: it
-//!   takes any password by name, as Redis's `nopass` default user): AUTH,
-//!   HELLO … AUTH, NOAUTH and WRONGPASS as Redis 7.0 words them, and no
-//!   ACL commands or other users yet; INFO stats counts refused attempts as
-//!   Redis 7.2's `acl_access_denied_auth`;
+//! - users are `--aclfile`'s, or only `default`, whose password is
+//!   `--requirepass` (none: it takes any password, as Redis's `nopass`
+//!   default user); see `acl` for the rules and the ACL command. AUTH,
+//!   HELLO … AUTH, NOAUTH, WRONGPASS and NOPERM as Redis 7.0 words them;
+//!   INFO stats counts refusals as Redis 7.2's `acl_access_denied_auth`,
+//!   `acl_access_denied_cmd` and `acl_access_denied_key`;
 //! - CONFIG is read-only, and CONFIG GET answers in table order (Redis: in
 //!   hash-table order);
 //! - COMMAND gives names, arity, flags and key positions but no key specs or
@@ -125,6 +126,10 @@ pub(super) struct Clients {
     error_replies: u64,
     /// AUTH and HELLO AUTH attempts refused (INFO's acl_access_denied_auth).
     auth_failures: u64,
+    /// Commands refused by the ACL (INFO's acl_access_denied_cmd).
+    pub(super) denied_commands: u64,
+    /// Commands refused for a key (INFO's acl_access_denied_key).
+    pub(super) denied_keys: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -133,6 +138,8 @@ struct Connection {
     name: Option<Vec<u8>>,
     /// AUTH (or HELLO … AUTH) succeeded on it.
     authenticated: bool,
+    /// Its user's name: `default` until AUTH names another.
+    user: Vec<u8>,
     first_command_ms: u64,
     last_command_ms: u64,
     /// The commands received and not answered yet, in order (`None`: not a
@@ -150,6 +157,7 @@ impl Clients {
             Connection {
                 name: None,
                 authenticated: false,
+                user: b"default".to_vec(),
                 first_command_ms: now_ms,
                 last_command_ms: now_ms,
                 unanswered: VecDeque::new(),
@@ -213,6 +221,11 @@ impl Clients {
         self.connections.remove(&conn);
     }
 
+    /// The name of the user `conn` runs as (`default` for an unknown one).
+    pub(super) fn user_of(&self, conn: ConnId) -> &[u8] {
+        self.connections.get(&conn).map_or(b"default", |c| &c.user)
+    }
+
     fn connection(&mut self, conn: ConnId) -> &mut Connection {
         self.connections.get_mut(&conn).expect("server_command calls seen first")
     }
@@ -233,6 +246,7 @@ enum ServerCommand {
     Config,
     Client,
     Hello,
+    Acl,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -253,6 +267,19 @@ enum ConfigSubcommand {
     ResetStat,
     Rewrite,
     Help,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum AclSubcommand {
+    Cat,
+    DelUser,
+    Help,
+    List,
+    Load,
+    Save,
+    SetUser,
+    Users,
+    WhoAmI,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -332,6 +359,7 @@ const COMMANDS: &[Spec<Option<ServerCommand>>] = &[
         CONNECTION,
         Some(ServerCommand::Hello),
     ),
+    spec("acl", -2, &[], &["@slow"], Some(ServerCommand::Acl)),
     spec("readonly", 1, FAST, CONNECTION, None),
     spec("readwrite", 1, FAST, CONNECTION, None),
     spec("cluster", -2, &[], &["@slow"], None),
@@ -354,6 +382,19 @@ const CONFIG_SUBCOMMANDS: &[Spec<ConfigSubcommand>] = &[
     spec("resetstat", 2, ADMIN_FLAGS, ADMIN, ConfigSubcommand::ResetStat),
     spec("rewrite", 2, ADMIN_FLAGS, ADMIN, ConfigSubcommand::Rewrite),
     spec("help", 2, &["loading", "stale"], &["@slow"], ConfigSubcommand::Help),
+];
+
+const ACL_ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
+const ACL_SUBCOMMANDS: &[Spec<AclSubcommand>] = &[
+    spec("cat", -2, &["noscript", "loading", "stale"], &["@slow"], AclSubcommand::Cat),
+    spec("deluser", -3, ACL_ADMIN, ADMIN, AclSubcommand::DelUser),
+    spec("help", 2, &["loading", "stale"], &["@slow"], AclSubcommand::Help),
+    spec("list", 2, ACL_ADMIN, ADMIN, AclSubcommand::List),
+    spec("load", 2, ACL_ADMIN, ADMIN, AclSubcommand::Load),
+    spec("save", 2, ACL_ADMIN, ADMIN, AclSubcommand::Save),
+    spec("setuser", -3, ACL_ADMIN, ADMIN, AclSubcommand::SetUser),
+    spec("users", 2, ACL_ADMIN, ADMIN, AclSubcommand::Users),
+    spec("whoami", 2, &["noscript", "loading", "stale"], &["@slow"], AclSubcommand::WhoAmI),
 ];
 
 const COMMAND_SUBCOMMANDS: &[Spec<CommandSubcommand>] = &[
@@ -403,6 +444,10 @@ impl Node {
             ServerCommand::Config => self.on_config(args),
             ServerCommand::Client => self.on_client(conn, args),
             ServerCommand::Hello => self.on_hello(conn, args),
+            ServerCommand::Acl => match subcommand(ACL_SUBCOMMANDS, "acl", args) {
+                Ok(which) => self.on_acl(conn, which, args),
+                Err(reply) => reply,
+            },
         };
         Some(reply)
     }
@@ -548,6 +593,8 @@ impl Node {
         fields.add("total_commands_processed", self.clients.commands_processed);
         fields.add("total_error_replies", self.clients.error_replies);
         fields.add("acl_access_denied_auth", self.clients.auth_failures);
+        fields.add("acl_access_denied_cmd", self.clients.denied_commands);
+        fields.add("acl_access_denied_key", self.clients.denied_keys);
         fields.add("cashe_pending_writes", self.writes.len());
         fields.add("cashe_pending_reads", self.reads.len() + self.ready_reads.len());
         fields.add("cashe_forwarded_writes", self.forwarded.len());
@@ -803,9 +850,10 @@ impl Node {
         let flags = if session.is_some_and(|s| s.readonly) { "r" } else { "N" };
         let multi = session.and_then(|s| s.multi.as_ref()).map_or(-1, |m| m.commands.len() as i64);
         let resp = session.map_or(Protocol::Resp2, |s| s.protocol).version();
+        let user = String::from_utf8_lossy(&connection.user);
         format!(
             "id={} addr=? laddr=? fd=-1 name={name} age={age} idle={idle} flags={flags} db=0 sub=0 psub=0 \
-             ssub=0 multi={multi} events=r cmd={command} user=default redir=-1 resp={resp}\n",
+             ssub=0 multi={multi} events=r cmd={command} user={user} redir=-1 resp={resp}\n",
             conn.0
         )
     }
@@ -847,7 +895,7 @@ impl Node {
                 return reply;
             }
         }
-        if self.config.requirepass.is_some() && !self.clients.connection(conn).authenticated {
+        if self.auth_required() && !self.clients.connection(conn).authenticated {
             return Reply::error(HELLO_NOAUTH);
         }
         if let Some(name) = name {
@@ -873,12 +921,11 @@ impl Node {
 }
 
 impl Node {
-    /// `AUTH [user] password`: only the default user exists (its password
-    /// is `--requirepass`; without one it takes any password by name, as
-    /// Redis's `nopass` default user does).
+    /// `AUTH [user] password`; `AUTH password` is the default user's, and
+    /// an error when that user takes any password (as in Redis).
     fn on_auth(&mut self, conn: ConnId, args: &[Vec<u8>]) -> Reply {
         match args {
-            [_, _] if self.config.requirepass.is_none() => Reply::error(AUTH_WITHOUT_PASSWORD),
+            [_, _] if self.default_user_nopass() => Reply::error(AUTH_WITHOUT_PASSWORD),
             [_, password] => {
                 self.authenticate(conn, b"default", password).map_or_else(|e| e, |()| Reply::ok())
             }
@@ -892,13 +939,13 @@ impl Node {
     /// Checks a user name and password; on success the connection is
     /// authenticated, on failure counted (INFO) and answered WRONGPASS.
     fn authenticate(&mut self, conn: ConnId, user: &[u8], password: &[u8]) -> Result<(), Reply> {
-        let valid =
-            user == b"default" && self.config.requirepass.as_ref().is_none_or(|p| p.matches(password));
-        if !valid {
+        if !self.password_opens(user, password) {
             self.clients.auth_failures += 1;
             return Err(Reply::error(WRONGPASS));
         }
-        self.clients.connection(conn).authenticated = true;
+        let connection = self.clients.connection(conn);
+        connection.authenticated = true;
+        connection.user = user.to_vec();
         Ok(())
     }
 
@@ -908,9 +955,16 @@ impl Node {
     /// not AUTH, HELLO or QUIT, Redis's `no_auth` commands). An unknown
     /// command or a wrong arity gets its own error first, as in Redis.
     pub(super) fn needs_auth(&mut self, conn: ConnId, name: &[u8], args: &[Vec<u8>]) -> bool {
-        if self.config.requirepass.is_none() || self.clients.connection(conn).authenticated {
+        if !self.auth_required() || self.clients.connection(conn).authenticated {
             return false;
         }
+        self.is_checked(name, args)
+    }
+
+    /// Whether Redis would check a command's permissions before running
+    /// it: it exists, its arity is right, and it is not AUTH, HELLO or
+    /// QUIT (Redis's `no_auth` commands).
+    pub(super) fn is_checked(&self, name: &[u8], args: &[Vec<u8>]) -> bool {
         match COMMANDS.iter().find(|spec| name.eq_ignore_ascii_case(spec.name.as_bytes())) {
             Some(spec) => !spec.flags.contains(&"no_auth") && arity_allows(spec.arity, args.len()),
             None => {
@@ -1008,16 +1062,16 @@ impl Description {
     }
 
     fn key_space(info: kv::CommandInfo) -> Description {
-        let (flag, category) = match info.access {
-            Access::Read => ("readonly", "@read"),
-            Access::Write => ("write", "@write"),
+        let flag = match info.access {
+            Access::Read => "readonly",
+            Access::Write => "write",
         };
         Description {
             name: info.name.to_string(),
             arity: info.arity,
             flags: vec![flag],
             keys: (info.first_key, info.last_key, info.key_step),
-            categories: vec![category],
+            categories: super::acl::categories_of(info.name),
             subcommands: Vec::new(),
         }
     }
@@ -1057,6 +1111,9 @@ fn descriptions() -> Vec<Description> {
             }
             Some(ServerCommand::Command) => {
                 COMMAND_SUBCOMMANDS.iter().map(|s| Description::server(s, container, Vec::new())).collect()
+            }
+            Some(ServerCommand::Acl) => {
+                ACL_SUBCOMMANDS.iter().map(|s| Description::server(s, container, Vec::new())).collect()
             }
             _ => Vec::new(),
         }
@@ -1304,6 +1361,7 @@ fn command_name(name: &[u8], args: &[Vec<u8>]) -> Option<CommandName> {
         "client" => sub_name(CLIENT_SUBCOMMANDS, args),
         "config" => sub_name(CONFIG_SUBCOMMANDS, args),
         "command" => sub_name(COMMAND_SUBCOMMANDS, args),
+        "acl" => sub_name(ACL_SUBCOMMANDS, args),
         _ => None,
     };
     Some((found, subcommand))
@@ -1316,11 +1374,20 @@ fn sub_name<T>(table: &[Spec<T>], args: &[Vec<u8>]) -> Option<&'static str> {
 
 /// Errors Redis gives before it runs a command (its `rejectCommand`), as
 /// cashe's texts say them: wrong arity, a command over the size limit, no
-/// leader, a forward the leader refused.
+/// leader, a forward the leader refused, not authenticated, not permitted
+/// (an EXEC refused so answers EXECABORT because of it).
 fn rejected(error: &str) -> bool {
-    ["ERR wrong number of arguments", "ERR command of ", "CLUSTERDOWN", "TRYAGAIN"]
-        .iter()
-        .any(|prefix| error.starts_with(prefix))
+    [
+        "ERR wrong number of arguments",
+        "ERR command of ",
+        "CLUSTERDOWN",
+        "TRYAGAIN",
+        NOAUTH,
+        "NOPERM",
+        "EXECABORT Transaction discarded because of:",
+    ]
+    .iter()
+    .any(|prefix| error.starts_with(prefix))
 }
 
 /// An error's code, as errorstats groups it: its first word, if a space

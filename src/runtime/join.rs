@@ -9,12 +9,18 @@
 //! accepts only a member's certificate from the CA (a node with a
 //! certificate from another CA is refused at the handshake).
 //!
+//! When the cluster requires authentication, the new node first sends
+//! `AUTH [user] password` on the same connection, from `--masteruser` and
+//! `--masterauth` (Redis's names for a replica's credentials), and the
+//! user must be allowed `CLUSTER JOIN` (`@admin`). A refused AUTH or a
+//! NOPERM stops the join at once: retrying cannot fix a credential.
+//!
 //! Blocking `std::net` on purpose: nothing else runs on the executor yet.
 //! Retried until it succeeds, the time is up, a signal arrives, or the
 //! cluster refuses for a reason retrying cannot fix (a name clash).
 
 use crate::node::handshake::ClusterSecret;
-use crate::node::{join_answer, join_command, JoinAnswer, MemberInfo};
+use crate::node::{join_answer, join_command, JoinAnswer, MemberInfo, Password};
 use crate::protocol::reply::{decode, encode_command};
 use crate::protocol::Reply;
 use crate::raft::NodeId;
@@ -27,10 +33,19 @@ use std::time::{Duration, Instant};
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
+/// What a joining node authenticates with (`--masteruser`, `--masterauth`).
+#[derive(Clone, Debug)]
+pub struct JoinAuth {
+    /// `None`: the default user (`AUTH password`).
+    pub user: Option<String>,
+    pub password: Password,
+}
+
 pub fn join(
     via: &str,
     me: &MemberInfo,
     secret: Option<&ClusterSecret>,
+    auth: Option<&JoinAuth>,
     timeout: Duration,
     stop: &AtomicBool,
     tls: Option<&TlsSettings>,
@@ -39,7 +54,7 @@ pub fn join(
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        match attempt(via, me, secret, tls).map(|reply| join_answer(&reply)) {
+        match attempt(via, me, secret, auth, tls).map(|reply| join_answer(&reply)) {
             Ok(JoinAnswer::Joined { id, cluster_id }) => {
                 tracing::info!(
                     via,
@@ -67,10 +82,13 @@ pub fn join(
     }
 }
 
+/// One connection (TLS when configured): AUTH if configured (its error,
+/// if any, is the answer), then CLUSTER JOIN.
 fn attempt(
     via: &str,
     me: &MemberInfo,
     secret: Option<&ClusterSecret>,
+    auth: Option<&JoinAuth>,
     tls: Option<&TlsSettings>,
 ) -> Result<Reply, String> {
     let address = via
@@ -90,8 +108,22 @@ fn attempt(
             Box::new(rustls::StreamOwned::new(connection, tcp))
         }
     };
+    if let Some(auth) = auth {
+        let mut command = vec![b"AUTH".to_vec()];
+        command.extend(auth.user.as_ref().map(|user| user.as_bytes().to_vec()));
+        command.push(auth.password.expose().to_vec());
+        let reply = call(&mut *stream, &command)?;
+        if matches!(reply, Reply::Error(_)) {
+            return Ok(reply);
+        }
+    }
+    call(&mut *stream, &join_command(me, secret))
+}
+
+/// Sends one command and reads its reply.
+fn call(stream: &mut dyn ReadWrite, command: &[Vec<u8>]) -> Result<Reply, String> {
     let mut request = Vec::new();
-    encode_command(&join_command(me, secret), &mut request);
+    encode_command(command, &mut request);
     stream.write_all(&request).and_then(|()| stream.flush()).map_err(|e| e.to_string())?;
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];

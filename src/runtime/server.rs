@@ -84,6 +84,10 @@ pub struct ServerConfig {
     /// TLS (`--tls-*`): the TLS client port's, peer links' (mutual TLS) and
     /// the join's; `None` runs everything plain.
     pub tls: Option<Arc<TlsSettings>>,
+    /// `--aclfile`'s users, parsed by the binary at start.
+    pub acl: Option<crate::node::Acl>,
+    /// `--masteruser`/`--masterauth`: what a joining node sends AUTH with.
+    pub join_auth: Option<super::join::JoinAuth>,
 }
 
 /// Turns a bound, listening std socket into glommio's listener, taking
@@ -269,6 +273,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
                     via,
                     &me,
                     config.cluster_secret.as_ref(),
+                    config.join_auth.as_ref(),
                     config.join_timeout,
                     &config.stop,
                     config.tls.as_deref(),
@@ -296,6 +301,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     node_config.me = Some(me.clone());
     node_config.requirepass = config.requirepass.clone();
     node_config.cluster_secret = config.cluster_secret.clone();
+    node_config.acl = config.acl.clone();
     // A forwarded write (or a read) waiting at a leader that died is only
     // answered by this timeout: after a kill -9 of the leader every client
     // writing through a follower waits for it, so it bounds the failover
@@ -623,6 +629,15 @@ const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode 
     publicly accessible from the internet if you do so. NOTE: You only need to do one of the above things \
     in order for the node to start accepting connections from the outside.\r\n";
 
+/// Whether the default user takes any password (Redis's `nopass`): no
+/// --requirepass, and no password for it in --aclfile.
+fn default_user_is_open(config: &ServerConfig) -> bool {
+    match &config.acl {
+        Some(acl) => acl.user(b"default").is_none_or(|user| user.is_nopass()),
+        None => config.requirepass.is_none(),
+    }
+}
+
 /// Whether a client connects from 127.0.0.1 or ::1, the addresses
 /// Redis's protected mode lets in (other 127.x.y.z addresses are not).
 fn is_loopback(stream: &glommio::net::TcpStream) -> bool {
@@ -673,7 +688,7 @@ async fn accept_clients(
             refuse(stream, b"-ERR max number of clients reached\r\n", tls.is_none());
             continue;
         }
-        if config.protected_mode && config.requirepass.is_none() && !is_loopback(&stream) {
+        if config.protected_mode && default_user_is_open(&config) && !is_loopback(&stream) {
             refuse(stream, PROTECTED_MODE_DENIED.as_bytes(), tls.is_none());
             continue;
         }
