@@ -69,6 +69,7 @@ mod long_double;
 mod score;
 mod sequence;
 mod set;
+pub mod slot;
 mod snapshot;
 mod strings;
 mod watch;
