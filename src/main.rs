@@ -87,6 +87,12 @@ struct Args {
     /// [default: the --listenaddr host, or 127.0.0.1 when it has none].
     #[arg(long)]
     advertise_client: Option<String>,
+    /// TLS client address other members and `CLUSTER NODES` show to TLS
+    /// clients, as Redis's tls-port [default: the --tls-listenaddr host,
+    /// or 127.0.0.1 when it has none; on a node without a plain port,
+    /// --advertise-client].
+    #[arg(long)]
+    advertise_tls_client: Option<String>,
     /// Peer address other members connect to [default: as for clients].
     #[arg(long)]
     advertise_raft: Option<String>,
@@ -251,11 +257,21 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
         "" => None,
         text => Some(address("listenaddr", text, None)?),
     };
-    // The directory holds one client address a member: the plain port's,
-    // or the TLS port's on a node without a plain one.
-    let client_advertise = match (&args.advertise_client, &plain_client, &tls_client) {
+    // The directory holds a member's client address (the plain port's, or
+    // the TLS port's on a node without a plain one) and its TLS client
+    // address, which TLS clients are told.
+    let tls_client_advertise = match (&args.advertise_tls_client, &plain_client, &tls_client) {
+        (Some(_), _, None) => return Err("--advertise-tls-client needs a --tls-listenaddr".into()),
+        (_, _, None) => None,
+        (Some(advertised), _, Some(_)) => Some(advertised.clone()),
+        (None, None, Some((_, advertised))) => {
+            Some(args.advertise_client.clone().unwrap_or(advertised.clone()))
+        }
+        (None, Some(_), Some((_, advertised))) => Some(advertised.clone()),
+    };
+    let client_advertise = match (&args.advertise_client, &plain_client, &tls_client_advertise) {
         (Some(advertised), _, _) => advertised.clone(),
-        (None, Some((_, advertised)), _) | (None, None, Some((_, advertised))) => advertised.clone(),
+        (None, Some((_, advertised)), _) | (None, None, Some(advertised)) => advertised.clone(),
         (None, None, None) => return Err("no client port".into()),
     };
     let (raft_bind, raft_advertise) = address("raftaddr", &args.raftaddr, args.advertise_raft.as_deref())?;
@@ -309,6 +325,7 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
         tls_client_bind: tls_client.map(|(bind, _)| bind),
         raft_bind,
         client_advertise,
+        tls_client_advertise,
         raft_advertise,
         join_via,
         datadir: args.datadir.clone().unwrap_or_else(|| PathBuf::from("./data").join(&args.id)),

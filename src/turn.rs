@@ -14,7 +14,7 @@
 //! as [`Input::Persisted`]. An error from the WAL is fatal: the caller
 //! stops the node.
 
-use crate::node::{ConnId, Node, NodeMessage};
+use crate::node::{ConnId, Node, NodeMessage, Transport};
 use crate::protocol::Reply;
 use crate::raft::Raft;
 use crate::raft::{Lsn, NodeId, PlantedBug, Record, Recovered, Snapshot};
@@ -122,7 +122,8 @@ pub async fn write<D: Disk>(
 /// turn, fed in arrival order by [`feed`].
 #[derive(Debug)]
 pub enum Input {
-    Opened(ConnId),
+    /// A client connection opened, plain or TLS.
+    Opened(ConnId, Transport),
     Client {
         conn: ConnId,
         args: Vec<Vec<u8>>,
@@ -139,7 +140,7 @@ pub enum Input {
 
 pub fn feed(node: &mut Node, input: Input, now_ms: u64) {
     match input {
-        Input::Opened(conn) => node.connected(conn, now_ms),
+        Input::Opened(conn, transport) => node.connected(conn, transport, now_ms),
         Input::Client { conn, args } => node.client(conn, args, now_ms),
         Input::Closed(conn) => node.disconnected(conn),
         Input::Peer { from, message } => node.step(from, message),

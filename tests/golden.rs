@@ -5,11 +5,12 @@
 //! blocked client are pinned in a key-value snapshot of their own).
 //!
 //! `tests/golden/kv-format-2/` is the data directory the build before
-//! key-value format 3 wrote (its snapshot in key-value format 2), and
+//! key-value format 3 wrote (its snapshot in key-value format 2),
 //! `tests/golden/kv-format-3/` the one the build before key-value format 4
-//! and record version 3 wrote. They are read-only fixtures, never
-//! regenerated: this build must open them and answer as their requests
-//! said.
+//! and record version 3 wrote, and `tests/golden/node-format-1/` the one
+//! the build before node snapshot format 2 and record version 4 wrote.
+//! They are read-only fixtures, never regenerated: this build must open
+//! them and answer as their requests said.
 //!
 //! Each file is (a) decoded by this build and compared with the values
 //! written out below, and (b) written again from those values by this build
@@ -37,7 +38,7 @@
 
 use cashe::frame;
 use cashe::kv::Store;
-use cashe::node::{ConnId, Node, NodeConfig};
+use cashe::node::{ConnId, Node, NodeConfig, Transport};
 use cashe::protocol::Reply;
 use cashe::raft::{
     Entry, HardState, Index, Lsn, Membership, NodeId, Payload, Raft, Record, Recovered, Snapshot,
@@ -78,6 +79,8 @@ const REQUESTS: [&str; 5] = [
 const KV_FORMAT_2_DIR: &str = "tests/golden/kv-format-2";
 /// The read-only fixture of the build before key-value format 4.
 const KV_FORMAT_3_DIR: &str = "tests/golden/kv-format-3";
+/// The read-only fixture of the build before node snapshot format 2.
+const NODE_FORMAT_1_DIR: &str = "tests/golden/node-format-1";
 
 fn args(text: &str) -> Vec<Vec<u8>> {
     text.split(' ').map(|word| word.as_bytes().to_vec()).collect()
@@ -161,11 +164,18 @@ fn key_value_snapshot_format_2() -> Vec<u8> {
 }
 
 /// A node's snapshot after the first three requests (applied through index
-/// 5): node snapshot format 1, an empty directory (no members recorded,
+/// 5): node snapshot format 2, an empty directory (no members recorded,
 /// none removed, last id 0), then the key-value snapshot with its length.
+/// (A directory with members is pinned in `src/node/mod.rs`'s tests.)
 fn snapshot_data() -> Vec<u8> {
+    snapshot_data_in_node_format(2)
+}
+
+/// The same snapshot as `NODE_FORMAT_1_DIR` holds it: format byte 1 (an
+/// empty directory reads the same in both formats).
+fn snapshot_data_in_node_format(format: u8) -> Vec<u8> {
     let store = key_value_snapshot();
-    [&[1u8, 0, 0, 0, store.len() as u8][..], &store].concat()
+    [&[format, 0, 0, 0, store.len() as u8][..], &store].concat()
 }
 
 fn voters() -> Membership {
@@ -317,7 +327,7 @@ fn the_golden_files_decode_to_the_expected_values() {
     let decoded: Vec<WalRecord> =
         segment[1..].iter().map(|(_, payload)| format::decode_record(payload).unwrap()).collect();
     assert_eq!(decoded, segment_records());
-    assert!(segment[1..].iter().all(|(_, payload)| payload[0] == 3), "record version 3");
+    assert!(segment[1..].iter().all(|(_, payload)| payload[0] == 4), "record version 4");
 
     let snapshot_file = golden(SNAPSHOT_PATH);
     assert_eq!(format::decode_snapshot(&snapshot_file), Ok(snapshot()));
@@ -438,6 +448,29 @@ fn fixture_disk(dir: &str) -> SimDisk {
         disk.put(path, std::fs::read(fixture.join(path)).unwrap());
     }
     disk
+}
+
+/// A data directory of the build before node snapshot format 2 and record
+/// version 4 opens (its records are version 3, its snapshot's data node
+/// format 1), and a node restored from it answers as its requests said.
+#[test]
+fn the_data_directory_with_a_node_format_1_snapshot_and_version_3_records_still_opens() {
+    let disk = fixture_disk(NODE_FORMAT_1_DIR);
+    let snapshot_file = disk.contents(SNAPSHOT_PATH).unwrap();
+    assert!(
+        snapshot_file.ends_with(&snapshot_data_in_node_format(1)),
+        "the fixture's snapshot is node format 1"
+    );
+    let segment = frames(&disk.contents(SEGMENT_PATH).unwrap());
+    assert!(segment[1..].iter().all(|(_, payload)| payload[0] == 3), "the fixture's records are version 3");
+    let recovered = open(&disk).unwrap();
+    let mut node = Node::restore(config(), 1, recovered).unwrap();
+    settle(&mut node, &mut Vec::new(), &mut None);
+    assert_eq!(read(&node, "GET greeting"), Reply::bulk("hello"));
+    assert_eq!(read(&node, "PTTL greeting"), Reply::Integer(3_600_000));
+    assert_eq!(read(&node, "HGET user name"), Reply::bulk("ann"));
+    assert_eq!(read(&node, "EXISTS visitor"), Reply::Integer(0));
+    assert_eq!(read(&node, "GET color"), Reply::bulk("blue"), "the entry after the snapshot is applied");
 }
 
 /// A data directory of the build before key-value format 4 and record
@@ -575,9 +608,9 @@ fn a_segment_header_of_an_unknown_version_refuses_start_up_by_name_and_changes_n
 #[test]
 fn the_last_record_of_an_unknown_version_is_refused_not_truncated() {
     let (last, _) = *frames(&golden(SEGMENT_PATH)).last().unwrap();
-    let message = open_with_version(SEGMENT_PATH, last, 0, 4, &[1, 2, 3]);
+    let message = open_with_version(SEGMENT_PATH, last, 0, 5, &[1, 2, 3, 4]);
     assert!(
-        message.contains(&format!("{SEGMENT_PATH} at offset {last} is in format version 4")),
+        message.contains(&format!("{SEGMENT_PATH} at offset {last} is in format version 5")),
         "{message}"
     );
 }
@@ -651,7 +684,7 @@ fn settle(node: &mut Node, commands: &mut Vec<Vec<u8>>, snapshot: &mut Option<Ve
 /// snapshot made once the third was applied.
 fn run(node: &mut Node) -> (Vec<Vec<u8>>, Vec<u8>) {
     let (mut commands, mut snapshot) = (Vec::new(), None);
-    node.connected(ConnId(1), NOW_MS);
+    node.connected(ConnId(1), Transport::Plain, NOW_MS);
     for (k, request) in REQUESTS.iter().enumerate() {
         node.client(ConnId(1), args(request), NOW_MS);
         settle(node, &mut commands, &mut snapshot);

@@ -33,6 +33,7 @@ fn info(n: u64) -> MemberInfo {
         name: format!("raft{n}"),
         raft_addr: format!("127.0.0.1:{}", 4000 + n),
         client_addr: format!("127.0.0.1:{}", 3000 + n),
+        tls_client_addr: None,
     }
 }
 

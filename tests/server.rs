@@ -746,6 +746,7 @@ fn role_and_info_give_the_leader_client_address_once_the_directory_has_it() {
         name: "alpha".into(),
         raft_addr: "10.0.0.1:7001".into(),
         client_addr: "10.0.0.1:6001".into(),
+        tls_client_addr: None,
     };
     let mut cluster = Cluster::with_members(3, |id| (id == 1).then(|| alpha.clone())).elect_node_1();
     let now = cluster.now_ms;

@@ -6,7 +6,9 @@
 //! plain client on the TLS port gets nothing; a node whose certificate is
 //! from another CA cannot join and is logged as refused, at the client port
 //! and at the peer port; a peer whose certificate names another member than
-//! the one it claims to be is closed; bad TLS files stop start-up. Every
+//! the one it claims to be is closed; bad TLS files stop start-up; in a
+//! cluster whose nodes have a plain and a TLS client port, `CLUSTER NODES`
+//! shows TLS clients the TLS ports and plain clients the plain ones. Every
 //! process is killed by PID when the test ends, and every wait is bounded.
 
 #[path = "cluster/harness.rs"]
@@ -16,7 +18,7 @@ use cashe::node::wire::{self, PeerFrame, WIRE_VERSION};
 use cashe::protocol::reply::{decode, encode_command};
 use cashe::protocol::Reply;
 use cashe::raft::NodeId;
-use harness::{bulk_text, eventually, field, run_bounded, ChildGuard, Server, TempDir, PATIENCE};
+use harness::{bulk_text, eventually, field, free_port, run_bounded, ChildGuard, Server, TempDir, PATIENCE};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
@@ -90,10 +92,24 @@ fn make_pki(root: &TempDir) -> Pki {
 /// `cashe` with a TLS-only client port (on `server.client_port`) and
 /// mutual TLS on its peer port, with the certificate `cert`.
 fn tls_command(server: &Server, pki: &Pki, cert: &str, ca: &Path, join: Option<u16>) -> Command {
+    tls_command_beside(server, pki, cert, ca, join, None)
+}
+
+/// As [`tls_command`], with a plain client port beside the TLS one when
+/// `plain_port` is given.
+fn tls_command_beside(
+    server: &Server,
+    pki: &Pki,
+    cert: &str,
+    ca: &Path,
+    join: Option<u16>,
+    plain_port: Option<u16>,
+) -> Command {
+    let plain = plain_port.map(|port| format!("127.0.0.1:{port}")).unwrap_or_default();
     let mut command = Command::new(env!("CARGO_BIN_EXE_cashe"));
     command
         .arg(format!("--id={}", server.name))
-        .args(["--listenaddr", ""])
+        .args(["--listenaddr", &plain])
         .arg(format!("--tls-listenaddr=127.0.0.1:{}", server.client_port))
         .arg(format!("--raftaddr=127.0.0.1:{}", server.raft_port))
         .arg(format!("--datadir={}", server.datadir.display()))
@@ -195,6 +211,8 @@ fn redis_cli_as(pki: &Pki, cert: Option<&str>, port: u16, args: &[&str]) -> Stri
 
 struct TlsCluster {
     servers: Vec<Server>,
+    /// Each server's plain client port, when it has one beside TLS.
+    plain_ports: Vec<Option<u16>>,
     _guards: Vec<ChildGuard>,
     pki: Pki,
     client: Arc<rustls::ClientConfig>,
@@ -202,15 +220,32 @@ struct TlsCluster {
 }
 
 impl TlsCluster {
+    /// Three nodes with TLS-only client ports.
     fn start(label: &str) -> TlsCluster {
+        TlsCluster::start_with(label, false)
+    }
+
+    /// Three nodes, each with a plain client port beside its TLS one if
+    /// `plain_too`.
+    fn start_with(label: &str, plain_too: bool) -> TlsCluster {
         let root = TempDir::new(label);
         let pki = make_pki(&root);
         let client = client_config(&pki, &pki.ca(), "client");
-        let mut cluster = TlsCluster { servers: Vec::new(), _guards: Vec::new(), pki, client, _root: root };
+        let mut cluster = TlsCluster {
+            servers: Vec::new(),
+            plain_ports: Vec::new(),
+            _guards: Vec::new(),
+            pki,
+            client,
+            _root: root,
+        };
         for i in 0..3 {
             let server = Server::new(&cluster._root, &format!("raft{i}"));
             let join = cluster.servers.first().map(|s: &Server| s.client_port);
-            let command = tls_command(&server, &cluster.pki, &server.name, &cluster.pki.ca(), join);
+            let plain_port = plain_too.then(free_port);
+            cluster.plain_ports.push(plain_port);
+            let ca = cluster.pki.ca();
+            let command = tls_command_beside(&server, &cluster.pki, &server.name, &ca, join, plain_port);
             cluster._guards.push(spawn_logged(command, &server.log));
             // Joins one at a time, so the members get numbers 1, 2, 3.
             eventually(&format!("{} answers over TLS", server.name), || {
@@ -331,6 +366,13 @@ fn a_tls_cluster_serves_tls_clients_and_refuses_strangers() {
         matches!(&join, Reply::Error(e) if e.contains("does not name member 'raft7'")),
         "CLUSTER JOIN with another member's certificate: {join:?}"
     );
+    // So must the join's form with a TLS client address.
+    let join = ["CLUSTER", "JOIN", "raft7", "127.0.0.1:1", "127.0.0.1:2", "TLS", "127.0.0.1:3"];
+    let join = tls_call(writer, &cluster.client, &join);
+    assert!(
+        matches!(&join, Reply::Error(e) if e.contains("does not name member 'raft7'")),
+        "CLUSTER JOIN … TLS addr with another member's certificate: {join:?}"
+    );
     let nodes = bulk_text(&tls_call(writer, &cluster.client, &["CLUSTER", "NODES"])).unwrap_or_default();
     assert_eq!(nodes.lines().count(), 3, "membership changed: {nodes}");
     assert!(!nodes.contains("raft3"), "the rogue node is a member: {nodes}");
@@ -383,6 +425,49 @@ fn a_tls_cluster_serves_tls_clients_and_refuses_strangers() {
     }
     // The cluster still works.
     assert_eq!(redis_cli(&cluster.pki, reader, &["GET", "tls:k"]), "secret value");
+}
+
+/// Plain `redis-cli` on `port`; its output.
+fn plain_redis_cli(port: u16, args: &[&str]) -> String {
+    let mut command = Command::new("redis-cli");
+    command.args(["-h", "127.0.0.1", "-p", &port.to_string()]).args(args);
+    let finished = run_bounded(&mut command, Duration::from_secs(20));
+    assert!(finished.status.is_some(), "redis-cli {args:?} hung");
+    finished.stdout.trim().to_string() + &finished.stderr
+}
+
+/// Nodes with both client ports advertise both: `CLUSTER NODES` over TLS
+/// (`redis-cli --tls`) shows every member's TLS port, over a plain
+/// connection its plain port, as Redis shows TLS clients `tls-port`s.
+#[test]
+fn cluster_nodes_shows_tls_clients_the_tls_ports_and_plain_clients_the_plain_ones() {
+    let cluster = TlsCluster::start_with("tls-advertise", true);
+    let line = |server: &Server, port: u16| format!("{} 127.0.0.1:{port}@{} ", server.name, server.raft_port);
+    let shows = |nodes: &str, ports: &dyn Fn(usize) -> u16| {
+        cluster.servers.iter().enumerate().all(|(i, server)| nodes.contains(&line(server, ports(i))))
+    };
+    let tls_port = |i: usize| cluster.servers[i].client_port;
+    let plain_port = |i: usize| cluster.plain_ports[i].expect("a plain port");
+    for asked in 0..3 {
+        let over_tls = eventually("CLUSTER NODES over TLS with every TLS port", || {
+            let nodes = redis_cli(&cluster.pki, tls_port(asked), &["CLUSTER", "NODES"]);
+            shows(&nodes, &tls_port).then_some(nodes)
+        });
+        assert!(!(0..3).any(|i| over_tls.contains(&format!(":{}@", plain_port(i)))), "{over_tls}");
+        let over_plain = eventually("CLUSTER NODES over plain with every plain port", || {
+            let nodes = plain_redis_cli(plain_port(asked), &["CLUSTER", "NODES"]);
+            shows(&nodes, &plain_port).then_some(nodes)
+        });
+        assert!(!(0..3).any(|i| over_plain.contains(&format!(":{}@", tls_port(i)))), "{over_plain}");
+        if asked == 0 {
+            println!("CLUSTER NODES over TLS:\n{over_tls}\nover plain:\n{over_plain}");
+        }
+    }
+    // Both ports serve the same data.
+    assert_eq!(plain_redis_cli(plain_port(1), &["SET", "both:k", "v"]), "OK");
+    eventually("the plain write read over TLS", || {
+        (redis_cli(&cluster.pki, tls_port(2), &["GET", "both:k"]) == "v").then_some(())
+    });
 }
 
 /// One TLS node (its own cluster) with extra flags; its handle and guard.

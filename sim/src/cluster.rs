@@ -78,7 +78,8 @@ use crate::ttl::{self, TtlCall, TtlOperation, TtlOutcome};
 use cashe::node::handshake::{self, ClusterSecret};
 use cashe::node::wire::{self, PeerFrame, Received};
 use cashe::node::{
-    join_answer, join_command, ConnId, JoinAnswer, MemberInfo, Node, NodeConfig, NodeMessage, FOUNDER,
+    join_answer, join_command, ConnId, JoinAnswer, MemberInfo, Node, NodeConfig, NodeMessage, Transport,
+    FOUNDER,
 };
 use cashe::protocol::reply::{decode, encode_command};
 use cashe::protocol::{Limits, Parser, Reply, Request};
@@ -280,6 +281,7 @@ fn member_info(name: &str) -> MemberInfo {
         name: name.to_string(),
         raft_addr: format!("{name}:{RAFT_PORT}"),
         client_addr: format!("{name}:{CLIENT_PORT}"),
+        tls_client_addr: None,
     }
 }
 
@@ -767,7 +769,7 @@ async fn accept_clients(
         let conn = ConnId(next);
         let (sender, replies) = mpsc::unbounded_channel();
         connections.borrow_mut().insert(conn, sender);
-        let _ = events.send(Event::Opened(conn));
+        let _ = events.send(Event::Opened(conn, Transport::Plain));
         tokio::task::spawn_local(serve_client(stream, conn, events.clone(), replies));
     }
 }

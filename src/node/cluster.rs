@@ -6,13 +6,31 @@
 //! addresses. It is replicated state like the key space: it changes only by
 //! applying two internal commands, refused from clients,
 //!
-//! - `CASHE.MEMBER name raft_addr client_addr [id]`: record a member. Without
-//!   `id` (a join) the member gets the next unused number, or keeps its own if
-//!   the same name is joining again from the same peer address (a retried
-//!   join); with `id`, a running member records its own addresses.
+//! - `CASHE.MEMBER name raft_addr client_addr [id] [TLS tls_client_addr]`:
+//!   record a member. Without `id` (a join) the member gets the next unused
+//!   number, or keeps its own if the same name is joining again from the
+//!   same peer address (a retried join); with `id`, a running member records
+//!   its own addresses. `TLS tls_client_addr` (the keyword exactly `TLS`,
+//!   then the address) is the member's TLS client port, written only by a
+//!   member that has one. Entries written before TLS have 3 or 4 arguments
+//!   and no build ever wrote another count, so the forms cannot be confused:
+//!   3 or 4 arguments apply exactly as they always did (a 4th that is not a
+//!   number is still refused), 5 (`… TLS addr`) and 6 (`… id TLS addr`) are
+//!   the new forms, anything else is malformed. A member without a TLS port
+//!   writes the old bytes unchanged.
 //! - `CASHE.FORGET name`: the member is to leave; its number is never reused.
 //!
-//! and it travels in snapshots. The directory is the membership the cluster
+//! and it travels in snapshots (node snapshot format 2 holds
+//! `tls_client_addr`; format 1, without it, is still read through
+//! [`DirectoryFormat1`]).
+//!
+//! Each member has one or two client addresses: `client_addr` is the plain
+//! port's (the TLS port's on a member without a plain one), and
+//! `tls_client_addr` the TLS port's. What a client is told depends on how it
+//! came: `CLUSTER NODES` on a TLS connection shows each member's TLS address
+//! where it has one, on a plain connection the plain one, as Redis answers
+//! TLS clients with `tls-port` addresses (the shell says which connections
+//! are TLS, [`Transport`]). The directory is the membership the cluster
 //! *should* have; the leader reconciles Raft's membership towards it one
 //! single-server change at a time (a recorded member not in Raft's
 //! membership is added as a learner, and promoted by the core once caught
@@ -42,8 +60,66 @@ pub struct MemberInfo {
     pub name: String,
     /// `host:port` of its peer listener.
     pub raft_addr: String,
-    /// `host:port` of its client listener.
+    /// `host:port` of its client listener: the plain one, or the TLS one
+    /// on a member without a plain port.
     pub client_addr: String,
+    /// `host:port` of its TLS client listener; `None` without one. The
+    /// last field: node snapshot format 2 added it.
+    pub tls_client_addr: Option<String>,
+}
+
+impl MemberInfo {
+    /// The address a client that came over `transport` is told.
+    pub fn client_addr_for(&self, transport: Transport) -> &str {
+        match (transport, &self.tls_client_addr) {
+            (Transport::Tls, Some(tls)) => tls,
+            _ => &self.client_addr,
+        }
+    }
+}
+
+/// How a client connection came: the shell says so when it opens
+/// ([`Node::connected`]), and the addresses a client is told follow it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Transport {
+    #[default]
+    Plain,
+    Tls,
+}
+
+/// The keyword before a TLS client address in `CASHE.MEMBER` and
+/// `CLUSTER JOIN`.
+const TLS_KEYWORD: &str = "TLS";
+
+/// A member as node snapshot format 1 held it (before TLS addresses).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct MemberInfoFormat1 {
+    name: String,
+    raft_addr: String,
+    client_addr: String,
+}
+
+/// The directory as node snapshot format 1 held it; read, never written.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct DirectoryFormat1 {
+    members: BTreeMap<NodeId, MemberInfoFormat1>,
+    removed: BTreeSet<NodeId>,
+    last_id: u64,
+}
+
+impl From<DirectoryFormat1> for Directory {
+    fn from(old: DirectoryFormat1) -> Directory {
+        let members = old.members.into_iter().map(|(id, m)| {
+            let info = MemberInfo {
+                name: m.name,
+                raft_addr: m.raft_addr,
+                client_addr: m.client_addr,
+                tls_client_addr: None,
+            };
+            (id, info)
+        });
+        Directory { members: members.collect(), removed: old.removed, last_id: old.last_id }
+    }
 }
 
 /// The replicated directory of members.
@@ -66,13 +142,22 @@ impl Directory {
     pub(super) fn apply(&mut self, command: &str, args: &[Vec<u8>], cluster_id: u64) -> Reply {
         let text: Vec<String> = args.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect();
         match (command, text.as_slice()) {
-            (CASHE_MEMBER, [name, raft_addr, client_addr, rest @ ..]) if rest.len() <= 1 => {
+            (CASHE_MEMBER, [name, raft_addr, client_addr, rest @ ..]) if rest.len() <= 3 => {
+                // See the module docs: [id] then [TLS addr].
+                let (id, tls_client_addr) = match rest {
+                    [] => (None, None),
+                    [id] => (Some(id), None),
+                    [keyword, tls] if keyword == TLS_KEYWORD => (None, Some(tls)),
+                    [id, keyword, tls] if keyword == TLS_KEYWORD => (Some(id), Some(tls)),
+                    _ => return Reply::error(format!("ERR malformed {command} entry")),
+                };
                 let info = MemberInfo {
                     name: name.clone(),
                     raft_addr: raft_addr.clone(),
                     client_addr: client_addr.clone(),
+                    tls_client_addr: tls_client_addr.cloned(),
                 };
-                let claimed = match rest.first().map(|id| id.parse::<u64>()) {
+                let claimed = match id.map(|id| id.parse::<u64>()) {
                     None => None,
                     Some(Ok(id)) => Some(NodeId(id)),
                     Some(Err(_)) => return Reply::error("ERR member id is not a number"),
@@ -131,23 +216,54 @@ pub fn member_command(info: &MemberInfo, id: Option<NodeId>) -> Vec<Vec<u8>> {
     if let Some(id) = id {
         args.push(id.0.to_string().into_bytes());
     }
-    args
-}
-
-/// The `CLUSTER JOIN` command a new node sends to a member; under a
-/// cluster secret it ends with the proof that the node knows it.
-pub fn join_command(me: &MemberInfo, secret: Option<&ClusterSecret>) -> Vec<Vec<u8>> {
-    let fields = join_fields(me);
-    let mut args: Vec<Vec<u8>> = [b"CLUSTER".as_slice(), b"JOIN"].iter().map(|w| w.to_vec()).collect();
-    args.extend(fields.iter().map(|w| w.to_vec()));
-    if let Some(secret) = secret {
-        args.push(handshake::join_proof(secret, &fields).into_bytes());
+    if let Some(tls) = &info.tls_client_addr {
+        args.push(TLS_KEYWORD.as_bytes().to_vec());
+        args.push(tls.as_bytes().to_vec());
     }
     args
 }
 
-fn join_fields(info: &MemberInfo) -> [&[u8]; 3] {
-    [info.name.as_bytes(), info.raft_addr.as_bytes(), info.client_addr.as_bytes()]
+/// The `CLUSTER JOIN name raft_addr client_addr [TLS tls_client_addr]
+/// [proof]` command a new node sends to a member; under a cluster secret
+/// it ends with the proof that the node knows it, made over every field
+/// it carries ([`join_fields`]). A node without a TLS port sends the form
+/// older builds take.
+pub fn join_command(me: &MemberInfo, secret: Option<&ClusterSecret>) -> Vec<Vec<u8>> {
+    let mut args: Vec<Vec<u8>> = [b"CLUSTER".as_slice(), b"JOIN"].iter().map(|w| w.to_vec()).collect();
+    args.extend([&me.name, &me.raft_addr, &me.client_addr].iter().map(|w| w.as_bytes().to_vec()));
+    if let Some(tls) = &me.tls_client_addr {
+        args.push(TLS_KEYWORD.as_bytes().to_vec());
+        args.push(tls.as_bytes().to_vec());
+    }
+    if let Some(secret) = secret {
+        args.push(handshake::join_proof(secret, &join_fields(me)).into_bytes());
+    }
+    args
+}
+
+/// What a join's proof covers: the name and the three addresses, or two
+/// without a TLS port (the fields a join of an older build proved, so its
+/// proofs still check). The proof length-prefixes each field, so the two
+/// shapes cannot prove each other.
+fn join_fields(info: &MemberInfo) -> Vec<&[u8]> {
+    let mut fields = vec![info.name.as_bytes(), info.raft_addr.as_bytes(), info.client_addr.as_bytes()];
+    fields.extend(info.tls_client_addr.as_ref().map(|tls| tls.as_bytes()));
+    fields
+}
+
+/// `CLUSTER JOIN`'s arguments after the three addresses: `[TLS addr]
+/// [proof]` (the keyword in any case, as Redis's keywords; a proof is hex
+/// and never reads `TLS`). `None` for any other shape.
+fn join_extras(extras: &[Vec<u8>]) -> Option<(Option<String>, Option<&Vec<u8>>)> {
+    let is_tls = |word: &Vec<u8>| word.eq_ignore_ascii_case(TLS_KEYWORD.as_bytes());
+    let text = |word: &Vec<u8>| String::from_utf8_lossy(word).into_owned();
+    match extras {
+        [] => Some((None, None)),
+        [keyword, tls] if is_tls(keyword) => Some((Some(text(tls)), None)),
+        [keyword, tls, proof] if is_tls(keyword) => Some((Some(text(tls)), Some(proof))),
+        [proof] if !is_tls(proof) => Some((None, Some(proof))),
+        _ => None,
+    }
 }
 
 const JOIN_NEEDS_SECRET: &str =
@@ -246,15 +362,18 @@ impl Node {
         let text = |i: usize| args.get(i).map(|a| String::from_utf8_lossy(a).into_owned());
         let reply = match (sub.as_slice(), args.len()) {
             (b"INFO", 2) => Reply::text(self.cluster_info()),
-            (b"NODES", 2) => Reply::text(self.cluster_nodes()),
+            (b"NODES", 2) => Reply::text(self.cluster_nodes(self.clients.transport_of(ticket.conn))),
             (b"MYID", 2) => Reply::bulk(self.member_name(self.raft.id())),
-            (b"JOIN", 5 | 6) => {
+            (b"JOIN", 5..=8) => {
+                let Some((tls_client_addr, proof)) = join_extras(&args[5..]) else {
+                    return Some(Reply::error("ERR syntax error"));
+                };
                 let info = MemberInfo {
                     name: text(2).unwrap_or_default(),
                     raft_addr: text(3).unwrap_or_default(),
                     client_addr: text(4).unwrap_or_default(),
+                    tls_client_addr,
                 };
-                let proof = args.get(5);
                 let proven = match (&self.config.cluster_secret, proof) {
                     (Some(secret), Some(proof)) => {
                         handshake::check_join_proof(secret, &join_fields(&info), proof)
@@ -267,6 +386,8 @@ impl Node {
                 };
                 if info.name.is_empty() || info.name.contains(char::is_whitespace) {
                     Reply::error("ERR member names must be non-empty and without spaces")
+                } else if info.tls_client_addr.as_ref().is_some_and(|tls| tls.is_empty()) {
+                    Reply::error("ERR the TLS client address must not be empty")
                 } else if let Err(refused) = proven {
                     tracing::warn!(name = %info.name, raft_addr = %info.raft_addr, reason = refused, "refused a join");
                     Reply::error(refused)
@@ -287,7 +408,7 @@ impl Node {
                 String::from_utf8_lossy(&sub).to_lowercase()
             )),
             _ => Reply::error(format!(
-                "ERR unknown subcommand '{}'. Try CLUSTER INFO, NODES, MYID, JOIN name raftaddr clientaddr [proof], \
+                "ERR unknown subcommand '{}'. Try CLUSTER INFO, NODES, MYID, JOIN name raftaddr clientaddr [TLS tlsaddr] [proof], \
                  LEAVE or REMOVE name.",
                 String::from_utf8_lossy(&args[1])
             )),
@@ -323,8 +444,9 @@ impl Node {
 
     /// One line per member, in number order: `name client_addr@raft_port
     /// flags leader_name match_index term link role`, where `link` is
-    /// `connected`/`disconnected` as the leader sees it (`-` on followers).
-    fn cluster_nodes(&self) -> String {
+    /// `connected`/`disconnected` as the leader sees it (`-` on followers)
+    /// and `client_addr` the one for a client over `transport`.
+    fn cluster_nodes(&self, transport: Transport) -> String {
         let membership = self.raft.membership();
         let progress = self.raft.progress();
         let me = self.raft.id();
@@ -333,7 +455,7 @@ impl Node {
         let mut out = String::new();
         for id in membership.members() {
             let info = self.directory.members.get(&id);
-            let client = info.map(|i| i.client_addr.as_str()).unwrap_or("?");
+            let client = info.map(|i| i.client_addr_for(transport)).unwrap_or("?");
             let raft_port = info.and_then(|i| i.raft_addr.rsplit(':').next()).unwrap_or("?");
             let mut flags = Vec::new();
             if id == me {
@@ -361,5 +483,170 @@ impl Node {
             ));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::{ConnId, NodeConfig};
+    use crate::raft::Raft;
+
+    fn words(text: &str) -> Vec<Vec<u8>> {
+        text.split(' ').map(|w| w.as_bytes().to_vec()).collect()
+    }
+
+    fn member(name: &str, tls: Option<&str>) -> MemberInfo {
+        MemberInfo {
+            name: name.into(),
+            raft_addr: format!("h:4{}", &name[4..]),
+            client_addr: format!("h:3{}", &name[4..]),
+            tls_client_addr: tls.map(str::to_string),
+        }
+    }
+
+    /// Applies `CASHE.MEMBER <args>` to `directory`.
+    fn apply(directory: &mut Directory, args: &str) -> Reply {
+        directory.apply(CASHE_MEMBER, &words(args), 7)
+    }
+
+    fn joined(id: u64) -> Reply {
+        Reply::Array(Some(vec![Reply::Integer(id as i64), Reply::bulk("7")]))
+    }
+
+    /// The 3- and 4-argument forms are the only ones any build wrote before
+    /// TLS addresses: they apply as they always did, and a member without
+    /// a TLS port still writes exactly them.
+    #[test]
+    fn the_old_cashe_member_forms_apply_as_before_and_are_still_written() {
+        let mut directory = Directory::default();
+        assert_eq!(apply(&mut directory, "raft2 h:42 h:32"), joined(2), "a join gets the next number");
+        assert_eq!(apply(&mut directory, "raft1 h:41 h:31 1"), joined(1), "a member records itself");
+        assert_eq!(apply(&mut directory, "raft1 h:41 h:31 x"), Reply::error("ERR member id is not a number"));
+        assert_eq!(
+            apply(&mut directory, "raft1 h:41 h:31 TLS"),
+            Reply::error("ERR member id is not a number")
+        );
+        assert_eq!(
+            apply(&mut directory, "raft1 h:41 h:31 1 tls h:61"),
+            Reply::error("ERR malformed CASHE.MEMBER entry"),
+            "the keyword is exact"
+        );
+        assert_eq!(
+            apply(&mut directory, "raft1 h:41 h:31 1 2 3 4"),
+            Reply::error("ERR malformed CASHE.MEMBER entry")
+        );
+        let mut expected = Directory { last_id: 2, ..Directory::default() };
+        expected.members.insert(NodeId(1), member("raft1", None));
+        expected.members.insert(NodeId(2), member("raft2", None));
+        assert_eq!(directory, expected, "refused entries change nothing");
+
+        assert_eq!(
+            member_command(&member("raft1", None), Some(NodeId(1))),
+            words("CASHE.MEMBER raft1 h:41 h:31 1")
+        );
+        assert_eq!(member_command(&member("raft2", None), None), words("CASHE.MEMBER raft2 h:42 h:32"));
+    }
+
+    #[test]
+    fn the_tls_forms_of_cashe_member_record_the_tls_address() {
+        let mut directory = Directory::default();
+        let tls = member("raft2", Some("h:62"));
+        let args = member_command(&tls, None);
+        assert_eq!(args, words("CASHE.MEMBER raft2 h:42 h:32 TLS h:62"));
+        assert_eq!(directory.apply(CASHE_MEMBER, &args[1..], 7), joined(2));
+        let args = member_command(&member("raft1", Some("h:61")), Some(NodeId(1)));
+        assert_eq!(args, words("CASHE.MEMBER raft1 h:41 h:31 1 TLS h:61"));
+        assert_eq!(directory.apply(CASHE_MEMBER, &args[1..], 7), joined(1));
+        assert_eq!(directory.members[&NodeId(2)], tls);
+        assert_eq!(directory.members[&NodeId(1)].tls_client_addr.as_deref(), Some("h:61"));
+        // A member restarted without its TLS port records that too.
+        assert_eq!(apply(&mut directory, "raft1 h:41 h:31 1"), joined(1));
+        assert_eq!(directory.members[&NodeId(1)], member("raft1", None));
+    }
+
+    #[test]
+    fn a_tls_client_is_told_the_tls_address_where_a_member_has_one() {
+        let both = member("raft1", Some("h:61"));
+        assert_eq!(both.client_addr_for(Transport::Tls), "h:61");
+        assert_eq!(both.client_addr_for(Transport::Plain), "h:31");
+        let plain = member("raft2", None);
+        assert_eq!(plain.client_addr_for(Transport::Tls), "h:32");
+    }
+
+    /// A join without a TLS port is the command (and, under a secret, the
+    /// proof) older builds send and take; with one, the proof covers it.
+    #[test]
+    fn joins_carry_the_tls_address_under_the_proof_and_old_joins_still_parse() {
+        let secret = ClusterSecret::new(b"s").unwrap();
+        let old = member("raft2", None);
+        let command = join_command(&old, Some(&secret));
+        let proof = handshake::join_proof(&secret, &[b"raft2", b"h:42", b"h:32"]);
+        assert_eq!(
+            command,
+            [words("CLUSTER JOIN raft2 h:42 h:32"), vec![proof.clone().into_bytes()]].concat()
+        );
+        assert_eq!(join_extras(&command[5..]), Some((None, Some(&proof.clone().into_bytes()))));
+        assert_eq!(join_extras(&[]), Some((None, None)));
+
+        let tls = member("raft2", Some("h:62"));
+        let command = join_command(&tls, Some(&secret));
+        assert_eq!(&command[..7], words("CLUSTER JOIN raft2 h:42 h:32 TLS h:62").as_slice());
+        let (address, proof) = join_extras(&command[5..]).unwrap();
+        assert_eq!(address.as_deref(), Some("h:62"));
+        assert!(handshake::check_join_proof(&secret, &join_fields(&tls), proof.unwrap()));
+        assert!(
+            !handshake::check_join_proof(&secret, &join_fields(&old), proof.unwrap()),
+            "covers the TLS address"
+        );
+        let moved = member("raft2", Some("h:63"));
+        assert!(!handshake::check_join_proof(&secret, &join_fields(&moved), proof.unwrap()));
+        assert_eq!(join_extras(&words("tls h:62")), Some((Some("h:62".into()), None)), "any case");
+        assert_eq!(join_extras(&words("TLS")), None);
+        assert_eq!(join_extras(&words("a b")), None);
+    }
+
+    /// A one-node cluster whose member has both ports, leading and
+    /// recorded in its directory.
+    fn leading(me: MemberInfo) -> Node {
+        let mut config = NodeConfig::new(FOUNDER);
+        config.me = Some(me);
+        let mut node = Node::restore(config, 1, Raft::bootstrap([FOUNDER])).unwrap();
+        for now_ms in 0..200 {
+            node.tick(now_ms);
+            // Everything it asks is durable at once.
+            for _ in 0..10 {
+                let Some(&(last, _)) = node.take_output().persist.last() else { break };
+                node.persisted(last);
+            }
+            if node.directory().members.get(&FOUNDER).is_some_and(|m| m.tls_client_addr.is_some()) {
+                return node;
+            }
+        }
+        panic!("the node never recorded itself: {:?}", node.directory());
+    }
+
+    fn cluster_nodes(node: &mut Node, conn: ConnId, transport: Transport) -> String {
+        node.connected(conn, transport, 1_000);
+        node.client(conn, words("CLUSTER NODES"), 1_000);
+        let replies = node.take_output().replies;
+        match replies.as_slice() {
+            [(to, reply)] if *to == conn => match reply {
+                Reply::Bulk(Some(text)) | Reply::Verbatim { text, .. } => {
+                    String::from_utf8_lossy(text).into()
+                }
+                other => panic!("CLUSTER NODES answered {other:?}"),
+            },
+            other => panic!("CLUSTER NODES answered {other:?}"),
+        }
+    }
+
+    #[test]
+    fn cluster_nodes_shows_a_tls_connection_the_tls_address() {
+        let mut node = leading(member("raft1", Some("h:61")));
+        let tls = cluster_nodes(&mut node, ConnId(1), Transport::Tls);
+        assert!(tls.starts_with("raft1 h:61@41 myself,leader "), "{tls}");
+        let plain = cluster_nodes(&mut node, ConnId(2), Transport::Plain);
+        assert!(plain.starts_with("raft1 h:31@41 myself,leader "), "{plain}");
     }
 }

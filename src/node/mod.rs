@@ -53,8 +53,8 @@ pub mod wire;
 pub use acl::{Acl, User};
 pub use blocking::{BLOCK_UNKNOWN, CASHE_BLOCK, CASHE_UNBLOCK};
 pub use cluster::{
-    join_answer, join_command, member_command, Directory, JoinAnswer, MemberInfo, CASHE_FORGET, CASHE_MEMBER,
-    FOUNDER,
+    join_answer, join_command, member_command, Directory, JoinAnswer, MemberInfo, Transport, CASHE_FORGET,
+    CASHE_MEMBER, FOUNDER,
 };
 pub use server::{CpuTimes, ShellStats};
 pub use transaction::CASHE_EXEC;
@@ -596,10 +596,12 @@ impl Node {
         }
     }
 
-    /// A client connected (counted by INFO and CLIENT before it says anything).
-    pub fn connected(&mut self, conn: ConnId, now_ms: u64) {
+    /// A client connected (counted by INFO and CLIENT before it says
+    /// anything), over `transport`: the client addresses it is told follow it.
+    pub fn connected(&mut self, conn: ConnId, transport: Transport, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
         self.clients.seen(conn, self.now_ms);
+        self.clients.opened_over(conn, transport);
     }
 
     /// The connection closed: forget its per-connection state. Its commands
@@ -1101,7 +1103,10 @@ struct NodeSnapshotRef<'a> {
     store: &'a [u8],
 }
 
-const NODE_SNAPSHOT_FORMAT: u32 = 1;
+/// 2 since members' TLS client addresses (`MemberInfo::tls_client_addr`).
+const NODE_SNAPSHOT_FORMAT: u32 = 2;
+/// The formats this build reads (docs/wal-format.md, "Versions").
+const NODE_SNAPSHOT_FORMATS_READ: [u32; 2] = [1, NODE_SNAPSHOT_FORMAT];
 
 fn encode_snapshot(directory: &Directory, store: &Store) -> Vec<u8> {
     let store = store.snapshot();
@@ -1115,15 +1120,27 @@ fn encode_snapshot(directory: &Directory, store: &Store) -> Vec<u8> {
 fn decode_snapshot(bytes: &[u8]) -> Result<(Directory, Store), String> {
     // The format comes first and is checked first: a later format's layout
     // must be refused by name, not as bytes that do not decode.
-    let (format, _) = postcard::take_from_bytes::<u32>(bytes).map_err(|e| format!("snapshot: {e}"))?;
-    if format != NODE_SNAPSHOT_FORMAT {
-        return Err(format!(
-            "snapshot: node snapshot format {format}; this build reads {NODE_SNAPSHOT_FORMAT}"
-        ));
-    }
-    let snapshot: NodeSnapshot = postcard::from_bytes(bytes).map_err(|e| format!("snapshot: {e}"))?;
-    let store = Store::restore(&snapshot.store).map_err(|e| format!("snapshot: {e}"))?;
-    Ok((snapshot.directory, store))
+    let (format, rest) = postcard::take_from_bytes::<u32>(bytes).map_err(|e| format!("snapshot: {e}"))?;
+    let (directory, store) = match format {
+        // Format 1, before members had a TLS client address: its fields
+        // after the format are the directory as it was, then the store.
+        1 => {
+            let (directory, store): (cluster::DirectoryFormat1, Vec<u8>) =
+                postcard::from_bytes(rest).map_err(|e| format!("snapshot: {e}"))?;
+            (directory.into(), store)
+        }
+        NODE_SNAPSHOT_FORMAT => {
+            let snapshot: NodeSnapshot = postcard::from_bytes(bytes).map_err(|e| format!("snapshot: {e}"))?;
+            (snapshot.directory, snapshot.store)
+        }
+        _ => {
+            return Err(format!(
+                "snapshot: node snapshot format {format}; this build reads {NODE_SNAPSHOT_FORMATS_READ:?}"
+            ))
+        }
+    };
+    let store = Store::restore(&store).map_err(|e| format!("snapshot: {e}"))?;
+    Ok((directory, store))
 }
 
 #[cfg(test)]
@@ -1138,7 +1155,85 @@ mod tests {
         let mut later = vec![NODE_SNAPSHOT_FORMAT as u8 + 1];
         later.extend_from_slice(&[0xff; 16]);
         let error = decode_snapshot(&later).map(|_| ()).unwrap_err();
-        assert!(error.contains("node snapshot format 2; this build reads 1"), "{error}");
+        assert!(error.contains("node snapshot format 3; this build reads [1, 2]"), "{error}");
+    }
+
+    fn member(name: &str, port: u16, tls: Option<&str>) -> MemberInfo {
+        MemberInfo {
+            name: name.into(),
+            raft_addr: format!("h:{}", port + 1000),
+            client_addr: format!("h:{port}"),
+            tls_client_addr: tls.map(str::to_string),
+        }
+    }
+
+    /// Format 2 writes each member's TLS address after its client address:
+    /// an option byte, then the string.
+    #[test]
+    fn a_node_snapshot_of_format_2_holds_the_tls_addresses_and_reads_back() {
+        let mut directory = Directory::default();
+        directory.members.insert(NodeId(1), member("a", 3001, None));
+        directory.members.insert(NodeId(2), member("b", 3002, Some("h:6002")));
+        directory.removed.insert(NodeId(3));
+        directory.last_id = 3;
+        let store = Store::default();
+        let bytes = encode_snapshot(&directory, &store);
+        let expected_directory = [
+            &[2u8, 2, 1, 1][..],
+            b"a",
+            &[6],
+            b"h:4001",
+            &[6],
+            b"h:3001",
+            &[0, 2, 1],
+            b"b",
+            &[6],
+            b"h:4002",
+            &[6],
+            b"h:3002",
+            &[1, 6],
+            b"h:6002",
+            &[1, 3, 3],
+        ]
+        .concat();
+        assert!(bytes.starts_with(&expected_directory), "{bytes:02x?}");
+        assert_eq!(&bytes[expected_directory.len() + 1..], store.snapshot(), "then the store, length first");
+        let (decoded, _) = decode_snapshot(&bytes).unwrap();
+        assert_eq!(decoded, directory);
+    }
+
+    /// Format 1 (no TLS addresses) is still read: its members come back
+    /// with none, and the snapshot is written again as format 2.
+    #[test]
+    fn a_node_snapshot_of_format_1_still_reads() {
+        let store = Store::default().snapshot();
+        let format_1 = [
+            &[1u8, 2, 1, 1][..],
+            b"a",
+            &[6],
+            b"h:4001",
+            &[6],
+            b"h:3001",
+            &[2, 1],
+            b"b",
+            &[6],
+            b"h:4002",
+            &[6],
+            b"h:3002",
+            &[1, 3, 3, store.len() as u8],
+            &store,
+        ]
+        .concat();
+        let (directory, restored) = decode_snapshot(&format_1).unwrap();
+        let mut expected = Directory::default();
+        expected.members.insert(NodeId(1), member("a", 3001, None));
+        expected.members.insert(NodeId(2), member("b", 3002, None));
+        expected.removed.insert(NodeId(3));
+        expected.last_id = 3;
+        assert_eq!(directory, expected);
+        let again = encode_snapshot(&directory, &restored);
+        assert_eq!(again[0], 2, "written as format 2");
+        assert_eq!(decode_snapshot(&again).unwrap().0, expected);
     }
 
     #[test]

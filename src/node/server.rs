@@ -55,7 +55,7 @@
 //! per command), and `disconnected` when the shell says the connection
 //! closed.
 
-use super::{ConnId, Node};
+use super::{ConnId, Node, Transport};
 use crate::kv::{self, Access};
 use crate::protocol::{Limits, Protocol, Reply};
 use crate::raft::{NodeId, Role};
@@ -142,6 +142,8 @@ struct Connection {
     user: Vec<u8>,
     first_command_ms: u64,
     last_command_ms: u64,
+    /// How it came (the shell says at `Node::connected`; plain if never said).
+    transport: Transport,
     /// The commands received and not answered yet, in order (`None`: not a
     /// command cashe knows); their replies leave in the same order.
     unanswered: VecDeque<Option<CommandName>>,
@@ -160,6 +162,7 @@ impl Clients {
                 user: b"default".to_vec(),
                 first_command_ms: now_ms,
                 last_command_ms: now_ms,
+                transport: Transport::Plain,
                 unanswered: VecDeque::new(),
             }
         });
@@ -219,6 +222,16 @@ impl Clients {
 
     pub(super) fn disconnected(&mut self, conn: ConnId) {
         self.connections.remove(&conn);
+    }
+
+    /// The connection came over `transport` (it is known: `seen` first).
+    pub(super) fn opened_over(&mut self, conn: ConnId, transport: Transport) {
+        self.connection(conn).transport = transport;
+    }
+
+    /// How `conn` came (plain for an unknown one).
+    pub(super) fn transport_of(&self, conn: ConnId) -> Transport {
+        self.connections.get(&conn).map_or(Transport::Plain, |c| c.transport)
     }
 
     /// The name of the user `conn` runs as (`default` for an unknown one).

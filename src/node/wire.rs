@@ -12,9 +12,11 @@ use crate::frame;
 use crate::raft::{Config, NodeId};
 use serde::{Deserialize, Serialize};
 
-/// 5 since lists, sets, sorted sets, blocked clients (key-value format 4,
-/// record version 3) and `Reply::Pairs`.
-pub const WIRE_VERSION: u32 = 5;
+/// 6 since members' TLS client addresses (node snapshot format 2 in
+/// snapshot data, record version 4's `CASHE.MEMBER … TLS addr` in
+/// entries); 5 since lists, sets, sorted sets, blocked clients (key-value
+/// format 4, record version 3) and `Reply::Pairs`.
+pub const WIRE_VERSION: u32 = 6;
 
 // A command the node accepts fits in an entry that an `Append` carries
 // alone (`raft::config` bounds batches and chunks against the frame).

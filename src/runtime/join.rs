@@ -1,8 +1,9 @@
 //! Joining a cluster: before a new node opens its data directory it asks a
-//! member (any member; followers forward) to record it, with
-//! `CLUSTER JOIN name raft_addr client_addr` over the ordinary client
-//! protocol, and learns its number and the cluster id from the reply. The
-//! leader then adds it as a learner and streams it the state.
+//! member (any member; followers forward) to record it, with `CLUSTER JOIN
+//! name raft_addr client_addr [TLS tls_client_addr] [proof]` over the
+//! ordinary client protocol, and learns its number and the cluster id from
+//! the reply. The leader then adds it as a learner and streams it the
+//! state.
 //!
 //! With TLS configured the join speaks TLS, so `--leaderaddr` must name a
 //! member's TLS client port: this node presents its own certificate and

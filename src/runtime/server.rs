@@ -18,7 +18,7 @@ use super::mailbox::Mailbox;
 use super::peer::{self, AddressBook, PeerFrame, PeerLink, PeerSecurity};
 use super::tls::TlsSettings;
 use crate::node::handshake::ClusterSecret;
-use crate::node::{ConnId, CpuTimes, MemberInfo, Node, NodeConfig, NodeMessage, FOUNDER};
+use crate::node::{ConnId, CpuTimes, MemberInfo, Node, NodeConfig, NodeMessage, Transport, FOUNDER};
 use crate::protocol::{Limits, Reply};
 use crate::raft::{Lsn, NodeId, PlantedBug};
 use crate::turn::{self, DiskJob, TurnStats};
@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub raft_bind: SocketAddr,
     /// `host:port` peers and clients are told to use.
     pub client_advertise: String,
+    /// `host:port` TLS clients are told to use; `None` without a TLS port.
+    pub tls_client_advertise: Option<String>,
     pub raft_advertise: String,
     /// Client address of a member to join through (empty data dir only).
     pub join_via: Option<String>,
@@ -229,6 +231,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         name: config.name.clone(),
         raft_addr: config.raft_advertise.clone(),
         client_addr: config.client_advertise.clone(),
+        tls_client_addr: config.tls_client_advertise.clone(),
     };
     // Before anything reads or writes the data directory: the lock (one
     // process per directory), then both listeners (a port in use is an
@@ -699,7 +702,8 @@ async fn accept_clients(
         };
         let replies = Mailbox::new(usize::MAX);
         connections.borrow_mut().insert(conn, replies.clone());
-        events.push(Event::Opened(conn)).await;
+        let transport = if tls.is_some() { Transport::Tls } else { Transport::Plain };
+        events.push(Event::Opened(conn, transport)).await;
         glommio::spawn_local(client::serve(
             stream,
             tls.clone(),

@@ -336,8 +336,10 @@ pub fn refuse_join(
     settings: Option<&TlsSettings>,
     certificate: Option<&CertNames>,
 ) -> Option<Reply> {
+    // Every form: `[TLS addr]` and a secret's proof may follow the three
+    // addresses, and neither replaces the certificate.
     let is_join =
-        args.len() == 5 && args[0].eq_ignore_ascii_case(b"CLUSTER") && args[1].eq_ignore_ascii_case(b"JOIN");
+        args.len() >= 5 && args[0].eq_ignore_ascii_case(b"CLUSTER") && args[1].eq_ignore_ascii_case(b"JOIN");
     if !tls_configured || !is_join {
         return None;
     }

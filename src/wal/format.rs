@@ -20,10 +20,13 @@ pub const FORMAT_VERSIONS_READ: &[u32] = &[FORMAT_VERSION];
 /// unknown commands and diverge). Version 2: hash commands (the bytes are
 /// version 1's). Version 3: list, set, sorted set and bitmap commands,
 /// COPY, and the blocking commands' `CASHE.BLOCK`/`CASHE.UNBLOCK` (the
-/// bytes are version 1's).
-pub const RECORD_VERSION: u8 = 3;
+/// bytes are version 1's). Version 4: `CASHE.MEMBER`'s forms with a TLS
+/// client address (`… [id] TLS addr`), which an older build would refuse
+/// as malformed and so leave the member out of its directory (the bytes
+/// are version 1's).
+pub const RECORD_VERSION: u8 = 4;
 /// The record versions this build reads.
-pub const RECORD_VERSIONS_READ: &[u32] = &[1, 2, RECORD_VERSION as u32];
+pub const RECORD_VERSIONS_READ: &[u32] = &[1, 2, 3, RECORD_VERSION as u32];
 
 pub const META_FILE: &str = "meta";
 pub const WAL_DIR: &str = "wal";
