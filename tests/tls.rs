@@ -222,12 +222,13 @@ struct TlsCluster {
 impl TlsCluster {
     /// Three nodes with TLS-only client ports.
     fn start(label: &str) -> TlsCluster {
-        TlsCluster::start_with(label, false)
+        TlsCluster::start_with(label, false, None)
     }
 
     /// Three nodes, each with a plain client port beside its TLS one if
-    /// `plain_too`.
-    fn start_with(label: &str, plain_too: bool) -> TlsCluster {
+    /// `plain_too`, and the cluster secret `secret` if given (its
+    /// handshake then runs inside the mutual TLS of every peer link).
+    fn start_with(label: &str, plain_too: bool, secret: Option<&str>) -> TlsCluster {
         let root = TempDir::new(label);
         let pki = make_pki(&root);
         let client = client_config(&pki, &pki.ca(), "client");
@@ -245,7 +246,10 @@ impl TlsCluster {
             let plain_port = plain_too.then(free_port);
             cluster.plain_ports.push(plain_port);
             let ca = cluster.pki.ca();
-            let command = tls_command_beside(&server, &cluster.pki, &server.name, &ca, join, plain_port);
+            let mut command = tls_command_beside(&server, &cluster.pki, &server.name, &ca, join, plain_port);
+            if let Some(secret) = secret {
+                command.env("CASHE_CLUSTER_SECRET", secret);
+            }
             cluster._guards.push(spawn_logged(command, &server.log));
             // Joins one at a time, so the members get numbers 1, 2, 3.
             eventually(&format!("{} answers over TLS", server.name), || {
@@ -441,7 +445,9 @@ fn plain_redis_cli(port: u16, args: &[&str]) -> String {
 /// connection its plain port, as Redis shows TLS clients `tls-port`s.
 #[test]
 fn cluster_nodes_shows_tls_clients_the_tls_ports_and_plain_clients_the_plain_ones() {
-    let cluster = TlsCluster::start_with("tls-advertise", true);
+    // Everything on: plain and TLS client ports, mutual TLS between peers
+    // and the cluster secret's handshake inside it.
+    let cluster = TlsCluster::start_with("tls-advertise", true, Some("tls and a secret"));
     let line = |server: &Server, port: u16| format!("{} 127.0.0.1:{port}@{} ", server.name, server.raft_port);
     let shows = |nodes: &str, ports: &dyn Fn(usize) -> u16| {
         cluster.servers.iter().enumerate().all(|(i, server)| nodes.contains(&line(server, ports(i))))
@@ -468,6 +474,11 @@ fn cluster_nodes_shows_tls_clients_the_tls_ports_and_plain_clients_the_plain_one
     eventually("the plain write read over TLS", || {
         (redis_cli(&cluster.pki, tls_port(2), &["GET", "both:k"]) == "v").then_some(())
     });
+    assert!(
+        !cluster.logs().contains("refused a peer connection"),
+        "a member was refused:\n{}",
+        cluster.logs()
+    );
 }
 
 /// One TLS node (its own cluster) with extra flags; its handle and guard.
