@@ -274,7 +274,10 @@ impl Node {
             .args(["--advertise-client", &client.to_string()])
             .args(["--datadir", &root.0.join(&name).display().to_string()])
             .args(["--tick-ms", &TICK_MS.to_string(), "--heartbeat-ticks", &HEARTBEAT_TICKS.to_string()])
-            .args(["--election-ticks", &ELECTION_TICKS.to_string(), "--log-level", "info"]);
+            .args(["--election-ticks", &ELECTION_TICKS.to_string(), "--log-level", "info"])
+            // Clients and joins come from other namespaces' addresses, not
+            // 127.0.0.1, and the test sets no password.
+            .args(["--protected-mode", "no"]);
         if node > 0 {
             // Joins go over the peer network: node 0 listens for clients on
             // every interface of its namespace.

@@ -423,6 +423,22 @@ fn a_tls_cluster_serves_tls_clients_and_refuses_strangers() {
         peer.log_text().lines().any(|l| l.contains(&format!("claims member {impostor_of}"))).then_some(())
     });
 
+    // A client's certificate (from the same CA, so it passes the peer
+    // port's TLS) claiming a member number nobody has: closed and logged.
+    // Admitted, it could send a Raft message of a later term as "member
+    // 99" and depose the leader.
+    let client_as_peer = client_config(&cluster.pki, &cluster.pki.ca(), "client");
+    let mut stream = tls_connect(peer.raft_port, &client_as_peer).expect("connect");
+    let _ = stream.write_all(&hello(99)).and_then(|()| stream.flush());
+    let mut received = Vec::new();
+    assert!(
+        closed_within(&mut stream, Duration::from_secs(15), &mut received),
+        "client certificate not closed"
+    );
+    eventually("the client certificate in the log", || {
+        peer.log_text().lines().any(|l| l.contains("claims member 99, which no member is")).then_some(())
+    });
+
     for line in peer.log_text().lines().filter(|l| l.contains("refused peer") || l.contains("claims member"))
     {
         println!("{}: {line}", peer.name);

@@ -75,7 +75,7 @@
 use crate::linearizability::{self, Call, Operation, Outcome};
 use crate::trace::Trace;
 use crate::ttl::{self, TtlCall, TtlOperation, TtlOutcome};
-use cashe::node::handshake::{self, ClusterSecret};
+use cashe::node::handshake::{self, ClusterSecret, Link};
 use cashe::node::wire::{self, PeerFrame, Received};
 use cashe::node::{
     join_answer, join_command, ConnId, JoinAnswer, MemberInfo, Node, NodeConfig, NodeMessage, Transport,
@@ -635,10 +635,16 @@ async fn read_exact_within(stream: &mut TcpStream, out: &mut [u8]) -> Result<(),
 }
 
 /// The connector's half of the cluster-secret handshake.
-async fn prove(stream: &mut TcpStream, security: &Security) -> Result<(), String> {
+async fn prove(stream: &mut TcpStream, security: &Security, to: NodeId) -> Result<(), String> {
     let mut challenge = [0u8; handshake::CHALLENGE_BYTES];
     read_exact_within(stream, &mut challenge).await?;
-    let answer = handshake::answer(&security.secret, &challenge, &security.nonce(), CLUSTER_ID, security.id)?;
+    let answer = handshake::answer(
+        &security.secret,
+        &challenge,
+        &security.nonce(),
+        CLUSTER_ID,
+        Link { from: security.id, to },
+    )?;
     stream.write_all(&answer.proof).await.map_err(|e| e.to_string())?;
     let mut accept = [0u8; handshake::ACCEPT_BYTES];
     read_exact_within(stream, &mut accept).await?;
@@ -651,7 +657,7 @@ async fn challenge(stream: &mut TcpStream, security: &Security) -> Result<NodeId
     stream.write_all(&handshake::challenge(&nonce)).await.map_err(|e| e.to_string())?;
     let mut proof = [0u8; handshake::PROOF_BYTES];
     read_exact_within(stream, &mut proof).await?;
-    let (from, accept) = handshake::check_proof(&security.secret, &nonce, &proof, CLUSTER_ID)?;
+    let (from, accept) = handshake::check_proof(&security.secret, &nonce, &proof, CLUSTER_ID, security.id)?;
     stream.write_all(&accept).await.map_err(|e| e.to_string())?;
     Ok(from)
 }
@@ -731,7 +737,7 @@ async fn outbound(
                 continue;
             }
         };
-        if prove(&mut stream, &security).await.is_err() || stream.write_all(&hello).await.is_err() {
+        if prove(&mut stream, &security, to).await.is_err() || stream.write_all(&hello).await.is_err() {
             while queue.try_recv().is_ok() {}
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;

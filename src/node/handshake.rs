@@ -11,9 +11,12 @@
 //! ```
 //!
 //! Both MACs are HMAC-SHA256 over a label, the wire version, the cluster
-//! id, the connector's member number and both nonces, so a proof answers
-//! one challenge only (the acceptor's nonce is fresh per connection), a
-//! proof cannot be reflected as an acceptance (different labels), and the
+//! id, the connector's member number, the number of the member it dials
+//! ([`Link`]) and both nonces, so a proof answers one challenge only (the
+//! acceptor's nonce is fresh per connection), a proof made for one member
+//! cannot be relayed to another by whoever the connector reached (a stale
+//! address, say), a proof cannot be reflected as an acceptance (different
+//! labels), and the
 //! number the connector proved is the only one its `Hello` may name
 //! ([`super::wire::receive`]): every message on the connection is that
 //! member's. Fixed sizes: the acceptor reads exactly [`PROOF_BYTES`] before
@@ -57,42 +60,35 @@ impl ClusterSecret {
         hmac::Key::new(hmac::HMAC_SHA256, &self.0)
     }
 
-    fn mac(
-        &self,
-        label: &[u8],
-        version: u32,
-        cluster_id: u64,
-        from: NodeId,
-        nonces: [&[u8]; 2],
-    ) -> hmac::Tag {
-        let mut context = hmac::Context::with_key(&self.key());
-        context.update(label);
-        context.update(&version.to_be_bytes());
-        context.update(&cluster_id.to_be_bytes());
-        context.update(&from.0.to_be_bytes());
-        context.update(nonces[0]);
-        context.update(nonces[1]);
-        context.sign()
+    /// What both MACs cover: a label, the wire version, the cluster, both
+    /// ends of the link and both nonces.
+    fn message(label: &[u8], version: u32, cluster_id: u64, link: Link, nonces: [&[u8]; 2]) -> Vec<u8> {
+        let mut message = Vec::with_capacity(label.len() + 28 + 2 * NONCE_BYTES);
+        message.extend_from_slice(label);
+        message.extend_from_slice(&version.to_be_bytes());
+        message.extend_from_slice(&cluster_id.to_be_bytes());
+        message.extend_from_slice(&link.from.0.to_be_bytes());
+        message.extend_from_slice(&link.to.0.to_be_bytes());
+        message.extend_from_slice(nonces[0]);
+        message.extend_from_slice(nonces[1]);
+        message
     }
 
+    fn mac(&self, label: &[u8], version: u32, cluster_id: u64, link: Link, nonces: [&[u8]; 2]) -> hmac::Tag {
+        hmac::sign(&self.key(), &Self::message(label, version, cluster_id, link, nonces))
+    }
+
+    /// Constant time.
     fn verify(
         &self,
         label: &[u8],
         version: u32,
         cluster_id: u64,
-        from: NodeId,
+        link: Link,
         nonces: [&[u8]; 2],
         mac: &[u8],
     ) -> bool {
-        let mut message = Vec::with_capacity(label.len() + 20 + 2 * NONCE_BYTES);
-        message.extend_from_slice(label);
-        message.extend_from_slice(&version.to_be_bytes());
-        message.extend_from_slice(&cluster_id.to_be_bytes());
-        message.extend_from_slice(&from.0.to_be_bytes());
-        message.extend_from_slice(nonces[0]);
-        message.extend_from_slice(nonces[1]);
-        // Constant time.
-        hmac::verify(&self.key(), &message, mac).is_ok()
+        hmac::verify(&self.key(), &Self::message(label, version, cluster_id, link, nonces), mac).is_ok()
     }
 }
 
@@ -100,6 +96,17 @@ impl std::fmt::Debug for ClusterSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ClusterSecret(<redacted>)")
     }
+}
+
+/// Who dials whom: both MACs cover both ends, so a proof made for one
+/// acceptor is no use at another (a member that dials a stranger cannot
+/// have its proof relayed to a third node).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// The connector: the member whose messages the link will carry.
+    pub from: NodeId,
+    /// The acceptor: the member the connector meant to reach.
+    pub to: NodeId,
 }
 
 /// The acceptor's first bytes on a new peer connection.
@@ -130,13 +137,14 @@ impl Answer {
     }
 }
 
-/// The connector answers the acceptor's challenge as member `from`.
+/// The connector answers the challenge of member `link.to` as member
+/// `link.from`.
 pub fn answer(
     secret: &ClusterSecret,
     challenge: &[u8],
     nonce: &[u8; NONCE_BYTES],
     cluster_id: u64,
-    from: NodeId,
+    link: Link,
 ) -> Result<Answer, String> {
     if challenge.len() != CHALLENGE_BYTES || &challenge[..8] != CHALLENGE_MAGIC {
         return Err(
@@ -153,23 +161,24 @@ pub fn answer(
     proof[..8].copy_from_slice(PROOF_MAGIC);
     proof[8..12].copy_from_slice(&WIRE_VERSION.to_be_bytes());
     proof[12..20].copy_from_slice(&cluster_id.to_be_bytes());
-    proof[20..28].copy_from_slice(&from.0.to_be_bytes());
+    proof[20..28].copy_from_slice(&link.from.0.to_be_bytes());
     proof[28..28 + NONCE_BYTES].copy_from_slice(nonce);
-    let mac = secret.mac(b"cashe peer proof", WIRE_VERSION, cluster_id, from, nonces);
+    let mac = secret.mac(b"cashe peer proof", WIRE_VERSION, cluster_id, link, nonces);
     proof[28 + NONCE_BYTES..].copy_from_slice(mac.as_ref());
     let mut expected = [0u8; ACCEPT_BYTES];
     expected
-        .copy_from_slice(secret.mac(b"cashe peer accept", WIRE_VERSION, cluster_id, from, nonces).as_ref());
+        .copy_from_slice(secret.mac(b"cashe peer accept", WIRE_VERSION, cluster_id, link, nonces).as_ref());
     Ok(Answer { proof, expected })
 }
 
-/// The acceptor checks a proof against the challenge it sent: the member
-/// it proves to be, and the acceptance to write back.
+/// The acceptor, member `me`, checks a proof against the challenge it
+/// sent: the member it proves to be, and the acceptance to write back.
 pub fn check_proof(
     secret: &ClusterSecret,
     nonce: &[u8; NONCE_BYTES],
     proof: &[u8],
     cluster_id: u64,
+    me: NodeId,
 ) -> Result<(NodeId, [u8; ACCEPT_BYTES]), String> {
     if proof.len() != PROOF_BYTES || &proof[..8] != PROOF_MAGIC {
         return Err("no cluster-secret proof (is the peer started without --cluster-secret?)".into());
@@ -182,17 +191,22 @@ pub fn check_proof(
     }
     let their_nonce = &proof[28..28 + NONCE_BYTES];
     let nonces = [&nonce[..], their_nonce];
-    if !secret.verify(b"cashe peer proof", version, cluster_id, from, nonces, &proof[28 + NONCE_BYTES..]) {
-        return Err(format!("member {} gave a wrong cluster-secret proof", from.0));
+    let link = Link { from, to: me };
+    if !secret.verify(b"cashe peer proof", version, cluster_id, link, nonces, &proof[28 + NONCE_BYTES..]) {
+        return Err(format!(
+            "member {} gave a wrong cluster-secret proof (or one made for a member other than {})",
+            from.0, me.0
+        ));
     }
     let mut accept = [0u8; ACCEPT_BYTES];
-    accept.copy_from_slice(secret.mac(b"cashe peer accept", version, cluster_id, from, nonces).as_ref());
+    accept.copy_from_slice(secret.mac(b"cashe peer accept", version, cluster_id, link, nonces).as_ref());
     Ok((from, accept))
 }
 
 /// The proof a joining node adds to `CLUSTER JOIN` under a secret: a MAC
-/// of its name and addresses (hex). Joining again with the same proof
-/// only repeats the same request.
+/// of its name and addresses (hex). It has no nonce: someone who saw it
+/// and may run `CLUSTER JOIN` can replay it, re-adding that member (same
+/// name and addresses) after its removal.
 pub fn join_proof(secret: &ClusterSecret, fields: &[&[u8]]) -> String {
     let mut context = hmac::Context::with_key(&secret.key());
     context.update(b"cashe join");
@@ -221,7 +235,7 @@ pub fn check_join_proof(secret: &ClusterSecret, fields: &[&[u8]], proof: &[u8]) 
 pub fn fuzz_stranger(data: &[u8]) -> usize {
     let secret = ClusterSecret::new(FUZZ_SECRET).expect("not empty");
     if let Ok(answer) =
-        answer(&secret, data.get(..CHALLENGE_BYTES).unwrap_or(data), &FUZZ_NONCE, 1, NodeId(1))
+        answer(&secret, data.get(..CHALLENGE_BYTES).unwrap_or(data), &FUZZ_NONCE, 1, FUZZ_LINK)
     {
         let _ = answer.check_accept(data.get(CHALLENGE_BYTES..).unwrap_or_default());
     }
@@ -230,13 +244,17 @@ pub fn fuzz_stranger(data: &[u8]) -> usize {
 
 /// The secret [`fuzz_stranger`]'s node has.
 pub const FUZZ_SECRET: &[u8] = b"fuzzing secret";
+/// [`fuzz_stranger`]'s node is member 1; on the connector's side it
+/// dials member 1 as member 3.
+const FUZZ_LINK: Link = Link { from: NodeId(3), to: NodeId(1) };
 /// The nonce of [`fuzz_stranger`]'s challenge.
 pub const FUZZ_NONCE: [u8; NONCE_BYTES] = [7; NONCE_BYTES];
 
 /// Messages an acceptor would hand to its node from `data` (a proof, then
 /// frames), stopping where it would close the connection.
 fn delivered(secret: &ClusterSecret, nonce: &[u8; NONCE_BYTES], data: &[u8], cluster_id: u64) -> usize {
-    let Some(Ok((proven, _))) = data.get(..PROOF_BYTES).map(|p| check_proof(secret, nonce, p, cluster_id))
+    let Some(Ok((proven, _))) =
+        data.get(..PROOF_BYTES).map(|p| check_proof(secret, nonce, p, cluster_id, FUZZ_LINK.to))
     else {
         return 0;
     };
@@ -257,6 +275,10 @@ fn delivered(secret: &ClusterSecret, nonce: &[u8; NONCE_BYTES], data: &[u8], clu
 mod tests {
     use super::*;
 
+    /// Member 3 dials member 5.
+    const LINK: Link = Link { from: NodeId(3), to: NodeId(5) };
+    const ME: NodeId = NodeId(5);
+
     fn secret(s: &str) -> ClusterSecret {
         ClusterSecret::new(s.as_bytes()).unwrap()
     }
@@ -264,8 +286,8 @@ mod tests {
     #[test]
     fn members_with_the_secret_authenticate_each_other() {
         let (a, c) = ([1u8; NONCE_BYTES], [2u8; NONCE_BYTES]);
-        let answer = answer(&secret("s3cret"), &challenge(&a), &c, 7, NodeId(3)).unwrap();
-        let (from, accept) = check_proof(&secret("s3cret"), &a, &answer.proof, 7).unwrap();
+        let answer = answer(&secret("s3cret"), &challenge(&a), &c, 7, LINK).unwrap();
+        let (from, accept) = check_proof(&secret("s3cret"), &a, &answer.proof, 7, ME).unwrap();
         assert_eq!(from, NodeId(3));
         answer.check_accept(&accept).unwrap();
     }
@@ -273,19 +295,22 @@ mod tests {
     #[test]
     fn a_wrong_secret_replay_or_tamper_is_refused() {
         let (a, c) = ([1u8; NONCE_BYTES], [2u8; NONCE_BYTES]);
-        let good = answer(&secret("s3cret"), &challenge(&a), &c, 7, NodeId(3)).unwrap();
-        let wrong = answer(&secret("guess"), &challenge(&a), &c, 7, NodeId(3)).unwrap();
-        assert!(check_proof(&secret("s3cret"), &a, &wrong.proof, 7).is_err(), "wrong secret");
-        assert!(check_proof(&secret("s3cret"), &[9u8; NONCE_BYTES], &good.proof, 7).is_err(), "replayed");
-        assert!(check_proof(&secret("s3cret"), &a, &good.proof, 8).is_err(), "another cluster");
+        let good = answer(&secret("s3cret"), &challenge(&a), &c, 7, LINK).unwrap();
+        let wrong = answer(&secret("guess"), &challenge(&a), &c, 7, LINK).unwrap();
+        assert!(check_proof(&secret("s3cret"), &a, &wrong.proof, 7, ME).is_err(), "wrong secret");
+        assert!(check_proof(&secret("s3cret"), &[9u8; NONCE_BYTES], &good.proof, 7, ME).is_err(), "replayed");
+        assert!(check_proof(&secret("s3cret"), &a, &good.proof, 8, ME).is_err(), "another cluster");
+        // Relayed: the proof member 3 made for member 5, shown to member 6
+        // (by whoever member 3 dialled) with member 6's own nonce.
+        assert!(check_proof(&secret("s3cret"), &a, &good.proof, 7, NodeId(6)).is_err(), "relayed");
         for at in [10, 21, 30, PROOF_BYTES - 1] {
             let mut tampered = good.proof;
             tampered[at] ^= 1;
-            assert!(check_proof(&secret("s3cret"), &a, &tampered, 7).is_err(), "byte {at}");
+            assert!(check_proof(&secret("s3cret"), &a, &tampered, 7, ME).is_err(), "byte {at}");
         }
-        assert!(check_proof(&secret("s3cret"), &a, &good.proof[..PROOF_BYTES - 1], 7).is_err());
+        assert!(check_proof(&secret("s3cret"), &a, &good.proof[..PROOF_BYTES - 1], 7, ME).is_err());
         // The acceptance of another secret, or the proof reflected back.
-        let (_, other) = check_proof(&secret("guess"), &a, &wrong.proof, 7).unwrap();
+        let (_, other) = check_proof(&secret("guess"), &a, &wrong.proof, 7, ME).unwrap();
         assert!(good.check_accept(&other).is_err());
         assert!(good.check_accept(&good.proof[28 + NONCE_BYTES..]).is_err());
         assert!(ClusterSecret::new(b"").is_err());
@@ -304,9 +329,9 @@ mod tests {
             },
             &mut hello,
         );
-        let err = check_proof(&secret("s"), &[0; NONCE_BYTES], &hello[..PROOF_BYTES], 7).unwrap_err();
+        let err = check_proof(&secret("s"), &[0; NONCE_BYTES], &hello[..PROOF_BYTES], 7, ME).unwrap_err();
         assert!(err.contains("without --cluster-secret"), "{err}");
-        assert!(answer(&secret("s"), &hello[..CHALLENGE_BYTES], &[0; NONCE_BYTES], 7, NodeId(1)).is_err());
+        assert!(answer(&secret("s"), &hello[..CHALLENGE_BYTES], &[0; NONCE_BYTES], 7, LINK).is_err());
     }
 
     #[test]
@@ -324,7 +349,7 @@ mod tests {
     /// `Hello` naming `hello_from`, and two messages.
     fn transcript(secret: &ClusterSecret, hello_from: NodeId) -> Vec<u8> {
         use super::super::wire::{encode, PeerFrame};
-        let answer = answer(secret, &challenge(&FUZZ_NONCE), &[3; NONCE_BYTES], 1, NodeId(3)).unwrap();
+        let answer = answer(secret, &challenge(&FUZZ_NONCE), &[3; NONCE_BYTES], 1, FUZZ_LINK).unwrap();
         let mut data = answer.proof.to_vec();
         let hello = PeerFrame::Hello {
             version: WIRE_VERSION,

@@ -931,6 +931,32 @@ impl Node {
         }
     }
 
+    /// Every member's name by number as this node knows them: the
+    /// directory, and the joins and removals in its log that it has not
+    /// applied yet, applied to a copy in log order (a node back from a
+    /// restart has applied little until the leader tells it the commit
+    /// index, and the leader may be a member that joined since its last
+    /// snapshot). The shell binds peer certificates to these names.
+    pub fn member_names(&self) -> BTreeMap<NodeId, String> {
+        let mut directory = self.directory.clone();
+        let log = self.raft.log();
+        let mut index = self.applied.next();
+        while index <= log.last_index() {
+            if let Some(Payload::Command(bytes)) = log.entry(index).map(|e| &e.payload) {
+                if let Ok(command) = postcard::from_bytes::<LoggedCommand>(bytes) {
+                    let name = command.args.first().map(|n| n.as_slice()).unwrap_or_default();
+                    for internal in [CASHE_MEMBER, CASHE_FORGET] {
+                        if name == internal.as_bytes() {
+                            directory.apply(internal, &command.args[1..], self.config.cluster_id);
+                        }
+                    }
+                }
+            }
+            index = index.next();
+        }
+        directory.members.into_iter().map(|(id, info)| (id, info.name)).collect()
+    }
+
     fn apply_command(&mut self, command: &LoggedCommand) -> Reply {
         let name = command.args.first().map(|n| n.as_slice()).unwrap_or_default();
         for internal in [CASHE_MEMBER, CASHE_FORGET] {

@@ -238,7 +238,10 @@ fn decode_at(bytes: &[u8], depth: usize) -> Result<Option<(Reply, usize)>, Strin
         return Err("reply nested too deeply".into());
     }
     let Some(end) = bytes.windows(2).position(|w| w == b"\r\n") else { return Ok(None) };
-    let (kind, line) = (bytes.first().copied().unwrap_or_default(), &bytes[1..end]);
+    // An empty line (`\r\n` where a type byte belongs) is no reply.
+    let (Some(&kind), Some(line)) = (bytes.first(), bytes.get(1..end)) else {
+        return Err("an empty line where a reply belongs".into());
+    };
     let text = || String::from_utf8_lossy(line).into_owned();
     let number = || text().parse::<i64>().map_err(|_| format!("bad number in reply: {:?}", text()));
     let after = end + 2;
@@ -367,6 +370,23 @@ mod tests {
         assert!(decode(b"$3\r\nabcde").is_err());
         assert!(decode(b"?\r\n").is_err());
         assert_eq!(decode(b"$99999999999\r\n"), Ok(None), "no allocation of a claimed length");
+    }
+
+    /// Whatever a hostile server answers, decoding gives an error or a
+    /// reply, never a panic (an empty line once sliced `bytes[1..0]`).
+    #[test]
+    fn hostile_replies_never_panic_the_decoder() {
+        assert!(decode(b"\r\n").is_err());
+        assert!(decode(b"*1\r\n\r\n").is_err());
+        assert!(decode(b"*2\r\n+OK\r\n\r\n").is_err());
+        let mut rng = crate::raft::SplitMix64::new(7);
+        let alphabet = b"\r\n+-:$*%~>_,#(=!|0123456789x";
+        for _ in 0..20_000 {
+            let length = (rng.next_u64() % 24) as usize;
+            let bytes: Vec<u8> =
+                (0..length).map(|_| alphabet[(rng.next_u64() % alphabet.len() as u64) as usize]).collect();
+            let _ = decode(&bytes);
+        }
     }
 
     #[test]

@@ -33,6 +33,9 @@ use std::time::{Duration, Instant};
 
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// AUTH and CLUSTER JOIN answer in a few bytes; whatever sends more is
+/// not a member.
+const REPLY_BYTES_MAX: usize = 1 << 20;
 
 /// What a joining node authenticates with (`--masteruser`, `--masterauth`).
 #[derive(Clone, Debug)]
@@ -131,6 +134,9 @@ fn call(stream: &mut dyn ReadWrite, command: &[Vec<u8>]) -> Result<Reply, String
     loop {
         if let Some((reply, _)) = decode(&buffer)? {
             return Ok(reply);
+        }
+        if buffer.len() > REPLY_BYTES_MAX {
+            return Err(format!("a reply of over {REPLY_BYTES_MAX} bytes: not a cashe member"));
         }
         let read = stream.read(&mut chunk).map_err(|e| e.to_string())?;
         if read == 0 {

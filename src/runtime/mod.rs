@@ -31,3 +31,21 @@ pub mod server;
 pub mod tls;
 
 pub use server::{serve, AdoptListener, ServerConfig, Stopped};
+
+/// A counter for what strangers can make happen at will (refused
+/// connections): log the first, then every power of two, so that a
+/// scanner cannot fill the disk with log lines.
+pub(crate) struct Sparse(std::cell::Cell<u64>);
+
+impl Sparse {
+    pub(crate) const fn new() -> Sparse {
+        Sparse(std::cell::Cell::new(0))
+    }
+
+    /// Counts one; `Some(count)` when this one should be logged.
+    pub(crate) fn hit(&self) -> Option<u64> {
+        let count = self.0.get() + 1;
+        self.0.set(count);
+        count.is_power_of_two().then_some(count)
+    }
+}

@@ -20,7 +20,8 @@
 use super::mailbox::Mailbox;
 use super::server::Event;
 use super::tls::{self, Stream, TlsSettings};
-use crate::node::handshake::{self, ClusterSecret, NONCE_BYTES};
+use super::Sparse;
+use crate::node::handshake::{self, ClusterSecret, Link, NONCE_BYTES};
 use crate::node::wire::{self, Received};
 use crate::node::NodeMessage;
 use crate::raft::NodeId;
@@ -60,29 +61,39 @@ fn nonce() -> [u8; NONCE_BYTES] {
 }
 
 thread_local! {
-    static REFUSED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static REFUSED: Sparse = const { Sparse::new() };
 }
 
 /// Logs a refused peer connection: the first, then every power of two.
-fn log_refused(remote: &str, reason: &str) {
-    let refused = REFUSED.with(|r| {
-        r.set(r.get() + 1);
-        r.get()
-    });
-    if refused.is_power_of_two() {
+pub(super) fn log_refused(remote: &str, reason: &str) {
+    if let Some(refused) = REFUSED.with(Sparse::hit) {
         tracing::warn!(%remote, reason, refused, "refused a peer connection");
     }
 }
 
+/// Runs a handshake half within [`HANDSHAKE_TIMEOUT`] in all (the
+/// sockets' read timeouts only bound each read: a stranger trickling one
+/// byte at a time would otherwise hold a connection slot for minutes).
+async fn within_handshake_time<T>(
+    half: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    let late = async {
+        glommio::timer::sleep(HANDSHAKE_TIMEOUT).await;
+        Err(format!("the cluster-secret handshake took over {HANDSHAKE_TIMEOUT:?}"))
+    };
+    futures_lite::future::or(half, late).await
+}
+
 /// The connector's half of the handshake; `Err` closes the connection.
-async fn prove(stream: &mut Stream, security: &PeerSecurity) -> Result<(), String> {
+async fn prove(stream: &mut Stream, security: &PeerSecurity, to: NodeId) -> Result<(), String> {
     let Some(secret) = &security.secret else { return Ok(()) };
     let _ = stream.tcp().set_read_timeout(Some(HANDSHAKE_TIMEOUT));
     let mut challenge = [0u8; handshake::CHALLENGE_BYTES];
     stream.read_exact(&mut challenge).await.map_err(|e| {
         format!("no cluster-secret challenge from the peer ({e}); is it started without --cluster-secret?")
     })?;
-    let answer = handshake::answer(secret, &challenge, &nonce(), security.cluster_id, security.id)?;
+    let answer =
+        handshake::answer(secret, &challenge, &nonce(), security.cluster_id, Link { from: security.id, to })?;
     stream.write_all(&answer.proof).await.map_err(|e| e.to_string())?;
     stream.flush().await.map_err(|e| e.to_string())?;
     let mut accept = [0u8; handshake::ACCEPT_BYTES];
@@ -101,7 +112,7 @@ async fn challenge(stream: &mut Stream, security: &PeerSecurity) -> Result<Optio
     stream.flush().await.map_err(|e| e.to_string())?;
     let mut proof = [0u8; handshake::PROOF_BYTES];
     stream.read_exact(&mut proof).await.map_err(|e| format!("no cluster-secret proof ({e})"))?;
-    let (from, accept) = handshake::check_proof(secret, &nonce, &proof, security.cluster_id)?;
+    let (from, accept) = handshake::check_proof(secret, &nonce, &proof, security.cluster_id, security.id)?;
     stream.write_all(&accept).await.map_err(|e| e.to_string())?;
     stream.flush().await.map_err(|e| e.to_string())?;
     Ok(Some(from))
@@ -184,7 +195,7 @@ async fn outbound(
         let _ = tcp.set_write_timeout(Some(Duration::from_millis(wire::IDLE_CLOSE_MS)));
         let names = book.borrow().names.clone();
         let connected = match tls::connect_peer(tcp, tls.as_deref(), to, &names).await {
-            Ok(mut stream) => prove(&mut stream, &security).await.map(|()| stream),
+            Ok(mut stream) => within_handshake_time(prove(&mut stream, &security, to)).await.map(|()| stream),
             Err(e) => Err(e),
         };
         let mut stream = match connected {
@@ -259,7 +270,7 @@ pub async fn inbound(
     let Some((mut stream, mut identity)) = tls::accept_peer(tcp, tls.as_deref()).await else {
         return;
     };
-    let proven = match challenge(&mut stream, &security).await {
+    let proven = match within_handshake_time(challenge(&mut stream, &security)).await {
         Ok(proven) => proven,
         Err(e) => return log_refused(&remote, &e),
     };

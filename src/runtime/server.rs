@@ -484,8 +484,7 @@ fn refresh(
     let directory: BTreeMap<NodeId, String> =
         node.directory().members.iter().map(|(id, info)| (*id, info.raft_addr.clone())).collect();
     book.borrow_mut().directory = directory;
-    book.borrow_mut().names =
-        node.directory().members.iter().map(|(id, info)| (*id, info.name.clone())).collect();
+    book.borrow_mut().names = node.member_names();
     let counters = counters.borrow();
     let latency = shared.write_latency_us.borrow();
     let dropped: u64 = links.values().map(|l| l.dropped).sum();

@@ -26,6 +26,7 @@
 //! connection behind one `AsyncRead + AsyncWrite`: the client and peer code
 //! serve either. Nothing here decides anything about Raft or the key space.
 
+use super::Sparse;
 use crate::protocol::Reply;
 use crate::raft::NodeId;
 use futures_lite::io::{AsyncRead, AsyncWrite};
@@ -359,6 +360,12 @@ pub fn refuse_join(
     }
 }
 
+thread_local! {
+    static CLIENT_REFUSALS: Sparse = const { Sparse::new() };
+    static PEER_REFUSALS: Sparse = const { Sparse::new() };
+    static PEER_NAME_REFUSALS: Sparse = const { Sparse::new() };
+}
+
 /// `future`, or a timeout error after [`HANDSHAKE_TIMEOUT`].
 async fn bounded<T>(future: impl std::future::Future<Output = io::Result<T>>) -> io::Result<T> {
     let late = async {
@@ -378,7 +385,10 @@ pub async fn accept_client(tcp: TcpStream, config: Option<&TlsSettings>) -> Opti
     match bounded(TlsAcceptor::from(settings.clients.clone()).accept(tcp)).await {
         Ok(stream) => Some(Stream::Accepted(Box::new(stream))),
         Err(e) => {
-            tracing::info!(%remote, error = %e, "refused client {remote}: TLS handshake failed (certificate or no TLS)");
+            // Logged sparingly: strangers decide how often this happens.
+            if let Some(refused) = CLIENT_REFUSALS.with(Sparse::hit) {
+                tracing::info!(%remote, error = %e, refused, "refused client {remote}: TLS handshake failed (certificate or no TLS)");
+            }
             None
         }
     }
@@ -398,13 +408,17 @@ pub async fn accept_peer(
     let stream = match bounded(TlsAcceptor::from(settings.peer_server.clone()).accept(tcp)).await {
         Ok(stream) => Stream::Accepted(Box::new(stream)),
         Err(e) => {
-            tracing::warn!(%remote, error = %e, "refused peer {remote}: certificate or TLS handshake failed");
+            if let Some(refused) = PEER_REFUSALS.with(Sparse::hit) {
+                tracing::warn!(%remote, error = %e, refused, "refused peer {remote}: certificate or TLS handshake failed");
+            }
             return None;
         }
     };
     let names = stream.peer_names().unwrap_or_default();
     if !settings.allowed(&names) {
-        tracing::warn!(%remote, certificate = %names, "refused peer {remote}: certificate name not in --peer-cert-allowed-cn");
+        if let Some(refused) = PEER_NAME_REFUSALS.with(Sparse::hit) {
+            tracing::warn!(%remote, certificate = %names, refused, "refused peer {remote}: certificate name not in --peer-cert-allowed-cn");
+        }
         return None;
     }
     Some((stream, Some(PeerIdentity { names, remote, bound: false })))
@@ -476,7 +490,16 @@ impl PeerIdentity {
             // Unknown id: the certificate must not be another member's.
             None => match names.iter().find(|(_, name)| self.names.has(name)) {
                 Some((_, other)) => Err(mismatch(other)),
-                None => Ok(()),
+                // A node that knows no member yet (it just joined, or
+                // restarted before any snapshot) cannot tell; it asks
+                // again on every message until it can.
+                None if names.is_empty() => Ok(()),
+                // Any other certificate from the CA (a client's, a
+                // removed member's) claiming a number no member has.
+                None => Err(format!(
+                    "peer {} claims member {from}, which no member is (certificate {}): closing",
+                    self.remote, self.names
+                )),
             },
         }
     }
@@ -642,7 +665,7 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_id_is_refused_when_the_certificate_names_another_member() {
+    fn an_unknown_id_is_refused_unless_the_node_knows_no_member() {
         let directory: BTreeMap<NodeId, String> =
             [(NodeId(1), "raft0".to_string()), (NodeId(2), "raft1".to_string())].into();
         let identity = |name: &str| PeerIdentity {
@@ -653,11 +676,20 @@ mod tests {
         assert!(identity("raft1").admit(NodeId(2), &directory).is_ok());
         assert!(identity("raft1").admit(NodeId(1), &directory).is_err());
         assert!(identity("raft1").admit(NodeId(7), &directory).is_err());
+        // A certificate naming no member (a client's, a removed member's)
+        // claiming a number no member has.
+        assert!(identity("client").admit(NodeId(99), &directory).is_err());
+        // A node that knows no member yet admits for now, and checks again
+        // on every message until it knows the number.
         let mut newcomer = identity("raft2");
-        assert!(newcomer.admit(NodeId(3), &directory).is_ok());
+        assert!(newcomer.admit(NodeId(3), &BTreeMap::new()).is_ok());
         assert!(!newcomer.bound, "not bound until the directory names member 3");
+        assert!(newcomer.admit(NodeId(3), &directory).is_err(), "still unknown once members are known");
         let mut later = directory.clone();
         later.insert(NodeId(3), "raft9".into());
         assert!(newcomer.admit(NodeId(3), &later).is_err());
+        later.insert(NodeId(3), "raft2".into());
+        assert!(newcomer.admit(NodeId(3), &later).is_ok());
+        assert!(newcomer.bound);
     }
 }
