@@ -193,3 +193,60 @@ fn protected_mode_refuses_remote_clients_without_a_password_as_redis_does() {
     let (_guarded, guarded_port) = cashe_with_password(&root);
     assert_eq!(ping_from("127.0.0.2", guarded_port), "-NOAUTH Authentication required.\r\n");
 }
+
+/// Writes `bytes` on a fresh connection and reads until the server closes
+/// it or 2 seconds pass.
+fn raw_exchange(port: u16, bytes: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(std::time::Duration::from_millis(200))).expect("timeout");
+    stream.write_all(bytes).expect("write");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 65536];
+    while std::time::Instant::now() < deadline {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&chunk[..n]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    answer
+}
+
+fn command_bytes(words: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    cashe::protocol::reply::encode_command(words, &mut out);
+    out
+}
+
+/// Before AUTH, Redis 7 allows 10 arguments of 16 KiB: a stranger cannot
+/// make a node hold big commands. An AUTH pipelined with big commands is
+/// answered first, so they pass. Compared byte for byte with redis-server.
+#[test]
+fn unauthenticated_connections_get_redis_small_limits() {
+    let root = TempDir::new("auth-limits");
+    let (_cashe, cashe_port) = cashe_with_password(&root);
+    let (_redis, redis_port) = redis_with_password();
+    let big = vec![b'x'; 20_000];
+    let mut pipelined = command_bytes(&[b"AUTH", PASSWORD.as_bytes()]);
+    pipelined.extend(command_bytes(&[b"SET", b"big", &big]));
+    pipelined.extend(command_bytes(&[b"STRLEN", b"big"]));
+    let eleven: Vec<&[u8]> = std::iter::repeat_n(&b"a"[..], 11).collect();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("11 arguments", command_bytes(&eleven)),
+        ("a 16385-byte argument", b"*2\r\n$3\r\nGET\r\n$16385\r\n".to_vec()),
+        ("a 16384-byte password", command_bytes(&[b"AUTH", &[b'p'; 16384]])),
+        ("AUTH pipelined with a 20000-byte SET", pipelined),
+    ];
+    for (what, bytes) in &cases {
+        let ours = String::from_utf8_lossy(&raw_exchange(cashe_port, bytes)).into_owned();
+        let theirs = String::from_utf8_lossy(&raw_exchange(redis_port, bytes)).into_owned();
+        assert_eq!(ours, theirs, "{what}: cashe (left), redis-server (right)");
+    }
+    let ours = String::from_utf8_lossy(&raw_exchange(cashe_port, &cases[0].1)).into_owned();
+    assert_eq!(ours, "-ERR Protocol error: unauthenticated multibulk length\r\n");
+    let ours = String::from_utf8_lossy(&raw_exchange(cashe_port, &cases[3].1)).into_owned();
+    assert_eq!(ours, "+OK\r\n+OK\r\n:20000\r\n");
+}

@@ -142,6 +142,11 @@ impl User {
         self.nopass
     }
 
+    /// `on`: the user may log in at all.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// Redis's `ACLSetUser` for one rule.
     fn apply(&mut self, rule: &[u8]) -> Result<(), RuleError> {
         let lower = rule.to_ascii_lowercase();

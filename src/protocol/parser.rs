@@ -124,7 +124,17 @@ pub enum ProtocolError {
     TooBigMultibulkCount,
     /// A `$length` line is longer than `inline_bytes_max`.
     TooBigBulkCount,
+    /// Before authentication, a `*count` over [`UNAUTHENTICATED_ARGUMENTS_MAX`].
+    UnauthenticatedMultibulkLength,
+    /// Before authentication, a `$length` over [`UNAUTHENTICATED_BULK_BYTES_MAX`].
+    UnauthenticatedBulkLength,
 }
+
+/// Most arguments a command may have before its connection authenticated
+/// (Redis 7.0's limit for connections that must AUTH).
+pub const UNAUTHENTICATED_ARGUMENTS_MAX: i64 = 10;
+/// Longest argument before authentication (Redis 7.0's limit).
+pub const UNAUTHENTICATED_BULK_BYTES_MAX: usize = 16384;
 
 impl ProtocolError {
     /// The `-ERR Protocol error: ...` reply to send before closing.
@@ -147,6 +157,8 @@ impl fmt::Display for ProtocolError {
             ProtocolError::UnbalancedQuotes => "unbalanced quotes in request",
             ProtocolError::TooBigMultibulkCount => "too big mbulk count string",
             ProtocolError::TooBigBulkCount => "too big bulk count string",
+            ProtocolError::UnauthenticatedMultibulkLength => "unauthenticated multibulk length",
+            ProtocolError::UnauthenticatedBulkLength => "unauthenticated bulk length",
         };
         write!(formatter, "Protocol error: {text}")
     }
@@ -202,6 +214,10 @@ pub struct Requests {
 pub struct Parser {
     limits: Limits,
     state: State,
+    /// The connection must authenticate and has not yet: commands have
+    /// Redis's small limits, and [`Parser::take_requests`] takes one at a
+    /// time, so that an AUTH is answered before the next is parsed.
+    unauthenticated: bool,
 }
 
 #[derive(Debug)]
@@ -226,6 +242,8 @@ struct Multibulk {
     bulk_bytes: Option<usize>,
     /// Sum of the lengths in `arguments`.
     held_bytes: usize,
+    /// Parsed before the connection authenticated: Redis's small limits.
+    unauthenticated: bool,
 }
 
 #[derive(Debug)]
@@ -250,7 +268,12 @@ enum Step {
 
 impl Parser {
     pub fn new(limits: Limits) -> Parser {
-        Parser { limits, state: State::Idle }
+        Parser { limits, state: State::Idle, unauthenticated: false }
+    }
+
+    /// Whether the connection still has to authenticate (see the field).
+    pub fn set_unauthenticated(&mut self, unauthenticated: bool) {
+        self.unauthenticated = unauthenticated;
     }
 
     pub fn limits(&self) -> &Limits {
@@ -270,6 +293,9 @@ impl Parser {
                     used += consumed;
                     requests.close = arguments[0].eq_ignore_ascii_case(b"QUIT");
                     requests.items.push(Request::Command(arguments));
+                    if self.unauthenticated {
+                        break;
+                    }
                 }
                 Parsed::Incomplete { consumed } => {
                     used += consumed;
@@ -360,6 +386,9 @@ impl Parser {
             .number()
             .filter(|count| *count <= MULTIBULK_COUNT_MAX)
             .ok_or(ProtocolError::InvalidMultibulkLength)?;
+        if self.unauthenticated && count > UNAUTHENTICATED_ARGUMENTS_MAX {
+            return Err(ProtocolError::UnauthenticatedMultibulkLength);
+        }
         // Redis reads `*0` and `*-1` (any count ≤ 0) as no command at all.
         let Ok(remaining @ 1..) = usize::try_from(count) else {
             return Ok(Step::Advanced(line.used));
@@ -369,7 +398,13 @@ impl Parser {
             State::Skipping(Skipping { rejection, remaining, bulk_bytes_left: None })
         } else {
             // Grown as arguments arrive: the count is only a claim.
-            State::Multibulk(Multibulk { arguments: Vec::new(), remaining, bulk_bytes: None, held_bytes: 0 })
+            State::Multibulk(Multibulk {
+                arguments: Vec::new(),
+                remaining,
+                bulk_bytes: None,
+                held_bytes: 0,
+                unauthenticated: self.unauthenticated,
+            })
         };
         Ok(Step::Advanced(line.used))
     }
@@ -416,6 +451,9 @@ fn on_multibulk_argument(
     let Some(bulk_bytes) = multibulk.bulk_bytes else {
         return Ok(match bulk_length_line(input, limits)? {
             None => Step::Wait,
+            Some((length, _)) if multibulk.unauthenticated && length > UNAUTHENTICATED_BULK_BYTES_MAX => {
+                return Err(ProtocolError::UnauthenticatedBulkLength);
+            }
             Some((length, used)) => {
                 multibulk.bulk_bytes = Some(length);
                 Step::Advanced(used)

@@ -28,8 +28,9 @@ const READ_CHUNK_BYTES: usize = 64 * 1024;
 const RETAINED_BYTES_MAX: usize = 1 << 20;
 
 enum Slot {
-    /// The node answers; `write` marks commands whose latency is recorded.
-    Node { write: bool },
+    /// The node answers; `write` marks commands whose latency is recorded,
+    /// `logs_in` an AUTH or HELLO (its success authenticates the connection).
+    Node { write: bool, logs_in: bool },
     /// Answered here (a rejected or malformed request).
     Local(Reply),
 }
@@ -45,6 +46,7 @@ pub async fn serve(
     shared: Rc<Shared>,
     limits: Limits,
     query_bytes_max: usize,
+    auth_required: bool,
 ) {
     let _ = tcp.set_nodelay(true);
     let Some(mut stream) = tls::accept_client(tcp, tls.as_deref()).await else {
@@ -53,17 +55,27 @@ pub async fn serve(
     };
     let certificate = stream.peer_names();
     let mut parser = Parser::new(limits);
+    // Until it logs in, a connection that must gets Redis's small limits
+    // and its commands are taken one at a time (an AUTH pipelined with
+    // what follows is answered before the rest is parsed, as in Redis).
+    let mut authenticated = !auth_required;
+    parser.set_unauthenticated(!authenticated);
     let mut buffer: Vec<u8> = Vec::new();
     let mut chunk = vec![0u8; READ_CHUNK_BYTES];
     let mut out = Vec::new();
     let mut early: VecDeque<Reply> = VecDeque::new();
+    // Whole commands may wait in `buffer` (taken one at a time).
+    let mut parse_first = false;
     'connection: loop {
-        let read = match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        buffer.extend_from_slice(&chunk[..read]);
+        if !parse_first {
+            let read = match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            buffer.extend_from_slice(&chunk[..read]);
+        }
         let requests = parser.take_requests(&mut buffer, query_bytes_max);
+        parse_first = !authenticated && !requests.items.is_empty() && !buffer.is_empty();
         let close = requests.close;
         let mut slots = Vec::with_capacity(requests.items.len());
         for request in requests.items {
@@ -76,8 +88,11 @@ pub async fn serve(
                         continue;
                     }
                     let write = matches!(crate::kv::classify(&arguments), Ok(crate::kv::Access::Write));
+                    let logs_in = !authenticated
+                        && (arguments[0].eq_ignore_ascii_case(b"AUTH")
+                            || arguments[0].eq_ignore_ascii_case(b"HELLO"));
                     events.push(Event::Client { conn, args: arguments }).await;
-                    slots.push(Slot::Node { write });
+                    slots.push(Slot::Node { write, logs_in });
                 }
                 Request::Answered(reply) => slots.push(Slot::Local(reply)),
             }
@@ -86,13 +101,17 @@ pub async fn serve(
         for slot in slots {
             match slot {
                 Slot::Local(reply) => reply.encode(&mut out),
-                Slot::Node { write } => {
+                Slot::Node { write, logs_in } => {
                     while early.is_empty() {
                         early.extend(replies.take_all().await);
                     }
                     let reply = early.pop_front().expect("waited for it");
                     if write {
                         shared.record_write_latency(started.elapsed());
+                    }
+                    if logs_in && !matches!(reply, Reply::Error(_)) {
+                        authenticated = true;
+                        parser.set_unauthenticated(false);
                     }
                     reply.encode(&mut out);
                 }

@@ -640,6 +640,15 @@ fn default_user_is_open(config: &ServerConfig) -> bool {
     }
 }
 
+/// Whether a new connection must log in before anything else (Redis's
+/// `authRequired`): the default user has a password or is off.
+fn auth_required(config: &ServerConfig) -> bool {
+    match &config.acl {
+        Some(acl) => acl.user(b"default").is_none_or(|user| !user.is_nopass() || !user.is_enabled()),
+        None => config.requirepass.is_some(),
+    }
+}
+
 /// Whether a client connects from 127.0.0.1 or ::1, the addresses
 /// Redis's protected mode lets in (other 127.x.y.z addresses are not).
 fn is_loopback(stream: &glommio::net::TcpStream) -> bool {
@@ -713,6 +722,7 @@ async fn accept_clients(
             shared.clone(),
             config.limits,
             config.query_bytes_max,
+            auth_required(&config),
         ))
         .detach();
     }
