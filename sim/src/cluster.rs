@@ -1365,6 +1365,12 @@ async fn final_reads(shared: SharedRef, keys: usize, deadline_ms: u64) -> turmoi
                 if matches!(outcome.first(), Some(Some(Outcome::Value(_) | Outcome::Items(_)))) {
                     break;
                 }
+                // The admin's CLUSTER REMOVE may land while the reads run
+                // (its retries outlast the chaos): a member removed since
+                // has left and serves nothing.
+                if shared.borrow().removed.contains(&node) {
+                    break;
+                }
                 if sim_ms() > deadline_ms {
                     let last = shared.borrow().last_refusal.clone();
                     let text = format!(

@@ -20,6 +20,7 @@ const REGRESSION_SEEDS: &[(u64, &str)] = &[
     (14, "the same duplicated forward, on CAS"),
     (47, "the linearizability search ran out of budget on a key with many unknown outcomes: 8 keys instead of 3"),
     (1112, "a BZPOPMIN answered -TIMEOUT after a snapshot install applied later, after its connection's next write"),
+    (1938, "the admin's CLUSTER REMOVE landed during the final reads, which kept reading through the removed member"),
 ];
 const DEFAULT_CLUSTER_SEEDS: u64 = 120;
 const DEFAULT_CORE_SEEDS: u64 = 500;
