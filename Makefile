@@ -49,9 +49,11 @@ stop:
 		rm -f $$pidfile; \
 	done
 
-## deps: what the tests need besides Rust, installed only when missing: redis-server,
-## redis-cli, redis-benchmark (Debian's redis-server, redis-tools) and redis-py in $(VENV)
+## deps: what the tests need besides Rust, installed only when missing: a C compiler (ring),
+## redis-server, redis-cli with TLS, redis-benchmark (Debian's redis-server, redis-tools) and
+## redis-py in $(VENV)
 deps:
+	@if ! command -v cc >/dev/null 2>&1; then $(SUDO) apt-get update && $(SUDO) apt-get install -y gcc; fi
 	@if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1 \
 		|| ! command -v redis-benchmark >/dev/null 2>&1; then \
 		$(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server redis-tools; \

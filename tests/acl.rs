@@ -12,10 +12,13 @@
 mod harness;
 
 use cashe::protocol::Reply;
-use harness::{bulk_text, eventually, field, free_port, run_bounded, ChildGuard, Client, Server, TempDir};
+use harness::{
+    bulk_text, eventually, field, redis_server, run_bounded, run_script, venv_python, ChildGuard, Client,
+    Server, TempDir,
+};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 /// SHA-256 of "password", as carol's `#` rule.
@@ -94,35 +97,6 @@ fn words(text: &str) -> Vec<&str> {
     text.split(' ').collect()
 }
 
-/// The replies of every step of `script` on `port`, raw.
-fn run_script(script: &[&[&str]], port: u16) -> Vec<Vec<u8>> {
-    let mut raw = Vec::new();
-    for step in script {
-        let mut client = Client::connect(port).expect("connect");
-        for command in *step {
-            client.send(&words(command)).expect("send");
-            let (_, bytes) = client.read_reply_raw().expect("a reply");
-            raw.push(bytes);
-        }
-    }
-    raw
-}
-
-/// A redis-server, with `file` as its `--aclfile` if given.
-fn redis_with(file: Option<&Path>) -> (ChildGuard, u16) {
-    let port = free_port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .args(file.map(|file| [std::ffi::OsStr::new("--aclfile"), file.as_os_str()]).into_iter().flatten())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server is on PATH (make deps)");
-    let guard = ChildGuard(child);
-    eventually("redis-server listening", || Client::connect(port).ok().map(|_| ()));
-    (guard, port)
-}
-
 /// A one-node cashe with `flags`, serving once `ready` (on a fresh
 /// connection) answers OK.
 fn cashe_with(
@@ -164,7 +138,7 @@ fn an_acl_file_answers_every_step_as_redis_does() {
     let root = TempDir::new("acl");
     let file = acl_file(&root);
     let (_cashe, cashe_port) = cashe_with(&root, "raft0", None, &aclfile_flag(&file), &["SET ready 1"]);
-    let (_redis, redis_port) = redis_with(Some(&file));
+    let (_redis, redis_port) = redis_server(&["--aclfile".as_ref(), file.as_os_str()]);
     let ours = run_script(SCRIPT, cashe_port);
     let theirs = run_script(SCRIPT, redis_port);
     let commands: Vec<&str> = SCRIPT.iter().flat_map(|step| step.iter().copied()).collect();
@@ -253,7 +227,7 @@ fn acl_cat_lists_redis_commands_of_every_category() {
     let root = TempDir::new("acl-cat");
     let file = acl_file(&root);
     let (_cashe, cashe_port) = cashe_with(&root, "raft0", None, &aclfile_flag(&file), &["PING"]);
-    let (_redis, redis_port) = redis_with(Some(&file));
+    let (_redis, redis_port) = redis_server(&["--aclfile".as_ref(), file.as_os_str()]);
     let ours = categories(cashe_port);
     let theirs = categories(redis_port);
     let category_names =
@@ -279,7 +253,7 @@ fn redis_py_with_a_user_gets_what_redis_gives() {
     let root = TempDir::new("acl-py");
     let file = acl_file(&root);
     let (_cashe, cashe_port) = cashe_with(&root, "raft0", None, &aclfile_flag(&file), &["SET ready 1"]);
-    let (_redis, redis_port) = redis_with(Some(&file));
+    let (_redis, redis_port) = redis_server(&["--aclfile".as_ref(), file.as_os_str()]);
     let python = venv_python();
     let ours = run_redis_py(&python, "cashe", cashe_port);
     let theirs = run_redis_py(&python, "redis-server", redis_port);
@@ -288,19 +262,6 @@ fn redis_py_with_a_user_gets_what_redis_gives() {
         "{ours}"
     );
     assert_eq!(ours, theirs, "redis-py's transcript: cashe (left), redis-server (right)");
-}
-
-/// The venv's Python (made by `make deps`): `CASHE_PYTHON`, else
-/// `target/venv/bin/python`. Missing is a failure, never a skip.
-fn venv_python() -> PathBuf {
-    let fallback = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/venv/bin/python");
-    let from_env = std::env::var_os("CASHE_PYTHON").map(PathBuf::from);
-    match from_env.into_iter().chain([fallback.clone()]).find(|path| path.is_file()) {
-        Some(python) => python,
-        None => {
-            panic!("no Python with redis-py: set CASHE_PYTHON or run `make deps` ({})", fallback.display())
-        }
-    }
 }
 
 fn run_redis_py(python: &Path, against: &str, port: u16) -> String {
@@ -456,7 +417,7 @@ fn command_categories(port: u16, names: &[String]) -> Vec<Option<BTreeSet<String
 fn command_info_gives_redis_categories() {
     let root = TempDir::new("acl-command-info");
     let (_cashe, cashe_port) = cashe_with(&root, "raft0", None, &[], &["PING"]);
-    let (_redis, redis_port) = redis_with(None);
+    let (_redis, redis_port) = redis_server(&[]);
     let names: Vec<String> = match Client::connect(cashe_port).unwrap().call(&["COMMAND", "LIST"]).unwrap() {
         Reply::Array(Some(items)) => items.iter().filter_map(bulk_text).collect(),
         other => panic!("COMMAND LIST: {other:?}"),
@@ -480,7 +441,7 @@ fn a_disabled_default_user_requires_auth_as_in_redis() {
     std::fs::write(&path, "user default off\nuser admin on >adminpw ~* +@all\n").unwrap();
     let ready = ["AUTH admin adminpw", "SET ready 1"];
     let (_cashe, cashe_port) = cashe_with(&root, "raft0", None, &aclfile_flag(&path), &ready);
-    let (_redis, redis_port) = redis_with(Some(&path));
+    let (_redis, redis_port) = redis_server(&["--aclfile".as_ref(), path.as_os_str()]);
     let script: &[&[&str]] = &[
         &["GET ready", "ACL WHOAMI", "HELLO 2", "AUTH x", "AUTH default x", "PING", "EXEC", "MULTI", "EXEC"],
         &["AUTH admin adminpw", "ACL WHOAMI", "GET nosuch", "ACL USERS", "AUTH default x", "ACL WHOAMI"],

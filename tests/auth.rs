@@ -8,7 +8,7 @@
 mod harness;
 
 use cashe::protocol::Reply;
-use harness::{eventually, free_port, ChildGuard, Client, Server, TempDir};
+use harness::{eventually, free_port, redis_server, run_script, ChildGuard, Client, Server, TempDir};
 use std::process::{Command, Stdio};
 
 const PASSWORD: &str = "s3cret";
@@ -21,38 +21,6 @@ const SCRIPT: &[&[&str]] = &[
     &["AUTH default s3cret", "GET k", "DEL k"],
     &["HELLO 2 AUTH default wrong", "GET k"],
 ];
-
-fn words(text: &str) -> Vec<&str> {
-    text.split(' ').collect()
-}
-
-/// The replies of every step of the script on `port`, raw.
-fn run_script(port: u16) -> Vec<Vec<u8>> {
-    let mut raw = Vec::new();
-    for step in SCRIPT {
-        let mut client = Client::connect(port).expect("connect");
-        for command in *step {
-            client.send(&words(command)).expect("send");
-            let (_, bytes) = client.read_reply_raw().expect("a reply");
-            raw.push(bytes);
-        }
-    }
-    raw
-}
-
-fn redis_with_password() -> (ChildGuard, u16) {
-    let port = free_port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        .args(["--requirepass", PASSWORD])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server is on PATH (make deps)");
-    let guard = ChildGuard(child);
-    eventually("redis-server listening", || Client::connect(port).ok().map(|_| ()));
-    (guard, port)
-}
 
 fn cashe_with_password(root: &TempDir) -> (ChildGuard, u16) {
     let server = Server::new(root, "raft0");
@@ -78,9 +46,9 @@ fn cashe_with_password(root: &TempDir) -> (ChildGuard, u16) {
 fn requirepass_answers_every_step_as_redis_does() {
     let root = TempDir::new("auth");
     let (_cashe, cashe_port) = cashe_with_password(&root);
-    let (_redis, redis_port) = redis_with_password();
-    let ours = run_script(cashe_port);
-    let theirs = run_script(redis_port);
+    let (_redis, redis_port) = redis_server(&["--requirepass".as_ref(), PASSWORD.as_ref()]);
+    let ours = run_script(SCRIPT, cashe_port);
+    let theirs = run_script(SCRIPT, redis_port);
     let commands: Vec<&str> = SCRIPT.iter().flat_map(|step| step.iter().copied()).collect();
     for ((command, a), b) in commands.iter().zip(&ours).zip(&theirs) {
         let show = |bytes: &[u8]| String::from_utf8_lossy(bytes).escape_debug().to_string();
@@ -228,7 +196,7 @@ fn command_bytes(words: &[&[u8]]) -> Vec<u8> {
 fn unauthenticated_connections_get_redis_small_limits() {
     let root = TempDir::new("auth-limits");
     let (_cashe, cashe_port) = cashe_with_password(&root);
-    let (_redis, redis_port) = redis_with_password();
+    let (_redis, redis_port) = redis_server(&["--requirepass".as_ref(), PASSWORD.as_ref()]);
     let big = vec![b'x'; 20_000];
     let mut pipelined = command_bytes(&[b"AUTH", PASSWORD.as_bytes()]);
     pipelined.extend(command_bytes(&[b"SET", b"big", &big]));

@@ -21,7 +21,7 @@ mod harness;
 mod redis;
 
 use cashe::protocol::Reply;
-use harness::{run_bounded, Client, Cluster};
+use harness::{run_bounded, venv_python, Client, Cluster};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -189,22 +189,6 @@ fn pipelined_commands_on_every_node_answer_byte_for_byte_as_redis_does() {
 // 2. redis-py
 
 const PYTHON_LIMIT: Duration = Duration::from_secs(120);
-
-/// The venv's Python (made by `make deps`): `CASHE_PYTHON`, else
-/// `target/venv/bin/python`. Missing is a failure, never a skip.
-fn venv_python() -> PathBuf {
-    let fallback = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/venv/bin/python");
-    let from_env = std::env::var_os("CASHE_PYTHON").map(PathBuf::from);
-    match from_env.into_iter().chain([fallback.clone()]).find(|path| path.is_file()) {
-        Some(python) => python,
-        None => panic!(
-            "no Python with redis-py: CASHE_PYTHON is {:?} and {} does not exist; run `make deps` \
-             (it makes the venv and installs redis-py there)",
-            std::env::var_os("CASHE_PYTHON"),
-            fallback.display()
-        ),
-    }
-}
 
 /// Runs `tests/py/redis_py_clients.py` against `ports`; its transcript.
 fn run_redis_py(python: &Path, against: &str, ports: &[u16]) -> String {

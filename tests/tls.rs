@@ -18,7 +18,9 @@ use cashe::node::wire::{self, PeerFrame, WIRE_VERSION};
 use cashe::protocol::reply::{decode, encode_command};
 use cashe::protocol::Reply;
 use cashe::raft::NodeId;
-use harness::{bulk_text, eventually, field, free_port, run_bounded, ChildGuard, Server, TempDir, PATIENCE};
+use harness::{
+    bulk_text, eventually, field, free_port, run_bounded, venv_python, ChildGuard, Server, TempDir, PATIENCE,
+};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
@@ -598,18 +600,6 @@ fn a_tls_cluster_reconnects_after_the_leader_is_killed_and_restarted() {
         "a member's own certificate was refused:\n{}",
         cluster.logs()
     );
-}
-
-/// The venv's Python with redis-py (see tests/clients.rs).
-fn venv_python() -> PathBuf {
-    let fallback = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/venv/bin/python");
-    let from_env = std::env::var_os("CASHE_PYTHON").map(PathBuf::from);
-    match from_env.into_iter().chain([fallback.clone()]).find(|path| path.is_file()) {
-        Some(python) => python,
-        None => {
-            panic!("no Python with redis-py: set CASHE_PYTHON or run `make deps` ({})", fallback.display())
-        }
-    }
 }
 
 #[test]

@@ -397,3 +397,51 @@ impl Cluster {
         self.servers.iter().map(|s| format!("==== {}\n{}", s.name, s.log_text())).collect()
     }
 }
+
+/// The venv's Python with redis-py (made by `make deps`): `CASHE_PYTHON`,
+/// else `target/venv/bin/python`. Missing is a failure, never a skip.
+pub fn venv_python() -> PathBuf {
+    let fallback = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/venv/bin/python");
+    let from_env = std::env::var_os("CASHE_PYTHON").map(PathBuf::from);
+    match from_env.into_iter().chain([fallback.clone()]).find(|path| path.is_file()) {
+        Some(python) => python,
+        None => panic!(
+            "no Python with redis-py: CASHE_PYTHON is {:?} and {} does not exist; run `make deps` \
+             (it makes the venv and installs redis-py there)",
+            std::env::var_os("CASHE_PYTHON"),
+            fallback.display()
+        ),
+    }
+}
+
+/// A redis-server on a free loopback port with `args` added (no
+/// persistence), listening when this returns; killed when the guard drops.
+pub fn redis_server(args: &[&std::ffi::OsStr]) -> (ChildGuard, u16) {
+    let port = free_port();
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is on PATH (make deps)");
+    let guard = ChildGuard(child);
+    eventually("redis-server listening", || Client::connect(port).ok().map(|_| ()));
+    (guard, port)
+}
+
+/// The raw replies of every step of `script` on `port`: each step is the
+/// commands (words split at spaces) sent on one fresh connection, in order.
+pub fn run_script(script: &[&[&str]], port: u16) -> Vec<Vec<u8>> {
+    let mut raw = Vec::new();
+    for step in script {
+        let mut client = Client::connect(port).expect("connect");
+        for command in *step {
+            let words: Vec<&str> = command.split(' ').collect();
+            client.send(&words).expect("send");
+            let (_, bytes) = client.read_reply_raw().expect("a reply");
+            raw.push(bytes);
+        }
+    }
+    raw
+}
