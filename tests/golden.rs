@@ -387,13 +387,7 @@ fn a_node_logs_and_snapshots_exactly_the_golden_bytes() {
 #[test]
 fn the_golden_directory_restores_a_node_that_answers_as_the_requests_said() {
     let recovered = open(&golden_disk(|_, bytes| bytes)).unwrap();
-    let mut node = Node::restore(config(), 1, recovered).unwrap();
-    settle(&mut node, &mut Vec::new(), &mut None);
-    assert_eq!(read(&node, "GET greeting"), Reply::bulk("hello"));
-    assert_eq!(read(&node, "PTTL greeting"), Reply::Integer(3_600_000));
-    assert_eq!(read(&node, "HGET user name"), Reply::bulk("ann"));
-    assert_eq!(read(&node, "EXISTS visitor"), Reply::Integer(0));
-    assert_eq!(read(&node, "GET color"), Reply::bulk("blue"), "the entry after the snapshot is applied");
+    answers_as_the_golden_requests_said(recovered);
 }
 
 #[test]
@@ -464,13 +458,7 @@ fn the_data_directory_with_a_node_format_1_snapshot_and_version_3_records_still_
     let segment = frames(&disk.contents(SEGMENT_PATH).unwrap());
     assert!(segment[1..].iter().all(|(_, payload)| payload[0] == 3), "the fixture's records are version 3");
     let recovered = open(&disk).unwrap();
-    let mut node = Node::restore(config(), 1, recovered).unwrap();
-    settle(&mut node, &mut Vec::new(), &mut None);
-    assert_eq!(read(&node, "GET greeting"), Reply::bulk("hello"));
-    assert_eq!(read(&node, "PTTL greeting"), Reply::Integer(3_600_000));
-    assert_eq!(read(&node, "HGET user name"), Reply::bulk("ann"));
-    assert_eq!(read(&node, "EXISTS visitor"), Reply::Integer(0));
-    assert_eq!(read(&node, "GET color"), Reply::bulk("blue"), "the entry after the snapshot is applied");
+    answers_as_the_golden_requests_said(recovered);
 }
 
 /// A data directory of the build before key-value format 4 and record
@@ -759,4 +747,16 @@ fn every_value_type_and_a_blocked_client_snapshot_to_the_pinned_bytes_and_back()
         Reply::Array(Some(vec![Reply::bulk("a"), Reply::bulk("b")]))
     );
     assert!(restored.is_waiting(cashe::kv::WaiterId { node: 7, seq: 9 }));
+}
+
+/// Restores a node from the golden requests' data directory (this build's
+/// or an older build's) and reads back what the requests wrote.
+fn answers_as_the_golden_requests_said(recovered: Recovered) {
+    let mut node = Node::restore(config(), 1, recovered).unwrap();
+    settle(&mut node, &mut Vec::new(), &mut None);
+    assert_eq!(read(&node, "GET greeting"), Reply::bulk("hello"));
+    assert_eq!(read(&node, "PTTL greeting"), Reply::Integer(3_600_000));
+    assert_eq!(read(&node, "HGET user name"), Reply::bulk("ann"));
+    assert_eq!(read(&node, "EXISTS visitor"), Reply::Integer(0));
+    assert_eq!(read(&node, "GET color"), Reply::bulk("blue"), "the entry after the snapshot is applied");
 }
