@@ -32,7 +32,10 @@
 //!    each), with Redis's `OBJECT ENCODING` of the key;
 //! 7. TLS (issue 15, `benches/cluster/tls.rs`): SET at 64 clients against
 //!    the plain cluster and at once against a second cluster with TLS on
-//!    clients and peers; the ratio TLS / plain.
+//!    clients and peers; the ratio TLS / plain;
+//! 8. cores (issue 16, `benches/cluster/cores.rs`): one node at `--cores 1`
+//!    and one at `--cores 2`, SET and GET at 64 clients on each in turn,
+//!    ops/s and server CPU microseconds per operation.
 //!
 //! Every client is a glommio task on one client thread (one thread keeps
 //! the load generator's CPU share small and the same for both servers): it
@@ -45,7 +48,7 @@
 //! `CASHE_BENCH_SECONDS` (10) and `CASHE_BENCH_WARMUP_SECONDS` (1) per cell,
 //! `CASHE_BENCH_CLIENTS` (`1,16,64,256` for SET and GET, `64` for HSET,
 //! LPUSH and ZADD; when set, it is used for all), `CASHE_BENCH_PARTS`
-//! (`set,get,hset,lpush,zadd,failover,tls,memory,memory-types`; `memory-types`
+//! (`set,get,hset,lpush,zadd,failover,tls,cores,memory,memory-types`; `memory-types`
 //! stands for `memory-hash,memory-set,memory-zset`),
 //! `CASHE_BENCH_FAILOVER_TRIALS` (5), `CASHE_BENCH_MEMORY_KEYS` (1000000),
 //! `CASHE_BENCH_MEMORY_ELEMENTS` (1000000), `CASHE_BENCH_DIR` (`target/bench`),
@@ -77,6 +80,8 @@ use std::time::{Duration, Instant};
 
 type BenchResult<T> = Result<T, Box<dyn Error>>;
 
+#[path = "cluster/cores.rs"]
+mod cores;
 #[path = "cluster/tls.rs"]
 mod tls;
 
@@ -181,6 +186,9 @@ fn main() -> BenchResult<()> {
             report.tls = Some(tls::tls_cell(&settings, &cluster, &data.path, &logs)?);
         }
     }
+    if settings.wants("cores") {
+        report.cores = Some(cores::cores_cell(&settings, &data.path, &logs)?);
+    }
     if settings.wants("memory") {
         report.memory = Some(memory(&data.path.join("memory"), &logs, &settings)?);
     }
@@ -243,7 +251,7 @@ impl Settings {
         // The data types' cells run at 64 clients unless told otherwise.
         let collection_clients = counts(list("CASHE_BENCH_CLIENTS", "64"))?;
         let mut parts: Vec<String> =
-            list("CASHE_BENCH_PARTS", "set,get,hset,lpush,zadd,failover,tls,memory,memory-types")
+            list("CASHE_BENCH_PARTS", "set,get,hset,lpush,zadd,failover,tls,cores,memory,memory-types")
                 .split(',')
                 .map(|p| p.trim().to_ascii_lowercase())
                 .collect();
@@ -443,7 +451,7 @@ impl Cluster {
     fn wait_for_voters(&mut self, voters: usize) -> BenchResult<()> {
         eventually(&format!("{voters} voters and no learner"), || {
             let leader = self.leader().ok()?;
-            let size: usize = self.nodes[leader].info_field("CLUSTER", "cluster_size")?.parse().ok()?;
+            let size: usize = self.nodes[leader].info_field("CLUSTER", "cluster_voters")?.parse().ok()?;
             let learners: usize =
                 self.nodes[leader].info_field("CLUSTER", "cluster_learners")?.parse().ok()?;
             (size == voters && learners == 0).then_some(())
@@ -1589,6 +1597,7 @@ struct Report {
     fsync: Option<(FsyncProbe, FsyncProbe)>,
     failover: Option<FailoverResult>,
     tls: Option<tls::TlsCell>,
+    cores: Option<cores::CoresCell>,
     memory: Option<MemoryResult>,
     /// Memory per element of a hash, a set and a sorted set (issue 14).
     type_memory: Vec<TypeMemory>,
@@ -1667,6 +1676,7 @@ impl Report {
             fsync: None,
             failover: None,
             tls: None,
+            cores: None,
             memory: None,
             type_memory: Vec::new(),
         }
@@ -1730,6 +1740,7 @@ impl Report {
         text.push_str(&self.histograms());
         text.push_str(&self.failover_text());
         text.push_str(&self.tls_text());
+        text.push_str(&self.cores_text());
         text.push_str(&self.memory_text());
         text.push_str(&self.type_memory_text());
         text.push_str(&self.goals());
@@ -1810,6 +1821,36 @@ impl Report {
             plain.errors.total(),
             tls.errors.total(),
         )
+    }
+
+    fn cores_text(&self) -> String {
+        let Some(cell) = &self.cores else { return String::new() };
+        let mut text = format!(
+            "\ncores (one node, {} clients; --cores 1, then at once --cores 2; CPU: the server process's \
+             user + system time per operation):\n",
+            cores::CORES_CLIENTS
+        );
+        for (workload, [one, two]) in &cell.rows {
+            let _ = writeln!(
+                text,
+                "  {:<4} --cores {}: {:>8.0} ops/s, p99 {:>6.2} ms, {:>5.1} µs CPU/op | --cores {}: {:>8.0} ops/s, \
+                 p99 {:>6.2} ms, {:>5.1} µs CPU/op | ratio ops/s {:.2}, CPU/op {:.2}; errors {} / {}",
+                workload.name(),
+                one.cores,
+                one.result.ops_per_second(),
+                one.result.quantile_us(0.99) as f64 / 1e3,
+                one.cpu_us_per_op(),
+                two.cores,
+                two.result.ops_per_second(),
+                two.result.quantile_us(0.99) as f64 / 1e3,
+                two.cpu_us_per_op(),
+                two.result.ops_per_second() / one.result.ops_per_second().max(1e-9),
+                two.cpu_us_per_op() / one.cpu_us_per_op().max(1e-9),
+                one.result.errors.total(),
+                two.result.errors.total(),
+            );
+        }
+        text
     }
 
     fn memory_text(&self) -> String {
@@ -1996,6 +2037,28 @@ impl Report {
                 tls::TLS_CLIENTS,
                 side_json(&cell.plain),
                 side_json(&cell.tls)
+            );
+        }
+        if let Some(cell) = &self.cores {
+            let rows: Vec<String> = cell
+                .rows
+                .iter()
+                .flat_map(|(workload, sides)| sides.iter().map(move |side| (workload, side)))
+                .map(|(workload, side)| {
+                    format!(
+                        "{{\"workload\": \"{}\", \"cores\": {}, \"cpu_us_per_op\": {:.2}, \"load\": {}}}",
+                        workload.name(),
+                        side.cores,
+                        side.cpu_us_per_op(),
+                        side_json(&side.result)
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                json,
+                "  \"cores\": {{\"clients\": {}, \"rows\": [{}]}},",
+                cores::CORES_CLIENTS,
+                rows.join(", ")
             );
         }
         match &self.failover {

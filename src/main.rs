@@ -148,6 +148,25 @@ struct Args {
     /// protected mode does [possible values: yes, no]
     #[arg(long, default_value = "yes", value_parser = ["yes", "no"])]
     protected_mode: String,
+    /// What a node does with a keyed command for a shard it does not lead:
+    /// `forward` it to the leader, except for clients that route by slot
+    /// themselves (they asked CLUSTER SLOTS, SHARDS or NODES) which get
+    /// -MOVED; `redirect` answers -MOVED to every client, as Redis
+    /// Cluster does [possible values: forward, redirect]
+    #[arg(long, default_value = "forward", value_parser = ["forward", "redirect"])]
+    cluster_mode: String,
+    /// Executors (threads) to run: one runs the node, its log and its peer
+    /// links; the others serve client connections and hand their commands
+    /// to it. More pays only with CPUs to spare: on a machine shared with
+    /// other nodes or the load, the hop between executors costs more than
+    /// it spreads (see benches/README.md)
+    #[arg(long, default_value_t = 1)]
+    cores: usize,
+    /// Pin executor k to CPU k (for a machine given to one node; several
+    /// nodes on one machine would share the same CPUs) [possible values:
+    /// yes, no]
+    #[arg(long, default_value = "no", value_parser = ["yes", "no"])]
+    pin_cores: String,
     /// Redis's ACL file: lines `user NAME rule...` (on/off, >password,
     /// #sha256, nopass, +@category, -command, ~pattern, allkeys, ...). Read
     /// once at start; every node of a cluster must be given the same file
@@ -351,6 +370,12 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
         cluster_secret: cluster_secret(args)?,
         peer_connections_max: args.max_peer_connections.max(1),
         protected_mode: args.protected_mode == "yes",
+        cores: args.cores.max(1),
+        pin_cores: args.pin_cores == "yes",
+        cluster_mode: match args.cluster_mode.as_str() {
+            "redirect" => cashe::node::ClusterMode::Redirect,
+            _ => cashe::node::ClusterMode::Forward,
+        },
         tls: tls.map(Arc::new),
     })
 }
@@ -428,7 +453,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outcome = glommio::LocalExecutorBuilder::default().name("cashe").spawn(move || serve(config));
+    let placement = cashe::runtime::server::placement(0, config.pin_cores);
+    let outcome = glommio::LocalExecutorBuilder::new(placement).name("cashe").spawn(move || serve(config));
     let outcome = match outcome {
         Ok(handle) => handle.join().map_err(|e| format!("executor: {e}")).and_then(|r| r),
         Err(e) => Err(format!("cannot start the glommio executor: {e}")),

@@ -13,12 +13,10 @@ mod harness;
 
 use cashe::protocol::Reply;
 use harness::{
-    bulk_text, eventually, field, redis_server, run_bounded, run_script, venv_python, ChildGuard, Client,
-    Server, TempDir,
+    bulk_text, eventually, field, redis_server, run_bounded, run_script, ChildGuard, Client, Server, TempDir,
 };
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 /// SHA-256 of "password", as carol's `#` rule.
@@ -254,9 +252,8 @@ fn redis_py_with_a_user_gets_what_redis_gives() {
     let file = acl_file(&root);
     let (_cashe, cashe_port) = cashe_with(&root, "raft0", None, &aclfile_flag(&file), &["SET ready 1"]);
     let (_redis, redis_port) = redis_server(&["--aclfile".as_ref(), file.as_os_str()]);
-    let python = venv_python();
-    let ours = run_redis_py(&python, "cashe", cashe_port);
-    let theirs = run_redis_py(&python, "redis-server", redis_port);
+    let ours = run_redis_py("cashe", cashe_port);
+    let theirs = run_redis_py("redis-server", redis_port);
     assert!(
         ours.contains("NoPermissionError: this user has no permissions to run the 'set' command"),
         "{ours}"
@@ -264,18 +261,8 @@ fn redis_py_with_a_user_gets_what_redis_gives() {
     assert_eq!(ours, theirs, "redis-py's transcript: cashe (left), redis-server (right)");
 }
 
-fn run_redis_py(python: &Path, against: &str, port: u16) -> String {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/redis_py_acl.py");
-    let finished =
-        run_bounded(Command::new(python).arg(&script).arg(port.to_string()), Duration::from_secs(60));
-    assert!(
-        finished.status.is_some_and(|s| s.success()),
-        "redis-py against {against}: {:?}\n--- transcript\n{}--- stderr\n{}",
-        finished.status,
-        finished.stdout,
-        finished.stderr
-    );
-    finished.stdout
+fn run_redis_py(against: &str, port: u16) -> String {
+    harness::run_python("redis_py_acl.py", &[port.to_string()], Duration::from_secs(60), against)
 }
 
 /// Runs the binary with `flags` until it exits (it must, quickly).
@@ -319,7 +306,7 @@ fn members(port: u16, auth: &[&str]) -> Option<(usize, usize)> {
     let command: Vec<&str> = ["AUTH"].iter().chain(auth).copied().collect();
     (client.call(&command).ok()? == Reply::ok()).then_some(())?;
     let info = bulk_text(&client.call(&["CLUSTER", "INFO"]).ok()?)?;
-    Some((field(&info, "cluster_size")?.parse().ok()?, field(&info, "cluster_learners")?.parse().ok()?))
+    Some((field(&info, "cluster_voters")?.parse().ok()?, field(&info, "cluster_learners")?.parse().ok()?))
 }
 
 #[test]

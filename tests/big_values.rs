@@ -59,7 +59,7 @@ impl Nodes {
         let nodes = Nodes { servers, _children: children, _root: root };
         eventually("three voters", || {
             let info = bulk_text(&nodes.servers[nodes.leader()].call(&["CLUSTER", "INFO"]))?;
-            (field(&info, "cluster_size")? == "3" && field(&info, "cluster_learners")? == "0").then_some(())
+            (field(&info, "cluster_voters")? == "3" && field(&info, "cluster_learners")? == "0").then_some(())
         });
         nodes
     }

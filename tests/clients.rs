@@ -4,7 +4,8 @@
 //! - connections on every node pipelining many rounds of dependent commands
 //!   (a write, then a read of it) in single socket writes, half of them in
 //!   RESP3: every reply equal byte for byte to Redis's and to the expected
-//!   answer (connection order, through forwarding);
+//!   answer (connection order, through forwarding), on nodes running three
+//!   executors (`--cores 3`);
 //! - redis-py with its defaults (RESP3, MULTI/EXEC pipelines, WATCH
 //!   transactions, hashes, lists with a BRPOP served by another node's
 //!   push, sets, sorted sets, bitmaps, COPY, OBJECT ENCODING) against a
@@ -21,9 +22,7 @@ mod harness;
 mod redis;
 
 use cashe::protocol::Reply;
-use harness::{run_bounded, venv_python, Client, Cluster};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use harness::{venv_python, Client, Cluster};
 use std::time::{Duration, Instant};
 
 /// How much of each node's log a failure shows.
@@ -129,7 +128,9 @@ fn run_pipelines(ports: &[u16], scripts: &[Script]) -> (Vec<Transcript>, Duratio
 
 #[test]
 fn pipelined_commands_on_every_node_answer_byte_for_byte_as_redis_does() {
-    let cluster = Cluster::start("pipelines", PIPELINE_NODES);
+    // Three executors a node: most connections are served by an executor
+    // other than the node's, their commands and replies crossing between.
+    let cluster = Cluster::start_with("pipelines", PIPELINE_NODES, &["--cores", "3"]);
     let redis = redis::RedisServer::start();
     let connections = PIPELINE_NODES * PIPELINE_CONNECTIONS_PER_NODE;
     let scripts: Vec<Script> = (0..connections).map(pipeline_script).collect();
@@ -190,43 +191,24 @@ fn pipelined_commands_on_every_node_answer_byte_for_byte_as_redis_does() {
 
 const PYTHON_LIMIT: Duration = Duration::from_secs(120);
 
-/// Runs `tests/py/redis_py_clients.py` against `ports`; its transcript.
-fn run_redis_py(python: &Path, against: &str, ports: &[u16]) -> String {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/redis_py_clients.py");
-    let started = Instant::now();
-    let mut command = Command::new(python);
-    command.arg(&script).args(ports.iter().map(|p| p.to_string()));
-    let finished = run_bounded(&mut command, PYTHON_LIMIT);
-    println!("redis-py against {against} took {:?}", started.elapsed());
-    let success = finished.status.is_some_and(|s| s.success());
-    assert!(
-        success,
-        "redis-py against {against}: {} ({} {})\n--- transcript\n{}--- stderr\n{}",
-        match finished.status {
-            Some(status) => format!("exited with {status}"),
-            None => format!("killed after {PYTHON_LIMIT:?}"),
-        },
-        python.display(),
-        script.display(),
-        finished.stdout,
-        finished.stderr,
-    );
-    finished.stdout
+/// `tests/py/redis_py_clients.py` against `ports`; its transcript.
+fn run_redis_py(against: &str, ports: &[u16]) -> String {
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    harness::run_python("redis_py_clients.py", &ports, PYTHON_LIMIT, against)
 }
 
 #[test]
 fn redis_py_with_its_defaults_works_through_a_follower_as_against_redis() {
-    let python = venv_python();
+    venv_python(); // a missing venv fails before the cluster starts
     let cluster = Cluster::start("redis-py", 3);
     let followers = cluster.followers();
     let (follower, other) = (&cluster.servers[followers[0]], &cluster.servers[followers[1]]);
     let ours = run_redis_py(
-        &python,
         &format!("cashe follower {}", follower.name),
         &[follower.client_port, other.client_port],
     );
     let redis = redis::RedisServer::start();
-    let theirs = run_redis_py(&python, "redis-server", &[redis.port, redis.port]);
+    let theirs = run_redis_py("redis-server", &[redis.port, redis.port]);
     println!("--- redis-py transcript against a cashe follower\n{ours}");
     assert_eq!(ours, theirs, "redis-py's transcript: cashe (left) differs from redis-server (right)");
 }

@@ -94,7 +94,7 @@ fn info_has_the_fields_redis_7_tests_look_for() {
         assert!(info.contains("used_cpu_user:"), "INFO {args:?}: {info}");
         assert!(info.contains("used_memory_rss:"), "INFO {args:?}: {info}");
         assert!(info.contains("maxmemory_policy:noeviction"), "INFO {args:?}: {info}");
-        assert!(info.contains("cluster_enabled:0"), "INFO {args:?}: {info}");
+        assert!(info.contains("cluster_enabled:1"), "INFO {args:?}: {info}");
         assert!(!info.contains("sentinel_tilt"), "INFO {args:?}: {info}");
         let detailed = args == ["all"] || args == ["everything"];
         assert_eq!(info.contains("rejected_calls="), detailed, "INFO {args:?}: {info}");

@@ -324,7 +324,7 @@ fn nodes_join_through_any_member_catch_up_become_voters_and_can_be_removed() {
     let Reply::Bulk(Some(nodes)) = nodes else { panic!() };
     let nodes = String::from_utf8(nodes).unwrap();
     assert_eq!(nodes.lines().count(), 3, "{nodes}");
-    assert!(nodes.contains("raft2 127.0.0.1:3002@4002 myself,follower raft0"), "{nodes}");
+    assert!(nodes.contains("raft2 127.0.0.1:3002@4002 myself,slave raft0 0 0 "), "{nodes}");
 
     assert_eq!(cluster.request(three, 4, "CLUSTER REMOVE raft1"), Reply::ok());
     cluster.tick_all(10);

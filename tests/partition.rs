@@ -333,7 +333,7 @@ fn agreed_leader(nodes: &[Node]) -> Option<String> {
             Reply::Bulk(Some(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
             _ => return None,
         };
-        let voters: usize = field(&info, "cluster_size")?.parse().ok()?;
+        let voters: usize = field(&info, "cluster_voters")?.parse().ok()?;
         let learners: usize = field(&info, "cluster_learners")?.parse().ok()?;
         if voters != NODES || learners != 0 {
             return None;

@@ -488,7 +488,7 @@ fn info_has_redis_layout_and_every_section() {
             "# Keyspace"
         ]
     );
-    assert!(info.starts_with("# Server\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\n"), "{info}");
+    assert!(info.starts_with("# Server\r\nredis_version:7.0.0\r\nredis_mode:cluster\r\n"), "{info}");
     assert!(info.contains("\r\n\r\n# Clients\r\n"), "sections are separated by a blank line");
     assert!(info.ends_with("# Keyspace\r\n"), "an empty key space has no db0 line: {info}");
     assert_eq!(info_field(&info, "cashe_version").as_deref(), Some(env!("CARGO_PKG_VERSION")));
@@ -538,7 +538,7 @@ fn info_sections_are_chosen_as_redis_7_chooses_them() {
     assert_eq!(titles(&mut cluster, "INFO commandstats"), ["Commandstats"]);
     assert_eq!(cluster.call(1, 1, "INFO garbage"), Reply::bulk(""));
     assert_eq!(cluster.call(1, 1, "INFO sentinel"), Reply::bulk(""));
-    assert_eq!(cluster.call(1, 1, "INFO cluster"), Reply::bulk("# Cluster\r\ncluster_enabled:0\r\n"));
+    assert_eq!(cluster.call(1, 1, "INFO cluster"), Reply::bulk("# Cluster\r\ncluster_enabled:1\r\n"));
     assert_eq!(cluster.call(1, 1, "INFO modules"), Reply::bulk("# Modules\r\n"));
     assert_eq!(cluster.call(1, 1, "INFO latencystats"), Reply::bulk("# Latencystats\r\n"));
     let memory = bulk_text(&cluster.call(1, 1, "INFO memory"));
@@ -886,7 +886,7 @@ fn hello_2_describes_the_server_and_may_name_the_connection() {
             Reply::bulk("id"),
             Reply::Integer(id),
             Reply::bulk("mode"),
-            Reply::bulk("standalone"),
+            Reply::bulk("cluster"),
             Reply::bulk("role"),
             Reply::bulk(role),
             Reply::bulk("modules"),

@@ -284,7 +284,7 @@ impl TlsCluster {
     fn wait_for_voters(&self, voters: usize) {
         eventually(&format!("{voters} voters"), || {
             let info = self.info(self.leader())?;
-            let size: usize = field(&info, "cluster_size")?.parse().ok()?;
+            let size: usize = field(&info, "cluster_voters")?.parse().ok()?;
             let learners: usize = field(&info, "cluster_learners")?.parse().ok()?;
             (size == voters && learners == 0).then_some(())
         })

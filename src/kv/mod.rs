@@ -76,7 +76,7 @@ mod watch;
 mod zset;
 
 pub use blocking::{is_blocking, timeout_ms, timeout_reply, Outcome, WaiterId};
-pub use command::{commands, Access, CommandInfo, CASHE_EXPIRE};
+pub use command::{command_keys, commands, Access, CommandInfo, CASHE_EXPIRE};
 pub(crate) use glob::string_match;
 pub use snapshot::{snapshot_decode, RestoreError, SNAPSHOT_FORMAT};
 pub use watch::{Watch, TOMBSTONE_BYTES_MAX};
@@ -409,6 +409,17 @@ impl Store {
             .collect();
         keys.sort_unstable();
         keys.into_iter().take(max).map(|key| key.to_vec()).collect()
+    }
+
+    /// The keys alive at `now_ms` whose slot is `slot`, in key order
+    /// (`CLUSTER GETKEYSINSLOT` and `COUNTKEYSINSLOT`). It walks every key:
+    /// the store keeps no index by slot.
+    pub fn keys_in_slot(&self, slot: u16, now_ms: u64) -> impl Iterator<Item = &[u8]> {
+        let live = self
+            .entries
+            .iter()
+            .filter(move |(key, entry)| !entry.is_expired(now_ms) && slot::key_slot(key) == slot);
+        live.map(|(key, _)| &key[..])
     }
 
     /// Keys alive at `now_ms`, and how many of them have a TTL.

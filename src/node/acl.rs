@@ -486,43 +486,6 @@ fn command_row(args: &[Vec<u8>]) -> Option<usize> {
     rows.get(full.as_str()).copied()
 }
 
-/// The key arguments of a command, as Redis's key specs find them: the
-/// kv table's `(first, last, step)`, and the keys after a count
-/// (`numkeys`) that the legacy triple cannot describe.
-fn command_keys(args: &[Vec<u8>]) -> Vec<&[u8]> {
-    let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
-    let counted = |count_at: usize| -> Vec<&[u8]> {
-        let count = args.get(count_at).and_then(|c| kv::parse_integer(c)).unwrap_or(0);
-        let count = usize::try_from(count).unwrap_or(0);
-        let start = count_at + 1;
-        let end = start.saturating_add(count).min(args.len());
-        args.get(start..end).unwrap_or_default().iter().map(Vec::as_slice).collect()
-    };
-    match name.as_str() {
-        "watch" => return args[1..].iter().map(Vec::as_slice).collect(),
-        "object" if args.len() >= 3 => return vec![&args[2]],
-        "zunion" | "zinter" | "zdiff" | "zintercard" | "sintercard" | "lmpop" | "zmpop" => return counted(1),
-        "blmpop" | "bzmpop" => return counted(2),
-        "zunionstore" | "zinterstore" | "zdiffstore" => {
-            let mut keys = vec![args[1].as_slice()];
-            keys.extend(counted(2));
-            return keys;
-        }
-        _ => {}
-    }
-    let Some(info) = kv::commands().find(|info| info.name == name) else { return Vec::new() };
-    if info.first_key <= 0 || info.key_step <= 0 {
-        return Vec::new();
-    }
-    let count = args.len() as i64;
-    let last = if info.last_key < 0 { count + i64::from(info.last_key) } else { i64::from(info.last_key) };
-    let last = last.min(count - 1);
-    (i64::from(info.first_key)..=last)
-        .step_by(info.key_step as usize)
-        .filter_map(|k| args.get(usize::try_from(k).ok()?).map(Vec::as_slice))
-        .collect()
-}
-
 impl Node {
     /// The users in force: `--aclfile`'s, else the default user (with
     /// `--requirepass`'s password, if any).
@@ -611,7 +574,7 @@ impl Node {
                 COMMANDS[row].0
             )));
         }
-        if !user.all_keys && !command_keys(args).into_iter().all(|key| user.may_access(key)) {
+        if !user.all_keys && !kv::command_keys(args).into_iter().all(|key| user.may_access(key)) {
             self.clients.denied_keys += 1;
             return Err(Reply::error(NOPERM_KEY));
         }
@@ -779,21 +742,6 @@ mod tests {
         assert!(!allowed(&["client", "list"]));
         assert_eq!(command_row(&args(&["CLIENT", "NOSUCH"])), None);
         assert!(u.may_access(b"public:x") && !u.may_access(b"private:x"));
-    }
-
-    #[test]
-    fn keys_are_found_after_counts_and_at_legacy_positions() {
-        let keys = |words: &[&str]| -> Vec<String> {
-            command_keys(&args(words)).into_iter().map(|k| String::from_utf8_lossy(k).into_owned()).collect()
-        };
-        assert_eq!(keys(&["MSET", "a", "1", "b", "2"]), ["a", "b"]);
-        assert_eq!(keys(&["BLPOP", "a", "b", "0"]), ["a", "b"]);
-        assert_eq!(keys(&["ZUNIONSTORE", "d", "2", "a", "b", "WEIGHTS", "1", "2"]), ["d", "a", "b"]);
-        assert_eq!(keys(&["BLMPOP", "0", "2", "a", "b", "LEFT"]), ["a", "b"]);
-        assert_eq!(keys(&["SINTERCARD", "99", "a"]), ["a"]);
-        assert_eq!(keys(&["OBJECT", "ENCODING", "k"]), ["k"]);
-        assert_eq!(keys(&["BITOP", "AND", "d", "a"]), ["d", "a"]);
-        assert!(keys(&["KEYS", "*"]).is_empty());
     }
 
     #[test]

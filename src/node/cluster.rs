@@ -42,6 +42,7 @@
 use super::handshake::{self, ClusterSecret};
 use super::session::{Ticket, Work};
 use super::Node;
+use crate::kv::slot::SLOTS;
 use crate::protocol::Reply;
 use crate::raft::{MembershipChange, NodeId};
 use serde::{Deserialize, Serialize};
@@ -360,9 +361,11 @@ impl Node {
             return Some(Reply::error("ERR wrong number of arguments for 'cluster' command"));
         };
         let text = |i: usize| args.get(i).map(|a| String::from_utf8_lossy(a).into_owned());
+        if let Some(reply) = self.slots_command(ticket.conn, &sub, args) {
+            return Some(reply);
+        }
         let reply = match (sub.as_slice(), args.len()) {
             (b"INFO", 2) => Reply::text(self.cluster_info()),
-            (b"NODES", 2) => Reply::text(self.cluster_nodes(self.clients.transport_of(ticket.conn))),
             (b"MYID", 2) => Reply::bulk(self.member_name(self.raft.id())),
             (b"JOIN", 5..=8) => {
                 let Some((tls_client_addr, proof)) = join_extras(&args[5..]) else {
@@ -403,12 +406,17 @@ impl Node {
                 let target = args[2].clone();
                 return self.internal_write(ticket, vec![CASHE_FORGET.into(), target]);
             }
-            (b"INFO" | b"NODES" | b"MYID" | b"JOIN" | b"LEAVE" | b"REMOVE", _) => Reply::error(format!(
+            (
+                b"INFO" | b"NODES" | b"MYID" | b"JOIN" | b"LEAVE" | b"REMOVE" | b"SLOTS" | b"SHARDS" | b"KEYSLOT"
+                | b"COUNTKEYSINSLOT" | b"GETKEYSINSLOT",
+                _,
+            ) => Reply::error(format!(
                 "ERR wrong number of arguments for 'cluster|{}' command",
                 String::from_utf8_lossy(&sub).to_lowercase()
             )),
             _ => Reply::error(format!(
-                "ERR unknown subcommand '{}'. Try CLUSTER INFO, NODES, MYID, JOIN name raftaddr clientaddr [TLS tlsaddr] [proof], \
+                "ERR unknown subcommand '{}'. Try CLUSTER INFO, NODES, SLOTS, SHARDS, MYID, KEYSLOT key, \
+                 COUNTKEYSINSLOT slot, GETKEYSINSLOT slot count, JOIN name raftaddr clientaddr [TLS tlsaddr] [proof], \
                  LEAVE or REMOVE name.",
                 String::from_utf8_lossy(&args[1])
             )),
@@ -423,66 +431,31 @@ impl Node {
         None
     }
 
+    /// Redis 7.0's fields (without the bus message counters cashe does
+    /// not keep; `cluster_size` counts shards with a known master), then
+    /// cashe's own: the cluster id, this member's name, the leader, the
+    /// voters and learners of the group, its commit index.
     fn cluster_info(&self) -> String {
         let membership = self.raft.committed_membership();
         let leader = self.raft.leader().map(|l| self.member_name(l)).unwrap_or_else(|| "-".into());
-        let state = if self.raft.leader().is_some() { "ok" } else { "fail" };
+        let served = if self.raft.leader().is_some() { u32::from(SLOTS) } else { 0 };
+        let state = if served == u32::from(SLOTS) { "ok" } else { "fail" };
         format!(
-            "cluster_state:{state}\r\ncluster_known_nodes:{}\r\ncluster_size:{}\r\ncluster_current_epoch:{}\r\n\
-             cluster_my_epoch:{}\r\ncluster_id:{:016x}\r\ncluster_my_name:{}\r\ncluster_leader:{leader}\r\n\
-             cluster_learners:{}\r\ncluster_commit_index:{}\r\n",
+            "cluster_state:{state}\r\ncluster_slots_assigned:{SLOTS}\r\ncluster_slots_ok:{served}\r\n\
+             cluster_slots_pfail:0\r\ncluster_slots_fail:{}\r\ncluster_known_nodes:{}\r\ncluster_size:{}\r\n\
+             cluster_current_epoch:{}\r\ncluster_my_epoch:{}\r\ncluster_id:{:016x}\r\ncluster_my_name:{}\r\n\
+             cluster_leader:{leader}\r\ncluster_voters:{}\r\ncluster_learners:{}\r\ncluster_commit_index:{}\r\n",
+            u32::from(SLOTS) - served,
             membership.members().count(),
-            membership.voters.len(),
+            u32::from(self.raft.leader().is_some()),
             self.raft.term(),
             self.raft.term(),
             self.config.cluster_id,
             self.member_name(self.raft.id()),
+            membership.voters.len(),
             membership.learners.len(),
             self.raft.commit(),
         )
-    }
-
-    /// One line per member, in number order: `name client_addr@raft_port
-    /// flags leader_name match_index term link role`, where `link` is
-    /// `connected`/`disconnected` as the leader sees it (`-` on followers)
-    /// and `client_addr` the one for a client over `transport`.
-    fn cluster_nodes(&self, transport: Transport) -> String {
-        let membership = self.raft.membership();
-        let progress = self.raft.progress();
-        let me = self.raft.id();
-        let leader = self.raft.leader();
-        let leader_name = leader.map(|l| self.member_name(l)).unwrap_or_else(|| "-".into());
-        let mut out = String::new();
-        for id in membership.members() {
-            let info = self.directory.members.get(&id);
-            let client = info.map(|i| i.client_addr_for(transport)).unwrap_or("?");
-            let raft_port = info.and_then(|i| i.raft_addr.rsplit(':').next()).unwrap_or("?");
-            let mut flags = Vec::new();
-            if id == me {
-                flags.push("myself");
-            }
-            flags.push(if Some(id) == leader { "leader" } else { "follower" });
-            let role = if membership.is_voter(id) { "voter" } else { "learner" };
-            let matched = if id == me {
-                self.raft.durable_index().0
-            } else {
-                progress.get(&id).map(|p| p.match_index.0).unwrap_or(0)
-            };
-            // Only a leader knows whether a peer answers; "-" elsewhere.
-            let link = match progress.get(&id) {
-                _ if id == me => "connected",
-                Some(p) if p.recent_active => "connected",
-                Some(_) => "disconnected",
-                None => "-",
-            };
-            out.push_str(&format!(
-                "{} {client}@{raft_port} {} {leader_name} {matched} {} {link} {role}\n",
-                self.member_name(id),
-                flags.join(","),
-                self.raft.term(),
-            ));
-        }
-        out
     }
 }
 
@@ -619,34 +592,78 @@ mod tests {
                 let Some(&(last, _)) = node.take_output().persist.last() else { break };
                 node.persisted(last);
             }
-            if node.directory().members.get(&FOUNDER).is_some_and(|m| m.tls_client_addr.is_some()) {
+            if node.directory().members.get(&FOUNDER) == node.config.me.as_ref() {
                 return node;
             }
         }
         panic!("the node never recorded itself: {:?}", node.directory());
     }
 
-    fn cluster_nodes(node: &mut Node, conn: ConnId, transport: Transport) -> String {
+    /// The one reply to a command on a new connection over `transport`.
+    fn ask(node: &mut Node, conn: ConnId, transport: Transport, command: &str) -> Reply {
         node.connected(conn, transport, 1_000);
-        node.client(conn, words("CLUSTER NODES"), 1_000);
-        let replies = node.take_output().replies;
-        match replies.as_slice() {
-            [(to, reply)] if *to == conn => match reply {
-                Reply::Bulk(Some(text)) | Reply::Verbatim { text, .. } => {
-                    String::from_utf8_lossy(text).into()
-                }
-                other => panic!("CLUSTER NODES answered {other:?}"),
-            },
-            other => panic!("CLUSTER NODES answered {other:?}"),
+        node.client(conn, words(command), 1_000);
+        for _ in 0..10 {
+            let output = node.take_output();
+            if let Some((to, reply)) = output.replies.into_iter().next() {
+                assert_eq!(to, conn);
+                return reply;
+            }
+            if let Some(&(last, _)) = output.persist.last() {
+                node.persisted(last);
+            }
+        }
+        panic!("{command} got no reply");
+    }
+
+    fn text(reply: Reply) -> String {
+        match reply {
+            Reply::Bulk(Some(text)) | Reply::Verbatim { text, .. } => String::from_utf8_lossy(&text).into(),
+            other => panic!("not text: {other:?}"),
         }
     }
 
     #[test]
     fn cluster_nodes_shows_a_tls_connection_the_tls_address() {
         let mut node = leading(member("raft1", Some("h:61")));
-        let tls = cluster_nodes(&mut node, ConnId(1), Transport::Tls);
-        assert!(tls.starts_with("raft1 h:61@41 myself,leader "), "{tls}");
-        let plain = cluster_nodes(&mut node, ConnId(2), Transport::Plain);
-        assert!(plain.starts_with("raft1 h:31@41 myself,leader "), "{plain}");
+        let tls = text(ask(&mut node, ConnId(1), Transport::Tls, "CLUSTER NODES"));
+        assert_eq!(tls, "raft1 h:61@41 myself,master - 0 0 2 connected 0-16383\n");
+        let plain = text(ask(&mut node, ConnId(2), Transport::Plain, "CLUSTER NODES"));
+        assert_eq!(plain, "raft1 h:31@41 myself,master - 0 0 2 connected 0-16383\n");
+    }
+
+    #[test]
+    fn one_shard_serves_every_slot_and_its_keys_are_found_by_slot() {
+        let mut node = leading(member("raft1", None));
+        let int = |i: i64| Reply::Integer(i);
+        let slots = ask(&mut node, ConnId(1), Transport::Plain, "CLUSTER SLOTS");
+        // RESP2: the empty metadata map is an empty array.
+        let me = Reply::Array(Some(vec![
+            Reply::bulk("h"),
+            int(31),
+            Reply::bulk("raft1"),
+            Reply::Array(Some(vec![])),
+        ]));
+        assert_eq!(slots, Reply::Array(Some(vec![Reply::Array(Some(vec![int(0), int(16383), me]))])));
+        assert_eq!(ask(&mut node, ConnId(2), Transport::Plain, "CLUSTER KEYSLOT foo"), int(12182));
+        for key in ["foo", "{foo}a", "{foo}b", "bar"] {
+            assert_eq!(ask(&mut node, ConnId(3), Transport::Plain, &format!("SET {key} v")), Reply::ok());
+        }
+        assert_eq!(ask(&mut node, ConnId(4), Transport::Plain, "CLUSTER COUNTKEYSINSLOT 12182"), int(3));
+        let keys = ask(&mut node, ConnId(5), Transport::Plain, "CLUSTER GETKEYSINSLOT 12182 2");
+        assert_eq!(keys, Reply::Array(Some(vec![Reply::bulk("foo"), Reply::bulk("{foo}a")])));
+        let errors = [
+            ("CLUSTER COUNTKEYSINSLOT 16384", "ERR Invalid slot"),
+            ("CLUSTER COUNTKEYSINSLOT x", "ERR value is not an integer or out of range"),
+            ("CLUSTER GETKEYSINSLOT 1 -1", "ERR Invalid slot or number of keys"),
+            ("CLUSTER KEYSLOT", "ERR wrong number of arguments for 'cluster|keyslot' command"),
+        ];
+        for (command, error) in errors {
+            assert_eq!(
+                ask(&mut node, ConnId(6), Transport::Plain, command),
+                Reply::error(error),
+                "{command}"
+            );
+        }
     }
 }

@@ -48,6 +48,7 @@ mod cluster;
 pub mod handshake;
 mod server;
 mod session;
+mod slots;
 mod transaction;
 pub mod wire;
 pub use acl::{Acl, User};
@@ -57,6 +58,7 @@ pub use cluster::{
     CASHE_MEMBER, FOUNDER,
 };
 pub use server::{CpuTimes, ShellStats};
+pub use slots::ClusterMode;
 pub use transaction::CASHE_EXEC;
 
 /// A client connection, numbered by the shell.
@@ -136,6 +138,9 @@ pub struct NodeConfig {
     /// The users of `--aclfile` (`acl`); `None`: only the default user,
     /// with `requirepass` as its password. Not both.
     pub acl: Option<Acl>,
+    /// Whether keyed commands for a shard this node does not lead are
+    /// redirected (`-MOVED`) or forwarded (`--cluster-mode`, see `slots`).
+    pub cluster_mode: ClusterMode,
 }
 
 /// A password: compared, never shown (its `Debug` is redacted, so no log
@@ -181,6 +186,7 @@ impl NodeConfig {
             requirepass: None,
             cluster_secret: None,
             acl: None,
+            cluster_mode: ClusterMode::Forward,
         }
     }
 }
@@ -470,6 +476,9 @@ impl Node {
             return self.reply(ticket, reply);
         }
         if let Some(reply) = self.acl_refusal(conn, &name, &args) {
+            return self.reply(ticket, reply);
+        }
+        if let Some(reply) = self.redirection(conn, &name, &args) {
             return self.reply(ticket, reply);
         }
         let session = self.sessions.entry(conn).or_default();

@@ -45,7 +45,7 @@
 //!     Redis groups them; errors the protocol layer answers (a malformed
 //!     request) never reach the node and are not counted;
 //!   - latencystats: empty, as Redis with `latency-tracking no`;
-//!   - cluster: `cluster_enabled:0` (cashe does not speak Redis Cluster);
+//!   - cluster: `cluster_enabled:1` (cashe speaks Redis Cluster, see `slots`);
 //!     modules: empty.
 //!
 //! Time is the node's `now_ms`; nothing here reads a clock or iterates a
@@ -301,6 +301,7 @@ enum CommandSubcommand {
     Info,
     Docs,
     List,
+    GetKeys,
     Help,
 }
 
@@ -415,6 +416,7 @@ const COMMAND_SUBCOMMANDS: &[Spec<CommandSubcommand>] = &[
     spec("info", -2, &["loading", "stale"], SLOW_CONNECTION, CommandSubcommand::Info),
     spec("docs", -2, &["loading", "stale"], SLOW_CONNECTION, CommandSubcommand::Docs),
     spec("list", -2, &["loading", "stale"], SLOW_CONNECTION, CommandSubcommand::List),
+    spec("getkeys", -4, &["loading", "stale"], SLOW_CONNECTION, CommandSubcommand::GetKeys),
     spec("help", 2, &["loading", "stale"], SLOW_CONNECTION, CommandSubcommand::Help),
 ];
 
@@ -486,7 +488,7 @@ impl Node {
                 Section::Errorstats => self.info_errorstats(),
                 Section::Cluster => {
                     let mut fields = Fields::default();
-                    fields.add("cluster_enabled", 0);
+                    fields.add("cluster_enabled", 1);
                     fields
                 }
                 Section::Keyspace => self.info_keyspace(),
@@ -500,7 +502,7 @@ impl Node {
     fn info_server(&self) -> Fields {
         let mut fields = Fields::default();
         fields.add("redis_version", REDIS_VERSION);
-        fields.add("redis_mode", "standalone");
+        fields.add("redis_mode", "cluster");
         fields.add("cashe_version", env!("CARGO_PKG_VERSION"));
         fields.add("arch_bits", usize::BITS);
         fields.add("server_time_usec", self.now_ms.saturating_mul(1000));
@@ -778,7 +780,7 @@ impl Node {
             ("latency-tracking", "no".into()),
             ("proto-max-bulk-len", Limits::default().value_bytes_max.to_string()),
             ("timeout", "0".into()),
-            ("cluster-enabled", "no".into()),
+            ("cluster-enabled", "yes".into()),
         ];
         let mut table: Vec<(String, String)> =
             defaults.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
@@ -926,7 +928,7 @@ impl Node {
             field("version", Reply::bulk(REDIS_VERSION)),
             field("proto", Reply::Integer(proto)),
             field("id", integer(conn.0)),
-            field("mode", Reply::bulk("standalone")),
+            field("mode", Reply::bulk("cluster")),
             field("role", Reply::bulk(role)),
             field("modules", Reply::Array(Some(Vec::new()))),
         ])
@@ -1029,6 +1031,7 @@ fn on_command(args: &[Vec<u8>]) -> Reply {
             Reply::Array(Some(names.map(|d| Reply::bulk(d.name.clone())).collect()))
         }
         Ok(CommandSubcommand::List) => Reply::error("ERR COMMAND LIST FILTERBY is not supported by cashe"),
+        Ok(CommandSubcommand::GetKeys) => on_getkeys(&args[2..]),
         Ok(CommandSubcommand::Help) => help(&[
             "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
             "(no subcommand)",
@@ -1041,10 +1044,28 @@ fn on_command(args: &[Vec<u8>]) -> Reply {
             "    Return details about the named commands, or all.",
             "DOCS [<command-name> ...]",
             "    Return documentation details (none: an empty array).",
+            "GETKEYS <full-command>",
+            "    Return the keys from a full Redis command.",
             "HELP",
             "    Prints this help.",
         ]),
     }
+}
+
+/// `COMMAND GETKEYS command arg…`, with Redis 7.0's errors.
+fn on_getkeys(command: &[Vec<u8>]) -> Reply {
+    let all = descriptions();
+    let Some(found) = find_description(&all, &command[0]) else {
+        return Reply::error("ERR Invalid command specified");
+    };
+    if !arity_allows(found.arity, command.len()) {
+        return Reply::error("ERR Invalid number of arguments specified for command");
+    }
+    let keys = kv::command_keys(command);
+    if keys.is_empty() && found.keys.0 == 0 {
+        return Reply::error("ERR The command has no key arguments");
+    }
+    Reply::Array(Some(keys.into_iter().map(Reply::bulk).collect()))
 }
 
 /// A command as COMMAND INFO describes it.
@@ -1395,6 +1416,7 @@ fn rejected(error: &str) -> bool {
         "ERR command of ",
         "CLUSTERDOWN",
         "TRYAGAIN",
+        "MOVED",
         NOAUTH,
         "NOPERM",
         "EXECABORT Transaction discarded because of:",

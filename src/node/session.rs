@@ -111,6 +111,9 @@ pub(super) struct Multi {
 pub(super) struct Session {
     pub protocol: Protocol,
     pub readonly: bool,
+    /// The client routes by slot itself (it asked for the topology): it is
+    /// redirected rather than forwarded (`slots`).
+    pub routes_by_slot: bool,
     /// Tickets handed out, and replies released.
     next_seq: u64,
     released: u64,

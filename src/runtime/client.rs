@@ -17,7 +17,6 @@ use crate::protocol::{Limits, Parser, Reply, Request};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::collections::VecDeque;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -43,7 +42,7 @@ pub async fn serve(
     conn: ConnId,
     events: Mailbox<Event>,
     replies: Mailbox<Reply>,
-    shared: Rc<Shared>,
+    shared: Arc<Shared>,
     limits: Limits,
     query_bytes_max: usize,
     auth_required: bool,

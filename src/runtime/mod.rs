@@ -22,6 +22,7 @@
 //! one does, it belongs in the core.
 
 pub mod client;
+pub mod cores;
 pub mod disk;
 pub mod join;
 pub mod lock;

@@ -13,12 +13,15 @@
 //! while one runs is the next group commit.
 
 use super::client;
+use super::cores::{self, ClientCounters, Connections, ReplyTo};
 use super::disk::GlommioDisk;
 use super::mailbox::Mailbox;
 use super::peer::{self, AddressBook, PeerFrame, PeerLink, PeerSecurity};
 use super::tls::TlsSettings;
 use crate::node::handshake::ClusterSecret;
-use crate::node::{ConnId, CpuTimes, MemberInfo, Node, NodeConfig, NodeMessage, Transport, FOUNDER};
+use crate::node::{
+    ClusterMode, ConnId, CpuTimes, MemberInfo, Node, NodeConfig, NodeMessage, Transport, FOUNDER,
+};
 use crate::protocol::{Limits, Reply};
 use crate::raft::{Lsn, NodeId, PlantedBug};
 use crate::turn::{self, DiskJob, TurnStats};
@@ -31,7 +34,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Events waiting for the loop before producers must wait.
@@ -83,6 +86,14 @@ pub struct ServerConfig {
     pub peer_connections_max: usize,
     /// `--protected-mode`: with no password, only loopback clients.
     pub protected_mode: bool,
+    /// `--cluster-mode`: redirect or forward keyed commands for a shard
+    /// this node does not lead.
+    pub cluster_mode: ClusterMode,
+    /// `--cores`: executors in all, the node's and `cores - 1` that serve
+    /// client connections (`cores`); at least 1.
+    pub cores: usize,
+    /// `--pin-cores`: executor k runs on CPU k only.
+    pub pin_cores: bool,
     /// TLS (`--tls-*`): the TLS client port's, peer links' (mutual TLS) and
     /// the join's; `None` runs everything plain.
     pub tls: Option<Arc<TlsSettings>>,
@@ -111,15 +122,33 @@ pub enum Stopped {
 
 pub use crate::turn::Input as Event;
 
-/// State the connection tasks share with the loop.
+/// State the connection tasks of every executor share with the loop.
 pub struct Shared {
-    write_latency_us: RefCell<Histogram<u64>>,
+    write_latency_us: Mutex<Histogram<u64>>,
+    /// Executors running (`--cores`), for INFO.
+    executors: usize,
 }
 
 impl Shared {
+    fn new(executors: usize) -> Shared {
+        let histogram = Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid bounds");
+        Shared { write_latency_us: Mutex::new(histogram), executors }
+    }
+
     pub fn record_write_latency(&self, latency: Duration) {
         let micros = latency.as_micros().min(u128::from(u64::MAX)) as u64;
-        let _ = self.write_latency_us.borrow_mut().record(micros.max(1));
+        if let Ok(mut histogram) = self.write_latency_us.lock() {
+            let _ = histogram.record(micros.max(1));
+        }
+    }
+}
+
+/// Where executor k runs: CPU k with `--pin-cores`, anywhere without.
+pub fn placement(k: usize, pin: bool) -> glommio::Placement {
+    if pin {
+        glommio::Placement::Fixed(k)
+    } else {
+        glommio::Placement::Unbound
     }
 }
 
@@ -164,14 +193,6 @@ async fn disk_task(
     }
 }
 
-#[derive(Default)]
-struct Counters {
-    connections: u64,
-    rejected_connections: u64,
-    /// The last connection number handed out (both client ports share it).
-    last_conn: u64,
-}
-
 fn wall_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
@@ -211,11 +232,11 @@ const LISTEN_RETRY: Duration = Duration::from_secs(2);
 /// binds the same port and the kernel splits connections between the two;
 /// std's bind sets only `SO_REUSEADDR` (rebinding over old connections in
 /// TIME_WAIT), so a port in use is an error naming the address.
-async fn listen(address: SocketAddr, for_whom: &str, adopt: AdoptListener) -> Result<TcpListener, String> {
+async fn listen(address: SocketAddr, for_whom: &str) -> Result<std::net::TcpListener, String> {
     let started = Instant::now();
     loop {
         match std::net::TcpListener::bind(address) {
-            Ok(listener) => return Ok(adopt(listener)),
+            Ok(listener) => return Ok(listener),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && started.elapsed() < LISTEN_RETRY => {
                 glommio::timer::sleep(Duration::from_millis(20)).await;
             }
@@ -241,16 +262,15 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     std::fs::create_dir_all(&config.datadir).map_err(|e| format!("{}: {e}", config.datadir.display()))?;
     let lock = super::lock::lock_datadir(&config.datadir)?;
     let listeners = async {
-        let adopt = config.adopt_listener;
         let plain = match config.client_bind {
-            Some(address) => Some(listen(address, "clients", adopt).await?),
+            Some(address) => Some(listen(address, "clients").await?),
             None => None,
         };
         let tls = match config.tls_client_bind {
-            Some(address) => Some(listen(address, "TLS clients", adopt).await?),
+            Some(address) => Some(listen(address, "TLS clients").await?),
             None => None,
         };
-        Ok::<_, String>((plain, tls, listen(config.raft_bind, "peers", adopt).await?))
+        Ok::<_, String>((plain, tls, listen(config.raft_bind, "peers").await?))
     }
     .await;
     let (client_listener, tls_client_listener, raft_listener) = match listeners {
@@ -305,6 +325,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     node_config.requirepass = config.requirepass.clone();
     node_config.cluster_secret = config.cluster_secret.clone();
     node_config.acl = config.acl.clone();
+    node_config.cluster_mode = config.cluster_mode;
     // A forwarded write (or a read) waiting at a leader that died is only
     // answered by this timeout: after a kill -9 of the leader every client
     // writing through a follower waits for it, so it bounds the failover
@@ -341,15 +362,13 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
 
     let events: Mailbox<Event> = Mailbox::new(EVENTS_MAX);
     let book = Rc::new(RefCell::new(AddressBook::default()));
-    let shared = Rc::new(Shared {
-        write_latency_us: RefCell::new(Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid bounds")),
-    });
-    let connections: Rc<RefCell<BTreeMap<ConnId, Mailbox<Reply>>>> = Rc::default();
-    let counters = Rc::new(RefCell::new(Counters::default()));
+    let shared = Arc::new(Shared::new(config.cores));
+    let connections: Connections = Rc::default();
+    let counters = Arc::new(ClientCounters::new(config.cores));
 
     let security = Rc::new(PeerSecurity { cluster_id, id, secret: config.cluster_secret.clone() });
     glommio::spawn_local(accept_peers(
-        raft_listener,
+        (config.adopt_listener)(raft_listener),
         events.clone(),
         security.clone(),
         book.clone(),
@@ -358,19 +377,24 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     ))
     .detach();
     let client_listeners = [(client_listener, None), (tls_client_listener, config.tls.clone())];
-    for (listener, tls) in client_listeners {
-        let Some(listener) = listener else { continue };
-        glommio::spawn_local(accept_clients(
-            listener,
-            tls,
-            events.clone(),
-            connections.clone(),
-            shared.clone(),
-            counters.clone(),
-            config.clone(),
-        ))
-        .detach();
+    let client_listeners: Vec<_> =
+        client_listeners.into_iter().filter_map(|(listener, tls)| Some((listener?, tls))).collect();
+    for k in 1..config.cores {
+        let (on_node, on_helper) = cores::channels();
+        let mut listeners = Vec::new();
+        for (listener, tls) in &client_listeners {
+            let listener = listener.try_clone().map_err(|e| format!("cannot share the client port: {e}"))?;
+            listeners.push((listener, tls.clone()));
+        }
+        let (config, counters, shared) = (config.clone(), counters.clone(), shared.clone());
+        glommio::LocalExecutorBuilder::new(placement(k, config.pin_cores))
+            .name(&format!("cashe-{k}"))
+            .spawn(move || client_executor(k, on_helper, listeners, config, counters, shared))
+            .map_err(|e| format!("cannot start executor {k}: {e}"))?;
+        glommio::spawn_local(cores::serve_helper_on_node(on_node, events.clone(), connections.clone()))
+            .detach();
     }
+    spawn_acceptors(0, client_listeners, &events, &connections, &shared, &counters, &config);
     glommio::spawn_local(ticker(events.clone(), config.tick)).detach();
 
     let mut hello = Vec::new();
@@ -422,9 +446,8 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             link.send(message);
         };
         let reply = |conn: ConnId, reply: Reply| {
-            if let Some(mailbox) = connections.borrow().get(&conn) {
-                // Never full: a connection waits for every reply it is owed.
-                let _ = mailbox.try_push(reply);
+            if let Some(to) = connections.borrow().get(&conn) {
+                to.push(conn, reply);
             }
         };
         let to_disk = |job: DiskJob| {
@@ -476,29 +499,35 @@ fn refresh(
     node: &mut Node,
     book: &Rc<RefCell<AddressBook>>,
     links: &BTreeMap<NodeId, PeerLink>,
-    counters: &Rc<RefCell<Counters>>,
+    counters: &ClientCounters,
     stats: &TurnStats,
-    shared: &Rc<Shared>,
+    shared: &Shared,
     started: Instant,
 ) {
     let directory: BTreeMap<NodeId, String> =
         node.directory().members.iter().map(|(id, info)| (*id, info.raft_addr.clone())).collect();
     book.borrow_mut().directory = directory;
     book.borrow_mut().names = node.member_names();
-    let counters = counters.borrow();
-    let latency = shared.write_latency_us.borrow();
+    let latency = match shared.write_latency_us.lock() {
+        Ok(histogram) => histogram.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    };
     let dropped: u64 = links.values().map(|l| l.dropped).sum();
+    let by_executor: Vec<String> =
+        counters.by_executor.iter().map(|count| count.load(Ordering::Relaxed).to_string()).collect();
     let pair = |k: &str, v: String| (k.to_string(), v);
     node.shell_stats.server = vec![
         pair("process_id", std::process::id().to_string()),
         pair("uptime_in_seconds", started.elapsed().as_secs().to_string()),
+        pair("executors", shared.executors.to_string()),
     ];
     node.shell_stats.rss_bytes = resident_bytes();
     node.shell_stats.system_memory_bytes = system_memory_bytes();
     node.shell_stats.cpu = cpu_times();
     node.shell_stats.stats = vec![
-        pair("total_connections_received", counters.connections.to_string()),
-        pair("rejected_connections", counters.rejected_connections.to_string()),
+        pair("total_connections_received", counters.received.load(Ordering::Relaxed).to_string()),
+        pair("rejected_connections", counters.rejected.load(Ordering::Relaxed).to_string()),
+        pair("executor_connections_received", by_executor.join(",")),
         pair("loop_rounds", stats.rounds.to_string()),
         pair("wal_fsyncs", stats.fsyncs.to_string()),
         pair("wal_records", stats.records.to_string()),
@@ -674,14 +703,19 @@ fn refuse(stream: glommio::net::TcpStream, refusal: &'static [u8], plain: bool) 
     .detach();
 }
 
-/// Serves one client port, plain (`tls` is `None`) or TLS.
+/// Serves one client port, plain (`tls` is `None`) or TLS, on this
+/// executor (number `executor`): its connections' events go to `events`,
+/// and the replies the node releases for them arrive through
+/// `connections`.
+#[allow(clippy::too_many_arguments)]
 async fn accept_clients(
+    executor: usize,
     listener: TcpListener,
     tls: Option<Arc<TlsSettings>>,
     events: Mailbox<Event>,
-    connections: Rc<RefCell<BTreeMap<ConnId, Mailbox<Reply>>>>,
-    shared: Rc<Shared>,
-    counters: Rc<RefCell<Counters>>,
+    connections: Connections,
+    shared: Arc<Shared>,
+    counters: Arc<ClientCounters>,
     config: ServerConfig,
 ) {
     loop {
@@ -693,9 +727,9 @@ async fn accept_clients(
                 continue;
             }
         };
-        counters.borrow_mut().connections += 1;
-        if connections.borrow().len() >= config.clients_max {
-            counters.borrow_mut().rejected_connections += 1;
+        counters.accepted(executor);
+        if counters.open.load(Ordering::Relaxed) >= config.clients_max {
+            counters.rejected.fetch_add(1, Ordering::Relaxed);
             refuse(stream, b"-ERR max number of clients reached\r\n", tls.is_none());
             continue;
         }
@@ -703,16 +737,13 @@ async fn accept_clients(
             refuse(stream, PROTECTED_MODE_DENIED.as_bytes(), tls.is_none());
             continue;
         }
-        let conn = {
-            let mut counters = counters.borrow_mut();
-            counters.last_conn += 1;
-            ConnId(counters.last_conn)
-        };
+        let conn = counters.next_conn();
+        counters.open.fetch_add(1, Ordering::Relaxed);
         let replies = Mailbox::new(usize::MAX);
-        connections.borrow_mut().insert(conn, replies.clone());
+        connections.borrow_mut().insert(conn, ReplyTo::Local(replies.clone()));
         let transport = if tls.is_some() { Transport::Tls } else { Transport::Plain };
         events.push(Event::Opened(conn, transport)).await;
-        glommio::spawn_local(client::serve(
+        let serve = client::serve(
             stream,
             tls.clone(),
             config.tls.is_some(),
@@ -723,7 +754,57 @@ async fn accept_clients(
             config.limits,
             config.query_bytes_max,
             auth_required(&config),
+        );
+        let (connections, counters) = (connections.clone(), counters.clone());
+        glommio::spawn_local(async move {
+            serve.await;
+            connections.borrow_mut().remove(&conn);
+            counters.open.fetch_sub(1, Ordering::Relaxed);
+        })
+        .detach();
+    }
+}
+
+/// An acceptor task per client listener on executor `executor`.
+fn spawn_acceptors(
+    executor: usize,
+    listeners: Vec<(std::net::TcpListener, Option<Arc<TlsSettings>>)>,
+    events: &Mailbox<Event>,
+    connections: &Connections,
+    shared: &Arc<Shared>,
+    counters: &Arc<ClientCounters>,
+    config: &ServerConfig,
+) {
+    for (listener, tls) in listeners {
+        let (events, connections, shared) = (events.clone(), connections.clone(), shared.clone());
+        let listener = (config.adopt_listener)(listener);
+        glommio::spawn_local(accept_clients(
+            executor,
+            listener,
+            tls,
+            events,
+            connections,
+            shared,
+            counters.clone(),
+            config.clone(),
         ))
         .detach();
     }
+}
+
+/// A client executor (`cores`): accepts on its copies of the client
+/// listeners and serves those connections, their commands answered by the
+/// node on executor 0. Runs until executor 0 is gone.
+async fn client_executor(
+    executor: usize,
+    ends: cores::HelperEnds,
+    listeners: Vec<(std::net::TcpListener, Option<Arc<TlsSettings>>)>,
+    config: ServerConfig,
+    counters: Arc<ClientCounters>,
+    shared: Arc<Shared>,
+) {
+    let events: Mailbox<Event> = Mailbox::new(EVENTS_MAX);
+    let connections: Connections = Rc::default();
+    spawn_acceptors(executor, listeners, &events, &connections, &shared, &counters, &config);
+    cores::serve_node_on_helper(ends, events, connections).await;
 }

@@ -50,6 +50,8 @@ pub struct Server {
     pub raft_port: u16,
     pub datadir: PathBuf,
     pub log: PathBuf,
+    /// Flags added to every start (`Server::command`).
+    pub flags: Vec<String>,
     child: Option<Child>,
 }
 
@@ -61,6 +63,7 @@ impl Server {
             raft_port: free_port(),
             datadir: root.0.join(name),
             log: root.0.join(format!("{name}.log")),
+            flags: Vec::new(),
             child: None,
         }
     }
@@ -80,6 +83,7 @@ impl Server {
         if let Some(port) = join {
             command.arg("--leaderaddr").arg(format!(":{port}"));
         }
+        command.args(&self.flags);
         command
     }
 
@@ -315,14 +319,22 @@ pub fn bulk_text(reply: &Reply) -> Option<String> {
 pub struct Cluster {
     pub servers: Vec<Server>,
     pub root: TempDir,
+    /// Flags every node is started with.
+    pub flags: Vec<String>,
 }
 
 impl Cluster {
     /// `size` nodes started as the README does: the first bootstraps, the
     /// others join through it.
     pub fn start(label: &str, size: usize) -> Cluster {
+        Cluster::start_with(label, size, &[])
+    }
+
+    /// `start`, each node with `flags` added.
+    pub fn start_with(label: &str, size: usize, flags: &[&str]) -> Cluster {
         let root = TempDir::new(label);
-        let mut cluster = Cluster { servers: Vec::new(), root };
+        let flags = flags.iter().map(|f| f.to_string()).collect();
+        let mut cluster = Cluster { servers: Vec::new(), root, flags };
         cluster.add();
         for _ in 1..size {
             cluster.add();
@@ -335,6 +347,7 @@ impl Cluster {
     pub fn add(&mut self) -> usize {
         let name = format!("raft{}", self.servers.len());
         let mut server = Server::new(&self.root, &name);
+        server.flags = self.flags.clone();
         let via = self.servers.iter().find(|s| s.child.is_some()).map(|s| s.client_port);
         server.start(via);
         self.servers.push(server);
@@ -367,7 +380,7 @@ impl Cluster {
         eventually(&format!("{voters} voters"), || {
             let leader = &self.servers[self.leader()];
             let info = bulk_text(&leader.call(&["CLUSTER", "INFO"]))?;
-            let size: usize = field(&info, "cluster_size")?.parse().ok()?;
+            let size: usize = field(&info, "cluster_voters")?.parse().ok()?;
             let learners: usize = field(&info, "cluster_learners")?.parse().ok()?;
             (size == voters && learners == 0).then_some(())
         })
@@ -412,6 +425,26 @@ pub fn venv_python() -> PathBuf {
             fallback.display()
         ),
     }
+}
+
+/// Runs `tests/py/<script>` with the venv's Python and `args`, for at
+/// most `limit`; its standard output (the script's transcript). A non-zero
+/// exit, or being killed at the limit, fails the test with the transcript
+/// and the script's standard error.
+pub fn run_python(script: &str, args: &[String], limit: Duration, against: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py").join(script);
+    let started = Instant::now();
+    let finished = run_bounded(Command::new(venv_python()).arg(&path).args(args), limit);
+    println!("{script} against {against} took {:?}", started.elapsed());
+    let status = match finished.status {
+        Some(status) if status.success() => return finished.stdout,
+        Some(status) => format!("exited with {status}"),
+        None => format!("killed after {limit:?}"),
+    };
+    panic!(
+        "{script} against {against}: {status}\n--- transcript\n{}--- stderr\n{}",
+        finished.stdout, finished.stderr
+    );
 }
 
 /// A redis-server on a free loopback port with `args` added (no
