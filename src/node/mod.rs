@@ -46,6 +46,7 @@ mod acl_categories;
 mod blocking;
 mod cluster;
 pub mod handshake;
+mod router;
 mod server;
 mod session;
 mod slots;
@@ -57,6 +58,7 @@ pub use cluster::{
     join_answer, join_command, member_command, Directory, JoinAnswer, MemberInfo, Transport, CASHE_FORGET,
     CASHE_MEMBER, FOUNDER,
 };
+pub use router::{GroupId, Router, RouterOutput, HOME};
 pub use server::{CpuTimes, ShellStats};
 pub use slots::ClusterMode;
 pub use transaction::CASHE_EXEC;

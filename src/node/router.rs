@@ -1,0 +1,366 @@
+//! Several Raft groups behind one set of client connections: the first
+//! step of issue 16's `Router` above `Replica`s. Pure and deterministic,
+//! like the `Node`s it drives; not yet used by the shells (the WAL, the peer
+//! links and the simulator are still one group's), so today it runs only in
+//! `tests/router.rs`.
+//!
+//! **Groups.** Group 0 (`HOME`) is the one Raft group of today: the member
+//! directory, and every command without keys. With `shards == 1` it holds
+//! the key space too, and the router passes every command to it, so one
+//! router with one shard is exactly today's node. With `shards == S > 1`
+//! the key space is in groups 1 to S, group `1 + slot × S / 16384` holding
+//! a key of slot `slot` (contiguous slot ranges, fixed when the cluster is
+//! made, so two keys that share a group always will). Each group is a full
+//! [`Node`]: its own Raft, store, requests in flight, and a session per
+//! connection; forwarding to a group's leader is the node's, as today.
+//!
+//! **Routes.** A command with keys goes to its keys' group, or gets Redis's
+//! `-CROSSSLOT` when they are in several (no command is split across groups
+//! yet). Commands that set up a connection (HELLO, AUTH, SELECT, READONLY,
+//! READWRITE, CLIENT SETNAME/SETINFO) go to every group, so each group's
+//! session speaks the same protocol as the same user; the client gets the
+//! home group's answer. DBSIZE, KEYS, FLUSHALL and FLUSHDB go to every
+//! group holding keys and their answers are merged (a sum, a
+//! concatenation, OK when all are). Everything else without keys goes home.
+//! Not yet with several shards (refused with an error that says so):
+//! MULTI/EXEC/WATCH, SCAN and RANDOMKEY.
+//!
+//! **Order.** A connection's commands take effect in the order sent and
+//! its replies leave in that order, across groups: the router starts a
+//! command only when everything of the connection in flight is in the
+//! same group (whose node keeps order within the group, as today), or
+//! nothing is; a command for every group starts alone. Replies come back
+//! from each group in its session's order and leave in sequence order.
+
+use super::{ConnId, Node, NodeMessage, Output, Transport};
+use crate::kv::slot::{key_slot, SLOTS};
+use crate::kv::{self};
+use crate::protocol::Reply;
+use crate::raft::{Lsn, NodeId, Record, Snapshot};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+
+/// A Raft group of the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GroupId(pub u32);
+
+/// The directory's group, and the key space's with one shard.
+pub const HOME: GroupId = GroupId(0);
+
+const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+
+/// Where a command goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Route {
+    Group(GroupId),
+    /// To every group; the home group's answer is the client's.
+    Every,
+    /// To every group that holds keys; the answers merged.
+    Merge(Merge),
+    /// Answered here, at its turn.
+    Refuse(Reply),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Merge {
+    /// DBSIZE: the sum of the integers.
+    Sum,
+    /// KEYS: the arrays, one after the other.
+    Concat,
+    /// FLUSHALL, FLUSHDB: OK if every group said OK, else the first error.
+    AllOk,
+}
+
+/// A command started and not answered yet.
+#[derive(Debug)]
+struct InFlight {
+    seq: u64,
+    route: Route,
+    /// Answers so far, by group.
+    answers: BTreeMap<GroupId, Reply>,
+    /// Groups asked.
+    asked: Vec<GroupId>,
+}
+
+/// One connection's commands, in order.
+#[derive(Debug, Default)]
+struct Line {
+    next_seq: u64,
+    /// Commands not started yet; the head's route once decided (when it
+    /// reaches the head, so that a login before it has taken effect).
+    waiting: VecDeque<(u64, Option<Route>, Vec<Vec<u8>>)>,
+    /// Started, in start order (= sequence order).
+    in_flight: VecDeque<InFlight>,
+    /// Finished replies waiting for an earlier one.
+    ready: BTreeMap<u64, Reply>,
+    /// The next sequence number to release.
+    released: u64,
+}
+
+/// What the shell must do, each item tagged with its group.
+#[derive(Debug, Default)]
+pub struct RouterOutput {
+    /// Records to make durable, per group, in each group's order.
+    pub persist: Vec<(GroupId, Vec<(Lsn, Record)>)>,
+    pub send: Vec<(NodeId, GroupId, NodeMessage)>,
+    pub replies: Vec<(ConnId, Reply)>,
+    pub snapshots: Vec<(GroupId, Snapshot)>,
+}
+
+/// The groups of one member and the connections it serves.
+pub struct Router {
+    groups: BTreeMap<GroupId, Node>,
+    shards: u32,
+    lines: BTreeMap<ConnId, Line>,
+    output: RouterOutput,
+}
+
+impl Router {
+    /// A router over `groups`: `HOME` and, with `shards > 1`, groups 1 to
+    /// `shards`. Panics if one is missing (a bug of the caller).
+    pub fn new(shards: u32, groups: BTreeMap<GroupId, Node>) -> Router {
+        let shards = shards.max(1);
+        let expected = if shards == 1 { 1 } else { shards as usize + 1 };
+        assert!(
+            groups.len() == expected && (0..expected as u32).all(|g| groups.contains_key(&GroupId(g))),
+            "a router over {shards} shards needs groups 0..={}",
+            expected - 1
+        );
+        Router { groups, shards, lines: BTreeMap::new(), output: RouterOutput::default() }
+    }
+
+    pub fn group(&self, group: GroupId) -> Option<&Node> {
+        self.groups.get(&group)
+    }
+
+    /// The group holding keys of `slot`.
+    pub fn group_of_slot(&self, slot: u16) -> GroupId {
+        if self.shards == 1 {
+            return HOME;
+        }
+        GroupId(1 + (u32::from(slot) * self.shards / u32::from(SLOTS)))
+    }
+
+    /// The groups that hold keys.
+    fn key_groups(&self) -> Vec<GroupId> {
+        if self.shards == 1 {
+            vec![HOME]
+        } else {
+            (1..=self.shards).map(GroupId).collect()
+        }
+    }
+
+    pub fn tick(&mut self, now_ms: u64) {
+        for node in self.groups.values_mut() {
+            node.tick(now_ms);
+        }
+    }
+
+    /// A message for `group` from member `from`; a group this member does
+    /// not hold drops it (the sender retransmits what matters).
+    pub fn step(&mut self, from: NodeId, group: GroupId, message: NodeMessage) {
+        if let Some(node) = self.groups.get_mut(&group) {
+            node.step(from, message);
+        }
+    }
+
+    pub fn persisted(&mut self, group: GroupId, through: Lsn) {
+        if let Some(node) = self.groups.get_mut(&group) {
+            node.persisted(through);
+        }
+    }
+
+    pub fn connected(&mut self, conn: ConnId, transport: Transport, now_ms: u64) {
+        for node in self.groups.values_mut() {
+            node.connected(conn, transport, now_ms);
+        }
+        self.lines.entry(conn).or_default();
+    }
+
+    pub fn disconnected(&mut self, conn: ConnId) {
+        for node in self.groups.values_mut() {
+            node.disconnected(conn);
+        }
+        self.lines.remove(&conn);
+    }
+
+    /// A client command, in the connection's order.
+    pub fn client(&mut self, conn: ConnId, args: Vec<Vec<u8>>, now_ms: u64) {
+        if !self.lines.contains_key(&conn) {
+            self.connected(conn, Transport::Plain, now_ms);
+        }
+        let line = self.lines.entry(conn).or_default();
+        let seq = line.next_seq;
+        line.next_seq += 1;
+        line.waiting.push_back((seq, None, args));
+        self.start(conn, now_ms);
+    }
+
+    /// Where `args` goes (`Refuse` answers it here).
+    fn route(&mut self, conn: ConnId, args: &[Vec<u8>]) -> Route {
+        if self.shards == 1 {
+            return Route::Group(HOME);
+        }
+        let name = args.first().map(|a| a.to_ascii_uppercase()).unwrap_or_default();
+        let sub = args.get(1).map(|a| a.to_ascii_uppercase()).unwrap_or_default();
+        let route = match name.as_slice() {
+            b"HELLO" | b"AUTH" | b"SELECT" | b"READONLY" | b"READWRITE" => Route::Every,
+            b"CLIENT" if matches!(sub.as_slice(), b"SETNAME" | b"SETINFO") => Route::Every,
+            b"DBSIZE" => Route::Merge(Merge::Sum),
+            b"KEYS" => Route::Merge(Merge::Concat),
+            b"FLUSHALL" | b"FLUSHDB" => Route::Merge(Merge::AllOk),
+            b"MULTI" | b"EXEC" | b"DISCARD" | b"WATCH" | b"UNWATCH" | b"SCAN" | b"RANDOMKEY" => {
+                Route::Refuse(Reply::error(format!(
+                    "ERR {} is not supported yet with the key space in several shards",
+                    String::from_utf8_lossy(&name)
+                )))
+            }
+            _ => {
+                let keys = if kv::classify(args).is_ok() { kv::command_keys(args) } else { Vec::new() };
+                let mut groups = keys.iter().map(|key| self.group_of_slot(key_slot(key)));
+                match groups.next() {
+                    None => Route::Group(HOME),
+                    Some(first) if groups.all(|g| g == first) => Route::Group(first),
+                    Some(_) => Route::Refuse(Reply::error(CROSSSLOT)),
+                }
+            }
+        };
+        // A connection that must log in is answered NOAUTH first, as Redis
+        // checks authentication before anything about slots.
+        let home = self.groups.get_mut(&HOME).expect("the home group");
+        match route {
+            Route::Refuse(_) if home.needs_auth(conn, &name, args) => Route::Group(HOME),
+            other => other,
+        }
+    }
+
+    /// Starts the connection's waiting commands that may start now.
+    fn start(&mut self, conn: ConnId, now_ms: u64) {
+        loop {
+            let Some(line) = self.lines.get_mut(&conn) else { return };
+            let Some((_, decided, args)) = line.waiting.front() else { return };
+            if decided.is_none() {
+                let args = args.clone();
+                let route = self.route(conn, &args);
+                let line = self.lines.get_mut(&conn).expect("the line");
+                line.waiting.front_mut().expect("a head").1 = Some(route);
+                continue;
+            }
+            let Some((seq, Some(route), _)) = line.waiting.front() else { return };
+            let may_start = match route {
+                Route::Refuse(_) => true,
+                Route::Group(group) => line.in_flight.iter().all(|f| f.route == Route::Group(*group)),
+                Route::Every | Route::Merge(_) => line.in_flight.is_empty(),
+            };
+            if !may_start {
+                return;
+            }
+            let seq = *seq;
+            let (_, route, args) = line.waiting.pop_front().expect("a head");
+            let route = route.expect("decided");
+            let asked = match &route {
+                Route::Refuse(reply) => {
+                    line.ready.insert(seq, reply.clone());
+                    self.release(conn);
+                    continue;
+                }
+                Route::Group(group) => vec![*group],
+                Route::Every => self.groups.keys().copied().collect(),
+                Route::Merge(_) => self.key_groups(),
+            };
+            let line = self.lines.get_mut(&conn).expect("the line");
+            line.in_flight.push_back(InFlight { seq, route, answers: BTreeMap::new(), asked: asked.clone() });
+            for group in asked {
+                if let Some(node) = self.groups.get_mut(&group) {
+                    node.client(conn, args.clone(), now_ms);
+                }
+            }
+        }
+    }
+
+    /// A group's reply to the connection's oldest command still waiting
+    /// for that group.
+    fn on_reply(&mut self, group: GroupId, conn: ConnId, reply: Reply, now_ms: u64) {
+        let Some(line) = self.lines.get_mut(&conn) else { return };
+        let Some(flight) =
+            line.in_flight.iter_mut().find(|f| f.asked.contains(&group) && !f.answers.contains_key(&group))
+        else {
+            return;
+        };
+        flight.answers.insert(group, reply);
+        while let Some(head) = line.in_flight.front() {
+            if head.answers.len() < head.asked.len() {
+                break;
+            }
+            let done = line.in_flight.pop_front().expect("a head");
+            line.ready.insert(done.seq, finish(done));
+        }
+        self.release(conn);
+        self.start(conn, now_ms);
+    }
+
+    /// Releases the connection's finished replies in sequence order.
+    fn release(&mut self, conn: ConnId) {
+        let Some(line) = self.lines.get_mut(&conn) else { return };
+        while let Some(reply) = line.ready.remove(&line.released) {
+            line.released += 1;
+            self.output.replies.push((conn, reply));
+        }
+    }
+
+    /// Drains every group's output until none has more to say; replies
+    /// may start a connection's next commands, whose output is taken too.
+    pub fn take_output(&mut self, now_ms: u64) -> RouterOutput {
+        loop {
+            let mut replies = Vec::new();
+            for (group, node) in self.groups.iter_mut() {
+                let Output { persist, send, replies: answered, snapshot } = node.take_output();
+                if !persist.is_empty() {
+                    self.output.persist.push((*group, persist));
+                }
+                self.output.send.extend(send.into_iter().map(|(to, message)| (to, *group, message)));
+                if let Some(snapshot) = snapshot {
+                    self.output.snapshots.push((*group, snapshot));
+                }
+                replies.extend(answered.into_iter().map(|(conn, reply)| (*group, conn, reply)));
+            }
+            if replies.is_empty() {
+                return std::mem::take(&mut self.output);
+            }
+            for (group, conn, reply) in replies {
+                self.on_reply(group, conn, reply, now_ms);
+            }
+        }
+    }
+}
+
+/// The client's reply to a finished command.
+fn finish(flight: InFlight) -> Reply {
+    let InFlight { route, mut answers, .. } = flight;
+    match route {
+        Route::Group(group) => answers.remove(&group).unwrap_or_else(|| Reply::error("ERR no answer")),
+        Route::Every => answers.remove(&HOME).unwrap_or_else(|| Reply::error("ERR no answer")),
+        Route::Refuse(reply) => reply,
+        Route::Merge(merge) => {
+            let answers: Vec<Reply> = answers.into_values().collect();
+            if let Some(error) = answers.iter().find(|a| a.is_error()) {
+                return error.clone();
+            }
+            match merge {
+                Merge::Sum => Reply::Integer(
+                    answers.iter().map(|a| if let Reply::Integer(n) = a { *n } else { 0 }).sum(),
+                ),
+                Merge::Concat => Reply::Array(Some(
+                    answers
+                        .into_iter()
+                        .flat_map(|a| match a {
+                            Reply::Array(Some(items)) | Reply::Set(items) => items,
+                            _ => Vec::new(),
+                        })
+                        .collect(),
+                )),
+                Merge::AllOk => Reply::ok(),
+            }
+        }
+    }
+}
