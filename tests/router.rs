@@ -7,7 +7,7 @@
 //! today's node.
 
 use cashe::kv::slot::key_slot;
-use cashe::node::{ConnId, GroupId, Node, NodeConfig, NodeMessage, Router, HOME};
+use cashe::node::{ConnId, GroupId, MemberInfo, Node, NodeConfig, NodeMessage, Router, HOME};
 use cashe::protocol::Reply;
 use cashe::raft::{NodeId, Raft};
 use std::collections::{BTreeMap, VecDeque};
@@ -21,6 +21,27 @@ struct Cluster {
     replies: Vec<Vec<(ConnId, Reply)>>,
     network: VecDeque<(NodeId, NodeId, GroupId, NodeMessage)>,
     now_ms: u64,
+}
+
+fn info(n: u64) -> MemberInfo {
+    MemberInfo {
+        name: format!("raft{n}"),
+        raft_addr: format!("127.0.0.1:{}", 4000 + n),
+        client_addr: format!("127.0.0.1:{}", 3000 + n),
+        tls_client_addr: None,
+    }
+}
+
+/// Member `id`'s node of group `g`; the home group records the member's
+/// name and addresses, as the server's does.
+fn group_node(id: NodeId, g: u32, recovered: cashe::raft::Recovered) -> Node {
+    let mut config = NodeConfig::new(id);
+    config.raft.election_ticks = 10;
+    config.forward_timeout_ticks = 40;
+    if GroupId(g) == HOME {
+        config.me = Some(info(id.0));
+    }
+    Node::restore(config, id.0 * 1000 + u64::from(g), recovered).unwrap()
 }
 
 fn args(text: &str) -> Vec<Vec<u8>> {
@@ -38,13 +59,7 @@ impl Cluster {
             .iter()
             .map(|id| {
                 let groups: BTreeMap<GroupId, Node> = (0..group_count)
-                    .map(|g| {
-                        let mut config = NodeConfig::new(*id);
-                        config.raft.election_ticks = 10;
-                        config.forward_timeout_ticks = 40;
-                        let seed = id.0 * 1000 + u64::from(g);
-                        (GroupId(g), Node::restore(config, seed, Raft::bootstrap(ids.clone())).unwrap())
-                    })
+                    .map(|g| (GroupId(g), group_node(*id, g, Raft::bootstrap(ids.clone()))))
                     .collect();
                 Router::new(shards, groups)
             })
@@ -139,6 +154,34 @@ impl Cluster {
 
     fn request(&mut self, i: usize, conn: u64, command: &str) -> Reply {
         self.pipeline(i, conn, &[command]).remove(0)
+    }
+
+    /// Joins member `n` through member `via` as the server does: CLUSTER
+    /// JOIN at the home group, then a router whose groups start empty.
+    fn join(&mut self, via: usize, n: u64, shards: u32) {
+        let me = info(n);
+        let join = format!("CLUSTER JOIN {} {} {}", me.name, me.raft_addr, me.client_addr);
+        let reply = self.request(via, 1000 + n, &join);
+        let Reply::Array(Some(items)) = &reply else { panic!("join: {reply:?}") };
+        assert_eq!(items[0], Reply::Integer(n as i64), "numbers are handed out in order: {reply:?}");
+        let groups =
+            (0..=shards).map(|g| (GroupId(g), group_node(NodeId(n), g, Default::default()))).collect();
+        self.routers.push(Router::new(shards, groups));
+        self.replies.push(Vec::new());
+    }
+
+    /// Ticks until every group of every member has `voters` voters.
+    fn wait_for_voters(&mut self, voters: usize) {
+        for _ in 0..PATIENCE_TICKS {
+            let all = self.routers.iter().all(|router| {
+                router.groups().all(|(_, node)| node.raft().committed_membership().voters.len() == voters)
+            });
+            if all {
+                return;
+            }
+            self.tick_all();
+        }
+        panic!("not every group has {voters} voters");
     }
 
     /// The groups whose store on member `i` holds `key`.
@@ -327,4 +370,65 @@ fn a_connections_writes_to_different_groups_take_effect_in_the_order_sent() {
         cluster.tick_all();
     }
     panic!("the chain was not written");
+}
+
+#[test]
+fn cluster_slots_names_each_groups_leader_and_followers_redirect_routing_clients() {
+    let mut cluster = Cluster::new(3, 4);
+    for _ in 0..20 {
+        cluster.tick_all(); // the members record their addresses
+    }
+    let Reply::Array(Some(ranges)) = cluster.request(0, 1, "CLUSTER SLOTS") else { panic!("CLUSTER SLOTS") };
+    let mut covered = Vec::new();
+    for range in &ranges {
+        let Reply::Array(Some(parts)) = range else { panic!("{range:?}") };
+        let (Reply::Integer(first), Reply::Integer(last)) = (&parts[0], &parts[1]) else {
+            panic!("{parts:?}")
+        };
+        covered.push((*first, *last));
+        assert_eq!(parts.len(), 2 + 3, "a master and two replicas: {parts:?}");
+    }
+    covered.sort();
+    assert_eq!(covered, [(0, 4095), (4096, 8191), (8192, 12287), (12288, 16383)]);
+    let info = cluster.request(0, 1, "CLUSTER INFO");
+    let Reply::Bulk(Some(info)) = info else { panic!("{info:?}") };
+    let info = String::from_utf8(info).unwrap();
+    assert!(info.contains("cluster_slots_ok:16384") && info.contains("cluster_size:4"), "{info}");
+
+    // On a connection that asked for the topology, a member that does not
+    // lead a key's group answers MOVED with its leader's address.
+    let key = "routed";
+    let group = cluster.routers[0].group_of_slot(key_slot(key.as_bytes()));
+    let leader = cluster.leaders()[&group].unwrap();
+    let follower = (0..3).find(|i| NodeId(*i as u64 + 1) != leader).unwrap();
+    let replies = cluster.pipeline(follower, 2, &["CLUSTER SHARDS", &format!("SET {key} 1")]);
+    let slot = key_slot(key.as_bytes());
+    assert_eq!(replies[1], Reply::error(format!("MOVED {slot} 127.0.0.1:{}", 3000 + leader.0)));
+    // A plain connection is forwarded.
+    assert_eq!(cluster.request(follower, 3, &format!("SET {key} 2")), Reply::ok());
+    assert_eq!(cluster.request(follower, 3, &format!("CLUSTER COUNTKEYSINSLOT {slot}")), Reply::Integer(1));
+}
+
+#[test]
+fn joining_members_become_voters_of_every_group_with_its_keys() {
+    // One member founds every group; the others join through it, as the
+    // README starts a cluster, and the key groups follow the home group's
+    // members.
+    let shards = 4;
+    let mut cluster = Cluster::new(1, shards);
+    let keys: Vec<String> = (0..20).map(|i| format!("before:{i}")).collect();
+    for key in &keys {
+        assert_eq!(cluster.request(0, 1, &format!("SET {key} v")), Reply::ok());
+    }
+    for n in 2..=4 {
+        cluster.join(0, n, shards);
+        cluster.wait_for_voters(n as usize);
+    }
+    for member in 1..4 {
+        for key in &keys {
+            assert_eq!(cluster.holders(member, key).len(), 1, "{key} on member {member}");
+            assert_eq!(cluster.request(member, 3, &format!("GET {key}")), bulk("v"));
+        }
+    }
+    println!("group leaders with four members: {:?}", cluster.leaders());
 }

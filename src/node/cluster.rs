@@ -337,14 +337,33 @@ impl Node {
                 self.self_record_at = self.propose_internal(args);
             }
         }
+        let directory = std::mem::take(&mut self.directory);
+        self.step_membership_towards(&directory);
+        self.directory = directory;
+    }
+
+    /// A data group's leader's work each tick (`router`): move its Raft
+    /// membership one step towards the members of `directory`, the home
+    /// group's (a data group keeps no directory of its own).
+    pub(super) fn follow_membership(&mut self, directory: &Directory) {
+        if self.raft.is_leader() {
+            self.step_membership_towards(directory);
+        }
+    }
+
+    /// One single-server change towards `directory`'s members: a removed
+    /// member out first, else a recorded one missing from Raft in as a
+    /// learner (the core promotes it once caught up). Refusals (a change in
+    /// flight, a leader not ready) are retried on a later tick.
+    fn step_membership_towards(&mut self, directory: &Directory) {
         let membership = self.raft.membership();
-        let change = if let Some(gone) = membership.members().find(|m| self.directory.removed.contains(m)) {
+        let change = if let Some(gone) = membership.members().find(|m| directory.removed.contains(m)) {
             Some(MembershipChange::Remove(gone))
         } else {
-            self.directory
+            directory
                 .members
                 .keys()
-                .find(|m| !membership.contains(**m) && !self.directory.removed.contains(m))
+                .find(|m| !membership.contains(**m) && !directory.removed.contains(m))
                 .map(|m| MembershipChange::AddLearner(*m))
         };
         if let Some(change) = change {
@@ -438,7 +457,8 @@ impl Node {
     fn cluster_info(&self) -> String {
         let membership = self.raft.committed_membership();
         let leader = self.raft.leader().map(|l| self.member_name(l)).unwrap_or_else(|| "-".into());
-        let served = if self.raft.leader().is_some() { u32::from(SLOTS) } else { 0 };
+        let shards = self.shards();
+        let served: u32 = shards.iter().flat_map(|s| &s.slots).map(|(a, b)| u32::from(b - a) + 1).sum();
         let state = if served == u32::from(SLOTS) { "ok" } else { "fail" };
         format!(
             "cluster_state:{state}\r\ncluster_slots_assigned:{SLOTS}\r\ncluster_slots_ok:{served}\r\n\
@@ -447,7 +467,7 @@ impl Node {
              cluster_leader:{leader}\r\ncluster_voters:{}\r\ncluster_learners:{}\r\ncluster_commit_index:{}\r\n",
             u32::from(SLOTS) - served,
             membership.members().count(),
-            u32::from(self.raft.leader().is_some()),
+            shards.len(),
             self.raft.term(),
             self.raft.term(),
             self.config.cluster_id,

@@ -328,6 +328,9 @@ pub struct Node {
     next_wait: u64,
     /// Counters only the shell can know (fsyncs, latencies), for INFO.
     pub shell_stats: ShellStats,
+    /// The key space's groups as the router sees them (`slots`); `None`
+    /// when this node's own group holds every slot.
+    shard_views: Option<Vec<slots::Shard>>,
     now_ms: u64,
     ticks: u64,
     output: Output,
@@ -366,6 +369,7 @@ impl Node {
             waits: BTreeMap::new(),
             next_wait,
             shell_stats: ShellStats::default(),
+            shard_views: None,
             now_ms: 0,
             ticks: 0,
             output: Output::default(),

@@ -32,7 +32,8 @@
 //! nothing is; a command for every group starts alone. Replies come back
 //! from each group in its session's order and leave in sequence order.
 
-use super::{ConnId, Node, NodeMessage, Output, Transport};
+use super::slots::Shard;
+use super::{ConnId, Directory, Node, NodeMessage, Output, Transport};
 use crate::kv::slot::{key_slot, SLOTS};
 use crate::kv::{self};
 use crate::protocol::Reply;
@@ -150,10 +151,84 @@ impl Router {
         }
     }
 
+    /// The home group: the directory, INFO, CLUSTER.
+    pub fn home(&self) -> &Node {
+        self.groups.get(&HOME).expect("the home group")
+    }
+
+    pub fn home_mut(&mut self) -> &mut Node {
+        self.groups.get_mut(&HOME).expect("the home group")
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = (GroupId, &Node)> {
+        self.groups.iter().map(|(g, node)| (*g, node))
+    }
+
+    /// Slots `[first, last]` of a key group.
+    fn slots_of(&self, group: GroupId) -> (u16, u16) {
+        if self.shards == 1 {
+            return (0, SLOTS - 1);
+        }
+        let first = |g: u32| (u32::from(SLOTS) * (g - 1)).div_ceil(self.shards) as u16;
+        let last = if group.0 == self.shards { SLOTS - 1 } else { first(group.0 + 1) - 1 };
+        (first(group.0), last)
+    }
+
+    /// The key groups as this member sees them, for the home group's
+    /// CLUSTER answers: those with a known leader.
+    fn shard_views(&self) -> Vec<Shard> {
+        let views = self.key_groups().into_iter().filter_map(|group| {
+            let raft = self.groups.get(&group)?.raft();
+            let master = raft.leader()?;
+            let replicas = raft.membership().voters.iter().copied().filter(|v| *v != master).collect();
+            Some(Shard { slots: vec![self.slots_of(group)], master, replicas })
+        });
+        views.collect()
+    }
+
     pub fn tick(&mut self, now_ms: u64) {
         for node in self.groups.values_mut() {
             node.tick(now_ms);
         }
+        if self.shards > 1 {
+            // The key groups' members are the home group's.
+            let directory: Directory = self.home().directory().clone();
+            for (group, node) in self.groups.iter_mut() {
+                if *group != HOME {
+                    node.follow_membership(&directory);
+                }
+            }
+            let views = self.shard_views();
+            self.home_mut().set_shards(views);
+        }
+    }
+
+    /// True once the home group knows this member was removed.
+    pub fn is_removed(&self) -> bool {
+        self.home().is_removed()
+    }
+
+    /// Why this member must stop, if a group met state it cannot trust.
+    pub fn fatal(&self) -> Option<&str> {
+        self.groups.values().find_map(|node| node.fatal())
+    }
+
+    /// Hands leadership of every group this member leads to another
+    /// voter (a graceful stop); the home group's new leader, if it led it.
+    pub fn transfer_leadership(&mut self) -> Option<NodeId> {
+        let mut home = None;
+        for (group, node) in self.groups.iter_mut() {
+            let to = node.transfer_leadership();
+            if *group == HOME {
+                home = to;
+            }
+        }
+        home
+    }
+
+    /// Whether this member still leads a group whose transfer is under way.
+    pub fn transferring(&self) -> bool {
+        self.groups.values().any(|node| node.raft().is_leader() && node.raft().transfer_target().is_some())
     }
 
     /// A message for `group` from member `from`; a group this member does
@@ -203,7 +278,19 @@ impl Router {
         }
         let name = args.first().map(|a| a.to_ascii_uppercase()).unwrap_or_default();
         let sub = args.get(1).map(|a| a.to_ascii_uppercase()).unwrap_or_default();
+        let slot_arg = || args.get(2).and_then(|a| kv::parse_integer(a)).and_then(|s| u16::try_from(s).ok());
         let route = match name.as_slice() {
+            b"CLUSTER" if matches!(sub.as_slice(), b"COUNTKEYSINSLOT" | b"GETKEYSINSLOT") => {
+                match slot_arg().filter(|s| *s < SLOTS) {
+                    Some(slot) => Route::Group(self.group_of_slot(slot)),
+                    None => Route::Group(HOME), // its error
+                }
+            }
+            b"CLUSTER" => {
+                let views = self.shard_views();
+                self.home_mut().set_shards(views);
+                Route::Group(HOME)
+            }
             b"HELLO" | b"AUTH" | b"SELECT" | b"READONLY" | b"READWRITE" => Route::Every,
             b"CLIENT" if matches!(sub.as_slice(), b"SETNAME" | b"SETINFO") => Route::Every,
             b"DBSIZE" => Route::Merge(Merge::Sum),
@@ -216,11 +303,14 @@ impl Router {
                 )))
             }
             _ => {
-                let keys = if kv::classify(args).is_ok() { kv::command_keys(args) } else { Vec::new() };
+                let access = kv::classify(args).ok();
+                let keys = if access.is_some() { kv::command_keys(args) } else { Vec::new() };
                 let mut groups = keys.iter().map(|key| self.group_of_slot(key_slot(key)));
                 match groups.next() {
                     None => Route::Group(HOME),
-                    Some(first) if groups.all(|g| g == first) => Route::Group(first),
+                    Some(first) if groups.all(|g| g == first) => self
+                        .redirection(conn, first, key_slot(keys[0]), access == Some(kv::Access::Read))
+                        .map_or(Route::Group(first), |moved| Route::Refuse(Reply::error(moved))),
                     Some(_) => Route::Refuse(Reply::error(CROSSSLOT)),
                 }
             }
@@ -232,6 +322,18 @@ impl Router {
             Route::Refuse(_) if home.needs_auth(conn, &name, args) => Route::Group(HOME),
             other => other,
         }
+    }
+
+    /// `-MOVED` for a keyed command of `group` this member does not lead,
+    /// on a connection that is redirected (see `slots`); `None` to serve
+    /// it (here, or through the group's forwarding).
+    fn redirection(&self, conn: ConnId, group: GroupId, slot: u16, read: bool) -> Option<String> {
+        let node = self.groups.get(&group)?;
+        let (redirect, reads_locally) = self.home().redirect_policy(conn);
+        if !redirect || node.raft().is_leader() || (read && reads_locally) {
+            return None;
+        }
+        Some(self.home().moved(conn, slot, node.raft().leader()))
     }
 
     /// Starts the connection's waiting commands that may start now.
@@ -361,6 +463,46 @@ fn finish(flight: InFlight) -> Reply {
                 )),
                 Merge::AllOk => Reply::ok(),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::raft::Raft;
+
+    fn router(shards: u32) -> Router {
+        let groups = if shards == 1 { 1 } else { shards + 1 };
+        let groups = (0..groups)
+            .map(|g| {
+                let node =
+                    Node::restore(super::super::NodeConfig::new(NodeId(1)), 1, Raft::bootstrap([NodeId(1)]));
+                (GroupId(g), node.unwrap())
+            })
+            .collect();
+        Router::new(shards, groups)
+    }
+
+    #[test]
+    fn every_slot_is_in_the_range_of_its_group() {
+        for shards in [1, 2, 3, 4, 7, 16, 1024] {
+            let router = router(shards);
+            let mut next = 0u32;
+            for group in router.key_groups() {
+                let (first, last) = router.slots_of(group);
+                assert_eq!(
+                    u32::from(first),
+                    next,
+                    "{shards} shards: group {group:?} starts where the last ended"
+                );
+                assert!(first <= last);
+                for slot in [first, last, first + (last - first) / 2] {
+                    assert_eq!(router.group_of_slot(slot), group, "{shards} shards, slot {slot}");
+                }
+                next = u32::from(last) + 1;
+            }
+            assert_eq!(next, u32::from(SLOTS), "{shards} shards cover every slot");
         }
     }
 }

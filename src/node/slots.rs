@@ -47,12 +47,13 @@ pub enum ClusterMode {
 }
 
 /// A shard as clients are told of it.
-struct Shard {
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Shard {
     /// Inclusive slot ranges, ascending.
-    slots: Vec<(u16, u16)>,
-    master: NodeId,
+    pub slots: Vec<(u16, u16)>,
+    pub master: NodeId,
     /// The other voters, in member order.
-    replicas: Vec<NodeId>,
+    pub replicas: Vec<NodeId>,
 }
 
 const INVALID_SLOT: &str = "ERR Invalid slot";
@@ -72,13 +73,44 @@ fn slot_number(arg: &[u8]) -> Result<i64, Reply> {
 }
 
 impl Node {
-    /// The shards clients are told of: one holding every slot, mastered by
-    /// the leader this node knows; none while it knows no leader.
-    fn shards(&self) -> Vec<Shard> {
+    /// The shards clients are told of: the router's, when it holds the key
+    /// space in several groups ([`Node::set_shards`]); else one holding
+    /// every slot, mastered by the leader this node knows; none while it
+    /// knows no leader.
+    pub(super) fn shards(&self) -> Vec<Shard> {
+        if let Some(shards) = &self.shard_views {
+            return shards.clone();
+        }
         let Some(master) = self.raft.leader() else { return Vec::new() };
         let voters = self.raft.membership().voters.iter().copied();
         let replicas = voters.filter(|v| *v != master).collect();
         vec![Shard { slots: vec![(0, SLOTS - 1)], master, replicas }]
+    }
+
+    /// The home group's view of the key space's groups, from the router
+    /// (`router`): what `CLUSTER SLOTS`, `SHARDS`, `NODES` and `INFO` tell.
+    pub(super) fn set_shards(&mut self, shards: Vec<Shard>) {
+        self.shard_views = Some(shards);
+    }
+
+    /// Whether a keyed command of this connection for a shard this member
+    /// does not lead is redirected rather than forwarded, and whether its
+    /// reads are served locally (`READONLY`): for the router.
+    pub(super) fn redirect_policy(&self, conn: ConnId) -> (bool, bool) {
+        let session = self.sessions.get(&conn);
+        let redirect =
+            self.config.cluster_mode == ClusterMode::Redirect || session.is_some_and(|s| s.routes_by_slot);
+        (redirect, session.is_some_and(|s| s.readonly))
+    }
+
+    /// `MOVED slot address` naming `leader`'s client address for this
+    /// connection, or `CLUSTERDOWN` without one.
+    pub(super) fn moved(&self, conn: ConnId, slot: u16, leader: Option<NodeId>) -> String {
+        let transport = self.clients.transport_of(conn);
+        match leader.and_then(|leader| self.directory.members.get(&leader)) {
+            Some(leader) => format!("MOVED {slot} {}", leader.client_addr_for(transport)),
+            None => CLUSTERDOWN.to_string(),
+        }
     }
 
     /// Marks a connection as routing by slot itself (it asked for the
@@ -110,12 +142,7 @@ impl Node {
         if session.readonly && access == Access::Read {
             return None;
         }
-        let slot = key_slot(first);
-        let transport = self.clients.transport_of(conn);
-        let text = match self.raft.leader().and_then(|leader| self.directory.members.get(&leader)) {
-            Some(leader) => format!("MOVED {slot} {}", leader.client_addr_for(transport)),
-            None => CLUSTERDOWN.to_string(),
-        };
+        let text = self.moved(conn, key_slot(first), self.raft.leader());
         Some(self.reject(conn, name, text))
     }
 
