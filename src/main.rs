@@ -167,6 +167,15 @@ struct Args {
     /// yes, no]
     #[arg(long, default_value = "no", value_parser = ["yes", "no"])]
     pin_cores: String,
+    /// Raft groups the key space is spread over, for a new cluster (the
+    /// founder's flag; joining members learn it): group k of N holds the
+    /// slots from 16384(k-1)/N, each group with its own leader, so leaders
+    /// and writes spread over the members. Fixed once the cluster is made.
+    /// Experimental above 1: MULTI/EXEC, WATCH, SCAN and RANDOMKEY are
+    /// refused, and multi-key commands need their keys in one group
+    /// [default: 1]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    shards: Option<u32>,
     /// Redis's ACL file: lines `user NAME rule...` (on/off, >password,
     /// #sha256, nopass, +@category, -command, ~pattern, allkeys, ...). Read
     /// once at start; every node of a cluster must be given the same file
@@ -372,6 +381,7 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
         protected_mode: args.protected_mode == "yes",
         cores: args.cores.max(1),
         pin_cores: args.pin_cores == "yes",
+        shards: args.shards,
         cluster_mode: match args.cluster_mode.as_str() {
             "redirect" => cashe::node::ClusterMode::Redirect,
             _ => cashe::node::ClusterMode::Forward,

@@ -14,7 +14,7 @@
 //! as [`Input::Persisted`]. An error from the WAL is fatal: the caller
 //! stops the node.
 
-use crate::node::{ConnId, Node, NodeMessage, Transport};
+use crate::node::{ConnId, Durable, GroupId, NodeMessage, Router, Transport};
 use crate::protocol::Reply;
 use crate::raft::Raft;
 use crate::raft::{Lsn, NodeId, PlantedBug, Record, Recovered, Snapshot};
@@ -40,43 +40,44 @@ pub enum DiskJob {
     Snapshot(Snapshot),
 }
 
-/// Performs the node's output until it is idle, handing durable work to
-/// `disk` without waiting for it.
+/// Performs the router's output until it is idle, handing durable work to
+/// `disk` (per group) without waiting for it.
 pub fn drain(
-    node: &mut Node,
-    mut send: impl FnMut(NodeId, NodeMessage),
+    router: &mut Router,
+    now_ms: u64,
+    mut send: impl FnMut(NodeId, GroupId, NodeMessage),
     mut reply: impl FnMut(ConnId, Reply),
-    mut disk: impl FnMut(DiskJob),
+    mut disk: impl FnMut(GroupId, DiskJob),
     stats: &mut TurnStats,
 ) {
-    let ack_early = node.raft().config().planted_bug.active(PlantedBug::AckBeforeFsync);
+    let ack_early = router.home().raft().config().planted_bug.active(PlantedBug::AckBeforeFsync);
     loop {
-        let output = node.take_output();
-        let idle = output.persist.is_empty()
-            && output.send.is_empty()
-            && output.replies.is_empty()
-            && output.snapshot.is_none();
-        if idle {
+        let output = router.take_output(now_ms);
+        if output.is_empty() {
             return;
         }
         stats.rounds += 1;
-        for (to, message) in output.send {
-            send(to, message);
+        for (to, group, message) in output.send {
+            send(to, group, message);
         }
         for (conn, answer) in output.replies {
             reply(conn, answer);
         }
-        if let Some((last, _)) = output.persist.last() {
-            let last = *last;
-            disk(DiskJob::Append(output.persist));
-            if ack_early {
-                // The planted bug: report durable, and let out what that
-                // releases (acknowledgements, replies), before the fsync.
-                node.persisted(last);
+        for (group, durable) in output.durable {
+            match durable {
+                Durable::Records(records) => {
+                    let Some((last, _)) = records.last() else { continue };
+                    let last = *last;
+                    disk(group, DiskJob::Append(records));
+                    if ack_early {
+                        // The planted bug: report durable, and let out what
+                        // that releases (acknowledgements, replies), before
+                        // the fsync.
+                        router.persisted(group, last);
+                    }
+                }
+                Durable::Snapshot(snapshot) => disk(group, DiskJob::Snapshot(snapshot)),
             }
-        }
-        if let Some(snapshot) = output.snapshot {
-            disk(DiskJob::Snapshot(snapshot));
         }
     }
 }
@@ -131,21 +132,22 @@ pub enum Input {
     Closed(ConnId),
     Peer {
         from: NodeId,
+        group: GroupId,
         message: NodeMessage,
     },
     Tick,
-    /// The disk made every record through this `Lsn` durable.
-    Persisted(Lsn),
+    /// A group's disk made every record through this `Lsn` durable.
+    Persisted(GroupId, Lsn),
 }
 
-pub fn feed(node: &mut Node, input: Input, now_ms: u64) {
+pub fn feed(router: &mut Router, input: Input, now_ms: u64) {
     match input {
-        Input::Opened(conn, transport) => node.connected(conn, transport, now_ms),
-        Input::Client { conn, args } => node.client(conn, args, now_ms),
-        Input::Closed(conn) => node.disconnected(conn),
-        Input::Peer { from, message } => node.step(from, message),
-        Input::Tick => node.tick(now_ms),
-        Input::Persisted(lsn) => node.persisted(lsn),
+        Input::Opened(conn, transport) => router.connected(conn, transport, now_ms),
+        Input::Client { conn, args } => router.client(conn, args, now_ms),
+        Input::Closed(conn) => router.disconnected(conn),
+        Input::Peer { from, group, message } => router.step(from, group, message),
+        Input::Tick => router.tick(now_ms),
+        Input::Persisted(group, lsn) => router.persisted(group, lsn),
     }
 }
 

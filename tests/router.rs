@@ -3,11 +3,13 @@
 //! delivered, every record durable at once). Keys live in their slot's
 //! group on every member, a connection's replies leave in order across
 //! groups, keys in two groups get CROSSSLOT, DBSIZE/KEYS/FLUSHALL cover
-//! every group, HELLO reaches every group, and a router with one shard is
-//! today's node.
+//! the groups a member leads (all members together: every key once), HELLO
+//! reaches every group, a joining member becomes a voter of every group,
+//! the groups' leaders spread over the members, and a router with one
+//! shard is today's node.
 
 use cashe::kv::slot::key_slot;
-use cashe::node::{ConnId, GroupId, MemberInfo, Node, NodeConfig, NodeMessage, Router, HOME};
+use cashe::node::{ConnId, Durable, GroupId, MemberInfo, Node, NodeConfig, NodeMessage, Router, HOME};
 use cashe::protocol::Reply;
 use cashe::raft::{NodeId, Raft};
 use std::collections::{BTreeMap, VecDeque};
@@ -97,14 +99,16 @@ impl Cluster {
         let from = NodeId(i as u64 + 1);
         loop {
             let output = self.routers[i].take_output(self.now_ms);
-            let idle = output.persist.is_empty() && output.send.is_empty() && output.replies.is_empty();
+            let idle = output.is_empty();
             for (to, group, message) in output.send {
                 self.network.push_back((from, to, group, message));
             }
             self.replies[i].extend(output.replies);
-            for (group, records) in output.persist {
-                if let Some((last, _)) = records.last() {
-                    self.routers[i].persisted(group, *last);
+            for (group, durable) in output.durable {
+                if let Durable::Records(records) = durable {
+                    if let Some((last, _)) = records.last() {
+                        self.routers[i].persisted(group, *last);
+                    }
                 }
             }
             if idle {
@@ -283,16 +287,29 @@ fn keys_of_two_groups_are_refused_and_keyless_key_commands_cover_every_group() {
     for key in &keys {
         assert_eq!(cluster.request(2, 2, &format!("SET {key} x")), Reply::ok());
     }
-    assert_eq!(cluster.request(1, 3, "DBSIZE"), Reply::Integer(22));
-    let Reply::Array(Some(listed)) = cluster.request(1, 3, "KEYS many:*") else { panic!("KEYS") };
-    let mut listed: Vec<Vec<u8>> =
-        listed.into_iter().map(|k| if let Reply::Bulk(Some(k)) = k { k } else { panic!() }).collect();
+    // Each member answers for the groups it leads; together, every key once.
+    let total: i64 = (0..3)
+        .map(|m| match cluster.request(m, 3, "DBSIZE") {
+            Reply::Integer(n) => n,
+            other => panic!("DBSIZE: {other:?}"),
+        })
+        .sum();
+    assert_eq!(total, 22);
+    let mut listed: Vec<Vec<u8>> = Vec::new();
+    for member in 0..3 {
+        let Reply::Array(Some(keys)) = cluster.request(member, 3, "KEYS many:*") else { panic!("KEYS") };
+        listed.extend(keys.into_iter().map(|k| if let Reply::Bulk(Some(k)) = k { k } else { panic!() }));
+    }
     listed.sort();
     let mut expected: Vec<Vec<u8>> = keys.iter().map(|k| k.as_bytes().to_vec()).collect();
     expected.sort();
     assert_eq!(listed, expected);
-    assert_eq!(cluster.request(0, 4, "FLUSHALL"), Reply::ok());
-    assert_eq!(cluster.request(2, 4, "DBSIZE"), Reply::Integer(0));
+    for member in 0..3 {
+        assert_eq!(cluster.request(member, 4, "FLUSHALL"), Reply::ok());
+    }
+    for member in 0..3 {
+        assert_eq!(cluster.request(member, 4, "DBSIZE"), Reply::Integer(0));
+    }
     let refused = cluster.request(0, 5, "MULTI");
     assert!(matches!(&refused, Reply::Error(e) if e.contains("not supported yet")), "{refused:?}");
 }
@@ -386,7 +403,7 @@ fn cluster_slots_names_each_groups_leader_and_followers_redirect_routing_clients
             panic!("{parts:?}")
         };
         covered.push((*first, *last));
-        assert_eq!(parts.len(), 2 + 3, "a master and two replicas: {parts:?}");
+        assert_eq!(parts.len(), 2 + 1, "a master alone (every member masters some groups): {parts:?}");
     }
     covered.sort();
     assert_eq!(covered, [(0, 4095), (4096, 8191), (8192, 12287), (12288, 16383)]);
@@ -431,4 +448,38 @@ fn joining_members_become_voters_of_every_group_with_its_keys() {
         }
     }
     println!("group leaders with four members: {:?}", cluster.leaders());
+}
+
+#[test]
+fn leaders_of_the_key_groups_spread_over_the_members() {
+    // Founded by one member, every group starts led by it; once the
+    // others join, leaders move until each member leads its share.
+    let shards = 6;
+    let mut cluster = Cluster::new(1, shards);
+    for n in 2..=3 {
+        cluster.join(0, n, shards);
+        cluster.wait_for_voters(n as usize);
+    }
+    let led = |cluster: &Cluster| -> BTreeMap<NodeId, usize> {
+        let mut led = BTreeMap::new();
+        for (group, leader) in cluster.leaders() {
+            if let (true, Some(leader)) = (group != HOME, leader) {
+                *led.entry(leader).or_default() += 1;
+            }
+        }
+        led
+    };
+    for _ in 0..4 * PATIENCE_TICKS {
+        let now = led(&cluster);
+        if now.len() == 3 && now.values().all(|count| *count == 2) {
+            println!("key groups led per member: {now:?}");
+            // And the keys are still served through every member.
+            for member in 0..3 {
+                assert_eq!(cluster.request(member, 5, &format!("SET spread:{member} x")), Reply::ok());
+            }
+            return;
+        }
+        cluster.tick_all();
+    }
+    panic!("leaders did not spread: {:?}", led(&cluster));
 }

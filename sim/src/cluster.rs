@@ -78,8 +78,8 @@ use crate::ttl::{self, TtlCall, TtlOperation, TtlOutcome};
 use cashe::node::handshake::{self, ClusterSecret, Link};
 use cashe::node::wire::{self, PeerFrame, Received};
 use cashe::node::{
-    join_answer, join_command, ConnId, JoinAnswer, MemberInfo, Node, NodeConfig, NodeMessage, Transport,
-    FOUNDER,
+    join_answer, join_command, ConnId, GroupId, JoinAnswer, MemberInfo, Node, NodeConfig, NodeMessage,
+    Router, Transport, FOUNDER, HOME,
 };
 use cashe::protocol::reply::{decode, encode_command};
 use cashe::protocol::{Limits, Parser, Reply, Request};
@@ -163,7 +163,9 @@ struct Shared {
     violations: Vec<String>,
     disks: BTreeMap<String, SimDisk>,
     boots: BTreeMap<String, u64>,
-    nodes: BTreeMap<String, Rc<RefCell<Node>>>,
+    /// Each running member's router (one group: the simulator runs the
+    /// key space in the home group).
+    nodes: BTreeMap<String, Rc<RefCell<Router>>>,
     /// Each running node's term and whether it leads, published before its
     /// turn's output leaves (so the nemesis can cut a new leader off before
     /// its first messages arrive).
@@ -330,7 +332,7 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     config.cluster_secret = Some(secret());
     config.me = Some(me.clone());
     let node = Node::restore(config, rng.next_u64(), recovered).map_err(|e| format!("{name}: {e}"))?;
-    let node = Rc::new(RefCell::new(node));
+    let node = Rc::new(RefCell::new(Router::new(1, [(HOME, node)].into_iter().collect())));
     shared.borrow_mut().nodes.insert(name.clone(), node.clone());
     shared.borrow_mut().clocks.booted(&name, sim_us());
     shared.borrow_mut().trace.event(format!("{name} boots as node {id} (boot {boot})"));
@@ -355,7 +357,7 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
         },
         &mut hello,
     );
-    let mut links: BTreeMap<NodeId, mpsc::Sender<NodeMessage>> = BTreeMap::new();
+    let mut links: BTreeMap<NodeId, mpsc::Sender<(GroupId, NodeMessage)>> = BTreeMap::new();
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stats = TurnStats::default();
@@ -373,7 +375,7 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
                     batch.push(job);
                 }
                 match turn::write(&mut wal, batch, &mut stats).await {
-                    Ok(Some(lsn)) => _ = events.send(Event::Persisted(lsn)),
+                    Ok(Some(lsn)) => _ = events.send(Event::Persisted(HOME, lsn)),
                     Ok(None) => {}
                     Err(e) => {
                         *failed.borrow_mut() = Some(e.to_string());
@@ -408,18 +410,18 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
             }
             turn::feed(&mut node, event, now);
         }
-        let role = (node.raft().term(), node.raft().is_leader());
+        let role = (node.home().raft().term(), node.home().raft().is_leader());
         shared.borrow_mut().roles.insert(name.clone(), role);
-        shared.borrow_mut().clocks.turn(&name, node.now_ms(), role.1, sim_us());
+        shared.borrow_mut().clocks.turn(&name, node.home().now_ms(), role.1, sim_us());
         if tick {
-            let directory = node.directory().members.iter().map(|(id, m)| (*id, m.raft_addr.clone()));
+            let directory = node.home().directory().members.iter().map(|(id, m)| (*id, m.raft_addr.clone()));
             book.borrow_mut().extend(directory);
         }
         let (drop_percent, duplicate_percent) = {
             let s = shared.borrow();
             (s.drop_percent, s.duplicate_percent)
         };
-        let send = |to: NodeId, message: NodeMessage| {
+        let send = |to: NodeId, group: GroupId, message: NodeMessage| {
             if below(&mut rng, 100) < drop_percent {
                 return;
             }
@@ -438,18 +440,19 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
             // delivery, while the transport (TCP, never resending) delivers
             // a forwarded write at most once, and a duplicate would apply it twice.
             if matches!(message, NodeMessage::Raft(_)) && below(&mut rng, 100) < duplicate_percent {
-                let _ = link.try_send(message.clone());
+                let _ = link.try_send((group, message.clone()));
             }
-            let _ = link.try_send(message);
+            let _ = link.try_send((group, message));
         };
         let reply = |conn: ConnId, reply: Reply| {
             if let Some(sender) = connections.borrow().get(&conn) {
                 let _ = sender.send(reply);
             }
         };
-        let to_disk = |job: DiskJob| _ = disk_jobs.send(job);
-        turn::drain(&mut node, send, reply, to_disk, &mut stats);
-        observe(&shared, &name, &node);
+        // One group, one disk (the router has only the home group here).
+        let to_disk = |_: GroupId, job: DiskJob| _ = disk_jobs.send(job);
+        turn::drain(&mut node, now, send, reply, to_disk, &mut stats);
+        observe(&shared, &name, node.home());
         if node.is_removed() {
             shared.borrow_mut().trace.event(format!("{name} learns it was removed and stops"));
             shared.borrow_mut().nodes.remove(&name);
@@ -524,7 +527,9 @@ fn only_complete_logs_electable(shared: &SharedRef, name: &str, node: &Node) {
         .nodes
         .iter()
         .filter(|(other, _)| other.as_str() != name)
-        .filter_map(|(other, n)| n.try_borrow().ok().map(|n| (other.clone(), n)))
+        .filter_map(|(other, n)| {
+            n.try_borrow().ok().map(|n| (other.clone(), std::cell::Ref::map(n, Router::home)))
+        })
         .collect();
     let mut everyone: Vec<(&str, &Node)> = others.iter().map(|(n, node)| (n.as_str(), &**node)).collect();
     everyone.push((name, node));
@@ -698,8 +703,8 @@ async fn inbound(
                     book.borrow_mut().entry(id).or_insert(raft_addr);
                     from = Some(id);
                 }
-                Ok(Received::Message { from, message }) => {
-                    if events.send(Event::Peer { from, message }).is_err() {
+                Ok(Received::Message { from, group, message }) => {
+                    if events.send(Event::Peer { from, group, message }).is_err() {
                         return;
                     }
                 }
@@ -716,7 +721,7 @@ async fn inbound(
 
 async fn outbound(
     to: NodeId,
-    mut queue: mpsc::Receiver<NodeMessage>,
+    mut queue: mpsc::Receiver<(GroupId, NodeMessage)>,
     book: Book,
     hello: Vec<u8>,
     security: Rc<Security>,
@@ -747,12 +752,14 @@ async fn outbound(
             let keepalive = Duration::from_millis(wire::KEEPALIVE_MS);
             buffer.clear();
             match tokio::time::timeout(keepalive, queue.recv()).await {
-                Ok(Some(first)) => wire::encode_or_drop(&PeerFrame::Message(first), &mut buffer),
+                Ok(Some((group, first))) => {
+                    wire::encode_or_drop(&PeerFrame::message(group, first), &mut buffer)
+                }
                 Ok(None) => return,
                 Err(_) => wire::encode_or_drop(&PeerFrame::Keepalive, &mut buffer),
             };
-            while let Ok(more) = queue.try_recv() {
-                wire::encode_or_drop(&PeerFrame::Message(more), &mut buffer);
+            while let Ok((group, more)) = queue.try_recv() {
+                wire::encode_or_drop(&PeerFrame::message(group, more), &mut buffer);
             }
             let stall = Duration::from_millis(wire::IDLE_CLOSE_MS);
             if !matches!(tokio::time::timeout(stall, stream.write_all(&buffer)).await, Ok(Ok(()))) {
@@ -1726,7 +1733,8 @@ fn node_states(s: &Shared) -> Vec<String> {
     s.nodes
         .iter()
         .map(|(name, node)| match node.try_borrow() {
-            Ok(node) => {
+            Ok(router) => {
+                let node = router.home();
                 let raft = node.raft();
                 format!(
                     "state of {name}: node {} {:?} term {} leader {:?} commit {} applied {} membership {:?} removed {:?}",
@@ -1789,7 +1797,7 @@ const SETTLE_STEPS: u32 = 2_000;
 fn applied_indexes(shared: &SharedRef) -> BTreeSet<Index> {
     let s = shared.borrow();
     let live = s.nodes.iter().filter(|(name, _)| !s.removed.contains(*name));
-    live.filter_map(|(_, node)| node.try_borrow().ok().map(|node| node.raft().applied())).collect()
+    live.filter_map(|(_, node)| node.try_borrow().ok().map(|node| node.home().raft().applied())).collect()
 }
 
 /// After the final reads: every live member applied the same index and
@@ -1802,7 +1810,7 @@ fn converged(shared: &SharedRef) -> Result<(), String> {
             continue;
         }
         let node = node.try_borrow().map_err(|_| format!("{name} is busy at the end"))?;
-        states.push((name.clone(), node.raft().applied(), node.store().clone()));
+        states.push((name.clone(), node.home().raft().applied(), node.home().store().clone()));
     }
     let Some((first_name, first_applied, first_store)) = states.first() else { return Ok(()) };
     for (name, applied, store) in &states[1..] {

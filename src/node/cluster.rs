@@ -276,8 +276,10 @@ const JOIN_NO_SECRET: &str = "ERR this cluster has no cluster secret, but the jo
 /// What a reply to `CLUSTER JOIN` means for the joining node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JoinAnswer {
-    /// Recorded: start empty as this member of this cluster.
-    Joined { id: NodeId, cluster_id: u64 },
+    /// Recorded: start empty as this member of this cluster, whose key
+    /// space is in `shards` groups (1 when the reply does not say: a
+    /// cluster of one shard answers as before shards).
+    Joined { id: NodeId, cluster_id: u64, shards: u32 },
     /// Not now (no leader, a leader change, a transfer): ask again.
     Retry(String),
     /// Refused for a reason asking again cannot fix (a name clash).
@@ -287,10 +289,19 @@ pub enum JoinAnswer {
 pub fn join_answer(reply: &Reply) -> JoinAnswer {
     match reply {
         Reply::Array(Some(items)) => match items.as_slice() {
-            [Reply::Integer(id), Reply::Bulk(Some(cluster))] if *id > 0 => {
-                match String::from_utf8_lossy(cluster).parse::<u64>() {
-                    Ok(cluster_id) => JoinAnswer::Joined { id: NodeId(*id as u64), cluster_id },
-                    Err(_) => JoinAnswer::Refused(format!("bad cluster id in the join reply {reply:?}")),
+            [Reply::Integer(id), Reply::Bulk(Some(cluster)), shards @ ..] if *id > 0 && shards.len() <= 1 => {
+                let shards = match shards {
+                    [] => Some(1),
+                    [Reply::Integer(n)] => u32::try_from(*n).ok().filter(|n| *n >= 1),
+                    _ => None,
+                };
+                match (String::from_utf8_lossy(cluster).parse::<u64>(), shards) {
+                    (Ok(cluster_id), Some(shards)) => {
+                        JoinAnswer::Joined { id: NodeId(*id as u64), cluster_id, shards }
+                    }
+                    _ => JoinAnswer::Refused(format!(
+                        "bad cluster id or shard count in the join reply {reply:?}"
+                    )),
                 }
             }
             _ => JoinAnswer::Refused(format!("unexpected join reply {reply:?}")),

@@ -58,7 +58,7 @@ pub use cluster::{
     join_answer, join_command, member_command, Directory, JoinAnswer, MemberInfo, Transport, CASHE_FORGET,
     CASHE_MEMBER, FOUNDER,
 };
-pub use router::{GroupId, Router, RouterOutput, HOME};
+pub use router::{Durable, GroupId, Router, RouterOutput, HOME};
 pub use server::{CpuTimes, ShellStats};
 pub use slots::ClusterMode;
 pub use transaction::CASHE_EXEC;
@@ -143,6 +143,9 @@ pub struct NodeConfig {
     /// Whether keyed commands for a shard this node does not lead are
     /// redirected (`-MOVED`) or forwarded (`--cluster-mode`, see `slots`).
     pub cluster_mode: ClusterMode,
+    /// Groups the key space is in (`router`), fixed when the cluster is
+    /// made; the home group tells joining members (`CLUSTER JOIN`'s reply).
+    pub shards: u32,
 }
 
 /// A password: compared, never shown (its `Debug` is redacted, so no log
@@ -189,6 +192,7 @@ impl NodeConfig {
             cluster_secret: None,
             acl: None,
             cluster_mode: ClusterMode::Forward,
+            shards: 1,
         }
     }
 }
@@ -658,6 +662,12 @@ impl Node {
         self.raft.transfer_leadership(target).ok().map(|_| target)
     }
 
+    /// Starts handing leadership to `to` (the router's leader balancing);
+    /// whether the core took it (this node leads and `to` is a voter).
+    pub(super) fn transfer_leadership_to(&mut self, to: NodeId) -> bool {
+        self.raft.transfer_leadership(to).is_ok()
+    }
+
     /// Why this node must stop, once it has met state it cannot trust (an
     /// undecodable snapshot from the leader). The shell exits with it.
     pub fn fatal(&self) -> Option<&str> {
@@ -976,7 +986,14 @@ impl Node {
         let name = command.args.first().map(|n| n.as_slice()).unwrap_or_default();
         for internal in [CASHE_MEMBER, CASHE_FORGET] {
             if name == internal.as_bytes() {
-                return self.directory.apply(internal, &command.args[1..], self.config.cluster_id);
+                let mut reply = self.directory.apply(internal, &command.args[1..], self.config.cluster_id);
+                // A joining member learns how many groups to start: said
+                // only when more than one, so that a cluster of one shard
+                // answers as before shards.
+                if let (Reply::Array(Some(items)), true) = (&mut reply, self.config.shards > 1) {
+                    items.push(Reply::Integer(i64::from(self.config.shards)));
+                }
+                return reply;
             }
         }
         if name == CASHE_EXEC.as_bytes() {

@@ -19,9 +19,12 @@
 //! yet). Commands that set up a connection (HELLO, AUTH, SELECT, READONLY,
 //! READWRITE, CLIENT SETNAME/SETINFO) go to every group, so each group's
 //! session speaks the same protocol as the same user; the client gets the
-//! home group's answer. DBSIZE, KEYS, FLUSHALL and FLUSHDB go to every
-//! group holding keys and their answers are merged (a sum, a
-//! concatenation, OK when all are). Everything else without keys goes home.
+//! home group's answer. DBSIZE, KEYS, FLUSHALL and FLUSHDB go to the key
+//! groups this member leads, as a Redis Cluster master answers them for its
+//! own slots (a cluster client asks every master and adds up; a plain
+//! client through one node sees that node's share, as in Redis Cluster),
+//! and their answers are merged (a sum, a concatenation, OK when all are).
+//! Everything else without keys goes home.
 //! Not yet with several shards (refused with an error that says so):
 //! MULTI/EXEC/WATCH, SCAN and RANDOMKEY.
 //!
@@ -64,7 +67,7 @@ enum Route {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Merge {
-    /// DBSIZE: the sum of the integers.
+    /// DBSIZE: the sum of the integers (0 for no group).
     Sum,
     /// KEYS: the arrays, one after the other.
     Concat,
@@ -98,20 +101,36 @@ struct Line {
     released: u64,
 }
 
+/// What one group hands the shell to make durable, in the group's order.
+#[derive(Debug)]
+pub enum Durable {
+    Records(Vec<(Lsn, Record)>),
+    /// A compaction snapshot, after the records handed out before it.
+    Snapshot(Snapshot),
+}
+
 /// What the shell must do, each item tagged with its group.
 #[derive(Debug, Default)]
 pub struct RouterOutput {
-    /// Records to make durable, per group, in each group's order.
-    pub persist: Vec<(GroupId, Vec<(Lsn, Record)>)>,
+    pub durable: Vec<(GroupId, Durable)>,
     pub send: Vec<(NodeId, GroupId, NodeMessage)>,
     pub replies: Vec<(ConnId, Reply)>,
-    pub snapshots: Vec<(GroupId, Snapshot)>,
 }
+
+impl RouterOutput {
+    pub fn is_empty(&self) -> bool {
+        self.durable.is_empty() && self.send.is_empty() && self.replies.is_empty()
+    }
+}
+
+/// Ticks between two looks at how key groups' leaders are spread.
+const BALANCE_TICKS: u64 = 50;
 
 /// The groups of one member and the connections it serves.
 pub struct Router {
     groups: BTreeMap<GroupId, Node>,
     shards: u32,
+    ticks: u64,
     lines: BTreeMap<ConnId, Line>,
     output: RouterOutput,
 }
@@ -127,7 +146,7 @@ impl Router {
             "a router over {shards} shards needs groups 0..={}",
             expected - 1
         );
-        Router { groups, shards, lines: BTreeMap::new(), output: RouterOutput::default() }
+        Router { groups, shards, ticks: 0, lines: BTreeMap::new(), output: RouterOutput::default() }
     }
 
     pub fn group(&self, group: GroupId) -> Option<&Node> {
@@ -186,6 +205,13 @@ impl Router {
         views.collect()
     }
 
+    /// The key groups this member leads: what a keyless key-space command
+    /// covers here, as a Redis Cluster master answers for its own slots.
+    fn led_key_groups(&self) -> Vec<GroupId> {
+        let led = |group: &GroupId| self.groups.get(group).is_some_and(|node| node.raft().is_leader());
+        self.key_groups().into_iter().filter(led).collect()
+    }
+
     pub fn tick(&mut self, now_ms: u64) {
         for node in self.groups.values_mut() {
             node.tick(now_ms);
@@ -200,6 +226,61 @@ impl Router {
             }
             let views = self.shard_views();
             self.home_mut().set_shards(views);
+            self.ticks += 1;
+            if self.ticks.is_multiple_of(BALANCE_TICKS) {
+                self.balance_leaders();
+            }
+        }
+    }
+
+    /// Spreads the key groups' leaders over the members: a member that
+    /// leads more than its share (the groups over the voters, rounded up)
+    /// hands one group to the voter that leads the fewest, if that one is
+    /// below its share and answers. One transfer per look, at most one in
+    /// flight per member; every member decides only for the groups it
+    /// leads, from the leaders it knows, so a stale view costs a wasted
+    /// transfer, never safety (a transfer is Raft's, §3.10).
+    fn balance_leaders(&mut self) {
+        let voters = self.home().raft().committed_membership().voters.clone();
+        if voters.len() < 2 {
+            return;
+        }
+        let me = self.home().raft().id();
+        let key_groups = self.key_groups();
+        let mut led: BTreeMap<NodeId, usize> = voters.iter().map(|v| (*v, 0)).collect();
+        for group in &key_groups {
+            if let Some(leader) = self.groups.get(group).and_then(|node| node.raft().leader()) {
+                *led.entry(leader).or_default() += 1;
+            }
+        }
+        let share = key_groups.len().div_ceil(voters.len());
+        let mine = led.get(&me).copied().unwrap_or(0);
+        let transferring = self.groups.values().any(|node| node.raft().transfer_target().is_some());
+        if mine <= share || transferring {
+            return;
+        }
+        for group in key_groups {
+            let Some(node) = self.groups.get_mut(&group) else { continue };
+            if !node.raft().is_leader() {
+                continue;
+            }
+            let progress = node.raft().progress();
+            let target = led
+                .iter()
+                .filter(|(member, count)| {
+                    **member != me
+                        && **count < share
+                        && node.raft().membership().is_voter(**member)
+                        && progress.get(member).is_some_and(|p| p.recent_active)
+                })
+                .min_by_key(|(member, count)| (**count, **member))
+                .map(|(member, _)| *member);
+            if let Some(target) = target {
+                if node.transfer_leadership_to(target) {
+                    tracing::info!(group = group.0, to = %target, "spreading leaders: handing over a group");
+                    return;
+                }
+            }
         }
     }
 
@@ -368,9 +449,17 @@ impl Router {
                 }
                 Route::Group(group) => vec![*group],
                 Route::Every => self.groups.keys().copied().collect(),
-                Route::Merge(_) => self.key_groups(),
+                Route::Merge(_) => self.led_key_groups(),
             };
             let line = self.lines.get_mut(&conn).expect("the line");
+            if asked.is_empty() {
+                // A merge over no group (this member leads none): its
+                // answer is the merge of nothing.
+                let flight = InFlight { seq, route, answers: BTreeMap::new(), asked };
+                line.ready.insert(seq, finish(flight));
+                self.release(conn);
+                continue;
+            }
             line.in_flight.push_back(InFlight { seq, route, answers: BTreeMap::new(), asked: asked.clone() });
             for group in asked {
                 if let Some(node) = self.groups.get_mut(&group) {
@@ -418,12 +507,12 @@ impl Router {
             for (group, node) in self.groups.iter_mut() {
                 let Output { persist, send, replies: answered, snapshot } = node.take_output();
                 if !persist.is_empty() {
-                    self.output.persist.push((*group, persist));
+                    self.output.durable.push((*group, Durable::Records(persist)));
+                }
+                if let Some(snapshot) = snapshot {
+                    self.output.durable.push((*group, Durable::Snapshot(snapshot)));
                 }
                 self.output.send.extend(send.into_iter().map(|(to, message)| (to, *group, message)));
-                if let Some(snapshot) = snapshot {
-                    self.output.snapshots.push((*group, snapshot));
-                }
                 replies.extend(answered.into_iter().map(|(conn, reply)| (*group, conn, reply)));
             }
             if replies.is_empty() {

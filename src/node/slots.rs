@@ -198,6 +198,11 @@ impl Node {
 
     /// `CLUSTER SLOTS`: per slot range, its master's and replicas' `[host,
     /// port, id, {}]` (Redis 7.0's fourth element: no hostname metadata).
+    /// With the key space in several groups every member is the master of
+    /// some and a replica of others, which clients cannot model (redis-py
+    /// gives a node the role it first appears with, and then sends
+    /// DBSIZE, KEYS or SCAN to some masters only): the ranges are listed
+    /// with their masters alone, so that every member is a master to them.
     fn cluster_slots(&self, transport: Transport) -> Vec<Reply> {
         let node = |id: NodeId| {
             let (host, port) = self.client_host_port(id, transport);
@@ -209,10 +214,12 @@ impl Node {
             ]))
         };
         let mut ranges = Vec::new();
+        let with_replicas = self.shard_views.is_none();
         for shard in self.shards() {
             for (start, end) in &shard.slots {
                 let mut entry = vec![Reply::Integer((*start).into()), Reply::Integer((*end).into())];
-                entry.extend(std::iter::once(shard.master).chain(shard.replicas.iter().copied()).map(node));
+                let replicas = shard.replicas.iter().copied().filter(|_| with_replicas);
+                entry.extend(std::iter::once(shard.master).chain(replicas).map(node));
                 ranges.push(Reply::Array(Some(entry)));
             }
         }

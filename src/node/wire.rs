@@ -7,6 +7,7 @@
 //! receiver closes a connection from another cluster or wire version, and
 //! on any frame that fails its checksum or does not decode.
 
+use super::router::{GroupId, HOME};
 use super::NodeMessage;
 use crate::frame;
 use crate::raft::{Config, NodeId};
@@ -30,11 +31,29 @@ pub enum PeerFrame {
         from: NodeId,
         raft_addr: String,
     },
+    /// A message of the home group (`router::HOME`), the only group of a
+    /// cluster with one shard: these bytes are the same as before groups.
     Message(NodeMessage),
     /// Sent on an idle link, so that the receiver can tell a quiet link from
     /// a dead one (a connection that hears nothing for a while is closed,
     /// and its writer reconnects).
     Keepalive,
+    /// A message of another group (a key group, `router`).
+    Group {
+        group: GroupId,
+        message: NodeMessage,
+    },
+}
+
+impl PeerFrame {
+    /// The frame carrying `message` of `group`.
+    pub fn message(group: GroupId, message: NodeMessage) -> PeerFrame {
+        if group == HOME {
+            PeerFrame::Message(message)
+        } else {
+            PeerFrame::Group { group, message }
+        }
+    }
 }
 
 /// The largest reply a leader sends back to the follower that forwarded
@@ -127,6 +146,7 @@ pub enum Received {
     },
     Message {
         from: NodeId,
+        group: GroupId,
         message: NodeMessage,
     },
     /// Nothing to deliver; the link is alive.
@@ -153,10 +173,13 @@ pub fn receive(
             }
             Ok(Received::Hello { from, raft_addr })
         }
-        (PeerFrame::Message(message), Some(from)) => Ok(Received::Message { from, message }),
+        (PeerFrame::Message(message), Some(from)) => Ok(Received::Message { from, group: HOME, message }),
+        (PeerFrame::Group { group, message }, Some(from)) => Ok(Received::Message { from, group, message }),
         (PeerFrame::Keepalive, Some(_)) => Ok(Received::Keepalive),
         (PeerFrame::Hello { .. }, Some(_)) => Err("a second Hello on one connection".into()),
-        (PeerFrame::Message(_) | PeerFrame::Keepalive, None) => Err("a message before the Hello".into()),
+        (PeerFrame::Message(_) | PeerFrame::Group { .. } | PeerFrame::Keepalive, None) => {
+            Err("a message before the Hello".into())
+        }
     }
 }
 
@@ -411,11 +434,23 @@ mod tests {
         assert!(receive(message.clone(), None, 7, None).is_err(), "no hello yet");
         assert_eq!(
             receive(message, Some(NodeId(2)), 7, None),
-            Ok(Received::Message { from: NodeId(2), message: NodeMessage::Removed })
+            Ok(Received::Message { from: NodeId(2), group: HOME, message: NodeMessage::Removed })
         );
         let mut corrupt = bytes.clone();
         corrupt[10] ^= 1;
         assert!(decode(&corrupt, None).is_err());
+        // Another group's message travels with its group; the home group's
+        // in the frame of before groups.
+        let grouped = PeerFrame::message(GroupId(3), NodeMessage::Removed);
+        let mut bytes = Vec::new();
+        encode(&grouped, &mut bytes).unwrap();
+        let (decoded, _) = decode(&bytes, Some(NodeId(2))).unwrap().unwrap();
+        assert_eq!(
+            receive(decoded, Some(NodeId(2)), 7, None),
+            Ok(Received::Message { from: NodeId(2), group: GroupId(3), message: NodeMessage::Removed })
+        );
+        assert_eq!(PeerFrame::message(HOME, NodeMessage::Removed), PeerFrame::Message(NodeMessage::Removed));
+        assert!(receive(grouped, None, 7, None).is_err(), "no hello yet");
     }
 
     /// Before the `Hello`, a reader waits for no frame bigger than a Hello;

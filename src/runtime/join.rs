@@ -53,20 +53,21 @@ pub fn join(
     timeout: Duration,
     stop: &AtomicBool,
     tls: Option<&TlsSettings>,
-) -> Result<(NodeId, u64), String> {
+) -> Result<(NodeId, u64, u32), String> {
     let deadline = Instant::now() + timeout;
     let mut attempts = 0u32;
     loop {
         attempts += 1;
         match attempt(via, me, secret, auth, tls).map(|reply| join_answer(&reply)) {
-            Ok(JoinAnswer::Joined { id, cluster_id }) => {
+            Ok(JoinAnswer::Joined { id, cluster_id, shards }) => {
                 tracing::info!(
                     via,
                     node = id.0,
                     cluster = format!("{cluster_id:016x}"),
+                    shards,
                     "joined the cluster"
                 );
-                return Ok((id, cluster_id));
+                return Ok((id, cluster_id, shards));
             }
             Ok(JoinAnswer::Retry(e)) => {
                 tracing::info!(via, attempts, reply = %e, "join not accepted yet; retrying")

@@ -23,7 +23,7 @@ use super::tls::{self, Stream, TlsSettings};
 use super::Sparse;
 use crate::node::handshake::{self, ClusterSecret, Link, NONCE_BYTES};
 use crate::node::wire::{self, Received};
-use crate::node::NodeMessage;
+use crate::node::{GroupId, NodeMessage};
 use crate::raft::NodeId;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
@@ -137,7 +137,7 @@ impl AddressBook {
 
 /// The outbound link to one peer: a queue and the task that drains it.
 pub struct PeerLink {
-    pub queue: Mailbox<NodeMessage>,
+    pub queue: Mailbox<(GroupId, NodeMessage)>,
     pub dropped: u64,
 }
 
@@ -154,8 +154,8 @@ impl PeerLink {
         PeerLink { queue, dropped: 0 }
     }
 
-    pub fn send(&mut self, message: NodeMessage) {
-        if self.queue.try_push(message).is_err() {
+    pub fn send(&mut self, group: GroupId, message: NodeMessage) {
+        if self.queue.try_push((group, message)).is_err() {
             self.dropped += 1;
         }
     }
@@ -163,7 +163,7 @@ impl PeerLink {
 
 async fn outbound(
     to: NodeId,
-    queue: Mailbox<NodeMessage>,
+    queue: Mailbox<(GroupId, NodeMessage)>,
     book: Rc<RefCell<AddressBook>>,
     hello: Vec<u8>,
     tls: Option<Arc<TlsSettings>>,
@@ -231,8 +231,8 @@ async fn outbound(
             buffer.clear();
             match futures_lite::future::or(next, idle).await {
                 Some(messages) => {
-                    for message in messages {
-                        encode_or_drop(&PeerFrame::Message(message), &mut buffer);
+                    for (group, message) in messages {
+                        encode_or_drop(&PeerFrame::message(group, message), &mut buffer);
                     }
                 }
                 None => {
@@ -318,7 +318,9 @@ pub async fn inbound(
                     book.borrow_mut().learned.insert(id, raft_addr);
                     from = Some(id);
                 }
-                Ok(Received::Message { from, message }) => events.push(Event::Peer { from, message }).await,
+                Ok(Received::Message { from, group, message }) => {
+                    events.push(Event::Peer { from, group, message }).await
+                }
                 Ok(Received::Keepalive) => {}
                 Err(e) if from.is_none() => return log_refused(&remote, &e),
                 Err(e) => {

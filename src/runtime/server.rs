@@ -20,7 +20,8 @@ use super::peer::{self, AddressBook, PeerFrame, PeerLink, PeerSecurity};
 use super::tls::TlsSettings;
 use crate::node::handshake::ClusterSecret;
 use crate::node::{
-    ClusterMode, ConnId, CpuTimes, MemberInfo, Node, NodeConfig, NodeMessage, Transport, FOUNDER,
+    ClusterMode, ConnId, CpuTimes, GroupId, MemberInfo, Node, NodeConfig, NodeMessage, Router, Transport,
+    FOUNDER, HOME,
 };
 use crate::protocol::{Limits, Reply};
 use crate::raft::{Lsn, NodeId, PlantedBug};
@@ -94,6 +95,9 @@ pub struct ServerConfig {
     pub cores: usize,
     /// `--pin-cores`: executor k runs on CPU k only.
     pub pin_cores: bool,
+    /// `--shards`: groups the key space is in, for a new cluster (`None`:
+    /// one); a member's directory keeps the count it was made with.
+    pub shards: Option<u32>,
     /// TLS (`--tls-*`): the TLS client port's, peer links' (mutual TLS) and
     /// the join's; `None` runs everything plain.
     pub tls: Option<Arc<TlsSettings>>,
@@ -166,6 +170,7 @@ struct DiskState {
 /// Makes the node's records durable in the order they were handed out and
 /// reports progress to the loop; stops at the first error (fail-stop).
 async fn disk_task(
+    group: GroupId,
     mut wal: Wal<GlommioDisk>,
     jobs: Mailbox<DiskJob>,
     events: Mailbox<Event>,
@@ -182,7 +187,7 @@ async fn disk_task(
                     // a full mailbox): `durable` is what the loop reads; the
                     // event only wakes it, and a full mailbox wakes it anyway.
                     state.durable.set(lsn);
-                    let _ = events.try_push(Event::Persisted(lsn));
+                    let _ = events.try_push(Event::Persisted(group, lsn));
                 }
             }
             Err(e) => {
@@ -283,16 +288,23 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     };
     // Held until `serve` returns, that is for the life of the process.
     let _lock = lock;
-    let (id, cluster_id, joining) = match read_meta(&config.datadir)? {
+    let (id, cluster_id, joining, shards) = match read_meta(&config.datadir)? {
         Some((id, cluster)) => {
             if config.join_via.is_some() {
                 tracing::info!("the data directory already belongs to a member; --leaderaddr is ignored");
             }
-            (NodeId(id), cluster, false)
+            let shards = read_shards(&config.datadir)?;
+            if config.shards.is_some_and(|asked| asked != shards) {
+                tracing::warn!(
+                    shards,
+                    "the cluster's shard count is fixed when it is made; --shards is ignored"
+                );
+            }
+            (NodeId(id), cluster, false, shards)
         }
         None => match &config.join_via {
             Some(via) => {
-                let (id, cluster) = super::join::join(
+                let (id, cluster, shards) = super::join::join(
                     via,
                     &me,
                     config.cluster_secret.as_ref(),
@@ -301,19 +313,35 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
                     &config.stop,
                     config.tls.as_deref(),
                 )?;
-                (id, cluster, true)
+                write_shards(&config.datadir, shards)?;
+                (id, cluster, true, shards)
             }
-            None => (FOUNDER, boot_seed(), false),
+            None => {
+                let shards = config.shards.unwrap_or(1);
+                write_shards(&config.datadir, shards)?;
+                (FOUNDER, boot_seed(), false, shards)
+            }
         },
     };
-    let disk = GlommioDisk::new(&config.datadir);
-    let (mut wal, mut recovered) =
-        Wal::open(disk, WalOptions::new(id.0, cluster_id)).await.map_err(|e| e.to_string())?;
-    if let Some(records) = turn::bootstrap_if_new(id, joining, &mut recovered) {
-        wal.append(&records).await.map_err(|e| e.to_string())?;
-        tracing::info!(cluster = format!("{cluster_id:016x}"), "bootstrapped a new cluster");
+    let group_ids: Vec<GroupId> = if shards == 1 { vec![HOME] } else { (0..=shards).map(GroupId).collect() };
+    let mut wals = BTreeMap::new();
+    let mut recovered_groups = BTreeMap::new();
+    for group in &group_ids {
+        let dir = group_dir(&config.datadir, *group);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let (mut wal, mut recovered) = Wal::open(GlommioDisk::new(&dir), WalOptions::new(id.0, cluster_id))
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(records) = turn::bootstrap_if_new(id, joining, &mut recovered) {
+            wal.append(&records).await.map_err(|e| e.to_string())?;
+            if *group == HOME {
+                tracing::info!(cluster = format!("{cluster_id:016x}"), shards, "bootstrapped a new cluster");
+            }
+        }
+        wals.insert(*group, wal);
+        recovered_groups.insert(*group, recovered);
     }
-    let recovered_index = recovered.last_index();
+    let recovered_index = recovered_groups[&HOME].last_index();
     let mut node_config = NodeConfig::new(id);
     node_config.raft.heartbeat_ticks = config.heartbeat_ticks;
     node_config.raft.election_ticks = config.election_ticks;
@@ -332,9 +360,23 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     // time clients see. Two election timeouts: long enough for a new leader
     // to be elected and commit, short enough to fail over within a second.
     node_config.forward_timeout_ticks = config.election_ticks * 2;
-    let mut node = Node::restore(node_config, boot_seed(), recovered)?;
+    node_config.shards = shards;
+    let mut nodes = BTreeMap::new();
+    for (group, recovered) in recovered_groups {
+        let mut group_config = node_config.clone();
+        if group != HOME {
+            // A key group keeps no directory and never redirects: the router
+            // does both with the home group's.
+            group_config.me = None;
+            group_config.cluster_mode = ClusterMode::Forward;
+        }
+        let node = Node::restore(group_config, boot_seed(), recovered)
+            .map_err(|e| format!("group {}: {e}", group.0))?;
+        nodes.insert(group, node);
+    }
+    let mut router = Router::new(shards, nodes);
     let setting = |k: &str, v: String| (k.to_string(), v);
-    node.shell_stats.config = vec![
+    router.home_mut().shell_stats.config = vec![
         setting("maxclients", config.clients_max.to_string()),
         setting("proto-max-bulk-len", config.limits.value_bytes_max.to_string()),
         setting("client-query-buffer-limit", config.query_bytes_max.to_string()),
@@ -356,6 +398,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         raft = %config.raft_bind,
         tls = config.tls.is_some(),
         datadir = %config.datadir.display(),
+        shards,
         recovered_index = recovered_index.0,
         "cashe started"
     );
@@ -411,24 +454,27 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     let mut ticks = 0u64;
     let mut refreshed_at = None;
     let mut stats = TurnStats::default();
-    let disk_jobs: Mailbox<DiskJob> = Mailbox::new(usize::MAX);
-    let disk = Rc::new(DiskState::default());
-    glommio::spawn_local(disk_task(wal, disk_jobs.clone(), events.clone(), disk.clone())).detach();
-    let mut handed_out = Lsn(0);
+    let mut disks: BTreeMap<GroupId, GroupDisk> = BTreeMap::new();
+    for (group, wal) in wals {
+        let disk = GroupDisk { jobs: Mailbox::new(usize::MAX), state: Rc::default(), handed_out: Lsn(0) };
+        glommio::spawn_local(disk_task(group, wal, disk.jobs.clone(), events.clone(), disk.state.clone()))
+            .detach();
+        disks.insert(group, disk);
+    }
     loop {
-        if handed_out.0.saturating_sub(disk.durable.get().0) > DISK_BACKLOG_MAX {
-            tracing::warn!(
-                backlog = handed_out.0 - disk.durable.get().0,
-                "the disk is behind; waiting for it"
-            );
-            wait_for_disk(&disk, handed_out, Duration::MAX).await;
-        }
-        if let Some(e) = disk.failed.borrow_mut().take() {
-            return Err(format!("stopping: {e}"));
+        for disk in disks.values() {
+            let backlog = disk.handed_out.0.saturating_sub(disk.state.durable.get().0);
+            if backlog > DISK_BACKLOG_MAX {
+                tracing::warn!(backlog, "the disk is behind; waiting for it");
+                wait_for_disk(&disk.state, disk.handed_out, Duration::MAX).await;
+            }
+            if let Some(e) = disk.state.failed.borrow_mut().take() {
+                return Err(format!("stopping: {e}"));
+            }
         }
         let mut batch = events.take_all().await;
-        // What the disk made durable, whether or not its wake-up event fit.
-        batch.push(Event::Persisted(disk.durable.get()));
+        // What the disks made durable, whether or not their wake-up events fit.
+        batch.extend(disks.iter().map(|(group, disk)| Event::Persisted(*group, disk.state.durable.get())));
         let now = wall_ms();
         for event in batch {
             match &event {
@@ -436,31 +482,32 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
                 Event::Tick => ticks += 1,
                 _ => {}
             }
-            turn::feed(&mut node, event, now);
+            turn::feed(&mut router, event, now);
         }
-        // Perform the output until the node has nothing more to say.
-        let send = |to: NodeId, message: NodeMessage| {
+        // Perform the output until the router has nothing more to say.
+        let send = |to: NodeId, group: GroupId, message: NodeMessage| {
             let link = links.entry(to).or_insert_with(|| {
                 PeerLink::start(to, book.clone(), hello.clone(), config.tls.clone(), security.clone())
             });
-            link.send(message);
+            link.send(group, message);
         };
         let reply = |conn: ConnId, reply: Reply| {
             if let Some(to) = connections.borrow().get(&conn) {
                 to.push(conn, reply);
             }
         };
-        let to_disk = |job: DiskJob| {
+        let to_disk = |group: GroupId, job: DiskJob| {
+            let Some(disk) = disks.get_mut(&group) else { return };
             if let DiskJob::Append(records) = &job {
-                handed_out = records.last().map_or(handed_out, |(lsn, _)| *lsn);
+                disk.handed_out = records.last().map_or(disk.handed_out, |(lsn, _)| *lsn);
             }
-            let _ = disk_jobs.try_push(job);
+            let _ = disk.jobs.try_push(job);
         };
-        turn::drain(&mut node, send, reply, to_disk, &mut stats);
-        if let Some(reason) = node.fatal() {
+        turn::drain(&mut router, now, send, reply, to_disk, &mut stats);
+        if let Some(reason) = router.fatal() {
             return Err(format!("stopping: {reason}"));
         }
-        if node.is_removed() {
+        if router.is_removed() {
             tracing::info!("this node was removed from the cluster; stopping");
             return Ok(Stopped::Removed);
         }
@@ -468,29 +515,90 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         // reads files in /proc.
         if ticks.is_multiple_of(50) && refreshed_at != Some(ticks) {
             refreshed_at = Some(ticks);
-            let stats = TurnStats { rounds: stats.rounds, ..disk.stats.get() };
-            refresh(&mut node, &book, &links, &counters, &stats, &shared, started);
+            let mut disk_stats = TurnStats { rounds: stats.rounds, ..TurnStats::default() };
+            for disk in disks.values() {
+                let group = disk.state.stats.get();
+                disk_stats.fsyncs += group.fsyncs;
+                disk_stats.records += group.records;
+                disk_stats.snapshots += group.snapshots;
+            }
+            refresh(router.home_mut(), &book, &links, &counters, &disk_stats, &shared, started);
         }
         if config.stop.load(Ordering::Relaxed) {
             let ticks_now = ticks;
             let deadline = *stopping.get_or_insert_with(|| {
-                match node.transfer_leadership() {
+                match router.transfer_leadership() {
                     Some(to) => {
-                        tracing::info!(to = %node.member_name(to), "stopping: handing over leadership")
+                        tracing::info!(to = %router.home().member_name(to), "stopping: handing over leadership")
                     }
                     None => tracing::info!("stopping"),
                 }
                 ticks_now + u64::from(config.election_ticks) * 2
             });
-            if !node.raft().is_leader() || node.raft().transfer_target().is_none() || ticks >= deadline {
+            if !router.transferring() || ticks >= deadline {
                 // Nothing waiting for the disk was acknowledged, but a clean
                 // stop leaves the log as complete as it can.
-                wait_for_disk(&disk, handed_out, config.tick * config.election_ticks).await;
-                tracing::info!(leader = node.raft().is_leader(), "stopped");
+                for disk in disks.values() {
+                    wait_for_disk(&disk.state, disk.handed_out, config.tick * config.election_ticks).await;
+                }
+                tracing::info!(leader = router.home().raft().is_leader(), "stopped");
                 return Ok(Stopped::Signal);
             }
         }
     }
+}
+
+/// One group's disk: its WAL's task, the jobs handed to it, and the last
+/// record handed out.
+struct GroupDisk {
+    jobs: Mailbox<DiskJob>,
+    state: Rc<DiskState>,
+    handed_out: Lsn,
+}
+
+/// Where group `group`'s WAL lives: the data directory itself for the home
+/// group (as before groups), `groups/<n>` under it for key group n.
+fn group_dir(datadir: &std::path::Path, group: GroupId) -> PathBuf {
+    if group == HOME {
+        datadir.to_path_buf()
+    } else {
+        datadir.join("groups").join(group.0.to_string())
+    }
+}
+
+/// The file holding the cluster's shard count, written once when the data
+/// directory becomes a member's (before its `meta`).
+const SHARDS_FILE: &str = "shards";
+
+/// The shard count a member's data directory was made with: 1 for a
+/// directory made before shards (no file).
+fn read_shards(datadir: &std::path::Path) -> Result<u32, String> {
+    let path = datadir.join(SHARDS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| format!("{}: not a shard count: {text:?}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(1),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Writes the shard count durably (a temporary file, synced, renamed).
+fn write_shards(datadir: &std::path::Path, shards: u32) -> Result<(), String> {
+    use std::io::Write;
+    let path = datadir.join(SHARDS_FILE);
+    let temporary = datadir.join(format!("{SHARDS_FILE}.tmp"));
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(format!("{shards}\n").as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, &path)?;
+        std::fs::File::open(datadir)?.sync_all()
+    };
+    write().map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Refreshes what the loop shares with others: peer addresses from the
