@@ -310,7 +310,7 @@ fn keys_of_two_groups_are_refused_and_keyless_key_commands_cover_every_group() {
     for member in 0..3 {
         assert_eq!(cluster.request(member, 4, "DBSIZE"), Reply::Integer(0));
     }
-    let refused = cluster.request(0, 5, "MULTI");
+    let refused = cluster.request(0, 5, "SCAN 0");
     assert!(matches!(&refused, Reply::Error(e) if e.contains("not supported yet")), "{refused:?}");
 }
 
@@ -482,4 +482,50 @@ fn leaders_of_the_key_groups_spread_over_the_members() {
         cluster.tick_all();
     }
     panic!("leaders did not spread: {:?}", led(&cluster));
+}
+
+#[test]
+fn transactions_run_in_their_keys_group_and_watch_holds_across_members() {
+    let mut cluster = Cluster::new(3, 4);
+    let group = |key: &str| cluster.routers[0].group_of_slot(key_slot(key.as_bytes()));
+    let other = (0..).map(|i| format!("o{i}")).find(|k| group(k) != group("{t}a")).unwrap();
+    let t_group = group("{t}a");
+    let replies = cluster.pipeline(1, 1, &["MULTI", "SET {t}a 1", "INCR {t}a", "GET {t}a", "EXEC"]);
+    assert_eq!(replies[0], Reply::ok());
+    assert_eq!(
+        &replies[1..4],
+        [Reply::Simple("QUEUED".into()), Reply::Simple("QUEUED".into()), Reply::Simple("QUEUED".into())]
+    );
+    assert_eq!(replies[4], Reply::Array(Some(vec![Reply::ok(), Reply::Integer(2), bulk("2")])));
+    assert_eq!(cluster.holders(1, "{t}a"), [t_group], "run in the key's group, not at home");
+
+    // A key of another group dooms it.
+    let replies =
+        cluster.pipeline(0, 2, &["MULTI", "SET {t}a 5", &format!("SET {other} 5"), "EXEC", "GET {t}a"]);
+    assert_eq!(replies[2], Reply::error("CROSSSLOT Keys in request don't hash to the same slot"));
+    assert!(matches!(&replies[3], Reply::Error(e) if e.starts_with("EXECABORT")), "{:?}", replies[3]);
+    assert_eq!(replies[4], bulk("2"), "nothing of the doomed transaction ran");
+
+    // WATCH in the key's group: a write through another member in between
+    // aborts the EXEC; without one it runs.
+    assert_eq!(cluster.pipeline(2, 3, &["WATCH {t}a", "GET {t}a"])[1], bulk("2"));
+    assert_eq!(cluster.request(0, 4, "SET {t}a 10"), Reply::ok());
+    let replies = cluster.pipeline(2, 3, &["MULTI", "SET {t}a 3", "EXEC"]);
+    assert_eq!(replies[2], Reply::Array(None), "the watched key changed: EXEC answers nil");
+    let replies = cluster.pipeline(2, 3, &["WATCH {t}a", "MULTI", "SET {t}a 3", "EXEC", "GET {t}a"]);
+    assert_eq!(replies[3], Reply::Array(Some(vec![Reply::ok()])));
+    assert_eq!(replies[4], bulk("3"));
+    // DISCARD drops the watch too.
+    let replies = cluster.pipeline(2, 3, &["WATCH {t}a", "MULTI", "DISCARD"]);
+    assert_eq!(replies[2], Reply::ok());
+    assert_eq!(cluster.request(0, 4, "SET {t}a 11"), Reply::ok());
+    let replies = cluster.pipeline(2, 3, &["MULTI", "INCR {t}a", "EXEC"]);
+    assert_eq!(replies[2], Reply::Array(Some(vec![Reply::Integer(12)])));
+    // A transaction without keys runs at home.
+    let replies = cluster.pipeline(1, 5, &["MULTI", "PING", "ECHO hi", "EXEC"]);
+    assert_eq!(replies[3], Reply::Array(Some(vec![Reply::Simple("PONG".into()), bulk("hi")])));
+    // Errors as Redis gives them.
+    assert_eq!(cluster.request(1, 6, "EXEC"), Reply::error("ERR EXEC without MULTI"));
+    let replies = cluster.pipeline(1, 6, &["MULTI", "SET {t}a", "EXEC"]);
+    assert!(matches!(&replies[2], Reply::Error(e) if e.starts_with("EXECABORT")), "{:?}", replies[2]);
 }

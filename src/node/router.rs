@@ -1,8 +1,7 @@
-//! Several Raft groups behind one set of client connections: the first
-//! step of issue 16's `Router` above `Replica`s. Pure and deterministic,
-//! like the `Node`s it drives; not yet used by the shells (the WAL, the peer
-//! links and the simulator are still one group's), so today it runs only in
-//! `tests/router.rs`.
+//! Several Raft groups behind one set of client connections: issue 16's
+//! `Router` above `Replica`s (each replica a [`Node`]). Pure and
+//! deterministic, like the nodes it drives; the server and the simulator
+//! drive a router, as they drove one node.
 //!
 //! **Groups.** Group 0 (`HOME`) is the one Raft group of today: the member
 //! directory, and every command without keys. With `shards == 1` it holds
@@ -24,9 +23,21 @@
 //! own slots (a cluster client asks every master and adds up; a plain
 //! client through one node sees that node's share, as in Redis Cluster),
 //! and their answers are merged (a sum, a concatenation, OK when all are).
-//! Everything else without keys goes home.
-//! Not yet with several shards (refused with an error that says so):
-//! MULTI/EXEC/WATCH, SCAN and RANDOMKEY.
+//! Everything else without keys goes home. Not yet with several shards
+//! (refused with an error that says so): SCAN and RANDOMKEY.
+//!
+//! **Transactions** with several shards run in one group. MULTI and the
+//! commands after it are queued at the home group, which answers QUEUED or
+//! its error as always, while the router checks that every queued keyed
+//! command is in the transaction's group (that of its WATCHes, else of its
+//! first keyed command): one elsewhere gets `-CROSSSLOT` and dooms the
+//! transaction. At EXEC the router drops the home group's queue (DISCARD,
+//! answer dropped) and sends MULTI, the queued commands and EXEC to the
+//! transaction's group, whose EXEC answers the client; a doomed
+//! transaction, or one without keys, is the home group's EXEC to answer.
+//! WATCH goes to its keys' group (one group per connection until EXEC,
+//! DISCARD or UNWATCH), so that group's EXEC sees it. The commands the
+//! router sends on its own behalf have their answers dropped.
 //!
 //! **Order.** A connection's commands take effect in the order sent and
 //! its replies leave in that order, across groups: the router starts a
@@ -57,6 +68,12 @@ const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Route {
     Group(GroupId),
+    /// EXEC of a transaction queued at the home group: run in its keys'
+    /// group (MULTI, the commands, EXEC), the home group's queue discarded.
+    Exec,
+    /// DISCARD of such a transaction: at the home group, and the watches
+    /// in the watched group dropped.
+    Discard,
     /// To every group; the home group's answer is the client's.
     Every,
     /// To every group that holds keys; the answers merged.
@@ -78,7 +95,9 @@ enum Merge {
 /// A command started and not answered yet.
 #[derive(Debug)]
 struct InFlight {
-    seq: u64,
+    /// The client's command's number; `None` for a command the router
+    /// sends on its own behalf (its answer is dropped).
+    seq: Option<u64>,
     route: Route,
     /// Answers so far, by group.
     answers: BTreeMap<GroupId, Reply>,
@@ -99,6 +118,9 @@ struct Line {
     ready: BTreeMap<u64, Reply>,
     /// The next sequence number to release.
     released: u64,
+    /// The key group this connection's WATCHes are in, until EXEC,
+    /// DISCARD or UNWATCH (with several shards).
+    watch_group: Option<GroupId>,
 }
 
 /// What one group hands the shell to make durable, in the group's order.
@@ -360,7 +382,9 @@ impl Router {
         let name = args.first().map(|a| a.to_ascii_uppercase()).unwrap_or_default();
         let sub = args.get(1).map(|a| a.to_ascii_uppercase()).unwrap_or_default();
         let slot_arg = || args.get(2).and_then(|a| kv::parse_integer(a)).and_then(|s| u16::try_from(s).ok());
+        let in_multi = self.home().queued_in_multi(conn).is_some();
         let route = match name.as_slice() {
+            _ if in_multi => self.route_in_multi(conn, &name, args),
             b"CLUSTER" if matches!(sub.as_slice(), b"COUNTKEYSINSLOT" | b"GETKEYSINSLOT") => {
                 match slot_arg().filter(|s| *s < SLOTS) {
                     Some(slot) => Route::Group(self.group_of_slot(slot)),
@@ -377,12 +401,27 @@ impl Router {
             b"DBSIZE" => Route::Merge(Merge::Sum),
             b"KEYS" => Route::Merge(Merge::Concat),
             b"FLUSHALL" | b"FLUSHDB" => Route::Merge(Merge::AllOk),
-            b"MULTI" | b"EXEC" | b"DISCARD" | b"WATCH" | b"UNWATCH" | b"SCAN" | b"RANDOMKEY" => {
-                Route::Refuse(Reply::error(format!(
-                    "ERR {} is not supported yet with the key space in several shards",
-                    String::from_utf8_lossy(&name)
-                )))
+            b"WATCH" => {
+                let keys = args[1..].iter().map(|key| self.group_of_slot(key_slot(key)));
+                let groups: std::collections::BTreeSet<GroupId> = keys.collect();
+                let watched = self.lines.get(&conn).and_then(|line| line.watch_group);
+                match (groups.len(), groups.first()) {
+                    (1, Some(group)) if watched.is_none_or(|w| w == *group) => {
+                        self.lines.entry(conn).or_default().watch_group = Some(*group);
+                        Route::Group(*group)
+                    }
+                    (0, _) => Route::Group(HOME), // its arity error
+                    _ => Route::Refuse(Reply::error(CROSSSLOT)),
+                }
             }
+            b"UNWATCH" => {
+                self.lines.entry(conn).or_default().watch_group = None;
+                Route::Every
+            }
+            b"SCAN" | b"RANDOMKEY" => Route::Refuse(Reply::error(format!(
+                "ERR {} is not supported yet with the key space in several shards",
+                String::from_utf8_lossy(&name)
+            ))),
             _ => {
                 let access = kv::classify(args).ok();
                 let keys = if access.is_some() { kv::command_keys(args) } else { Vec::new() };
@@ -403,6 +442,49 @@ impl Router {
             Route::Refuse(_) if home.needs_auth(conn, &name, args) => Route::Group(HOME),
             other => other,
         }
+    }
+
+    /// Where a command goes while the connection is in MULTI (several
+    /// shards): queued at the home group, which answers QUEUED or its
+    /// error, as long as its keys are in the transaction's group (the
+    /// watched one, or that of the keys queued so far); else CROSSSLOT,
+    /// and EXEC will answer EXECABORT. EXEC and DISCARD are the router's.
+    fn route_in_multi(&mut self, conn: ConnId, name: &[u8], args: &[Vec<u8>]) -> Route {
+        match name {
+            b"EXEC" => return Route::Exec,
+            b"DISCARD" => return Route::Discard,
+            _ => {}
+        }
+        let Some(group) = self.keys_group(args) else {
+            return Route::Group(HOME); // no keys, or not a command: the home group's answer
+        };
+        match self.transaction_group(conn) {
+            Some(Some(other)) if other != group => {
+                self.home_mut().fail_multi(conn);
+                Route::Refuse(Reply::error(CROSSSLOT))
+            }
+            _ => Route::Group(HOME),
+        }
+    }
+
+    /// The one key group of a command's keys; `None` without keys (or when
+    /// they span groups, which `route` refuses before).
+    fn keys_group(&self, args: &[Vec<u8>]) -> Option<GroupId> {
+        if kv::classify(args).is_err() {
+            return None;
+        }
+        let keys = kv::command_keys(args);
+        let first = self.group_of_slot(key_slot(keys.first()?));
+        keys.iter().all(|key| self.group_of_slot(key_slot(key)) == first).then_some(first)
+    }
+
+    /// The group a connection's transaction runs in: `None` when it is not
+    /// in MULTI; `Some(None)` while nothing decides it (no watch, no keyed
+    /// command queued yet); `Some(Some(g))` else.
+    fn transaction_group(&self, conn: ConnId) -> Option<Option<GroupId>> {
+        let (queued, _) = self.home().queued_in_multi(conn)?;
+        let watched = self.lines.get(&conn).and_then(|line| line.watch_group);
+        Some(watched.or_else(|| queued.iter().find_map(|args| self.keys_group(args))))
     }
 
     /// `-MOVED` for a keyed command of `group` this member does not lead,
@@ -433,7 +515,7 @@ impl Router {
             let may_start = match route {
                 Route::Refuse(_) => true,
                 Route::Group(group) => line.in_flight.iter().all(|f| f.route == Route::Group(*group)),
-                Route::Every | Route::Merge(_) => line.in_flight.is_empty(),
+                Route::Every | Route::Merge(_) | Route::Exec | Route::Discard => line.in_flight.is_empty(),
             };
             if !may_start {
                 return;
@@ -447,6 +529,18 @@ impl Router {
                     self.release(conn);
                     continue;
                 }
+                Route::Exec => {
+                    self.start_exec(conn, seq, now_ms);
+                    continue;
+                }
+                Route::Discard => {
+                    let watched = line.watch_group.take();
+                    if let Some(group) = watched {
+                        self.send(conn, None, group, words(&["UNWATCH"]), now_ms);
+                    }
+                    self.send(conn, Some(seq), HOME, args, now_ms);
+                    continue;
+                }
                 Route::Group(group) => vec![*group],
                 Route::Every => self.groups.keys().copied().collect(),
                 Route::Merge(_) => self.led_key_groups(),
@@ -455,17 +549,58 @@ impl Router {
             if asked.is_empty() {
                 // A merge over no group (this member leads none): its
                 // answer is the merge of nothing.
-                let flight = InFlight { seq, route, answers: BTreeMap::new(), asked };
+                let flight = InFlight { seq: Some(seq), route, answers: BTreeMap::new(), asked };
                 line.ready.insert(seq, finish(flight));
                 self.release(conn);
                 continue;
             }
-            line.in_flight.push_back(InFlight { seq, route, answers: BTreeMap::new(), asked: asked.clone() });
+            let flight = InFlight { seq: Some(seq), route, answers: BTreeMap::new(), asked: asked.clone() };
+            line.in_flight.push_back(flight);
             for group in asked {
                 if let Some(node) = self.groups.get_mut(&group) {
                     node.client(conn, args.clone(), now_ms);
                 }
             }
+        }
+    }
+
+    /// Sends one command to one group: the client's (`seq`) or the
+    /// router's own (`None`, its answer dropped).
+    fn send(&mut self, conn: ConnId, seq: Option<u64>, group: GroupId, args: Vec<Vec<u8>>, now_ms: u64) {
+        let Some(line) = self.lines.get_mut(&conn) else { return };
+        let flight =
+            InFlight { seq, route: Route::Group(group), answers: BTreeMap::new(), asked: vec![group] };
+        line.in_flight.push_back(flight);
+        if let Some(node) = self.groups.get_mut(&group) {
+            node.client(conn, args, now_ms);
+        }
+    }
+
+    /// EXEC of a transaction queued at the home group: a doomed one (or one
+    /// without keys) is the home group's to answer; else the home group's
+    /// queue is dropped (UNWATCH and DISCARD there, answers dropped) and
+    /// MULTI, the queued commands and EXEC go to the transaction's group,
+    /// whose EXEC answers the client (its WATCHes are in that group too).
+    fn start_exec(&mut self, conn: ConnId, seq: u64, now_ms: u64) {
+        let exec = words(&["EXEC"]);
+        let group = self.transaction_group(conn).flatten();
+        let (queued, failed) = match self.home().queued_in_multi(conn) {
+            Some((queued, failed)) => (queued.to_vec(), failed),
+            None => (Vec::new(), true), // cannot be: EXEC is routed here only in MULTI
+        };
+        if let Some(line) = self.lines.get_mut(&conn) {
+            line.watch_group = None;
+        }
+        match group {
+            Some(group) if !failed => {
+                self.send(conn, None, HOME, words(&["DISCARD"]), now_ms);
+                self.send(conn, None, group, words(&["MULTI"]), now_ms);
+                for command in queued {
+                    self.send(conn, None, group, command, now_ms);
+                }
+                self.send(conn, Some(seq), group, exec, now_ms);
+            }
+            _ => self.send(conn, Some(seq), HOME, exec, now_ms),
         }
     }
 
@@ -484,7 +619,9 @@ impl Router {
                 break;
             }
             let done = line.in_flight.pop_front().expect("a head");
-            line.ready.insert(done.seq, finish(done));
+            if let Some(seq) = done.seq {
+                line.ready.insert(seq, finish(done));
+            }
         }
         self.release(conn);
         self.start(conn, now_ms);
@@ -525,12 +662,18 @@ impl Router {
     }
 }
 
+fn words(words: &[&str]) -> Vec<Vec<u8>> {
+    words.iter().map(|w| w.as_bytes().to_vec()).collect()
+}
+
 /// The client's reply to a finished command.
 fn finish(flight: InFlight) -> Reply {
     let InFlight { route, mut answers, .. } = flight;
     match route {
         Route::Group(group) => answers.remove(&group).unwrap_or_else(|| Reply::error("ERR no answer")),
         Route::Every => answers.remove(&HOME).unwrap_or_else(|| Reply::error("ERR no answer")),
+        // Started as the commands they send, never finished as themselves.
+        Route::Exec | Route::Discard => Reply::error("ERR no answer"),
         Route::Refuse(reply) => reply,
         Route::Merge(merge) => {
             let answers: Vec<Reply> = answers.into_values().collect();

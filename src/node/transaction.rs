@@ -120,6 +120,21 @@ impl Node {
     }
 
     /// Inside MULTI: queue the command, or refuse it and doom the transaction.
+    /// The commands this connection has queued since MULTI, and whether
+    /// one failed to queue; `None` outside MULTI (for the router, which
+    /// queues a transaction at the home group and runs it in its keys').
+    pub(super) fn queued_in_multi(&self, conn: ConnId) -> Option<(&[Vec<Vec<u8>>], bool)> {
+        let multi = self.sessions.get(&conn)?.multi.as_ref()?;
+        Some((&multi.commands, multi.failed))
+    }
+
+    /// Dooms the connection's transaction: EXEC will answer EXECABORT.
+    pub(super) fn fail_multi(&mut self, conn: ConnId) {
+        if let Some(multi) = self.sessions.get_mut(&conn).and_then(|s| s.multi.as_mut()) {
+            multi.failed = true;
+        }
+    }
+
     pub(super) fn queue_in_multi(&mut self, conn: ConnId, name: &[u8], args: Vec<Vec<u8>>) -> Reply {
         let checked = if let Some(refusal) = refuse_internal(name) {
             Err(refusal)
