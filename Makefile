@@ -8,6 +8,7 @@ NODE_MODEL_BUGS := stale-read read-skips-own-writes
 # Planted bugs the simulator must catch in its default batch of seeds.
 SIM_BUGS := stale-read commit-old-term ack-before-fsync vote-twice vote-before-persist read-skips-own-writes follower-stamps-ttl spop-local-random block-nil-unseen
 SEEDS ?= 2000
+SHARDED_SEEDS ?= $(SEEDS)
 
 CLUSTER_NODES := 0 1 2
 
@@ -108,9 +109,10 @@ model-mutants:
 sim:
 	$(CARGO) test --release -p sim
 
-## sim-long: many seeds (SEEDS=N); prints each failing seed with its replay command
+## sim-long: many seeds (SEEDS=N) with one group, then SHARDED_SEEDS (default: SEEDS) with the key space in 4 groups; prints each failing seed with its replay command
 sim-long:
 	$(CARGO) test --release -p sim --test sim -- --seeds $(SEEDS)
+	$(CARGO) test --release -p sim --test sim -- --seeds $(SHARDED_SEEDS) --shards 4
 
 ## sim-mutants: succeeds only if the simulator catches every planted bug
 sim-mutants:

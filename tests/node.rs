@@ -1,8 +1,12 @@
 //! The node layer: Raft + KV + requests in flight, on an in-memory cluster.
 
-use cashe::node::{ConnId, MemberInfo, Node, NodeConfig, NodeMessage, CLUSTERDOWN, READ_TIMEOUT, TIMEOUT};
+#[path = "common/members.rs"]
+mod members;
+
+use cashe::node::{ConnId, Node, NodeConfig, NodeMessage, CLUSTERDOWN, READ_TIMEOUT, TIMEOUT};
 use cashe::protocol::Reply;
 use cashe::raft::{Lsn, MessageKind, NodeId, PlantedBug, Raft, Record, Recovered, Term};
+use members::{args, info};
 use std::collections::{BTreeSet, VecDeque};
 
 struct Member {
@@ -26,19 +30,6 @@ fn config(id: u64, snapshot_entries: u64) -> NodeConfig {
     config.log_retain_entries = 0;
     config.forward_timeout_ticks = 20;
     config
-}
-
-fn info(n: u64) -> MemberInfo {
-    MemberInfo {
-        name: format!("raft{n}"),
-        raft_addr: format!("127.0.0.1:{}", 4000 + n),
-        client_addr: format!("127.0.0.1:{}", 3000 + n),
-        tls_client_addr: None,
-    }
-}
-
-fn args(text: &str) -> Vec<Vec<u8>> {
-    text.split(' ').map(|w| w.as_bytes().to_vec()).collect()
 }
 
 impl Cluster {

@@ -24,10 +24,9 @@ mod harness;
 
 use cashe::protocol::{reply, Reply};
 use harness::{
-    bulk_text, eventually, free_port, redis_server, run_bounded, ChildGuard, Client, Cluster, TempDir,
+    bulk_text, eventually, free_port, redis_cli, redis_server, ChildGuard, Client, Cluster, TempDir,
 };
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 const TOOL_LIMIT: Duration = Duration::from_secs(120);
@@ -338,15 +337,6 @@ fn slot_commands_getkeys_and_redirections_answer_as_redis_does() {
 /// `tests/py/redis_py_cluster.py` starting from `port`; its transcript.
 fn run_redis_py(against: &str, port: u16) -> String {
     harness::run_python("redis_py_cluster.py", &[port.to_string()], TOOL_LIMIT, against)
-}
-
-/// `redis-cli` with `args` against `port`; its output, trimmed.
-fn redis_cli(port: u16, args: &[&str]) -> String {
-    let mut command = Command::new("redis-cli");
-    command.args(["-p", &port.to_string()]).args(args);
-    let finished = run_bounded(&mut command, TOOL_LIMIT);
-    assert!(finished.status.is_some_and(|s| s.success()), "redis-cli {args:?}: {}", finished.stderr);
-    finished.stdout.trim().to_string()
 }
 
 #[test]

@@ -8,10 +8,14 @@
 //! the groups' leaders spread over the members, and a router with one
 //! shard is today's node.
 
+#[path = "common/members.rs"]
+mod members;
+
 use cashe::kv::slot::key_slot;
-use cashe::node::{ConnId, Durable, GroupId, MemberInfo, Node, NodeConfig, NodeMessage, Router, HOME};
+use cashe::node::{ConnId, Durable, GroupId, Node, NodeConfig, NodeMessage, Router, HOME};
 use cashe::protocol::Reply;
 use cashe::raft::{NodeId, Raft};
+use members::{args, info};
 use std::collections::{BTreeMap, VecDeque};
 
 const TICK_MS: u64 = 10;
@@ -25,15 +29,6 @@ struct Cluster {
     now_ms: u64,
 }
 
-fn info(n: u64) -> MemberInfo {
-    MemberInfo {
-        name: format!("raft{n}"),
-        raft_addr: format!("127.0.0.1:{}", 4000 + n),
-        client_addr: format!("127.0.0.1:{}", 3000 + n),
-        tls_client_addr: None,
-    }
-}
-
 /// Member `id`'s node of group `g`; the home group records the member's
 /// name and addresses, as the server's does.
 fn group_node(id: NodeId, g: u32, recovered: cashe::raft::Recovered) -> Node {
@@ -44,10 +39,6 @@ fn group_node(id: NodeId, g: u32, recovered: cashe::raft::Recovered) -> Node {
         config.me = Some(info(id.0));
     }
     Node::restore(config, id.0 * 1000 + u64::from(g), recovered).unwrap()
-}
-
-fn args(text: &str) -> Vec<Vec<u8>> {
-    text.split(' ').map(|w| w.as_bytes().to_vec()).collect()
 }
 
 impl Cluster {

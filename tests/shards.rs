@@ -11,9 +11,8 @@
 mod harness;
 
 use cashe::protocol::Reply;
-use harness::{bulk_text, eventually, field, run_bounded, Client, Cluster};
+use harness::{bulk_text, eventually, field, redis_cli, Client, Cluster};
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 const SHARDS: usize = 16;
@@ -51,14 +50,6 @@ fn covers_every_slot(table: &[(i64, i64, i64, String)]) -> bool {
         next = last + 1;
     }
     next == 16384
-}
-
-fn redis_cli(port: u16, args: &[&str]) -> String {
-    let mut command = Command::new("redis-cli");
-    command.args(["-p", &port.to_string()]).args(args);
-    let finished = run_bounded(&mut command, TOOL_LIMIT);
-    assert!(finished.status.is_some_and(|s| s.success()), "redis-cli {args:?}: {}", finished.stderr);
-    finished.stdout.trim().to_string()
 }
 
 #[test]

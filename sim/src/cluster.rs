@@ -1,4 +1,6 @@
-//! Seeded chaos on turmoil: real `cashe::node::Node`s on simulated hosts,
+//! Seeded chaos on turmoil: real `cashe::node::Router`s (one `Node` per
+//! Raft group: one group, or the home group and `Options::shards` key
+//! groups) on simulated hosts,
 //! talking over turmoil's TCP with the real peer wire and the real RESP
 //! protocol, storing through the real WAL on the simulated disk, while a
 //! nemesis injects faults and clients record a history that is checked for
@@ -120,6 +122,10 @@ pub struct Options {
     pub calm_ms: u64,
     pub membership: bool,
     pub bug: PlantedBug,
+    /// Groups the key space is in (`--shards`): 1 runs everything in the
+    /// home group, more puts the keys in groups of their own, every member
+    /// a replica of each, each group with its own WAL on the member's disk.
+    pub shards: u32,
 }
 
 impl Default for Options {
@@ -132,6 +138,7 @@ impl Default for Options {
             calm_ms: 3_000,
             membership: true,
             bug: PlantedBug::None,
+            shards: 1,
         }
     }
 }
@@ -158,14 +165,15 @@ pub struct Failure {
 struct Shared {
     trace: Trace,
     history: Vec<Operation>,
-    leaders: BTreeMap<Term, String>,
-    committed: BTreeMap<Index, (Term, u64)>,
+    /// Per group: who led each term, and what each committed index holds.
+    leaders: BTreeMap<(GroupId, Term), String>,
+    committed: BTreeMap<(GroupId, Index), (Term, u64)>,
     violations: Vec<String>,
     disks: BTreeMap<String, SimDisk>,
     boots: BTreeMap<String, u64>,
-    /// Each running member's router (one group: the simulator runs the
-    /// key space in the home group).
+    /// Each running member's router.
     nodes: BTreeMap<String, Rc<RefCell<Router>>>,
+    shards: u32,
     /// Each running node's term and whether it leads, published before its
     /// turn's output leaves (so the nemesis can cut a new leader off before
     /// its first messages arrive).
@@ -215,6 +223,19 @@ fn below(rng: &mut SplitMix64, n: u64) -> u64 {
 struct SlowDisk {
     inner: SimDisk,
     rng: Rc<RefCell<SplitMix64>>,
+    /// Where this group's files are on the member's disk: "" for the home
+    /// group, `groups/<k>` for key group k (as in production).
+    prefix: String,
+}
+
+impl SlowDisk {
+    fn at(&self, path: &str) -> String {
+        match (self.prefix.as_str(), path) {
+            ("", path) => path.to_string(),
+            (prefix, "") => prefix.to_string(),
+            (prefix, path) => format!("{prefix}/{path}"),
+        }
+    }
 }
 
 struct SlowFile {
@@ -225,28 +246,28 @@ struct SlowFile {
 impl Disk for SlowDisk {
     type File = SlowFile;
     async fn create_dir_all(&self, dir: &str) -> io::Result<()> {
-        self.inner.create_dir_all(dir).await
+        self.inner.create_dir_all(&self.at(dir)).await
     }
     async fn open_append(&self, path: &str) -> io::Result<SlowFile> {
-        Ok(SlowFile { inner: self.inner.open_append(path).await?, rng: self.rng.clone() })
+        Ok(SlowFile { inner: self.inner.open_append(&self.at(path)).await?, rng: self.rng.clone() })
     }
     async fn read(&self, path: &str) -> io::Result<Vec<u8>> {
-        self.inner.read(path).await
+        self.inner.read(&self.at(path)).await
     }
     async fn list(&self, dir: &str) -> io::Result<Vec<String>> {
-        self.inner.list(dir).await
+        self.inner.list(&self.at(dir)).await
     }
     async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-        self.inner.rename(from, to).await
+        self.inner.rename(&self.at(from), &self.at(to)).await
     }
     async fn remove(&self, path: &str) -> io::Result<()> {
-        self.inner.remove(path).await
+        self.inner.remove(&self.at(path)).await
     }
     async fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
-        self.inner.truncate(path, len).await
+        self.inner.truncate(&self.at(path), len).await
     }
     async fn sync_dir(&self, dir: &str) -> io::Result<()> {
-        self.inner.sync_dir(dir).await
+        self.inner.sync_dir(&self.at(dir)).await
     }
 }
 
@@ -309,11 +330,19 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
         None if name == FOUNDER_HOST => (FOUNDER, false),
         None => (join(&shared, &me, &mut rng).await, true),
     };
-    let slow = SlowDisk { inner: disk, rng: Rc::new(RefCell::new(SplitMix64::new(rng.next_u64()))) };
-    let (mut wal, mut recovered) =
-        Wal::open(slow, WalOptions::new(id.0, CLUSTER_ID)).await.map_err(|e| format!("{name}: {e}"))?;
-    if let Some(records) = turn::bootstrap_if_new(id, joining, &mut recovered) {
-        wal.append(&records).await.map_err(|e| e.to_string())?;
+    let shards = shared.borrow().shards;
+    let groups: Vec<GroupId> = if shards == 1 { vec![HOME] } else { (0..=shards).map(GroupId).collect() };
+    let fsync_rng = Rc::new(RefCell::new(SplitMix64::new(rng.next_u64())));
+    let mut wals = Vec::new();
+    for group in &groups {
+        let prefix = if *group == HOME { String::new() } else { format!("groups/{}", group.0) };
+        let slow = SlowDisk { inner: disk.clone(), rng: fsync_rng.clone(), prefix };
+        let (mut wal, mut recovered) =
+            Wal::open(slow, WalOptions::new(id.0, CLUSTER_ID)).await.map_err(|e| format!("{name}: {e}"))?;
+        if let Some(records) = turn::bootstrap_if_new(id, joining, &mut recovered) {
+            wal.append(&records).await.map_err(|e| e.to_string())?;
+        }
+        wals.push((*group, wal, recovered));
     }
     let mut config = NodeConfig::new(id);
     config.raft.election_ticks = 10;
@@ -331,8 +360,20 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     config.cluster_id = CLUSTER_ID;
     config.cluster_secret = Some(secret());
     config.me = Some(me.clone());
-    let node = Node::restore(config, rng.next_u64(), recovered).map_err(|e| format!("{name}: {e}"))?;
-    let node = Rc::new(RefCell::new(Router::new(1, [(HOME, node)].into_iter().collect())));
+    config.shards = shards;
+    let mut nodes = BTreeMap::new();
+    let mut disk_wals = Vec::new();
+    for (group, wal, recovered) in wals {
+        let mut group_config = config.clone();
+        if group != HOME {
+            group_config.me = None;
+        }
+        let node =
+            Node::restore(group_config, rng.next_u64(), recovered).map_err(|e| format!("{name}: {e}"))?;
+        nodes.insert(group, node);
+        disk_wals.push((group, wal));
+    }
+    let node = Rc::new(RefCell::new(Router::new(shards, nodes)));
     shared.borrow_mut().nodes.insert(name.clone(), node.clone());
     shared.borrow_mut().clocks.booted(&name, sim_us());
     shared.borrow_mut().trace.event(format!("{name} boots as node {id} (boot {boot})"));
@@ -363,9 +404,12 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     let mut stats = TurnStats::default();
     // The disk runs beside the loop, as in the server: the loop hands it
     // jobs and goes on; it reports what became durable as `Persisted`.
-    let (disk_jobs, mut disk_queue) = mpsc::unbounded_channel::<DiskJob>();
+    // Each group's WAL has a disk task of its own, as in the server.
+    let mut disk_jobs: BTreeMap<GroupId, mpsc::UnboundedSender<DiskJob>> = BTreeMap::new();
     let disk_failed: Rc<RefCell<Option<String>>> = Rc::default();
-    {
+    for (group, mut wal) in disk_wals {
+        let (jobs, mut disk_queue) = mpsc::unbounded_channel::<DiskJob>();
+        disk_jobs.insert(group, jobs);
         let (events, failed) = (events.clone(), disk_failed.clone());
         tokio::task::spawn_local(async move {
             let mut stats = TurnStats::default();
@@ -375,7 +419,7 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
                     batch.push(job);
                 }
                 match turn::write(&mut wal, batch, &mut stats).await {
-                    Ok(Some(lsn)) => _ = events.send(Event::Persisted(HOME, lsn)),
+                    Ok(Some(lsn)) => _ = events.send(Event::Persisted(group, lsn)),
                     Ok(None) => {}
                     Err(e) => {
                         *failed.borrow_mut() = Some(e.to_string());
@@ -412,7 +456,15 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
         }
         let role = (node.home().raft().term(), node.home().raft().is_leader());
         shared.borrow_mut().roles.insert(name.clone(), role);
-        shared.borrow_mut().clocks.turn(&name, node.home().now_ms(), role.1, sim_us());
+        // The TTL checker bounds stamps by the clocks of the nodes that could
+        // stamp: with several groups, a node leading any key group may (the
+        // key's own group is not tracked: a looser bound, still a sound one).
+        let stamps = if shards == 1 {
+            role.1
+        } else {
+            node.groups().any(|(group, n)| group != HOME && n.raft().is_leader())
+        };
+        shared.borrow_mut().clocks.turn(&name, node.now_ms(), stamps, sim_us());
         if tick {
             let directory = node.home().directory().members.iter().map(|(id, m)| (*id, m.raft_addr.clone()));
             book.borrow_mut().extend(directory);
@@ -449,10 +501,15 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
                 let _ = sender.send(reply);
             }
         };
-        // One group, one disk (the router has only the home group here).
-        let to_disk = |_: GroupId, job: DiskJob| _ = disk_jobs.send(job);
+        let to_disk = |group: GroupId, job: DiskJob| {
+            if let Some(jobs) = disk_jobs.get(&group) {
+                let _ = jobs.send(job);
+            }
+        };
         turn::drain(&mut node, now, send, reply, to_disk, &mut stats);
-        observe(&shared, &name, node.home());
+        for (group, _) in node.groups() {
+            observe(&shared, &name, &node, group);
+        }
         if node.is_removed() {
             shared.borrow_mut().trace.event(format!("{name} learns it was removed and stops"));
             shared.borrow_mut().nodes.remove(&name);
@@ -472,18 +529,20 @@ fn now_ms(shared: &SharedRef, name: &str) -> u64 {
 }
 
 /// Checks what one node shows after a turn against what others showed.
-fn observe(shared: &SharedRef, name: &str, node: &Node) {
+fn observe(shared: &SharedRef, name: &str, router: &Router, group: GroupId) {
+    let Some(node) = router.group(group) else { return };
     let mut s = shared.borrow_mut();
     let raft = node.raft();
+    let of_group = if group == HOME { String::new() } else { format!(" of group {}", group.0) };
     if raft.is_leader() {
         let term = raft.term();
-        match s.leaders.get(&term).cloned() {
+        match s.leaders.get(&(group, term)).cloned() {
             None => {
-                s.leaders.insert(term, name.to_string());
-                s.trace.event(format!("{name} leads term {term}"));
+                s.leaders.insert((group, term), name.to_string());
+                s.trace.event(format!("{name} leads term {term}{of_group}"));
             }
             Some(first) if first != name => {
-                let text = format!("two leaders in term {term}: {first} and {name}");
+                let text = format!("two leaders in term {term}{of_group}: {first} and {name}");
                 s.violations.push(text);
             }
             Some(_) => {}
@@ -495,23 +554,23 @@ fn observe(shared: &SharedRef, name: &str, node: &Node) {
     while index <= raft.commit() {
         let Some(entry) = log.entry(index) else { break };
         let digest = entry_digest(entry);
-        match s.committed.get(&index) {
+        match s.committed.get(&(group, index)) {
             Some(&(term, seen)) if (term, seen) != (entry.term, digest) => {
                 let text = format!(
-                    "index {index}: {name} committed term {} but term {term} was committed",
+                    "index {index}{of_group}: {name} committed term {} but term {term} was committed",
                     entry.term
                 );
                 s.violations.push(text);
             }
             Some(_) => {}
             None => {
-                s.committed.insert(index, (entry.term, digest));
+                s.committed.insert((group, index), (entry.term, digest));
             }
         }
         index = index.next();
     }
     drop(s);
-    only_complete_logs_electable(shared, name, node);
+    only_complete_logs_electable(shared, name, node, group);
 }
 
 /// The argument of Raft's §5.4.3 as a check: no node missing a committed
@@ -520,15 +579,18 @@ fn observe(shared: &SharedRef, name: &str, node: &Node) {
 /// cannot vote), and only while they agree on the voters, so it never
 /// raises a false alarm; it catches an unsafe commit (Figure 8) the moment
 /// it happens rather than when a later election overwrites the entry.
-fn only_complete_logs_electable(shared: &SharedRef, name: &str, node: &Node) {
+fn only_complete_logs_electable(shared: &SharedRef, name: &str, node: &Node, group: GroupId) {
     let s = shared.borrow();
-    let Some((&newest, &(term, _))) = s.committed.iter().next_back() else { return };
+    let mut committed = s.committed.range((group, Index(0))..=(group, Index(u64::MAX)));
+    let Some((&(_, newest), &(term, _))) = committed.next_back() else { return };
     let others: Vec<(String, std::cell::Ref<'_, Node>)> = s
         .nodes
         .iter()
         .filter(|(other, _)| other.as_str() != name)
         .filter_map(|(other, n)| {
-            n.try_borrow().ok().map(|n| (other.clone(), std::cell::Ref::map(n, Router::home)))
+            let router = n.try_borrow().ok()?;
+            router.group(group)?;
+            Some((other.clone(), std::cell::Ref::map(router, |r| r.group(group).expect("checked"))))
         })
         .collect();
     let mut everyone: Vec<(&str, &Node)> = others.iter().map(|(n, node)| (n.as_str(), &**node)).collect();
@@ -1422,6 +1484,7 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
         history: Vec::new(),
         leaders: BTreeMap::new(),
         committed: BTreeMap::new(),
+        shards: options.shards.max(1),
         violations: Vec::new(),
         disks: BTreeMap::new(),
         boots: BTreeMap::new(),
@@ -1736,8 +1799,13 @@ fn node_states(s: &Shared) -> Vec<String> {
             Ok(router) => {
                 let node = router.home();
                 let raft = node.raft();
+                let groups: Vec<String> = router
+                    .groups()
+                    .filter(|(g, _)| *g != HOME)
+                    .map(|(g, n)| format!("g{}: {:?} t{} c{} a{}", g.0, n.raft().leader(), n.raft().term(), n.raft().commit(), n.raft().applied()))
+                    .collect();
                 format!(
-                    "state of {name}: node {} {:?} term {} leader {:?} commit {} applied {} membership {:?} removed {:?}",
+                    "state of {name}: node {} {:?} term {} leader {:?} commit {} applied {} membership {:?} removed {:?}; key groups (leader, term, commit, applied): {}",
                     raft.id(),
                     raft.role(),
                     raft.term(),
@@ -1745,7 +1813,8 @@ fn node_states(s: &Shared) -> Vec<String> {
                     raft.commit(),
                     raft.applied(),
                     raft.membership(),
-                    node.directory().removed
+                    node.directory().removed,
+                    if groups.is_empty() { "none".to_string() } else { groups.join(", ") }
                 )
             }
             Err(_) => format!("state of {name}: busy"),
@@ -1794,10 +1863,11 @@ fn heal(sim: &mut turmoil::Sim, shared: &SharedRef, restarts: &mut BTreeMap<Stri
 const SETTLE_STEPS: u32 = 2_000;
 
 /// The distinct indexes the live members have applied.
-fn applied_indexes(shared: &SharedRef) -> BTreeSet<Index> {
+fn applied_indexes(shared: &SharedRef) -> BTreeSet<Vec<Index>> {
     let s = shared.borrow();
     let live = s.nodes.iter().filter(|(name, _)| !s.removed.contains(*name));
-    live.filter_map(|(_, node)| node.try_borrow().ok().map(|node| node.home().raft().applied())).collect()
+    let applied = |router: &Router| router.groups().map(|(_, node)| node.raft().applied()).collect();
+    live.filter_map(|(_, node)| node.try_borrow().ok().map(|router| applied(&router))).collect()
 }
 
 /// After the final reads: every live member applied the same index and
@@ -1809,15 +1879,22 @@ fn converged(shared: &SharedRef) -> Result<(), String> {
         if s.removed.contains(name) {
             continue;
         }
-        let node = node.try_borrow().map_err(|_| format!("{name} is busy at the end"))?;
-        states.push((name.clone(), node.home().raft().applied(), node.home().store().clone()));
+        let router = node.try_borrow().map_err(|_| format!("{name} is busy at the end"))?;
+        let groups: Vec<(GroupId, Index, cashe::kv::Store)> = router
+            .groups()
+            .map(|(group, node)| (group, node.raft().applied(), node.store().clone()))
+            .collect();
+        states.push((name.clone(), groups));
     }
-    let Some((first_name, first_applied, first_store)) = states.first() else { return Ok(()) };
-    for (name, applied, store) in &states[1..] {
-        if store != first_store {
-            return Err(format!(
-                "replicas differ after healing: {first_name} (applied {first_applied}) and {name} (applied {applied})"
-            ));
+    let Some((first_name, first_groups)) = states.first() else { return Ok(()) };
+    for (name, groups) in &states[1..] {
+        for ((group, applied, store), (_, first_applied, first_store)) in groups.iter().zip(first_groups) {
+            if store != first_store {
+                return Err(format!(
+                    "replicas of group {} differ after healing: {first_name} (applied {first_applied}) and {name} (applied {applied})",
+                    group.0
+                ));
+            }
         }
     }
     Ok(())

@@ -400,6 +400,12 @@ impl Node {
         self.now_ms
     }
 
+    /// Moves the clock forward to `now_ms` (never back): the router keeps
+    /// one clock for all the groups of a member.
+    pub(super) fn advance_clock(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

@@ -153,6 +153,12 @@ pub struct Router {
     groups: BTreeMap<GroupId, Node>,
     shards: u32,
     ticks: u64,
+    /// Ticks since the home group last knew a leader.
+    home_leaderless_ticks: u64,
+    /// The member's clock: the largest `now_ms` any input brought. Every
+    /// group is brought to it before it acts, so a member stamps and reads
+    /// with one clock whichever group does it.
+    now_ms: u64,
     lines: BTreeMap<ConnId, Line>,
     output: RouterOutput,
 }
@@ -168,7 +174,15 @@ impl Router {
             "a router over {shards} shards needs groups 0..={}",
             expected - 1
         );
-        Router { groups, shards, ticks: 0, lines: BTreeMap::new(), output: RouterOutput::default() }
+        Router {
+            groups,
+            shards,
+            ticks: 0,
+            home_leaderless_ticks: 0,
+            now_ms: 0,
+            lines: BTreeMap::new(),
+            output: RouterOutput::default(),
+        }
     }
 
     pub fn group(&self, group: GroupId) -> Option<&Node> {
@@ -234,7 +248,19 @@ impl Router {
         self.key_groups().into_iter().filter(led).collect()
     }
 
+    /// The member's clock (see the field).
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// Takes `now_ms` into the member's clock; the clock to act with.
+    fn clock(&mut self, now_ms: u64) -> u64 {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.now_ms
+    }
+
     pub fn tick(&mut self, now_ms: u64) {
+        let now_ms = self.clock(now_ms);
         for node in self.groups.values_mut() {
             node.tick(now_ms);
         }
@@ -251,6 +277,37 @@ impl Router {
             self.ticks += 1;
             if self.ticks.is_multiple_of(BALANCE_TICKS) {
                 self.balance_leaders();
+            }
+            self.leave_groups_when_cut_off();
+        }
+    }
+
+    /// A key group's leader changes the group's membership from its own
+    /// copy of the directory, so it must hear from the home group: a member
+    /// whose home group has known no leader for two election timeouts (cut
+    /// off, or removed without knowing it: a removed member is no longer
+    /// replicated to) hands over every key group it leads, to the most
+    /// up-to-date voter, so that leaders with a current directory take them
+    /// (a removed member's groups would otherwise never drop it, nor add the
+    /// members that joined since).
+    fn leave_groups_when_cut_off(&mut self) {
+        let (leader, election_ticks) = {
+            let home = self.home().raft();
+            (home.leader(), home.config().election_ticks)
+        };
+        if leader.is_some() {
+            self.home_leaderless_ticks = 0;
+            return;
+        }
+        self.home_leaderless_ticks += 1;
+        if self.home_leaderless_ticks < 2 * u64::from(election_ticks) {
+            return;
+        }
+        for (group, node) in self.groups.iter_mut() {
+            if *group != HOME && node.raft().is_leader() && node.raft().transfer_target().is_none() {
+                if let Some(to) = node.transfer_leadership() {
+                    tracing::info!(group = group.0, %to, "the home group knows no leader: handing over a group");
+                }
             }
         }
     }
@@ -337,7 +394,10 @@ impl Router {
     /// A message for `group` from member `from`; a group this member does
     /// not hold drops it (the sender retransmits what matters).
     pub fn step(&mut self, from: NodeId, group: GroupId, message: NodeMessage) {
+        let now_ms = self.now_ms;
         if let Some(node) = self.groups.get_mut(&group) {
+            // A forwarded write is stamped with the leader's clock.
+            node.advance_clock(now_ms);
             node.step(from, message);
         }
     }
@@ -349,6 +409,7 @@ impl Router {
     }
 
     pub fn connected(&mut self, conn: ConnId, transport: Transport, now_ms: u64) {
+        let now_ms = self.clock(now_ms);
         for node in self.groups.values_mut() {
             node.connected(conn, transport, now_ms);
         }
@@ -364,6 +425,7 @@ impl Router {
 
     /// A client command, in the connection's order.
     pub fn client(&mut self, conn: ConnId, args: Vec<Vec<u8>>, now_ms: u64) {
+        let now_ms = self.clock(now_ms);
         if !self.lines.contains_key(&conn) {
             self.connected(conn, Transport::Plain, now_ms);
         }
@@ -639,6 +701,7 @@ impl Router {
     /// Drains every group's output until none has more to say; replies
     /// may start a connection's next commands, whose output is taken too.
     pub fn take_output(&mut self, now_ms: u64) -> RouterOutput {
+        let now_ms = self.clock(now_ms);
         loop {
             let mut replies = Vec::new();
             for (group, node) in self.groups.iter_mut() {

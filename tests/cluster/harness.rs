@@ -447,6 +447,16 @@ pub fn run_python(script: &str, args: &[String], limit: Duration, against: &str)
     );
 }
 
+/// `redis-cli` (plain, on 127.0.0.1) with `args` against `port`; its
+/// output, trimmed. A failure to run fails the test.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let mut command = Command::new("redis-cli");
+    command.args(["-p", &port.to_string()]).args(args);
+    let finished = run_bounded(&mut command, Duration::from_secs(120));
+    assert!(finished.status.is_some_and(|s| s.success()), "redis-cli {args:?}: {}", finished.stderr);
+    finished.stdout.trim().to_string()
+}
+
 /// A redis-server on a free loopback port with `args` added (no
 /// persistence), listening when this returns; killed when the guard drops.
 pub fn redis_server(args: &[&std::ffi::OsStr]) -> (ChildGuard, u16) {
