@@ -301,7 +301,7 @@ fn keys_of_two_groups_are_refused_and_keyless_key_commands_cover_every_group() {
     for member in 0..3 {
         assert_eq!(cluster.request(member, 4, "DBSIZE"), Reply::Integer(0));
     }
-    let refused = cluster.request(0, 5, "SCAN 0");
+    let refused = cluster.request(0, 5, "RANDOMKEY");
     assert!(matches!(&refused, Reply::Error(e) if e.contains("not supported yet")), "{refused:?}");
 }
 
@@ -519,4 +519,43 @@ fn transactions_run_in_their_keys_group_and_watch_holds_across_members() {
     assert_eq!(cluster.request(1, 6, "EXEC"), Reply::error("ERR EXEC without MULTI"));
     let replies = cluster.pipeline(1, 6, &["MULTI", "SET {t}a", "EXEC"]);
     assert!(matches!(&replies[2], Reply::Error(e) if e.starts_with("EXECABORT")), "{:?}", replies[2]);
+}
+
+#[test]
+fn scan_through_every_member_covers_every_key_once() {
+    let mut cluster = Cluster::new(3, 4);
+    let keys: Vec<String> = (0..30).map(|i| format!("scan:{i}")).collect();
+    for key in &keys {
+        assert_eq!(cluster.request(0, 1, &format!("SET {key} x")), Reply::ok());
+    }
+    // As a cluster client scans: every master in turn, each over the
+    // groups it leads, five keys at a time.
+    let mut seen = Vec::new();
+    for member in 0..3 {
+        let mut cursor = "0".to_string();
+        for round in 0.. {
+            assert!(round < 100, "member {member}'s SCAN does not end");
+            let reply = cluster.request(member, 2, &format!("SCAN {cursor} COUNT 5"));
+            let Reply::Array(Some(parts)) = reply else { panic!("SCAN: {reply:?}") };
+            let (Reply::Bulk(Some(next)), Reply::Array(Some(batch))) = (&parts[0], &parts[1]) else {
+                panic!("{parts:?}")
+            };
+            seen.extend(batch.iter().map(|k| {
+                if let Reply::Bulk(Some(k)) = k {
+                    String::from_utf8(k.clone()).unwrap()
+                } else {
+                    panic!()
+                }
+            }));
+            cursor = String::from_utf8(next.clone()).unwrap();
+            if cursor == "0" {
+                break;
+            }
+        }
+    }
+    seen.sort();
+    let mut expected = keys.clone();
+    expected.sort();
+    assert_eq!(seen, expected, "every key once over the members' scans");
+    assert_eq!(cluster.request(0, 3, "SCAN 999999999999999999"), Reply::error("ERR invalid cursor"));
 }

@@ -1,8 +1,9 @@
 //! The key space in several Raft groups (`--shards`), as real processes: a
 //! 3-node cluster of 16 shards whose `CLUSTER SLOTS` covers every slot with
 //! each group's leader, leaders spread over the nodes, redis-py's
-//! `RedisCluster`, `redis-cli -c` and plain `redis-cli` working through
-//! every node, and every group's data surviving a `kill -9` and restart.
+//! `RedisCluster` (SET, GET, MSET with a hash tag, HSET, SCAN, pipelines),
+//! `redis-cli -c` and plain `redis-cli` working through every node, and
+//! every group's data surviving a `kill -9` and restart.
 //!
 //! Processes run on 127.0.0.1 on free ports and are killed by PID when the
 //! test ends; every wait is bounded (`eventually`).
@@ -77,13 +78,13 @@ fn sixteen_shards_on_three_nodes_serve_cluster_clients_and_plain_ones_through_ev
     assert_eq!(field(&info, "cluster_size").as_deref(), Some("16"), "{info}");
     assert_eq!(field(&info, "cluster_slots_ok").as_deref(), Some("16384"), "{info}");
 
-    // redis-py's RedisCluster from every node: the same script as against
-    // a Redis Cluster (tests/redis_cluster.rs), without SCAN (not served
-    // across shards yet) — here it runs against cashe alone.
+    // redis-py's RedisCluster from every node: the script run against a
+    // Redis Cluster in tests/redis_cluster.rs (SCAN included: scan_iter asks
+    // every master, each scanning the groups it leads).
     for server in &cluster.servers {
         let transcript = harness::run_python(
             "redis_py_cluster.py",
-            &[server.client_port.to_string(), "no-scan".into(), SHARDS.to_string()],
+            &[server.client_port.to_string(), SHARDS.to_string()],
             TOOL_LIMIT,
             &server.name,
         );

@@ -23,8 +23,10 @@
 //! own slots (a cluster client asks every master and adds up; a plain
 //! client through one node sees that node's share, as in Redis Cluster),
 //! and their answers are merged (a sum, a concatenation, OK when all are).
-//! Everything else without keys goes home. Not yet with several shards
-//! (refused with an error that says so): SCAN and RANDOMKEY.
+//! SCAN does the same over the groups this member leads, one after the
+//! other (the cursor carries the group's number in its top 16 bits and the
+//! group's own cursor below). Everything else without keys goes home. Not
+//! yet with several shards (refused with an error that says so): RANDOMKEY.
 //!
 //! **Transactions** with several shards run in one group. MULTI and the
 //! commands after it are queued at the home group, which answers QUEUED or
@@ -64,6 +66,10 @@ pub const HOME: GroupId = GroupId(0);
 
 const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 
+/// Where a SCAN cursor keeps its group (`Router::route_scan`): a group's own
+/// cursor (a key's creation number) stays below.
+const SCAN_GROUP_SHIFT: u32 = 48;
+
 /// Where a command goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Route {
@@ -74,6 +80,13 @@ enum Route {
     /// DISCARD of such a transaction: at the home group, and the watches
     /// in the watched group dropped.
     Discard,
+    /// SCAN of one key group with its own cursor; the cursor answered
+    /// names the group, and moves to `next` (the next key group this
+    /// member leads) when the group is done.
+    Scan {
+        group: GroupId,
+        next: Option<GroupId>,
+    },
     /// To every group; the home group's answer is the client's.
     Every,
     /// To every group that holds keys; the answers merged.
@@ -480,7 +493,8 @@ impl Router {
                 self.lines.entry(conn).or_default().watch_group = None;
                 Route::Every
             }
-            b"SCAN" | b"RANDOMKEY" => Route::Refuse(Reply::error(format!(
+            b"SCAN" => self.route_scan(args),
+            b"RANDOMKEY" => Route::Refuse(Reply::error(format!(
                 "ERR {} is not supported yet with the key space in several shards",
                 String::from_utf8_lossy(&name)
             ))),
@@ -503,6 +517,27 @@ impl Router {
         match route {
             Route::Refuse(_) if home.needs_auth(conn, &name, args) => Route::Group(HOME),
             other => other,
+        }
+    }
+
+    /// SCAN over the key groups this member leads, one after the other, as a
+    /// Redis Cluster master scans its own slots: the cursor is the group's
+    /// number in its top 16 bits and the group's own cursor below.
+    fn route_scan(&self, args: &[Vec<u8>]) -> Route {
+        let Some(cursor) = args.get(1).and_then(|c| std::str::from_utf8(c).ok()?.parse::<u64>().ok()) else {
+            return Route::Group(HOME); // its arity or cursor error
+        };
+        let led = self.led_key_groups();
+        let after = |group: GroupId| led.iter().copied().find(|g| *g > group);
+        let group = if cursor == 0 {
+            led.first().copied()
+        } else {
+            Some(GroupId((cursor >> SCAN_GROUP_SHIFT) as u32))
+        };
+        match group {
+            None => Route::Refuse(Reply::Array(Some(vec![Reply::bulk("0"), Reply::Array(Some(Vec::new()))]))),
+            Some(group) if self.key_groups().contains(&group) => Route::Scan { group, next: after(group) },
+            Some(_) => Route::Refuse(Reply::error("ERR invalid cursor")),
         }
     }
 
@@ -577,7 +612,9 @@ impl Router {
             let may_start = match route {
                 Route::Refuse(_) => true,
                 Route::Group(group) => line.in_flight.iter().all(|f| f.route == Route::Group(*group)),
-                Route::Every | Route::Merge(_) | Route::Exec | Route::Discard => line.in_flight.is_empty(),
+                Route::Every | Route::Merge(_) | Route::Exec | Route::Discard | Route::Scan { .. } => {
+                    line.in_flight.is_empty()
+                }
             };
             if !may_start {
                 return;
@@ -604,6 +641,25 @@ impl Router {
                     continue;
                 }
                 Route::Group(group) => vec![*group],
+                Route::Scan { group, .. } => {
+                    // The group's own cursor (below the group's number).
+                    let cursor = std::str::from_utf8(&args[1]).ok().and_then(|c| c.parse::<u64>().ok());
+                    let inner = cursor.unwrap_or(0) & ((1 << SCAN_GROUP_SHIFT) - 1);
+                    let mut args = args;
+                    args[1] = inner.to_string().into_bytes();
+                    let flight = InFlight {
+                        seq: Some(seq),
+                        route: route.clone(),
+                        answers: BTreeMap::new(),
+                        asked: vec![*group],
+                    };
+                    let group = *group;
+                    self.lines.get_mut(&conn).expect("the line").in_flight.push_back(flight);
+                    if let Some(node) = self.groups.get_mut(&group) {
+                        node.client(conn, args, now_ms);
+                    }
+                    continue;
+                }
                 Route::Every => self.groups.keys().copied().collect(),
                 Route::Merge(_) => self.led_key_groups(),
             };
@@ -737,6 +793,28 @@ fn finish(flight: InFlight) -> Reply {
         Route::Every => answers.remove(&HOME).unwrap_or_else(|| Reply::error("ERR no answer")),
         // Started as the commands they send, never finished as themselves.
         Route::Exec | Route::Discard => Reply::error("ERR no answer"),
+        Route::Scan { group, next } => match answers.remove(&group) {
+            Some(Reply::Array(Some(mut parts))) if parts.len() == 2 => {
+                let inner = match &parts[0] {
+                    Reply::Bulk(Some(cursor)) => {
+                        std::str::from_utf8(cursor).ok().and_then(|c| c.parse::<u64>().ok())
+                    }
+                    _ => None,
+                };
+                let cursor = match (inner, next) {
+                    (Some(0), Some(next)) => u64::from(next.0) << SCAN_GROUP_SHIFT,
+                    (Some(0), None) => 0,
+                    (Some(inner), _) if inner < 1 << SCAN_GROUP_SHIFT => {
+                        (u64::from(group.0) << SCAN_GROUP_SHIFT) | inner
+                    }
+                    _ => return Reply::error("ERR a group's SCAN cursor is out of range"),
+                };
+                parts[0] = Reply::bulk(cursor.to_string());
+                Reply::Array(Some(parts))
+            }
+            Some(other) => other,
+            None => Reply::error("ERR no answer"),
+        },
         Route::Refuse(reply) => reply,
         Route::Merge(merge) => {
             let answers: Vec<Reply> = answers.into_values().collect();
