@@ -25,14 +25,26 @@ use super::mailbox::Mailbox;
 use super::server::Event;
 use crate::node::ConnId;
 use crate::protocol::Reply;
-use glommio::channels::shared_channel::{self, ConnectedSender, SharedReceiver, SharedSender};
+use glommio::channels::shared_channel::{
+    self, ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
+};
+use glommio::{GlommioError, ResourceType};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// Batches in flight on one channel before its relay waits.
 const CHANNEL_BATCHES: usize = 256;
+
+/// How long a relay waits on its channel before it looks again by itself.
+/// glommio's shared channels lose a wake-up now and then under load (seen
+/// here: a connection on a client executor waited 30 s for its reply on a
+/// machine with every CPU busy; glommio's issues #261 and #273 are of the
+/// kind), so no relay relies on being woken: it also looks every few
+/// milliseconds, which bounds the delay a lost wake-up causes.
+const RELAY_RECHECK: Duration = Duration::from_millis(2);
 
 /// Where the node's reply for a connection goes.
 pub enum ReplyTo {
@@ -125,7 +137,7 @@ pub async fn serve_helper_on_node(ends: NodeEnds, events: Mailbox<Event>, connec
     let to_helper = ends.to_helper.connect().await;
     let outgoing: Mailbox<(ConnId, Reply)> = Mailbox::new(usize::MAX);
     glommio::spawn_local(relay_batches(outgoing.clone(), to_helper)).detach();
-    while let Some(batch) = from_helper.recv().await {
+    while let Some(batch) = receive(&from_helper).await {
         for event in batch {
             if let Event::Opened(conn, _) = &event {
                 connections.borrow_mut().insert(*conn, ReplyTo::Remote(outgoing.clone()));
@@ -142,7 +154,7 @@ pub async fn serve_node_on_helper(ends: HelperEnds, events: Mailbox<Event>, conn
     let to_node = ends.to_node.connect().await;
     let from_node = ends.from_node.connect().await;
     glommio::spawn_local(relay_batches(events, to_node)).detach();
-    while let Some(batch) = from_node.recv().await {
+    while let Some(batch) = receive(&from_node).await {
         let connections = connections.borrow();
         for (conn, reply) in batch {
             if let Some(to) = connections.get(&conn) {
@@ -152,13 +164,38 @@ pub async fn serve_node_on_helper(ends: HelperEnds, events: Mailbox<Event>, conn
     }
 }
 
+/// The next batch from `receiver`, `None` once the other end is gone;
+/// woken by the channel or, failing that, by a look every
+/// [`RELAY_RECHECK`] (`recv` only polls the queue: dropping it loses
+/// nothing).
+async fn receive<T: Send + Sized>(receiver: &ConnectedReceiver<T>) -> Option<T> {
+    loop {
+        let next = async { Some(receiver.recv().await) };
+        let recheck = async {
+            glommio::timer::sleep(RELAY_RECHECK).await;
+            None
+        };
+        if let Some(received) = futures_lite::future::or(next, recheck).await {
+            return received;
+        }
+    }
+}
+
 /// Sends whatever queued up in `mailbox` as one batch, again and again,
-/// until the other end is gone.
+/// until the other end is gone. A full channel is retried every
+/// [`RELAY_RECHECK`] rather than waited on (see there).
 async fn relay_batches<T: Send + 'static>(mailbox: Mailbox<T>, sender: ConnectedSender<Vec<T>>) {
     loop {
-        let batch = mailbox.take_all().await;
-        if sender.send(batch).await.is_err() {
-            return;
+        let mut batch = mailbox.take_all().await;
+        loop {
+            match sender.try_send(batch) {
+                Ok(()) => break,
+                Err(GlommioError::WouldBlock(ResourceType::Channel(back))) => {
+                    batch = back;
+                    glommio::timer::sleep(RELAY_RECHECK).await;
+                }
+                Err(_) => return, // the other end is gone
+            }
         }
     }
 }
