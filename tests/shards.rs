@@ -1,6 +1,8 @@
 //! The key space in several Raft groups (`--shards`), as real processes: a
 //! 3-node cluster of 16 shards whose `CLUSTER SLOTS` covers every slot with
-//! each group's leader, leaders spread over the nodes, redis-py's
+//! each group's leader, leaders spread over the nodes (again after a fourth
+//! node joins and after a node leaves, under a 16-client write load that
+//! sees no error and loses no write), redis-py's
 //! `RedisCluster` (SET, GET, MSET with a hash tag, HSET, SCAN, pipelines),
 //! `redis-cli -c` and plain `redis-cli` working through every node, and
 //! every group's data surviving a `kill -9` and restart.
@@ -129,4 +131,162 @@ fn sixteen_shards_on_three_nodes_serve_cluster_clients_and_plain_ones_through_ev
             .then_some(())
     });
     eventually("every key counted once after the restart", || (count(&cluster) == 3 * 8 + 2).then_some(()));
+}
+
+/// What the write load saw.
+#[derive(Debug, Default)]
+struct LoadTally {
+    acknowledged: u64,
+    /// Replies a client retries: nothing happened, or a SET of unknown
+    /// fate (SET is idempotent, so retrying it is safe).
+    retried: u64,
+    /// Anything else: must stay zero.
+    errors: Vec<String>,
+    /// The last value each key was acknowledged with.
+    last: BTreeMap<String, u64>,
+}
+
+/// A retriable answer: no leader now, a transfer, or a write of unknown fate.
+fn retriable(reply: &Reply) -> bool {
+    matches!(reply, Reply::Error(e) if ["CLUSTERDOWN", "TRYAGAIN", "TIMEOUT"].iter().any(|p| e.starts_with(p)))
+}
+
+/// One client of the load: SETs its keys with growing values through the
+/// nodes in `ports` (moving on when one goes away), retrying each until it
+/// is acknowledged, until `stop`.
+fn write_load(
+    client: usize,
+    ports: Vec<u16>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> LoadTally {
+    use std::sync::atomic::Ordering;
+    let mut tally = LoadTally::default();
+    let mut target = client % ports.len();
+    let mut connection: Option<Client> = None;
+    let mut value = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        value += 1;
+        let key = format!("load:{client}:{}", value % 20);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if std::time::Instant::now() > deadline {
+                tally.errors.push(format!("SET {key} {value} not acknowledged in 20 s"));
+                break;
+            }
+            if connection.is_none() {
+                target = (target + 1) % ports.len();
+                connection = Client::connect(ports[target]).ok();
+                if connection.is_none() {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+            }
+            match connection.as_mut().unwrap().call(&["SET", &key, &value.to_string()]) {
+                Ok(Reply::Simple(ok)) if ok == "OK" => {
+                    tally.acknowledged += 1;
+                    tally.last.insert(key.clone(), value);
+                    break;
+                }
+                Ok(reply) if retriable(&reply) => {
+                    tally.retried += 1;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Ok(other) => {
+                    tally.errors.push(format!("SET {key} {value}: {other:?}"));
+                    break;
+                }
+                // The node went away (it left): another one.
+                Err(_) => connection = None,
+            }
+        }
+    }
+    tally
+}
+
+/// Key groups led per node name, from `CLUSTER SLOTS` through `port`.
+fn led_per_node(port: u16) -> Option<BTreeMap<String, usize>> {
+    let mut led = BTreeMap::new();
+    for (_, _, _, name) in slot_table(port)? {
+        *led.entry(name).or_default() += 1;
+    }
+    Some(led)
+}
+
+#[test]
+fn a_fourth_node_joins_and_a_node_leaves_under_a_write_load_with_no_error_and_no_lost_write() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    const CLIENTS: usize = 16;
+    let mut cluster = Cluster::start_with("shards-move", 3, &["--shards", &SHARDS.to_string()]);
+    eventually("leaders spread over three nodes", || {
+        let led = led_per_node(cluster.servers[0].client_port)?;
+        (led.len() == 3 && led.values().all(|n| (5..=6).contains(n))).then_some(())
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let ports: Vec<u16> = cluster.servers.iter().map(|s| s.client_port).collect();
+    let load: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let (ports, stop) = (ports.clone(), stop.clone());
+            std::thread::spawn(move || write_load(client, ports, stop))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+
+    // A fourth node joins: it becomes a voter of every group, and the
+    // others hand it groups until it leads its share (16 / 4).
+    let fourth = cluster.add();
+    cluster.wait_for_voters(4);
+    let name = cluster.servers[fourth].name.clone();
+    let led = eventually("the new node leads its share of the groups", || {
+        let led = led_per_node(cluster.servers[0].client_port)?;
+        (led.get(&name).copied().unwrap_or(0) >= 3 && led.values().all(|n| *n <= 5)).then_some(led)
+    });
+    println!("key groups led per node after the join: {led:?}");
+
+    // A node leaves: it hands over the groups it leads, then stops; the
+    // rest lead every group.
+    let leaver = 1;
+    let leaver_name = cluster.servers[leaver].name.clone();
+    assert_eq!(cluster.servers[leaver].call(&["CLUSTER", "LEAVE"]), Reply::ok());
+    let server = &mut cluster.servers[leaver];
+    eventually("the leaving node exits", || (!server.is_running()).then_some(()));
+    server.kill9(); // reaps it
+    let live = cluster.servers[0].client_port;
+    let led = eventually("the other three lead every group, spread again", || {
+        let led = led_per_node(live)?;
+        let spread = led.len() == 3 && led.values().all(|n| (5..=6).contains(n));
+        (!led.contains_key(&leaver_name) && spread).then_some(led)
+    });
+    println!("key groups led per node after {leaver_name} left: {led:?}");
+    std::thread::sleep(Duration::from_secs(1));
+
+    stop.store(true, Ordering::Relaxed);
+    let mut total = LoadTally::default();
+    for thread in load {
+        let tally = thread.join().expect("a load client");
+        total.acknowledged += tally.acknowledged;
+        total.retried += tally.retried;
+        total.errors.extend(tally.errors);
+        total.last.extend(tally.last);
+    }
+    println!(
+        "load: {} SETs acknowledged, {} retried (CLUSTERDOWN, TRYAGAIN, TIMEOUT), {} errors",
+        total.acknowledged,
+        total.retried,
+        total.errors.len()
+    );
+    assert!(total.errors.is_empty(), "the load saw errors: {:?}", total.errors);
+    assert!(total.acknowledged > 0);
+    // Every key holds its last acknowledged value, through every live node.
+    for server in cluster.servers.iter().filter(|s| s.name != leaver_name) {
+        let mut client = Client::connect(server.client_port).expect("connect");
+        for (key, value) in &total.last {
+            assert_eq!(
+                client.call(&["GET", key]).expect("GET"),
+                Reply::bulk(value.to_string()),
+                "{key} through {}",
+                server.name
+            );
+        }
+    }
 }

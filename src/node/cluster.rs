@@ -357,9 +357,20 @@ impl Node {
     /// membership one step towards the members of `directory`, the home
     /// group's (a data group keeps no directory of its own).
     pub(super) fn follow_membership(&mut self, directory: &Directory) {
-        if self.raft.is_leader() {
-            self.step_membership_towards(directory);
+        if !self.raft.is_leader() {
+            return;
         }
+        // A leader the directory removed hands the group over first (its
+        // successor then removes it), rather than removing itself and
+        // leaving the group without a leader for an election timeout.
+        let me = self.raft.id();
+        if directory.removed.contains(&me) && self.raft.membership().contains(me) {
+            if self.raft.transfer_target().is_none() {
+                let _ = self.transfer_leadership();
+            }
+            return;
+        }
+        self.step_membership_towards(directory);
     }
 
     /// One single-server change towards `directory`'s members: a removed

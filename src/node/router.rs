@@ -376,9 +376,12 @@ impl Router {
         }
     }
 
-    /// True once the home group knows this member was removed.
+    /// True once the home group knows this member was removed and it leads
+    /// no key group any more (it hands them over first, so that a leaving
+    /// member's groups keep a leader; their new leaders then remove it).
     pub fn is_removed(&self) -> bool {
         self.home().is_removed()
+            && !self.groups.iter().any(|(group, node)| *group != HOME && node.raft().is_leader())
     }
 
     /// Why this member must stop, if a group met state it cannot trust.
