@@ -57,7 +57,9 @@ fn covers_every_slot(table: &[(i64, i64, i64, String)]) -> bool {
 
 #[test]
 fn sixteen_shards_on_three_nodes_serve_cluster_clients_and_plain_ones_through_every_node() {
-    let mut cluster = Cluster::start_with("shards", 3, &["--shards", &SHARDS.to_string()]);
+    // Two executors a node, as the cluster: client connections on
+    // either, the groups on executor 0.
+    let mut cluster = Cluster::start_with("shards", 3, &["--shards", &SHARDS.to_string(), "--cores", "2"]);
     // Every node's CLUSTER SLOTS covers every slot, in one range per
     // shard, and the leaders spread until each node leads its share.
     let table = eventually("16 shards covering every slot, leaders spread", || {
