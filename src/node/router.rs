@@ -82,10 +82,11 @@ enum Route {
     Discard,
     /// SCAN of one key group with its own cursor; the cursor answered
     /// names the group, and moves to `next` (the next key group this
-    /// member leads) when the group is done.
+    /// member leads) when the group is done; `cursor` is the group's own.
     Scan {
         group: GroupId,
         next: Option<GroupId>,
+        cursor: u64,
     },
     /// To every group; the home group's answer is the client's.
     Every,
@@ -539,7 +540,9 @@ impl Router {
         };
         match group {
             None => Route::Refuse(Reply::Array(Some(vec![Reply::bulk("0"), Reply::Array(Some(Vec::new()))]))),
-            Some(group) if self.key_groups().contains(&group) => Route::Scan { group, next: after(group) },
+            Some(group) if self.key_groups().contains(&group) => {
+                Route::Scan { group, next: after(group), cursor: cursor & ((1 << SCAN_GROUP_SHIFT) - 1) }
+            }
             Some(_) => Route::Refuse(Reply::error("ERR invalid cursor")),
         }
     }
@@ -644,23 +647,10 @@ impl Router {
                     continue;
                 }
                 Route::Group(group) => vec![*group],
-                Route::Scan { group, .. } => {
-                    // The group's own cursor (below the group's number).
-                    let cursor = std::str::from_utf8(&args[1]).ok().and_then(|c| c.parse::<u64>().ok());
-                    let inner = cursor.unwrap_or(0) & ((1 << SCAN_GROUP_SHIFT) - 1);
-                    let mut args = args;
-                    args[1] = inner.to_string().into_bytes();
-                    let flight = InFlight {
-                        seq: Some(seq),
-                        route: route.clone(),
-                        answers: BTreeMap::new(),
-                        asked: vec![*group],
-                    };
-                    let group = *group;
-                    self.lines.get_mut(&conn).expect("the line").in_flight.push_back(flight);
-                    if let Some(node) = self.groups.get_mut(&group) {
-                        node.client(conn, args, now_ms);
-                    }
+                Route::Scan { group, cursor, .. } => {
+                    let (group, mut args) = (*group, args);
+                    args[1] = cursor.to_string().into_bytes();
+                    self.send_routed(conn, Some(seq), group, route.clone(), args, now_ms);
                     continue;
                 }
                 Route::Every => self.groups.keys().copied().collect(),
@@ -688,9 +678,21 @@ impl Router {
     /// Sends one command to one group: the client's (`seq`) or the
     /// router's own (`None`, its answer dropped).
     fn send(&mut self, conn: ConnId, seq: Option<u64>, group: GroupId, args: Vec<Vec<u8>>, now_ms: u64) {
+        self.send_routed(conn, seq, group, Route::Group(group), args, now_ms);
+    }
+
+    /// `send`, the answer finished by `route` (a SCAN's cursor is rewritten).
+    fn send_routed(
+        &mut self,
+        conn: ConnId,
+        seq: Option<u64>,
+        group: GroupId,
+        route: Route,
+        args: Vec<Vec<u8>>,
+        now_ms: u64,
+    ) {
         let Some(line) = self.lines.get_mut(&conn) else { return };
-        let flight =
-            InFlight { seq, route: Route::Group(group), answers: BTreeMap::new(), asked: vec![group] };
+        let flight = InFlight { seq, route, answers: BTreeMap::new(), asked: vec![group] };
         line.in_flight.push_back(flight);
         if let Some(node) = self.groups.get_mut(&group) {
             node.client(conn, args, now_ms);
@@ -796,7 +798,7 @@ fn finish(flight: InFlight) -> Reply {
         Route::Every => answers.remove(&HOME).unwrap_or_else(|| Reply::error("ERR no answer")),
         // Started as the commands they send, never finished as themselves.
         Route::Exec | Route::Discard => Reply::error("ERR no answer"),
-        Route::Scan { group, next } => match answers.remove(&group) {
+        Route::Scan { group, next, .. } => match answers.remove(&group) {
             Some(Reply::Array(Some(mut parts))) if parts.len() == 2 => {
                 let inner = match &parts[0] {
                     Reply::Bulk(Some(cursor)) => {
