@@ -14,9 +14,9 @@ mod members;
 use cashe::kv::slot::key_slot;
 use cashe::node::{ConnId, Durable, GroupId, Node, NodeConfig, NodeMessage, Router, HOME};
 use cashe::protocol::Reply;
-use cashe::raft::{NodeId, Raft};
+use cashe::raft::{NodeId, PlantedBug, Raft};
 use members::{args, info};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 const TICK_MS: u64 = 10;
 /// Ticks a request may take before the test gives up on it.
@@ -27,12 +27,24 @@ struct Cluster {
     replies: Vec<Vec<(ConnId, Reply)>>,
     network: VecDeque<(NodeId, NodeId, GroupId, NodeMessage)>,
     now_ms: u64,
+    /// Members cut off: what they send and what is sent to them is lost.
+    cut: BTreeSet<NodeId>,
+    /// Members stopped: cut off, and not ticked either.
+    stopped: BTreeSet<NodeId>,
+    /// `(group, member)`: that group's messages to and from that member
+    /// are lost (the member's other groups, and its beats, get through).
+    cut_group: BTreeSet<(GroupId, NodeId)>,
+    /// Messages delivered so far.
+    delivered: u64,
 }
 
-/// Member `id`'s node of group `g`; the home group records the member's
-/// name and addresses, as the server's does.
-fn group_node(id: NodeId, g: u32, recovered: cashe::raft::Recovered) -> Node {
+/// Member `id`'s node of group `g` of a cluster of `shards` shards; the
+/// home group records the member's name and addresses, as the server's
+/// does.
+fn group_node(id: NodeId, g: u32, shards: u32, bug: PlantedBug, recovered: cashe::raft::Recovered) -> Node {
     let mut config = NodeConfig::new(id);
+    config.shards = shards;
+    config.raft.planted_bug = bug;
     config.raft.election_ticks = 10;
     config.forward_timeout_ticks = 40;
     if GroupId(g) == HOME {
@@ -46,13 +58,18 @@ impl Cluster {
     /// groups bootstrapped with every member as a voter; returns once
     /// every group has a leader every member knows.
     fn new(size: u64, shards: u32) -> Cluster {
+        Cluster::with_bug(size, shards, PlantedBug::None)
+    }
+
+    /// `new`, every node with `bug` planted.
+    fn with_bug(size: u64, shards: u32, bug: PlantedBug) -> Cluster {
         let ids: Vec<NodeId> = (1..=size).map(NodeId).collect();
         let group_count = if shards == 1 { 1 } else { shards + 1 };
         let routers = ids
             .iter()
             .map(|id| {
                 let groups: BTreeMap<GroupId, Node> = (0..group_count)
-                    .map(|g| (GroupId(g), group_node(*id, g, Raft::bootstrap(ids.clone()))))
+                    .map(|g| (GroupId(g), group_node(*id, g, shards, bug, Raft::bootstrap(ids.clone()))))
                     .collect();
                 Router::new(shards, groups)
             })
@@ -62,6 +79,10 @@ impl Cluster {
             replies: vec![Vec::new(); size as usize],
             network: VecDeque::new(),
             now_ms: 1_000_000,
+            cut: BTreeSet::new(),
+            stopped: BTreeSet::new(),
+            cut_group: BTreeSet::new(),
+            delivered: 0,
         };
         for _ in 0..PATIENCE_TICKS {
             if cluster.leaders().values().all(Option::is_some) {
@@ -110,6 +131,13 @@ impl Cluster {
 
     fn deliver_all(&mut self) {
         while let Some((from, to, group, message)) = self.network.pop_front() {
+            if self.cut.contains(&from) || self.cut.contains(&to) {
+                continue;
+            }
+            if self.cut_group.contains(&(group, from)) || self.cut_group.contains(&(group, to)) {
+                continue;
+            }
+            self.delivered += 1;
             let i = to.0 as usize - 1;
             self.routers[i].step(from, group, message);
             self.turn(i);
@@ -119,6 +147,9 @@ impl Cluster {
     fn tick_all(&mut self) {
         self.now_ms += TICK_MS;
         for i in 0..self.routers.len() {
+            if self.stopped.contains(&NodeId(i as u64 + 1)) {
+                continue;
+            }
             self.routers[i].tick(self.now_ms);
             self.turn(i);
         }
@@ -160,7 +191,9 @@ impl Cluster {
         let Reply::Array(Some(items)) = &reply else { panic!("join: {reply:?}") };
         assert_eq!(items[0], Reply::Integer(n as i64), "numbers are handed out in order: {reply:?}");
         let groups =
-            (0..=shards).map(|g| (GroupId(g), group_node(NodeId(n), g, Default::default()))).collect();
+            (0..=shards)
+                .map(|g| (GroupId(g), group_node(NodeId(n), g, shards, PlantedBug::None, Default::default())))
+                .collect();
         self.routers.push(Router::new(shards, groups));
         self.replies.push(Vec::new());
     }
@@ -405,9 +438,19 @@ fn cluster_slots_names_each_groups_leader_and_followers_redirect_routing_clients
 
     // On a connection that asked for the topology, a member that does not
     // lead a key's group answers MOVED with its leader's address.
-    let key = "routed";
-    let group = cluster.routers[0].group_of_slot(key_slot(key.as_bytes()));
-    let leader = cluster.leaders()[&group].unwrap();
+    // (A key of a group the home group's leader leads: the only member
+    // these bootstrapped members' directory records, as only a leader
+    // records itself and no member joined through CLUSTER JOIN.)
+    let home_leader = cluster.leaders()[&HOME].unwrap();
+    let key = (0..)
+        .map(|n| format!("routed{n}"))
+        .find(|key| {
+            let group = cluster.routers[0].group_of_slot(key_slot(key.as_bytes()));
+            cluster.leaders()[&group] == Some(home_leader)
+        })
+        .unwrap();
+    let key = key.as_str();
+    let leader = home_leader;
     let follower = (0..3).find(|i| NodeId(*i as u64 + 1) != leader).unwrap();
     let replies = cluster.pipeline(follower, 2, &["CLUSTER SHARDS", &format!("SET {key} 1")]);
     let slot = key_slot(key.as_bytes());
@@ -559,3 +602,136 @@ fn scan_through_every_member_covers_every_key_once() {
     assert_eq!(seen, expected, "every key once over the members' scans");
     assert_eq!(cluster.request(0, 3, "SCAN 999999999999999999"), Reply::error("ERR invalid cursor"));
 }
+
+/// Ticks long enough for every idle group to go quiet.
+const SETTLE_TICKS: usize = 200;
+
+/// Messages delivered over `ticks` ticks of an idle cluster.
+fn idle_messages(cluster: &mut Cluster, ticks: usize) -> u64 {
+    let before = cluster.delivered;
+    for _ in 0..ticks {
+        cluster.tick_all();
+    }
+    cluster.delivered - before
+}
+
+/// Every group of every member is quiet: its leader is, and no member
+/// ticks it.
+fn all_quiet(cluster: &Cluster) -> bool {
+    let groups = cluster.routers[0].groups().count();
+    let led_quietly: usize = cluster.routers.iter().map(|r| r.activity().1).sum();
+    let awake: usize = cluster.routers.iter().map(|r| r.activity().0).sum();
+    led_quietly == groups && awake == 0
+}
+
+#[test]
+fn idle_groups_go_quiet_and_an_idle_member_sends_as_much_for_64_groups_as_for_4() {
+    let mut counts = Vec::new();
+    for shards in [4, 64] {
+        let mut cluster = Cluster::new(3, shards);
+        cluster.request(0, 1, "SET a 1");
+        // Quiet for two of the balancer's looks in a row (it hands over one
+        // group per look: spreading 64 takes a while).
+        let mut quiet_ticks = 0;
+        for _ in 0..10_000 {
+            quiet_ticks = if all_quiet(&cluster) { quiet_ticks + 1 } else { 0 };
+            if quiet_ticks == 100 {
+                break;
+            }
+            cluster.tick_all();
+        }
+        assert_eq!(quiet_ticks, 100, "{shards} shards: not every group went quiet");
+        let messages = idle_messages(&mut cluster, 300);
+        assert!(messages > 0, "members that say nothing cannot tell a crash from quiet");
+        counts.push(messages);
+    }
+    // One beat per member pair and beat period, however many groups.
+    assert_eq!(counts[0], counts[1], "messages of an idle cluster, 4 shards then 64");
+}
+
+#[test]
+fn a_write_wakes_its_quiet_group_every_member_applies_it_and_the_group_quiets_again() {
+    let mut cluster = Cluster::new(3, 4);
+    for _ in 0..SETTLE_TICKS {
+        cluster.tick_all();
+    }
+    assert!(all_quiet(&cluster));
+    for (i, key) in ["x", "y", "z"].iter().enumerate() {
+        assert_eq!(cluster.request(i, 1, &format!("SET {key} {i}")), Reply::ok());
+    }
+    assert!(!all_quiet(&cluster), "a group that took a write is awake");
+    for _ in 0..SETTLE_TICKS {
+        cluster.tick_all();
+    }
+    assert!(all_quiet(&cluster), "the groups went quiet again");
+    for i in 0..3 {
+        for key in ["x", "y", "z"] {
+            assert_eq!(cluster.holders(i, key).len(), 1, "member {i} applied {key}");
+        }
+    }
+}
+
+#[test]
+fn when_a_member_stops_the_quiet_groups_it_led_elect_new_leaders() {
+    let mut cluster = Cluster::new(3, 8);
+    for _ in 0..SETTLE_TICKS {
+        cluster.tick_all();
+    }
+    assert!(all_quiet(&cluster));
+    let gone = NodeId(1);
+    let led: Vec<GroupId> = cluster.leaders().into_iter().filter(|(_, l)| *l == Some(gone)).map(|(g, _)| g).collect();
+    assert!(!led.is_empty(), "member 1 leads some groups");
+    cluster.cut.insert(gone);
+    cluster.stopped.insert(gone);
+    for _ in 0..PATIENCE_TICKS {
+        cluster.tick_all();
+        let elected = led.iter().all(|g| {
+            (1..3).all(|i| cluster.routers[i].group(*g).unwrap().raft().leader().is_some_and(|l| l != gone))
+        });
+        if elected {
+            assert_eq!(cluster.request(1, 1, "SET after 1"), Reply::ok());
+            return;
+        }
+    }
+    panic!("the groups member 1 led quietly elected no new leader after it stopped");
+}
+
+/// Loses member 3's messages of a key's group (its beats get through),
+/// writes the key, heals and lets the cluster go quiet: whether member 3
+/// then holds the key.
+fn cut_off_member_holds_a_write_once_quiet(bug: PlantedBug) -> bool {
+    let mut cluster = Cluster::with_bug(3, 2, bug);
+    // The key's group led by member 1 or 2, written through member 1.
+    cluster.request(0, 1, "SET k 0");
+    // Leaders settled (no transfer of the balancer's under way).
+    for _ in 0..SETTLE_TICKS {
+        cluster.tick_all();
+    }
+    let group = GroupId(1 + u32::from(key_slot(b"k")) * 2 / 16384);
+    let leader = cluster.leaders()[&group].expect("a leader");
+    let lagging = NodeId(if leader == NodeId(3) { 2 } else { 3 });
+    cluster.cut_group.insert((group, lagging));
+    assert_eq!(cluster.request(0, 1, "SET k 1"), Reply::ok());
+    for _ in 0..SETTLE_TICKS {
+        cluster.tick_all();
+    }
+    cluster.cut_group.clear();
+    for _ in 0..SETTLE_TICKS {
+        cluster.tick_all();
+    }
+    assert!(all_quiet(&cluster), "every group went quiet after healing");
+    let store = cluster.routers[lagging.0 as usize - 1].group(group).unwrap().store();
+    store.read(&args("GET k"), cluster.now_ms) == bulk("1")
+}
+
+#[test]
+fn a_group_goes_quiet_only_once_every_member_holds_its_log() {
+    assert!(
+        cut_off_member_holds_a_write_once_quiet(PlantedBug::None),
+        "the member cut off during a write holds it once the group is quiet"
+    );
+    // The check catches a leader that goes quiet with a quorum holding its
+    // log: the member that was cut off stays behind.
+    assert!(!cut_off_member_holds_a_write_once_quiet(PlantedBug::QuiesceLaggingFollower));
+}
+

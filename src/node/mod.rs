@@ -99,6 +99,13 @@ pub enum NodeMessage {
     /// (it may never hear whether its removal committed); a leader answers
     /// `Removed` if it did.
     Probe,
+    /// The groups the sender leads quietly, with the term and the commit
+    /// index for the receiver (`raft::quiesce`): one per member and
+    /// heartbeat period for all of them, sent and taken by the `Router` in
+    /// place of each group's heartbeats.
+    Beat {
+        groups: Vec<(router::GroupId, Term, Index)>,
+    },
 }
 
 /// The command stored in a log entry.
@@ -343,7 +350,10 @@ pub struct Node {
 impl Node {
     /// Rebuilds a node; the store is restored from the recovered snapshot
     /// and the committed entries after it are re-applied.
-    pub fn restore(config: NodeConfig, seed: u64, recovered: Recovered) -> Result<Node, String> {
+    /// With several shards, its group's leader goes quiet when idle
+    /// (`raft::quiesce`; the `Router`'s beats stand in for heartbeats).
+    pub fn restore(mut config: NodeConfig, seed: u64, recovered: Recovered) -> Result<Node, String> {
+        config.raft.quiesce = config.shards > 1;
         let (directory, store) = match &recovered.snapshot {
             Some(snapshot) => decode_snapshot(&snapshot.data)?,
             None => (Directory::default(), Store::default()),
@@ -426,6 +436,34 @@ impl Node {
         self.settle();
     }
 
+    /// Whether a tick would find nothing to do here (`Router::tick` leaves
+    /// such a group alone): the group is quiet (this node its quiet leader,
+    /// or `held` by its quiet leader's beats) and nothing waits for a
+    /// tick: no write, read, forward, blocked client, or key due to expire.
+    pub fn is_dormant(&self, held: bool, now_ms: u64) -> bool {
+        let leader = self.raft.is_leader();
+        let quiet = if leader { self.raft.is_quiet() } else { held };
+        let expiry_due = leader && self.store.next_expiry_ms().is_some_and(|at| at <= now_ms);
+        quiet
+            && !expiry_due
+            && self.writes.is_empty()
+            && self.reads.is_empty()
+            && self.ready_reads.is_empty()
+            && self.forwarded.is_empty()
+            && self.waits.is_empty()
+            && self.self_record_at.is_none()
+    }
+
+    /// A beat's line for this group (`NodeMessage::Beat`). Returns whether
+    /// it changed more than the election timer (a leader or commit index
+    /// learned), so that the output must be taken.
+    pub fn on_quiet_beat(&mut self, from: NodeId, term: Term, commit: Index) -> bool {
+        let before = (self.raft.leader(), self.raft.commit(), self.raft.role());
+        self.raft.on_quiet_beat(from, term, commit);
+        self.settle();
+        before != (self.raft.leader(), self.raft.commit(), self.raft.role())
+    }
+
     pub fn step(&mut self, from: NodeId, message: NodeMessage) {
         match message {
             NodeMessage::Raft(message) => {
@@ -433,6 +471,8 @@ impl Node {
                 self.raft.step(from, message)
             }
             NodeMessage::Probe => self.tell_if_removed(from),
+            // The router's (`Router::step`); it never reaches a node.
+            NodeMessage::Beat { .. } => {}
             NodeMessage::Removed => {
                 if !self.raft.membership().contains(self.raft.id())
                     || self.directory.removed.contains(&self.raft.id())

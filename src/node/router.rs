@@ -53,9 +53,9 @@ use super::{ConnId, Directory, Node, NodeMessage, Output, Transport};
 use crate::kv::slot::{key_slot, SLOTS};
 use crate::kv::{self};
 use crate::protocol::Reply;
-use crate::raft::{Lsn, NodeId, Record, Snapshot};
+use crate::raft::{Index, Lsn, NodeId, Record, Snapshot, Term};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// A Raft group of the cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -162,6 +162,21 @@ impl RouterOutput {
 /// Ticks between two looks at how key groups' leaders are spread.
 const BALANCE_TICKS: u64 = 50;
 
+/// Ticks between two sweeps, which tick every group, dormant or not: a
+/// safety net (a dormant group has nothing to do by definition, and what
+/// can give it something wakes it: input, a member's silence, an expiry
+/// alarm, a directory change).
+const SWEEP_TICKS: u64 = 500;
+
+/// A member's last beat (`Router::on_beat`).
+#[derive(Debug, Default)]
+struct Beat {
+    /// The router tick it came at.
+    tick: u64,
+    /// The groups it named.
+    groups: BTreeSet<GroupId>,
+}
+
 /// The groups of one member and the connections it serves.
 pub struct Router {
     groups: BTreeMap<GroupId, Node>,
@@ -175,6 +190,25 @@ pub struct Router {
     now_ms: u64,
     lines: BTreeMap<ConnId, Line>,
     output: RouterOutput,
+    /// Peer messages handed out and taken in, for INFO.
+    messages_sent: u64,
+    messages_received: u64,
+    /// Groups given input since their output was last taken: only these
+    /// (and the home group) are asked for output.
+    touched: BTreeSet<GroupId>,
+    /// Groups ticked on every tick; the others are dormant (`dormant`), and
+    /// join again on input, an alarm, or a sweep.
+    awake: BTreeSet<GroupId>,
+    /// The first group found to have met state it cannot trust (`fatal`),
+    /// looked for among the groups whose output is taken.
+    fatal_group: Option<GroupId>,
+    /// Each member's last beat: when, and the groups it named.
+    beats: BTreeMap<NodeId, Beat>,
+    /// Dormant groups this member leads whose next key expires then (ms).
+    expiry_alarms: BTreeSet<(u64, GroupId)>,
+    /// The home group's directory at the last tick: a change makes the next
+    /// tick a sweep, so that every key group's leader follows it at once.
+    directory: Directory,
 }
 
 impl Router {
@@ -196,6 +230,14 @@ impl Router {
             now_ms: 0,
             lines: BTreeMap::new(),
             output: RouterOutput::default(),
+            messages_sent: 0,
+            messages_received: 0,
+            touched: BTreeSet::new(),
+            awake: BTreeSet::new(),
+            fatal_group: None,
+            beats: BTreeMap::new(),
+            expiry_alarms: BTreeSet::new(),
+            directory: Directory::default(),
         }
     }
 
@@ -227,6 +269,21 @@ impl Router {
 
     pub fn home_mut(&mut self) -> &mut Node {
         self.groups.get_mut(&HOME).expect("the home group")
+    }
+
+    /// A group to give input to: its output is taken next (`touched`), and
+    /// it is ticked until it is dormant again.
+    fn node_mut(&mut self, group: GroupId) -> Option<&mut Node> {
+        let node = self.groups.get_mut(&group)?;
+        self.touched.insert(group);
+        self.awake.insert(group);
+        Some(node)
+    }
+
+    /// Every group is given input.
+    fn touch_all(&mut self) {
+        self.touched.extend(self.groups.keys().copied());
+        self.awake.extend(self.groups.keys().copied());
     }
 
     pub fn groups(&self) -> impl Iterator<Item = (GroupId, &Node)> {
@@ -273,27 +330,145 @@ impl Router {
         self.now_ms
     }
 
+    /// One tick of the member's clock. A dormant group (see `dormant`) is
+    /// left alone but on a sweep, every `SWEEP_TICKS` or when the directory
+    /// changed, so that an idle member's ticks cost little per group.
     pub fn tick(&mut self, now_ms: u64) {
         let now_ms = self.clock(now_ms);
-        for node in self.groups.values_mut() {
-            node.tick(now_ms);
+        self.ticks += 1;
+        let directory_changed = self.home().directory() != &self.directory;
+        if directory_changed {
+            self.directory = self.home().directory().clone();
         }
-        if self.shards > 1 {
-            // The key groups' members are the home group's.
-            let directory: Directory = self.home().directory().clone();
-            for (group, node) in self.groups.iter_mut() {
-                if *group != HOME {
-                    node.follow_membership(&directory);
+        let sweep = self.shards == 1 || directory_changed || self.ticks.is_multiple_of(SWEEP_TICKS);
+        self.wake_due(now_ms);
+        let candidates: Vec<GroupId> =
+            if sweep { self.groups.keys().copied().collect() } else { self.awake.iter().copied().collect() };
+        for group in candidates {
+            if self.dormant(group, now_ms) {
+                self.awake.remove(&group);
+                let node = &self.groups[&group];
+                if let Some(at) = node.store().next_expiry_ms().filter(|_| node.raft().is_leader()) {
+                    self.expiry_alarms.insert((at, group));
+                }
+                if !sweep {
+                    continue;
                 }
             }
-            let views = self.shard_views();
-            self.home_mut().set_shards(views);
-            self.ticks += 1;
+            let node = self.groups.get_mut(&group).expect("a group of the router");
+            node.tick(now_ms);
+            if group != HOME && self.shards > 1 {
+                // The key groups' members are the home group's.
+                node.follow_membership(&self.directory);
+            }
+            self.touched.insert(group);
+        }
+        if self.shards > 1 {
+            if sweep {
+                let views = self.shard_views();
+                self.home_mut().set_shards(views);
+            }
+            if self.ticks.is_multiple_of(self.beat_ticks()) {
+                self.send_beats();
+            }
             if self.ticks.is_multiple_of(BALANCE_TICKS) {
                 self.balance_leaders();
             }
             self.leave_groups_when_cut_off();
         }
+    }
+
+    /// Whether `group` has nothing to do on a tick: its leader here is quiet,
+    /// or its leader's last beat named it and the next is not overdue, and
+    /// its node waits for nothing (`Node::is_dormant`).
+    fn dormant(&self, group: GroupId, now_ms: u64) -> bool {
+        let Some(node) = self.groups.get(&group) else { return false };
+        let window = self.beat_ticks() * 2 + 1;
+        let held = node.raft().leader().and_then(|leader| self.beats.get(&leader)).is_some_and(|beat| {
+            beat.groups.contains(&group) && beat.tick + window > self.ticks
+        });
+        node.is_dormant(held, now_ms)
+    }
+
+    /// Ticks between two beats: the heartbeat period, or a sixth of the
+    /// election timeout if longer (a beat names every quiet group, so it is
+    /// sent less often than heartbeats; a follower no longer held starts
+    /// its election timeout from the last beat it had).
+    fn beat_ticks(&self) -> u64 {
+        let config = self.home().raft().config();
+        u64::from(config.heartbeat_ticks.max(config.election_ticks / 6).max(1))
+    }
+
+    /// Wakes the dormant groups that must act: those held by a member whose
+    /// beats stopped (crashed, cut off), and leaders with a key due to
+    /// expire.
+    fn wake_due(&mut self, now_ms: u64) {
+        let window = self.beat_ticks() * 2 + 1;
+        for beat in self.beats.values_mut() {
+            if beat.tick + window <= self.ticks && !beat.groups.is_empty() {
+                self.awake.append(&mut beat.groups);
+            }
+        }
+        while let Some((at, group)) = self.expiry_alarms.first().copied() {
+            if at > now_ms {
+                break;
+            }
+            self.expiry_alarms.pop_first();
+            self.awake.insert(group);
+        }
+    }
+
+    /// One beat to every member that follows a group this member leads
+    /// quietly, naming all such groups (`raft::quiesce`): it stands in for
+    /// their heartbeats.
+    fn send_beats(&mut self) {
+        let mut beats: BTreeMap<NodeId, Vec<(GroupId, Term, Index)>> = BTreeMap::new();
+        for (group, node) in &self.groups {
+            let raft = node.raft();
+            if !raft.is_quiet() {
+                continue;
+            }
+            for member in raft.membership().members() {
+                if let Some((term, commit)) = raft.quiet_beat(member) {
+                    beats.entry(member).or_default().push((*group, term, commit));
+                }
+            }
+        }
+        for (member, groups) in beats {
+            self.output.send.push((member, HOME, NodeMessage::Beat { groups }));
+        }
+    }
+
+    /// A beat from `from`: each group it names takes it as its leader's
+    /// heartbeat, and stays dormant while the beats go on naming it; a
+    /// group it no longer names wakes (its leader woke, stepped down or
+    /// restarted).
+    fn on_beat(&mut self, from: NodeId, lines: Vec<(GroupId, Term, Index)>) {
+        let named: BTreeSet<GroupId> = lines.iter().map(|(group, _, _)| *group).collect();
+        let beat = self.beats.entry(from).or_default();
+        beat.tick = self.ticks;
+        let dropped: Vec<GroupId> = beat.groups.difference(&named).copied().collect();
+        beat.groups = named;
+        self.awake.extend(dropped);
+        for (group, term, commit) in lines {
+            let Some(node) = self.groups.get_mut(&group) else { continue };
+            if node.on_quiet_beat(from, term, commit) {
+                self.touched.insert(group);
+                self.awake.insert(group);
+            }
+        }
+    }
+
+    /// Groups ticked on every tick (the others are dormant), and groups this
+    /// member leads quietly: for INFO and tests.
+    pub fn activity(&self) -> (usize, usize) {
+        let quiet = self.groups.values().filter(|node| node.raft().is_quiet()).count();
+        (self.awake.len(), quiet)
+    }
+
+    /// Peer messages this member handed out and took in.
+    pub fn message_counts(&self) -> (u64, u64) {
+        (self.messages_sent, self.messages_received)
     }
 
     /// A key group's leader changes the group's membership from its own
@@ -317,6 +492,7 @@ impl Router {
         if self.home_leaderless_ticks < 2 * u64::from(election_ticks) {
             return;
         }
+        self.touch_all();
         for (group, node) in self.groups.iter_mut() {
             if *group != HOME && node.raft().is_leader() && node.raft().transfer_target().is_none() {
                 if let Some(to) = node.transfer_leadership() {
@@ -353,7 +529,7 @@ impl Router {
             return;
         }
         for group in key_groups {
-            let Some(node) = self.groups.get_mut(&group) else { continue };
+            let Some(node) = self.node_mut(group) else { continue };
             if !node.raft().is_leader() {
                 continue;
             }
@@ -387,13 +563,14 @@ impl Router {
 
     /// Why this member must stop, if a group met state it cannot trust.
     pub fn fatal(&self) -> Option<&str> {
-        self.groups.values().find_map(|node| node.fatal())
+        self.groups.get(&self.fatal_group?)?.fatal()
     }
 
     /// Hands leadership of every group this member leads to another
     /// voter (a graceful stop); the home group's new leader, if it led it.
     pub fn transfer_leadership(&mut self) -> Option<NodeId> {
         let mut home = None;
+        self.touch_all();
         for (group, node) in self.groups.iter_mut() {
             let to = node.transfer_leadership();
             if *group == HOME {
@@ -411,8 +588,13 @@ impl Router {
     /// A message for `group` from member `from`; a group this member does
     /// not hold drops it (the sender retransmits what matters).
     pub fn step(&mut self, from: NodeId, group: GroupId, message: NodeMessage) {
+        self.messages_received += 1;
         let now_ms = self.now_ms;
-        if let Some(node) = self.groups.get_mut(&group) {
+        if let NodeMessage::Beat { groups } = message {
+            self.on_beat(from, groups);
+            return;
+        }
+        if let Some(node) = self.node_mut(group) {
             // A forwarded write is stamped with the leader's clock.
             node.advance_clock(now_ms);
             node.step(from, message);
@@ -420,13 +602,14 @@ impl Router {
     }
 
     pub fn persisted(&mut self, group: GroupId, through: Lsn) {
-        if let Some(node) = self.groups.get_mut(&group) {
+        if let Some(node) = self.node_mut(group) {
             node.persisted(through);
         }
     }
 
     pub fn connected(&mut self, conn: ConnId, transport: Transport, now_ms: u64) {
         let now_ms = self.clock(now_ms);
+        self.touch_all();
         for node in self.groups.values_mut() {
             node.connected(conn, transport, now_ms);
         }
@@ -434,6 +617,7 @@ impl Router {
     }
 
     pub fn disconnected(&mut self, conn: ConnId) {
+        self.touch_all();
         for node in self.groups.values_mut() {
             node.disconnected(conn);
         }
@@ -482,7 +666,7 @@ impl Router {
             b"FLUSHALL" | b"FLUSHDB" => Route::Merge(Merge::AllOk),
             b"WATCH" => {
                 let keys = args[1..].iter().map(|key| self.group_of_slot(key_slot(key)));
-                let groups: std::collections::BTreeSet<GroupId> = keys.collect();
+                let groups: BTreeSet<GroupId> = keys.collect();
                 let watched = self.lines.get(&conn).and_then(|line| line.watch_group);
                 match (groups.len(), groups.first()) {
                     (1, Some(group)) if watched.is_none_or(|w| w == *group) => {
@@ -668,7 +852,7 @@ impl Router {
             let flight = InFlight { seq: Some(seq), route, answers: BTreeMap::new(), asked: asked.clone() };
             line.in_flight.push_back(flight);
             for group in asked {
-                if let Some(node) = self.groups.get_mut(&group) {
+                if let Some(node) = self.node_mut(group) {
                     node.client(conn, args.clone(), now_ms);
                 }
             }
@@ -694,7 +878,7 @@ impl Router {
         let Some(line) = self.lines.get_mut(&conn) else { return };
         let flight = InFlight { seq, route, answers: BTreeMap::new(), asked: vec![group] };
         line.in_flight.push_back(flight);
-        if let Some(node) = self.groups.get_mut(&group) {
+        if let Some(node) = self.node_mut(group) {
             node.client(conn, args, now_ms);
         }
     }
@@ -765,8 +949,13 @@ impl Router {
         let now_ms = self.clock(now_ms);
         loop {
             let mut replies = Vec::new();
-            for (group, node) in self.groups.iter_mut() {
+            let mut touched = std::mem::take(&mut self.touched);
+            touched.insert(HOME);
+            for (group, node) in self.groups.iter_mut().filter(|(group, _)| touched.contains(group)) {
                 let Output { persist, send, replies: answered, snapshot } = node.take_output();
+                if self.fatal_group.is_none() && node.fatal().is_some() {
+                    self.fatal_group = Some(*group);
+                }
                 if !persist.is_empty() {
                     self.output.durable.push((*group, Durable::Records(persist)));
                 }
@@ -777,6 +966,7 @@ impl Router {
                 replies.extend(answered.into_iter().map(|(conn, reply)| (*group, conn, reply)));
             }
             if replies.is_empty() {
+                self.messages_sent += self.output.send.len() as u64;
                 return std::mem::take(&mut self.output);
             }
             for (group, conn, reply) in replies {

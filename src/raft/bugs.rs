@@ -52,10 +52,14 @@ pub enum PlantedBug {
     /// never looked at the list: nil on a list that was never empty.
     /// Planted in `node::blocking`.
     BlockNilUnseen,
+    /// A leader goes quiet once a quorum holds its log, not every member:
+    /// a follower that was behind stays behind while the group is idle.
+    /// Planted in `raft::quiesce`.
+    QuiesceLaggingFollower,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 11] = [
+    pub const ALL: [PlantedBug; 12] = [
         PlantedBug::CommitOldTerm,
         PlantedBug::VoteTwice,
         PlantedBug::VoteBeforePersist,
@@ -67,6 +71,7 @@ impl PlantedBug {
         PlantedBug::NoCheckQuorumStepDown,
         PlantedBug::SpopLocalRandom,
         PlantedBug::BlockNilUnseen,
+        PlantedBug::QuiesceLaggingFollower,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +88,7 @@ impl PlantedBug {
             PlantedBug::NoCheckQuorumStepDown => "no-check-quorum-step-down",
             PlantedBug::SpopLocalRandom => "spop-local-random",
             PlantedBug::BlockNilUnseen => "block-nil-unseen",
+            PlantedBug::QuiesceLaggingFollower => "quiesce-lagging-follower",
         }
     }
 

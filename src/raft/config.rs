@@ -43,6 +43,10 @@ pub struct Config {
     pub snapshot_chunk_bytes_max: u64,
     /// The leader promotes a learner to voter once it has caught up.
     pub auto_promote_learners: bool,
+    /// A leader whose group has nothing in flight stops its heartbeats
+    /// (`quiesce`); its followers must then be kept in their term by the
+    /// shell's beats (`Raft::on_quiet_beat`), or they campaign.
+    pub quiesce: bool,
     /// Test-only deliberate defects that prove the checkers can fail.
     pub planted_bug: PlantedBug,
 }
@@ -97,6 +101,7 @@ impl Config {
             inflight_appends_max: 64,
             snapshot_chunk_bytes_max: 1 << 20,
             auto_promote_learners: true,
+            quiesce: false,
             planted_bug: PlantedBug::None,
         }
     }

@@ -35,6 +35,7 @@ mod membership;
 pub mod memory;
 mod message;
 mod progress;
+mod quiesce;
 mod read;
 mod replication;
 mod rng;
@@ -159,6 +160,11 @@ struct LeaderState {
     heartbeat_elapsed: u32,
     reads: ReadQueue,
     transfer: Option<Transfer>,
+    /// Heartbeat rounds in a row that found the group settled (`settled`).
+    settled_rounds: u32,
+    /// Quiet (`Config::quiesce`): no heartbeats and no check-quorum until
+    /// the leader next sends or hears a message.
+    quiet: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -326,6 +332,7 @@ impl Raft {
     }
 
     fn dispatch(&mut self, from: NodeId, message: Message) {
+        self.wake();
         let term = message.term;
         match message.kind {
             MessageKind::PreVote { last_index, last_term } => {
@@ -542,6 +549,7 @@ impl Raft {
     }
 
     fn send(&mut self, to: NodeId, kind: MessageKind) {
+        self.wake();
         let message = Message { term: self.term, kind };
         self.output.send.push((to, message));
     }

@@ -72,6 +72,11 @@ impl ReadQueue {
     pub(super) fn round(&self) -> u64 {
         self.round
     }
+
+    /// No read waits for anything.
+    pub(super) fn is_idle(&self) -> bool {
+        !self.round_needed && self.waiting.is_empty() && self.before_term_commit.is_empty()
+    }
 }
 
 impl Raft {

@@ -22,6 +22,8 @@ impl Raft {
             heartbeat_elapsed: 0,
             reads: ReadQueue::default(),
             transfer: None,
+            settled_rounds: 0,
+            quiet: false,
         }));
         self.leader = Some(id);
         self.election_elapsed = 0;
@@ -42,6 +44,9 @@ impl Raft {
     pub(super) fn tick_leader(&mut self) {
         let heartbeat_ticks = self.config.heartbeat_ticks;
         let state = self.leader_state();
+        if state.quiet {
+            return;
+        }
         state.heartbeat_elapsed += 1;
         let heartbeat_due = state.heartbeat_elapsed >= heartbeat_ticks;
         if heartbeat_due {
@@ -58,7 +63,7 @@ impl Raft {
             }
         }
         self.tick_transfer();
-        if heartbeat_due {
+        if heartbeat_due && !self.quiesce_if_settled() {
             self.broadcast_heartbeat();
         }
         self.maybe_promote_learner();
@@ -208,7 +213,7 @@ impl Raft {
         self.pending_restore.is_none()
     }
 
-    fn advance_follower_commit(&mut self, commit: Index) {
+    pub(super) fn advance_follower_commit(&mut self, commit: Index) {
         if commit > self.commit {
             self.commit = commit;
             self.apply_committed();

@@ -456,7 +456,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     let mut stats = TurnStats::default();
     let mut disks: BTreeMap<GroupId, GroupDisk> = BTreeMap::new();
     for (group, wal) in wals {
-        let disk = GroupDisk { jobs: Mailbox::new(usize::MAX), state: Rc::default(), handed_out: Lsn(0) };
+        let disk = GroupDisk { jobs: Mailbox::new(usize::MAX), state: Rc::default(), handed_out: Lsn(0), reported: Lsn(0) };
         glommio::spawn_local(disk_task(group, wal, disk.jobs.clone(), events.clone(), disk.state.clone()))
             .detach();
         disks.insert(group, disk);
@@ -473,8 +473,15 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             }
         }
         let mut batch = events.take_all().await;
-        // What the disks made durable, whether or not their wake-up events fit.
-        batch.extend(disks.iter().map(|(group, disk)| Event::Persisted(*group, disk.state.durable.get())));
+        // What the disks made durable since the last turn, whether or not
+        // their wake-up events fit.
+        for (group, disk) in disks.iter_mut() {
+            let durable = disk.state.durable.get();
+            if durable != disk.reported {
+                disk.reported = durable;
+                batch.push(Event::Persisted(*group, durable));
+            }
+        }
         let now = wall_ms();
         for event in batch {
             match &event {
@@ -515,7 +522,13 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         // reads files in /proc.
         if ticks.is_multiple_of(50) && refreshed_at != Some(ticks) {
             refreshed_at = Some(ticks);
-            let mut disk_stats = TurnStats { rounds: stats.rounds, ..TurnStats::default() };
+            let (sent, received) = router.message_counts();
+            let mut disk_stats = TurnStats {
+                rounds: stats.rounds,
+                peer_messages_sent: sent,
+                peer_messages_received: received,
+                ..TurnStats::default()
+            };
             for disk in disks.values() {
                 let group = disk.state.stats.get();
                 disk_stats.fsyncs += group.fsyncs;
@@ -554,6 +567,8 @@ struct GroupDisk {
     jobs: Mailbox<DiskJob>,
     state: Rc<DiskState>,
     handed_out: Lsn,
+    /// The durable point last fed to the router.
+    reported: Lsn,
 }
 
 /// Where group `group`'s WAL lives: the data directory itself for the home
@@ -641,6 +656,8 @@ fn refresh(
         pair("wal_records", stats.records.to_string()),
         pair("wal_records_per_fsync", format!("{:.2}", stats.records as f64 / stats.fsyncs.max(1) as f64)),
         pair("snapshots_saved", stats.snapshots.to_string()),
+        pair("peer_messages_sent", stats.peer_messages_sent.to_string()),
+        pair("peer_messages_received", stats.peer_messages_received.to_string()),
         pair("peer_messages_dropped", dropped.to_string()),
         pair("write_latency_samples", latency.len().to_string()),
         pair("write_latency_p50_us", latency.value_at_quantile(0.5).to_string()),
