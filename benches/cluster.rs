@@ -35,7 +35,10 @@
 //!    clients and peers; the ratio TLS / plain;
 //! 8. cores (issue 16, `benches/cluster/cores.rs`): one node at `--cores 1`
 //!    and one at `--cores 2`, SET and GET at 64 clients on each in turn,
-//!    ops/s and server CPU microseconds per operation.
+//!    ops/s and server CPU microseconds per operation;
+//! 9. shards (issue 16, `benches/cluster/shards.rs`): idle CPU and peer
+//!    messages per second of a member of a three-node cluster holding 16,
+//!    then 1,024 shards, once every group is quiet.
 //!
 //! Every client is a glommio task on one client thread (one thread keeps
 //! the load generator's CPU share small and the same for both servers): it
@@ -48,7 +51,7 @@
 //! `CASHE_BENCH_SECONDS` (10) and `CASHE_BENCH_WARMUP_SECONDS` (1) per cell,
 //! `CASHE_BENCH_CLIENTS` (`1,16,64,256` for SET and GET, `64` for HSET,
 //! LPUSH and ZADD; when set, it is used for all), `CASHE_BENCH_PARTS`
-//! (`set,get,hset,lpush,zadd,failover,tls,cores,memory,memory-types`; `memory-types`
+//! (`set,get,hset,lpush,zadd,failover,tls,cores,shards,memory,memory-types`; `memory-types`
 //! stands for `memory-hash,memory-set,memory-zset`),
 //! `CASHE_BENCH_FAILOVER_TRIALS` (5), `CASHE_BENCH_MEMORY_KEYS` (1000000),
 //! `CASHE_BENCH_MEMORY_ELEMENTS` (1000000), `CASHE_BENCH_DIR` (`target/bench`),
@@ -82,6 +85,8 @@ type BenchResult<T> = Result<T, Box<dyn Error>>;
 
 #[path = "cluster/cores.rs"]
 mod cores;
+#[path = "cluster/shards.rs"]
+mod shards;
 #[path = "cluster/tls.rs"]
 mod tls;
 
@@ -189,6 +194,9 @@ fn main() -> BenchResult<()> {
     if settings.wants("cores") {
         report.cores = Some(cores::cores_cell(&settings, &data.path, &logs)?);
     }
+    if settings.wants("shards") {
+        report.shards = Some(shards::shards_cell(&settings, &data.path, &logs)?);
+    }
     if settings.wants("memory") {
         report.memory = Some(memory(&data.path.join("memory"), &logs, &settings)?);
     }
@@ -250,11 +258,13 @@ impl Settings {
         let clients = counts(list("CASHE_BENCH_CLIENTS", "1,16,64,256"))?;
         // The data types' cells run at 64 clients unless told otherwise.
         let collection_clients = counts(list("CASHE_BENCH_CLIENTS", "64"))?;
-        let mut parts: Vec<String> =
-            list("CASHE_BENCH_PARTS", "set,get,hset,lpush,zadd,failover,tls,cores,memory,memory-types")
-                .split(',')
-                .map(|p| p.trim().to_ascii_lowercase())
-                .collect();
+        let mut parts: Vec<String> = list(
+            "CASHE_BENCH_PARTS",
+            "set,get,hset,lpush,zadd,failover,tls,cores,shards,memory,memory-types",
+        )
+        .split(',')
+        .map(|p| p.trim().to_ascii_lowercase())
+        .collect();
         if parts.iter().any(|p| p == "memory-types") {
             parts.extend(["memory-hash", "memory-set", "memory-zset"].map(String::from));
         }
@@ -332,14 +342,23 @@ impl Drop for Process {
 }
 
 /// Waits until `attempt` returns `Some`, for at most [`PATIENCE`].
-fn eventually<T>(what: &str, mut attempt: impl FnMut() -> Option<T>) -> BenchResult<T> {
-    let deadline = Instant::now() + PATIENCE;
+fn eventually<T>(what: &str, attempt: impl FnMut() -> Option<T>) -> BenchResult<T> {
+    eventually_within(what, PATIENCE, attempt)
+}
+
+/// Waits until `attempt` returns `Some`, for at most `patience`.
+fn eventually_within<T>(
+    what: &str,
+    patience: Duration,
+    mut attempt: impl FnMut() -> Option<T>,
+) -> BenchResult<T> {
+    let deadline = Instant::now() + patience;
     loop {
         if let Some(value) = attempt() {
             return Ok(value);
         }
         if Instant::now() > deadline {
-            return Err(format!("gave up after {PATIENCE:?} waiting for {what}").into());
+            return Err(format!("gave up after {patience:?} waiting for {what}").into());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -1598,6 +1617,7 @@ struct Report {
     failover: Option<FailoverResult>,
     tls: Option<tls::TlsCell>,
     cores: Option<cores::CoresCell>,
+    shards: Option<shards::ShardsCell>,
     memory: Option<MemoryResult>,
     /// Memory per element of a hash, a set and a sorted set (issue 14).
     type_memory: Vec<TypeMemory>,
@@ -1677,6 +1697,7 @@ impl Report {
             failover: None,
             tls: None,
             cores: None,
+            shards: None,
             memory: None,
             type_memory: Vec::new(),
         }
@@ -1741,6 +1762,7 @@ impl Report {
         text.push_str(&self.failover_text());
         text.push_str(&self.tls_text());
         text.push_str(&self.cores_text());
+        text.push_str(&self.shards_text());
         text.push_str(&self.memory_text());
         text.push_str(&self.type_memory_text());
         text.push_str(&self.goals());
@@ -1848,6 +1870,31 @@ impl Report {
                 two.cpu_us_per_op() / one.cpu_us_per_op().max(1e-9),
                 one.result.errors.total(),
                 two.result.errors.total(),
+            );
+        }
+        text
+    }
+
+    fn shards_text(&self) -> String {
+        let Some(cell) = &self.shards else { return String::new() };
+        let mut text = String::from(
+            "\nidle shards (three nodes, no load, every group quiet; the first node's CPU and peer messages):\n",
+        );
+        for side in &cell.sides {
+            let _ = writeln!(
+                text,
+                "  {:>5} shards: {:>6.2}% of a CPU, {:>7.1} messages/s, {:>7.1} MiB resident; quiet {:.0} s after start",
+                side.shards, side.cpu_percent, side.messages_per_second, side.resident_mib, side.settle_seconds
+            );
+        }
+        if let (Some(first), Some(last)) = (cell.sides.first(), cell.sides.last()) {
+            let _ = writeln!(
+                text,
+                "  ratio {} / {} shards: CPU {:.2}, messages {:.2}",
+                last.shards,
+                first.shards,
+                last.cpu_percent / first.cpu_percent.max(1e-9),
+                last.messages_per_second / first.messages_per_second.max(1e-9)
             );
         }
         text
@@ -2038,6 +2085,19 @@ impl Report {
                 side_json(&cell.plain),
                 side_json(&cell.tls)
             );
+        }
+        if let Some(cell) = &self.shards {
+            let sides: Vec<String> = cell
+                .sides
+                .iter()
+                .map(|side| {
+                    format!(
+                        "{{\"shards\": {}, \"cpu_percent\": {:.3}, \"messages_per_second\": {:.1}, \"resident_mib\": {:.1}}}",
+                        side.shards, side.cpu_percent, side.messages_per_second, side.resident_mib
+                    )
+                })
+                .collect();
+            let _ = writeln!(json, "  \"idle_shards\": [{}],", sides.join(", "));
         }
         if let Some(cell) = &self.cores {
             let rows: Vec<String> = cell

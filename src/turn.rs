@@ -29,9 +29,6 @@ pub struct TurnStats {
     pub fsyncs: u64,
     pub records: u64,
     pub snapshots: u64,
-    /// Peer messages the router handed out and took in (`Router::message_counts`).
-    pub peer_messages_sent: u64,
-    pub peer_messages_received: u64,
 }
 
 /// Something the node handed out to make durable, in the node's order.

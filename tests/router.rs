@@ -190,10 +190,9 @@ impl Cluster {
         let reply = self.request(via, 1000 + n, &join);
         let Reply::Array(Some(items)) = &reply else { panic!("join: {reply:?}") };
         assert_eq!(items[0], Reply::Integer(n as i64), "numbers are handed out in order: {reply:?}");
-        let groups =
-            (0..=shards)
-                .map(|g| (GroupId(g), group_node(NodeId(n), g, shards, PlantedBug::None, Default::default())))
-                .collect();
+        let groups = (0..=shards)
+            .map(|g| (GroupId(g), group_node(NodeId(n), g, shards, PlantedBug::None, Default::default())))
+            .collect();
         self.routers.push(Router::new(shards, groups));
         self.replies.push(Vec::new());
     }
@@ -679,7 +678,8 @@ fn when_a_member_stops_the_quiet_groups_it_led_elect_new_leaders() {
     }
     assert!(all_quiet(&cluster));
     let gone = NodeId(1);
-    let led: Vec<GroupId> = cluster.leaders().into_iter().filter(|(_, l)| *l == Some(gone)).map(|(g, _)| g).collect();
+    let led: Vec<GroupId> =
+        cluster.leaders().into_iter().filter(|(_, l)| *l == Some(gone)).map(|(g, _)| g).collect();
     assert!(!led.is_empty(), "member 1 leads some groups");
     cluster.cut.insert(gone);
     cluster.stopped.insert(gone);
@@ -734,4 +734,3 @@ fn a_group_goes_quiet_only_once_every_member_holds_its_log() {
     // log: the member that was cut off stays behind.
     assert!(!cut_off_member_holds_a_write_once_quiet(PlantedBug::QuiesceLaggingFollower));
 }
-

@@ -41,7 +41,7 @@ pub(super) struct CoresCell {
 }
 
 /// User + system CPU seconds of process `pid`, all its threads.
-fn cpu_seconds(pid: u32) -> BenchResult<f64> {
+pub(super) fn cpu_seconds(pid: u32) -> BenchResult<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may hold spaces) in parentheses.
     let rest = stat.rsplit_once(')').ok_or("no command name in stat")?.1;

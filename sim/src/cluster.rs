@@ -72,7 +72,10 @@
 //! - at most one leader per term (observed after every turn of every node);
 //! - every index committed anywhere holds the same entry everywhere;
 //! - after healing, all live members have applied the same index and hold
-//!   equal key spaces.
+//!   equal key spaces;
+//! - with several shards, a leader is quiet only while every member of its
+//!   term holds its whole log, and once idle every group goes quiet
+//!   (`raft::quiesce`).
 
 use crate::linearizability::{self, Call, Operation, Outcome};
 use crate::trace::Trace;
@@ -571,6 +574,40 @@ fn observe(shared: &SharedRef, name: &str, router: &Router, group: GroupId) {
     }
     drop(s);
     only_complete_logs_electable(shared, name, node, group);
+    quiet_only_when_every_member_holds_the_log(shared, name, node, group);
+}
+
+/// A leader goes quiet (`raft::quiesce`) only once every member of its
+/// group holds its whole log: a member of its term that lacks its last
+/// entry would stay behind while the group is idle (planted bug
+/// `quiesce-lagging-follower`). Members of another term are not looked at
+/// (a newer leader may have rewritten their logs).
+fn quiet_only_when_every_member_holds_the_log(shared: &SharedRef, name: &str, node: &Node, group: GroupId) {
+    let raft = node.raft();
+    if !raft.is_quiet() {
+        return;
+    }
+    let (last, last_term, term) = (raft.log().last_index(), raft.log().last_term(), raft.term());
+    let members: BTreeSet<NodeId> = raft.membership().members().collect();
+    let mut s = shared.borrow_mut();
+    let mut lagging = Vec::new();
+    for (other, router) in s.nodes.iter().filter(|(other, _)| other.as_str() != name) {
+        let Ok(router) = router.try_borrow() else { continue };
+        let Some(follower) = router.group(group).map(Node::raft) else { continue };
+        if !members.contains(&follower.id()) || follower.term() != term {
+            continue;
+        }
+        let holds = follower.snapshot_index() >= last || follower.log().term(last) == Some(last_term);
+        if !holds {
+            lagging.push(other.clone());
+        }
+    }
+    for other in lagging {
+        let of_group = if group == HOME { String::new() } else { format!(" of group {}", group.0) };
+        let text =
+            format!("{name} leads term {term}{of_group} quietly, but {other} lacks its last entry {last}");
+        s.violations.push(text);
+    }
 }
 
 /// The argument of Raft's §5.4.3 as a check: no node missing a committed
@@ -1742,6 +1779,21 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
     }
     drop(s);
     converged(&shared).map_err(|what| fail(&shared, what))?;
+    if shared.borrow().shards > 1 {
+        // Idle now: every group goes quiet (its leader stops heartbeats,
+        // the members' beats stand in for them).
+        let mut quiet = false;
+        for _ in 0..QUIET_STEPS {
+            quiet = all_groups_quiet(&shared);
+            if quiet || sim.step().is_err() {
+                break;
+            }
+        }
+        if !quiet {
+            let why = loud_groups(&shared);
+            return Err(fail(&shared, format!("idle after the run, not every group went quiet: {why}")));
+        }
+    }
     let s = shared.borrow();
     Ok(Report {
         digest: s.trace.digest(),
@@ -1861,6 +1913,62 @@ fn heal(sim: &mut turmoil::Sim, shared: &SharedRef, restarts: &mut BTreeMap<Stri
 /// Simulated milliseconds the run may go on after its clients finish, for
 /// the live members to reach the same applied index.
 const SETTLE_STEPS: u32 = 2_000;
+
+/// Simulated milliseconds an idle cluster may take for every group to go
+/// quiet (a few heartbeat rounds, and the leaders' spreading).
+const QUIET_STEPS: u32 = 5_000;
+
+/// Every group has a quiet leader.
+fn all_groups_quiet(shared: &SharedRef) -> bool {
+    let s = shared.borrow();
+    let mut quiet: BTreeMap<GroupId, bool> = BTreeMap::new();
+    // Every host (a name the admin removed may have joined again).
+    for node in s.nodes.values() {
+        let Ok(router) = node.try_borrow() else { return false };
+        for (group, node) in router.groups() {
+            *quiet.entry(group).or_default() |= node.raft().is_quiet();
+        }
+    }
+    quiet.values().all(|q| *q)
+}
+
+/// The groups without a quiet leader, with what their leaders see.
+fn loud_groups(shared: &SharedRef) -> String {
+    let s = shared.borrow();
+    let mut out = Vec::new();
+    for (name, node) in &s.nodes {
+        let Ok(router) = node.try_borrow() else { continue };
+        for (group, node) in router.groups() {
+            let raft = node.raft();
+            if !raft.is_leader() {
+                out.push(format!(
+                    "group {} at {name}: {:?} term {} leader {:?} voters {:?}",
+                    group.0,
+                    raft.role(),
+                    raft.term().0,
+                    raft.leader(),
+                    raft.membership().voters
+                ));
+            } else if !raft.is_quiet() {
+                let progress: Vec<String> = raft
+                    .progress()
+                    .iter()
+                    .map(|(id, p)| format!("{id}: match {} {:?}", p.match_index.0, p.state))
+                    .collect();
+                out.push(format!(
+                    "group {} led by {name} (removed {}, commit {}, last {}, transfer {:?}, {})",
+                    group.0,
+                    router.home().directory().removed.len(),
+                    raft.commit().0,
+                    raft.log().last_index().0,
+                    raft.transfer_target(),
+                    progress.join(", ")
+                ));
+            }
+        }
+    }
+    out.join("; ")
+}
 
 /// The distinct indexes the live members have applied.
 fn applied_indexes(shared: &SharedRef) -> BTreeSet<Vec<Index>> {

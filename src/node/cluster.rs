@@ -378,19 +378,21 @@ impl Node {
     /// learner (the core promotes it once caught up). Refusals (a change in
     /// flight, a leader not ready) are retried on a later tick.
     fn step_membership_towards(&mut self, directory: &Directory) {
-        let membership = self.raft.membership();
-        let change = if let Some(gone) = membership.members().find(|m| directory.removed.contains(m)) {
-            Some(MembershipChange::Remove(gone))
-        } else {
-            directory
-                .members
-                .keys()
-                .find(|m| !membership.contains(**m) && !directory.removed.contains(m))
-                .map(|m| MembershipChange::AddLearner(*m))
-        };
-        if let Some(change) = change {
+        if let Some(change) = self.membership_change_towards(directory) {
             let _ = self.raft.propose_membership_change(change);
         }
+    }
+
+    /// The next single-server change that would bring the Raft membership
+    /// closer to `directory`'s members, if it differs.
+    pub(super) fn membership_change_towards(&self, directory: &Directory) -> Option<MembershipChange> {
+        let membership = self.raft.membership();
+        if let Some(gone) = membership.members().find(|m| directory.removed.contains(m)) {
+            return Some(MembershipChange::Remove(gone));
+        }
+        let missing =
+            directory.members.keys().find(|m| !membership.contains(**m) && !directory.removed.contains(m));
+        missing.map(|m| MembershipChange::AddLearner(*m))
     }
 
     /// `CLUSTER ...`; `None` when the command is not CLUSTER.

@@ -439,9 +439,14 @@ impl Node {
     /// Whether a tick would find nothing to do here (`Router::tick` leaves
     /// such a group alone): the group is quiet (this node its quiet leader,
     /// or `held` by its quiet leader's beats) and nothing waits for a
-    /// tick: no write, read, forward, blocked client, or key due to expire.
-    pub fn is_dormant(&self, held: bool, now_ms: u64) -> bool {
+    /// tick: no write, read, forward, blocked client, key due to expire,
+    /// or (as leader) membership change towards `directory`, the home
+    /// group's (a refused one is retried on a later tick).
+    pub fn is_dormant(&self, held: bool, now_ms: u64, directory: &Directory) -> bool {
         let leader = self.raft.is_leader();
+        if leader && self.membership_change_towards(directory).is_some() {
+            return false;
+        }
         let quiet = if leader { self.raft.is_quiet() } else { held };
         let expiry_due = leader && self.store.next_expiry_ms().is_some_and(|at| at <= now_ms);
         quiet

@@ -162,6 +162,10 @@ impl RouterOutput {
 /// Ticks between two looks at how key groups' leaders are spread.
 const BALANCE_TICKS: u64 = 50;
 
+/// Leadership transfers one look may start (the rate limit of spreading:
+/// 1,024 groups started on one member spread over three in about 20 s).
+const BALANCE_TRANSFERS_MAX: usize = 16;
+
 /// Ticks between two sweeps, which tick every group, dormant or not: a
 /// safety net (a dormant group has nothing to do by definition, and what
 /// can give it something wakes it: input, a member's silence, an expiry
@@ -384,10 +388,12 @@ impl Router {
     fn dormant(&self, group: GroupId, now_ms: u64) -> bool {
         let Some(node) = self.groups.get(&group) else { return false };
         let window = self.beat_ticks() * 2 + 1;
-        let held = node.raft().leader().and_then(|leader| self.beats.get(&leader)).is_some_and(|beat| {
-            beat.groups.contains(&group) && beat.tick + window > self.ticks
-        });
-        node.is_dormant(held, now_ms)
+        let held = node
+            .raft()
+            .leader()
+            .and_then(|leader| self.beats.get(&leader))
+            .is_some_and(|beat| beat.groups.contains(&group) && beat.tick + window > self.ticks);
+        node.is_dormant(held, now_ms, &self.directory)
     }
 
     /// Ticks between two beats: the heartbeat period, or a sixth of the
@@ -504,10 +510,11 @@ impl Router {
 
     /// Spreads the key groups' leaders over the members: a member that
     /// leads more than its share (the groups over the voters, rounded up)
-    /// hands one group to the voter that leads the fewest, if that one is
-    /// below its share and answers. One transfer per look, at most one in
-    /// flight per member; every member decides only for the groups it
-    /// leads, from the leaders it knows, so a stale view costs a wasted
+    /// hands groups to the voters that lead the fewest, while they are below
+    /// their share and answer. Up to `BALANCE_TRANSFERS_MAX` transfers per
+    /// look, and none while one of this member's is in flight. Every member
+    /// decides only for the groups it leads, from the leaders it knows, so a
+    /// stale view costs a wasted
     /// transfer, never safety (a transfer is Raft's, §3.10).
     fn balance_leaders(&mut self) {
         let voters = self.home().raft().committed_membership().voters.clone();
@@ -523,13 +530,17 @@ impl Router {
             }
         }
         let share = key_groups.len().div_ceil(voters.len());
-        let mine = led.get(&me).copied().unwrap_or(0);
+        let mut mine = led.get(&me).copied().unwrap_or(0);
         let transferring = self.groups.values().any(|node| node.raft().transfer_target().is_some());
-        if mine <= share || transferring {
+        if transferring {
             return;
         }
+        let mut started = 0;
         for group in key_groups {
-            let Some(node) = self.node_mut(group) else { continue };
+            if mine <= share || started == BALANCE_TRANSFERS_MAX {
+                return;
+            }
+            let Some(node) = self.groups.get(&group) else { continue };
             if !node.raft().is_leader() {
                 continue;
             }
@@ -544,11 +555,12 @@ impl Router {
                 })
                 .min_by_key(|(member, count)| (**count, **member))
                 .map(|(member, _)| *member);
-            if let Some(target) = target {
-                if node.transfer_leadership_to(target) {
-                    tracing::info!(group = group.0, to = %target, "spreading leaders: handing over a group");
-                    return;
-                }
+            let Some(target) = target else { continue };
+            if self.node_mut(group).is_some_and(|node| node.transfer_leadership_to(target)) {
+                tracing::info!(group = group.0, to = %target, "spreading leaders: handing over a group");
+                *led.entry(target).or_default() += 1;
+                mine -= 1;
+                started += 1;
             }
         }
     }

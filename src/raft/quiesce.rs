@@ -65,7 +65,8 @@ impl Raft {
         let holds_all = |p: &super::Progress| p.match_index == last && p.state == ReplicationState::Replicate;
         if self.config.planted_bug.active(PlantedBug::QuiesceLaggingFollower) {
             // The planted bug: a quorum holding the log is taken as enough.
-            let holding = state.progress.iter().filter(|(id, p)| self.membership().is_voter(**id) && holds_all(p));
+            let holding =
+                state.progress.iter().filter(|(id, p)| self.membership().is_voter(**id) && holds_all(p));
             return holding.count() + 1 >= self.membership().quorum();
         }
         state.progress.values().all(holds_all)

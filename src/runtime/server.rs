@@ -456,7 +456,12 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     let mut stats = TurnStats::default();
     let mut disks: BTreeMap<GroupId, GroupDisk> = BTreeMap::new();
     for (group, wal) in wals {
-        let disk = GroupDisk { jobs: Mailbox::new(usize::MAX), state: Rc::default(), handed_out: Lsn(0), reported: Lsn(0) };
+        let disk = GroupDisk {
+            jobs: Mailbox::new(usize::MAX),
+            state: Rc::default(),
+            handed_out: Lsn(0),
+            reported: Lsn(0),
+        };
         glommio::spawn_local(disk_task(group, wal, disk.jobs.clone(), events.clone(), disk.state.clone()))
             .detach();
         disks.insert(group, disk);
@@ -522,20 +527,14 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         // reads files in /proc.
         if ticks.is_multiple_of(50) && refreshed_at != Some(ticks) {
             refreshed_at = Some(ticks);
-            let (sent, received) = router.message_counts();
-            let mut disk_stats = TurnStats {
-                rounds: stats.rounds,
-                peer_messages_sent: sent,
-                peer_messages_received: received,
-                ..TurnStats::default()
-            };
+            let mut disk_stats = TurnStats { rounds: stats.rounds, ..TurnStats::default() };
             for disk in disks.values() {
                 let group = disk.state.stats.get();
                 disk_stats.fsyncs += group.fsyncs;
                 disk_stats.records += group.records;
                 disk_stats.snapshots += group.snapshots;
             }
-            refresh(router.home_mut(), &book, &links, &counters, &disk_stats, &shared, started);
+            refresh(&mut router, &book, &links, &counters, &disk_stats, &shared, started);
         }
         if config.stop.load(Ordering::Relaxed) {
             let ticks_now = ticks;
@@ -619,7 +618,7 @@ fn write_shards(datadir: &std::path::Path, shards: u32) -> Result<(), String> {
 /// Refreshes what the loop shares with others: peer addresses from the
 /// directory, and the counters INFO prints.
 fn refresh(
-    node: &mut Node,
+    router: &mut Router,
     book: &Rc<RefCell<AddressBook>>,
     links: &BTreeMap<NodeId, PeerLink>,
     counters: &ClientCounters,
@@ -627,6 +626,10 @@ fn refresh(
     shared: &Shared,
     started: Instant,
 ) {
+    let (sent, received) = router.message_counts();
+    let (awake, quiet) = router.activity();
+    let groups = router.groups().count();
+    let node = router.home_mut();
     let directory: BTreeMap<NodeId, String> =
         node.directory().members.iter().map(|(id, info)| (*id, info.raft_addr.clone())).collect();
     book.borrow_mut().directory = directory;
@@ -656,8 +659,11 @@ fn refresh(
         pair("wal_records", stats.records.to_string()),
         pair("wal_records_per_fsync", format!("{:.2}", stats.records as f64 / stats.fsyncs.max(1) as f64)),
         pair("snapshots_saved", stats.snapshots.to_string()),
-        pair("peer_messages_sent", stats.peer_messages_sent.to_string()),
-        pair("peer_messages_received", stats.peer_messages_received.to_string()),
+        pair("peer_messages_sent", sent.to_string()),
+        pair("peer_messages_received", received.to_string()),
+        pair("raft_groups", groups.to_string()),
+        pair("raft_groups_awake", awake.to_string()),
+        pair("raft_groups_led_quietly", quiet.to_string()),
         pair("peer_messages_dropped", dropped.to_string()),
         pair("write_latency_samples", latency.len().to_string()),
         pair("write_latency_p50_us", latency.value_at_quantile(0.5).to_string()),

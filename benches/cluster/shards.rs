@@ -1,0 +1,104 @@
+//! The idle-shards cell (issue 16): what holding many Raft groups costs a
+//! member that has nothing to do. For each shard count (`16,1024` by
+//! default, `CASHE_BENCH_IDLE_SHARDS`) a fresh three-node cluster is made
+//! with `--shards N`, and once every group is quiet on every node (INFO
+//! `raft_groups_awake:0`, and the quiet leaders add up to every group) the
+//! first node's CPU time (user + system, `/proc/<pid>/stat`) and peer
+//! messages (INFO `peer_messages_sent` + `peer_messages_received`) are read
+//! over `CASHE_BENCH_IDLE_SECONDS` (20). No client load runs: this is the
+//! floor a member pays per group, which quiet groups keep flat.
+
+use super::{eventually_within, BenchResult, Cluster, Settings};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long the groups of a fresh cluster may take to spread their leaders
+/// and go quiet (1,024 groups start on the founder).
+const SETTLE_PATIENCE: Duration = Duration::from_secs(300);
+
+pub(super) struct IdleSide {
+    pub(super) shards: u32,
+    pub(super) cpu_percent: f64,
+    pub(super) messages_per_second: f64,
+    pub(super) resident_mib: f64,
+    /// Seconds from the first start until every group was quiet.
+    pub(super) settle_seconds: f64,
+}
+
+pub(super) struct ShardsCell {
+    pub(super) sides: Vec<IdleSide>,
+}
+
+fn info_u64(cluster: &Cluster, node: usize, key: &str) -> Option<u64> {
+    cluster.nodes[node].info_field("STATS", key)?.parse().ok()
+}
+
+fn messages(cluster: &Cluster) -> BenchResult<u64> {
+    let sent = info_u64(cluster, 0, "peer_messages_sent").ok_or("no peer_messages_sent in INFO")?;
+    let received = info_u64(cluster, 0, "peer_messages_received").ok_or("no peer_messages_received")?;
+    Ok(sent + received)
+}
+
+/// Every group of every node is quiet.
+fn all_quiet(cluster: &Cluster, groups: u64) -> bool {
+    let mut led_quietly = 0;
+    for node in 0..cluster.nodes.len() {
+        match (
+            info_u64(cluster, node, "raft_groups_awake"),
+            info_u64(cluster, node, "raft_groups_led_quietly"),
+        ) {
+            (Some(0), Some(quiet)) => led_quietly += quiet,
+            _ => return false,
+        }
+    }
+    led_quietly == groups
+}
+
+fn side(shards: u32, settings: &Settings, data: &Path, logs: &Path, seconds: f64) -> BenchResult<IdleSide> {
+    let started = Instant::now();
+    let mut args = settings.cashe_args.clone();
+    args.push(format!("--shards={shards}"));
+    let cluster = Cluster::start(&data.join(format!("idle-{shards}")), logs, &args)?;
+    let groups = u64::from(shards) + 1;
+    // Quiet on three looks in a row, a second apart (INFO is refreshed
+    // every 50 ticks).
+    let mut quiet_looks = 0;
+    eventually_within(
+        &format!("the {groups} groups of {shards} shards to go quiet"),
+        SETTLE_PATIENCE,
+        || {
+            quiet_looks = if all_quiet(&cluster, groups) { quiet_looks + 1 } else { 0 };
+            std::thread::sleep(Duration::from_millis(1000));
+            (quiet_looks >= 3).then_some(())
+        },
+    )?;
+    let settle_seconds = started.elapsed().as_secs_f64();
+    let pid = cluster.nodes[0].process.as_ref().ok_or("node 0 is not running")?.pid();
+    let (cpu_before, messages_before, at) =
+        (super::cores::cpu_seconds(pid)?, messages(&cluster)?, Instant::now());
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    let (cpu_after, messages_after) = (super::cores::cpu_seconds(pid)?, messages(&cluster)?);
+    let wall = at.elapsed().as_secs_f64();
+    let resident = cluster.nodes[0].process.as_ref().map(|p| p.resident_bytes()).transpose()?.unwrap_or(0);
+    Ok(IdleSide {
+        shards,
+        cpu_percent: (cpu_after - cpu_before) * 100.0 / wall,
+        messages_per_second: messages_after.saturating_sub(messages_before) as f64 / wall,
+        resident_mib: resident as f64 / f64::from(1 << 20),
+        settle_seconds,
+    })
+}
+
+pub(super) fn shards_cell(settings: &Settings, data: &Path, logs: &Path) -> BenchResult<ShardsCell> {
+    let counts = std::env::var("CASHE_BENCH_IDLE_SHARDS").unwrap_or_else(|_| "16,1024".to_string());
+    let counts = counts
+        .split(',')
+        .map(|c| c.trim().parse::<u32>().map_err(|e| format!("CASHE_BENCH_IDLE_SHARDS: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let seconds: f64 = super::env_or("CASHE_BENCH_IDLE_SECONDS", 20.0)?;
+    let mut sides = Vec::new();
+    for shards in counts {
+        sides.push(side(shards, settings, data, logs, seconds)?);
+    }
+    Ok(ShardsCell { sides })
+}
