@@ -44,6 +44,7 @@ struct Cluster {
 fn group_node(id: NodeId, g: u32, shards: u32, bug: PlantedBug, recovered: cashe::raft::Recovered) -> Node {
     let mut config = NodeConfig::new(id);
     config.shards = shards;
+    config.group = g;
     config.raft.planted_bug = bug;
     config.raft.election_ticks = 10;
     config.forward_timeout_ticks = 40;
@@ -304,7 +305,7 @@ fn keys_of_two_groups_are_refused_and_keyless_key_commands_cover_every_group() {
     let other = (0..).map(|i| format!("k{i}")).find(|k| group(k) != group("a")).unwrap();
     let crossslot = Reply::error("CROSSSLOT Keys in request don't hash to the same slot");
     assert_eq!(cluster.request(0, 1, &format!("MSET a 1 {other} 2")), crossslot);
-    assert_eq!(cluster.request(0, 1, &format!("DEL a {other}")), crossslot);
+    assert_eq!(cluster.request(0, 1, &format!("RENAME a {other}")), crossslot);
     assert_eq!(cluster.request(0, 1, "MSET {t}a 1 {t}b 2"), Reply::ok());
     let keys: Vec<String> = (0..20).map(|i| format!("many:{i}")).collect();
     for key in &keys {
@@ -333,8 +334,7 @@ fn keys_of_two_groups_are_refused_and_keyless_key_commands_cover_every_group() {
     for member in 0..3 {
         assert_eq!(cluster.request(member, 4, "DBSIZE"), Reply::Integer(0));
     }
-    let refused = cluster.request(0, 5, "RANDOMKEY");
-    assert!(matches!(&refused, Reply::Error(e) if e.contains("not supported yet")), "{refused:?}");
+    assert_eq!(cluster.request(0, 5, "RANDOMKEY"), Reply::Bulk(None), "no key left anywhere");
 }
 
 #[test]
@@ -538,6 +538,14 @@ fn transactions_run_in_their_keys_group_and_watch_holds_across_members() {
     assert_eq!(replies[2], Reply::error("CROSSSLOT Keys in request don't hash to the same slot"));
     assert!(matches!(&replies[3], Reply::Error(e) if e.starts_with("EXECABORT")), "{:?}", replies[3]);
     assert_eq!(replies[4], bulk("2"), "nothing of the doomed transaction ran");
+    // So does one command whose own keys are in two groups.
+    let replies = cluster.pipeline(0, 2, &["MULTI", &format!("MSET {{t}}a 6 {other} 6"), "EXEC", "GET {t}a"]);
+    assert_eq!(replies[1], Reply::error("CROSSSLOT Keys in request don't hash to the same slot"));
+    assert!(matches!(&replies[2], Reply::Error(e) if e.starts_with("EXECABORT")), "{:?}", replies[2]);
+    assert_eq!(replies[3], bulk("2"), "nothing of the doomed transaction ran");
+    for i in 0..3 {
+        assert!(cluster.holders(i, &other).is_empty(), "{other} was written nowhere");
+    }
 
     // WATCH in the key's group: a write through another member in between
     // aborts the EXEC; without one it runs.
@@ -733,4 +741,131 @@ fn a_group_goes_quiet_only_once_every_member_holds_its_log() {
     // The check catches a leader that goes quiet with a quorum holding its
     // log: the member that was cut off stays behind.
     assert!(!cut_off_member_holds_a_write_once_quiet(PlantedBug::QuiesceLaggingFollower));
+}
+
+#[test]
+fn mget_del_and_exists_over_several_groups_are_split_and_put_back_together() {
+    let mut cluster = Cluster::new(3, 4);
+    let group = |cluster: &Cluster, key: &str| cluster.routers[0].group_of_slot(key_slot(key.as_bytes()));
+    // Keys in at least three groups, one missing.
+    let keys: Vec<String> = (0..12).map(|i| format!("split{i}")).collect();
+    let groups: BTreeSet<GroupId> = keys.iter().map(|k| group(&cluster, k)).collect();
+    assert!(groups.len() >= 3, "the keys are spread: {groups:?}");
+    for (i, key) in keys.iter().enumerate().skip(1) {
+        assert_eq!(cluster.request(i % 3, 1, &format!("SET {key} v{i}")), Reply::ok());
+    }
+    let mget = format!("MGET {}", keys.join(" "));
+    for member in 0..3 {
+        let Reply::Array(Some(values)) = cluster.request(member, 2, &mget) else { panic!("MGET") };
+        let expected: Vec<Reply> = (0..keys.len())
+            .map(|i| if i == 0 { Reply::Bulk(None) } else { bulk(&format!("v{i}")) })
+            .collect();
+        assert_eq!(values, expected, "MGET through member {member}: every value at its key's place");
+    }
+    // A key named twice counts twice, as in Redis.
+    let exists = format!("EXISTS {} {} {}", keys[1], keys.join(" "), keys[1]);
+    assert_eq!(cluster.request(0, 2, &exists), Reply::Integer(keys.len() as i64 - 1 + 2));
+    let del = format!("DEL {}", keys[..6].join(" "));
+    assert_eq!(cluster.request(1, 2, &del), Reply::Integer(5));
+    assert_eq!(
+        cluster.request(2, 2, &exists),
+        Reply::Integer(keys.len() as i64 - 6),
+        "the deleted ones are gone"
+    );
+    // What cannot be split is refused; so is a split for a connection that
+    // routes by slot itself (as Redis Cluster answers).
+    let crossslot = Reply::error("CROSSSLOT Keys in request don't hash to the same slot");
+    assert_eq!(cluster.request(0, 3, &format!("MSET {} 1 {} 2", keys[6], keys[7])), crossslot);
+    let replies = cluster.pipeline(0, 4, &["CLUSTER SLOTS", &mget]);
+    assert_eq!(replies[1], crossslot);
+    // RANDOMKEY answers one of the keys of the groups a member leads (nil
+    // if they hold none), taking the groups in turn.
+    let mut seen = BTreeSet::new();
+    for _ in 0..40 {
+        for member in 0..3 {
+            match cluster.request(member, 5, "RANDOMKEY") {
+                Reply::Bulk(Some(key)) => _ = seen.insert(group(&cluster, &String::from_utf8(key).unwrap())),
+                // A member whose groups hold no key.
+                Reply::Bulk(None) => {}
+                other => panic!("RANDOMKEY: {other:?}"),
+            }
+        }
+    }
+    let left: BTreeSet<GroupId> = keys[6..].iter().map(|k| group(&cluster, k)).collect();
+    assert_eq!(seen, left, "RANDOMKEY came up with a key of every group that has one");
+    cluster.request(0, 6, &format!("DEL {}", keys.join(" ")));
+    assert_eq!(cluster.request(1, 6, "RANDOMKEY"), Reply::Bulk(None));
+}
+
+#[test]
+fn a_group_serves_and_applies_only_the_keys_of_its_slots() {
+    // A key group's node on its own, given commands the router would never
+    // send it: keys of another group are refused, inside MULTI too.
+    let mut node = group_node(NodeId(1), 1, 4, PlantedBug::None, Raft::bootstrap([NodeId(1)]));
+    let mut now_ms = 1_000_000;
+    let mut replies = Vec::new();
+    let mut run = |node: &mut Node, command: Option<&str>, replies: &mut Vec<Reply>| {
+        if let Some(command) = command {
+            node.client(ConnId(1), args(command), now_ms);
+        }
+        for _ in 0..50 {
+            now_ms += TICK_MS;
+            node.tick(now_ms);
+            let output = node.take_output();
+            if let Some((last, _)) = output.persist.last() {
+                node.persisted(*last);
+            }
+            replies.extend(output.replies.into_iter().map(|(_, reply)| reply));
+        }
+    };
+    run(&mut node, None, &mut replies);
+    assert!(node.raft().is_leader());
+    let mine = (0..).map(|i| format!("k{i}")).find(|k| key_slot(k.as_bytes()) < 4096).unwrap();
+    let theirs = (0..).map(|i| format!("k{i}")).find(|k| key_slot(k.as_bytes()) >= 4096).unwrap();
+    for command in [
+        format!("SET {mine} 1"),
+        format!("SET {theirs} 1"),
+        format!("GET {theirs}"),
+        "MULTI".into(),
+        format!("SET {theirs} 2"),
+        "EXEC".into(),
+        format!("GET {mine}"),
+    ] {
+        run(&mut node, Some(&command), &mut replies);
+    }
+    let slot = key_slot(theirs.as_bytes());
+    let refused = Reply::error(format!(
+        "ERR slot {slot} is not in the slots of group 1: not served here (a routing error)"
+    ));
+    assert_eq!(replies[0], Reply::ok());
+    assert_eq!(replies[1], refused);
+    assert_eq!(replies[2], refused);
+    assert_eq!(replies[4], refused);
+    assert!(matches!(&replies[5], Reply::Error(e) if e.starts_with("EXECABORT")), "{:?}", replies[5]);
+    assert_eq!(replies[6], bulk("1"));
+    assert_eq!(node.store().read(&args(&format!("EXISTS {theirs}")), now_ms), Reply::Integer(0));
+
+    // A write that reaches the log anyway (forwarded by a member, which
+    // checks nothing) is refused where it is applied, on every replica.
+    let term = node.raft().term();
+    let forward = NodeMessage::Forward { id: 7, term, now_ms, args: args(&format!("SET {theirs} 3")) };
+    node.step(NodeId(2), forward);
+    let mut answer = None;
+    for _ in 0..50 {
+        now_ms += TICK_MS;
+        node.tick(now_ms);
+        let output = node.take_output();
+        if let Some((last, _)) = output.persist.last() {
+            node.persisted(*last);
+        }
+        for (_, message) in output.send {
+            if let NodeMessage::ForwardReply { reply, index, .. } = message {
+                answer = Some((reply, index));
+            }
+        }
+    }
+    let (reply, index) = answer.expect("the forward was answered");
+    assert!(index.is_some(), "the write was logged and applied: {reply:?}");
+    assert_eq!(reply, refused);
+    assert_eq!(node.store().read(&args(&format!("EXISTS {theirs}")), now_ms), Reply::Integer(0));
 }

@@ -93,6 +93,7 @@ fn sixteen_shards_on_three_nodes_serve_cluster_clients_and_plain_ones_through_ev
             &server.name,
         );
         assert!(transcript.contains("pipeline: [True, 2, b'2']"), "{transcript}");
+        assert!(transcript.contains("plain delete across groups: 12"), "{transcript}");
     }
     // redis-cli with and without -c, through every node.
     for (i, server) in cluster.servers.iter().enumerate() {
@@ -107,6 +108,11 @@ fn sixteen_shards_on_three_nodes_serve_cluster_clients_and_plain_ones_through_ev
         assert_eq!(redis_cli(port, &["MSET", "{tag}a", "1", "{tag}b", "2"]), "OK");
         let cross = redis_cli(port, &["MSET", "a", "1", "b", "2"]);
         assert!(cross.starts_with("CROSSSLOT"), "{cross}");
+        // MGET and DEL over several groups are split for a plain client.
+        let keys: Vec<String> = (0..8).map(|n| format!("cli:{i}:{n}")).collect();
+        let mut mget = vec!["MGET"];
+        mget.extend(keys.iter().map(String::as_str));
+        assert_eq!(redis_cli(port, &mget), ["w"; 8].join("\n"), "plain MGET through {}", server.name);
     }
     // Each node counts the shards it leads, as a Redis Cluster master its
     // slots; together, every key once.

@@ -9,6 +9,7 @@
 //! floor a member pays per group, which quiet groups keep flat.
 
 use super::{eventually_within, BenchResult, Cluster, Settings};
+use cashe::protocol::Reply;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -29,8 +30,12 @@ pub(super) struct ShardsCell {
     pub(super) sides: Vec<IdleSide>,
 }
 
+/// A number of node `node`'s `INFO stats`.
 fn info_u64(cluster: &Cluster, node: usize, key: &str) -> Option<u64> {
-    cluster.nodes[node].info_field("STATS", key)?.parse().ok()
+    match cluster.nodes[node].call(&["INFO", "stats"])? {
+        Reply::Bulk(Some(text)) => super::field(&String::from_utf8_lossy(&text), key)?.parse().ok(),
+        _ => None,
+    }
 }
 
 fn messages(cluster: &Cluster) -> BenchResult<u64> {

@@ -368,6 +368,7 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     let mut disk_wals = Vec::new();
     for (group, wal, recovered) in wals {
         let mut group_config = config.clone();
+        group_config.group = group.0;
         if group != HOME {
             group_config.me = None;
         }

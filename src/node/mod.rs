@@ -153,6 +153,10 @@ pub struct NodeConfig {
     /// Groups the key space is in (`router`), fixed when the cluster is
     /// made; the home group tells joining members (`CLUSTER JOIN`'s reply).
     pub shards: u32,
+    /// The group this node is of (`router::GroupId`; 0, the home group,
+    /// with one shard). With several shards a node serves and applies only
+    /// commands whose keys are in its group's slots (`slots::foreign_slot`).
+    pub group: u32,
 }
 
 /// A password: compared, never shown (its `Debug` is redacted, so no log
@@ -200,6 +204,7 @@ impl NodeConfig {
             acl: None,
             cluster_mode: ClusterMode::Forward,
             shards: 1,
+            group: 0,
         }
     }
 }
@@ -540,6 +545,9 @@ impl Node {
             return self.reply(ticket, reply);
         }
         if let Some(reply) = self.redirection(conn, &name, &args) {
+            return self.reply(ticket, reply);
+        }
+        if let Some(reply) = self.foreign_keys(conn, &name, &args) {
             return self.reply(ticket, reply);
         }
         let session = self.sessions.entry(conn).or_default();
@@ -1056,7 +1064,7 @@ impl Node {
         if name == CASHE_BLOCK.as_bytes() || name == CASHE_UNBLOCK.as_bytes() {
             return self.apply_block_command(&command.args, command.now_ms);
         }
-        self.store.apply(&command.args, command.now_ms)
+        self.apply_to_store(&command.args, command.now_ms)
     }
 
     fn on_read_state(&mut self, read: raft::ReadState) {

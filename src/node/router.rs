@@ -13,20 +13,25 @@
 //! [`Node`]: its own Raft, store, requests in flight, and a session per
 //! connection; forwarding to a group's leader is the node's, as today.
 //!
-//! **Routes.** A command with keys goes to its keys' group, or gets Redis's
-//! `-CROSSSLOT` when they are in several (no command is split across groups
-//! yet). Commands that set up a connection (HELLO, AUTH, SELECT, READONLY,
+//! **Routes.** A command with keys goes to its keys' group. One whose keys
+//! are in several groups gets Redis's `-CROSSSLOT`, unless each of its keys
+//! stands alone (MGET, DEL, UNLINK, EXISTS, TOUCH) and the connection does
+//! not route by slot itself: it is then split, each group given the
+//! command with its own keys, and the answers put back together (values in
+//! the keys' order, counts added up); each part is atomic in its group, the
+//! whole is not (as a cluster client's non-atomic MGET). Commands that set
+//! up a connection (HELLO, AUTH, SELECT, READONLY,
 //! READWRITE, CLIENT SETNAME/SETINFO) go to every group, so each group's
 //! session speaks the same protocol as the same user; the client gets the
-//! home group's answer. DBSIZE, KEYS, FLUSHALL and FLUSHDB go to the key
-//! groups this member leads, as a Redis Cluster master answers them for its
-//! own slots (a cluster client asks every master and adds up; a plain
-//! client through one node sees that node's share, as in Redis Cluster),
-//! and their answers are merged (a sum, a concatenation, OK when all are).
+//! home group's answer. DBSIZE, KEYS, FLUSHALL, FLUSHDB and RANDOMKEY go to
+//! the key groups this member leads, as a Redis Cluster master answers them
+//! for its own slots (a cluster client asks every master and adds up; a
+//! plain client through one node sees that node's share, as in Redis
+//! Cluster), and their answers are merged (a sum, a concatenation, OK when
+//! all are, one of the keys found, the groups taken in turn).
 //! SCAN does the same over the groups this member leads, one after the
 //! other (the cursor carries the group's number in its top 16 bits and the
-//! group's own cursor below). Everything else without keys goes home. Not
-//! yet with several shards (refused with an error that says so): RANDOMKEY.
+//! group's own cursor below). Everything else without keys goes home.
 //!
 //! **Transactions** with several shards run in one group. MULTI and the
 //! commands after it are queued at the home group, which answers QUEUED or
@@ -50,7 +55,7 @@
 
 use super::slots::Shard;
 use super::{ConnId, Directory, Node, NodeMessage, Output, Transport};
-use crate::kv::slot::{key_slot, SLOTS};
+use crate::kv::slot::{self, key_slot, SLOTS};
 use crate::kv::{self};
 use crate::protocol::Reply;
 use crate::raft::{Index, Lsn, NodeId, Record, Snapshot, Term};
@@ -90,10 +95,27 @@ enum Route {
     },
     /// To every group; the home group's answer is the client's.
     Every,
+    /// A command of keys that stand alone, over several groups: each group
+    /// gets the command with its own keys (`parts`: the group and the
+    /// positions of its keys among the `keys`), and the answers are put
+    /// back together. Each part is atomic in its group, the whole is not.
+    Split {
+        kind: SplitKind,
+        keys: usize,
+        parts: Vec<(GroupId, Vec<usize>)>,
+    },
     /// To every group that holds keys; the answers merged.
     Merge(Merge),
     /// Answered here, at its turn.
     Refuse(Reply),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SplitKind {
+    /// MGET: each part's values go back to their keys' positions.
+    Values,
+    /// DEL, UNLINK, EXISTS, TOUCH: the parts' counts added up.
+    Sum,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +126,18 @@ enum Merge {
     Concat,
     /// FLUSHALL, FLUSHDB: OK if every group said OK, else the first error.
     AllOk,
+    /// RANDOMKEY: one of the groups' keys (nil if none has one), the
+    /// group taken in turn (`Router::picks`), so that every group's keys
+    /// come up.
+    AnyKey(u64),
+}
+
+/// Where a command's keys are (`Router::key_groups_of`).
+enum KeyGroups {
+    /// No keys (or not a command).
+    None,
+    One(GroupId),
+    Several,
 }
 
 /// A command started and not answered yet.
@@ -194,6 +228,8 @@ pub struct Router {
     now_ms: u64,
     lines: BTreeMap<ConnId, Line>,
     output: RouterOutput,
+    /// RANDOMKEYs routed, to take the groups in turn (`Merge::AnyKey`).
+    picks: u64,
     /// Peer messages handed out and taken in, for INFO.
     messages_sent: u64,
     messages_received: u64,
@@ -206,6 +242,8 @@ pub struct Router {
     /// The first group found to have met state it cannot trust (`fatal`),
     /// looked for among the groups whose output is taken.
     fatal_group: Option<GroupId>,
+    /// The tick each member was last heard from (any message).
+    heard: BTreeMap<NodeId, u64>,
     /// Each member's last beat: when, and the groups it named.
     beats: BTreeMap<NodeId, Beat>,
     /// Dormant groups this member leads whose next key expires then (ms).
@@ -234,12 +272,14 @@ impl Router {
             now_ms: 0,
             lines: BTreeMap::new(),
             output: RouterOutput::default(),
+            picks: 0,
             messages_sent: 0,
             messages_received: 0,
             touched: BTreeSet::new(),
             awake: BTreeSet::new(),
             fatal_group: None,
             beats: BTreeMap::new(),
+            heard: BTreeMap::new(),
             expiry_alarms: BTreeSet::new(),
             directory: Directory::default(),
         }
@@ -254,7 +294,7 @@ impl Router {
         if self.shards == 1 {
             return HOME;
         }
-        GroupId(1 + (u32::from(slot) * self.shards / u32::from(SLOTS)))
+        GroupId(slot::group_of_slot(slot, self.shards))
     }
 
     /// The groups that hold keys.
@@ -424,11 +464,17 @@ impl Router {
         }
     }
 
-    /// One beat to every member that follows a group this member leads
-    /// quietly, naming all such groups (`raft::quiesce`): it stands in for
-    /// their heartbeats.
+    /// One beat to every member, naming the groups this member leads
+    /// quietly that it follows (`raft::quiesce`): it stands in for their
+    /// heartbeats.
     fn send_beats(&mut self) {
-        let mut beats: BTreeMap<NodeId, Vec<(GroupId, Term, Index)>> = BTreeMap::new();
+        // Every other member gets one, naming no group if need be: a beat
+        // is also how members know each other alive (`heard_recently`).
+        let me = self.home().raft().id();
+        let members =
+            self.directory.members.keys().filter(|m| **m != me && !self.directory.removed.contains(m));
+        let mut beats: BTreeMap<NodeId, Vec<(GroupId, Term, Index)>> =
+            members.map(|member| (*member, Vec::new())).collect();
         for (group, node) in &self.groups {
             let raft = node.raft();
             if !raft.is_quiet() {
@@ -470,6 +516,14 @@ impl Router {
     pub fn activity(&self) -> (usize, usize) {
         let quiet = self.groups.values().filter(|node| node.raft().is_quiet()).count();
         (self.awake.len(), quiet)
+    }
+
+    /// Whether `member` was heard from within an election timeout (a quiet
+    /// leader's own view of its followers stops at its last heartbeat: it
+    /// runs no check-quorum, so the router's is used).
+    fn heard_recently(&self, member: NodeId) -> bool {
+        let election_ticks = u64::from(self.home().raft().config().election_ticks);
+        self.heard.get(&member).is_some_and(|tick| tick + election_ticks > self.ticks)
     }
 
     /// Peer messages this member handed out and took in.
@@ -551,7 +605,8 @@ impl Router {
                     **member != me
                         && **count < share
                         && node.raft().membership().is_voter(**member)
-                        && progress.get(member).is_some_and(|p| p.recent_active)
+                        && (progress.get(member).is_some_and(|p| p.recent_active)
+                            || self.heard_recently(**member))
                 })
                 .min_by_key(|(member, count)| (**count, **member))
                 .map(|(member, _)| *member);
@@ -601,6 +656,7 @@ impl Router {
     /// not hold drops it (the sender retransmits what matters).
     pub fn step(&mut self, from: NodeId, group: GroupId, message: NodeMessage) {
         self.messages_received += 1;
+        self.heard.insert(from, self.ticks);
         let now_ms = self.now_ms;
         if let NodeMessage::Beat { groups } = message {
             self.on_beat(from, groups);
@@ -694,30 +750,50 @@ impl Router {
                 Route::Every
             }
             b"SCAN" => self.route_scan(args),
-            b"RANDOMKEY" => Route::Refuse(Reply::error(format!(
-                "ERR {} is not supported yet with the key space in several shards",
-                String::from_utf8_lossy(&name)
-            ))),
-            _ => {
-                let access = kv::classify(args).ok();
-                let keys = if access.is_some() { kv::command_keys(args) } else { Vec::new() };
-                let mut groups = keys.iter().map(|key| self.group_of_slot(key_slot(key)));
-                match groups.next() {
-                    None => Route::Group(HOME),
-                    Some(first) if groups.all(|g| g == first) => self
-                        .redirection(conn, first, key_slot(keys[0]), access == Some(kv::Access::Read))
-                        .map_or(Route::Group(first), |moved| Route::Refuse(Reply::error(moved))),
-                    Some(_) => Route::Refuse(Reply::error(CROSSSLOT)),
-                }
+            b"RANDOMKEY" if args.len() == 1 => {
+                self.picks += 1;
+                Route::Merge(Merge::AnyKey(self.picks))
             }
+            _ => match self.key_groups_of(args) {
+                KeyGroups::None => Route::Group(HOME),
+                KeyGroups::One(group) => {
+                    let read = kv::classify(args).ok() == Some(kv::Access::Read);
+                    let slot = key_slot(kv::command_keys(args)[0]);
+                    self.redirection(conn, group, slot, read)
+                        .map_or(Route::Group(group), |moved| Route::Refuse(Reply::error(moved)))
+                }
+                KeyGroups::Several => self.split(conn, &name, args),
+            },
         };
         // A connection that must log in is answered NOAUTH first, as Redis
         // checks authentication before anything about slots.
         let home = self.groups.get_mut(&HOME).expect("the home group");
         match route {
-            Route::Refuse(_) if home.needs_auth(conn, &name, args) => Route::Group(HOME),
+            Route::Refuse(_) | Route::Split { .. } if home.needs_auth(conn, &name, args) => {
+                Route::Group(HOME)
+            }
             other => other,
         }
+    }
+
+    /// A command whose keys are in several groups: split per group when
+    /// each key stands alone (MGET, DEL, UNLINK, EXISTS, TOUCH), for a
+    /// connection that does not route by slot itself; else `-CROSSSLOT`,
+    /// as Redis Cluster answers (a cluster client splits by slot itself).
+    fn split(&self, conn: ConnId, name: &[u8], args: &[Vec<u8>]) -> Route {
+        let kind = match name {
+            b"MGET" => SplitKind::Values,
+            b"DEL" | b"UNLINK" | b"EXISTS" | b"TOUCH" => SplitKind::Sum,
+            _ => return Route::Refuse(Reply::error(CROSSSLOT)),
+        };
+        if self.home().redirect_policy(conn).0 {
+            return Route::Refuse(Reply::error(CROSSSLOT));
+        }
+        let mut parts: BTreeMap<GroupId, Vec<usize>> = BTreeMap::new();
+        for (position, key) in args[1..].iter().enumerate() {
+            parts.entry(self.group_of_slot(key_slot(key))).or_default().push(position);
+        }
+        Route::Split { kind, keys: args.len() - 1, parts: parts.into_iter().collect() }
     }
 
     /// SCAN over the key groups this member leads, one after the other, as a
@@ -754,8 +830,13 @@ impl Router {
             b"DISCARD" => return Route::Discard,
             _ => {}
         }
-        let Some(group) = self.keys_group(args) else {
-            return Route::Group(HOME); // no keys, or not a command: the home group's answer
+        let group = match self.key_groups_of(args) {
+            KeyGroups::None => return Route::Group(HOME), // no keys, or not a command: the home group's answer
+            KeyGroups::Several => {
+                self.home_mut().fail_multi(conn);
+                return Route::Refuse(Reply::error(CROSSSLOT));
+            }
+            KeyGroups::One(group) => group,
         };
         match self.transaction_group(conn) {
             Some(Some(other)) if other != group => {
@@ -766,15 +847,28 @@ impl Router {
         }
     }
 
-    /// The one key group of a command's keys; `None` without keys (or when
-    /// they span groups, which `route` refuses before).
+    /// The one key group of a command's keys, if it has keys all in one.
     fn keys_group(&self, args: &[Vec<u8>]) -> Option<GroupId> {
+        match self.key_groups_of(args) {
+            KeyGroups::One(group) => Some(group),
+            KeyGroups::None | KeyGroups::Several => None,
+        }
+    }
+
+    /// Where a command's keys are.
+    fn key_groups_of(&self, args: &[Vec<u8>]) -> KeyGroups {
         if kv::classify(args).is_err() {
-            return None;
+            return KeyGroups::None;
         }
         let keys = kv::command_keys(args);
-        let first = self.group_of_slot(key_slot(keys.first()?));
-        keys.iter().all(|key| self.group_of_slot(key_slot(key)) == first).then_some(first)
+        let Some(first) = keys.first().map(|key| self.group_of_slot(key_slot(key))) else {
+            return KeyGroups::None;
+        };
+        if keys.iter().all(|key| self.group_of_slot(key_slot(key)) == first) {
+            KeyGroups::One(first)
+        } else {
+            KeyGroups::Several
+        }
     }
 
     /// The group a connection's transaction runs in: `None` when it is not
@@ -814,9 +908,12 @@ impl Router {
             let may_start = match route {
                 Route::Refuse(_) => true,
                 Route::Group(group) => line.in_flight.iter().all(|f| f.route == Route::Group(*group)),
-                Route::Every | Route::Merge(_) | Route::Exec | Route::Discard | Route::Scan { .. } => {
-                    line.in_flight.is_empty()
-                }
+                Route::Every
+                | Route::Merge(_)
+                | Route::Exec
+                | Route::Discard
+                | Route::Scan { .. }
+                | Route::Split { .. } => line.in_flight.is_empty(),
             };
             if !may_start {
                 return;
@@ -847,6 +944,24 @@ impl Router {
                     let (group, mut args) = (*group, args);
                     args[1] = cursor.to_string().into_bytes();
                     self.send_routed(conn, Some(seq), group, route.clone(), args, now_ms);
+                    continue;
+                }
+                Route::Split { parts, .. } => {
+                    let parts = parts.clone();
+                    let flight = InFlight {
+                        seq: Some(seq),
+                        route: route.clone(),
+                        answers: BTreeMap::new(),
+                        asked: parts.iter().map(|(group, _)| *group).collect(),
+                    };
+                    line.in_flight.push_back(flight);
+                    for (group, positions) in parts {
+                        let mut part = vec![args[0].clone()];
+                        part.extend(positions.iter().map(|p| args[1 + p].clone()));
+                        if let Some(node) = self.node_mut(group) {
+                            node.client(conn, part, now_ms);
+                        }
+                    }
                     continue;
                 }
                 Route::Every => self.groups.keys().copied().collect(),
@@ -1023,6 +1138,28 @@ fn finish(flight: InFlight) -> Reply {
             None => Reply::error("ERR no answer"),
         },
         Route::Refuse(reply) => reply,
+        Route::Split { kind, keys, parts } => {
+            if let Some(error) = answers.values().find(|a| a.is_error()) {
+                return error.clone();
+            }
+            match kind {
+                SplitKind::Sum => Reply::Integer(
+                    answers.values().map(|a| if let Reply::Integer(n) = a { *n } else { 0 }).sum(),
+                ),
+                SplitKind::Values => {
+                    let mut values = vec![Reply::Bulk(None); keys];
+                    for (group, positions) in parts {
+                        let Some(Reply::Array(Some(items))) = answers.remove(&group) else {
+                            return Reply::error("ERR a group's MGET answer is not an array");
+                        };
+                        for (position, item) in positions.into_iter().zip(items) {
+                            values[position] = item;
+                        }
+                    }
+                    Reply::Array(Some(values))
+                }
+            }
+        }
         Route::Merge(merge) => {
             let answers: Vec<Reply> = answers.into_values().collect();
             if let Some(error) = answers.iter().find(|a| a.is_error()) {
@@ -1042,6 +1179,13 @@ fn finish(flight: InFlight) -> Reply {
                         .collect(),
                 )),
                 Merge::AllOk => Reply::ok(),
+                Merge::AnyKey(pick) => {
+                    let keys: Vec<Reply> = answers.into_iter().filter(|a| *a != Reply::Bulk(None)).collect();
+                    match keys.len() {
+                        0 => Reply::Bulk(None),
+                        n => keys[(pick % n as u64) as usize].clone(),
+                    }
+                }
             }
         }
     }

@@ -30,7 +30,7 @@
 //! like Redis's: they are for operators, not linearizable reads.
 
 use super::{ConnId, Node, Transport, CLUSTERDOWN};
-use crate::kv::slot::{key_slot, SLOTS};
+use crate::kv::slot::{group_of_slot, key_slot, SLOTS};
 use crate::kv::{self, Access};
 use crate::protocol::Reply;
 use crate::raft::NodeId;
@@ -110,6 +110,43 @@ impl Node {
         match leader.and_then(|leader| self.directory.members.get(&leader)) {
             Some(leader) => format!("MOVED {slot} {}", leader.client_addr_for(transport)),
             None => CLUSTERDOWN.to_string(),
+        }
+    }
+
+    /// The slot of the first key of `args` that is not in this group's
+    /// slots, with several shards (the home group holds no key): a command
+    /// routed to the wrong group is refused, never served or applied here.
+    /// Every replica of a group has the same shards and group number, so
+    /// they refuse the same entries.
+    pub(super) fn foreign_slot(&self, args: &[Vec<u8>]) -> Option<u16> {
+        let (shards, group) = (self.config.shards, self.config.group);
+        if shards <= 1 || kv::classify(args).is_err() {
+            return None;
+        }
+        let keys = kv::command_keys(args);
+        keys.iter().map(|key| key_slot(key)).find(|slot| group == 0 || group_of_slot(*slot, shards) != group)
+    }
+
+    /// `foreign_slot`'s refusal for a client's command (inside MULTI it
+    /// dooms the transaction, as the router's `-CROSSSLOT` does), but for
+    /// the commands a transaction queues at the home group.
+    pub(super) fn foreign_keys(&mut self, conn: ConnId, name: &[u8], args: &[Vec<u8>]) -> Option<Reply> {
+        let in_multi = self.sessions.get(&conn).is_some_and(|session| session.multi.is_some());
+        if in_multi && self.config.group == 0 {
+            // The router queues a transaction at the home group and runs it
+            // in its keys' group at EXEC: queued here, never applied here.
+            return None;
+        }
+        let slot = self.foreign_slot(args)?;
+        Some(self.reject(conn, name, foreign_slot_error(slot, self.config.group)))
+    }
+
+    /// Applies a command to the store, unless its keys are not this
+    /// group's (`foreign_slot`): then nothing happens, on every replica.
+    pub(super) fn apply_to_store(&mut self, args: &[Vec<u8>], now_ms: u64) -> Reply {
+        match self.foreign_slot(args) {
+            Some(slot) => Reply::Error(foreign_slot_error(slot, self.config.group)),
+            None => self.store.apply(args, now_ms),
         }
     }
 
@@ -308,6 +345,10 @@ impl Node {
         }
         out
     }
+}
+
+fn foreign_slot_error(slot: u16, group: u32) -> String {
+    format!("ERR slot {slot} is not in the slots of group {group}: not served here (a routing error)")
 }
 
 #[cfg(test)]

@@ -216,7 +216,7 @@ impl Node {
                 b"ECHO" => Reply::bulk(command[1].clone()),
                 // Its watches were taken by this EXEC already.
                 b"UNWATCH" => Reply::ok(),
-                _ => self.store.apply(command, now_ms),
+                _ => self.apply_to_store(command, now_ms),
             }
         });
         Reply::Array(Some(replies.collect()))

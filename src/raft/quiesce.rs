@@ -25,8 +25,10 @@
 //! their followers' election timers run out as they do today. Safety is not
 //! touched: a beat carries only what a heartbeat does.
 //!
-//! A group with a follower that is down never settles, and keeps its
-//! heartbeats.
+//! A group with a follower that is behind (down, cut off) does not settle,
+//! and keeps its heartbeats; one whose follower goes down after holding
+//! the whole log may go quiet, as it would stay safe and available with a
+//! heartbeat that goes unanswered.
 
 use super::progress::ReplicationState;
 use super::{Index, NodeId, PlantedBug, Raft, RoleState, Term};

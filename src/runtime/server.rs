@@ -364,6 +364,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     let mut nodes = BTreeMap::new();
     for (group, recovered) in recovered_groups {
         let mut group_config = node_config.clone();
+        group_config.group = group.0;
         if group != HOME {
             // A key group keeps no directory and never redirects: the router
             // does both with the home group's.

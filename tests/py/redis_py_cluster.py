@@ -6,7 +6,8 @@ Run by tests/redis_cluster.rs as
 where PORT is the node the client starts from, and by tests/shards.rs as
     python tests/py/redis_py_cluster.py PORT SHARDS
 against a cashe cluster of SHARDS Raft groups on three nodes (every node
-leads some, so RedisCluster sees three masters). Prints a transcript of what
+leads some, so RedisCluster sees three masters); a plain client's MGET,
+EXISTS and DEL over several groups are then tried too. Prints a transcript of what
 it did and got, one line per step, holding no port, address or node id, so
 the transcript against cashe must equal the one against Redis. Each step
 also asserts Redis's answer; a failed assertion exits non-zero.
@@ -60,6 +61,20 @@ def main():
     step("delete", rc.delete("foo", "h", "{user1}.a", "{user1}.b", "n"), 5)
     step("dbsize", rc.dbsize(), 0)
     rc.close()
+    if len(sys.argv) >= 3:
+        # cashe only: a plain client (redis.Redis) through one node, whose
+        # MGET, EXISTS and DEL over keys of several groups are split over
+        # them (a Redis Cluster answers CROSSSLOT).
+        r = redis.Redis(host="127.0.0.1", port=port)
+        keys = [f"plain{i}" for i in range(12)]
+        for i, key in enumerate(keys):
+            r.set(key, i)
+        values = [str(i).encode() for i in range(12)] + [None]
+        step("plain mget across groups", r.mget(keys + ["plain-missing"]), values)
+        step("plain exists across groups", r.exists(*keys), 12)
+        step("plain delete across groups", r.delete(*keys), 12)
+        step("plain mget after delete", r.mget(keys[:3]), [None, None, None])
+        r.close()
 
 
 main()
