@@ -613,6 +613,13 @@ fn scan_through_every_member_covers_every_key_once() {
 /// Ticks long enough for every idle group to go quiet.
 const SETTLE_TICKS: usize = 200;
 
+/// Lets the cluster tick long enough for its idle groups to go quiet.
+fn settle(cluster: &mut Cluster) {
+    for _ in 0..SETTLE_TICKS {
+        cluster.tick_all();
+    }
+}
+
 /// Messages delivered over `ticks` ticks of an idle cluster.
 fn idle_messages(cluster: &mut Cluster, ticks: usize) -> u64 {
     let before = cluster.delivered;
@@ -659,17 +666,13 @@ fn idle_groups_go_quiet_and_an_idle_member_sends_as_much_for_64_groups_as_for_4(
 #[test]
 fn a_write_wakes_its_quiet_group_every_member_applies_it_and_the_group_quiets_again() {
     let mut cluster = Cluster::new(3, 4);
-    for _ in 0..SETTLE_TICKS {
-        cluster.tick_all();
-    }
+    settle(&mut cluster);
     assert!(all_quiet(&cluster));
     for (i, key) in ["x", "y", "z"].iter().enumerate() {
         assert_eq!(cluster.request(i, 1, &format!("SET {key} {i}")), Reply::ok());
     }
     assert!(!all_quiet(&cluster), "a group that took a write is awake");
-    for _ in 0..SETTLE_TICKS {
-        cluster.tick_all();
-    }
+    settle(&mut cluster);
     assert!(all_quiet(&cluster), "the groups went quiet again");
     for i in 0..3 {
         for key in ["x", "y", "z"] {
@@ -681,9 +684,7 @@ fn a_write_wakes_its_quiet_group_every_member_applies_it_and_the_group_quiets_ag
 #[test]
 fn when_a_member_stops_the_quiet_groups_it_led_elect_new_leaders() {
     let mut cluster = Cluster::new(3, 8);
-    for _ in 0..SETTLE_TICKS {
-        cluster.tick_all();
-    }
+    settle(&mut cluster);
     assert!(all_quiet(&cluster));
     let gone = NodeId(1);
     let led: Vec<GroupId> =
@@ -712,21 +713,15 @@ fn cut_off_member_holds_a_write_once_quiet(bug: PlantedBug) -> bool {
     // The key's group led by member 1 or 2, written through member 1.
     cluster.request(0, 1, "SET k 0");
     // Leaders settled (no transfer of the balancer's under way).
-    for _ in 0..SETTLE_TICKS {
-        cluster.tick_all();
-    }
+    settle(&mut cluster);
     let group = GroupId(1 + u32::from(key_slot(b"k")) * 2 / 16384);
     let leader = cluster.leaders()[&group].expect("a leader");
     let lagging = NodeId(if leader == NodeId(3) { 2 } else { 3 });
     cluster.cut_group.insert((group, lagging));
     assert_eq!(cluster.request(0, 1, "SET k 1"), Reply::ok());
-    for _ in 0..SETTLE_TICKS {
-        cluster.tick_all();
-    }
+    settle(&mut cluster);
     cluster.cut_group.clear();
-    for _ in 0..SETTLE_TICKS {
-        cluster.tick_all();
-    }
+    settle(&mut cluster);
     assert!(all_quiet(&cluster), "every group went quiet after healing");
     let store = cluster.routers[lagging.0 as usize - 1].group(group).unwrap().store();
     store.read(&args("GET k"), cluster.now_ms) == bulk("1")
@@ -797,6 +792,22 @@ fn mget_del_and_exists_over_several_groups_are_split_and_put_back_together() {
     assert_eq!(cluster.request(1, 6, "RANDOMKEY"), Reply::Bulk(None));
 }
 
+/// 50 ticks of a lone node, every record durable at once: what it said.
+fn drive(node: &mut Node, now_ms: &mut u64) -> cashe::node::Output {
+    let mut said = cashe::node::Output::default();
+    for _ in 0..50 {
+        *now_ms += TICK_MS;
+        node.tick(*now_ms);
+        let output = node.take_output();
+        if let Some((last, _)) = output.persist.last() {
+            node.persisted(*last);
+        }
+        said.replies.extend(output.replies);
+        said.send.extend(output.send);
+    }
+    said
+}
+
 #[test]
 fn a_group_serves_and_applies_only_the_keys_of_its_slots() {
     // A key group's node on its own, given commands the router would never
@@ -804,21 +815,7 @@ fn a_group_serves_and_applies_only_the_keys_of_its_slots() {
     let mut node = group_node(NodeId(1), 1, 4, PlantedBug::None, Raft::bootstrap([NodeId(1)]));
     let mut now_ms = 1_000_000;
     let mut replies = Vec::new();
-    let mut run = |node: &mut Node, command: Option<&str>, replies: &mut Vec<Reply>| {
-        if let Some(command) = command {
-            node.client(ConnId(1), args(command), now_ms);
-        }
-        for _ in 0..50 {
-            now_ms += TICK_MS;
-            node.tick(now_ms);
-            let output = node.take_output();
-            if let Some((last, _)) = output.persist.last() {
-                node.persisted(*last);
-            }
-            replies.extend(output.replies.into_iter().map(|(_, reply)| reply));
-        }
-    };
-    run(&mut node, None, &mut replies);
+    drive(&mut node, &mut now_ms);
     assert!(node.raft().is_leader());
     let mine = (0..).map(|i| format!("k{i}")).find(|k| key_slot(k.as_bytes()) < 4096).unwrap();
     let theirs = (0..).map(|i| format!("k{i}")).find(|k| key_slot(k.as_bytes()) >= 4096).unwrap();
@@ -831,7 +828,8 @@ fn a_group_serves_and_applies_only_the_keys_of_its_slots() {
         "EXEC".into(),
         format!("GET {mine}"),
     ] {
-        run(&mut node, Some(&command), &mut replies);
+        node.client(ConnId(1), args(&command), now_ms);
+        replies.extend(drive(&mut node, &mut now_ms).replies.into_iter().map(|(_, reply)| reply));
     }
     let slot = key_slot(theirs.as_bytes());
     let refused = Reply::error(format!(
@@ -850,20 +848,10 @@ fn a_group_serves_and_applies_only_the_keys_of_its_slots() {
     let term = node.raft().term();
     let forward = NodeMessage::Forward { id: 7, term, now_ms, args: args(&format!("SET {theirs} 3")) };
     node.step(NodeId(2), forward);
-    let mut answer = None;
-    for _ in 0..50 {
-        now_ms += TICK_MS;
-        node.tick(now_ms);
-        let output = node.take_output();
-        if let Some((last, _)) = output.persist.last() {
-            node.persisted(*last);
-        }
-        for (_, message) in output.send {
-            if let NodeMessage::ForwardReply { reply, index, .. } = message {
-                answer = Some((reply, index));
-            }
-        }
-    }
+    let answer = drive(&mut node, &mut now_ms).send.into_iter().find_map(|(_, message)| match message {
+        NodeMessage::ForwardReply { reply, index, .. } => Some((reply, index)),
+        _ => None,
+    });
     let (reply, index) = answer.expect("the forward was answered");
     assert!(index.is_some(), "the write was logged and applied: {reply:?}");
     assert_eq!(reply, refused);
