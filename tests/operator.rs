@@ -16,6 +16,10 @@
 
 #[path = "cluster/harness.rs"]
 mod harness;
+#[path = "common/members.rs"]
+mod members;
+
+use members::settle;
 
 use cashe::node::{ConnId, Node, NodeConfig, NodeMessage, COMMAND_BYTES_MAX};
 use cashe::protocol::reply::encode_command;
@@ -301,24 +305,6 @@ fn a_leader_answers_an_oversized_forward_with_the_error_and_proposes_nothing() {
     assert_over_the_maximum(&reply, "ERR command of", "a forward");
     // Only the small SET was proposed after it.
     assert_eq!(leader.raft().log().last_index().0, last_index.0 + 1, "the oversized forward was proposed");
-}
-
-/// Hands every record the node wants persisted back as durable, until it
-/// is idle; returns what it sent and replied on the way.
-fn settle(node: &mut Node) -> cashe::node::Output {
-    let mut all = cashe::node::Output::default();
-    for _ in 0..100 {
-        let output = node.take_output();
-        if output == cashe::node::Output::default() {
-            break;
-        }
-        if let Some((lsn, _)) = output.persist.last() {
-            node.persisted(*lsn);
-        }
-        all.send.extend(output.send);
-        all.replies.extend(output.replies);
-    }
-    all
 }
 
 #[test]

@@ -794,14 +794,11 @@ fn mget_del_and_exists_over_several_groups_are_split_and_put_back_together() {
 
 /// 50 ticks of a lone node, every record durable at once: what it said.
 fn drive(node: &mut Node, now_ms: &mut u64) -> cashe::node::Output {
-    let mut said = cashe::node::Output::default();
+    let mut said = members::settle(node);
     for _ in 0..50 {
         *now_ms += TICK_MS;
         node.tick(*now_ms);
-        let output = node.take_output();
-        if let Some((last, _)) = output.persist.last() {
-            node.persisted(*last);
-        }
+        let output = members::settle(node);
         said.replies.extend(output.replies);
         said.send.extend(output.send);
     }
