@@ -172,7 +172,7 @@ struct Args {
     /// slots from 16384(k-1)/N, each group with its own leader, so leaders
     /// and writes spread over the members. Fixed once the cluster is made.
     /// Experimental above 1: a multi-key command needs its keys in one
-    /// group (MGET, DEL, UNLINK, EXISTS and TOUCH are split for plain
+    /// group (MGET, DEL, UNLINK and EXISTS are split for plain
     /// clients), and so does a transaction [default: 1]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     shards: Option<u32>,

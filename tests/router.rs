@@ -14,7 +14,7 @@ mod members;
 use cashe::kv::slot::key_slot;
 use cashe::node::{ConnId, Durable, GroupId, Node, NodeConfig, NodeMessage, Router, HOME};
 use cashe::protocol::Reply;
-use cashe::raft::{NodeId, PlantedBug, Raft};
+use cashe::raft::{Index, NodeId, PlantedBug, Raft, Term};
 use members::{args, info};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -853,4 +853,15 @@ fn a_group_serves_and_applies_only_the_keys_of_its_slots() {
     assert!(index.is_some(), "the write was logged and applied: {reply:?}");
     assert_eq!(reply, refused);
     assert_eq!(node.store().read(&args(&format!("EXISTS {theirs}")), now_ms), Reply::Integer(0));
+}
+
+#[test]
+fn a_beat_naming_a_group_this_member_does_not_hold_is_dropped() {
+    let mut cluster = Cluster::new(3, 4);
+    let beat =
+        NodeMessage::Beat { groups: vec![(GroupId(99), Term(1), Index(1)), (GroupId(1), Term(1), Index(1))] };
+    cluster.routers[0].step(NodeId(2), HOME, beat);
+    settle(&mut cluster);
+    assert!(all_quiet(&cluster), "the cluster goes on as before");
+    assert_eq!(cluster.request(0, 1, "SET after 1"), Reply::ok());
 }

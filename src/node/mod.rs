@@ -100,9 +100,9 @@ pub enum NodeMessage {
     /// `Removed` if it did.
     Probe,
     /// The groups the sender leads quietly, with the term and the commit
-    /// index for the receiver (`raft::quiesce`): one per member and
-    /// heartbeat period for all of them, sent and taken by the `Router` in
-    /// place of each group's heartbeats.
+    /// index for the receiver (`raft::quiesce`): one per member and beat
+    /// period for all of them (naming none if it leads none quietly), sent
+    /// and taken by the `Router` in place of each group's heartbeats.
     Beat {
         groups: Vec<(router::GroupId, Term, Index)>,
     },

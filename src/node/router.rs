@@ -15,7 +15,7 @@
 //!
 //! **Routes.** A command with keys goes to its keys' group. One whose keys
 //! are in several groups gets Redis's `-CROSSSLOT`, unless each of its keys
-//! stands alone (MGET, DEL, UNLINK, EXISTS, TOUCH) and the connection does
+//! stands alone (MGET, DEL, UNLINK, EXISTS) and the connection does
 //! not route by slot itself: it is then split, each group given the
 //! command with its own keys, and the answers put back together (values in
 //! the keys' order, counts added up); each part is atomic in its group, the
@@ -114,7 +114,7 @@ enum Route {
 enum SplitKind {
     /// MGET: each part's values go back to their keys' positions.
     Values,
-    /// DEL, UNLINK, EXISTS, TOUCH: the parts' counts added up.
+    /// DEL, UNLINK, EXISTS: the parts' counts added up.
     Sum,
 }
 
@@ -258,6 +258,7 @@ impl Router {
     /// `shards`. Panics if one is missing (a bug of the caller).
     pub fn new(shards: u32, groups: BTreeMap<GroupId, Node>) -> Router {
         let shards = shards.max(1);
+        let groups_at_start: BTreeSet<GroupId> = groups.keys().copied().collect();
         let expected = if shards == 1 { 1 } else { shards as usize + 1 };
         assert!(
             groups.len() == expected && (0..expected as u32).all(|g| groups.contains_key(&GroupId(g))),
@@ -276,7 +277,7 @@ impl Router {
             messages_sent: 0,
             messages_received: 0,
             touched: BTreeSet::new(),
-            awake: BTreeSet::new(),
+            awake: groups_at_start,
             fatal_group: None,
             beats: BTreeMap::new(),
             heard: BTreeMap::new(),
@@ -389,7 +390,9 @@ impl Router {
         let candidates: Vec<GroupId> =
             if sweep { self.groups.keys().copied().collect() } else { self.awake.iter().copied().collect() };
         for group in candidates {
-            if self.dormant(group, now_ms) {
+            if !self.dormant(group, now_ms) {
+                self.awake.insert(group);
+            } else {
                 self.awake.remove(&group);
                 let node = &self.groups[&group];
                 if let Some(at) = node.store().next_expiry_ms().filter(|_| node.raft().is_leader()) {
@@ -496,7 +499,12 @@ impl Router {
     /// group it no longer names wakes (its leader woke, stepped down or
     /// restarted).
     fn on_beat(&mut self, from: NodeId, lines: Vec<(GroupId, Term, Index)>) {
-        let named: BTreeSet<GroupId> = lines.iter().map(|(group, _, _)| *group).collect();
+        // A group this member does not hold is dropped, as any message of one.
+        let named: BTreeSet<GroupId> = lines
+            .iter()
+            .map(|(group, _, _)| *group)
+            .filter(|group| self.groups.contains_key(group))
+            .collect();
         let beat = self.beats.entry(from).or_default();
         beat.tick = self.ticks;
         let dropped: Vec<GroupId> = beat.groups.difference(&named).copied().collect();
@@ -777,13 +785,13 @@ impl Router {
     }
 
     /// A command whose keys are in several groups: split per group when
-    /// each key stands alone (MGET, DEL, UNLINK, EXISTS, TOUCH), for a
+    /// each key stands alone (MGET, DEL, UNLINK, EXISTS), for a
     /// connection that does not route by slot itself; else `-CROSSSLOT`,
     /// as Redis Cluster answers (a cluster client splits by slot itself).
     fn split(&self, conn: ConnId, name: &[u8], args: &[Vec<u8>]) -> Route {
         let kind = match name {
             b"MGET" => SplitKind::Values,
-            b"DEL" | b"UNLINK" | b"EXISTS" | b"TOUCH" => SplitKind::Sum,
+            b"DEL" | b"UNLINK" | b"EXISTS" => SplitKind::Sum,
             _ => return Route::Refuse(Reply::error(CROSSSLOT)),
         };
         if self.home().redirect_policy(conn).0 {
@@ -965,17 +973,19 @@ impl Router {
                     continue;
                 }
                 Route::Every => self.groups.keys().copied().collect(),
-                Route::Merge(_) => self.led_key_groups(),
+                Route::Merge(_) => {
+                    // A member that leads no key group asks the home group,
+                    // whose store holds no key: the merge of nothing, after
+                    // the same NOAUTH and ACL checks.
+                    let led = self.led_key_groups();
+                    if led.is_empty() {
+                        vec![HOME]
+                    } else {
+                        led
+                    }
+                }
             };
             let line = self.lines.get_mut(&conn).expect("the line");
-            if asked.is_empty() {
-                // A merge over no group (this member leads none): its
-                // answer is the merge of nothing.
-                let flight = InFlight { seq: Some(seq), route, answers: BTreeMap::new(), asked };
-                line.ready.insert(seq, finish(flight));
-                self.release(conn);
-                continue;
-            }
             let flight = InFlight { seq: Some(seq), route, answers: BTreeMap::new(), asked: asked.clone() };
             line.in_flight.push_back(flight);
             for group in asked {

@@ -16,7 +16,11 @@ use serde::{Deserialize, Serialize};
 /// 6 since members' TLS client addresses (node snapshot format 2 in
 /// snapshot data, record version 4's `CASHE.MEMBER … TLS addr` in
 /// entries); 5 since lists, sets, sorted sets, blocked clients (key-value
-/// format 4, record version 3) and `Reply::Pairs`.
+/// format 4, record version 3) and `Reply::Pairs`. Messages of key groups
+/// (`PeerFrame::Group`) and `NodeMessage::Beat` did not change it: they
+/// are sent only with several shards, which no build before them ran, so
+/// a cluster of one shard speaks version 6 unchanged and can be upgraded a
+/// member at a time.
 pub const WIRE_VERSION: u32 = 6;
 
 // A command the node accepts fits in an entry that an `Append` carries

@@ -16,13 +16,14 @@
 //!
 //! **Followers** are kept from campaigning by the shell, not by heartbeats:
 //! the member of a quiet leader tells every other member, in one message per
-//! member and heartbeat period for all its quiet groups (`Router`'s beat),
-//! which groups it leads quietly, at which term and commit index; each is
-//! taken as the heartbeat it replaces (`on_quiet_beat`: the follower hears
-//! from its leader and learns the commit index, `min(match, commit)` as a
-//! heartbeat carries) without an answer. A leader
-//! that crashes, is cut off, or stops leading stops naming its groups, and
-//! their followers' election timers run out as they do today. Safety is not
+//! member and beat period for all its quiet groups (`Router`'s beat), which
+//! groups it leads quietly, at which term and commit index; each is taken
+//! as the heartbeat it replaces (`on_quiet_beat`: the follower hears from
+//! its leader and learns the commit index, `min(match, commit)` as a
+//! heartbeat carries) without an answer. A leader that crashes, is cut off,
+//! or stops leading stops naming its groups, and their followers' election
+//! timers run out as they do today. The model checker runs the core with
+//! `quiesce` off; the simulator runs it on, with several shards. Safety is not
 //! touched: a beat carries only what a heartbeat does.
 //!
 //! A group with a follower that is behind (down, cut off) does not settle,
@@ -49,6 +50,13 @@ impl Raft {
         state.settled_rounds = if settled { state.settled_rounds + 1 } else { 0 };
         if state.settled_rounds > QUIESCE_ROUNDS {
             state.quiet = true;
+            // What check-quorum would learn goes stale while quiet: none of
+            // it is trusted (the first check after waking counts only the
+            // followers heard since, and the router's balancer asks its own
+            // record of who was heard).
+            for progress in state.progress.values_mut() {
+                progress.recent_active = false;
+            }
             tracing::debug!(id = %self.id(), term = %self.term, "quiet");
         }
         self.is_quiet()
