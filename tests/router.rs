@@ -865,3 +865,28 @@ fn a_beat_naming_a_group_this_member_does_not_hold_is_dropped() {
     assert!(all_quiet(&cluster), "the cluster goes on as before");
     assert_eq!(cluster.request(0, 1, "SET after 1"), Reply::ok());
 }
+
+#[test]
+fn info_cluster_lists_every_group_of_the_member() {
+    let mut cluster = Cluster::new(3, 4);
+    settle(&mut cluster);
+    let Reply::Bulk(Some(text)) = cluster.request(0, 1, "INFO cluster") else { panic!("INFO") };
+    let text = String::from_utf8(text).unwrap();
+    let field =
+        |name: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).map(str::to_string);
+    assert_eq!(field("cluster_groups").as_deref(), Some("5"), "{text}");
+    // (Awake: this request's new connection stirred every group.)
+    assert!(field("cluster_groups_awake").is_some(), "{text}");
+    let led = cluster.routers[0].groups().filter(|(_, n)| n.raft().is_leader()).count();
+    assert_eq!(field("cluster_groups_led_quietly"), Some(led.to_string()), "{text}");
+    for g in 0..5 {
+        let line = field(&format!("group{g}")).unwrap_or_else(|| panic!("group{g} in {text}"));
+        assert!(line.contains("voters=3,learners=0"), "{line}");
+        let role = if cluster.routers[0].group(GroupId(g)).unwrap().raft().is_leader() {
+            "leader"
+        } else {
+            "follower"
+        };
+        assert!(line.starts_with(&format!("role={role},")), "{line}");
+    }
+}

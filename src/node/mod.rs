@@ -347,6 +347,9 @@ pub struct Node {
     /// The key space's groups as the router sees them (`slots`); `None`
     /// when this node's own group holds every slot.
     shard_views: Option<Vec<slots::Shard>>,
+    /// One INFO line per group of the member, from the router (`INFO
+    /// cluster`); empty with one group.
+    group_lines: Vec<(String, String)>,
     now_ms: u64,
     ticks: u64,
     output: Output,
@@ -389,6 +392,7 @@ impl Node {
             next_wait,
             shell_stats: ShellStats::default(),
             shard_views: None,
+            group_lines: Vec::new(),
             now_ms: 0,
             ticks: 0,
             output: Output::default(),

@@ -357,6 +357,40 @@ impl Router {
         views.collect()
     }
 
+    /// INFO's lines about this member's groups (its cluster section): how
+    /// many, led, quiet, awake; then one line per group with its role,
+    /// leader, term, commit and applied indexes, voters, learners, keys,
+    /// and whether it is quiet here.
+    fn group_lines(&self) -> Vec<(String, String)> {
+        let (awake, quiet) = self.activity();
+        let led = self.groups.values().filter(|node| node.raft().is_leader()).count();
+        let mut lines = vec![
+            ("cluster_groups".to_string(), self.groups.len().to_string()),
+            ("cluster_groups_led".to_string(), led.to_string()),
+            ("cluster_groups_led_quietly".to_string(), quiet.to_string()),
+            ("cluster_groups_awake".to_string(), awake.to_string()),
+        ];
+        let home = self.home();
+        for (group, node) in &self.groups {
+            let raft = node.raft();
+            let membership = raft.membership();
+            let leader = raft.leader().map_or_else(|| "-".to_string(), |l| home.member_name(l));
+            let keys = node.store().key_counts(self.now_ms).keys;
+            let value = format!(
+                "role={},leader={leader},term={},commit={},applied={},voters={},learners={},keys={keys},quiet={}",
+                format!("{:?}", raft.role()).to_ascii_lowercase(),
+                raft.term().0,
+                raft.commit().0,
+                raft.applied().0,
+                membership.voters.len(),
+                membership.learners.len(),
+                u8::from(raft.is_quiet()),
+            );
+            lines.push((format!("group{}", group.0), value));
+        }
+        lines
+    }
+
     /// The key groups this member leads: what a keyless key-space command
     /// covers here, as a Redis Cluster master answers for its own slots.
     fn led_key_groups(&self) -> Vec<GroupId> {
@@ -733,6 +767,11 @@ impl Router {
             b"CLUSTER" => {
                 let views = self.shard_views();
                 self.home_mut().set_shards(views);
+                Route::Group(HOME)
+            }
+            b"INFO" => {
+                let lines = self.group_lines();
+                self.home_mut().set_group_lines(lines);
                 Route::Group(HOME)
             }
             b"HELLO" | b"AUTH" | b"SELECT" | b"READONLY" | b"READWRITE" => Route::Every,

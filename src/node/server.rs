@@ -489,6 +489,7 @@ impl Node {
                 Section::Cluster => {
                     let mut fields = Fields::default();
                     fields.add("cluster_enabled", 1);
+                    fields.extend(self.group_lines());
                     fields
                 }
                 Section::Keyspace => self.info_keyspace(),
