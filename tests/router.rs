@@ -38,19 +38,22 @@ struct Cluster {
     delivered: u64,
 }
 
+type Tweak<'a> = &'a dyn Fn(&mut NodeConfig);
+
 /// Member `id`'s node of group `g` of a cluster of `shards` shards; the
 /// home group records the member's name and addresses, as the server's
 /// does.
-fn group_node(id: NodeId, g: u32, shards: u32, bug: PlantedBug, recovered: cashe::raft::Recovered) -> Node {
+/// `tweak` changes the config last (a planted bug, an ACL).
+fn group_node(id: NodeId, g: u32, shards: u32, tweak: Tweak, recovered: cashe::raft::Recovered) -> Node {
     let mut config = NodeConfig::new(id);
     config.shards = shards;
     config.group = g;
-    config.raft.planted_bug = bug;
     config.raft.election_ticks = 10;
     config.forward_timeout_ticks = 40;
     if GroupId(g) == HOME {
         config.me = Some(info(id.0));
     }
+    tweak(&mut config);
     Node::restore(config, id.0 * 1000 + u64::from(g), recovered).unwrap()
 }
 
@@ -59,18 +62,18 @@ impl Cluster {
     /// groups bootstrapped with every member as a voter; returns once
     /// every group has a leader every member knows.
     fn new(size: u64, shards: u32) -> Cluster {
-        Cluster::with_bug(size, shards, PlantedBug::None)
+        Cluster::with(size, shards, &|_| {})
     }
 
-    /// `new`, every node with `bug` planted.
-    fn with_bug(size: u64, shards: u32, bug: PlantedBug) -> Cluster {
+    /// `new`, every node's config changed by `tweak`.
+    fn with(size: u64, shards: u32, tweak: Tweak) -> Cluster {
         let ids: Vec<NodeId> = (1..=size).map(NodeId).collect();
         let group_count = if shards == 1 { 1 } else { shards + 1 };
         let routers = ids
             .iter()
             .map(|id| {
                 let groups: BTreeMap<GroupId, Node> = (0..group_count)
-                    .map(|g| (GroupId(g), group_node(*id, g, shards, bug, Raft::bootstrap(ids.clone()))))
+                    .map(|g| (GroupId(g), group_node(*id, g, shards, tweak, Raft::bootstrap(ids.clone()))))
                     .collect();
                 Router::new(shards, groups)
             })
@@ -192,7 +195,7 @@ impl Cluster {
         let Reply::Array(Some(items)) = &reply else { panic!("join: {reply:?}") };
         assert_eq!(items[0], Reply::Integer(n as i64), "numbers are handed out in order: {reply:?}");
         let groups = (0..=shards)
-            .map(|g| (GroupId(g), group_node(NodeId(n), g, shards, PlantedBug::None, Default::default())))
+            .map(|g| (GroupId(g), group_node(NodeId(n), g, shards, &|_| {}, Default::default())))
             .collect();
         self.routers.push(Router::new(shards, groups));
         self.replies.push(Vec::new());
@@ -709,7 +712,7 @@ fn when_a_member_stops_the_quiet_groups_it_led_elect_new_leaders() {
 /// writes the key, heals and lets the cluster go quiet: whether member 3
 /// then holds the key.
 fn cut_off_member_holds_a_write_once_quiet(bug: PlantedBug) -> bool {
-    let mut cluster = Cluster::with_bug(3, 2, bug);
+    let mut cluster = Cluster::with(3, 2, &|config| config.raft.planted_bug = bug);
     // The key's group led by member 1 or 2, written through member 1.
     cluster.request(0, 1, "SET k 0");
     // Leaders settled (no transfer of the balancer's under way).
@@ -809,7 +812,7 @@ fn drive(node: &mut Node, now_ms: &mut u64) -> cashe::node::Output {
 fn a_group_serves_and_applies_only_the_keys_of_its_slots() {
     // A key group's node on its own, given commands the router would never
     // send it: keys of another group are refused, inside MULTI too.
-    let mut node = group_node(NodeId(1), 1, 4, PlantedBug::None, Raft::bootstrap([NodeId(1)]));
+    let mut node = group_node(NodeId(1), 1, 4, &|_| {}, Raft::bootstrap([NodeId(1)]));
     let mut now_ms = 1_000_000;
     let mut replies = Vec::new();
     drive(&mut node, &mut now_ms);
@@ -889,4 +892,25 @@ fn info_cluster_lists_every_group_of_the_member() {
         };
         assert!(line.starts_with(&format!("role={role},")), "{line}");
     }
+}
+
+#[test]
+fn permissions_are_checked_before_the_router_refuses_or_splits() {
+    let acl = "user default on nopass ~* +@all\nuser limited on nopass ~mine* +@all\n";
+    let acl = cashe::node::Acl::parse(acl, "users.acl").unwrap();
+    let mut cluster = Cluster::with(3, 4, &|config| config.acl = Some(acl.clone()));
+    let group = |cluster: &Cluster, key: &str| cluster.routers[0].group_of_slot(key_slot(key.as_bytes()));
+    let mine = "mine0";
+    let theirs =
+        (0..).map(|i| format!("theirs{i}")).find(|k| group(&cluster, k) != group(&cluster, mine)).unwrap();
+    assert_eq!(cluster.request(0, 1, &format!("SET {theirs} 1")), Reply::ok());
+    assert_eq!(cluster.request(0, 2, "AUTH limited x"), Reply::ok());
+    let noperm =
+        Reply::error("NOPERM this user has no permissions to access one of the keys used as arguments");
+    // Redis answers NOPERM before CROSSSLOT, and nothing of a split runs
+    // when part of it is refused.
+    assert_eq!(cluster.request(0, 2, &format!("MSET {mine} 1 {theirs} 2")), noperm);
+    assert_eq!(cluster.request(0, 2, &format!("DEL {mine} {theirs}")), noperm);
+    assert_eq!(cluster.request(1, 3, &format!("GET {theirs}")), bulk("1"), "the DEL ran nowhere");
+    assert_eq!(cluster.request(0, 2, &format!("SET {mine} 1")), Reply::ok());
 }

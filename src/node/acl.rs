@@ -556,27 +556,43 @@ impl Node {
     /// Commands Redis would not check (unknown, wrong arity, `no_auth`)
     /// pass, to get their own answer.
     fn acl_check(&mut self, conn: ConnId, name: &[u8], args: &[Vec<u8>]) -> Result<(), Reply> {
+        let denial = self.acl_verdict(conn, name, args);
+        match &denial {
+            Err((Denied::Keys, _)) => self.clients.denied_keys += 1,
+            Err((Denied::Command, _)) => self.clients.denied_commands += 1,
+            Ok(()) => {}
+        }
+        denial.map_err(|(_, reply)| reply)
+    }
+
+    /// Whether the ACL refuses the command (`acl_check`, nothing counted):
+    /// the router asks before it refuses or splits a command itself, as
+    /// Redis checks permissions before slots.
+    pub(super) fn acl_denies(&self, conn: ConnId, name: &[u8], args: &[Vec<u8>]) -> bool {
+        self.acl_verdict(conn, name, args).is_err()
+    }
+
+    fn acl_verdict(&self, conn: ConnId, name: &[u8], args: &[Vec<u8>]) -> Result<(), (Denied, Reply)> {
         let Some(acl) = &self.config.acl else { return Ok(()) };
         // A user is never deleted, so a connection's user always exists;
         // refuse everything if not.
         let Some(user) = acl.user(self.clients.user_of(conn)) else {
-            self.clients.denied_commands += 1;
-            return Err(Reply::error("NOPERM this user has no permissions to run this command"));
+            return Err((
+                Denied::Command,
+                Reply::error("NOPERM this user has no permissions to run this command"),
+            ));
         };
         if user.is_unrestricted() || !self.is_checked(name, args) {
             return Ok(());
         }
         let Some(row) = command_row(args) else { return Ok(()) };
         if !user.is_allowed(row) {
-            self.clients.denied_commands += 1;
-            return Err(Reply::Error(format!(
-                "NOPERM this user has no permissions to run the '{}' command",
-                COMMANDS[row].0
-            )));
+            let text =
+                format!("NOPERM this user has no permissions to run the '{}' command", COMMANDS[row].0);
+            return Err((Denied::Command, Reply::Error(text)));
         }
         if !user.all_keys && !kv::command_keys(args).into_iter().all(|key| user.may_access(key)) {
-            self.clients.denied_keys += 1;
-            return Err(Reply::error(NOPERM_KEY));
+            return Err((Denied::Keys, Reply::error(NOPERM_KEY)));
         }
         Ok(())
     }
@@ -761,4 +777,10 @@ mod tests {
         assert!(!shown.contains("hunter2") && !shown.contains(&hex(&digest(b"hunter2"))), "{shown}");
         assert!(acl.authenticate(b"u", b"hunter2") && !acl.authenticate(b"u", b"hunter3"));
     }
+}
+
+/// What an ACL refusal is counted as in INFO.
+enum Denied {
+    Command,
+    Keys,
 }

@@ -812,11 +812,15 @@ impl Router {
                 KeyGroups::Several => self.split(conn, &name, args),
             },
         };
-        // A connection that must log in is answered NOAUTH first, as Redis
-        // checks authentication before anything about slots.
+        // A connection that must log in is answered NOAUTH, and one whose
+        // user may not run the command NOPERM, by the home group, as Redis
+        // checks both before anything about slots (and a split must not
+        // run the permitted part of a command that is refused).
         let home = self.groups.get_mut(&HOME).expect("the home group");
         match route {
-            Route::Refuse(_) | Route::Split { .. } if home.needs_auth(conn, &name, args) => {
+            Route::Refuse(_) | Route::Split { .. }
+                if home.needs_auth(conn, &name, args) || home.acl_denies(conn, &name, args) =>
+            {
                 Route::Group(HOME)
             }
             other => other,
