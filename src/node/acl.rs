@@ -667,6 +667,12 @@ fn in_category(categories: &[&str], category: &str) -> bool {
     categories.iter().any(|c| c.strip_prefix('@') == Some(category))
 }
 
+/// What an ACL refusal is counted as in INFO.
+enum Denied {
+    Command,
+    Keys,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -777,10 +783,4 @@ mod tests {
         assert!(!shown.contains("hunter2") && !shown.contains(&hex(&digest(b"hunter2"))), "{shown}");
         assert!(acl.authenticate(b"u", b"hunter2") && !acl.authenticate(b"u", b"hunter3"));
     }
-}
-
-/// What an ACL refusal is counted as in INFO.
-enum Denied {
-    Command,
-    Keys,
 }
