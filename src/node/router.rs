@@ -242,8 +242,6 @@ pub struct Router {
     /// The first group found to have met state it cannot trust (`fatal`),
     /// looked for among the groups whose output is taken.
     fatal_group: Option<GroupId>,
-    /// The tick each member was last heard from (any message).
-    heard: BTreeMap<NodeId, u64>,
     /// Each member's last beat: when, and the groups it named.
     beats: BTreeMap<NodeId, Beat>,
     /// Dormant groups this member leads whose next key expires then (ms).
@@ -280,7 +278,6 @@ impl Router {
             awake: groups_at_start,
             fatal_group: None,
             beats: BTreeMap::new(),
-            heard: BTreeMap::new(),
             expiry_alarms: BTreeSet::new(),
             directory: Directory::default(),
         }
@@ -464,12 +461,11 @@ impl Router {
     /// its node waits for nothing (`Node::is_dormant`).
     fn dormant(&self, group: GroupId, now_ms: u64) -> bool {
         let Some(node) = self.groups.get(&group) else { return false };
-        let window = self.beat_ticks() * 2 + 1;
         let held = node
             .raft()
             .leader()
             .and_then(|leader| self.beats.get(&leader))
-            .is_some_and(|beat| beat.groups.contains(&group) && beat.tick + window > self.ticks);
+            .is_some_and(|beat| beat.groups.contains(&group) && self.is_current(beat));
         node.is_dormant(held, now_ms, &self.directory)
     }
 
@@ -482,13 +478,19 @@ impl Router {
         u64::from(config.heartbeat_ticks.max(config.election_ticks / 6).max(1))
     }
 
+    /// Whether `beat` is the last one due or the one before: one may be
+    /// lost, and the next is not overdue yet.
+    fn is_current(&self, beat: &Beat) -> bool {
+        beat.tick + self.beat_ticks() * 2 >= self.ticks
+    }
+
     /// Wakes the dormant groups that must act: those held by a member whose
     /// beats stopped (crashed, cut off), and leaders with a key due to
     /// expire.
     fn wake_due(&mut self, now_ms: u64) {
-        let window = self.beat_ticks() * 2 + 1;
+        let overdue = self.ticks.saturating_sub(self.beat_ticks() * 2);
         for beat in self.beats.values_mut() {
-            if beat.tick + window <= self.ticks && !beat.groups.is_empty() {
+            if beat.tick < overdue && !beat.groups.is_empty() {
                 self.awake.append(&mut beat.groups);
             }
         }
@@ -560,12 +562,11 @@ impl Router {
         (self.awake.len(), quiet)
     }
 
-    /// Whether `member` was heard from within an election timeout (a quiet
-    /// leader's own view of its followers stops at its last heartbeat: it
-    /// runs no check-quorum, so the router's is used).
+    /// Whether `member`'s beats go on (every member beats to every other):
+    /// a quiet leader's own view of its followers stops at its last
+    /// heartbeat, as it runs no check-quorum, so the router's is used.
     fn heard_recently(&self, member: NodeId) -> bool {
-        let election_ticks = u64::from(self.home().raft().config().election_ticks);
-        self.heard.get(&member).is_some_and(|tick| tick + election_ticks > self.ticks)
+        self.beats.get(&member).is_some_and(|beat| self.is_current(beat))
     }
 
     /// Peer messages this member handed out and took in.
@@ -698,7 +699,6 @@ impl Router {
     /// not hold drops it (the sender retransmits what matters).
     pub fn step(&mut self, from: NodeId, group: GroupId, message: NodeMessage) {
         self.messages_received += 1;
-        self.heard.insert(from, self.ticks);
         let now_ms = self.now_ms;
         if let NodeMessage::Beat { groups } = message {
             self.on_beat(from, groups);
