@@ -47,12 +47,10 @@ type Tweak<'a> = &'a dyn Fn(&mut NodeConfig);
 fn group_node(id: NodeId, g: u32, shards: u32, tweak: Tweak, recovered: cashe::raft::Recovered) -> Node {
     let mut config = NodeConfig::new(id);
     config.shards = shards;
-    config.group = g;
     config.raft.election_ticks = 10;
     config.forward_timeout_ticks = 40;
-    if GroupId(g) == HOME {
-        config.me = Some(info(id.0));
-    }
+    config.me = Some(info(id.0));
+    let mut config = config.for_group(GroupId(g));
     tweak(&mut config);
     Node::restore(config, id.0 * 1000 + u64::from(g), recovered).unwrap()
 }

@@ -367,13 +367,8 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     let mut nodes = BTreeMap::new();
     let mut disk_wals = Vec::new();
     for (group, wal, recovered) in wals {
-        let mut group_config = config.clone();
-        group_config.group = group.0;
-        if group != HOME {
-            group_config.me = None;
-        }
-        let node =
-            Node::restore(group_config, rng.next_u64(), recovered).map_err(|e| format!("{name}: {e}"))?;
+        let node = Node::restore(config.for_group(group), rng.next_u64(), recovered)
+            .map_err(|e| format!("{name}: {e}"))?;
         nodes.insert(group, node);
         disk_wals.push((group, wal));
     }

@@ -159,6 +159,22 @@ pub struct NodeConfig {
     pub group: u32,
 }
 
+impl NodeConfig {
+    /// The config of this member's node of `group`, from the member's: a
+    /// key group knows its number (its slots, `slots::foreign_slot`),
+    /// keeps no directory of its own and never redirects (the router does
+    /// both with the home group's).
+    pub fn for_group(&self, group: GroupId) -> NodeConfig {
+        let mut config = self.clone();
+        config.group = group.0;
+        if group != HOME {
+            config.me = None;
+            config.cluster_mode = ClusterMode::Forward;
+        }
+        config
+    }
+}
+
 /// A password: compared, never shown (its `Debug` is redacted, so no log
 /// line or panic message can hold it).
 #[derive(Clone, PartialEq, Eq, Hash)]

@@ -363,15 +363,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     node_config.shards = shards;
     let mut nodes = BTreeMap::new();
     for (group, recovered) in recovered_groups {
-        let mut group_config = node_config.clone();
-        group_config.group = group.0;
-        if group != HOME {
-            // A key group keeps no directory and never redirects: the router
-            // does both with the home group's.
-            group_config.me = None;
-            group_config.cluster_mode = ClusterMode::Forward;
-        }
-        let node = Node::restore(group_config, boot_seed(), recovered)
+        let node = Node::restore(node_config.for_group(group), boot_seed(), recovered)
             .map_err(|e| format!("group {}: {e}", group.0))?;
         nodes.insert(group, node);
     }
