@@ -66,12 +66,12 @@ impl Cluster {
     /// `new`, every node's config changed by `tweak`.
     fn with(size: u64, shards: u32, tweak: Tweak) -> Cluster {
         let ids: Vec<NodeId> = (1..=size).map(NodeId).collect();
-        let group_count = if shards == 1 { 1 } else { shards + 1 };
         let routers = ids
             .iter()
             .map(|id| {
-                let groups: BTreeMap<GroupId, Node> = (0..group_count)
-                    .map(|g| (GroupId(g), group_node(*id, g, shards, tweak, Raft::bootstrap(ids.clone()))))
+                let groups: BTreeMap<GroupId, Node> = cashe::node::group_ids(shards)
+                    .into_iter()
+                    .map(|g| (g, group_node(*id, g.0, shards, tweak, Raft::bootstrap(ids.clone()))))
                     .collect();
                 Router::new(shards, groups)
             })
@@ -875,13 +875,11 @@ fn info_cluster_lists_every_group_of_the_member() {
     let text = String::from_utf8(text).unwrap();
     let field =
         |name: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{name}:"))).map(str::to_string);
-    assert_eq!(field("cluster_groups").as_deref(), Some("5"), "{text}");
-    // (Awake: this request's new connection stirred every group.)
-    assert!(field("cluster_groups_awake").is_some(), "{text}");
-    let led = cluster.routers[0].groups().filter(|(_, n)| n.raft().is_leader()).count();
-    assert_eq!(field("cluster_groups_led_quietly"), Some(led.to_string()), "{text}");
+    assert!(field("group5").is_none(), "four shards and home: {text}");
     for g in 0..5 {
         let line = field(&format!("group{g}")).unwrap_or_else(|| panic!("group{g} in {text}"));
+        let quiet = cluster.routers[0].group(GroupId(g)).unwrap().raft().is_quiet();
+        assert!(line.ends_with(&format!(",quiet={}", u8::from(quiet))), "{line}");
         assert!(line.contains("voters=3,learners=0"), "{line}");
         let role = if cluster.routers[0].group(GroupId(g)).unwrap().raft().is_leader() {
             "leader"

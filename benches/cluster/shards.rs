@@ -9,7 +9,6 @@
 //! floor a member pays per group, which quiet groups keep flat.
 
 use super::{eventually_within, BenchResult, Cluster, Settings};
-use cashe::protocol::Reply;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -32,10 +31,7 @@ pub(super) struct ShardsCell {
 
 /// A number of node `node`'s `INFO stats`.
 fn info_u64(cluster: &Cluster, node: usize, key: &str) -> Option<u64> {
-    match cluster.nodes[node].call(&["INFO", "stats"])? {
-        Reply::Bulk(Some(text)) => super::field(&String::from_utf8_lossy(&text), key)?.parse().ok(),
-        _ => None,
-    }
+    super::info_number(&cluster.nodes[node], "stats", key)
 }
 
 fn messages(cluster: &Cluster) -> BenchResult<u64> {

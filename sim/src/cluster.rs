@@ -334,12 +334,11 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
         None => (join(&shared, &me, &mut rng).await, true),
     };
     let shards = shared.borrow().shards;
-    let groups: Vec<GroupId> = if shards == 1 { vec![HOME] } else { (0..=shards).map(GroupId).collect() };
+    let groups = cashe::node::group_ids(shards);
     let fsync_rng = Rc::new(RefCell::new(SplitMix64::new(rng.next_u64())));
     let mut wals = Vec::new();
     for group in &groups {
-        let prefix = if *group == HOME { String::new() } else { format!("groups/{}", group.0) };
-        let slow = SlowDisk { inner: disk.clone(), rng: fsync_rng.clone(), prefix };
+        let slow = SlowDisk { inner: disk.clone(), rng: fsync_rng.clone(), prefix: group.subdir() };
         let (mut wal, mut recovered) =
             Wal::open(slow, WalOptions::new(id.0, CLUSTER_ID)).await.map_err(|e| format!("{name}: {e}"))?;
         if let Some(records) = turn::bootstrap_if_new(id, joining, &mut recovered) {

@@ -398,14 +398,14 @@ impl Store {
         self.replica_salt = ReplicaSalt(salt);
     }
 
-    /// Keys whose expiry has passed at `now_ms` but which are still stored,
-    /// in key order, at most `max`: what the leader proposes to delete with
-    /// `[CASHE.EXPIRE, key...]`.
     /// When the next key with a TTL expires, if any has one.
     pub fn next_expiry_ms(&self) -> Option<u64> {
         self.expiries.first().map(|(at_ms, _)| *at_ms)
     }
 
+    /// Keys whose expiry has passed at `now_ms` but which are still stored,
+    /// in key order, at most `max`: what the leader proposes to delete with
+    /// `[CASHE.EXPIRE, key...]`.
     pub fn expired_keys(&self, now_ms: u64, max: usize) -> Vec<Vec<u8>> {
         let mut keys: Vec<&Key> = self
             .expiries

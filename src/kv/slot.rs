@@ -33,13 +33,13 @@ pub fn hashed_part(key: &[u8]) -> &[u8] {
     key
 }
 
-/// The slot of `key`, in `0..SLOTS`.
 /// The key group (1 to `shards`) holding `slot` when the key space is in
 /// `shards > 1` groups of contiguous slot ranges (`node::router`).
 pub fn group_of_slot(slot: u16, shards: u32) -> u32 {
     1 + u32::from(slot) * shards / u32::from(SLOTS)
 }
 
+/// The slot of `key`, in `0..SLOTS`.
 pub fn key_slot(key: &[u8]) -> u16 {
     crc16(hashed_part(key)) & (SLOTS - 1)
 }

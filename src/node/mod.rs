@@ -58,7 +58,7 @@ pub use cluster::{
     join_answer, join_command, member_command, Directory, JoinAnswer, MemberInfo, Transport, CASHE_FORGET,
     CASHE_MEMBER, FOUNDER,
 };
-pub use router::{Durable, GroupId, Router, RouterOutput, HOME};
+pub use router::{group_ids, Durable, GroupId, Router, RouterOutput, HOME};
 pub use server::{CpuTimes, ShellStats};
 pub use slots::ClusterMode;
 pub use transaction::CASHE_EXEC;

@@ -323,11 +323,14 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             }
         },
     };
-    let group_ids: Vec<GroupId> = if shards == 1 { vec![HOME] } else { (0..=shards).map(GroupId).collect() };
+    let group_ids = crate::node::group_ids(shards);
     let mut wals = BTreeMap::new();
     let mut recovered_groups = BTreeMap::new();
     for group in &group_ids {
-        let dir = group_dir(&config.datadir, *group);
+        let dir = match group.subdir() {
+            subdir if subdir.is_empty() => config.datadir.clone(),
+            subdir => config.datadir.join(subdir),
+        };
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let (mut wal, mut recovered) = Wal::open(GlommioDisk::new(&dir), WalOptions::new(id.0, cluster_id))
             .await
@@ -561,16 +564,6 @@ struct GroupDisk {
     handed_out: Lsn,
     /// The durable point last fed to the router.
     reported: Lsn,
-}
-
-/// Where group `group`'s WAL lives: the data directory itself for the home
-/// group (as before groups), `groups/<n>` under it for key group n.
-fn group_dir(datadir: &std::path::Path, group: GroupId) -> PathBuf {
-    if group == HOME {
-        datadir.to_path_buf()
-    } else {
-        datadir.join("groups").join(group.0.to_string())
-    }
 }
 
 /// The file holding the cluster's shard count, written once when the data
