@@ -73,7 +73,7 @@ use hdrhistogram::Histogram;
 use std::error::Error;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
@@ -305,9 +305,9 @@ impl Drop for RemovedOnDrop {
 
 // ---- processes ---------------------------------------------------------
 
-fn free_port() -> BenchResult<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
+#[path = "../tests/common/ports.rs"]
+mod ports;
+use ports::free_port;
 
 /// A child process, killed (SIGKILL, by its PID) and reaped when dropped.
 struct Process {
@@ -426,8 +426,8 @@ impl Cluster {
         for n in 0..3 {
             let name = format!("raft{n}");
             nodes.push(CasheNode {
-                client_port: free_port()?,
-                raft_port: free_port()?,
+                client_port: free_port(),
+                raft_port: free_port(),
                 datadir: dir.join(&name),
                 log: logs
                     .join(format!("{}-{name}.log", dir.file_name().and_then(|n| n.to_str()).unwrap_or(""))),
@@ -525,7 +525,7 @@ impl Redis {
         }
         let dir = data.join(name);
         std::fs::create_dir_all(&dir)?;
-        let port = free_port()?;
+        let port = free_port();
         let mut command = Command::new("redis-server");
         command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])

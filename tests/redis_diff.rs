@@ -117,6 +117,8 @@ mod zset;
 
 // The redis-server child process and the raw-bytes RESP client are shared
 // with tests/server.rs.
+#[path = "cluster/harness.rs"]
+mod harness;
 #[path = "common/redis.rs"]
 mod redis;
 use redis::{parse as parse_all, RedisClient as Client, RedisServer};

@@ -5,6 +5,8 @@
 //! subcommand errors, CONFIG GET save) and for every command's arity and
 //! key positions in COMMAND INFO.
 
+#[path = "cluster/harness.rs"]
+mod harness;
 #[path = "common/redis.rs"]
 mod redis;
 

@@ -19,7 +19,8 @@ use cashe::protocol::reply::{decode, encode_command};
 use cashe::protocol::Reply;
 use cashe::raft::NodeId;
 use harness::{
-    bulk_text, eventually, field, free_port, run_bounded, venv_python, ChildGuard, Server, TempDir, PATIENCE,
+    bulk_text, eventually, eventually_showing, field, free_port, run_bounded, venv_python, ChildGuard,
+    Server, TempDir, PATIENCE,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
@@ -254,10 +255,11 @@ impl TlsCluster {
             }
             cluster._guards.push(spawn_logged(command, &server.log));
             // Joins one at a time, so the members get numbers 1, 2, 3.
-            eventually(&format!("{} answers over TLS", server.name), || {
+            let answers = || {
                 (tls_call(server.client_port, &cluster.client, &["PING"]) == Reply::Simple("PONG".into()))
                     .then_some(())
-            });
+            };
+            eventually_showing(&format!("{} answers over TLS", server.name), || server.log_text(), answers);
             cluster.servers.push(server);
         }
         cluster.wait_for_voters(3);

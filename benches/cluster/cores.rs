@@ -56,8 +56,8 @@ pub(super) fn cpu_seconds(pid: u32) -> BenchResult<f64> {
 fn start_node(dir: &Path, logs: &Path, name: &str, cores: usize, extra: &[String]) -> BenchResult<CasheNode> {
     let mut node = CasheNode {
         name: name.to_string(),
-        client_port: super::free_port()?,
-        raft_port: super::free_port()?,
+        client_port: super::free_port(),
+        raft_port: super::free_port(),
         datadir: dir.join(name),
         log: logs.join(format!("{name}.log")),
         process: None,

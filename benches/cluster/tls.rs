@@ -78,10 +78,10 @@ fn start_cluster(
     let mut tls_ports = Vec::new();
     for n in 0..3 {
         let name = format!("raft{n}");
-        tls_ports.push(super::free_port()?);
+        tls_ports.push(super::free_port());
         nodes.push(CasheNode {
-            client_port: super::free_port()?,
-            raft_port: super::free_port()?,
+            client_port: super::free_port(),
+            raft_port: super::free_port(),
             datadir: dir.join(&name),
             log: logs.join(format!("tls-{name}.log")),
             name,

@@ -10,7 +10,7 @@
 use cashe::protocol::reply::{decode, encode_command};
 use cashe::protocol::Reply;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 /// Long enough for elections and catch-up on a loaded 2-core machine.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().expect("local addr").port()
-}
+#[path = "../common/ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 /// A directory removed when dropped.
 pub struct TempDir(pub PathBuf);
@@ -292,13 +292,23 @@ pub fn run_bounded(command: &mut Command, limit: Duration) -> Finished {
 }
 
 /// Retries `attempt` until it returns `Some`, for at most [`PATIENCE`].
-pub fn eventually<T>(what: &str, mut attempt: impl FnMut() -> Option<T>) -> T {
+pub fn eventually<T>(what: &str, attempt: impl FnMut() -> Option<T>) -> T {
+    eventually_showing(what, String::new, attempt)
+}
+
+/// `eventually`, with `show()` (a server's log, say) in the message if it
+/// gives up.
+pub fn eventually_showing<T>(
+    what: &str,
+    show: impl Fn() -> String,
+    mut attempt: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + PATIENCE;
     loop {
         if let Some(value) = attempt() {
             return value;
         }
-        assert!(Instant::now() < deadline, "gave up after {PATIENCE:?} waiting for: {what}");
+        assert!(Instant::now() < deadline, "gave up after {PATIENCE:?} waiting for: {what}\n{}", show());
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -6,9 +6,10 @@
 //! `redis-server` package); without it the tests using this fail, never skip.
 #![allow(dead_code)]
 
+use crate::harness::free_port;
 use cashe::protocol::Reply;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -103,11 +104,6 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 fn find_on_path(name: &str) -> Option<PathBuf> {
     let paths = std::env::var_os("PATH")?;
     std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|path| path.is_file())
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address").port()
 }
 
 pub struct RedisClient {
