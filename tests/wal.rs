@@ -7,7 +7,8 @@ use cashe::raft::{
     SplitMix64, Term,
 };
 use cashe::wal::sim_disk::{block_on, CrashOptions, SimDisk};
-use cashe::wal::{fuzz, OpenError, Wal, WalOptions};
+use cashe::wal::{fuzz, Layout, OpenError, Wal, WalOptions};
+use std::collections::BTreeMap;
 
 fn options() -> WalOptions {
     WalOptions { segment_bytes_max: 400, ..WalOptions::new(1, 7) }
@@ -33,64 +34,118 @@ fn snapshot(index: u64, term: u64, data: &str) -> Snapshot {
     }
 }
 
-/// One step of the scripted workload.
+/// One step of a scripted workload.
 #[derive(Clone, Debug)]
 enum Step {
-    Append(Vec<Record>),
-    /// A compaction snapshot of the applied state.
-    Compact(Snapshot),
+    /// One group commit: each group's records.
+    Append(Vec<(u32, Vec<Record>)>),
+    /// A compaction snapshot of a group's applied state.
+    Compact(u32, Snapshot),
 }
 
-/// Elections, entries across several segments, a conflicting suffix
-/// replaced, a compaction that deletes segments, a snapshot installed from a
-/// leader, more entries after it.
-fn workload() -> Vec<Step> {
-    let mut steps = vec![Step::Append(vec![hard_state(1, Some(1), 0)])];
+/// One group's story: elections, entries across several segments, a
+/// conflicting suffix replaced, a compaction that deletes segments, a
+/// snapshot installed from a leader, more entries after it. Values carry
+/// `tag`, so that two groups' stories differ.
+fn story(tag: &str) -> Vec<Step> {
+    let one = |records: Vec<Record>| Step::Append(vec![(0, records)]);
+    let mut steps = vec![one(vec![hard_state(1, Some(1), 0)])];
     for k in 0..6u64 {
-        let batch = (1..=3).map(|j| entry(3 * k + j, 1, &format!("value-{k}-{j}"))).collect();
-        steps.push(Step::Append(batch));
+        let batch = (1..=3).map(|j| entry(3 * k + j, 1, &format!("{tag}value-{k}-{j}"))).collect();
+        steps.push(one(batch));
     }
-    steps.push(Step::Append(vec![hard_state(2, None, 12), hard_state(2, Some(3), 12)]));
-    steps.push(Step::Append(vec![
+    steps.push(one(vec![hard_state(2, None, 12), hard_state(2, Some(3), 12)]));
+    steps.push(one(vec![
         Record::Truncate { from: Index(15) },
         entry(15, 2, "new-15"),
         entry(16, 2, "new-16"),
     ]));
-    steps.push(Step::Compact(snapshot(12, 1, "state at 12")));
-    steps.push(Step::Append(vec![hard_state(3, Some(2), 16), entry(17, 3, "x")]));
-    steps.push(Step::Append(vec![
+    steps.push(Step::Compact(0, snapshot(12, 1, &format!("{tag}state at 12"))));
+    steps.push(one(vec![hard_state(3, Some(2), 16), entry(17, 3, "x")]));
+    steps.push(one(vec![
         hard_state(4, None, 16),
         Record::Truncate { from: Index(18) },
-        Record::Snapshot(snapshot(20, 4, "leader state at 20")),
+        Record::Snapshot(snapshot(20, 4, &format!("{tag}leader state at 20"))),
         entry(21, 4, "after snapshot"),
     ]));
-    steps.push(Step::Append(vec![entry(22, 4, "y"), hard_state(4, Some(1), 22)]));
+    steps.push(one(vec![entry(22, 4, "y"), hard_state(4, Some(1), 22)]));
     steps
 }
 
-/// The state a prefix of the workload describes: what recovery must return.
-fn fold(steps: &[Step], records: usize) -> Recovered {
-    let mut state = Recovered::default();
+/// The one-group workload: [`story`] as group 0 of a `Layout::Single` log.
+fn workload() -> Vec<Step> {
+    story("")
+}
+
+/// Steps of `steps` (all of group 0) as group `group`'s.
+fn as_group(steps: Vec<Step>, group: u32) -> Vec<Step> {
+    let regroup = |parts: Vec<(u32, Vec<Record>)>| parts.into_iter().map(|(_, r)| (group, r)).collect();
+    steps
+        .into_iter()
+        .map(|step| match step {
+            Step::Append(parts) => Step::Append(regroup(parts)),
+            Step::Compact(_, snapshot) => Step::Compact(group, snapshot),
+        })
+        .collect()
+}
+
+/// Three groups in one log (`Layout::Groups`): group 1's story and group
+/// 2's, their appends merged into shared group commits where both have
+/// one, so that a crash can cut between two groups' records of one commit;
+/// group 2 compacts at another time than group 1; group 3 writes nothing.
+fn groups_workload() -> Vec<Step> {
+    let first = as_group(story("one:"), 1);
+    let second = as_group(story("two:"), 2);
+    let mut steps = Vec::new();
+    let mut second = second.into_iter().skip(1).peekable();
+    steps
+        .push(Step::Append(vec![(1, vec![hard_state(1, Some(1), 0)]), (2, vec![hard_state(1, Some(2), 0)])]));
+    for step in first.into_iter().skip(1) {
+        match (step, second.peek().cloned()) {
+            (Step::Append(mut parts), Some(Step::Append(more))) => {
+                second.next();
+                parts.extend(more);
+                steps.push(Step::Append(parts));
+            }
+            (step, _) => steps.push(step),
+        }
+    }
+    steps.extend(second);
+    steps
+}
+
+fn groups_layout() -> Layout {
+    Layout::Groups(vec![1, 2, 3])
+}
+
+/// The states a prefix of `records` records (and compactions) of the
+/// workload describes, per group: what recovery must return.
+fn fold(layout: &Layout, steps: &[Step], records: usize) -> BTreeMap<u32, Recovered> {
+    let mut states: BTreeMap<u32, Recovered> =
+        layout.groups().into_iter().map(|g| (g, Recovered::default())).collect();
     let mut left = records;
     for step in steps {
         match step {
-            Step::Append(batch) => {
-                for record in batch.iter().take(left) {
-                    state.apply(record.clone()).expect("the workload is a valid record stream");
+            Step::Append(parts) => {
+                for (group, batch) in parts {
+                    for record in batch.iter().take(left) {
+                        let state = states.get_mut(group).expect("the workload's groups are the layout's");
+                        state.apply(record.clone()).expect("the workload is a valid record stream");
+                    }
+                    left = left.saturating_sub(batch.len());
                 }
-                left = left.saturating_sub(batch.len());
             }
-            Step::Compact(snapshot) if left > 0 => {
-                state.install_snapshot(snapshot.clone());
+            Step::Compact(group, snapshot) if left > 0 => {
+                states.get_mut(group).expect("a known group").install_snapshot(snapshot.clone());
                 left -= 1;
             }
-            Step::Compact(_) => {}
+            Step::Compact(..) => {}
         }
         if left == 0 {
             break;
         }
     }
-    normalize(state)
+    normalize_all(states)
 }
 
 /// Entries the snapshot covers are not part of the comparison.
@@ -103,29 +158,41 @@ fn normalize(mut state: Recovered) -> Recovered {
     state
 }
 
+fn normalize_all(states: BTreeMap<u32, Recovered>) -> BTreeMap<u32, Recovered> {
+    states.into_iter().map(|(group, state)| (group, normalize(state))).collect()
+}
+
 /// Runs the workload until the disk fails; returns how many records (and
 /// compactions) were acknowledged and how many were attempted.
-fn run(disk: &SimDisk, steps: &[Step], lying_disk: bool) -> (usize, usize) {
-    let Ok((mut wal, recovered)) = block_on(Wal::open(disk.clone(), options())) else { return (0, 0) };
+fn run(disk: &SimDisk, layout: &Layout, steps: &[Step], lying_disk: bool) -> (usize, usize) {
+    let Ok((mut wal, recovered)) = block_on(Wal::open_layout(disk.clone(), options(), layout.clone())) else {
+        return (0, 0);
+    };
     disk.set_sync_lies(lying_disk);
-    assert_eq!(recovered, Recovered::default());
+    assert!(recovered.values().all(|r| *r == Recovered::default()));
     let (mut acked, mut attempted, mut lsn) = (0, 0, 0);
     for step in steps {
         let result = match step {
-            Step::Append(batch) => {
-                attempted += batch.len();
-                let numbered: Vec<(Lsn, Record)> = batch
+            Step::Append(parts) => {
+                let numbered: Vec<(u32, Vec<(Lsn, Record)>)> = parts
                     .iter()
-                    .map(|r| {
-                        lsn += 1;
-                        (Lsn(lsn), r.clone())
+                    .map(|(group, batch)| {
+                        let records = batch.iter().map(|r| {
+                            lsn += 1;
+                            (Lsn(lsn), r.clone())
+                        });
+                        (*group, records.collect())
                     })
                     .collect();
-                block_on(wal.append(&numbered)).map(|_| batch.len())
+                let count: usize = parts.iter().map(|(_, batch)| batch.len()).sum();
+                attempted += count;
+                let parts: Vec<(u32, &[(Lsn, Record)])> =
+                    numbered.iter().map(|(g, r)| (*g, r.as_slice())).collect();
+                block_on(wal.append_groups(&parts)).map(|_| count)
             }
-            Step::Compact(snapshot) => {
+            Step::Compact(group, snapshot) => {
                 attempted += 1;
-                block_on(wal.save_snapshot(snapshot)).map(|_| 1)
+                block_on(wal.save_group_snapshot(*group, snapshot)).map(|_| 1)
             }
         };
         match result {
@@ -139,10 +206,9 @@ fn run(disk: &SimDisk, steps: &[Step], lying_disk: bool) -> (usize, usize) {
 /// Crashes the workload at every write and sync, in several ways, and
 /// checks each recovery. Returns the number of crash images checked, or the
 /// first violation.
-fn crash_walk(lying_disk: bool) -> Result<usize, String> {
-    let steps = workload();
+fn crash_walk(layout: &Layout, steps: &[Step], lying_disk: bool) -> Result<usize, String> {
     let clean = SimDisk::new();
-    run(&clean, &steps, false);
+    run(&clean, layout, steps, false);
     let operations = clean.operations();
     assert!(operations > 30, "the workload should span many writes and syncs, got {operations}");
     let crash_variants = [
@@ -157,25 +223,24 @@ fn crash_walk(lying_disk: bool) -> Result<usize, String> {
         for variant in crash_variants {
             let disk = SimDisk::new();
             disk.fail_after(crash_point);
-            let (acked, attempted) = run(&disk, &steps, lying_disk);
+            let (acked, attempted) = run(&disk, layout, steps, lying_disk);
             let at = format!("crash at operation {crash_point} {variant:?}");
-            let (_, recovered) = block_on(Wal::open(disk.crash(variant), options()))
+            let (_, recovered) = block_on(Wal::open_layout(disk.crash(variant), options(), layout.clone()))
                 .map_err(|e| format!("{at}: recovery failed: {e}"))?;
-            let recovered = normalize(recovered);
-            if !(acked..=attempted).any(|k| fold(&steps, k) == recovered) {
+            let recovered = normalize_all(recovered);
+            if !(acked..=attempted).any(|k| fold(layout, steps, k) == recovered) {
                 return Err(format!(
                     "{at}: recovered state is no prefix between {acked} and {attempted} records:\n{recovered:#?}"
                 ));
             }
-            let durable = fold(&steps, acked).hard_state;
-            if recovered.hard_state.term < durable.term {
-                return Err(format!("{at}: term went back"));
-            }
-            if recovered.hard_state.term == durable.term
-                && durable.vote.is_some()
-                && recovered.hard_state.vote != durable.vote
-            {
-                return Err(format!("{at}: vote changed within a term"));
+            for (group, durable) in fold(layout, steps, acked) {
+                let (durable, found) = (durable.hard_state, recovered[&group].hard_state);
+                if found.term < durable.term {
+                    return Err(format!("{at}: group {group}'s term went back"));
+                }
+                if found.term == durable.term && durable.vote.is_some() && found.vote != durable.vote {
+                    return Err(format!("{at}: group {group}'s vote changed within a term"));
+                }
             }
             checked += 1;
         }
@@ -185,7 +250,8 @@ fn crash_walk(lying_disk: bool) -> Result<usize, String> {
 
 #[test]
 fn recovery_after_a_crash_at_every_write_and_sync_is_a_prefix_holding_every_acknowledged_record() {
-    let checked = crash_walk(false).unwrap_or_else(|violation| panic!("{violation}"));
+    let checked =
+        crash_walk(&Layout::Single, &workload(), false).unwrap_or_else(|violation| panic!("{violation}"));
     assert!(checked > 150, "only {checked} crash images checked");
     println!("checked {checked} crash images");
 }
@@ -194,7 +260,22 @@ fn recovery_after_a_crash_at_every_write_and_sync_is_a_prefix_holding_every_ackn
 /// at a crash, and the walk must notice.
 #[test]
 fn the_crash_walk_catches_a_disk_that_acknowledges_before_data_is_durable() {
-    let violation = crash_walk(true).expect_err("a lying fsync must lose an acknowledged record");
+    let violation = crash_walk(&Layout::Single, &workload(), true)
+        .expect_err("a lying fsync must lose an acknowledged record");
+    assert!(violation.contains("no prefix") || violation.contains("went back"), "{violation}");
+}
+
+/// The same for a log shared by groups: every crash image recovers, for
+/// every group at once, a prefix of the shared record stream holding every
+/// acknowledged record.
+#[test]
+fn a_shared_group_log_recovers_every_group_to_one_prefix_after_a_crash_at_every_write_and_sync() {
+    let steps = groups_workload();
+    let checked =
+        crash_walk(&groups_layout(), &steps, false).unwrap_or_else(|violation| panic!("{violation}"));
+    assert!(checked > 300, "only {checked} crash images checked");
+    println!("checked {checked} crash images");
+    let violation = crash_walk(&groups_layout(), &steps, true).expect_err("a lying fsync loses a record");
     assert!(violation.contains("no prefix") || violation.contains("went back"), "{violation}");
 }
 
@@ -202,13 +283,97 @@ fn the_crash_walk_catches_a_disk_that_acknowledges_before_data_is_durable() {
 fn recovery_of_a_complete_run_returns_the_whole_workload_and_deletes_covered_segments() {
     let steps = workload();
     let disk = SimDisk::new();
-    let (acked, _) = run(&disk, &steps, false);
+    let (acked, _) = run(&disk, &Layout::Single, &steps, false);
     let (wal, recovered) = block_on(Wal::open(disk.clone(), options())).expect("clean reopen");
-    assert_eq!(normalize(recovered), fold(&steps, acked));
+    assert_eq!(normalize(recovered), fold(&Layout::Single, &steps, acked)[&0]);
     let first_live = wal.segment_names()[0].clone();
     assert_ne!(first_live, format!("{:020}.wal", 1), "segments covered by the snapshot are deleted");
     let snapshots = block_on(cashe::wal::disk::Disk::list(&disk, "snap")).unwrap();
     assert_eq!(snapshots.len(), 2, "the newest snapshot and one older are kept: {snapshots:?}");
+}
+
+#[test]
+fn a_complete_run_of_the_shared_log_recovers_every_group_and_deletes_segments_every_group_compacted() {
+    let steps = groups_workload();
+    let disk = SimDisk::new();
+    let (acked, attempted) = run(&disk, &groups_layout(), &steps, false);
+    assert_eq!(acked, attempted);
+    let (wal, recovered) =
+        block_on(Wal::open_layout(disk.clone(), options(), groups_layout())).expect("clean reopen");
+    assert_eq!(normalize_all(recovered.clone()), fold(&groups_layout(), &steps, acked));
+    assert_eq!(recovered[&1].last_index(), Index(22));
+    assert_eq!(recovered[&2].snapshot.as_ref().map(|s| s.meta.index), Some(Index(20)));
+    assert_eq!(recovered[&3], Recovered::default(), "a group that wrote nothing recovers nothing");
+    assert_ne!(
+        wal.segment_names()[0],
+        format!("{:020}.wal", 1),
+        "segments both groups compacted are deleted"
+    );
+    let mut snapshots = block_on(cashe::wal::disk::Disk::list(&disk, "snap")).unwrap();
+    snapshots.sort();
+    assert_eq!(
+        snapshots,
+        [
+            "0000000001-00000000000000000012-00000000000000000001.snap",
+            "0000000001-00000000000000000020-00000000000000000004.snap",
+            "0000000002-00000000000000000012-00000000000000000001.snap",
+            "0000000002-00000000000000000020-00000000000000000004.snap",
+        ],
+        "each group keeps its newest snapshot and one older"
+    );
+}
+
+/// A group that wrote once, long ago, keeps the oldest segment alive while
+/// the others write on: `pinning` names it once more than the allowed
+/// segments are live, and its snapshot lets the segments go.
+#[test]
+fn a_group_that_wrote_long_ago_is_named_as_pinning_the_log_until_it_compacts() {
+    let disk = SimDisk::new();
+    let (mut wal, _) = block_on(Wal::open_layout(disk.clone(), options(), groups_layout())).unwrap();
+    let append = |wal: &mut Wal<SimDisk>, group: u32, records: Vec<(Lsn, Record)>| {
+        block_on(wal.append_groups(&[(group, records.as_slice())])).unwrap();
+    };
+    append(&mut wal, 3, vec![(Lsn(1), entry(1, 1, "once"))]);
+    for k in 1..=40u64 {
+        append(&mut wal, 1, vec![(Lsn(k), entry(k, 1, "group one keeps writing"))]);
+    }
+    let segments = wal.segment_names().len();
+    assert!(segments >= 4, "{segments} segments");
+    assert_eq!(wal.pinning(segments), Vec::<u32>::new(), "within the limit");
+    assert_eq!(wal.pinning(2), vec![1, 3], "both groups have entries in the oldest segment");
+    block_on(wal.save_group_snapshot(1, &snapshot(40, 1, "group one at 40"))).unwrap();
+    assert_eq!(wal.segment_names().len(), segments, "group 3's entry keeps the oldest segment");
+    assert_eq!(wal.pinning(2), vec![3]);
+    block_on(wal.save_group_snapshot(3, &snapshot(1, 1, "group three at 1"))).unwrap();
+    assert_eq!(wal.segment_names().len(), 1, "nothing keeps the older segments now");
+    assert_eq!(wal.pinning(0), Vec::<u32>::new());
+    let (_, recovered) = block_on(Wal::open_layout(disk.clone(), options(), groups_layout())).unwrap();
+    assert_eq!(recovered[&1].snapshot.as_ref().map(|s| s.meta.index), Some(Index(40)));
+    assert_eq!(recovered[&3].snapshot.as_ref().map(|s| s.meta.index), Some(Index(1)));
+}
+
+#[test]
+fn a_shared_log_refuses_records_and_snapshots_of_groups_it_does_not_hold() {
+    let disk = SimDisk::new();
+    let (mut wal, _) = block_on(Wal::open_layout(disk.clone(), options(), groups_layout())).unwrap();
+    let records = [(Lsn(1), entry(1, 1, "x"))];
+    let error = block_on(wal.append_groups(&[(9, records.as_slice())])).unwrap_err();
+    assert!(error.to_string().contains("holds no group 9"), "{error}");
+    // Written by a log of groups 1 to 3, opened as one of groups 1 and 2.
+    let disk = SimDisk::new();
+    let (mut wal, _) = block_on(Wal::open_layout(disk.clone(), options(), groups_layout())).unwrap();
+    block_on(wal.append_groups(&[(3, records.as_slice())])).unwrap();
+    match block_on(Wal::open_layout(disk.clone(), options(), Layout::Groups(vec![1, 2]))) {
+        Err(OpenError::Corrupt(c)) => {
+            assert!(c.to_string().contains("group 3, which this node does not have"), "{c}")
+        }
+        other => panic!("expected corruption, got {:?}", other.map(|_| ())),
+    }
+    block_on(wal.save_group_snapshot(3, &snapshot(1, 1, "three"))).unwrap();
+    match block_on(Wal::open_layout(disk, options(), Layout::Groups(vec![1, 2]))) {
+        Err(OpenError::Corrupt(c)) => assert!(c.to_string().contains("snapshot of group 3"), "{c}"),
+        other => panic!("expected corruption, got {:?}", other.map(|_| ())),
+    }
 }
 
 /// A data directory with two full segments and a partial third.

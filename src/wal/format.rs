@@ -9,11 +9,21 @@ use std::fmt;
 pub const META_MAGIC: [u8; 8] = *b"cashemta";
 pub const SEGMENT_MAGIC: [u8; 8] = *b"cashewal";
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"cashesnp";
+/// The header magic of a segment of a log shared by several groups.
+pub const GROUP_SEGMENT_MAGIC: [u8; 8] = *b"cashegrp";
 /// Version of the meta, segment-header and snapshot-header formats; bumped
 /// on any change to their bytes (docs/wal-format.md, "Versions").
 pub const FORMAT_VERSION: u32 = 1;
 /// The `format_version` values this build reads.
 pub const FORMAT_VERSIONS_READ: &[u32] = &[FORMAT_VERSION];
+/// `meta`'s `format_version` in a data directory whose key groups share one
+/// log under `groups/` (a cluster of several shards): a build before the
+/// shared log would look for one log per group, find none and start the
+/// groups empty, so it must be refused at `meta`. Directories of one shard
+/// keep version 1.
+pub const META_FORMAT_VERSION_GROUPS: u32 = 2;
+/// The `format_version` values of `meta` this build reads.
+pub const META_FORMAT_VERSIONS_READ: &[u32] = &[FORMAT_VERSION, META_FORMAT_VERSION_GROUPS];
 /// The first byte of every record payload; bumped on any change to the
 /// bytes of [`WalRecord`] or of anything it holds, and when entries may
 /// hold commands an older build does not know (it would apply them as
@@ -50,6 +60,16 @@ pub struct SegmentHeader {
     pub first_index: Index,
 }
 
+/// The first frame of every segment of a log shared by several groups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSegmentHeader {
+    pub magic: [u8; 8],
+    pub format_version: u32,
+    /// The segment's number: one more than the segment before it (1 for
+    /// the first); it must equal the file name.
+    pub sequence: u64,
+}
+
 /// The first frame of a snapshot file; `data_bytes` raw bytes follow.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotHeader {
@@ -68,6 +88,14 @@ pub enum WalRecord {
     Entry(Entry),
     Truncate { from: Index },
     SnapshotInstalled { index: Index, term: Term },
+}
+
+/// A record of a log shared by several groups: the group's number, then
+/// the record as a one-group log holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    pub group: u32,
+    pub record: WalRecord,
 }
 
 /// The first two fields of `Meta`, `SegmentHeader` and `SnapshotHeader`:
@@ -126,24 +154,23 @@ fn from_bytes<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, FormatError>
 
 /// Checks the magic and version at the start of `payload` before anything
 /// else of it is decoded.
-fn check_version(payload: &[u8], expected: [u8; 8]) -> Result<(), FormatError> {
+fn check_version(payload: &[u8], expected: [u8; 8], reads: &'static [u32]) -> Result<(), FormatError> {
     let (prefix, _): (Versioned, _) =
         postcard::take_from_bytes(payload).map_err(|e| FormatError::Payload(e.to_string()))?;
     if prefix.magic != expected {
         return Err(FormatError::BadMagic);
     }
-    if !FORMAT_VERSIONS_READ.contains(&prefix.format_version) {
-        return Err(FormatError::UnsupportedVersion {
-            found: prefix.format_version,
-            reads: FORMAT_VERSIONS_READ,
-        });
+    if !reads.contains(&prefix.format_version) {
+        return Err(FormatError::UnsupportedVersion { found: prefix.format_version, reads });
     }
     Ok(())
 }
 
-/// The whole `meta` file. Small and fixed-size: cannot exceed a frame.
-pub fn encode_meta(node_id: u64, cluster_id: u64) -> Vec<u8> {
-    let meta = Meta { magic: META_MAGIC, format_version: FORMAT_VERSION, node_id, cluster_id };
+/// The whole `meta` file, in `format_version` (`FORMAT_VERSION`, or
+/// `META_FORMAT_VERSION_GROUPS` for a directory with a shared group log).
+/// Small and fixed-size: cannot exceed a frame.
+pub fn encode_meta(node_id: u64, cluster_id: u64, format_version: u32) -> Vec<u8> {
+    let meta = Meta { magic: META_MAGIC, format_version, node_id, cluster_id };
     let mut out = Vec::new();
     frame::encode(&to_bytes(&meta), &mut out).expect("a meta payload is a few dozen bytes");
     out
@@ -151,7 +178,7 @@ pub fn encode_meta(node_id: u64, cluster_id: u64) -> Vec<u8> {
 
 pub fn decode_meta(bytes: &[u8]) -> Result<Meta, FormatError> {
     let (payload, _) = frame::decode(bytes).map_err(FormatError::Frame)?;
-    check_version(payload, META_MAGIC)?;
+    check_version(payload, META_MAGIC, META_FORMAT_VERSIONS_READ)?;
     from_bytes(payload)
 }
 
@@ -162,19 +189,48 @@ pub fn encode_segment_header(first_index: Index, out: &mut Vec<u8>) {
 }
 
 pub fn decode_segment_header(payload: &[u8]) -> Result<SegmentHeader, FormatError> {
-    check_version(payload, SEGMENT_MAGIC)?;
+    check_version(payload, SEGMENT_MAGIC, FORMAT_VERSIONS_READ)?;
+    from_bytes(payload)
+}
+
+/// Small and fixed-size: cannot exceed a frame.
+pub fn encode_group_segment_header(sequence: u64, out: &mut Vec<u8>) {
+    let header = GroupSegmentHeader { magic: GROUP_SEGMENT_MAGIC, format_version: FORMAT_VERSION, sequence };
+    frame::encode(&to_bytes(&header), out).expect("a segment header is a few dozen bytes");
+}
+
+pub fn decode_group_segment_header(payload: &[u8]) -> Result<GroupSegmentHeader, FormatError> {
+    check_version(payload, GROUP_SEGMENT_MAGIC, FORMAT_VERSIONS_READ)?;
     from_bytes(payload)
 }
 
 /// Appends one record frame to `out`; a record too large for a frame is an
 /// error and leaves `out` as it was.
 pub fn encode_record(record: &WalRecord, out: &mut Vec<u8>) -> Result<(), frame::FrameTooLarge> {
+    encode_versioned(record, out)
+}
+
+pub fn decode_record(payload: &[u8]) -> Result<WalRecord, FormatError> {
+    decode_versioned(payload)
+}
+
+/// [`encode_record`] for a log shared by several groups.
+pub fn encode_group_record(record: &GroupRecord, out: &mut Vec<u8>) -> Result<(), frame::FrameTooLarge> {
+    encode_versioned(record, out)
+}
+
+pub fn decode_group_record(payload: &[u8]) -> Result<GroupRecord, FormatError> {
+    decode_versioned(payload)
+}
+
+/// A record frame: the record version byte, then the record.
+fn encode_versioned<T: Serialize>(record: &T, out: &mut Vec<u8>) -> Result<(), frame::FrameTooLarge> {
     let payload =
         postcard::to_extend(record, vec![RECORD_VERSION]).expect("in-memory postcard encoding cannot fail");
     frame::encode(&payload, out)
 }
 
-pub fn decode_record(payload: &[u8]) -> Result<WalRecord, FormatError> {
+fn decode_versioned<'a, T: Deserialize<'a>>(payload: &'a [u8]) -> Result<T, FormatError> {
     match payload.split_first() {
         Some((version, rest)) if RECORD_VERSIONS_READ.contains(&u32::from(*version)) => from_bytes(rest),
         Some((version, _)) => {
@@ -224,7 +280,7 @@ pub fn encode_snapshot_header(snapshot: &Snapshot) -> Result<Vec<u8>, frame::Fra
 /// Decodes a snapshot file; errors carry the byte offset of the damage.
 pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, (u64, FormatError)> {
     let (payload, used) = frame::decode(bytes).map_err(|e| (0, FormatError::Frame(e)))?;
-    check_version(payload, SNAPSHOT_MAGIC).map_err(|e| (0, e))?;
+    check_version(payload, SNAPSHOT_MAGIC, FORMAT_VERSIONS_READ).map_err(|e| (0, e))?;
     let header: SnapshotHeader = from_bytes(payload).map_err(|e| (0, e))?;
     let data = &bytes[used..];
     if data.len() as u64 != header.data_bytes {
@@ -245,7 +301,13 @@ pub fn snapshot_name(index: Index, term: Term) -> String {
     format!("{:020}-{:020}.snap", index.0, term.0)
 }
 
-/// The first index named by a segment file name.
+/// A snapshot of group `group` in a log shared by several groups.
+pub fn group_snapshot_name(group: u32, index: Index, term: Term) -> String {
+    format!("{group:010}-{:020}-{:020}.snap", index.0, term.0)
+}
+
+/// The first index named by a segment file name (its sequence number, in
+/// a log shared by several groups).
 pub fn parse_segment_name(name: &str) -> Option<Index> {
     let digits = name.strip_suffix(".wal")?;
     (digits.len() == 20).then(|| digits.parse().ok().map(Index)).flatten()
@@ -255,4 +317,13 @@ pub fn parse_segment_name(name: &str) -> Option<Index> {
 pub fn parse_snapshot_name(name: &str) -> Option<(Index, Term)> {
     let (index, term) = name.strip_suffix(".snap")?.split_once('-')?;
     Some((Index(index.parse().ok()?), Term(term.parse().ok()?)))
+}
+
+/// The (group, index, term) named by a group snapshot file name.
+pub fn parse_group_snapshot_name(name: &str) -> Option<(u32, Index, Term)> {
+    let mut parts = name.strip_suffix(".snap")?.split('-');
+    let group = parts.next().filter(|g| g.len() == 10)?.parse().ok()?;
+    let index = Index(parts.next()?.parse().ok()?);
+    let term = Term(parts.next()?.parse().ok()?);
+    parts.next().is_none().then_some((group, index, term))
 }

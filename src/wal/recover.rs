@@ -20,8 +20,10 @@
 //! cut. Only a frame that fails its checks can be a torn tail.
 
 use super::format::{self, FormatError, WalRecord};
+use super::Layout;
 use crate::frame;
 use crate::raft::{Index, Record, Recovered, Snapshot};
+use std::collections::BTreeMap;
 use std::fmt;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,79 +101,157 @@ pub struct TornTail {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Replayed {
-    pub recovered: Recovered,
+    /// Each group's state (the one group of a `Layout::Single` log is
+    /// group 0).
+    pub recovered: BTreeMap<u32, Recovered>,
     pub torn_tail: Option<TornTail>,
     /// Per segment, in order: the offset where its records end (before a
     /// torn tail or zeros; the length if neither follows).
     pub ends: Vec<u64>,
+    /// Per segment, in order: each group's last entry in it
+    /// ([`note_entry`]), which decides when it may be deleted.
+    pub entries: Vec<BTreeMap<u32, Index>>,
 }
 
-/// Replays `segments` (name and bytes, in order) on top of `snapshot`, the
-/// newest durable snapshot.
+/// Replays a log of one group: `segments` (name and bytes, in order) on top
+/// of `snapshot`, the newest durable snapshot.
 pub fn replay(snapshot: Option<Snapshot>, segments: &[(String, Vec<u8>)]) -> Result<Replayed, ReplayError> {
-    let mut recovered = Recovered { snapshot, ..Recovered::default() };
+    replay_layout(&Layout::Single, snapshot.map(|s| (0, s)).into_iter().collect(), segments)
+}
+
+/// Replays a log of `layout` on top of each group's newest durable
+/// snapshot. A record of a group the layout does not name is corruption.
+pub fn replay_layout(
+    layout: &Layout,
+    snapshots: BTreeMap<u32, Snapshot>,
+    segments: &[(String, Vec<u8>)],
+) -> Result<Replayed, ReplayError> {
+    let mut snapshots = snapshots;
+    let mut recovered: BTreeMap<u32, Recovered> = layout
+        .groups()
+        .into_iter()
+        .map(|group| (group, Recovered { snapshot: snapshots.remove(&group), ..Recovered::default() }))
+        .collect();
     let mut torn_tail = None;
     let mut ends = Vec::with_capacity(segments.len());
+    let mut entries = Vec::with_capacity(segments.len());
     for (k, (name, bytes)) in segments.iter().enumerate() {
         let last = k + 1 == segments.len();
         let file = format!("{}/{name}", format::WAL_DIR);
-        let end = replay_segment(&mut recovered, &file, name, bytes, last)?;
+        let mut segment = Segment { layout, recovered: &mut recovered, entries: BTreeMap::new() };
+        let end = segment.replay(&file, name, bytes, last)?;
+        entries.push(segment.entries);
         ends.push(end);
         if last && end < bytes.len() as u64 {
             let zeros = bytes[end as usize..].iter().all(|b| *b == 0);
             torn_tail = Some(TornTail { file, offset: end, zeros });
         }
     }
-    if let Some(snapshot) = &recovered.snapshot {
-        let commit = &mut recovered.hard_state.commit;
-        *commit = (*commit).max(snapshot.meta.index);
+    for group in recovered.values_mut() {
+        if let Some(snapshot) = &group.snapshot {
+            let commit = &mut group.hard_state.commit;
+            *commit = (*commit).max(snapshot.meta.index);
+        }
     }
-    Ok(Replayed { recovered, torn_tail, ends })
+    Ok(Replayed { recovered, torn_tail, ends, entries })
 }
 
-/// Returns the offset where the segment's records end: before a torn tail
-/// (last segment only) or zeros, else its length.
-fn replay_segment(
-    recovered: &mut Recovered,
-    file: &str,
-    name: &str,
-    bytes: &[u8],
-    last: bool,
-) -> Result<u64, ReplayError> {
-    let corrupt = |offset: usize, detail: String| {
-        ReplayError::Corrupt(Corruption { file: file.to_string(), offset: offset as u64, detail })
-    };
-    let refuse = |offset: usize, error: FormatError| refusal(file, offset as u64, error);
-    if bytes.is_empty() {
-        // Created, but a crash came before its header was durable.
-        return if last { Ok(0) } else { Err(corrupt(0, "empty segment".into())) };
+/// Keeps `entries` (each group's last entry in one segment) up to date:
+/// an entry of `group` written to the segment is the group's last there.
+/// The writer and recovery both keep it.
+pub fn note_entry(entries: &mut BTreeMap<u32, Index>, group: u32, index: Index) {
+    entries.insert(group, index);
+}
+
+/// [`note_entry`] for a truncation of `group` at `from`: it lowers the
+/// group's last entry in the segment. Entries of the group left in older
+/// segments keep their mark, which only keeps those segments a little
+/// longer.
+pub fn note_truncate(entries: &mut BTreeMap<u32, Index>, group: u32, from: Index) {
+    if let Some(last) = entries.get_mut(&group) {
+        *last = (*last).min(from.prev());
     }
-    let mut offset = 0;
-    while offset < bytes.len() {
-        let (payload, used) = match frame::decode(&bytes[offset..]) {
-            Ok(frame) => frame,
-            Err(error) => {
-                if offset > 0 && bytes[offset..].iter().all(|b| *b == 0) {
-                    return Ok(offset as u64);
+}
+
+/// One segment being replayed into the groups' states.
+struct Segment<'a> {
+    layout: &'a Layout,
+    recovered: &'a mut BTreeMap<u32, Recovered>,
+    entries: BTreeMap<u32, Index>,
+}
+
+impl Segment<'_> {
+    /// Returns the offset where the segment's records end: before a torn tail
+    /// (last segment only) or zeros, else its length.
+    fn replay(&mut self, file: &str, name: &str, bytes: &[u8], last: bool) -> Result<u64, ReplayError> {
+        let corrupt = |offset: usize, detail: String| {
+            ReplayError::Corrupt(Corruption { file: file.to_string(), offset: offset as u64, detail })
+        };
+        let refuse = |offset: usize, error: FormatError| refusal(file, offset as u64, error);
+        if bytes.is_empty() {
+            // Created, but a crash came before its header was durable.
+            return if last { Ok(0) } else { Err(corrupt(0, "empty segment".into())) };
+        }
+        let mut offset = 0;
+        while offset < bytes.len() {
+            let (payload, used) = match frame::decode(&bytes[offset..]) {
+                Ok(frame) => frame,
+                Err(error) => {
+                    if offset > 0 && bytes[offset..].iter().all(|b| *b == 0) {
+                        return Ok(offset as u64);
+                    }
+                    if last && !valid_frame_after(bytes, offset) {
+                        return Ok(offset as u64);
+                    }
+                    return Err(corrupt(offset, error.to_string()));
                 }
-                if last && !valid_frame_after(bytes, offset) {
-                    return Ok(offset as u64);
+            };
+            if offset == 0 {
+                self.check_header(file, payload, name)?;
+            } else {
+                let (group, record) = match self.layout {
+                    Layout::Single => (0, format::decode_record(payload).map_err(|e| refuse(offset, e))?),
+                    Layout::Groups(_) => {
+                        let tagged = format::decode_group_record(payload).map_err(|e| refuse(offset, e))?;
+                        (tagged.group, tagged.record)
+                    }
+                };
+                let Some(recovered) = self.recovered.get_mut(&group) else {
+                    return Err(corrupt(
+                        offset,
+                        format!("a record of group {group}, which this node does not have"),
+                    ));
+                };
+                match &record {
+                    WalRecord::Entry(entry) => note_entry(&mut self.entries, group, entry.index),
+                    WalRecord::Truncate { from } => note_truncate(&mut self.entries, group, *from),
+                    WalRecord::HardState(_) | WalRecord::SnapshotInstalled { .. } => {}
                 }
-                return Err(corrupt(offset, error.to_string()));
+                apply(recovered, record).map_err(|detail| corrupt(offset, detail))?;
+            }
+            offset += used;
+        }
+        Ok(bytes.len() as u64)
+    }
+
+    /// Checks a segment's header frame against the layout and the file name.
+    fn check_header(&self, file: &str, payload: &[u8], name: &str) -> Result<(), ReplayError> {
+        let named = format::parse_segment_name(name).map(|i| i.0);
+        let header = match self.layout {
+            Layout::Single => {
+                format::decode_segment_header(payload).map(|h| (h.first_index.0, "first index"))
+            }
+            Layout::Groups(_) => {
+                format::decode_group_segment_header(payload).map(|h| (h.sequence, "sequence number"))
             }
         };
-        if offset == 0 {
-            let header = format::decode_segment_header(payload).map_err(|e| refuse(0, e))?;
-            if format::parse_segment_name(name) != Some(header.first_index) {
-                return Err(corrupt(0, format!("header says first index {}", header.first_index)));
-            }
-        } else {
-            let record = format::decode_record(payload).map_err(|e| refuse(offset, e))?;
-            apply(recovered, record).map_err(|detail| corrupt(offset, detail))?;
+        let (found, what) = header.map_err(|e| refusal(file, 0, e))?;
+        if named != Some(found) {
+            let detail = format!("header says {what} {found}");
+            return Err(ReplayError::Corrupt(Corruption { file: file.to_string(), offset: 0, detail }));
         }
-        offset += used;
+        Ok(())
     }
-    Ok(bytes.len() as u64)
 }
 
 /// Whether any intact frame starts after `offset` (then the damage at
