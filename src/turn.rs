@@ -14,12 +14,13 @@
 //! as [`Input::Persisted`]. An error from the WAL is fatal: the caller
 //! stops the node.
 
-use crate::node::{ConnId, Durable, GroupId, NodeMessage, Router, Transport};
+use crate::node::{ConnId, Durable, GroupId, NodeMessage, Router, Transport, HOME};
 use crate::protocol::Reply;
 use crate::raft::Raft;
 use crate::raft::{Lsn, NodeId, PlantedBug, Record, Recovered, Snapshot};
 use crate::wal::disk::Disk;
-use crate::wal::{Wal, WalError};
+use crate::wal::{Layout, Wal, WalError, WalOptions};
+use std::collections::BTreeMap;
 
 /// Work done by turns and by the disk, for statistics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -82,41 +83,147 @@ pub fn drain(
     }
 }
 
-/// The disk's side of a turn: makes `jobs` durable in order, one write and
-/// one fdatasync for the records between snapshots. Returns the last `Lsn`
-/// now durable, if the jobs held records.
+/// The disk's side of a turn: makes `jobs` (each a group's) durable in
+/// order, with one write and one fdatasync for all the groups' records
+/// between snapshots. Returns, per group, the last `Lsn` now durable.
 pub async fn write<D: Disk>(
     wal: &mut Wal<D>,
-    jobs: Vec<DiskJob>,
+    jobs: Vec<(GroupId, DiskJob)>,
     stats: &mut TurnStats,
-) -> Result<Option<Lsn>, WalError> {
-    let mut records = Vec::new();
-    let mut durable = None;
+) -> Result<BTreeMap<GroupId, Lsn>, WalError> {
+    let mut durable = BTreeMap::new();
+    let mut pending: BTreeMap<GroupId, Vec<(Lsn, Record)>> = BTreeMap::new();
     let mut jobs = jobs.into_iter().peekable();
-    while let Some(job) = jobs.next() {
+    while let Some((group, job)) = jobs.next() {
         match job {
             DiskJob::Append(batch) => {
-                if records.is_empty() {
-                    records = batch;
-                } else {
-                    records.extend(batch);
+                match pending.get_mut(&group) {
+                    Some(records) => records.extend(batch),
+                    None => _ = pending.insert(group, batch),
                 }
-                if matches!(jobs.peek(), Some(DiskJob::Append(_))) {
+                if matches!(jobs.peek(), Some((_, DiskJob::Append(_)))) {
                     continue;
                 }
-                durable = wal.append(&records).await?.or(durable);
+                let parts: Vec<(u32, &[(Lsn, Record)])> =
+                    pending.iter().map(|(group, records)| (group.0, records.as_slice())).collect();
+                wal.append_groups(&parts).await?;
                 stats.fsyncs += 1;
-                stats.records += records.len() as u64;
-                records.clear();
+                for (group, records) in std::mem::take(&mut pending) {
+                    stats.records += records.len() as u64;
+                    if let Some((last, _)) = records.last() {
+                        durable.insert(group, *last);
+                    }
+                }
             }
             DiskJob::Snapshot(snapshot) => {
-                wal.save_snapshot(&snapshot).await?;
+                wal.save_group_snapshot(group.0, &snapshot).await?;
                 stats.snapshots += 1;
-                tracing::info!(index = snapshot.meta.index.0, bytes = snapshot.data.len(), "snapshot saved");
+                let (index, bytes) = (snapshot.meta.index.0, snapshot.data.len());
+                tracing::info!(group = group.0, index, bytes, "snapshot saved");
             }
         }
     }
     Ok(durable)
+}
+
+/// A member's logs: the home group's own, and with several shards one log
+/// that all key groups share, so that a turn's records of every key group
+/// take one durable write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogId {
+    /// The home group's (`Layout::Single`, the data directory's top level:
+    /// a cluster of one shard has this log alone, as before shards).
+    Home,
+    /// The key groups' (`Layout::Groups`, under `groups/`).
+    Keys,
+}
+
+impl LogId {
+    /// The log holding `group`.
+    pub fn of(group: GroupId) -> LogId {
+        if group == HOME {
+            LogId::Home
+        } else {
+            LogId::Keys
+        }
+    }
+
+    /// Where the log is under the data directory.
+    pub fn subdir(self) -> &'static str {
+        match self {
+            LogId::Home => "",
+            LogId::Keys => KEYS_DIR,
+        }
+    }
+}
+
+/// The key groups' shared log's directory under the data directory.
+const KEYS_DIR: &str = "groups";
+
+/// How many segments a log keeps before it asks the groups whose old
+/// entries hold its oldest one to compact (`Wal::pinning`).
+pub const SEGMENTS_KEPT: usize = 4;
+
+/// A member's logs, opened and recovered.
+pub struct Logs<D: Disk> {
+    pub wals: Vec<(LogId, Wal<D>)>,
+    pub recovered: BTreeMap<GroupId, Recovered>,
+    /// A new cluster was founded: the groups were bootstrapped.
+    pub bootstrapped: bool,
+}
+
+/// Opens (or creates) a member's logs for a cluster of `shards` shards,
+/// `disk(subdir)` giving a disk rooted at a directory under the data
+/// directory, and recovers every group. A founding member that recovered
+/// nothing bootstraps every group (`bootstrap_if_new`). A directory of one
+/// log per key group (`groups/<k>/`, written before the shared log) is
+/// refused by name: this build does not read it.
+pub async fn open_logs<D: Disk>(
+    disk: impl Fn(&str) -> D,
+    options: WalOptions,
+    id: NodeId,
+    joining: bool,
+    shards: u32,
+) -> Result<Logs<D>, String> {
+    let groups = crate::node::group_ids(shards);
+    let keys: Vec<u32> = groups.iter().filter(|g| **g != HOME).map(|g| g.0).collect();
+    let mut options = options;
+    if !keys.is_empty() {
+        options.meta_version = crate::wal::format::META_FORMAT_VERSION_GROUPS;
+        let old = disk(KEYS_DIR).list("").await.unwrap_or_default();
+        if let Some(name) = old.iter().find(|name| name.parse::<u32>().is_ok()) {
+            return Err(format!(
+                "{KEYS_DIR}/{name}: a log of one key group, as builds before the shared log wrote them; \
+                 this build keeps every key group in one log ({KEYS_DIR}/wal) and does not read them: \
+                 move this data directory away and have the member join again"
+            ));
+        }
+    }
+    let (home, home_recovered) = Wal::open(disk(""), options).await.map_err(|e| e.to_string())?;
+    let mut wals = vec![(LogId::Home, home)];
+    let mut recovered = BTreeMap::from([(HOME, home_recovered)]);
+    if !keys.is_empty() {
+        let layout = Layout::Groups(keys);
+        let (wal, groups) =
+            Wal::open_layout(disk(KEYS_DIR), options, layout).await.map_err(|e| e.to_string())?;
+        recovered.extend(groups.into_iter().map(|(group, state)| (GroupId(group), state)));
+        wals.push((LogId::Keys, wal));
+    }
+    let mut bootstrapped = false;
+    for (log, wal) in &mut wals {
+        let mut parts = Vec::new();
+        for (group, state) in recovered.iter_mut().filter(|(group, _)| LogId::of(**group) == *log) {
+            if let Some(records) = bootstrap_if_new(id, joining, state) {
+                parts.push((group.0, records));
+            }
+        }
+        let parts: Vec<(u32, &[(Lsn, Record)])> = parts.iter().map(|(g, r)| (*g, r.as_slice())).collect();
+        if !parts.is_empty() {
+            wal.append_groups(&parts).await.map_err(|e| e.to_string())?;
+            bootstrapped = true;
+        }
+    }
+    Ok(Logs { wals, recovered, bootstrapped })
 }
 
 /// What a shell hands the node: everything its tasks saw since the last

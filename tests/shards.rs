@@ -139,6 +139,51 @@ fn sixteen_shards_on_three_nodes_serve_cluster_clients_and_plain_ones_through_ev
             .then_some(())
     });
     eventually("every key counted once after the restart", || (count(&cluster) == 3 * 8 + 2).then_some(()));
+
+    // All three killed at once: every group comes back from the disks
+    // alone, out of each member's one shared log of key groups.
+    for server in &mut cluster.servers {
+        let datadir = &server.datadir;
+        assert!(datadir.join("groups/wal").is_dir(), "{}: no shared log", datadir.display());
+        assert!(!datadir.join("groups/1").exists(), "{}: a log of one group", datadir.display());
+        server.kill9();
+    }
+    for server in &mut cluster.servers {
+        server.start(None);
+    }
+    let port = cluster.servers[0].client_port;
+    eventually("every key back after the whole cluster restarted", || {
+        let mut client = Client::connect(port).ok()?;
+        let all = (0..3).all(|i| {
+            (0..8).all(|n| client.call(&["GET", &format!("cli:{i}:{n}")]).ok() == Some(Reply::bulk("w")))
+        });
+        let tagged = client.call(&["MGET", "{tag}a", "{tag}b"]).ok()
+            == Some(Reply::Array(Some(vec![Reply::bulk("1"), Reply::bulk("2")])));
+        (all && tagged).then_some(())
+    });
+}
+
+/// A data directory of the layout before the shared log (one log per key
+/// group, `groups/<k>/`) is refused by name at start-up, and nothing in it
+/// is changed: this build would not find the groups' logs.
+#[test]
+fn a_data_directory_with_one_log_per_key_group_is_refused_at_start_up() {
+    let root = harness::TempDir::new("shards-old-layout");
+    let server = harness::Server::new(&root, "raft0");
+    std::fs::create_dir_all(server.datadir.join("groups/1/wal")).unwrap();
+    std::fs::write(server.datadir.join("shards"), "4\n").unwrap();
+    std::fs::write(server.datadir.join("groups/1/wal/00000000000000000001.wal"), b"old").unwrap();
+    // The home group's meta, as the build before wrote it (version 1).
+    let meta = cashe::wal::format::encode_meta(1, 7, cashe::wal::format::FORMAT_VERSION);
+    std::fs::write(server.datadir.join("meta"), &meta).unwrap();
+    let mut command = server.command(None);
+    let finished = harness::run_bounded(&mut command, TOOL_LIMIT);
+    assert!(finished.status.is_some_and(|s| !s.success()), "started: {}{}", finished.stdout, finished.stderr);
+    let output = finished.stdout + &finished.stderr;
+    assert!(output.contains("groups/1: a log of one key group"), "{output}");
+    assert_eq!(std::fs::read(server.datadir.join("groups/1/wal/00000000000000000001.wal")).unwrap(), b"old");
+    assert_eq!(std::fs::read(server.datadir.join("meta")).unwrap(), meta, "meta unchanged");
+    assert!(!server.datadir.join("wal").exists(), "nothing written: {output}");
 }
 
 /// What the write load saw.

@@ -89,10 +89,10 @@ use cashe::node::{
 use cashe::protocol::reply::{decode, encode_command};
 use cashe::protocol::{Limits, Parser, Reply, Request};
 use cashe::raft::{Index, NodeId, PlantedBug, SplitMix64, Term};
-use cashe::turn::{self, DiskJob, TurnStats};
+use cashe::turn::{self, DiskJob, LogId, TurnStats};
 use cashe::wal::disk::{Disk, DiskFile};
 use cashe::wal::sim_disk::{CrashOptions, SimDisk, SimFile};
-use cashe::wal::{Wal, WalOptions};
+use cashe::wal::WalOptions;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -226,8 +226,9 @@ fn below(rng: &mut SplitMix64, n: u64) -> u64 {
 struct SlowDisk {
     inner: SimDisk,
     rng: Rc<RefCell<SplitMix64>>,
-    /// Where this group's files are on the member's disk: "" for the home
-    /// group, `groups/<k>` for key group k (as in production).
+    /// Where this log's files are on the member's disk: "" for the home
+    /// group's log, `groups` for the key groups' shared log (as in
+    /// production, `turn::LogId::subdir`).
     prefix: String,
 }
 
@@ -334,25 +335,23 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
         None => (join(&shared, &me, &mut rng).await, true),
     };
     let shards = shared.borrow().shards;
-    let groups = cashe::node::group_ids(shards);
     let fsync_rng = Rc::new(RefCell::new(SplitMix64::new(rng.next_u64())));
-    let mut wals = Vec::new();
-    for group in &groups {
-        let slow = SlowDisk { inner: disk.clone(), rng: fsync_rng.clone(), prefix: group.subdir() };
-        let (mut wal, mut recovered) =
-            Wal::open(slow, WalOptions::new(id.0, CLUSTER_ID)).await.map_err(|e| format!("{name}: {e}"))?;
-        if let Some(records) = turn::bootstrap_if_new(id, joining, &mut recovered) {
-            wal.append(&records).await.map_err(|e| e.to_string())?;
-        }
-        wals.push((*group, wal, recovered));
-    }
+    let slow =
+        |prefix: &str| SlowDisk { inner: disk.clone(), rng: fsync_rng.clone(), prefix: prefix.to_string() };
+    // Per run: small segments in some, so that logs roll, delete what
+    // snapshots cover and ask pinning groups to compact under chaos.
+    let mut options = WalOptions::new(id.0, CLUSTER_ID);
+    let mut run_rng = SplitMix64::new(host_seed(shared.borrow().seed, "config", 0));
+    options.segment_bytes_max =
+        [4 << 10, 32 << 10, options.segment_bytes_max][below(&mut run_rng, 3) as usize];
+    let logs =
+        turn::open_logs(slow, options, id, joining, shards).await.map_err(|e| format!("{name}: {e}"))?;
     let mut config = NodeConfig::new(id);
     config.raft.election_ticks = 10;
     config.raft.heartbeat_ticks = 2;
     // Per run (not per boot): small appends split a new leader's catch-up
     // from its no-op, which is where committing an old term's entry by
     // counting replicas (Figure 8) shows.
-    let mut run_rng = SplitMix64::new(host_seed(shared.borrow().seed, "config", 0));
     config.raft.append_entries_max = [1, 2, 8, 1024][below(&mut run_rng, 4) as usize];
     config.raft.inflight_appends_max = [1, 4, 64][below(&mut run_rng, 3) as usize];
     config.raft.planted_bug = bug;
@@ -364,12 +363,10 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     config.me = Some(me.clone());
     config.shards = shards;
     let mut nodes = BTreeMap::new();
-    let mut disk_wals = Vec::new();
-    for (group, wal, recovered) in wals {
+    for (group, recovered) in logs.recovered {
         let node = Node::restore(config.for_group(group), rng.next_u64(), recovered)
             .map_err(|e| format!("{name}: {e}"))?;
         nodes.insert(group, node);
-        disk_wals.push((group, wal));
     }
     let node = Rc::new(RefCell::new(Router::new(shards, nodes)));
     shared.borrow_mut().nodes.insert(name.clone(), node.clone());
@@ -402,13 +399,14 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     let mut stats = TurnStats::default();
     // The disk runs beside the loop, as in the server: the loop hands it
     // jobs and goes on; it reports what became durable as `Persisted`.
-    // Each group's WAL has a disk task of its own, as in the server.
-    let mut disk_jobs: BTreeMap<GroupId, mpsc::UnboundedSender<DiskJob>> = BTreeMap::new();
+    // Each log has a disk task of its own, as in the server.
+    let mut disk_jobs: BTreeMap<LogId, mpsc::UnboundedSender<(GroupId, DiskJob)>> = BTreeMap::new();
     let disk_failed: Rc<RefCell<Option<String>>> = Rc::default();
-    for (group, mut wal) in disk_wals {
-        let (jobs, mut disk_queue) = mpsc::unbounded_channel::<DiskJob>();
-        disk_jobs.insert(group, jobs);
-        let (events, failed) = (events.clone(), disk_failed.clone());
+    let pinning: Rc<RefCell<Vec<GroupId>>> = Rc::default();
+    for (log, mut wal) in logs.wals {
+        let (jobs, mut disk_queue) = mpsc::unbounded_channel::<(GroupId, DiskJob)>();
+        disk_jobs.insert(log, jobs);
+        let (events, failed, pinning) = (events.clone(), disk_failed.clone(), pinning.clone());
         tokio::task::spawn_local(async move {
             let mut stats = TurnStats::default();
             while let Some(job) = disk_queue.recv().await {
@@ -417,8 +415,15 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
                     batch.push(job);
                 }
                 match turn::write(&mut wal, batch, &mut stats).await {
-                    Ok(Some(lsn)) => _ = events.send(Event::Persisted(group, lsn)),
-                    Ok(None) => {}
+                    Ok(durable) => {
+                        let pinned = wal.pinning(turn::SEGMENTS_KEPT);
+                        if !pinned.is_empty() {
+                            *pinning.borrow_mut() = pinned.into_iter().map(GroupId).collect();
+                        }
+                        for (group, lsn) in durable {
+                            _ = events.send(Event::Persisted(group, lsn));
+                        }
+                    }
                     Err(e) => {
                         *failed.borrow_mut() = Some(e.to_string());
                         return;
@@ -499,9 +504,12 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
                 let _ = sender.send(reply);
             }
         };
+        for group in pinning.take() {
+            node.compact(group);
+        }
         let to_disk = |group: GroupId, job: DiskJob| {
-            if let Some(jobs) = disk_jobs.get(&group) {
-                let _ = jobs.send(job);
+            if let Some(jobs) = disk_jobs.get(&LogId::of(group)) {
+                let _ = jobs.send((group, job));
             }
         };
         turn::drain(&mut node, now, send, reply, to_disk, &mut stats);

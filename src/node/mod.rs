@@ -330,6 +330,8 @@ pub struct Node {
     removed_notice: bool,
     /// Why this node must stop (state it cannot trust); the shell exits.
     fatal: Option<String>,
+    /// The shell asked for a snapshot at the applied index (`compact_soon`).
+    compact_asked: bool,
     /// Proposed writes by index, with the term they were proposed in.
     writes: BTreeMap<Index, (Term, Requester)>,
     /// The last index applied to the store. Raft's own `applied` moves when
@@ -394,6 +396,7 @@ impl Node {
             self_record_at: None,
             removed_notice: false,
             fatal: None,
+            compact_asked: false,
             writes: BTreeMap::new(),
             applied,
             reads: BTreeMap::new(),
@@ -751,6 +754,14 @@ impl Node {
     /// undecodable snapshot from the leader). The shell exits with it.
     pub fn fatal(&self) -> Option<&str> {
         self.fatal.as_deref()
+    }
+
+    /// Has the node take a snapshot at its applied index at the next
+    /// output, if anything was applied since the last one: a log shared by
+    /// several groups asks it of a group whose few old entries keep its
+    /// oldest segment (`Wal::pinning`).
+    pub fn compact_soon(&mut self) {
+        self.compact_asked = true;
     }
 
     /// Drains what the shell must do. Everything the core produced since
@@ -1172,7 +1183,8 @@ impl Node {
         // one at the applied index (the newest one again if nothing was
         // applied since).
         let wanted = self.raft.wants_snapshot();
-        if due || wanted {
+        let asked = std::mem::take(&mut self.compact_asked) && applied > self.raft.snapshot_index();
+        if due || wanted || asked {
             let data = encode_snapshot(&self.directory, &self.store);
             self.raft.compact(applied, data, self.config.log_retain_entries);
         }

@@ -739,6 +739,14 @@ impl Router {
         }
     }
 
+    /// Has `group` take a snapshot at its applied index soon
+    /// ([`Node::compact_soon`]).
+    pub fn compact(&mut self, group: GroupId) {
+        if let Some(node) = self.node_mut(group) {
+            node.compact_soon();
+        }
+    }
+
     pub fn persisted(&mut self, group: GroupId, through: Lsn) {
         if let Some(node) = self.node_mut(group) {
             node.persisted(through);

@@ -25,7 +25,7 @@ use crate::node::{
 };
 use crate::protocol::{Limits, Reply};
 use crate::raft::{Lsn, NodeId, PlantedBug};
-use crate::turn::{self, DiskJob, TurnStats};
+use crate::turn::{self, DiskJob, LogId, TurnStats};
 use crate::wal::{Wal, WalOptions};
 use glommio::net::TcpListener;
 use hdrhistogram::Histogram;
@@ -156,23 +156,32 @@ pub fn placement(k: usize, pin: bool) -> glommio::Placement {
     }
 }
 
-/// What the disk task shares with the loop.
+/// What a log's disk task shares with the loop.
 #[derive(Default)]
 struct DiskState {
-    /// The last `Lsn` made durable.
-    durable: std::cell::Cell<Lsn>,
+    /// Per group, the last `Lsn` made durable.
+    durable: RefCell<BTreeMap<GroupId, Lsn>>,
     /// Work done, for INFO.
     stats: std::cell::Cell<TurnStats>,
+    /// Groups whose old entries hold the log's oldest segment, to be asked
+    /// for a snapshot (`Wal::pinning`).
+    pinning: RefCell<Vec<GroupId>>,
     /// Why the disk task stopped, if it did.
     failed: RefCell<Option<String>>,
 }
 
-/// Makes the node's records durable in the order they were handed out and
-/// reports progress to the loop; stops at the first error (fail-stop).
+impl DiskState {
+    fn durable(&self, group: GroupId) -> Lsn {
+        self.durable.borrow().get(&group).copied().unwrap_or(Lsn(0))
+    }
+}
+
+/// Makes the records of a log's groups durable in the order they were
+/// handed out and reports progress to the loop; stops at the first error
+/// (fail-stop).
 async fn disk_task(
-    group: GroupId,
     mut wal: Wal<GlommioDisk>,
-    jobs: Mailbox<DiskJob>,
+    jobs: Mailbox<(GroupId, DiskJob)>,
     events: Mailbox<Event>,
     state: Rc<DiskState>,
 ) {
@@ -182,11 +191,15 @@ async fn disk_task(
         match turn::write(&mut wal, batch, &mut stats).await {
             Ok(durable) => {
                 state.stats.set(stats);
-                if let Some(lsn) = durable {
+                let pinning = wal.pinning(turn::SEGMENTS_KEPT);
+                if !pinning.is_empty() {
+                    *state.pinning.borrow_mut() = pinning.into_iter().map(GroupId).collect();
+                }
+                for (group, lsn) in durable {
                     // Never wait on the loop (it may be waiting for us, with
                     // a full mailbox): `durable` is what the loop reads; the
                     // event only wakes it, and a full mailbox wakes it anyway.
-                    state.durable.set(lsn);
+                    state.durable.borrow_mut().insert(group, lsn);
                     let _ = events.try_push(Event::Persisted(group, lsn));
                 }
             }
@@ -323,26 +336,11 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             }
         },
     };
-    let group_ids = crate::node::group_ids(shards);
-    let mut wals = BTreeMap::new();
-    let mut recovered_groups = BTreeMap::new();
-    for group in &group_ids {
-        let dir = match group.subdir() {
-            subdir if subdir.is_empty() => config.datadir.clone(),
-            subdir => config.datadir.join(subdir),
-        };
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let (mut wal, mut recovered) = Wal::open(GlommioDisk::new(&dir), WalOptions::new(id.0, cluster_id))
-            .await
-            .map_err(|e| e.to_string())?;
-        if let Some(records) = turn::bootstrap_if_new(id, joining, &mut recovered) {
-            wal.append(&records).await.map_err(|e| e.to_string())?;
-            if *group == HOME {
-                tracing::info!(cluster = format!("{cluster_id:016x}"), shards, "bootstrapped a new cluster");
-            }
-        }
-        wals.insert(*group, wal);
-        recovered_groups.insert(*group, recovered);
+    let disk = |subdir: &str| GlommioDisk::new(config.datadir.join(subdir));
+    let logs = turn::open_logs(disk, WalOptions::new(id.0, cluster_id), id, joining, shards).await?;
+    let (wals, recovered_groups) = (logs.wals, logs.recovered);
+    if logs.bootstrapped {
+        tracing::info!(cluster = format!("{cluster_id:016x}"), shards, "bootstrapped a new cluster");
     }
     let recovered_index = recovered_groups[&HOME].last_index();
     let mut node_config = NodeConfig::new(id);
@@ -450,24 +448,23 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     let mut ticks = 0u64;
     let mut refreshed_at = None;
     let mut stats = TurnStats::default();
-    let mut disks: BTreeMap<GroupId, GroupDisk> = BTreeMap::new();
-    for (group, wal) in wals {
-        let disk = GroupDisk {
+    let mut disks: BTreeMap<LogId, LogDisk> = BTreeMap::new();
+    for (log, wal) in wals {
+        let disk = LogDisk {
             jobs: Mailbox::new(usize::MAX),
             state: Rc::default(),
-            handed_out: Lsn(0),
-            reported: Lsn(0),
+            handed_out: BTreeMap::new(),
+            reported: BTreeMap::new(),
         };
-        glommio::spawn_local(disk_task(group, wal, disk.jobs.clone(), events.clone(), disk.state.clone()))
-            .detach();
-        disks.insert(group, disk);
+        glommio::spawn_local(disk_task(wal, disk.jobs.clone(), events.clone(), disk.state.clone())).detach();
+        disks.insert(log, disk);
     }
     loop {
         for disk in disks.values() {
-            let backlog = disk.handed_out.0.saturating_sub(disk.state.durable.get().0);
+            let backlog = disk.backlog();
             if backlog > DISK_BACKLOG_MAX {
                 tracing::warn!(backlog, "the disk is behind; waiting for it");
-                wait_for_disk(&disk.state, disk.handed_out, Duration::MAX).await;
+                wait_for_disk(disk, Duration::MAX).await;
             }
             if let Some(e) = disk.state.failed.borrow_mut().take() {
                 return Err(format!("stopping: {e}"));
@@ -476,11 +473,14 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         let mut batch = events.take_all().await;
         // What the disks made durable since the last turn, whether or not
         // their wake-up events fit.
-        for (group, disk) in disks.iter_mut() {
-            let durable = disk.state.durable.get();
-            if durable != disk.reported {
-                disk.reported = durable;
-                batch.push(Event::Persisted(*group, durable));
+        for disk in disks.values_mut() {
+            for (group, durable) in disk.state.durable.borrow().iter() {
+                if disk.reported.insert(*group, *durable) != Some(*durable) {
+                    batch.push(Event::Persisted(*group, *durable));
+                }
+            }
+            for group in disk.state.pinning.take() {
+                router.compact(group);
             }
         }
         let now = wall_ms();
@@ -505,11 +505,13 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             }
         };
         let to_disk = |group: GroupId, job: DiskJob| {
-            let Some(disk) = disks.get_mut(&group) else { return };
+            let Some(disk) = disks.get_mut(&LogId::of(group)) else { return };
             if let DiskJob::Append(records) = &job {
-                disk.handed_out = records.last().map_or(disk.handed_out, |(lsn, _)| *lsn);
+                if let Some((last, _)) = records.last() {
+                    disk.handed_out.insert(group, *last);
+                }
             }
-            let _ = disk.jobs.try_push(job);
+            let _ = disk.jobs.try_push((group, job));
         };
         turn::drain(&mut router, now, send, reply, to_disk, &mut stats);
         if let Some(reason) = router.fatal() {
@@ -547,7 +549,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
                 // Nothing waiting for the disk was acknowledged, but a clean
                 // stop leaves the log as complete as it can.
                 for disk in disks.values() {
-                    wait_for_disk(&disk.state, disk.handed_out, config.tick * config.election_ticks).await;
+                    wait_for_disk(disk, config.tick * config.election_ticks).await;
                 }
                 tracing::info!(leader = router.home().raft().is_leader(), "stopped");
                 return Ok(Stopped::Signal);
@@ -556,14 +558,22 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     }
 }
 
-/// One group's disk: its WAL's task, the jobs handed to it, and the last
+/// One log's disk: its task, the jobs handed to it, and per group the last
 /// record handed out.
-struct GroupDisk {
-    jobs: Mailbox<DiskJob>,
+struct LogDisk {
+    jobs: Mailbox<(GroupId, DiskJob)>,
     state: Rc<DiskState>,
-    handed_out: Lsn,
-    /// The durable point last fed to the router.
-    reported: Lsn,
+    handed_out: BTreeMap<GroupId, Lsn>,
+    /// Per group, the durable point last fed to the router.
+    reported: BTreeMap<GroupId, Lsn>,
+}
+
+impl LogDisk {
+    /// Records handed out and not yet durable, in the group furthest behind.
+    fn backlog(&self) -> u64 {
+        let behind = |(group, lsn): (&GroupId, &Lsn)| lsn.0.saturating_sub(self.state.durable(*group).0);
+        self.handed_out.iter().map(behind).max().unwrap_or(0)
+    }
 }
 
 /// The file holding the cluster's shard count, written once when the data
@@ -702,10 +712,11 @@ fn cpu_times() -> Option<CpuTimes> {
     })
 }
 
-/// Waits until the disk made `lsn` durable, failed, or `limit` passed.
-async fn wait_for_disk(disk: &DiskState, lsn: Lsn, limit: Duration) {
+/// Waits until the disk made everything handed out durable, failed, or
+/// `limit` passed.
+async fn wait_for_disk(disk: &LogDisk, limit: Duration) {
     let started = Instant::now();
-    while disk.durable.get() < lsn && disk.failed.borrow().is_none() && started.elapsed() < limit {
+    while disk.backlog() > 0 && disk.state.failed.borrow().is_none() && started.elapsed() < limit {
         glommio::timer::sleep(Duration::from_micros(200)).await;
     }
 }
