@@ -45,9 +45,9 @@ use cashe::raft::{
     SnapshotMeta, Term,
 };
 use cashe::wal::disk::Disk;
-use cashe::wal::format::{self, Meta, SegmentHeader, WalRecord};
+use cashe::wal::format::{self, GroupRecord, GroupSegmentHeader, Meta, SegmentHeader, WalRecord};
 use cashe::wal::sim_disk::{block_on, SimDisk};
-use cashe::wal::{OpenError, Wal, WalOptions};
+use cashe::wal::{Layout, OpenError, Wal, WalOptions};
 use std::path::PathBuf;
 use std::sync::Once;
 
@@ -761,4 +761,98 @@ fn answers_as_the_golden_requests_said(recovered: Recovered) {
     assert_eq!(read(&node, "HGET user name"), Reply::bulk("ann"));
     assert_eq!(read(&node, "EXISTS visitor"), Reply::Integer(0));
     assert_eq!(read(&node, "GET color"), Reply::bulk("blue"), "the entry after the snapshot is applied");
+}
+
+// ----- the key groups' shared log ------------------------------------------
+
+/// The shared log of key groups a member of a cluster of several shards
+/// writes under `groups/`: pinned by `tests/golden/groups/`, written as
+/// the other golden files are (`CASHE_GOLDEN_WRITE=1`).
+fn groups_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/groups")
+}
+
+/// Group 1 logs `records()` (a snapshot installed from its leader among
+/// them), group 2 an election and its first entries, in one group commit.
+fn group_parts() -> Vec<(u32, Vec<Record>)> {
+    let second = vec![
+        Record::HardState(hard_state(1, 0)),
+        Record::Entry(entry(1, 1, Payload::Membership(voters()))),
+        Record::Entry(entry(1, 2, Payload::Noop)),
+        Record::HardState(hard_state(1, 2)),
+    ];
+    vec![(1, records()), (2, second)]
+}
+
+fn groups_options() -> WalOptions {
+    WalOptions { meta_version: format::META_FORMAT_VERSION_GROUPS, ..WalOptions::new(NODE_ID, CLUSTER_ID) }
+}
+
+fn groups_layout() -> Layout {
+    Layout::Groups(vec![1, 2])
+}
+
+#[test]
+fn the_shared_log_of_key_groups_is_pinned_byte_for_byte_and_recovers_every_group() {
+    let disk = SimDisk::new();
+    let (mut wal, _) = block_on(Wal::open_layout(disk.clone(), groups_options(), groups_layout())).unwrap();
+    let mut lsn = 0;
+    let numbered: Vec<(u32, Vec<(Lsn, Record)>)> = group_parts()
+        .into_iter()
+        .map(|(group, records)| {
+            let records = records.into_iter().map(|r| {
+                lsn += 1;
+                (Lsn(lsn), r)
+            });
+            (group, records.collect())
+        })
+        .collect();
+    let parts: Vec<(u32, &[(Lsn, Record)])> = numbered.iter().map(|(g, r)| (*g, r.as_slice())).collect();
+    block_on(wal.append_groups(&parts)).unwrap();
+
+    let written = image(&disk);
+    let paths: Vec<&str> = written.iter().map(|(path, _)| path.as_str()).collect();
+    let snapshot_path = "snap/0000000001-00000000000000000005-00000000000000000001.snap";
+    assert_eq!(paths, [META_PATH, SEGMENT_PATH, snapshot_path]);
+    let rewrite = std::env::var(WRITE_VARIABLE).is_ok_and(|value| value == "1");
+    for (path, bytes) in &written {
+        let full = groups_dir().join(path);
+        if rewrite {
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(&full, bytes).unwrap();
+        }
+        let golden = std::fs::read(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()));
+        assert_eq!(bytes, &golden, "{path} is not what the golden file holds");
+    }
+
+    let golden = |path: &str| std::fs::read(groups_dir().join(path)).unwrap();
+    let meta = format::decode_meta(&golden(META_PATH)).unwrap();
+    assert_eq!(
+        meta,
+        Meta { magic: *b"cashemta", format_version: 2, node_id: NODE_ID, cluster_id: CLUSTER_ID }
+    );
+    let segment = frames(&golden(SEGMENT_PATH));
+    let header = format::decode_group_segment_header(&segment[0].1).unwrap();
+    assert_eq!(header, GroupSegmentHeader { magic: *b"cashegrp", format_version: 1, sequence: 1 });
+    let decoded: Vec<GroupRecord> =
+        segment[1..].iter().map(|(_, payload)| format::decode_group_record(payload).unwrap()).collect();
+    let mut expected: Vec<GroupRecord> =
+        [1, 2].map(|group| GroupRecord { group, record: WalRecord::HardState(HardState::default()) }).into();
+    for (group, records) in group_parts() {
+        expected.extend(records.iter().map(|r| GroupRecord { group, record: format::wal_record(r) }));
+    }
+    assert_eq!(decoded, expected);
+    assert_eq!(format::decode_snapshot(&golden(snapshot_path)).unwrap(), snapshot());
+
+    let disk = SimDisk::new();
+    for path in paths {
+        disk.put(path, golden(path));
+    }
+    let (_, groups) = block_on(Wal::open_layout(disk, groups_options(), groups_layout())).unwrap();
+    let second = Recovered {
+        hard_state: hard_state(1, 2),
+        snapshot: None,
+        entries: vec![entry(1, 1, Payload::Membership(voters())), entry(1, 2, Payload::Noop)],
+    };
+    assert_eq!(groups, [(1, recovered()), (2, second)].into());
 }
