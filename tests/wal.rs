@@ -376,6 +376,130 @@ fn a_shared_log_refuses_records_and_snapshots_of_groups_it_does_not_hold() {
     }
 }
 
+/// A group's uncommitted suffix in an old segment, truncated by its next
+/// leader in a later one: the truncation lowers the group's mark in every
+/// segment, so the old segment goes once the other groups compact, instead
+/// of holding the log forever (found in review).
+#[test]
+fn a_truncated_suffix_in_an_old_segment_does_not_hold_the_log() {
+    let disk = SimDisk::new();
+    let (mut wal, _) = block_on(Wal::open_layout(disk.clone(), options(), groups_layout())).unwrap();
+    let append = |wal: &mut Wal<SimDisk>, group: u32, records: Vec<(Lsn, Record)>| {
+        block_on(wal.append_groups(&[(group, records.as_slice())])).unwrap();
+    };
+    for k in 1..=5u64 {
+        append(&mut wal, 3, vec![(Lsn(k), entry(k, 1, "group three, 3 to 5 never committed"))]);
+    }
+    let first = wal.segment_names()[0].clone();
+    for k in 1..=20u64 {
+        append(&mut wal, 1, vec![(Lsn(k), entry(k, 1, "group one keeps writing"))]);
+    }
+    append(&mut wal, 3, vec![(Lsn(6), Record::Truncate { from: Index(3) }), (Lsn(7), entry(3, 2, "no-op"))]);
+    block_on(wal.save_group_snapshot(3, &snapshot(3, 2, "group three at 3"))).unwrap();
+    for k in 21..=60u64 {
+        append(&mut wal, 1, vec![(Lsn(k), entry(k, 1, "group one keeps writing"))]);
+    }
+    block_on(wal.save_group_snapshot(1, &snapshot(60, 1, "group one at 60"))).unwrap();
+    assert_ne!(wal.segment_names()[0], first, "the old segment is deleted");
+    assert_eq!(wal.segment_names().len(), 1);
+    let (_, recovered) = block_on(Wal::open_layout(disk, options(), groups_layout())).unwrap();
+    assert_eq!(recovered[&3].last_index(), Index(3));
+    assert_eq!(recovered[&1].last_index(), Index(60));
+}
+
+/// One-group log: a truncation below the current segment's first index in
+/// the append that fills it. The next segment's name is still above the
+/// current one's (it was the first index to come, lower here: the roll
+/// reopened or preceded a live segment, and a snapshot then deleted
+/// acknowledged entries; found in review).
+#[test]
+fn a_roll_after_truncating_below_the_segment_start_names_a_new_segment_after_it() {
+    for below in [1, 2] {
+        let disk = SimDisk::new();
+        let (mut wal, _) = block_on(Wal::open(disk.clone(), options())).unwrap();
+        let mut lsn = 0;
+        let mut append = |wal: &mut Wal<SimDisk>, records: Vec<Record>| {
+            let numbered: Vec<(Lsn, Record)> = records
+                .into_iter()
+                .map(|r| {
+                    lsn += 1;
+                    (Lsn(lsn), r)
+                })
+                .collect();
+            block_on(wal.append(&numbered)).unwrap();
+        };
+        let mut k = 1;
+        while wal.segment_names().len() < 2 {
+            append(&mut wal, vec![entry(k, 1, "x")]);
+            k += 1;
+        }
+        // The current segment starts at k.
+        append(&mut wal, vec![entry(k, 1, "y"), entry(k + 1, 1, "y")]);
+        let from = k - below;
+        append(&mut wal, vec![Record::Truncate { from: Index(from) }, entry(from, 2, &"z".repeat(400))]);
+        let names = wal.segment_names();
+        let mut sorted = names.clone();
+        sorted.dedup();
+        sorted.sort();
+        assert_eq!(names, sorted, "segment names rise, each once");
+        for j in from + 1..from + 21 {
+            append(&mut wal, vec![entry(j, 2, "acknowledged")]);
+        }
+        block_on(wal.save_snapshot(&snapshot(from - 1, 1, "state"))).unwrap();
+        let (_, recovered) = block_on(Wal::open(disk.clone(), options())).expect("reopens");
+        assert_eq!(recovered.last_index(), Index(from + 20), "truncated {below} below the segment's start");
+        assert!(recovered.entries.iter().all(|e| e.index < Index(from) || e.term == Term(2)));
+    }
+}
+
+/// A missing segment in the middle of a shared log is corruption, named:
+/// a group whose entries were in it would lose them without a word. A gap
+/// before which every segment is covered (a deletion a crash cut short)
+/// is not.
+#[test]
+fn a_missing_segment_of_a_shared_log_refuses_start_up_unless_the_ones_before_it_are_covered() {
+    let disk = SimDisk::new();
+    let (mut wal, _) = block_on(Wal::open_layout(disk.clone(), options(), groups_layout())).unwrap();
+    // Group 2 writes until the log rolls, then group 3, then group 1: the
+    // second segment alone holds group 3's entries, so losing it shows as
+    // no gap in any group's entries.
+    let mut next = BTreeMap::from([(1u32, 1u64), (2, 1), (3, 1)]);
+    for (group, segments) in [(2u32, 2usize), (3, 3), (1, 4)] {
+        while wal.segment_names().len() < segments {
+            let k = next[&group];
+            next.insert(group, k + 1);
+            let records = [(Lsn(k), entry(k, 1, "an entry to fill segments"))];
+            block_on(wal.append_groups(&[(group, records.as_slice())])).unwrap();
+        }
+    }
+    let names = wal.segment_names();
+    drop(wal);
+    let missing = format!("wal/{}", names[1]);
+    let image = disk.contents(&missing).unwrap();
+    block_on(cashe::wal::disk::Disk::remove(&disk, &missing)).unwrap();
+    match block_on(Wal::open_layout(disk.clone(), options(), groups_layout())) {
+        Err(OpenError::Corrupt(c)) => {
+            assert!(c.to_string().contains(&format!("{} before it is missing", names[1])), "{c}")
+        }
+        other => panic!("expected corruption, got {:?}", other.map(|(_, r)| r)),
+    }
+    disk.put(&missing, image);
+    // Covered: every group's snapshot holds everything, and a crash left
+    // the first segment while the removals after it reached the disk.
+    let (mut wal, _) = block_on(Wal::open_layout(disk.clone(), options(), groups_layout())).unwrap();
+    let first = format!("wal/{}", names[0]);
+    let kept = disk.contents(&first).unwrap();
+    for (group, k) in &next {
+        let at = k - 1;
+        block_on(wal.save_group_snapshot(*group, &snapshot(at, 1, "all of it"))).unwrap();
+    }
+    assert_eq!(wal.segment_names().len(), 1, "{:?}", wal.segment_names());
+    drop(wal);
+    disk.put(&first, kept);
+    let (_, recovered) = block_on(Wal::open_layout(disk, options(), groups_layout())).expect("a covered gap");
+    assert_eq!(recovered[&3].last_index(), Index(next[&3] - 1));
+}
+
 /// A data directory with two full segments and a partial third.
 fn written_disk() -> (SimDisk, Vec<String>) {
     let disk = SimDisk::new();

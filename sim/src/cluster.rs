@@ -402,7 +402,7 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     // Each log has a disk task of its own, as in the server.
     let mut disk_jobs: BTreeMap<LogId, mpsc::UnboundedSender<(GroupId, DiskJob)>> = BTreeMap::new();
     let disk_failed: Rc<RefCell<Option<String>>> = Rc::default();
-    let pinning: Rc<RefCell<Vec<GroupId>>> = Rc::default();
+    let pinning: Rc<RefCell<BTreeSet<GroupId>>> = Rc::default();
     for (log, mut wal) in logs.wals {
         let (jobs, mut disk_queue) = mpsc::unbounded_channel::<(GroupId, DiskJob)>();
         disk_jobs.insert(log, jobs);
@@ -416,10 +416,9 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
                 }
                 match turn::write(&mut wal, batch, &mut stats).await {
                     Ok(durable) => {
-                        let pinned = wal.pinning(turn::SEGMENTS_KEPT);
-                        if !pinned.is_empty() {
-                            *pinning.borrow_mut() = pinned.into_iter().map(GroupId).collect();
-                        }
+                        pinning
+                            .borrow_mut()
+                            .extend(wal.pinning(turn::SEGMENTS_KEPT).into_iter().map(GroupId));
                         for (group, lsn) in durable {
                             _ = events.send(Event::Persisted(group, lsn));
                         }

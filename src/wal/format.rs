@@ -320,10 +320,15 @@ pub fn parse_snapshot_name(name: &str) -> Option<(Index, Term)> {
 }
 
 /// The (group, index, term) named by a group snapshot file name.
+/// Only the exact widths [`group_snapshot_name`] writes, digits alone: the
+/// file is read back under the name made from the numbers.
 pub fn parse_group_snapshot_name(name: &str) -> Option<(u32, Index, Term)> {
-    let mut parts = name.strip_suffix(".snap")?.split('-');
-    let group = parts.next().filter(|g| g.len() == 10)?.parse().ok()?;
-    let index = Index(parts.next()?.parse().ok()?);
-    let term = Term(parts.next()?.parse().ok()?);
-    parts.next().is_none().then_some((group, index, term))
+    let parts: Vec<&str> = name.strip_suffix(".snap")?.split('-').collect();
+    let digits = |part: &str, width: usize| part.len() == width && part.bytes().all(|b| b.is_ascii_digit());
+    match parts[..] {
+        [group, index, term] if digits(group, 10) && digits(index, 20) && digits(term, 20) => {
+            Some((group.parse().ok()?, Index(index.parse().ok()?), Term(term.parse().ok()?)))
+        }
+        _ => None,
+    }
 }

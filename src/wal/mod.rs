@@ -273,6 +273,7 @@ impl<D: Disk> Wal<D> {
             .zip(replayed.entries)
             .map(|((key, name), entries)| Segment { key: key.0, name, entries })
             .collect();
+        check_sequence(&layout, &segment_list, &groups)?;
         if let Some(torn) = &replayed.torn_tail {
             if !torn.zeros {
                 tracing::warn!(file = %torn.file, offset = torn.offset, "truncating a torn write at the end of the log");
@@ -306,7 +307,7 @@ impl<D: Disk> Wal<D> {
                 at(&path, disk.open_log(&path).await)?
             }
             None => {
-                let key = next_segment_key(&layout, &groups, None);
+                let key = next_segment_key(&layout, &groups, None).expect("the first segment has a name");
                 let (segment, file) =
                     create_segment(&disk, &layout, key, &groups).await.map_err(|e| match e {
                         WalError::Io { path, source } => OpenError::Io { path, source },
@@ -395,16 +396,16 @@ impl<D: Disk> Wal<D> {
 
     fn track(&mut self, group: u32, record: &Record) {
         let state = self.groups.get_mut(&group).expect("appends check their groups");
-        let entries = &mut self.segments.last_mut().expect("always one segment").entries;
         match record {
             Record::HardState(hard_state) => state.hard_state = *hard_state,
             Record::Entry(entry) => {
                 state.last_index = entry.index;
+                let entries = &mut self.segments.last_mut().expect("always one segment").entries;
                 recover::note_entry(entries, group, entry.index);
             }
             Record::Truncate { from } => {
                 state.last_index = state.last_index.min(from.prev());
-                recover::note_truncate(entries, group, *from);
+                recover::note_truncate(self.segments.iter_mut().map(|s| &mut s.entries), group, *from);
             }
             Record::Snapshot(snapshot) => state.last_index = state.last_index.max(snapshot.meta.index),
         }
@@ -428,7 +429,7 @@ impl<D: Disk> Wal<D> {
     /// Closes the current segment and starts the next, which opens with
     /// every group's hard state so deleting older segments never loses it.
     async fn roll(&mut self) -> Result<(), WalError> {
-        let key = next_segment_key(&self.layout, &self.groups, self.segments.last());
+        let key = next_segment_key(&self.layout, &self.groups, self.segments.last())?;
         let (segment, file) = create_segment(&self.disk, &self.layout, key, &self.groups).await?;
         self.file = file;
         self.segments.push(segment);
@@ -481,7 +482,7 @@ impl<D: Disk> Wal<D> {
     }
 
     fn covered(&self, segment: &Segment) -> bool {
-        segment.entries.iter().all(|(group, last)| *last <= self.groups[group].snapshot_index())
+        covered(segment, &self.groups)
     }
 
     /// The groups whose entries alone keep the oldest segment, once more
@@ -545,6 +546,36 @@ impl<D: Disk> Wal<D> {
     }
 }
 
+/// Whether every group's entries in `segment` are at or before the group's
+/// newest durable snapshot: recovery needs nothing of it.
+fn covered(segment: &Segment, groups: &BTreeMap<u32, Group>) -> bool {
+    segment.entries.iter().all(|(group, last)| groups.get(group).is_some_and(|g| *last <= g.snapshot_index()))
+}
+
+/// A log of several groups numbers its segments one after the other. A
+/// gap is a missing segment, unless every segment before it holds nothing
+/// recovery needs (a crash cut a deletion of covered segments short, and
+/// the removals reached the disk out of order); recovery refuses it as
+/// corruption rather than lose a group's entries without a word.
+fn check_sequence(
+    layout: &Layout,
+    segments: &[Segment],
+    groups: &BTreeMap<u32, Group>,
+) -> Result<(), OpenError> {
+    if *layout == Layout::Single {
+        return Ok(());
+    }
+    for (k, pair) in segments.windows(2).enumerate() {
+        let expected = pair[0].key.saturating_add(1);
+        if pair[1].key != expected && !segments[..=k].iter().all(|s| covered(s, groups)) {
+            let file = join(WAL_DIR, &pair[1].name);
+            let detail = format!("segment {} before it is missing", format::segment_name(Index(expected)));
+            return Err(OpenError::Corrupt(recover::Corruption { file, offset: 0, detail }));
+        }
+    }
+    Ok(())
+}
+
 /// A snapshot file's name in `layout`.
 fn snapshot_name(layout: &Layout, group: u32, index: Index, term: Term) -> String {
     match layout {
@@ -569,12 +600,26 @@ async fn list_snapshots<D: Disk>(
 }
 
 /// The name of the segment after `last`: the first index to come
-/// (`Layout::Single`), or the next sequence number.
-fn next_segment_key(layout: &Layout, groups: &BTreeMap<u32, Group>, last: Option<&Segment>) -> u64 {
-    match layout {
-        Layout::Single => groups.get(&0).map_or(Index(0), |g| g.last_index).next().0,
-        Layout::Groups(_) => last.map_or(1, |segment| segment.key + 1),
-    }
+/// (`Layout::Single`), or the next sequence number; always above `last`'s,
+/// so that a roll never reopens a live segment (after a truncation below
+/// the current segment's first index, the first index to come is lower).
+/// An error only past `u64::MAX` (a file of that name on disk).
+fn next_segment_key(
+    layout: &Layout,
+    groups: &BTreeMap<u32, Group>,
+    last: Option<&Segment>,
+) -> Result<u64, WalError> {
+    let after_last = match last {
+        Some(segment) => segment.key.checked_add(1).ok_or_else(|| WalError::Io {
+            path: join(WAL_DIR, &segment.name),
+            source: io::Error::other("no segment name comes after this one"),
+        })?,
+        None => 1,
+    };
+    Ok(match layout {
+        Layout::Single => groups.get(&0).map_or(Index(0), |g| g.last_index).next().0.max(after_last),
+        Layout::Groups(_) => after_last,
+    })
 }
 
 async fn sync_dir<D: Disk>(disk: &D, dir: &str) -> Result<(), WalError> {

@@ -121,6 +121,12 @@ pub fn replay(snapshot: Option<Snapshot>, segments: &[(String, Vec<u8>)]) -> Res
 
 /// Replays a log of `layout` on top of each group's newest durable
 /// snapshot. A record of a group the layout does not name is corruption.
+///
+/// Entries a later truncation of their group removes (dead entries) are
+/// skipped rather than applied and then cut: the writer deletes a segment
+/// once its group's live entries in it are under the snapshot, so the dead
+/// entries before a later segment's dead ones may be gone, and applying
+/// those would read as a gap.
 pub fn replay_layout(
     layout: &Layout,
     snapshots: BTreeMap<u32, Snapshot>,
@@ -134,17 +140,41 @@ pub fn replay_layout(
         .collect();
     let mut torn_tail = None;
     let mut ends = Vec::with_capacity(segments.len());
-    let mut entries = Vec::with_capacity(segments.len());
+    let mut decoded = Vec::with_capacity(segments.len());
     for (k, (name, bytes)) in segments.iter().enumerate() {
         let last = k + 1 == segments.len();
         let file = format!("{}/{name}", format::WAL_DIR);
-        let mut segment = Segment { layout, recovered: &mut recovered, entries: BTreeMap::new() };
-        let end = segment.replay(&file, name, bytes, last)?;
-        entries.push(segment.entries);
+        let (records, end) = decode_segment(layout, &file, name, bytes, last)?;
         ends.push(end);
         if last && end < bytes.len() as u64 {
             let zeros = bytes[end as usize..].iter().all(|b| *b == 0);
-            torn_tail = Some(TornTail { file, offset: end, zeros });
+            torn_tail = Some(TornTail { file: file.clone(), offset: end, zeros });
+        }
+        decoded.push((file, records));
+    }
+    mark_dead_entries(&mut decoded);
+    let mut entries = Vec::with_capacity(segments.len());
+    for (file, records) in decoded {
+        entries.push(BTreeMap::new());
+        for record in records {
+            let corrupt = |detail: String| {
+                ReplayError::Corrupt(Corruption { file: file.clone(), offset: record.offset, detail })
+            };
+            let group = record.group;
+            let Some(state) = recovered.get_mut(&group) else {
+                return Err(corrupt(format!("a record of group {group}, which this node does not have")));
+            };
+            match &record.record {
+                WalRecord::Entry(entry) => {
+                    let this = entries.last_mut().expect("the segment's marks are pushed first");
+                    note_entry(this, group, entry.index);
+                }
+                WalRecord::Truncate { from } => note_truncate(entries.iter_mut(), group, *from),
+                WalRecord::HardState(_) | WalRecord::SnapshotInstalled { .. } => {}
+            }
+            if !record.dead {
+                apply(state, record.record).map_err(corrupt)?;
+            }
         }
     }
     for group in recovered.values_mut() {
@@ -156,6 +186,33 @@ pub fn replay_layout(
     Ok(Replayed { recovered, torn_tail, ends, entries })
 }
 
+/// A record read back, with where it was.
+struct Decoded {
+    offset: u64,
+    group: u32,
+    record: WalRecord,
+    /// An entry a later truncation of its group removes.
+    dead: bool,
+}
+
+/// Marks every entry that a truncation of its group written after it
+/// (in any later segment) removes: one at or above the truncation's index.
+fn mark_dead_entries(segments: &mut [(String, Vec<Decoded>)]) {
+    let mut cut_from: BTreeMap<u32, Index> = BTreeMap::new();
+    for record in segments.iter_mut().rev().flat_map(|(_, records)| records.iter_mut().rev()) {
+        match &record.record {
+            WalRecord::Truncate { from } => {
+                let lowest = cut_from.entry(record.group).or_insert(*from);
+                *lowest = (*lowest).min(*from);
+            }
+            WalRecord::Entry(entry) => {
+                record.dead = cut_from.get(&record.group).is_some_and(|from| entry.index >= *from);
+            }
+            WalRecord::HardState(_) | WalRecord::SnapshotInstalled { .. } => {}
+        }
+    }
+}
+
 /// Keeps `entries` (each group's last entry in one segment) up to date:
 /// an entry of `group` written to the segment is the group's last there.
 /// The writer and recovery both keep it.
@@ -163,95 +220,88 @@ pub fn note_entry(entries: &mut BTreeMap<u32, Index>, group: u32, index: Index) 
     entries.insert(group, index);
 }
 
-/// [`note_entry`] for a truncation of `group` at `from`: it lowers the
-/// group's last entry in the segment. Entries of the group left in older
-/// segments keep their mark, which only keeps those segments a little
-/// longer.
-pub fn note_truncate(entries: &mut BTreeMap<u32, Index>, group: u32, from: Index) {
-    if let Some(last) = entries.get_mut(&group) {
-        *last = (*last).min(from.prev());
+/// [`note_entry`] for a truncation of `group` at `from`, given every live
+/// segment's marks: the group's entries at `from` and after are dead
+/// wherever they are, so its mark falls to at most `from − 1` in every
+/// segment (else a group that truncated an old suffix and went quiet
+/// would keep the oldest segment, and every later one, forever).
+pub fn note_truncate<'a>(
+    segments: impl IntoIterator<Item = &'a mut BTreeMap<u32, Index>>,
+    group: u32,
+    from: Index,
+) {
+    for entries in segments {
+        if let Some(last) = entries.get_mut(&group) {
+            *last = (*last).min(from.prev());
+        }
     }
 }
 
-/// One segment being replayed into the groups' states.
-struct Segment<'a> {
-    layout: &'a Layout,
-    recovered: &'a mut BTreeMap<u32, Recovered>,
-    entries: BTreeMap<u32, Index>,
-}
-
-impl Segment<'_> {
-    /// Returns the offset where the segment's records end: before a torn tail
-    /// (last segment only) or zeros, else its length.
-    fn replay(&mut self, file: &str, name: &str, bytes: &[u8], last: bool) -> Result<u64, ReplayError> {
-        let corrupt = |offset: usize, detail: String| {
-            ReplayError::Corrupt(Corruption { file: file.to_string(), offset: offset as u64, detail })
+/// Reads one segment's records in order. Returns them and the offset
+/// where they end: before a torn tail (last segment only) or zeros, else
+/// the segment's length.
+fn decode_segment(
+    layout: &Layout,
+    file: &str,
+    name: &str,
+    bytes: &[u8],
+    last: bool,
+) -> Result<(Vec<Decoded>, u64), ReplayError> {
+    let corrupt = |offset: usize, detail: String| {
+        ReplayError::Corrupt(Corruption { file: file.to_string(), offset: offset as u64, detail })
+    };
+    let refuse = |offset: usize, error: FormatError| refusal(file, offset as u64, error);
+    let mut records = Vec::new();
+    if bytes.is_empty() {
+        // Created, but a crash came before its header was durable.
+        return if last { Ok((records, 0)) } else { Err(corrupt(0, "empty segment".into())) };
+    }
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let (payload, used) = match frame::decode(&bytes[offset..]) {
+            Ok(frame) => frame,
+            Err(error) => {
+                if offset > 0 && bytes[offset..].iter().all(|b| *b == 0) {
+                    return Ok((records, offset as u64));
+                }
+                if last && !valid_frame_after(bytes, offset) {
+                    return Ok((records, offset as u64));
+                }
+                return Err(corrupt(offset, error.to_string()));
+            }
         };
-        let refuse = |offset: usize, error: FormatError| refusal(file, offset as u64, error);
-        if bytes.is_empty() {
-            // Created, but a crash came before its header was durable.
-            return if last { Ok(0) } else { Err(corrupt(0, "empty segment".into())) };
-        }
-        let mut offset = 0;
-        while offset < bytes.len() {
-            let (payload, used) = match frame::decode(&bytes[offset..]) {
-                Ok(frame) => frame,
-                Err(error) => {
-                    if offset > 0 && bytes[offset..].iter().all(|b| *b == 0) {
-                        return Ok(offset as u64);
-                    }
-                    if last && !valid_frame_after(bytes, offset) {
-                        return Ok(offset as u64);
-                    }
-                    return Err(corrupt(offset, error.to_string()));
+        if offset == 0 {
+            check_header(layout, file, payload, name)?;
+        } else {
+            let (group, record) = match layout {
+                Layout::Single => (0, format::decode_record(payload).map_err(|e| refuse(offset, e))?),
+                Layout::Groups(_) => {
+                    let tagged = format::decode_group_record(payload).map_err(|e| refuse(offset, e))?;
+                    (tagged.group, tagged.record)
                 }
             };
-            if offset == 0 {
-                self.check_header(file, payload, name)?;
-            } else {
-                let (group, record) = match self.layout {
-                    Layout::Single => (0, format::decode_record(payload).map_err(|e| refuse(offset, e))?),
-                    Layout::Groups(_) => {
-                        let tagged = format::decode_group_record(payload).map_err(|e| refuse(offset, e))?;
-                        (tagged.group, tagged.record)
-                    }
-                };
-                let Some(recovered) = self.recovered.get_mut(&group) else {
-                    return Err(corrupt(
-                        offset,
-                        format!("a record of group {group}, which this node does not have"),
-                    ));
-                };
-                match &record {
-                    WalRecord::Entry(entry) => note_entry(&mut self.entries, group, entry.index),
-                    WalRecord::Truncate { from } => note_truncate(&mut self.entries, group, *from),
-                    WalRecord::HardState(_) | WalRecord::SnapshotInstalled { .. } => {}
-                }
-                apply(recovered, record).map_err(|detail| corrupt(offset, detail))?;
-            }
-            offset += used;
+            records.push(Decoded { offset: offset as u64, group, record, dead: false });
         }
-        Ok(bytes.len() as u64)
+        offset += used;
     }
+    Ok((records, bytes.len() as u64))
+}
 
-    /// Checks a segment's header frame against the layout and the file name.
-    fn check_header(&self, file: &str, payload: &[u8], name: &str) -> Result<(), ReplayError> {
-        let named = format::parse_segment_name(name).map(|i| i.0);
-        let header = match self.layout {
-            Layout::Single => {
-                format::decode_segment_header(payload).map(|h| (h.first_index.0, "first index"))
-            }
-            Layout::Groups(_) => {
-                format::decode_group_segment_header(payload).map(|h| (h.sequence, "sequence number"))
-            }
-        };
-        let (found, what) = header.map_err(|e| refusal(file, 0, e))?;
-        if named != Some(found) {
-            let detail = format!("header says {what} {found}");
-            return Err(ReplayError::Corrupt(Corruption { file: file.to_string(), offset: 0, detail }));
+/// Checks a segment's header frame against the layout and the file name.
+fn check_header(layout: &Layout, file: &str, payload: &[u8], name: &str) -> Result<(), ReplayError> {
+    let named = format::parse_segment_name(name).map(|i| i.0);
+    let header = match layout {
+        Layout::Single => format::decode_segment_header(payload).map(|h| (h.first_index.0, "first index")),
+        Layout::Groups(_) => {
+            format::decode_group_segment_header(payload).map(|h| (h.sequence, "sequence number"))
         }
-        Ok(())
+    };
+    let (found, what) = header.map_err(|e| refusal(file, 0, e))?;
+    if named != Some(found) {
+        let detail = format!("header says {what} {found}");
+        return Err(ReplayError::Corrupt(Corruption { file: file.to_string(), offset: 0, detail }));
     }
+    Ok(())
 }
 
 /// Whether any intact frame starts after `offset` (then the damage at
