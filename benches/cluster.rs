@@ -38,7 +38,9 @@
 //!    ops/s and server CPU microseconds per operation;
 //! 9. shards (issue 16, `benches/cluster/shards.rs`): idle CPU and peer
 //!    messages per second of a member of a three-node cluster holding 16,
-//!    then 1,024 shards, once every group is quiet.
+//!    then 1,024 shards, once every group is quiet; then SET at 64 clients
+//!    on a three-node cluster of 1, then 16 shards: ops/s and fsyncs per
+//!    SET.
 //!
 //! Every client is a glommio task on one client thread (one thread keeps
 //! the load generator's CPU share small and the same for both servers): it
@@ -1897,6 +1899,30 @@ impl Report {
                 last.messages_per_second / first.messages_per_second.max(1e-9)
             );
         }
+        text.push_str(
+            "loaded shards (three nodes, SET at 64 plain clients over all of them; fsyncs of every node):\n",
+        );
+        for side in &cell.loaded {
+            let _ = writeln!(
+                text,
+                "  {:>5} shards: {:>8.0} ops/s, p99 {:>6.2} ms, {:.3} fsyncs per SET, errors {}",
+                side.shards,
+                side.result.ops_per_second(),
+                side.result.quantile_us(0.99) as f64 / 1000.0,
+                side.fsyncs_per_op,
+                side.result.errors.total()
+            );
+        }
+        if let (Some(first), Some(last)) = (cell.loaded.first(), cell.loaded.last()) {
+            let _ = writeln!(
+                text,
+                "  ratio {} / {} shards: ops/s {:.2}, fsyncs per SET {:.2}",
+                last.shards,
+                first.shards,
+                last.result.ops_per_second() / first.result.ops_per_second().max(1e-9),
+                last.fsyncs_per_op / first.fsyncs_per_op.max(1e-9)
+            );
+        }
         text
     }
 
@@ -2098,6 +2124,19 @@ impl Report {
                 })
                 .collect();
             let _ = writeln!(json, "  \"idle_shards\": [{}],", sides.join(", "));
+            let loaded: Vec<String> = cell
+                .loaded
+                .iter()
+                .map(|side| {
+                    format!(
+                        "{{\"shards\": {}, \"fsyncs_per_op\": {:.4}, \"set\": {}}}",
+                        side.shards,
+                        side.fsyncs_per_op,
+                        side_json(&side.result)
+                    )
+                })
+                .collect();
+            let _ = writeln!(json, "  \"loaded_shards\": [{}],", loaded.join(", "));
         }
         if let Some(cell) = &self.cores {
             let rows: Vec<String> = cell

@@ -190,13 +190,19 @@ pub async fn open_logs<D: Disk>(
     let mut options = options;
     if !keys.is_empty() {
         options.meta_version = crate::wal::format::META_FORMAT_VERSION_GROUPS;
-        let old = disk(KEYS_DIR).list("").await.unwrap_or_default();
-        if let Some(name) = old.iter().find(|name| name.parse::<u32>().is_ok()) {
-            return Err(format!(
-                "{KEYS_DIR}/{name}: a log of one key group, as builds before the shared log wrote them; \
-                 this build keeps every key group in one log ({KEYS_DIR}/wal) and does not read them: \
-                 move this data directory away and have the member join again"
-            ));
+        // Builds before the shared log wrote `groups/<k>/meta` first of all
+        // in each key group's own directory.
+        let old = format!("1/{}", crate::wal::format::META_FILE);
+        match disk(KEYS_DIR).read(&old).await {
+            Ok(_) => {
+                return Err(format!(
+                    "{KEYS_DIR}/{old}: a log of one key group, as builds before the shared log wrote them; \
+                     this build keeps every key group in one log ({KEYS_DIR}/wal) and does not read them: \
+                     move this data directory away and have the member join again"
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{KEYS_DIR}/{old}: {e}")),
         }
     }
     let (home, home_recovered) = Wal::open(disk(""), options).await.map_err(|e| e.to_string())?;

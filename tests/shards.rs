@@ -173,14 +173,15 @@ fn a_data_directory_with_one_log_per_key_group_is_refused_at_start_up() {
     std::fs::create_dir_all(server.datadir.join("groups/1/wal")).unwrap();
     std::fs::write(server.datadir.join("shards"), "4\n").unwrap();
     std::fs::write(server.datadir.join("groups/1/wal/00000000000000000001.wal"), b"old").unwrap();
-    // The home group's meta, as the build before wrote it (version 1).
+    // The home group's meta and group 1's, as the build before wrote them.
     let meta = cashe::wal::format::encode_meta(1, 7, cashe::wal::format::FORMAT_VERSION);
     std::fs::write(server.datadir.join("meta"), &meta).unwrap();
+    std::fs::write(server.datadir.join("groups/1/meta"), &meta).unwrap();
     let mut command = server.command(None);
-    let finished = harness::run_bounded(&mut command, TOOL_LIMIT);
+    let finished = harness::run_bounded(&mut command, Duration::from_secs(30));
     assert!(finished.status.is_some_and(|s| !s.success()), "started: {}{}", finished.stdout, finished.stderr);
     let output = finished.stdout + &finished.stderr;
-    assert!(output.contains("groups/1: a log of one key group"), "{output}");
+    assert!(output.contains("groups/1/meta: a log of one key group"), "{output}");
     assert_eq!(std::fs::read(server.datadir.join("groups/1/wal/00000000000000000001.wal")).unwrap(), b"old");
     assert_eq!(std::fs::read(server.datadir.join("meta")).unwrap(), meta, "meta unchanged");
     assert!(!server.datadir.join("wal").exists(), "nothing written: {output}");

@@ -7,8 +7,17 @@
 //! messages (INFO `peer_messages_sent` + `peer_messages_received`) are read
 //! over `CASHE_BENCH_IDLE_SECONDS` (20). No client load runs: this is the
 //! floor a member pays per group, which quiet groups keep flat.
+//!
+//! Then the loaded side: for each shard count of `CASHE_BENCH_LOAD_SHARDS`
+//! (`1,16`) a fresh three-node cluster takes SET at 64 plain clients spread
+//! over its nodes (forwarded to each key's leader), once the leaders have
+//! spread; ops/s, p99 and the durable writes (`wal_fsyncs`, summed over
+//! the nodes) per SET. With the key groups' records in one shared log, a
+//! turn's writes to every group are one durable write, so 16 shards need
+//! no more fsyncs per SET than one.
 
-use super::{eventually_within, BenchResult, Cluster, Settings};
+use super::{eventually_within, measure, BenchResult, Cluster, LoadResult, Settings, Workload};
+use cashe::protocol::Reply;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -25,9 +34,19 @@ pub(super) struct IdleSide {
     pub(super) settle_seconds: f64,
 }
 
+pub(super) struct LoadedSide {
+    pub(super) shards: u32,
+    pub(super) result: LoadResult,
+    pub(super) fsyncs_per_op: f64,
+}
+
 pub(super) struct ShardsCell {
     pub(super) sides: Vec<IdleSide>,
+    pub(super) loaded: Vec<LoadedSide>,
 }
+
+/// Clients of the loaded side.
+const LOAD_CLIENTS: usize = 64;
 
 /// A number of node `node`'s `INFO stats`.
 fn info_u64(cluster: &Cluster, node: usize, key: &str) -> Option<u64> {
@@ -91,15 +110,61 @@ fn side(shards: u32, settings: &Settings, data: &Path, logs: &Path, seconds: f64
 }
 
 pub(super) fn shards_cell(settings: &Settings, data: &Path, logs: &Path) -> BenchResult<ShardsCell> {
-    let counts = std::env::var("CASHE_BENCH_IDLE_SHARDS").unwrap_or_else(|_| "16,1024".to_string());
-    let counts = counts
-        .split(',')
-        .map(|c| c.trim().parse::<u32>().map_err(|e| format!("CASHE_BENCH_IDLE_SHARDS: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
+    let counts = shard_counts("CASHE_BENCH_IDLE_SHARDS", "16,1024")?;
     let seconds: f64 = super::env_or("CASHE_BENCH_IDLE_SECONDS", 20.0)?;
     let mut sides = Vec::new();
     for shards in counts {
         sides.push(side(shards, settings, data, logs, seconds)?);
     }
-    Ok(ShardsCell { sides })
+    let mut loaded = Vec::new();
+    for shards in shard_counts("CASHE_BENCH_LOAD_SHARDS", "1,16")? {
+        loaded.push(loaded_side(shards, settings, data, logs)?);
+    }
+    Ok(ShardsCell { sides, loaded })
+}
+
+fn shard_counts(variable: &str, default: &str) -> BenchResult<Vec<u32>> {
+    let counts = std::env::var(variable).unwrap_or_else(|_| default.to_string());
+    counts
+        .split(',')
+        .map(|c| c.trim().parse::<u32>().map_err(|e| format!("{variable}: {e}").into()))
+        .collect()
+}
+
+/// Durable writes so far, over every node.
+fn fsyncs(cluster: &Cluster) -> BenchResult<u64> {
+    (0..cluster.nodes.len())
+        .map(|node| info_u64(cluster, node, "wal_fsyncs").ok_or("no wal_fsyncs".into()))
+        .sum()
+}
+
+/// How many key groups each node leads (INFO cluster's group lines).
+fn led(cluster: &Cluster) -> Option<Vec<usize>> {
+    let lines = |node: &super::CasheNode| match node.call(&["INFO", "cluster"])? {
+        Reply::Bulk(Some(text)) => Some(String::from_utf8_lossy(&text).matches("role=leader").count()),
+        _ => None,
+    };
+    cluster.nodes.iter().map(lines).collect()
+}
+
+fn loaded_side(shards: u32, settings: &Settings, data: &Path, logs: &Path) -> BenchResult<LoadedSide> {
+    let mut args = settings.cashe_args.clone();
+    args.push(format!("--shards={shards}"));
+    let cluster = Cluster::start(&data.join(format!("loaded-{shards}")), logs, &args)?;
+    if shards > 1 {
+        // Every node leads its share, so that all three lead writes.
+        let share = (shards as usize + 1) / 3;
+        eventually_within(&format!("the leaders of {shards} shards to spread"), SETTLE_PATIENCE, || {
+            std::thread::sleep(Duration::from_millis(500));
+            led(&cluster).filter(|counts| counts.iter().all(|n| *n >= share)).map(|_| ())
+        })?;
+    }
+    let before = fsyncs(&cluster)?;
+    let result = measure(cluster.client_addresses(), LOAD_CLIENTS, Workload::Set, settings)?;
+    // INFO's WAL counts are refreshed every 50 ticks.
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = fsyncs(&cluster)?;
+    let ops = (result.ops_per_second() * (settings.seconds + settings.warmup_seconds)).max(1.0);
+    let fsyncs_per_op = after.saturating_sub(before) as f64 / ops;
+    Ok(LoadedSide { shards, result, fsyncs_per_op })
 }
