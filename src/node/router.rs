@@ -971,12 +971,8 @@ impl Router {
     /// on a connection that is redirected (see `slots`); `None` to serve
     /// it (here, or through the group's forwarding).
     fn redirection(&self, conn: ConnId, group: GroupId, slot: u16, read: bool) -> Option<String> {
-        let node = self.groups.get(&group)?;
-        let (redirect, reads_locally) = self.home().redirect_policy(conn);
-        if !redirect || node.raft().is_leader() || (read && reads_locally) {
-            return None;
-        }
-        Some(self.home().moved(conn, slot, node.raft().leader()))
+        let raft = self.groups.get(&group)?.raft();
+        self.home().moved_unless_served(conn, raft.is_leader(), raft.leader(), slot, read)
     }
 
     /// Starts the connection's waiting commands that may start now.

@@ -176,10 +176,8 @@ impl Node {
     /// command this node should not serve for this connection; `None` to
     /// go on. `name` is upper case.
     pub(super) fn redirection(&mut self, conn: ConnId, name: &[u8], args: &[Vec<u8>]) -> Option<Reply> {
-        let session = self.sessions.get(&conn)?;
-        if self.raft.is_leader()
-            || (self.config.cluster_mode == ClusterMode::Forward && !session.routes_by_slot)
-        {
+        // Most commands stop here, before they are classified.
+        if self.raft.is_leader() || !self.redirect_policy(conn).0 {
             return None;
         }
         // Only commands that will run: unknown ones and wrong arities get
@@ -190,11 +188,30 @@ impl Node {
             Err(_) => return None,
         };
         let first = *kv::command_keys(args).first()?;
-        if session.readonly && access == Access::Read {
+        let (leads, leader) = (self.raft.is_leader(), self.raft.leader());
+        let text = self.moved_unless_served(conn, leads, leader, key_slot(first), access == Access::Read)?;
+        Some(self.reject(conn, name, text))
+    }
+
+    /// The one rule of redirection, for this node's own group and for the
+    /// router's groups alike: a keyed command of slot `slot`, of a group
+    /// this member leads or not (`leads`, `leader` the group's leader), is
+    /// answered `-MOVED` (this text) on a connection that is redirected
+    /// unless this member leads the group or it is a read of a `READONLY`
+    /// connection; `None` to serve it (here, or through forwarding).
+    pub(super) fn moved_unless_served(
+        &self,
+        conn: ConnId,
+        leads: bool,
+        leader: Option<NodeId>,
+        slot: u16,
+        read: bool,
+    ) -> Option<String> {
+        let (redirect, reads_locally) = self.redirect_policy(conn);
+        if !redirect || leads || (read && reads_locally) {
             return None;
         }
-        let text = self.moved(conn, key_slot(first), self.raft.leader());
-        Some(self.reject(conn, name, text))
+        Some(self.moved(conn, slot, leader))
     }
 
     /// `CLUSTER KEYSLOT`, `COUNTKEYSINSLOT`, `GETKEYSINSLOT`, `SLOTS`,
