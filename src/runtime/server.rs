@@ -161,6 +161,8 @@ pub fn placement(k: usize, pin: bool) -> glommio::Placement {
 struct DiskState {
     /// Per group, the last `Lsn` made durable.
     durable: RefCell<BTreeMap<GroupId, Lsn>>,
+    /// What became durable since the loop last looked (it takes them).
+    fresh: RefCell<BTreeMap<GroupId, Lsn>>,
     /// Work done, for INFO.
     stats: std::cell::Cell<TurnStats>,
     /// Groups whose old entries hold the log's oldest segment, to be asked
@@ -200,6 +202,7 @@ async fn disk_task(
                     // a full mailbox): `durable` is what the loop reads; the
                     // event only wakes it, and a full mailbox wakes it anyway.
                     state.durable.borrow_mut().insert(group, lsn);
+                    state.fresh.borrow_mut().insert(group, lsn);
                     let _ = events.try_push(Event::Persisted(group, lsn));
                 }
             }
@@ -454,7 +457,6 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             jobs: Mailbox::new(usize::MAX),
             state: Rc::default(),
             handed_out: BTreeMap::new(),
-            reported: BTreeMap::new(),
         };
         glommio::spawn_local(disk_task(wal, disk.jobs.clone(), events.clone(), disk.state.clone())).detach();
         disks.insert(log, disk);
@@ -473,11 +475,9 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         let mut batch = events.take_all().await;
         // What the disks made durable since the last turn, whether or not
         // their wake-up events fit.
-        for disk in disks.values_mut() {
-            for (group, durable) in disk.state.durable.borrow().iter() {
-                if disk.reported.insert(*group, *durable) != Some(*durable) {
-                    batch.push(Event::Persisted(*group, *durable));
-                }
+        for disk in disks.values() {
+            for (group, durable) in disk.state.fresh.take() {
+                batch.push(Event::Persisted(group, durable));
             }
             for group in disk.state.pinning.take() {
                 router.compact(group);
@@ -564,8 +564,6 @@ struct LogDisk {
     jobs: Mailbox<(GroupId, DiskJob)>,
     state: Rc<DiskState>,
     handed_out: BTreeMap<GroupId, Lsn>,
-    /// Per group, the durable point last fed to the router.
-    reported: BTreeMap<GroupId, Lsn>,
 }
 
 impl LogDisk {
