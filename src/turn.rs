@@ -212,6 +212,10 @@ pub async fn open_logs<D: Disk>(
         let layout = Layout::Groups(keys);
         let (wal, groups) =
             Wal::open_layout(disk(KEYS_DIR), options, layout).await.map_err(|e| e.to_string())?;
+        // The log syncs its own directory; the entry naming it in the data
+        // directory must be durable too before anything in it counts (a
+        // lost `groups/` would start the key groups empty).
+        disk("").sync_dir("").await.map_err(|e| format!("syncing the data directory: {e}"))?;
         recovered.extend(groups.into_iter().map(|(group, state)| (GroupId(group), state)));
         wals.push((LogId::Keys, wal));
     }
