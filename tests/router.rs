@@ -910,3 +910,58 @@ fn permissions_are_checked_before_the_router_refuses_or_splits() {
     assert_eq!(cluster.request(1, 3, &format!("GET {theirs}")), bulk("1"), "the DEL ran nowhere");
     assert_eq!(cluster.request(0, 2, &format!("SET {mine} 1")), Reply::ok());
 }
+
+/// INFO's command counts (commandstats, errorstats, total commands and
+/// error replies) are what the member's clients sent and got, with several
+/// shards as with one: the same script on a connection of a one-shard and
+/// of a four-shard cluster gives the same counts. (With several shards the
+/// groups' nodes each answer part of it, and also what the router sends on
+/// its own behalf: HELLO to every group, the parts of a split MGET, a
+/// transaction replayed in its group.)
+#[test]
+fn command_statistics_count_what_clients_sent_with_several_shards_as_with_one() {
+    let script = [
+        "SET a 1",
+        "GET a",
+        "MGET a b c d e f",
+        "EXISTS a b c d",
+        "DEL a b c d",
+        "HELLO 3",
+        "INCR a",
+        "INCR a x",
+        "GET",
+        "LPUSH a x",
+        "NOSUCHCOMMAND x",
+        "MULTI",
+        "SET {t}a 1",
+        "INCR {t}a",
+        "EXEC",
+        "WATCH w",
+        "UNWATCH",
+        "CLIENT SETNAME counted",
+        "HSET h f v",
+        "DBSIZE",
+        "PING",
+        "HELLO 2",
+    ];
+    let counts = |shards: u32| {
+        let mut cluster = Cluster::new(3, shards);
+        settle(&mut cluster);
+        for command in script {
+            cluster.request(0, 7, command);
+        }
+        let Reply::Bulk(Some(text)) = cluster.request(0, 7, "INFO commandstats errorstats stats") else {
+            panic!("INFO")
+        };
+        let text = String::from_utf8(text).unwrap();
+        let counted = ["cmdstat_", "errorstat_", "total_commands_processed:", "total_error_replies:"];
+        let lines: Vec<String> =
+            text.lines().filter(|l| counted.iter().any(|c| l.starts_with(c))).map(str::to_string).collect();
+        lines
+    };
+    let one = counts(1);
+    assert!(one.iter().any(|l| l.starts_with("cmdstat_set:calls=1,")), "{one:#?}");
+    assert!(one.iter().any(|l| l.starts_with("cmdstat_exec:calls=1,")), "{one:#?}");
+    assert!(one.iter().any(|l| l == "errorstat_WRONGTYPE:count=1"), "{one:#?}");
+    assert_eq!(counts(4), one);
+}

@@ -368,6 +368,10 @@ pub struct Node {
     /// One INFO line per group of the member, from the router (`INFO
     /// cluster`); empty with one group.
     group_lines: Vec<(String, String)>,
+    /// With several shards, what the router answered its clients, for INFO
+    /// (this home group's node answers only part of it, and commands the
+    /// router sends on its own behalf besides).
+    router_stats: Option<server::CommandStats>,
     now_ms: u64,
     ticks: u64,
     output: Output,
@@ -412,6 +416,7 @@ impl Node {
             shell_stats: ShellStats::default(),
             shard_views: None,
             group_lines: Vec::new(),
+            router_stats: None,
             now_ms: 0,
             ticks: 0,
             output: Output::default(),

@@ -53,6 +53,7 @@
 //! nothing is; a command for every group starts alone. Replies come back
 //! from each group in its session's order and leave in sequence order.
 
+use super::server::{command_name, CommandName, CommandStats};
 use super::slots::Shard;
 use super::{ConnId, Directory, Node, NodeMessage, Output, Transport};
 use crate::kv::slot::{self, key_slot, SLOTS};
@@ -192,6 +193,9 @@ struct Line {
     /// The key group this connection's WATCHes are in, until EXEC,
     /// DISCARD or UNWATCH (with several shards).
     watch_group: Option<GroupId>,
+    /// With several shards, the commands not answered yet, in order, as
+    /// commandstats names them (`None`: unknown), for `Router::stats`.
+    unanswered: VecDeque<Option<CommandName>>,
 }
 
 /// What one group hands the shell to make durable, in the group's order.
@@ -268,6 +272,11 @@ pub struct Router {
     /// Groups given input since their output was last taken: only these
     /// (and the home group) are asked for output.
     touched: BTreeSet<GroupId>,
+    /// With several shards, what commandstats, errorstats and INFO's totals
+    /// count: the commands clients sent and the replies they got, as a
+    /// node of one group counts them (the groups' own nodes also count the
+    /// commands the router sends on its own behalf).
+    stats: CommandStats,
     /// Groups ticked on every tick; the others are dormant (`dormant`), and
     /// join again on input, an alarm, or a sweep.
     awake: BTreeSet<GroupId>,
@@ -306,6 +315,7 @@ impl Router {
             messages_sent: 0,
             messages_received: 0,
             touched: BTreeSet::new(),
+            stats: CommandStats::default(),
             awake: groups_at_start,
             fatal_group: None,
             beats: BTreeMap::new(),
@@ -777,6 +787,12 @@ impl Router {
             self.connected(conn, Transport::Plain, now_ms);
         }
         let line = self.lines.entry(conn).or_default();
+        if self.shards > 1 {
+            // One shard: the home group answers everything and counts it.
+            self.stats.received();
+            let name = args.first().map(|a| a.to_ascii_uppercase()).unwrap_or_default();
+            line.unanswered.push_back(command_name(&name, &args));
+        }
         let seq = line.next_seq;
         line.next_seq += 1;
         line.waiting.push_back((seq, None, args));
@@ -806,8 +822,10 @@ impl Router {
                 Route::Group(HOME)
             }
             b"INFO" => {
-                let lines = self.group_lines();
-                self.home_mut().set_group_lines(lines);
+                let (lines, stats) = (self.group_lines(), self.stats.clone());
+                let home = self.home_mut();
+                home.set_group_lines(lines);
+                home.set_command_stats(stats);
                 Route::Group(HOME)
             }
             b"HELLO" | b"AUTH" | b"SELECT" | b"READONLY" | b"READWRITE" => Route::Every,
@@ -1151,6 +1169,9 @@ impl Router {
         let Some(line) = self.lines.get_mut(&conn) else { return };
         while let Some(reply) = line.ready.remove(&line.released) {
             line.released += 1;
+            if self.shards > 1 {
+                self.stats.replied(line.unanswered.pop_front().flatten(), &reply);
+            }
             self.output.replies.push((conn, reply));
         }
     }

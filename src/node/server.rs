@@ -40,7 +40,11 @@
 //!     command size limit, `CLUSTERDOWN`, `TRYAGAIN`) is a rejected call,
 //!     any other error a failed call. A command queued in MULTI counts as
 //!     `exec`'s call, not its own; the errors inside EXEC's reply count in
-//!     errorstats, as in Redis;
+//!     errorstats, as in Redis. With several shards the member's router
+//!     counts them, by the same rules, from what its clients sent and got
+//!     (its groups' nodes each see part of it, and also what the router
+//!     sends on its own behalf), and gives its counts to the home group's
+//!     INFO; `total_commands_processed` and `total_error_replies` too;
 //!   - errorstats: error replies this node sent, by their first word, as
 //!     Redis groups them; errors the protocol layer answers (a malformed
 //!     request) never reach the node and are not counted;
@@ -96,7 +100,7 @@ pub struct CpuTimes {
 
 /// A command as commandstats names it: `get`, or `config|get` for a
 /// subcommand.
-type CommandName = (&'static str, Option<&'static str>);
+pub(super) type CommandName = (&'static str, Option<&'static str>);
 
 /// commandstats' counters of one command.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -110,12 +114,12 @@ struct CommandCounts {
 /// the node's error codes are its own texts', far fewer than this.
 const ERROR_CODES_MAX: usize = 128;
 
-/// Per-connection state, and the counters INFO reports.
+/// What commandstats, errorstats and INFO's command totals count: of the
+/// commands a node answered, or (with several shards) of those a member's
+/// router answered its clients (`Router`, whose groups' nodes also answer
+/// the commands it sends on its own behalf).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub(super) struct Clients {
-    connections: BTreeMap<ConnId, Connection>,
-    /// Connections ever seen (INFO's total_connections_received).
-    connections_received: u64,
+pub(super) struct CommandStats {
     /// Commands ever received.
     commands_processed: u64,
     /// commandstats, by command.
@@ -124,63 +128,17 @@ pub(super) struct Clients {
     errors: BTreeMap<String, u64>,
     /// Every error reply sent (INFO's total_error_replies).
     error_replies: u64,
-    /// AUTH and HELLO AUTH attempts refused (INFO's acl_access_denied_auth).
-    auth_failures: u64,
-    /// Commands refused by the ACL (INFO's acl_access_denied_cmd).
-    pub(super) denied_commands: u64,
-    /// Commands refused for a key (INFO's acl_access_denied_key).
-    pub(super) denied_keys: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Connection {
-    /// Never empty: CLIENT SETNAME "" clears it, as in Redis.
-    name: Option<Vec<u8>>,
-    /// AUTH (or HELLO … AUTH) succeeded on it.
-    authenticated: bool,
-    /// Its user's name: `default` until AUTH names another.
-    user: Vec<u8>,
-    first_command_ms: u64,
-    last_command_ms: u64,
-    /// How it came (the shell says at `Node::connected`; plain if never said).
-    transport: Transport,
-    /// The commands received and not answered yet, in order (`None`: not a
-    /// command cashe knows); their replies leave in the same order.
-    unanswered: VecDeque<Option<CommandName>>,
-}
-
-impl Clients {
-    /// A command arrived on `conn` at `now_ms`; a connection is known from
-    /// its first command until `disconnected`.
-    pub(super) fn seen(&mut self, conn: ConnId, now_ms: u64) {
+impl CommandStats {
+    /// A command arrived.
+    pub(super) fn received(&mut self) {
         self.commands_processed += 1;
-        let connection = self.connections.entry(conn).or_insert_with(|| {
-            self.connections_received += 1;
-            Connection {
-                name: None,
-                authenticated: false,
-                user: b"default".to_vec(),
-                first_command_ms: now_ms,
-                last_command_ms: now_ms,
-                transport: Transport::Plain,
-                unanswered: VecDeque::new(),
-            }
-        });
-        connection.last_command_ms = now_ms;
     }
 
-    /// The command `args` (its name upper-cased in `name`) arrived on
-    /// `conn`; exactly one reply to it is to leave, in order ([`Clients::replied`]).
-    pub(super) fn received(&mut self, conn: ConnId, name: &[u8], args: &[Vec<u8>], now_ms: u64) {
-        self.seen(conn, now_ms);
-        let command = command_name(name, args);
-        self.connection(conn).unanswered.push_back(command);
-    }
-
-    /// A reply leaves for `conn`, answering its oldest unanswered command:
-    /// commandstats and errorstats count it (see the module docs).
-    pub(super) fn replied(&mut self, conn: ConnId, reply: &Reply) {
-        let command = self.connections.get_mut(&conn).and_then(|c| c.unanswered.pop_front()).flatten();
+    /// `reply` leaves, answering `command` (`None`: one cashe does not
+    /// know): commandstats and errorstats count it (see the module docs).
+    pub(super) fn replied(&mut self, command: Option<CommandName>, reply: &Reply) {
         self.count_errors(reply);
         let Some(command) = command else { return };
         let counts = self.commands.entry(command).or_default();
@@ -218,6 +176,76 @@ impl Clients {
             }
             _ => {}
         }
+    }
+}
+
+/// Per-connection state, and the counters INFO reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(super) struct Clients {
+    connections: BTreeMap<ConnId, Connection>,
+    /// Connections ever seen (INFO's total_connections_received).
+    connections_received: u64,
+    /// What this node answered.
+    stats: CommandStats,
+    /// AUTH and HELLO AUTH attempts refused (INFO's acl_access_denied_auth).
+    auth_failures: u64,
+    /// Commands refused by the ACL (INFO's acl_access_denied_cmd).
+    pub(super) denied_commands: u64,
+    /// Commands refused for a key (INFO's acl_access_denied_key).
+    pub(super) denied_keys: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Connection {
+    /// Never empty: CLIENT SETNAME "" clears it, as in Redis.
+    name: Option<Vec<u8>>,
+    /// AUTH (or HELLO … AUTH) succeeded on it.
+    authenticated: bool,
+    /// Its user's name: `default` until AUTH names another.
+    user: Vec<u8>,
+    first_command_ms: u64,
+    last_command_ms: u64,
+    /// How it came (the shell says at `Node::connected`; plain if never said).
+    transport: Transport,
+    /// The commands received and not answered yet, in order (`None`: not a
+    /// command cashe knows); their replies leave in the same order.
+    unanswered: VecDeque<Option<CommandName>>,
+}
+
+impl Clients {
+    /// `conn` was heard from at `now_ms` (it opened, or sent a command); a
+    /// connection is known from then until `disconnected`.
+    pub(super) fn seen(&mut self, conn: ConnId, now_ms: u64) {
+        let connection = self.connections.entry(conn).or_insert_with(|| {
+            self.connections_received += 1;
+            Connection {
+                name: None,
+                authenticated: false,
+                user: b"default".to_vec(),
+                first_command_ms: now_ms,
+                last_command_ms: now_ms,
+                transport: Transport::Plain,
+                unanswered: VecDeque::new(),
+            }
+        });
+        connection.last_command_ms = now_ms;
+    }
+
+    /// The command `args` (its name upper-cased in `name`) arrived on
+    /// `conn`; exactly one reply to it is to leave, in order ([`Clients::replied`]).
+    pub(super) fn received(&mut self, conn: ConnId, name: &[u8], args: &[Vec<u8>], now_ms: u64) {
+        self.seen(conn, now_ms);
+        // A command, not a connection's opening (which is also `seen`).
+        self.stats.received();
+        let command = command_name(name, args);
+        self.connection(conn).unanswered.push_back(command);
+    }
+
+    /// A reply leaves for `conn`, answering its oldest unanswered command:
+    /// commandstats and errorstats count it (see the module docs).
+    pub(super) fn replied(&mut self, conn: ConnId, reply: &Reply) {
+        let command = self.connections.get_mut(&conn).and_then(|c| c.unanswered.pop_front()).flatten();
+        self.stats.replied(command, reply);
     }
 
     pub(super) fn disconnected(&mut self, conn: ConnId) {
@@ -579,9 +607,20 @@ impl Node {
         fields
     }
 
+    /// The counts INFO gives: the router's with several shards
+    /// ([`Node::set_command_stats`]), else this node's own.
+    fn command_stats(&self) -> &CommandStats {
+        self.router_stats.as_ref().unwrap_or(&self.clients.stats)
+    }
+
+    /// What the router answered its clients, for INFO.
+    pub(super) fn set_command_stats(&mut self, stats: CommandStats) {
+        self.router_stats = Some(stats);
+    }
+
     fn info_commandstats(&self) -> Fields {
         let mut fields = Fields::default();
-        for ((name, sub), counts) in &self.clients.commands {
+        for ((name, sub), counts) in &self.command_stats().commands {
             let name = match sub {
                 Some(sub) => format!("cmdstat_{name}|{sub}"),
                 None => format!("cmdstat_{name}"),
@@ -597,7 +636,7 @@ impl Node {
 
     fn info_errorstats(&self) -> Fields {
         let mut fields = Fields::default();
-        for (code, count) in &self.clients.errors {
+        for (code, count) in &self.command_stats().errors {
             fields.add(&format!("errorstat_{code}"), format!("count={count}"));
         }
         fields
@@ -606,8 +645,8 @@ impl Node {
     fn info_stats(&self) -> Fields {
         let mut fields = Fields::default();
         fields.add("total_connections_received", self.clients.connections_received);
-        fields.add("total_commands_processed", self.clients.commands_processed);
-        fields.add("total_error_replies", self.clients.error_replies);
+        fields.add("total_commands_processed", self.command_stats().commands_processed);
+        fields.add("total_error_replies", self.command_stats().error_replies);
         fields.add("acl_access_denied_auth", self.clients.auth_failures);
         fields.add("acl_access_denied_cmd", self.clients.denied_commands);
         fields.add("acl_access_denied_key", self.clients.denied_keys);
@@ -1382,7 +1421,7 @@ fn bytes_to_human(bytes: u64) -> String {
 /// The commands INFO commandstats counts, by upper-case name: the server
 /// commands (with their subcommands), the transaction commands, and the
 /// key space's (CASHE.EXPIRE aside).
-fn command_name(name: &[u8], args: &[Vec<u8>]) -> Option<CommandName> {
+pub(super) fn command_name(name: &[u8], args: &[Vec<u8>]) -> Option<CommandName> {
     static NAMES: OnceLock<BTreeMap<Vec<u8>, &'static str>> = OnceLock::new();
     let names = NAMES.get_or_init(|| {
         let server = COMMANDS.iter().map(|spec| spec.name);

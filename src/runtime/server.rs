@@ -453,11 +453,8 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     let mut stats = TurnStats::default();
     let mut disks: BTreeMap<LogId, LogDisk> = BTreeMap::new();
     for (log, wal) in wals {
-        let disk = LogDisk {
-            jobs: Mailbox::new(usize::MAX),
-            state: Rc::default(),
-            handed_out: BTreeMap::new(),
-        };
+        let disk =
+            LogDisk { jobs: Mailbox::new(usize::MAX), state: Rc::default(), handed_out: BTreeMap::new() };
         glommio::spawn_local(disk_task(wal, disk.jobs.clone(), events.clone(), disk.state.clone())).detach();
         disks.insert(log, disk);
     }
