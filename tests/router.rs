@@ -912,14 +912,15 @@ fn permissions_are_checked_before_the_router_refuses_or_splits() {
 }
 
 /// INFO's command counts (commandstats, errorstats, total commands and
-/// error replies) are what the member's clients sent and got, with several
-/// shards as with one: the same script on a connection of a one-shard and
-/// of a four-shard cluster gives the same counts. (With several shards the
+/// error replies) are what the member's clients sent and got, and its
+/// keyspace the keys it holds, with several shards as with one: the same
+/// script on a connection of a one-shard and of a four-shard cluster gives
+/// the same counts. (With several shards the
 /// groups' nodes each answer part of it, and also what the router sends on
 /// its own behalf: HELLO to every group, the parts of a split MGET, a
 /// transaction replayed in its group.)
 #[test]
-fn command_statistics_count_what_clients_sent_with_several_shards_as_with_one() {
+fn info_counts_commands_and_keys_with_several_shards_as_with_one() {
     let script = [
         "SET a 1",
         "GET a",
@@ -943,6 +944,7 @@ fn command_statistics_count_what_clients_sent_with_several_shards_as_with_one() 
         "DBSIZE",
         "PING",
         "HELLO 2",
+        "SET e 1 PX 100000",
     ];
     let counts = |shards: u32| {
         let mut cluster = Cluster::new(3, shards);
@@ -950,17 +952,19 @@ fn command_statistics_count_what_clients_sent_with_several_shards_as_with_one() 
         for command in script {
             cluster.request(0, 7, command);
         }
-        let Reply::Bulk(Some(text)) = cluster.request(0, 7, "INFO commandstats errorstats stats") else {
+        let Reply::Bulk(Some(text)) = cluster.request(0, 7, "INFO commandstats errorstats stats keyspace")
+        else {
             panic!("INFO")
         };
         let text = String::from_utf8(text).unwrap();
-        let counted = ["cmdstat_", "errorstat_", "total_commands_processed:", "total_error_replies:"];
+        let counted = ["cmdstat_", "errorstat_", "total_commands_processed:", "total_error_replies:", "db0:"];
         let lines: Vec<String> =
             text.lines().filter(|l| counted.iter().any(|c| l.starts_with(c))).map(str::to_string).collect();
         lines
     };
     let one = counts(1);
-    assert!(one.iter().any(|l| l.starts_with("cmdstat_set:calls=1,")), "{one:#?}");
+    assert!(one.iter().any(|l| l.starts_with("cmdstat_set:calls=2,")), "{one:#?}");
+    assert!(one.iter().any(|l| l == "db0:keys=4,expires=1,avg_ttl=0"), "{one:#?}");
     assert!(one.iter().any(|l| l.starts_with("cmdstat_exec:calls=1,")), "{one:#?}");
     assert!(one.iter().any(|l| l == "errorstat_WRONGTYPE:count=1"), "{one:#?}");
     assert_eq!(counts(4), one);

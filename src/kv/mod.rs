@@ -250,7 +250,7 @@ pub(crate) fn parse_integer(text: &[u8]) -> Option<i64> {
 }
 
 /// The key space as INFO's keyspace section counts it at one instant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct KeyCounts {
     /// Keys not expired (what DBSIZE answers).
     pub keys: usize,

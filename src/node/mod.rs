@@ -59,6 +59,7 @@ pub use cluster::{
     CASHE_MEMBER, FOUNDER,
 };
 pub use router::{group_ids, Durable, GroupId, Router, RouterOutput, HOME};
+use server::RouterInfo;
 pub use server::{CpuTimes, ShellStats};
 pub use slots::ClusterMode;
 pub use transaction::CASHE_EXEC;
@@ -365,13 +366,9 @@ pub struct Node {
     /// The key space's groups as the router sees them (`slots`); `None`
     /// when this node's own group holds every slot.
     shard_views: Option<Vec<slots::Shard>>,
-    /// One INFO line per group of the member, from the router (`INFO
-    /// cluster`); empty with one group.
-    group_lines: Vec<(String, String)>,
-    /// With several shards, what the router answered its clients, for INFO
-    /// (this home group's node answers only part of it, and commands the
-    /// router sends on its own behalf besides).
-    router_stats: Option<server::CommandStats>,
+    /// With several shards, what INFO reports of the whole member rather
+    /// than of this home group, from the router when it routes an INFO.
+    router_info: Option<RouterInfo>,
     now_ms: u64,
     ticks: u64,
     output: Output,
@@ -415,8 +412,7 @@ impl Node {
             next_wait,
             shell_stats: ShellStats::default(),
             shard_views: None,
-            group_lines: Vec::new(),
-            router_stats: None,
+            router_info: None,
             now_ms: 0,
             ticks: 0,
             output: Output::default(),

@@ -53,7 +53,7 @@
 //! nothing is; a command for every group starts alone. Replies come back
 //! from each group in its session's order and leave in sequence order.
 
-use super::server::{command_name, CommandName, CommandStats};
+use super::server::{command_name, CommandName, CommandStats, RouterInfo};
 use super::slots::Shard;
 use super::{ConnId, Directory, Node, NodeMessage, Output, Transport};
 use crate::kv::slot::{self, key_slot, SLOTS};
@@ -393,6 +393,19 @@ impl Router {
             Some(Shard { slots: vec![self.slots_of(group)], master, replicas })
         });
         views.collect()
+    }
+
+    /// The keys of every key group this member holds, as INFO keyspace
+    /// counts them (every member holds every group).
+    fn keyspace(&self) -> kv::KeyCounts {
+        let counts = self.groups.iter().filter(|(group, _)| **group != HOME);
+        counts.map(|(_, node)| node.store().key_counts(self.now_ms)).fold(
+            kv::KeyCounts::default(),
+            |sum, counts| kv::KeyCounts {
+                keys: sum.keys + counts.keys,
+                expires: sum.expires + counts.expires,
+            },
+        )
     }
 
     /// INFO's lines about this member's groups (its cluster section), one
@@ -822,10 +835,12 @@ impl Router {
                 Route::Group(HOME)
             }
             b"INFO" => {
-                let (lines, stats) = (self.group_lines(), self.stats.clone());
-                let home = self.home_mut();
-                home.set_group_lines(lines);
-                home.set_command_stats(stats);
+                let info = RouterInfo {
+                    group_lines: self.group_lines(),
+                    command_stats: self.stats.clone(),
+                    keyspace: self.keyspace(),
+                };
+                self.home_mut().set_router_info(info);
                 Route::Group(HOME)
             }
             b"HELLO" | b"AUTH" | b"SELECT" | b"READONLY" | b"READWRITE" => Route::Every,

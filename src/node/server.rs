@@ -179,6 +179,20 @@ impl CommandStats {
     }
 }
 
+/// What INFO reports of a member of several shards as a whole, which its
+/// home group's node alone does not know: handed over by the router when it
+/// routes an INFO ([`Node::set_router_info`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(super) struct RouterInfo {
+    /// One line per group of the member (`INFO cluster`).
+    pub(super) group_lines: Vec<(String, String)>,
+    /// What the router answered its clients (commandstats, errorstats,
+    /// the command totals).
+    pub(super) command_stats: CommandStats,
+    /// The keys of every key group this member holds (`INFO keyspace`).
+    pub(super) keyspace: kv::KeyCounts,
+}
+
 /// Per-connection state, and the counters INFO reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(super) struct Clients {
@@ -608,14 +622,20 @@ impl Node {
     }
 
     /// The counts INFO gives: the router's with several shards
-    /// ([`Node::set_command_stats`]), else this node's own.
+    /// ([`Node::set_router_info`]), else this node's own.
     fn command_stats(&self) -> &CommandStats {
-        self.router_stats.as_ref().unwrap_or(&self.clients.stats)
+        self.router_info.as_ref().map_or(&self.clients.stats, |info| &info.command_stats)
     }
 
-    /// What the router answered its clients, for INFO.
-    pub(super) fn set_command_stats(&mut self, stats: CommandStats) {
-        self.router_stats = Some(stats);
+    /// What the next INFO reports of the member as a whole (several
+    /// shards).
+    pub(super) fn set_router_info(&mut self, info: RouterInfo) {
+        self.router_info = Some(info);
+    }
+
+    /// INFO cluster's line per group of the member; none with one group.
+    pub(super) fn group_lines(&self) -> &[(String, String)] {
+        self.router_info.as_ref().map_or(&[], |info| &info.group_lines)
     }
 
     fn info_commandstats(&self) -> Fields {
@@ -701,7 +721,8 @@ impl Node {
 
     fn info_keyspace(&self) -> Fields {
         let mut fields = Fields::default();
-        let counts = self.store.key_counts(self.now_ms);
+        let counts =
+            self.router_info.as_ref().map_or_else(|| self.store.key_counts(self.now_ms), |i| i.keyspace);
         if counts.keys > 0 {
             fields.add("db0", format!("keys={},expires={},avg_ttl=0", counts.keys, counts.expires));
         }

@@ -93,16 +93,6 @@ impl Node {
         self.shard_views = Some(shards);
     }
 
-    /// The member's groups as INFO's cluster section lists them, from the
-    /// router: `(name, value)` lines.
-    pub(super) fn set_group_lines(&mut self, lines: Vec<(String, String)>) {
-        self.group_lines = lines;
-    }
-
-    pub(super) fn group_lines(&self) -> &[(String, String)] {
-        &self.group_lines
-    }
-
     /// Whether a keyed command of this connection for a shard this member
     /// does not lead is redirected rather than forwarded, and whether its
     /// reads are served locally (`READONLY`): for the router.
