@@ -193,7 +193,7 @@ pub async fn open_logs<D: Disk>(
         // Builds before the shared log wrote `groups/<k>/meta` first of all
         // in each key group's own directory.
         let old = format!("1/{}", crate::wal::format::META_FILE);
-        match disk(KEYS_DIR).read(&old).await {
+        match disk(LogId::Keys.subdir()).read(&old).await {
             Ok(_) => {
                 return Err(format!(
                     "{KEYS_DIR}/{old}: a log of one key group, as builds before the shared log wrote them; \
@@ -205,17 +205,19 @@ pub async fn open_logs<D: Disk>(
             Err(e) => return Err(format!("{KEYS_DIR}/{old}: {e}")),
         }
     }
-    let (home, home_recovered) = Wal::open(disk(""), options).await.map_err(|e| e.to_string())?;
+    let (home, home_recovered) =
+        Wal::open(disk(LogId::Home.subdir()), options).await.map_err(|e| e.to_string())?;
     let mut wals = vec![(LogId::Home, home)];
     let mut recovered = BTreeMap::from([(HOME, home_recovered)]);
     if !keys.is_empty() {
         let layout = Layout::Groups(keys);
         let (wal, groups) =
-            Wal::open_layout(disk(KEYS_DIR), options, layout).await.map_err(|e| e.to_string())?;
+            Wal::open_layout(disk(LogId::Keys.subdir()), options, layout).await.map_err(|e| e.to_string())?;
         // The log syncs its own directory; the entry naming it in the data
         // directory must be durable too before anything in it counts (a
         // lost `groups/` would start the key groups empty).
-        disk("").sync_dir("").await.map_err(|e| format!("syncing the data directory: {e}"))?;
+        let datadir = disk(LogId::Home.subdir());
+        datadir.sync_dir("").await.map_err(|e| format!("syncing the data directory: {e}"))?;
         recovered.extend(groups.into_iter().map(|(group, state)| (GroupId(group), state)));
         wals.push((LogId::Keys, wal));
     }

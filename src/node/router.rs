@@ -80,19 +80,6 @@ pub fn group_ids(shards: u32) -> Vec<GroupId> {
     }
 }
 
-impl GroupId {
-    /// Where the group's log lives under a member's data directory: the
-    /// directory itself for the home group (as before groups), `groups/<n>`
-    /// for key group n.
-    pub fn subdir(self) -> String {
-        if self == HOME {
-            String::new()
-        } else {
-            format!("groups/{}", self.0)
-        }
-    }
-}
-
 const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
 
 /// Where a SCAN cursor keeps its group (`Router::route_scan`): a group's own
