@@ -127,7 +127,8 @@ pub struct Options {
     pub bug: PlantedBug,
     /// Groups the key space is in (`--shards`): 1 runs everything in the
     /// home group, more puts the keys in groups of their own, every member
-    /// a replica of each, each group with its own WAL on the member's disk.
+    /// a replica of each, the key groups' records in one shared log on the
+    /// member's disk (beside the home group's own).
     pub shards: u32,
 }
 
