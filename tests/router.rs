@@ -969,3 +969,19 @@ fn info_counts_commands_and_keys_with_several_shards_as_with_one() {
     assert!(one.iter().any(|l| l == "errorstat_WRONGTYPE:count=1"), "{one:#?}");
     assert_eq!(counts(4), one);
 }
+
+/// A command refused for keys in several groups is a rejected call, as
+/// Redis 7 counts its cluster redirections (MOVED and CROSSSLOT: the
+/// command never ran), not a failed one.
+#[test]
+fn crossslot_is_counted_as_a_rejected_call() {
+    let mut cluster = Cluster::new(3, 4);
+    settle(&mut cluster);
+    let group = |cluster: &Cluster, key: &str| cluster.routers[0].group_of_slot(key_slot(key.as_bytes()));
+    let other = (0..).map(|i| format!("k{i}")).find(|k| group(&cluster, k) != group(&cluster, "a")).unwrap();
+    let reply = cluster.request(0, 7, &format!("MSET a 1 {other} 2"));
+    assert!(matches!(&reply, Reply::Error(e) if e.starts_with("CROSSSLOT")), "{reply:?}");
+    let Reply::Bulk(Some(text)) = cluster.request(0, 7, "INFO commandstats") else { panic!("INFO") };
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("cmdstat_mset:calls=0,rejected_calls=1,failed_calls=0"), "{text}");
+}

@@ -1478,6 +1478,7 @@ fn rejected(error: &str) -> bool {
         "CLUSTERDOWN",
         "TRYAGAIN",
         "MOVED",
+        "CROSSSLOT",
         NOAUTH,
         "NOPERM",
         "EXECABORT Transaction discarded because of:",
