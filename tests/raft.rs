@@ -441,6 +441,35 @@ fn leader_steps_down_after_an_election_timeout_without_a_quorum() {
 }
 
 #[test]
+fn a_leader_counts_an_answering_follower_as_heard_at_every_tick_and_a_silent_one_not() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.tick_until_leader();
+    cluster.tick_rounds(ELECTION_TICKS);
+    let followers: Vec<NodeId> = cluster.ids().into_iter().filter(|id| *id != leader).collect();
+    // A new check-quorum period starts every election timeout; the
+    // followers answered in the last one, so they stay heard throughout
+    // (CLUSTER SHARDS' health must not blink "failed").
+    for tick in 0..3 * ELECTION_TICKS {
+        cluster.tick(leader);
+        for follower in &followers {
+            let heard = cluster.raft(leader).heard_recently(*follower);
+            assert_eq!(heard, Some(true), "follower {follower} at tick {tick}");
+        }
+        cluster.settle();
+    }
+    let silent = followers[0];
+    cluster.isolate(silent);
+    for _ in 0..3 * ELECTION_TICKS {
+        cluster.tick(leader);
+        cluster.settle();
+    }
+    assert!(cluster.raft(leader).is_leader(), "one follower still answers");
+    assert_eq!(cluster.raft(leader).heard_recently(silent), Some(false), "the cut-off follower");
+    assert_eq!(cluster.raft(leader).heard_recently(followers[1]), Some(true), "the answering one");
+    assert_eq!(cluster.raft(silent).heard_recently(leader), None, "a follower tracks nobody");
+}
+
+#[test]
 fn check_quorum_step_down_catches_the_planted_no_check_quorum_step_down_bug() {
     let mut cluster =
         Cluster::with_config(3, |c| Config { planted_bug: PlantedBug::NoCheckQuorumStepDown, ..c });

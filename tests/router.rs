@@ -706,6 +706,45 @@ fn when_a_member_stops_the_quiet_groups_it_led_elect_new_leaders() {
     panic!("the groups member 1 led quietly elected no new leader after it stopped");
 }
 
+/// Each member's link state in `CLUSTER NODES` through member `i`:
+/// `(name, "connected" | "disconnected")`.
+fn link_states(cluster: &mut Cluster, i: usize) -> Vec<(String, String)> {
+    let reply = cluster.request(i, 77, "CLUSTER NODES");
+    let Reply::Bulk(Some(text)) = &reply else { panic!("CLUSTER NODES: {reply:?}") };
+    let text = String::from_utf8_lossy(text).into_owned();
+    let line = |line: &str| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        (fields[0].to_string(), fields[7].to_string())
+    };
+    text.lines().map(line).collect()
+}
+
+#[test]
+fn cluster_nodes_shows_members_connected_while_the_groups_are_quiet_and_a_stopped_one_disconnected() {
+    let mut cluster = Cluster::new(3, 8);
+    settle(&mut cluster);
+    assert!(all_quiet(&cluster), "the home group is quiet too: its leader no longer hears its followers");
+    for i in 0..3 {
+        let states = link_states(&mut cluster, i);
+        assert_eq!(states.len(), 3, "{states:?}");
+        assert!(states.iter().all(|(_, state)| state == "connected"), "through member {i}: {states:?}");
+    }
+    let gone = NodeId(3);
+    cluster.cut.insert(gone);
+    cluster.stopped.insert(gone);
+    for _ in 0..SETTLE_TICKS {
+        cluster.tick_all();
+    }
+    let gone_name = cluster.routers[0].group(HOME).unwrap().member_name(gone);
+    for i in 0..2 {
+        let states = link_states(&mut cluster, i);
+        for (name, state) in &states {
+            let expected = if *name == gone_name { "disconnected" } else { "connected" };
+            assert_eq!(state, expected, "{name} through member {i}: {states:?}");
+        }
+    }
+}
+
 /// Loses member 3's messages of a key's group (its beats get through),
 /// writes the key, heals and lets the cluster go quiet: whether member 3
 /// then holds the key.

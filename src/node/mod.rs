@@ -365,7 +365,7 @@ pub struct Node {
     pub shell_stats: ShellStats,
     /// The key space's groups as the router sees them (`slots`); `None`
     /// when this node's own group holds every slot.
-    shard_views: Option<Vec<slots::Shard>>,
+    shard_views: Option<slots::ShardViews>,
     /// With several shards, what INFO reports of the whole member rather
     /// than of this home group, from the router when it routes an INFO.
     router_info: Option<RouterInfo>,

@@ -54,7 +54,7 @@
 //! from each group in its session's order and leave in sequence order.
 
 use super::server::{command_name, CommandName, CommandStats, RouterInfo};
-use super::slots::Shard;
+use super::slots::{Shard, ShardViews};
 use super::{ConnId, Directory, Node, NodeMessage, Output, Transport};
 use crate::kv::slot::{self, key_slot, SLOTS};
 use crate::kv::{self};
@@ -371,15 +371,18 @@ impl Router {
     }
 
     /// The key groups as this member sees them, for the home group's
-    /// CLUSTER answers: those with a known leader.
-    fn shard_views(&self) -> Vec<Shard> {
-        let views = self.key_groups().into_iter().filter_map(|group| {
+    /// CLUSTER answers: those with a known leader, and the members heard
+    /// from.
+    fn shard_views(&self) -> ShardViews {
+        let shards = self.key_groups().into_iter().filter_map(|group| {
             let raft = self.groups.get(&group)?.raft();
             let master = raft.leader()?;
             let replicas = raft.membership().voters.iter().copied().filter(|v| *v != master).collect();
             Some(Shard { slots: vec![self.slots_of(group)], master, replicas })
         });
-        views.collect()
+        let members = self.home().raft().membership().members();
+        let answering = members.filter(|m| self.heard_recently(*m)).collect();
+        ShardViews { shards: shards.collect(), answering }
     }
 
     /// The keys of every key group this member holds, as INFO keyspace
@@ -679,14 +682,13 @@ impl Router {
             if !node.raft().is_leader() {
                 continue;
             }
-            let progress = node.raft().progress();
             let target = led
                 .iter()
                 .filter(|(member, count)| {
                     **member != me
                         && **count + 1 < mine
                         && node.raft().membership().is_voter(**member)
-                        && (progress.get(member).is_some_and(|p| p.recent_active)
+                        && (node.raft().heard_recently(**member) == Some(true)
                             || self.heard_recently(**member))
                 })
                 .min_by_key(|(member, count)| (**count, **member))

@@ -34,6 +34,7 @@ use crate::kv::slot::{group_of_slot, key_slot, SLOTS};
 use crate::kv::{self, Access};
 use crate::protocol::Reply;
 use crate::raft::NodeId;
+use std::collections::BTreeSet;
 
 /// What a node does with a keyed command for a shard it does not lead
 /// (`--cluster-mode`).
@@ -54,6 +55,16 @@ pub struct Shard {
     pub master: NodeId,
     /// The other voters, in member order.
     pub replicas: Vec<NodeId>,
+}
+
+/// The router's view of the key space in several groups, which it hands the
+/// home group's node for `CLUSTER` and `INFO` ([`Node::set_shards`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ShardViews {
+    pub shards: Vec<Shard>,
+    /// The members whose beats the router heard within an election
+    /// timeout (`CLUSTER SHARDS`' health, `CLUSTER NODES`' link state).
+    pub answering: BTreeSet<NodeId>,
 }
 
 const INVALID_SLOT: &str = "ERR Invalid slot";
@@ -78,8 +89,8 @@ impl Node {
     /// every slot, mastered by the leader this node knows; none while it
     /// knows no leader.
     pub(super) fn shards(&self) -> Vec<Shard> {
-        if let Some(shards) = &self.shard_views {
-            return shards.clone();
+        if let Some(views) = &self.shard_views {
+            return views.shards.clone();
         }
         let Some(master) = self.raft.leader() else { return Vec::new() };
         let voters = self.raft.membership().voters.iter().copied();
@@ -89,8 +100,8 @@ impl Node {
 
     /// The home group's view of the key space's groups, from the router
     /// (`router`): what `CLUSTER SLOTS`, `SHARDS`, `NODES` and `INFO` tell.
-    pub(super) fn set_shards(&mut self, shards: Vec<Shard>) {
-        self.shard_views = Some(shards);
+    pub(super) fn set_shards(&mut self, views: ShardViews) {
+        self.shard_views = Some(views);
     }
 
     /// Whether a keyed command of this connection for a shard this member
@@ -293,10 +304,19 @@ impl Node {
         self.raft.progress().get(&id).map_or(0, |p| p.match_index.0)
     }
 
-    /// Whether a member answers, as far as this node knows (only a leader
-    /// tracks it; elsewhere every member counts as answering).
+    /// Whether a member answers, as far as this node knows: with the key
+    /// space in several groups, whether the router heard its beats within
+    /// an election timeout ([`Node::set_shards`]); else, on the leader,
+    /// whether it answered the leader lately (elsewhere every member
+    /// counts as answering).
     fn answers(&self, id: NodeId) -> bool {
-        id == self.raft.id() || self.raft.progress().get(&id).is_none_or(|p| p.recent_active)
+        if id == self.raft.id() {
+            return true;
+        }
+        match &self.shard_views {
+            Some(views) => views.answering.contains(&id),
+            None => self.raft.heard_recently(id).unwrap_or(true),
+        }
     }
 
     /// `CLUSTER SHARDS`: per shard, its slot ranges and its nodes, in

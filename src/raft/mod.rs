@@ -56,7 +56,7 @@ pub use types::{
 
 use progress::Progress as PeerProgress;
 use read::ReadQueue;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
 /// What the shell must do after feeding inputs; see the module docs for the
@@ -165,6 +165,12 @@ struct LeaderState {
     /// Quiet (`Config::quiesce`): no heartbeats and no check-quorum until
     /// the leader next sends or hears a message.
     quiet: bool,
+    /// The peers heard from in the check-quorum period before the current
+    /// one: with the current period's `recent_active`, whether a peer
+    /// answered within the last one or two election timeouts
+    /// (`Raft::heard_recently`), which does not blink false when a new
+    /// period starts.
+    heard_last_period: BTreeSet<NodeId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -456,6 +462,15 @@ impl Raft {
             RoleState::Leader(leader) => leader.progress.clone(),
             _ => BTreeMap::new(),
         }
+    }
+    /// As a leader, whether `peer` answered within the last one or two
+    /// election timeouts (none while quiet: a quiet leader stops
+    /// listening); `None` if this node is not a leader or does not
+    /// replicate to `peer`.
+    pub fn heard_recently(&self, peer: NodeId) -> Option<bool> {
+        let RoleState::Leader(state) = &self.role else { return None };
+        let progress = state.progress.get(&peer)?;
+        Some(progress.recent_active || state.heard_last_period.contains(&peer))
     }
     pub fn hard_state(&self) -> HardState {
         HardState { term: self.term, vote: self.vote, commit: self.commit }

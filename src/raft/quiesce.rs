@@ -57,6 +57,7 @@ impl Raft {
             for progress in state.progress.values_mut() {
                 progress.recent_active = false;
             }
+            state.heard_last_period.clear();
             tracing::debug!(id = %self.id(), term = %self.term, "quiet");
         }
         self.is_quiet()

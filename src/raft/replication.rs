@@ -7,7 +7,7 @@ use super::progress::{Progress, ReplicationState};
 use super::read::ReadQueue;
 use super::{Entry, IncomingSnapshot, Index, LeaderState, NodeId, Payload, PlantedBug, Raft};
 use super::{Record, RoleState, Snapshot, SnapshotMeta, Term};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 impl Raft {
     pub(super) fn become_leader(&mut self) {
@@ -24,6 +24,7 @@ impl Raft {
             transfer: None,
             settled_rounds: 0,
             quiet: false,
+            heard_last_period: BTreeSet::new(),
         }));
         self.leader = Some(id);
         self.election_elapsed = 0;
@@ -76,9 +77,11 @@ impl Raft {
         let membership = self.membership().clone();
         let state = self.leader_state();
         let mut active = usize::from(membership.is_voter(id));
+        state.heard_last_period.clear();
         for (peer, progress) in state.progress.iter_mut() {
-            if progress.recent_active && membership.is_voter(*peer) {
-                active += 1;
+            if progress.recent_active {
+                active += usize::from(membership.is_voter(*peer));
+                state.heard_last_period.insert(*peer);
             }
             progress.recent_active = false;
         }
