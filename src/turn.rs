@@ -83,14 +83,27 @@ pub fn drain(
     }
 }
 
+/// What a disk turn ([`write`]) made durable, and what the shell passes on
+/// to the router.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Per group, the last `Lsn` now durable (each goes back as
+    /// [`Input::Persisted`]).
+    pub durable: BTreeMap<GroupId, Lsn>,
+    /// The groups whose old entries keep the log above [`SEGMENTS_KEPT`]
+    /// segments (`Wal::pinning`): the shell asks each to compact
+    /// (`Router::compact`).
+    pub compact: Vec<GroupId>,
+}
+
 /// The disk's side of a turn: makes `jobs` (each a group's) durable in
 /// order, with one write and one fdatasync for all the groups' records
-/// between snapshots. Returns, per group, the last `Lsn` now durable.
+/// between snapshots.
 pub async fn write<D: Disk>(
     wal: &mut Wal<D>,
     jobs: Vec<(GroupId, DiskJob)>,
     stats: &mut TurnStats,
-) -> Result<BTreeMap<GroupId, Lsn>, WalError> {
+) -> Result<Written, WalError> {
     let mut durable = BTreeMap::new();
     let mut pending: BTreeMap<GroupId, Vec<(Lsn, Record)>> = BTreeMap::new();
     let mut jobs = jobs.into_iter().peekable();
@@ -123,7 +136,8 @@ pub async fn write<D: Disk>(
             }
         }
     }
-    Ok(durable)
+    let compact = wal.pinning(SEGMENTS_KEPT).into_iter().map(GroupId).collect();
+    Ok(Written { durable, compact })
 }
 
 /// A member's logs: the home group's own, and with several shards one log
@@ -160,8 +174,8 @@ impl LogId {
 /// The key groups' shared log's directory under the data directory.
 const KEYS_DIR: &str = "groups";
 
-/// How many segments a log keeps before it asks the groups whose old
-/// entries hold its oldest one to compact (`Wal::pinning`).
+/// How many segments a log keeps before [`write`] names the groups whose
+/// old entries hold its oldest one, to compact (`Wal::pinning`).
 pub const SEGMENTS_KEPT: usize = 4;
 
 /// A member's logs, opened and recovered.

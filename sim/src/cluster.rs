@@ -403,11 +403,11 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     // Each log has a disk task of its own, as in the server.
     let mut disk_jobs: BTreeMap<LogId, mpsc::UnboundedSender<(GroupId, DiskJob)>> = BTreeMap::new();
     let disk_failed: Rc<RefCell<Option<String>>> = Rc::default();
-    let pinning: Rc<RefCell<BTreeSet<GroupId>>> = Rc::default();
+    let compact: Rc<RefCell<BTreeSet<GroupId>>> = Rc::default();
     for (log, mut wal) in logs.wals {
         let (jobs, mut disk_queue) = mpsc::unbounded_channel::<(GroupId, DiskJob)>();
         disk_jobs.insert(log, jobs);
-        let (events, failed, pinning) = (events.clone(), disk_failed.clone(), pinning.clone());
+        let (events, failed, compact) = (events.clone(), disk_failed.clone(), compact.clone());
         tokio::task::spawn_local(async move {
             let mut stats = TurnStats::default();
             while let Some(job) = disk_queue.recv().await {
@@ -416,11 +416,9 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
                     batch.push(job);
                 }
                 match turn::write(&mut wal, batch, &mut stats).await {
-                    Ok(durable) => {
-                        pinning
-                            .borrow_mut()
-                            .extend(wal.pinning(turn::SEGMENTS_KEPT).into_iter().map(GroupId));
-                        for (group, lsn) in durable {
+                    Ok(written) => {
+                        compact.borrow_mut().extend(written.compact);
+                        for (group, lsn) in written.durable {
                             _ = events.send(Event::Persisted(group, lsn));
                         }
                     }
@@ -504,7 +502,7 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
                 let _ = sender.send(reply);
             }
         };
-        for group in pinning.take() {
+        for group in compact.take() {
             node.compact(group);
         }
         let to_disk = |group: GroupId, job: DiskJob| {

@@ -165,9 +165,8 @@ struct DiskState {
     fresh: RefCell<BTreeMap<GroupId, Lsn>>,
     /// Work done, for INFO.
     stats: std::cell::Cell<TurnStats>,
-    /// Groups whose old entries hold the log's oldest segment, to be asked
-    /// for a snapshot (`Wal::pinning`).
-    pinning: RefCell<Vec<GroupId>>,
+    /// Groups to ask for a snapshot (`turn::Written::compact`).
+    compact: RefCell<Vec<GroupId>>,
     /// Why the disk task stopped, if it did.
     failed: RefCell<Option<String>>,
 }
@@ -191,13 +190,12 @@ async fn disk_task(
     loop {
         let batch = jobs.take_all().await;
         match turn::write(&mut wal, batch, &mut stats).await {
-            Ok(durable) => {
+            Ok(written) => {
                 state.stats.set(stats);
-                let pinning = wal.pinning(turn::SEGMENTS_KEPT);
-                if !pinning.is_empty() {
-                    *state.pinning.borrow_mut() = pinning.into_iter().map(GroupId).collect();
+                if !written.compact.is_empty() {
+                    *state.compact.borrow_mut() = written.compact;
                 }
-                for (group, lsn) in durable {
+                for (group, lsn) in written.durable {
                     // Never wait on the loop (it may be waiting for us, with
                     // a full mailbox): `durable` is what the loop reads; the
                     // event only wakes it, and a full mailbox wakes it anyway.
@@ -476,7 +474,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             for (group, durable) in disk.state.fresh.take() {
                 batch.push(Event::Persisted(group, durable));
             }
-            for group in disk.state.pinning.take() {
+            for group in disk.state.compact.take() {
                 router.compact(group);
             }
         }
