@@ -1209,9 +1209,11 @@ fn proposals_are_refused_while_a_transfer_is_in_progress() {
 
 // ----- membership (dissertation §4.1–§4.2) -------------------------------
 
-#[test]
-fn learner_receives_the_log_and_is_promoted_once_caught_up() {
-    let mut cluster = Cluster::new(3);
+/// A 3-voter cluster with three commands committed adds node 4, cut off,
+/// as a learner and ticks for two election timeouts; returns the cluster,
+/// its leader, and whether node 4 became a voter meanwhile.
+fn learner_cut_off_while_added(bug: PlantedBug) -> (Cluster, NodeId, bool) {
+    let mut cluster = Cluster::with_config(3, |c| Config { planted_bug: bug, ..c });
     let leader = cluster.tick_until_leader();
     for text in ["a", "b", "c"] {
         cluster.propose(leader, text);
@@ -1228,9 +1230,22 @@ fn learner_receives_the_log_and_is_promoted_once_caught_up() {
         cluster.tick(leader);
         cluster.settle();
     }
-    let membership = cluster.raft(leader).committed_membership().clone();
-    assert!(membership.learners.contains(&joiner), "{membership:?}");
-    assert!(!membership.is_voter(joiner), "promoted before catching up");
+    let membership = cluster.raft(leader).membership().clone();
+    assert!(membership.contains(joiner), "{membership:?}");
+    (cluster, leader, membership.is_voter(joiner))
+}
+
+#[test]
+fn promotion_check_catches_the_planted_move_without_catch_up_bug() {
+    let (_, _, promoted) = learner_cut_off_while_added(PlantedBug::MoveWithoutCatchUp);
+    assert!(promoted, "the scenario no longer exercises the rule");
+}
+
+#[test]
+fn learner_receives_the_log_and_is_promoted_once_caught_up() {
+    let (mut cluster, leader, promoted) = learner_cut_off_while_added(PlantedBug::None);
+    assert!(!promoted, "promoted before catching up");
+    let joiner = NodeId(4);
 
     cluster.heal();
     for _ in 0..3 * ELECTION_TICKS {

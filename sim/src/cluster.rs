@@ -188,6 +188,11 @@ struct Shared {
     ttl_history: Vec<TtlOperation>,
     drop_percent: u64,
     duplicate_percent: u64,
+    /// Per leader and group, its term and commit index when it last
+    /// finished a turn (`promoted_only_when_caught_up`).
+    leader_commits: BTreeMap<(String, GroupId), (Term, Index)>,
+    /// Promotions looked at: `(group, term, index of the membership entry)`.
+    promotions_seen: BTreeSet<(GroupId, Term, Index)>,
     /// Hosts started so far, and those removed from the cluster.
     members: Vec<String>,
     removed: BTreeSet<String>,
@@ -576,6 +581,57 @@ fn observe(shared: &SharedRef, name: &str, router: &Router, group: GroupId) {
     drop(s);
     only_complete_logs_electable(shared, name, node, group);
     quiet_only_when_every_member_holds_the_log(shared, name, node, group);
+    promoted_only_when_caught_up(shared, name, node, group);
+}
+
+/// A leader promotes a learner (a member joining, or a replica moving in)
+/// to voter only once the learner holds the leader's committed log: at
+/// least what the leader had committed at the end of its turn before the
+/// promotion (planted bug `move-without-catch-up`). The promoted member
+/// is looked at when it is running, in the turn the leader appended the
+/// promotion; what the leader saw it acknowledge was durable, so it still
+/// holds it (never a false alarm).
+fn promoted_only_when_caught_up(shared: &SharedRef, name: &str, node: &Node, group: GroupId) {
+    let raft = node.raft();
+    if !raft.is_leader() {
+        return;
+    }
+    let term = raft.term();
+    let mut s = shared.borrow_mut();
+    let before = s.leader_commits.insert((name.to_string(), group), (term, raft.commit()));
+    // The same term: the same time as leader, with no restart between.
+    let Some((_, commit_before)) = before.filter(|(t, _)| *t == term) else { return };
+    let (latest, committed, at) = (raft.membership(), raft.committed_membership(), raft.membership_index());
+    if latest == committed || commit_before == Index(0) || !s.promotions_seen.insert((group, term, at)) {
+        return;
+    }
+    let promoted: Vec<NodeId> =
+        latest.voters.iter().copied().filter(|v| committed.learners.contains(v)).collect();
+    let expected_term = raft.log().term(commit_before);
+    let mut behind = Vec::new();
+    for (other, router) in s.nodes.iter().filter(|(other, _)| other.as_str() != name) {
+        let Ok(router) = router.try_borrow() else { continue };
+        let Some(learner) = router.group(group).map(Node::raft) else { continue };
+        if !promoted.contains(&learner.id()) {
+            continue;
+        }
+        let holds = learner.snapshot_index() >= commit_before
+            || match expected_term {
+                Some(t) => learner.log().term(commit_before) == Some(t),
+                None => learner.log().last_index() >= commit_before,
+            };
+        if !holds {
+            behind.push((other.clone(), learner.log().last_index()));
+        }
+    }
+    for (other, last) in behind {
+        let of_group = if group == HOME { String::new() } else { format!(" of group {}", group.0) };
+        let text = format!(
+            "{name} promoted {other} to voter{of_group} at index {at} (term {term}), but {other} holds \
+             entries only through {last}, not the committed {commit_before}"
+        );
+        s.violations.push(text);
+    }
 }
 
 /// A leader goes quiet (`raft::quiesce`) only once every member of its
@@ -1533,6 +1589,8 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
         ttl_history: Vec::new(),
         drop_percent: 0,
         duplicate_percent: 0,
+        leader_commits: BTreeMap::new(),
+        promotions_seen: BTreeSet::new(),
         members: Vec::new(),
         removed: BTreeSet::new(),
         last_refusal: String::new(),

@@ -56,10 +56,16 @@ pub enum PlantedBug {
     /// a follower that was behind stays behind while the group is idle.
     /// Planted in `raft::quiesce`.
     QuiesceLaggingFollower,
+    /// A leader promotes a learner to voter as soon as it is a learner,
+    /// without waiting for it to catch up: a member joining (or a replica
+    /// moving to a new member) counts towards the quorum holding nothing,
+    /// so one more member down stalls the group. Planted in
+    /// `raft::membership`.
+    MoveWithoutCatchUp,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 12] = [
+    pub const ALL: [PlantedBug; 13] = [
         PlantedBug::CommitOldTerm,
         PlantedBug::VoteTwice,
         PlantedBug::VoteBeforePersist,
@@ -72,6 +78,7 @@ impl PlantedBug {
         PlantedBug::SpopLocalRandom,
         PlantedBug::BlockNilUnseen,
         PlantedBug::QuiesceLaggingFollower,
+        PlantedBug::MoveWithoutCatchUp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -89,6 +96,7 @@ impl PlantedBug {
             PlantedBug::SpopLocalRandom => "spop-local-random",
             PlantedBug::BlockNilUnseen => "block-nil-unseen",
             PlantedBug::QuiesceLaggingFollower => "quiesce-lagging-follower",
+            PlantedBug::MoveWithoutCatchUp => "move-without-catch-up",
         }
     }
 

@@ -12,7 +12,9 @@
 
 use super::message::MessageKind;
 use super::progress::Progress;
-use super::{Index, MembershipChange, NodeId, Payload, ProposeError, Raft, RoleState, Term, Transfer};
+use super::{
+    Index, MembershipChange, NodeId, Payload, PlantedBug, ProposeError, Raft, RoleState, Term, Transfer,
+};
 
 /// Why a leadership transfer cannot start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,8 +111,10 @@ impl Raft {
         let commit = self.commit;
         let learners = self.membership().learners.clone();
         let RoleState::Leader(state) = &self.role else { return };
+        let skip_catch_up = self.config.planted_bug.active(PlantedBug::MoveWithoutCatchUp);
         let ready = learners.into_iter().find(|l| {
-            state.progress.get(l).is_some_and(|p| p.match_index >= commit && p.match_index > Index(0))
+            skip_catch_up
+                || state.progress.get(l).is_some_and(|p| p.match_index >= commit && p.match_index > Index(0))
         });
         if let Some(learner) = ready {
             // Refusals (change in progress, leader not ready) are retried on

@@ -450,6 +450,11 @@ impl Raft {
     pub fn membership(&self) -> &Membership {
         &self.memberships.last().expect("always at least one membership").1
     }
+    /// The index of the entry that set the newest membership (0 for the
+    /// bootstrap or a snapshot's).
+    pub fn membership_index(&self) -> Index {
+        self.memberships.last().expect("always at least one membership").0
+    }
     /// The newest membership that is committed.
     pub fn committed_membership(&self) -> &Membership {
         let (_, m) =
