@@ -12,7 +12,7 @@
 mod members;
 
 use cashe::kv::slot::key_slot;
-use cashe::node::{ConnId, Durable, GroupId, Node, NodeConfig, NodeMessage, Router, HOME};
+use cashe::node::{placement, ConnId, Durable, GroupId, Node, NodeConfig, NodeMessage, Router, HOME};
 use cashe::protocol::Reply;
 use cashe::raft::{Index, NodeId, PlantedBug, Raft, Term};
 use members::{args, info};
@@ -187,13 +187,18 @@ impl Cluster {
     /// Joins member `n` through member `via` as the server does: CLUSTER
     /// JOIN at the home group, then a router whose groups start empty.
     fn join(&mut self, via: usize, n: u64, shards: u32) {
+        self.join_with(via, n, shards, &|_| {});
+    }
+
+    /// `join`, the new member's config changed by `tweak`.
+    fn join_with(&mut self, via: usize, n: u64, shards: u32, tweak: Tweak) {
         let me = info(n);
         let join = format!("CLUSTER JOIN {} {} {}", me.name, me.raft_addr, me.client_addr);
         let reply = self.request(via, 1000 + n, &join);
         let Reply::Array(Some(items)) = &reply else { panic!("join: {reply:?}") };
         assert_eq!(items[0], Reply::Integer(n as i64), "numbers are handed out in order: {reply:?}");
         let groups = (0..=shards)
-            .map(|g| (GroupId(g), group_node(NodeId(n), g, shards, &|_| {}, Default::default())))
+            .map(|g| (GroupId(g), group_node(NodeId(n), g, shards, tweak, Default::default())))
             .collect();
         self.routers.push(Router::new(shards, groups));
         self.replies.push(Vec::new());
@@ -516,6 +521,125 @@ fn leaders_of_the_key_groups_spread_over_the_members() {
         cluster.tick_all();
     }
     panic!("leaders did not spread: {:?}", led(&cluster));
+}
+
+/// Whether every key group's leader's committed membership is its
+/// placement (`placement::replicas_of` over the home group's directory,
+/// as member 1 knows it), all voters.
+fn placed(cluster: &Cluster, replicas: u32) -> bool {
+    let directory = cluster.routers[0].group(HOME).unwrap().directory();
+    let groups = (1..).map(GroupId).take_while(|g| cluster.routers[0].group(*g).is_some());
+    groups.collect::<Vec<_>>().into_iter().all(|g| {
+        let target = placement::replicas_of(g, directory, replicas);
+        let leader = cluster.routers.iter().filter_map(|r| r.group(g)).find(|n| n.raft().is_leader());
+        leader.is_some_and(|node| {
+            let membership = node.raft().committed_membership();
+            membership.voters == target
+                && membership.learners.is_empty()
+                && target.contains(&node.raft().id())
+        })
+    })
+}
+
+#[test]
+fn with_three_replicas_a_fourth_member_takes_the_groups_placed_on_it_and_their_keys() {
+    let (shards, replicas) = (8, 3);
+    let three: Tweak = &|config| config.replicas = replicas;
+    let mut cluster = Cluster::with(1, shards, three);
+    let keys: Vec<String> = (0..40).map(|i| format!("placed:{i}")).collect();
+    for key in &keys {
+        assert_eq!(cluster.request(0, 1, &format!("SET {key} v")), Reply::ok());
+    }
+    for n in 2..=4 {
+        cluster.join_with(0, n, shards, three);
+    }
+    let mut ticks = 0;
+    while !placed(&cluster, replicas) {
+        assert!(ticks < 8 * PATIENCE_TICKS, "the key groups did not reach their placement");
+        cluster.tick_all();
+        ticks += 1;
+    }
+    let directory = cluster.routers[0].group(HOME).unwrap().directory().clone();
+    assert_eq!(directory.members.len(), 4);
+    let mut held_by_4 = 0;
+    for g in (1..=shards).map(GroupId) {
+        let target = placement::replicas_of(g, &directory, replicas);
+        assert_eq!(target.len(), 3, "{g:?}");
+        held_by_4 += usize::from(target.contains(&NodeId(4)));
+    }
+    assert!(held_by_4 >= 1, "member 4 holds none of the {shards} groups");
+    // Every key on each of its group's three replicas, served through
+    // each (a replica moved off keeps its copy for now: not looked at).
+    for key in &keys {
+        let g = cluster.routers[0].group_of_slot(key_slot(key.as_bytes()));
+        for member in placement::replicas_of(g, &directory, replicas) {
+            let i = member.0 as usize - 1;
+            assert!(cluster.holders(i, key).contains(&g), "{key} ({g:?}) on member {member}");
+            assert_eq!(cluster.request(i, 3, &format!("GET {key}")), bulk("v"));
+        }
+    }
+    println!("member 4 holds {held_by_4} of {shards} key groups after {ticks} ticks");
+}
+
+/// A cluster of four members, key groups on three each
+/// (`NodeConfig::replicas`), placed.
+fn placed_cluster(shards: u32) -> Cluster {
+    let three: Tweak = &|config| config.replicas = 3;
+    let mut cluster = Cluster::with(1, shards, three);
+    for n in 2..=4 {
+        cluster.join_with(0, n, shards, three);
+    }
+    for _ in 0..8 * PATIENCE_TICKS {
+        if placed(&cluster, 3) {
+            return cluster;
+        }
+        cluster.tick_all();
+    }
+    panic!("the key groups did not reach their placement");
+}
+
+#[test]
+fn every_member_serves_every_key_including_groups_it_does_not_hold() {
+    let shards = 8;
+    let mut cluster = placed_cluster(shards);
+    let held = |cluster: &Cluster, i: usize| -> usize {
+        (1..=shards).filter(|g| cluster.routers[i].holds(GroupId(*g))).count()
+    };
+    for i in 0..4 {
+        assert!(held(&cluster, i) < shards as usize, "member {} holds every group", i + 1);
+    }
+    // Let every member hear every leader's beat.
+    for _ in 0..20 {
+        cluster.tick_all();
+    }
+    let keys: Vec<String> = (0..24).map(|k| format!("k{k}")).collect();
+    for i in 0..4 {
+        for key in &keys {
+            let value = format!("{key}@{i}");
+            assert_eq!(
+                cluster.request(i, 10, &format!("SET {key} {value}")),
+                Reply::ok(),
+                "SET {key} via {i}"
+            );
+            assert_eq!(cluster.request(i, 10, &format!("GET {key}")), bulk(&value), "GET {key} via {i}");
+        }
+        // One pipeline over groups held here and elsewhere: in order.
+        let pipeline: Vec<String> = keys.iter().map(|k| format!("APPEND {k} +")).collect();
+        let pipeline: Vec<&str> = pipeline.iter().map(String::as_str).collect();
+        let lengths = cluster.pipeline(i, 11, &pipeline);
+        for (key, length) in keys.iter().zip(lengths) {
+            assert_eq!(length, Reply::Integer(format!("{key}@{i}+").len() as i64), "APPEND {key} via {i}");
+        }
+        let mget = format!("MGET {}", keys.join(" "));
+        let Reply::Array(Some(values)) = cluster.request(i, 12, &mget) else { panic!("MGET via {i}") };
+        assert_eq!(values.len(), keys.len());
+        // A transaction with WATCH in a group, through every member.
+        let replies = cluster.pipeline(i, 13, &["WATCH {t}a", "MULTI", "INCR {t}a", "INCR {t}b", "EXEC"]);
+        assert_eq!(replies[4], Reply::Array(Some(vec![Reply::Integer(i as i64 + 1); 2])), "EXEC via {i}");
+        // CLUSTER SLOTS names a master for every slot.
+        let Reply::Array(Some(ranges)) = cluster.request(i, 14, "CLUSTER SLOTS") else { panic!() };
+        assert_eq!(ranges.len(), shards as usize, "CLUSTER SLOTS via {i}: {ranges:?}");
+    }
 }
 
 #[test]
@@ -898,8 +1022,10 @@ fn a_group_serves_and_applies_only_the_keys_of_its_slots() {
 #[test]
 fn a_beat_naming_a_group_this_member_does_not_hold_is_dropped() {
     let mut cluster = Cluster::new(3, 4);
-    let beat =
-        NodeMessage::Beat { groups: vec![(GroupId(99), Term(1), Index(1)), (GroupId(1), Term(1), Index(1))] };
+    let beat = NodeMessage::Beat {
+        groups: vec![(GroupId(99), Term(1), Index(1)), (GroupId(1), Term(1), Index(1))],
+        leads: Vec::new(),
+    };
     cluster.routers[0].step(NodeId(2), HOME, beat);
     settle(&mut cluster);
     assert!(all_quiet(&cluster), "the cluster goes on as before");

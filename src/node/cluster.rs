@@ -349,50 +349,105 @@ impl Node {
             }
         }
         let directory = std::mem::take(&mut self.directory);
-        self.step_membership_towards(&directory);
+        self.step_membership_towards(&directory, &Node::every_member(&directory));
         self.directory = directory;
     }
 
-    /// A data group's leader's work each tick (`router`): move its Raft
-    /// membership one step towards the members of `directory`, the home
-    /// group's (a data group keeps no directory of its own).
-    pub(super) fn follow_membership(&mut self, directory: &Directory) {
+    /// A key group's leader's work each tick (`router`): move its Raft
+    /// membership one step towards `target`, the members the group is
+    /// placed on (`placement`) by `directory`, the home group's (a key
+    /// group keeps no directory of its own).
+    pub(super) fn follow_membership(&mut self, directory: &Directory, target: &BTreeSet<NodeId>) {
         if !self.raft.is_leader() {
             return;
         }
-        // A leader the directory removed hands the group over first (its
-        // successor then removes it), rather than removing itself and
-        // leaving the group without a leader for an election timeout.
-        let me = self.raft.id();
-        if directory.removed.contains(&me) && self.raft.membership().contains(me) {
+        // A leader the directory removed, or placed elsewhere, hands the
+        // group over first (its successor then removes it), rather than
+        // removing itself and leaving the group without a leader for an
+        // election timeout; one placed elsewhere waits until every target
+        // member votes.
+        if self.must_hand_over(directory, target) {
+            let me = self.raft.id();
+            let membership = self.raft.membership();
             if self.raft.transfer_target().is_none() {
-                let _ = self.transfer_leadership();
+                let progress = self.raft.progress();
+                let successor = membership
+                    .voters
+                    .iter()
+                    .filter(|v| **v != me && (target.contains(v) || target.is_empty()))
+                    .max_by_key(|v| (progress.get(v).map(|p| p.match_index), std::cmp::Reverse(**v)))
+                    .copied();
+                if let Some(to) = successor {
+                    let _ = self.raft.transfer_leadership(to);
+                }
             }
             return;
         }
-        self.step_membership_towards(directory);
+        self.step_membership_towards(directory, target);
     }
 
-    /// One single-server change towards `directory`'s members: a removed
-    /// member out first, else a recorded one missing from Raft in as a
-    /// learner (the core promotes it once caught up). Refusals (a change in
-    /// flight, a leader not ready) are retried on a later tick.
-    fn step_membership_towards(&mut self, directory: &Directory) {
-        if let Some(change) = self.membership_change_towards(directory) {
+    /// Whether this leader must hand its group over before the membership
+    /// moves on: the directory removed it, or placed the group elsewhere
+    /// and every target member votes.
+    pub(super) fn must_hand_over(&self, directory: &Directory, target: &BTreeSet<NodeId>) -> bool {
+        let me = self.raft.id();
+        let membership = self.raft.membership();
+        let removed = directory.removed.contains(&me) && membership.contains(me);
+        let moved_off = directory.members.contains_key(&me)
+            && !target.contains(&me)
+            && membership.learners.is_empty()
+            && target.iter().all(|m| membership.is_voter(*m));
+        self.raft.is_leader() && (removed || moved_off)
+    }
+
+    /// One single-server change towards `target` (`membership_change_towards`).
+    /// Refusals (a change in flight, a leader not ready) are retried on a
+    /// later tick.
+    fn step_membership_towards(&mut self, directory: &Directory, target: &BTreeSet<NodeId>) {
+        if let Some(change) = self.membership_change_towards(directory, target) {
             let _ = self.raft.propose_membership_change(change);
         }
     }
 
     /// The next single-server change that would bring the Raft membership
-    /// closer to `directory`'s members, if it differs.
-    pub(super) fn membership_change_towards(&self, directory: &Directory) -> Option<MembershipChange> {
+    /// closer to `target` (members of `directory`), if it differs: a
+    /// removed member out first, else a target member missing from Raft in
+    /// as a learner (the core promotes it once caught up), else a learner
+    /// placed elsewhere out, else, once every target member votes, a voter
+    /// placed elsewhere out (never this leader: it hands over first, see
+    /// `follow_membership`). A member Raft holds that the directory does not
+    /// know (a founder not yet recorded) is left alone.
+    pub(super) fn membership_change_towards(
+        &self,
+        directory: &Directory,
+        target: &BTreeSet<NodeId>,
+    ) -> Option<MembershipChange> {
         let membership = self.raft.membership();
         if let Some(gone) = membership.members().find(|m| directory.removed.contains(m)) {
             return Some(MembershipChange::Remove(gone));
         }
-        let missing =
-            directory.members.keys().find(|m| !membership.contains(**m) && !directory.removed.contains(m));
-        missing.map(|m| MembershipChange::AddLearner(*m))
+        if let Some(missing) = target.iter().find(|m| !membership.contains(**m)) {
+            return Some(MembershipChange::AddLearner(*missing));
+        }
+        let placed_elsewhere = |m: &NodeId| directory.members.contains_key(m) && !target.contains(m);
+        if let Some(learner) = membership.learners.iter().find(|m| placed_elsewhere(m)) {
+            return Some(MembershipChange::Remove(*learner));
+        }
+        if !membership.learners.is_empty() || !target.iter().all(|m| membership.is_voter(*m)) {
+            return None;
+        }
+        let me = self.raft.id();
+        membership
+            .voters
+            .iter()
+            .find(|m| placed_elsewhere(m) && **m != me)
+            .map(|m| MembershipChange::Remove(*m))
+    }
+
+    /// The members the home group's membership moves towards: every member
+    /// of the directory (the home group is on every member).
+    pub(super) fn every_member(directory: &Directory) -> BTreeSet<NodeId> {
+        directory.members.keys().copied().filter(|m| !directory.removed.contains(m)).collect()
     }
 
     /// `CLUSTER ...`; `None` when the command is not CLUSTER.

@@ -46,6 +46,7 @@ mod acl_categories;
 mod blocking;
 mod cluster;
 pub mod handshake;
+pub mod placement;
 mod router;
 mod server;
 mod session;
@@ -106,6 +107,33 @@ pub enum NodeMessage {
     /// and taken by the `Router` in place of each group's heartbeats.
     Beat {
         groups: Vec<(router::GroupId, Term, Index)>,
+        /// Every key group the sender leads, with its term, when key groups
+        /// are placed on some members only (`placement`): members that do
+        /// not hold a group learn its leader from these.
+        leads: Vec<(router::GroupId, Term)>,
+    },
+    /// A client command of the sender's connection `conn`, for the
+    /// receiver's replica of the message's group, which the sender does not
+    /// hold (`router`, "Groups held elsewhere"): the receiver runs it on a
+    /// connection of its own standing for that one, after `setup` (what the
+    /// client sent to set its connection up: HELLO, AUTH, SELECT...,
+    /// answers dropped) whenever that changed, and answers `ProxyReply`.
+    Proxy {
+        conn: u64,
+        id: u64,
+        setup: Vec<Vec<Vec<u8>>>,
+        #[serde(with = "crate::frame::byte_lists")]
+        args: Vec<Vec<u8>>,
+    },
+    /// The answer to `Proxy` number `id`.
+    ProxyReply {
+        conn: u64,
+        id: u64,
+        reply: Reply,
+    },
+    /// The sender's connection `conn` closed: its stand-in here closes too.
+    ProxyClose {
+        conn: u64,
     },
 }
 
@@ -154,6 +182,8 @@ pub struct NodeConfig {
     /// Groups the key space is in (`router`), fixed when the cluster is
     /// made; the home group tells joining members (`CLUSTER JOIN`'s reply).
     pub shards: u32,
+    /// Members each key group is placed on (`placement`; 0: every member).
+    pub replicas: u32,
     /// The group this node is of (`router::GroupId`; 0, the home group,
     /// with one shard). With several shards a node serves and applies only
     /// commands whose keys are in its group's slots (`slots::foreign_slot`).
@@ -221,6 +251,7 @@ impl NodeConfig {
             acl: None,
             cluster_mode: ClusterMode::Forward,
             shards: 1,
+            replicas: 0,
             group: 0,
         }
     }
@@ -429,6 +460,10 @@ impl Node {
         }
     }
 
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
     pub fn raft(&self) -> &Raft {
         &self.raft
     }
@@ -469,11 +504,21 @@ impl Node {
     /// such a group alone): the group is quiet (this node its quiet leader,
     /// or `held` by its quiet leader's beats) and nothing waits for a
     /// tick: no write, read, forward, blocked client, key due to expire,
-    /// or (as leader) membership change towards `directory`, the home
-    /// group's (a refused one is retried on a later tick).
-    pub fn is_dormant(&self, held: bool, now_ms: u64, directory: &Directory) -> bool {
+    /// or (as leader) membership change towards `target` (members of
+    /// `directory`, the home group's) or hand-over (a refused one is
+    /// retried on a later tick).
+    pub fn is_dormant(
+        &self,
+        held: bool,
+        now_ms: u64,
+        directory: &Directory,
+        target: &BTreeSet<NodeId>,
+    ) -> bool {
         let leader = self.raft.is_leader();
-        if leader && self.membership_change_towards(directory).is_some() {
+        if leader
+            && (self.membership_change_towards(directory, target).is_some()
+                || self.must_hand_over(directory, target))
+        {
             return false;
         }
         let quiet = if leader { self.raft.is_quiet() } else { held };
@@ -506,7 +551,10 @@ impl Node {
             }
             NodeMessage::Probe => self.tell_if_removed(from),
             // The router's (`Router::step`); it never reaches a node.
-            NodeMessage::Beat { .. } => {}
+            NodeMessage::Beat { .. }
+            | NodeMessage::Proxy { .. }
+            | NodeMessage::ProxyReply { .. }
+            | NodeMessage::ProxyClose { .. } => {}
             NodeMessage::Removed => {
                 if !self.raft.membership().contains(self.raft.id())
                     || self.directory.removed.contains(&self.raft.id())

@@ -55,7 +55,7 @@
 
 use super::server::{command_name, CommandName, CommandStats, RouterInfo};
 use super::slots::{Shard, ShardViews};
-use super::{ConnId, Directory, Node, NodeMessage, Output, Transport};
+use super::{placement, ConnId, Directory, Node, NodeMessage, Output, Transport};
 use crate::kv::slot::{self, key_slot, SLOTS};
 use crate::kv::{self};
 use crate::protocol::Reply;
@@ -162,6 +162,9 @@ struct InFlight {
     answers: BTreeMap<GroupId, Reply>,
     /// Groups asked.
     asked: Vec<GroupId>,
+    /// The member a single group's command went to when this member holds
+    /// no replica of the group (`Router::via`); `None`: this member's own.
+    via: Option<NodeId>,
 }
 
 /// One connection's commands, in order.
@@ -183,7 +186,33 @@ struct Line {
     /// With several shards, the commands not answered yet, in order, as
     /// commandstats names them (`None`: unknown), for `Router::stats`.
     unanswered: VecDeque<Option<CommandName>>,
+    /// What set the connection up (`Route::Every` commands: the last of
+    /// each kind, in order), replayed first on a member that runs its
+    /// commands for a group held elsewhere.
+    setup: Vec<Vec<Vec<u8>>>,
+    /// Per group held elsewhere, the member its commands went to last.
+    remote: BTreeMap<GroupId, NodeId>,
+    /// Every group and member its commands went to (`Stand`s to close).
+    stands_at: BTreeSet<(GroupId, NodeId)>,
 }
+
+/// A connection standing for another member's client connection, for
+/// commands of one group this member holds and that one does not
+/// (`NodeMessage::Proxy`).
+#[derive(Debug)]
+struct Stand {
+    /// Its connection here.
+    conn: ConnId,
+    /// The setup it ran.
+    setup: Vec<Vec<Vec<u8>>>,
+    /// Per command given to the group, in order: the proxy number to
+    /// answer, or `None` for a setup command (its answer is dropped).
+    pending: VecDeque<Option<u64>>,
+}
+
+/// Connections standing in for other members' start here (`Stand`),
+/// far above any the shells number.
+const STAND_CONN_BASE: u64 = 1 << 62;
 
 /// What one group hands the shell to make durable, in the group's order.
 #[derive(Debug)]
@@ -277,6 +306,20 @@ pub struct Router {
     /// The home group's directory at the last tick: a change makes the next
     /// tick a sweep, so that every key group's leader follows it at once.
     directory: Directory,
+    /// Members each key group is placed on (`NodeConfig::replicas`).
+    replicas: u32,
+    /// Per key group, the leader the latest beat named, with its term
+    /// (`NodeMessage::Beat::leads`): for groups this member does not hold.
+    leaders: BTreeMap<GroupId, (Term, NodeId)>,
+    /// Commands sent to another member (`Proxy`) and not answered yet:
+    /// their connection, group and ticks left before they time out.
+    proxied: BTreeMap<u64, (ConnId, GroupId, u32)>,
+    next_proxy: u64,
+    /// Connections standing in for other members' (`Stand`), by the member,
+    /// its connection and the group; and the way back.
+    stands: BTreeMap<(NodeId, u64, GroupId), Stand>,
+    stand_of: BTreeMap<ConnId, (NodeId, u64, GroupId)>,
+    next_stand: u64,
 }
 
 impl Router {
@@ -290,9 +333,17 @@ impl Router {
             "a router over {shards} shards needs groups {:?}",
             group_ids(shards)
         );
+        let replicas = groups[&HOME].config().replicas;
         Router {
             groups,
             shards,
+            replicas,
+            leaders: BTreeMap::new(),
+            proxied: BTreeMap::new(),
+            next_proxy: 0,
+            stands: BTreeMap::new(),
+            stand_of: BTreeMap::new(),
+            next_stand: 0,
             ticks: 0,
             home_leaderless_ticks: 0,
             now_ms: 0,
@@ -311,8 +362,99 @@ impl Router {
         }
     }
 
+    /// The members `group`'s membership moves towards: every member for
+    /// the home group, the group's placement for a key group.
+    fn target(&self, group: GroupId) -> BTreeSet<NodeId> {
+        if group == HOME {
+            Node::every_member(&self.directory)
+        } else {
+            placement::replicas_of(group, &self.directory, self.replicas)
+        }
+    }
+
     pub fn group(&self, group: GroupId) -> Option<&Node> {
         self.groups.get(&group)
+    }
+
+    /// Whether this member serves `group` itself: every group when every
+    /// member holds every group; else a key group placed on it that its
+    /// Raft membership holds it in (as a voter, or a learner catching up).
+    pub fn holds(&self, group: GroupId) -> bool {
+        if group == HOME || self.shards == 1 || self.replicas == 0 {
+            return true;
+        }
+        let Some(node) = self.groups.get(&group) else { return false };
+        let me = node.raft().id();
+        node.raft().membership().contains(me) && self.target(group).contains(&me)
+    }
+
+    /// The leader of `group` as this member knows it: its own replica's,
+    /// else the latest beat's.
+    fn leader_of(&self, group: GroupId) -> Option<NodeId> {
+        let node = self.groups.get(&group)?;
+        let raft = node.raft();
+        if raft.membership().contains(raft.id()) {
+            if let Some(leader) = raft.leader() {
+                return Some(leader);
+            }
+        }
+        self.leaders.get(&group).map(|(_, leader)| *leader).or(raft.leader())
+    }
+
+    /// Where `conn`'s commands for `group` go: `None` to this member's own
+    /// replica; else the member holding one that its last such command went
+    /// to, while that one is still placed there, or the group's leader, or
+    /// a placed member that answers.
+    fn via(&mut self, conn: ConnId, group: GroupId) -> Option<NodeId> {
+        if self.holds(group) {
+            return None;
+        }
+        let target = self.target(group);
+        let me = self.home().raft().id();
+        let last = self.lines.get(&conn).and_then(|line| line.remote.get(&group)).copied();
+        let leader = self.leader_of(group).filter(|l| *l != me);
+        let chosen = leader.or(last.filter(|l| target.contains(l))).or_else(|| {
+            let others = || target.iter().copied().filter(|m| *m != me);
+            others().find(|m| self.heard_recently(*m)).or_else(|| others().next())
+        });
+        if let (Some(member), Some(line)) = (chosen, self.lines.get_mut(&conn)) {
+            line.remote.insert(group, member);
+        }
+        chosen
+    }
+
+    /// Hands `args` of `conn` to `group`, at this member (`via` `None`) or at
+    /// the member `via` (`Proxy`).
+    fn deliver(
+        &mut self,
+        conn: ConnId,
+        group: GroupId,
+        via: Option<NodeId>,
+        args: Vec<Vec<u8>>,
+        now_ms: u64,
+    ) {
+        match via {
+            None => {
+                if let Some(node) = self.node_mut(group) {
+                    node.client(conn, args, now_ms);
+                }
+            }
+            Some(member) => {
+                let id = self.next_proxy;
+                self.next_proxy += 1;
+                let ticks = self.home().config().forward_timeout_ticks.saturating_mul(2);
+                self.proxied.insert(id, (conn, group, ticks));
+                let setup = match self.lines.get_mut(&conn) {
+                    Some(line) => {
+                        line.stands_at.insert((group, member));
+                        line.setup.clone()
+                    }
+                    None => Vec::new(),
+                };
+                let message = NodeMessage::Proxy { conn: conn.0, id, setup, args };
+                self.output.send.push((member, group, message));
+            }
+        }
     }
 
     /// The group holding keys of `slot`.
@@ -376,8 +518,11 @@ impl Router {
     fn shard_views(&self) -> ShardViews {
         let shards = self.key_groups().into_iter().filter_map(|group| {
             let raft = self.groups.get(&group)?.raft();
-            let master = raft.leader()?;
-            let replicas = raft.membership().voters.iter().copied().filter(|v| *v != master).collect();
+            let master = self.leader_of(group)?;
+            // A group held elsewhere: its members as placed.
+            let voters =
+                if self.holds(group) { raft.membership().voters.clone() } else { self.target(group) };
+            let replicas = voters.iter().copied().filter(|v| *v != master).collect();
             Some(Shard { slots: vec![self.slots_of(group)], master, replicas })
         });
         let members = self.home().raft().membership().members();
@@ -388,7 +533,7 @@ impl Router {
     /// The keys of every key group this member holds, as INFO keyspace
     /// counts them (every member holds every group).
     fn keyspace(&self) -> kv::KeyCounts {
-        let counts = self.groups.iter().filter(|(group, _)| **group != HOME);
+        let counts = self.groups.iter().filter(|(group, _)| **group != HOME && self.holds(**group));
         counts.map(|(_, node)| node.store().key_counts(self.now_ms)).fold(
             kv::KeyCounts::default(),
             |sum, counts| kv::KeyCounts {
@@ -449,6 +594,7 @@ impl Router {
     pub fn tick(&mut self, now_ms: u64) {
         let now_ms = self.clock(now_ms);
         self.ticks += 1;
+        self.expire_proxied(now_ms);
         let directory_changed = self.home().directory() != &self.directory;
         if directory_changed {
             self.directory = self.home().directory().clone();
@@ -473,8 +619,10 @@ impl Router {
             let node = self.groups.get_mut(&group).expect("a group of the router");
             node.tick(now_ms);
             if group != HOME && self.shards > 1 {
-                // The key groups' members are the home group's.
-                node.follow_membership(&self.directory);
+                // The key groups' members are placed among the home group's.
+                let target = placement::replicas_of(group, &self.directory, self.replicas);
+                let node = self.groups.get_mut(&group).expect("a group of the router");
+                node.follow_membership(&self.directory, &target);
             }
             self.touched.insert(group);
         }
@@ -503,7 +651,7 @@ impl Router {
             .leader()
             .and_then(|leader| self.beats.get(&leader))
             .is_some_and(|beat| beat.groups.contains(&group) && self.is_current(beat));
-        node.is_dormant(held, now_ms, &self.directory)
+        node.is_dormant(held, now_ms, &self.directory, &self.target(group))
     }
 
     /// Ticks between two beats: the heartbeat period, or a sixth of the
@@ -561,8 +709,16 @@ impl Router {
                 }
             }
         }
+        // With key groups placed on some members only, every beat names
+        // every group this member leads, for the members without them.
+        let leads: Vec<(GroupId, Term)> = if self.replicas == 0 {
+            Vec::new()
+        } else {
+            let led = self.groups.iter().filter(|(group, node)| **group != HOME && node.raft().is_leader());
+            led.map(|(group, node)| (*group, node.raft().term())).collect()
+        };
         for (member, groups) in beats {
-            self.output.send.push((member, HOME, NodeMessage::Beat { groups }));
+            self.output.send.push((member, HOME, NodeMessage::Beat { groups, leads: leads.clone() }));
         }
     }
 
@@ -570,7 +726,13 @@ impl Router {
     /// heartbeat, and stays dormant while the beats go on naming it; a
     /// group it no longer names wakes (its leader woke, stepped down or
     /// restarted).
-    fn on_beat(&mut self, from: NodeId, lines: Vec<(GroupId, Term, Index)>) {
+    fn on_beat(&mut self, from: NodeId, lines: Vec<(GroupId, Term, Index)>, leads: Vec<(GroupId, Term)>) {
+        for (group, term) in leads {
+            let known = self.leaders.entry(group).or_insert((term, from));
+            if term >= known.0 {
+                *known = (term, from);
+            }
+        }
         // A group this member does not hold is dropped, as any message of one.
         let named: BTreeSet<GroupId> = lines
             .iter()
@@ -663,7 +825,7 @@ impl Router {
         let key_groups = self.key_groups();
         let mut led: BTreeMap<NodeId, usize> = voters.iter().map(|v| (*v, 0)).collect();
         for group in &key_groups {
-            if let Some(leader) = self.groups.get(group).and_then(|node| node.raft().leader()) {
+            if let Some(leader) = self.leader_of(*group) {
                 *led.entry(leader).or_default() += 1;
             }
         }
@@ -740,14 +902,106 @@ impl Router {
     pub fn step(&mut self, from: NodeId, group: GroupId, message: NodeMessage) {
         self.messages_received += 1;
         let now_ms = self.now_ms;
-        if let NodeMessage::Beat { groups } = message {
-            self.on_beat(from, groups);
+        match message {
+            NodeMessage::Beat { groups, leads } => self.on_beat(from, groups, leads),
+            NodeMessage::Proxy { conn, id, setup, args } => self.on_proxy(from, group, conn, id, setup, args),
+            NodeMessage::ProxyReply { conn, id, reply } => {
+                if self.proxied.remove(&id).is_some_and(|(c, g, _)| c == ConnId(conn) && g == group) {
+                    self.on_reply(group, ConnId(conn), reply, now_ms);
+                }
+            }
+            NodeMessage::ProxyClose { conn } => {
+                if let Some(stand) = self.stands.remove(&(from, conn, group)) {
+                    self.stand_of.remove(&stand.conn);
+                    if let Some(node) = self.node_mut(group) {
+                        node.disconnected(stand.conn);
+                    }
+                }
+            }
+            message => {
+                if let Some(node) = self.node_mut(group) {
+                    // A forwarded write is stamped with the leader's clock.
+                    node.advance_clock(now_ms);
+                    node.step(from, message);
+                }
+            }
+        }
+    }
+
+    /// `Proxy` number `id` from `from`: its connection `conn`'s command for
+    /// `group`, run here on the connection standing for that one (opened
+    /// on first use), after the connection's `setup` if that changed. A
+    /// member that holds no replica of `group` answers `-TRYAGAIN` (the
+    /// sender's view of where the group is was out of date).
+    fn on_proxy(
+        &mut self,
+        from: NodeId,
+        group: GroupId,
+        conn: u64,
+        id: u64,
+        setup: Vec<Vec<Vec<u8>>>,
+        args: Vec<Vec<u8>>,
+    ) {
+        let now_ms = self.now_ms;
+        if !self.holds(group) {
+            let reply = Reply::error(format!("TRYAGAIN this member holds no replica of group {}", group.0));
+            self.output.send.push((from, group, NodeMessage::ProxyReply { conn, id, reply }));
             return;
         }
-        if let Some(node) = self.node_mut(group) {
-            // A forwarded write is stamped with the leader's clock.
-            node.advance_clock(now_ms);
-            node.step(from, message);
+        let key = (from, conn, group);
+        if !self.stands.contains_key(&key) {
+            let stand_conn = ConnId(STAND_CONN_BASE + self.next_stand);
+            self.next_stand += 1;
+            let stand = Stand { conn: stand_conn, setup: Vec::new(), pending: VecDeque::new() };
+            self.stands.insert(key, stand);
+            self.stand_of.insert(stand_conn, key);
+            if let Some(node) = self.node_mut(group) {
+                node.connected(stand_conn, Transport::Plain, now_ms);
+            }
+        }
+        let stand = self.stands.get_mut(&key).expect("just made");
+        let stand_conn = stand.conn;
+        let mut commands: Vec<(Option<u64>, Vec<Vec<u8>>)> = Vec::new();
+        if stand.setup != setup {
+            commands.extend(setup.iter().cloned().map(|c| (None, c)));
+            stand.setup = setup;
+        }
+        commands.push((Some(id), args));
+        stand.pending.extend(commands.iter().map(|(id, _)| *id));
+        self.touched.insert(group);
+        let Some(node) = self.groups.get_mut(&group) else { return };
+        node.advance_clock(now_ms);
+        for (_, command) in commands {
+            node.client(stand_conn, command, now_ms);
+        }
+    }
+
+    /// A group's reply to a connection standing for another member's: the
+    /// answer to its oldest command, sent back unless it was a setup's.
+    fn on_stand_reply(&mut self, group: GroupId, conn: ConnId, reply: Reply) {
+        let Some(key) = self.stand_of.get(&conn).copied() else { return };
+        let Some(stand) = self.stands.get_mut(&key) else { return };
+        if let Some(Some(id)) = stand.pending.pop_front() {
+            let (from, their_conn, _) = key;
+            self.output.send.push((from, group, NodeMessage::ProxyReply { conn: their_conn, id, reply }));
+        }
+    }
+
+    /// Answers `-TIMEOUT` to commands sent to another member that has not
+    /// answered them in time (it may still run them: as with a forwarded
+    /// write, the outcome is unknown).
+    fn expire_proxied(&mut self, now_ms: u64) {
+        let mut expired = Vec::new();
+        for (id, (conn, group, ticks)) in self.proxied.iter_mut() {
+            *ticks = ticks.saturating_sub(1);
+            if *ticks == 0 {
+                expired.push((*id, *conn, *group));
+            }
+        }
+        for (id, conn, group) in expired {
+            self.proxied.remove(&id);
+            let reply = Reply::error("TIMEOUT the member holding the key's group did not answer in time");
+            self.on_reply(group, conn, reply, now_ms);
         }
     }
 
@@ -779,7 +1033,12 @@ impl Router {
         for node in self.groups.values_mut() {
             node.disconnected(conn);
         }
-        self.lines.remove(&conn);
+        if let Some(line) = self.lines.remove(&conn) {
+            for (group, member) in line.stands_at {
+                self.output.send.push((member, group, NodeMessage::ProxyClose { conn: conn.0 }));
+            }
+        }
+        self.proxied.retain(|_, (c, _, _)| *c != conn);
     }
 
     /// A client command, in the connection's order.
@@ -994,7 +1253,10 @@ impl Router {
     /// it (here, or through the group's forwarding).
     fn redirection(&self, conn: ConnId, group: GroupId, slot: u16, read: bool) -> Option<String> {
         let raft = self.groups.get(&group)?.raft();
-        self.home().moved_unless_served(conn, raft.is_leader(), raft.leader(), slot, read)
+        let leads = raft.is_leader() && self.holds(group);
+        // READONLY reads are served here only from a replica held here.
+        let read = read && self.holds(group);
+        self.home().moved_unless_served(conn, leads, self.leader_of(group), slot, read)
     }
 
     /// Starts the connection's waiting commands that may start now.
@@ -1009,10 +1271,21 @@ impl Router {
                 line.waiting.front_mut().expect("a head").1 = Some(route);
                 continue;
             }
+            let Some((_, Some(route), _)) = line.waiting.front() else { return };
+            let via = match route {
+                Route::Group(group) => {
+                    let group = *group;
+                    self.via(conn, group)
+                }
+                _ => None,
+            };
+            let line = self.lines.get_mut(&conn).expect("the line");
             let Some((seq, Some(route), _)) = line.waiting.front() else { return };
             let may_start = match route {
                 Route::Refuse(_) => true,
-                Route::Group(group) => line.in_flight.iter().all(|f| f.route == Route::Group(*group)),
+                Route::Group(group) => {
+                    line.in_flight.iter().all(|f| f.route == Route::Group(*group) && f.via == via)
+                }
                 Route::Every
                 | Route::Merge(_)
                 | Route::Exec
@@ -1058,14 +1331,14 @@ impl Router {
                         route: route.clone(),
                         answers: BTreeMap::new(),
                         asked: parts.iter().map(|(group, _)| *group).collect(),
+                        via: None,
                     };
                     line.in_flight.push_back(flight);
                     for (group, positions) in parts {
                         let mut part = vec![args[0].clone()];
                         part.extend(positions.iter().map(|p| args[1 + p].clone()));
-                        if let Some(node) = self.node_mut(group) {
-                            node.client(conn, part, now_ms);
-                        }
+                        let via = self.via(conn, group);
+                        self.deliver(conn, group, via, part, now_ms);
                     }
                     continue;
                 }
@@ -1082,13 +1355,17 @@ impl Router {
                     }
                 }
             };
+            if route == Route::Every {
+                // Replayed where its commands run for groups held elsewhere.
+                let line = self.lines.get_mut(&conn).expect("the line");
+                remember_setup(&mut line.setup, &args);
+            }
             let line = self.lines.get_mut(&conn).expect("the line");
-            let flight = InFlight { seq: Some(seq), route, answers: BTreeMap::new(), asked: asked.clone() };
+            let flight =
+                InFlight { seq: Some(seq), route, answers: BTreeMap::new(), asked: asked.clone(), via };
             line.in_flight.push_back(flight);
             for group in asked {
-                if let Some(node) = self.node_mut(group) {
-                    node.client(conn, args.clone(), now_ms);
-                }
+                self.deliver(conn, group, via, args.clone(), now_ms);
             }
         }
     }
@@ -1109,12 +1386,14 @@ impl Router {
         args: Vec<Vec<u8>>,
         now_ms: u64,
     ) {
-        let Some(line) = self.lines.get_mut(&conn) else { return };
-        let flight = InFlight { seq, route, answers: BTreeMap::new(), asked: vec![group] };
-        line.in_flight.push_back(flight);
-        if let Some(node) = self.node_mut(group) {
-            node.client(conn, args, now_ms);
+        if !self.lines.contains_key(&conn) {
+            return;
         }
+        let via = self.via(conn, group);
+        let line = self.lines.get_mut(&conn).expect("the line");
+        let flight = InFlight { seq, route, answers: BTreeMap::new(), asked: vec![group], via };
+        line.in_flight.push_back(flight);
+        self.deliver(conn, group, via, args, now_ms);
     }
 
     /// EXEC of a transaction queued at the home group: a doomed one (or one
@@ -1207,10 +1486,33 @@ impl Router {
                 return std::mem::take(&mut self.output);
             }
             for (group, conn, reply) in replies {
-                self.on_reply(group, conn, reply, now_ms);
+                if conn.0 >= STAND_CONN_BASE {
+                    self.on_stand_reply(group, conn, reply);
+                } else {
+                    self.on_reply(group, conn, reply, now_ms);
+                }
             }
         }
     }
+}
+
+/// Keeps `args`, a command that sets a connection up, in `setup`: the last
+/// command of each kind (its name, and its subcommand for CLIENT), in the
+/// order they came.
+fn remember_setup(setup: &mut Vec<Vec<Vec<u8>>>, args: &[Vec<u8>]) {
+    let kind = |args: &[Vec<u8>]| {
+        let name = args.first().map(|a| a.to_ascii_uppercase()).unwrap_or_default();
+        let sub = match name.as_slice() {
+            b"CLIENT" => args.get(1).map(|a| a.to_ascii_uppercase()).unwrap_or_default(),
+            // READONLY and READWRITE undo each other.
+            b"READWRITE" => return b"READONLY".to_vec(),
+            _ => Vec::new(),
+        };
+        [name, sub].concat()
+    };
+    let this = kind(args);
+    setup.retain(|earlier| kind(earlier) != this);
+    setup.push(args.to_vec());
 }
 
 fn words(words: &[&str]) -> Vec<Vec<u8>> {
