@@ -130,6 +130,9 @@ pub struct Options {
     /// a replica of each, the key groups' records in one shared log on the
     /// member's disk (beside the home group's own).
     pub shards: u32,
+    /// Members each key group is placed on (`--replicas`, 0: every member):
+    /// with 3 and the fourth member joining, groups move to it.
+    pub replicas: u32,
 }
 
 impl Default for Options {
@@ -143,6 +146,7 @@ impl Default for Options {
             membership: true,
             bug: PlantedBug::None,
             shards: 1,
+            replicas: 0,
         }
     }
 }
@@ -178,6 +182,7 @@ struct Shared {
     /// Each running member's router.
     nodes: BTreeMap<String, Rc<RefCell<Router>>>,
     shards: u32,
+    replicas: u32,
     /// Each running node's term and whether it leads, published before its
     /// turn's output leaves (so the nemesis can cut a new leader off before
     /// its first messages arrive).
@@ -340,7 +345,7 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
         None if name == FOUNDER_HOST => (FOUNDER, false),
         None => (join(&shared, &me, &mut rng).await, true),
     };
-    let shards = shared.borrow().shards;
+    let (shards, replicas) = (shared.borrow().shards, shared.borrow().replicas);
     let fsync_rng = Rc::new(RefCell::new(SplitMix64::new(rng.next_u64())));
     let slow =
         |prefix: &str| SlowDisk { inner: disk.clone(), rng: fsync_rng.clone(), prefix: prefix.to_string() };
@@ -368,6 +373,7 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     config.cluster_secret = Some(secret());
     config.me = Some(me.clone());
     config.shards = shards;
+    config.replicas = replicas;
     let mut nodes = BTreeMap::new();
     for (group, recovered) in logs.recovered {
         let node = Node::restore(config.for_group(group), rng.next_u64(), recovered)
@@ -1579,6 +1585,7 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
         leaders: BTreeMap::new(),
         committed: BTreeMap::new(),
         shards: options.shards.max(1),
+        replicas: options.replicas,
         violations: Vec::new(),
         disks: BTreeMap::new(),
         boots: BTreeMap::new(),
@@ -2041,26 +2048,26 @@ fn applied_indexes(shared: &SharedRef) -> BTreeSet<Vec<Index>> {
 /// holds the same key space.
 fn converged(shared: &SharedRef) -> Result<(), String> {
     let s = shared.borrow();
-    let mut states = Vec::new();
+    // Per group, the first replica seen: every other must equal it (a
+    // member that holds no replica of a group, its key groups placed on
+    // some members only, is not looked at).
+    let mut first: BTreeMap<GroupId, (String, Index, cashe::kv::Store)> = BTreeMap::new();
     for (name, node) in &s.nodes {
         if s.removed.contains(name) {
             continue;
         }
         let router = node.try_borrow().map_err(|_| format!("{name} is busy at the end"))?;
-        let groups: Vec<(GroupId, Index, cashe::kv::Store)> = router
-            .groups()
-            .map(|(group, node)| (group, node.raft().applied(), node.store().clone()))
-            .collect();
-        states.push((name.clone(), groups));
-    }
-    let Some((first_name, first_groups)) = states.first() else { return Ok(()) };
-    for (name, groups) in &states[1..] {
-        for ((group, applied, store), (_, first_applied, first_store)) in groups.iter().zip(first_groups) {
-            if store != first_store {
-                return Err(format!(
-                    "replicas of group {} differ after healing: {first_name} (applied {first_applied}) and {name} (applied {applied})",
-                    group.0
-                ));
+        for (group, node) in router.groups().filter(|(group, _)| router.holds(*group)) {
+            let (applied, store) = (node.raft().applied(), node.store());
+            match first.get(&group) {
+                None => _ = first.insert(group, (name.clone(), applied, store.clone())),
+                Some((first_name, first_applied, first_store)) if first_store != store => {
+                    return Err(format!(
+                        "replicas of group {} differ after healing: {first_name} (applied {first_applied}) and {name} (applied {applied})",
+                        group.0
+                    ));
+                }
+                Some(_) => {}
             }
         }
     }

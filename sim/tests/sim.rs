@@ -60,10 +60,14 @@ fn main() {
         ),
     };
     let shards = flag(&args, "--shards").map_or(1, |n| n.max(1) as u32);
-    let replay = |seed: u64, shards: u32| {
+    let replicas = flag(&args, "--replicas").map_or(0, |n| n as u32);
+    let replay = |seed: u64, options: &cluster::Options| {
         let planted = if bug == PlantedBug::None { String::new() } else { format!("CASHE_MODEL_BUG={bug} ") };
-        let sharded = if shards == 1 { String::new() } else { format!(" --shards {shards}") };
-        format!("{planted}cargo test --release -p sim -- --seed {seed}{sharded}")
+        let sharded =
+            if options.shards == 1 { String::new() } else { format!(" --shards {}", options.shards) };
+        let placed =
+            if options.replicas == 0 { String::new() } else { format!(" --replicas {}", options.replicas) };
+        format!("{planted}cargo test --release -p sim -- --seed {seed}{sharded}{placed}")
     };
 
     // The checker is tested before it judges anything: every rule it
@@ -73,7 +77,7 @@ fn main() {
     ttl::self_check();
     println!("TTL checker: self-check passed");
     let started = Instant::now();
-    let options = cluster::Options { bug, shards, ..cluster::Options::default() };
+    let options = cluster::Options { bug, shards, replicas, ..cluster::Options::default() };
     let mut tally = Tally { passed: 0, failed: Vec::new() };
     let mut simulated_ms = 0;
     // The default batch also runs its first seeds with the key space in
@@ -110,7 +114,7 @@ fn main() {
                         println!("  {line}");
                     }
                 }
-                println!("  replay: {}", replay(seed, options.shards));
+                println!("  replay: {}", replay(seed, &options));
             }
         }
     }
@@ -142,7 +146,10 @@ fn main() {
                         println!("  {line}");
                     }
                 }
-                println!("  replay: {}", replay(seed, 1));
+                println!(
+                    "  replay: {}",
+                    replay(seed, &cluster::Options { shards: 1, replicas: 0, ..options.clone() })
+                );
             }
         }
     }

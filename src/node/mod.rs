@@ -392,6 +392,10 @@ pub struct Node {
     /// Wait numbers start at a random point each boot, like forward ids:
     /// a wait of a previous run is never taken for one of this run.
     next_wait: u64,
+    /// A number drawn at boot, for the router's proxy numbers (`router`,
+    /// "Groups held elsewhere"): like forward ids, never those of a
+    /// previous run.
+    boot_nonce: u64,
     /// Counters only the shell can know (fsyncs, latencies), for INFO.
     pub shell_stats: ShellStats,
     /// The key space's groups as the router sees them (`slots`); `None`
@@ -420,6 +424,7 @@ impl Node {
         let raft = Raft::restore(config.raft.clone(), seed, recovered).map_err(|e| e.to_string())?;
         let next_forward = raft::SplitMix64::new(seed ^ 0xf0f0_f0f0).next_u64() >> 1;
         let next_wait = raft::SplitMix64::new(seed ^ 0x0b10_c4ed).next_u64() >> 1;
+        let boot_nonce = raft::SplitMix64::new(seed ^ 0x0b00_7000).next_u64();
         let mut node = Node {
             config,
             raft,
@@ -441,6 +446,7 @@ impl Node {
             clients: server::Clients::default(),
             waits: BTreeMap::new(),
             next_wait,
+            boot_nonce,
             shell_stats: ShellStats::default(),
             shard_views: None,
             router_info: None,
@@ -458,6 +464,11 @@ impl Node {
         if self.config.raft.planted_bug.active(PlantedBug::SpopLocalRandom) {
             self.store.plant_replica_random(self.raft.id().0.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         }
+    }
+
+    /// A number drawn when this node was made (see `boot_nonce`).
+    pub(super) fn boot_nonce(&self) -> u64 {
+        self.boot_nonce
     }
 
     pub fn config(&self) -> &NodeConfig {

@@ -165,6 +165,10 @@ struct InFlight {
     /// The member a single group's command went to when this member holds
     /// no replica of the group (`Router::via`); `None`: this member's own.
     via: Option<NodeId>,
+    /// Per group asked at another member, the `Proxy` number: its answer
+    /// is matched by number (a lost one times out alone; the others'
+    /// answers still find their own commands).
+    proxies: BTreeMap<GroupId, u64>,
 }
 
 /// One connection's commands, in order.
@@ -315,6 +319,11 @@ pub struct Router {
     /// their connection, group and ticks left before they time out.
     proxied: BTreeMap<u64, (ConnId, GroupId, u32)>,
     next_proxy: u64,
+    /// Added to a connection's number in `Proxy` messages: drawn at boot,
+    /// so that a connection of this run is never taken, where it runs,
+    /// for one of a previous run that had the same number (its stand-in
+    /// connection holds that one's session: MULTI, WATCH, SELECT).
+    proxy_conn_base: u64,
     /// Connections standing in for other members' (`Stand`), by the member,
     /// its connection and the group; and the way back.
     stands: BTreeMap<(NodeId, u64, GroupId), Stand>,
@@ -334,13 +343,16 @@ impl Router {
             group_ids(shards)
         );
         let replicas = groups[&HOME].config().replicas;
+        let nonce = groups[&HOME].boot_nonce();
         Router {
             groups,
             shards,
             replicas,
             leaders: BTreeMap::new(),
             proxied: BTreeMap::new(),
-            next_proxy: 0,
+            // Proxy numbers, too, never repeat a previous run's.
+            next_proxy: nonce >> 1,
+            proxy_conn_base: nonce.rotate_left(32),
             stands: BTreeMap::new(),
             stand_of: BTreeMap::new(),
             next_stand: 0,
@@ -424,7 +436,8 @@ impl Router {
     }
 
     /// Hands `args` of `conn` to `group`, at this member (`via` `None`) or at
-    /// the member `via` (`Proxy`).
+    /// the member `via` (`Proxy`), for the connection's newest command in
+    /// flight (which notes the proxy's number).
     fn deliver(
         &mut self,
         conn: ConnId,
@@ -441,17 +454,21 @@ impl Router {
             }
             Some(member) => {
                 let id = self.next_proxy;
-                self.next_proxy += 1;
+                self.next_proxy = self.next_proxy.wrapping_add(1);
                 let ticks = self.home().config().forward_timeout_ticks.saturating_mul(2);
                 self.proxied.insert(id, (conn, group, ticks));
                 let setup = match self.lines.get_mut(&conn) {
                     Some(line) => {
                         line.stands_at.insert((group, member));
+                        if let Some(flight) = line.in_flight.back_mut() {
+                            flight.proxies.insert(group, id);
+                        }
                         line.setup.clone()
                     }
                     None => Vec::new(),
                 };
-                let message = NodeMessage::Proxy { conn: conn.0, id, setup, args };
+                let message =
+                    NodeMessage::Proxy { conn: self.proxy_conn_base.wrapping_add(conn.0), id, setup, args };
                 self.output.send.push((member, group, message));
             }
         }
@@ -906,8 +923,9 @@ impl Router {
             NodeMessage::Beat { groups, leads } => self.on_beat(from, groups, leads),
             NodeMessage::Proxy { conn, id, setup, args } => self.on_proxy(from, group, conn, id, setup, args),
             NodeMessage::ProxyReply { conn, id, reply } => {
-                if self.proxied.remove(&id).is_some_and(|(c, g, _)| c == ConnId(conn) && g == group) {
-                    self.on_reply(group, ConnId(conn), reply, now_ms);
+                let conn = ConnId(conn.wrapping_sub(self.proxy_conn_base));
+                if self.proxied.remove(&id).is_some_and(|(c, g, _)| c == conn && g == group) {
+                    self.on_reply(group, conn, reply, now_ms, Some(id));
                 }
             }
             NodeMessage::ProxyClose { conn } => {
@@ -1001,7 +1019,7 @@ impl Router {
         for (id, conn, group) in expired {
             self.proxied.remove(&id);
             let reply = Reply::error("TIMEOUT the member holding the key's group did not answer in time");
-            self.on_reply(group, conn, reply, now_ms);
+            self.on_reply(group, conn, reply, now_ms, Some(id));
         }
     }
 
@@ -1035,7 +1053,8 @@ impl Router {
         }
         if let Some(line) = self.lines.remove(&conn) {
             for (group, member) in line.stands_at {
-                self.output.send.push((member, group, NodeMessage::ProxyClose { conn: conn.0 }));
+                let conn = self.proxy_conn_base.wrapping_add(conn.0);
+                self.output.send.push((member, group, NodeMessage::ProxyClose { conn }));
             }
         }
         self.proxied.retain(|_, (c, _, _)| *c != conn);
@@ -1332,6 +1351,7 @@ impl Router {
                         answers: BTreeMap::new(),
                         asked: parts.iter().map(|(group, _)| *group).collect(),
                         via: None,
+                        proxies: BTreeMap::new(),
                     };
                     line.in_flight.push_back(flight);
                     for (group, positions) in parts {
@@ -1361,8 +1381,14 @@ impl Router {
                 remember_setup(&mut line.setup, &args);
             }
             let line = self.lines.get_mut(&conn).expect("the line");
-            let flight =
-                InFlight { seq: Some(seq), route, answers: BTreeMap::new(), asked: asked.clone(), via };
+            let flight = InFlight {
+                seq: Some(seq),
+                route,
+                answers: BTreeMap::new(),
+                asked: asked.clone(),
+                via,
+                proxies: BTreeMap::new(),
+            };
             line.in_flight.push_back(flight);
             for group in asked {
                 self.deliver(conn, group, via, args.clone(), now_ms);
@@ -1391,7 +1417,14 @@ impl Router {
         }
         let via = self.via(conn, group);
         let line = self.lines.get_mut(&conn).expect("the line");
-        let flight = InFlight { seq, route, answers: BTreeMap::new(), asked: vec![group], via };
+        let flight = InFlight {
+            seq,
+            route,
+            answers: BTreeMap::new(),
+            asked: vec![group],
+            via,
+            proxies: BTreeMap::new(),
+        };
         line.in_flight.push_back(flight);
         self.deliver(conn, group, via, args, now_ms);
     }
@@ -1424,13 +1457,17 @@ impl Router {
         }
     }
 
-    /// A group's reply to the connection's oldest command still waiting
-    /// for that group.
-    fn on_reply(&mut self, group: GroupId, conn: ConnId, reply: Reply, now_ms: u64) {
+    /// A group's reply: from this member's node of the group, to the
+    /// connection's oldest command still waiting for that node; from
+    /// another member (`proxy`, its number), to the command it answers.
+    fn on_reply(&mut self, group: GroupId, conn: ConnId, reply: Reply, now_ms: u64, proxy: Option<u64>) {
         let Some(line) = self.lines.get_mut(&conn) else { return };
-        let Some(flight) =
-            line.in_flight.iter_mut().find(|f| f.asked.contains(&group) && !f.answers.contains_key(&group))
-        else {
+        let waiting = |f: &&mut InFlight| {
+            f.asked.contains(&group)
+                && !f.answers.contains_key(&group)
+                && f.proxies.get(&group).copied() == proxy
+        };
+        let Some(flight) = line.in_flight.iter_mut().find(waiting) else {
             return;
         };
         flight.answers.insert(group, reply);
@@ -1489,7 +1526,7 @@ impl Router {
                 if conn.0 >= STAND_CONN_BASE {
                     self.on_stand_reply(group, conn, reply);
                 } else {
-                    self.on_reply(group, conn, reply, now_ms);
+                    self.on_reply(group, conn, reply, now_ms, None);
                 }
             }
         }
