@@ -118,12 +118,19 @@ pub enum NodeMessage {
     /// connection of its own standing for that one, after `setup` (what the
     /// client sent to set its connection up: HELLO, AUTH, SELECT...,
     /// answers dropped) whenever that changed, and answers `ProxyReply`.
+    ///
+    /// `commands` run in order and only the last one's answer goes back
+    /// (a transaction travels whole: MULTI, its commands, EXEC). `seq`
+    /// numbers the messages of one connection, group and receiver from 0:
+    /// one missing (lost, or the receiver restarted) could have set up
+    /// state the next relies on (MULTI, WATCH), so the receiver refuses the
+    /// message after a gap and starts the stand-in connection afresh.
     Proxy {
         conn: u64,
         id: u64,
+        seq: u64,
         setup: Vec<Vec<Vec<u8>>>,
-        #[serde(with = "crate::frame::byte_lists")]
-        args: Vec<Vec<u8>>,
+        commands: Vec<Vec<Vec<u8>>>,
     },
     /// The answer to `Proxy` number `id`.
     ProxyReply {

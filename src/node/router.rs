@@ -196,8 +196,9 @@ struct Line {
     setup: Vec<Vec<Vec<u8>>>,
     /// Per group held elsewhere, the member its commands went to last.
     remote: BTreeMap<GroupId, NodeId>,
-    /// Every group and member its commands went to (`Stand`s to close).
-    stands_at: BTreeSet<(GroupId, NodeId)>,
+    /// Per group and member its commands went to, the next `Proxy`'s
+    /// `seq` (and the `Stand`s to close).
+    stands_at: BTreeMap<(GroupId, NodeId), u64>,
 }
 
 /// A connection standing for another member's client connection, for
@@ -212,6 +213,8 @@ struct Stand {
     /// Per command given to the group, in order: the proxy number to
     /// answer, or `None` for a setup command (its answer is dropped).
     pending: VecDeque<Option<u64>>,
+    /// The `seq` the next `Proxy` must carry.
+    next_seq: u64,
 }
 
 /// Connections standing in for other members' start here (`Stand`),
@@ -452,26 +455,26 @@ impl Router {
                     node.client(conn, args, now_ms);
                 }
             }
-            Some(member) => {
-                let id = self.next_proxy;
-                self.next_proxy = self.next_proxy.wrapping_add(1);
-                let ticks = self.home().config().forward_timeout_ticks.saturating_mul(2);
-                self.proxied.insert(id, (conn, group, ticks));
-                let setup = match self.lines.get_mut(&conn) {
-                    Some(line) => {
-                        line.stands_at.insert((group, member));
-                        if let Some(flight) = line.in_flight.back_mut() {
-                            flight.proxies.insert(group, id);
-                        }
-                        line.setup.clone()
-                    }
-                    None => Vec::new(),
-                };
-                let message =
-                    NodeMessage::Proxy { conn: self.proxy_conn_base.wrapping_add(conn.0), id, setup, args };
-                self.output.send.push((member, group, message));
-            }
+            Some(member) => self.proxy(conn, group, member, vec![args]),
         }
+    }
+
+    /// Sends `commands` of `conn` for `group` to `member` as one `Proxy`,
+    /// answered for the connection's newest command in flight.
+    fn proxy(&mut self, conn: ConnId, group: GroupId, member: NodeId, commands: Vec<Vec<Vec<u8>>>) {
+        let id = self.next_proxy;
+        self.next_proxy = self.next_proxy.wrapping_add(1);
+        let ticks = self.home().config().forward_timeout_ticks.saturating_mul(2);
+        self.proxied.insert(id, (conn, group, ticks));
+        let Some(line) = self.lines.get_mut(&conn) else { return };
+        let next = line.stands_at.entry((group, member)).or_default();
+        let seq = *next;
+        *next += 1;
+        if let Some(flight) = line.in_flight.back_mut() {
+            flight.proxies.insert(group, id);
+        }
+        let (conn, setup) = (self.proxy_conn_base.wrapping_add(conn.0), line.setup.clone());
+        self.output.send.push((member, group, NodeMessage::Proxy { conn, id, seq, setup, commands }));
     }
 
     /// The group holding keys of `slot`.
@@ -921,21 +924,16 @@ impl Router {
         let now_ms = self.now_ms;
         match message {
             NodeMessage::Beat { groups, leads } => self.on_beat(from, groups, leads),
-            NodeMessage::Proxy { conn, id, setup, args } => self.on_proxy(from, group, conn, id, setup, args),
+            NodeMessage::Proxy { conn, id, seq, setup, commands } => {
+                self.on_proxy(from, group, (conn, id, seq), setup, commands)
+            }
             NodeMessage::ProxyReply { conn, id, reply } => {
                 let conn = ConnId(conn.wrapping_sub(self.proxy_conn_base));
                 if self.proxied.remove(&id).is_some_and(|(c, g, _)| c == conn && g == group) {
                     self.on_reply(group, conn, reply, now_ms, Some(id));
                 }
             }
-            NodeMessage::ProxyClose { conn } => {
-                if let Some(stand) = self.stands.remove(&(from, conn, group)) {
-                    self.stand_of.remove(&stand.conn);
-                    if let Some(node) = self.node_mut(group) {
-                        node.disconnected(stand.conn);
-                    }
-                }
-            }
+            NodeMessage::ProxyClose { conn } => self.close_stand((from, conn, group)),
             message => {
                 if let Some(node) = self.node_mut(group) {
                     // A forwarded write is stamped with the leader's clock.
@@ -946,51 +944,82 @@ impl Router {
         }
     }
 
-    /// `Proxy` number `id` from `from`: its connection `conn`'s command for
+    /// `Proxy` number `id` from `from`: its connection `conn`'s commands for
     /// `group`, run here on the connection standing for that one (opened
     /// on first use), after the connection's `setup` if that changed. A
     /// member that holds no replica of `group` answers `-TRYAGAIN` (the
-    /// sender's view of where the group is was out of date).
+    /// sender's view of where the group is was out of date), and so does
+    /// one that finds a message of the connection missing before this one
+    /// (`seq`): its stand-in starts afresh, without the session state (a
+    /// MULTI, a WATCH) the missing message may have set up.
     fn on_proxy(
         &mut self,
         from: NodeId,
         group: GroupId,
-        conn: u64,
-        id: u64,
+        (conn, id, seq): (u64, u64, u64),
         setup: Vec<Vec<Vec<u8>>>,
-        args: Vec<Vec<u8>>,
+        commands: Vec<Vec<Vec<u8>>>,
     ) {
         let now_ms = self.now_ms;
+        let refuse = |router: &mut Router, why: String| {
+            let reply = Reply::error(format!("TRYAGAIN {why}"));
+            router.output.send.push((from, group, NodeMessage::ProxyReply { conn, id, reply }));
+        };
         if !self.holds(group) {
-            let reply = Reply::error(format!("TRYAGAIN this member holds no replica of group {}", group.0));
-            self.output.send.push((from, group, NodeMessage::ProxyReply { conn, id, reply }));
-            return;
+            return refuse(self, format!("this member holds no replica of group {}", group.0));
         }
         let key = (from, conn, group);
+        let expected = self.stands.get(&key).map_or(0, |stand| stand.next_seq);
+        if seq != expected {
+            self.close_stand(key);
+            let stand = self.open_stand(key, now_ms);
+            stand.next_seq = seq + 1;
+            return refuse(
+                self,
+                "an earlier command of this connection was lost on its way: sent again".into(),
+            );
+        }
         if !self.stands.contains_key(&key) {
-            let stand_conn = ConnId(STAND_CONN_BASE + self.next_stand);
-            self.next_stand += 1;
-            let stand = Stand { conn: stand_conn, setup: Vec::new(), pending: VecDeque::new() };
-            self.stands.insert(key, stand);
-            self.stand_of.insert(stand_conn, key);
-            if let Some(node) = self.node_mut(group) {
-                node.connected(stand_conn, Transport::Plain, now_ms);
-            }
+            self.open_stand(key, now_ms);
         }
         let stand = self.stands.get_mut(&key).expect("just made");
+        stand.next_seq = seq + 1;
         let stand_conn = stand.conn;
-        let mut commands: Vec<(Option<u64>, Vec<Vec<u8>>)> = Vec::new();
+        let mut run: Vec<(Option<u64>, Vec<Vec<u8>>)> = Vec::new();
         if stand.setup != setup {
-            commands.extend(setup.iter().cloned().map(|c| (None, c)));
+            run.extend(setup.iter().cloned().map(|c| (None, c)));
             stand.setup = setup;
         }
-        commands.push((Some(id), args));
-        stand.pending.extend(commands.iter().map(|(id, _)| *id));
+        let last = commands.len().saturating_sub(1);
+        run.extend(commands.into_iter().enumerate().map(|(i, c)| ((i == last).then_some(id), c)));
+        stand.pending.extend(run.iter().map(|(id, _)| *id));
         self.touched.insert(group);
         let Some(node) = self.groups.get_mut(&group) else { return };
         node.advance_clock(now_ms);
-        for (_, command) in commands {
+        for (_, command) in run {
             node.client(stand_conn, command, now_ms);
+        }
+    }
+
+    /// Opens the connection standing for `key` (`Stand`).
+    fn open_stand(&mut self, key: (NodeId, u64, GroupId), now_ms: u64) -> &mut Stand {
+        let conn = ConnId(STAND_CONN_BASE + self.next_stand);
+        self.next_stand += 1;
+        self.stand_of.insert(conn, key);
+        if let Some(node) = self.node_mut(key.2) {
+            node.connected(conn, Transport::Plain, now_ms);
+        }
+        let stand = Stand { conn, setup: Vec::new(), pending: VecDeque::new(), next_seq: 0 };
+        self.stands.entry(key).or_insert(stand)
+    }
+
+    /// Closes the connection standing for `key`, if open.
+    fn close_stand(&mut self, key: (NodeId, u64, GroupId)) {
+        if let Some(stand) = self.stands.remove(&key) {
+            self.stand_of.remove(&stand.conn);
+            if let Some(node) = self.node_mut(key.2) {
+                node.disconnected(stand.conn);
+            }
         }
     }
 
@@ -1052,7 +1081,7 @@ impl Router {
             node.disconnected(conn);
         }
         if let Some(line) = self.lines.remove(&conn) {
-            for (group, member) in line.stands_at {
+            for (group, member) in line.stands_at.into_keys() {
                 let conn = self.proxy_conn_base.wrapping_add(conn.0);
                 self.output.send.push((member, group, NodeMessage::ProxyClose { conn }));
             }
@@ -1447,11 +1476,32 @@ impl Router {
         match group {
             Some(group) if !failed => {
                 self.send(conn, None, HOME, words(&["DISCARD"]), now_ms);
-                self.send(conn, None, group, words(&["MULTI"]), now_ms);
-                for command in queued {
-                    self.send(conn, None, group, command, now_ms);
+                match self.via(conn, group) {
+                    None => {
+                        self.send(conn, None, group, words(&["MULTI"]), now_ms);
+                        for command in queued {
+                            self.send(conn, None, group, command, now_ms);
+                        }
+                        self.send(conn, Some(seq), group, exec, now_ms);
+                    }
+                    Some(member) => {
+                        // Whole, in one message: a lost part must not let
+                        // the rest run outside the transaction.
+                        let Some(line) = self.lines.get_mut(&conn) else { return };
+                        let flight = InFlight {
+                            seq: Some(seq),
+                            route: Route::Group(group),
+                            answers: BTreeMap::new(),
+                            asked: vec![group],
+                            via: Some(member),
+                            proxies: BTreeMap::new(),
+                        };
+                        line.in_flight.push_back(flight);
+                        let commands =
+                            std::iter::once(words(&["MULTI"])).chain(queued).chain([exec]).collect();
+                        self.proxy(conn, group, member, commands);
+                    }
                 }
-                self.send(conn, Some(seq), group, exec, now_ms);
             }
             _ => self.send(conn, Some(seq), HOME, exec, now_ms),
         }
