@@ -1508,7 +1508,10 @@ async fn ttl_client(shared: SharedRef, stop_at_ms: u64) -> turmoil::Result {
         // A refusal did nothing; a read that got no answer tells nothing.
         let Some(outcome) = outcome.filter(|o| o.is_some() || call.writes()) else { continue };
         let mut s = shared.borrow_mut();
-        let (reader, stamp, high_water) = s.clocks.bounds(&before, &node);
+        // With key groups on some members only, the member reached may run
+        // the command where the key's group is: any member's clock reads.
+        let served_at = (s.replicas == 0 || s.shards == 1).then_some(node.as_str());
+        let (reader, stamp, high_water) = s.clocks.bounds(&before, served_at);
         let completed = outcome.map(|outcome| (completed, outcome));
         let operation = TtlOperation { key, node, call, invoked, completed, reader, stamp, high_water };
         s.trace.event(operation.to_string());

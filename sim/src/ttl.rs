@@ -213,10 +213,22 @@ impl Clocks {
     }
 
     /// Bounds for an operation invoked at `before` and completed now on
-    /// `node`: (reader, stamp, high water).
-    pub fn bounds(&self, before: &ClockSnapshot, node: &str) -> (Bounds, Bounds, u64) {
+    /// `node` (`None`: on any node, as when the member the client reached
+    /// runs the command at another that holds the key's group):
+    /// (reader, stamp, high water).
+    pub fn bounds(&self, before: &ClockSnapshot, node: Option<&str>) -> (Bounds, Bounds, u64) {
         let unknown = Bounds { low: 0, high: self.high_water };
-        let reader = self.node_bounds(before, node).unwrap_or(unknown);
+        let reader = match node {
+            Some(node) => self.node_bounds(before, node).unwrap_or(unknown),
+            None => {
+                let all: Vec<Bounds> =
+                    self.nodes.keys().filter_map(|name| self.node_bounds(before, name)).collect();
+                match (all.iter().map(|b| b.low).min(), all.iter().map(|b| b.high).max()) {
+                    (Some(low), Some(high)) => Bounds { low, high },
+                    _ => unknown,
+                }
+            }
+        };
         let candidates = self.nodes.iter().filter(|(name, clock)| {
             before.leading.contains(*name) || clock.led_at.is_some_and(|at| at >= before.at)
         });

@@ -187,6 +187,9 @@ struct Line {
     /// The key group this connection's WATCHes are in, until EXEC,
     /// DISCARD or UNWATCH (with several shards).
     watch_group: Option<GroupId>,
+    /// Where the WATCHes went, once one did (`Router::via`): the
+    /// transaction's EXEC, and an UNWATCH, must reach that same session.
+    watch_via: Option<Option<NodeId>>,
     /// With several shards, the commands not answered yet, in order, as
     /// commandstats names them (`None`: unknown), for `Router::stats`.
     unanswered: VecDeque<Option<CommandName>>,
@@ -421,6 +424,27 @@ impl Router {
     /// to, while that one is still placed there, or the group's leader, or
     /// a placed member that answers.
     fn via(&mut self, conn: ConnId, group: GroupId) -> Option<NodeId> {
+        let watching = self.lines.get(&conn).is_some_and(|line| line.watch_group == Some(group));
+        if let Some(pinned) = self.lines.get(&conn).and_then(|line| line.watch_via).filter(|_| watching) {
+            return pinned;
+        }
+        let chosen = self.choose_via(conn, group);
+        if let (true, Some(line)) = (watching, self.lines.get_mut(&conn)) {
+            line.watch_via = Some(chosen);
+        }
+        chosen
+    }
+
+    /// Ends the connection's WATCHes: their group and where they went, if
+    /// any was sent.
+    fn forget_watch(&mut self, conn: ConnId) -> Option<(GroupId, Option<NodeId>)> {
+        let line = self.lines.get_mut(&conn)?;
+        let via = line.watch_via.take();
+        line.watch_group.take().map(|group| (group, via.flatten()))
+    }
+
+    /// `via` for a command no WATCH pins.
+    fn choose_via(&mut self, conn: ConnId, group: GroupId) -> Option<NodeId> {
         if self.holds(group) {
             return None;
         }
@@ -1158,7 +1182,19 @@ impl Router {
                 }
             }
             b"UNWATCH" => {
-                self.lines.entry(conn).or_default().watch_group = None;
+                // The home group and every group held here get it (`Every`);
+                // WATCHes sent elsewhere are dropped there.
+                if let Some((group, Some(member))) = self.forget_watch(conn) {
+                    self.send_via(
+                        conn,
+                        None,
+                        group,
+                        Route::Group(group),
+                        Some(member),
+                        args.to_vec(),
+                        self.now_ms,
+                    );
+                }
                 Route::Every
             }
             b"SCAN" => self.route_scan(args),
@@ -1358,9 +1394,9 @@ impl Router {
                     continue;
                 }
                 Route::Discard => {
-                    let watched = line.watch_group.take();
-                    if let Some(group) = watched {
-                        self.send(conn, None, group, words(&["UNWATCH"]), now_ms);
+                    if let Some((group, via)) = self.forget_watch(conn) {
+                        let unwatch = words(&["UNWATCH"]);
+                        self.send_via(conn, None, group, Route::Group(group), via, unwatch, now_ms);
                     }
                     self.send(conn, Some(seq), HOME, args, now_ms);
                     continue;
@@ -1445,7 +1481,22 @@ impl Router {
             return;
         }
         let via = self.via(conn, group);
-        let line = self.lines.get_mut(&conn).expect("the line");
+        self.send_via(conn, seq, group, route, via, args, now_ms);
+    }
+
+    /// `send_routed` to `via` (`Router::via`) already chosen.
+    #[allow(clippy::too_many_arguments)]
+    fn send_via(
+        &mut self,
+        conn: ConnId,
+        seq: Option<u64>,
+        group: GroupId,
+        route: Route,
+        via: Option<NodeId>,
+        args: Vec<Vec<u8>>,
+        now_ms: u64,
+    ) {
+        let Some(line) = self.lines.get_mut(&conn) else { return };
         let flight = InFlight {
             seq,
             route,
@@ -1470,19 +1521,20 @@ impl Router {
             Some((queued, failed)) => (queued.to_vec(), failed),
             None => (Vec::new(), true), // cannot be: EXEC is routed here only in MULTI
         };
-        if let Some(line) = self.lines.get_mut(&conn) {
-            line.watch_group = None;
-        }
+        // Where the transaction's WATCHes went, if any, else where it goes.
+        let via = group.map(|group| self.via(conn, group));
+        self.forget_watch(conn);
         match group {
             Some(group) if !failed => {
                 self.send(conn, None, HOME, words(&["DISCARD"]), now_ms);
-                match self.via(conn, group) {
+                match via.flatten() {
                     None => {
-                        self.send(conn, None, group, words(&["MULTI"]), now_ms);
+                        let route = Route::Group(group);
+                        self.send_via(conn, None, group, route.clone(), None, words(&["MULTI"]), now_ms);
                         for command in queued {
-                            self.send(conn, None, group, command, now_ms);
+                            self.send_via(conn, None, group, route.clone(), None, command, now_ms);
                         }
-                        self.send(conn, Some(seq), group, exec, now_ms);
+                        self.send_via(conn, Some(seq), group, route, None, exec, now_ms);
                     }
                     Some(member) => {
                         // Whole, in one message: a lost part must not let
