@@ -198,6 +198,9 @@ struct Shared {
     leader_commits: BTreeMap<(String, GroupId), (Term, Index)>,
     /// Promotions looked at: `(group, term, index of the membership entry)`.
     promotions_seen: BTreeSet<(GroupId, Term, Index)>,
+    /// Each group's voters as its leaders last committed them (traced when
+    /// they change: joins, removals, replicas moving).
+    voters: BTreeMap<GroupId, BTreeSet<NodeId>>,
     /// Hosts started so far, and those removed from the cluster.
     members: Vec<String>,
     removed: BTreeSet<String>,
@@ -604,6 +607,12 @@ fn promoted_only_when_caught_up(shared: &SharedRef, name: &str, node: &Node, gro
     }
     let term = raft.term();
     let mut s = shared.borrow_mut();
+    let voters = &raft.committed_membership().voters;
+    if s.voters.get(&group) != Some(voters) {
+        s.voters.insert(group, voters.clone());
+        let of_group = if group == HOME { String::new() } else { format!(" of group {}", group.0) };
+        s.trace.event(format!("{name}: voters{of_group} now {voters:?}"));
+    }
     let before = s.leader_commits.insert((name.to_string(), group), (term, raft.commit()));
     // The same term: the same time as leader, with no restart between.
     let Some((_, commit_before)) = before.filter(|(t, _)| *t == term) else { return };
@@ -1601,6 +1610,7 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
         duplicate_percent: 0,
         leader_commits: BTreeMap::new(),
         promotions_seen: BTreeSet::new(),
+        voters: BTreeMap::new(),
         members: Vec::new(),
         removed: BTreeSet::new(),
         last_refusal: String::new(),

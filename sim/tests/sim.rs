@@ -28,6 +28,9 @@ const DEFAULT_CORE_SEEDS: u64 = 500;
 /// groups (`--shards`), besides the one-group batch.
 const DEFAULT_SHARDED_SEEDS: u64 = 40;
 const SHARDED_SHARDS: u32 = 4;
+/// The sharded seeds run again with each key group on this many members
+/// (`--replicas`): the fourth member's join and a removal move replicas.
+const PLACED_REPLICAS: u32 = 3;
 /// Seeds the sharded batch runs anyway: 187 found a member removed without
 /// knowing it that kept leading a key group, whose membership it then
 /// never changed (its copy of the directory was stale): a member whose home
@@ -83,9 +86,11 @@ fn main() {
     // The default batch also runs its first seeds with the key space in
     // several groups.
     let sharded: Vec<(u64, cluster::Options)> = if single.is_none() && flag(&args, "--seeds").is_none() {
-        let options = cluster::Options { shards: SHARDED_SHARDS, ..options.clone() };
+        let every = cluster::Options { shards: SHARDED_SHARDS, ..options.clone() };
         let seeds = (0..DEFAULT_SHARDED_SEEDS).chain(SHARDED_REGRESSION_SEEDS.iter().copied());
-        seeds.map(|seed| (seed, options.clone())).collect()
+        let placed = cluster::Options { replicas: PLACED_REPLICAS, ..every.clone() };
+        let seeds = seeds.map(|seed| (seed, every.clone()));
+        seeds.chain((0..DEFAULT_SHARDED_SEEDS).map(|seed| (seed, placed.clone()))).collect()
     } else {
         Vec::new()
     };
@@ -105,7 +110,15 @@ fn main() {
             }
             Err(failure) => {
                 tally.failed.push(seed);
-                println!("cluster seed {seed} ({} shard(s)) FAILED: {}", options.shards, failure.what);
+                let placed = if options.replicas == 0 {
+                    String::new()
+                } else {
+                    format!(", {} replicas", options.replicas)
+                };
+                println!(
+                    "cluster seed {seed} ({} shard(s){placed}) FAILED: {}",
+                    options.shards, failure.what
+                );
                 if single.is_some() {
                     let path = format!("{}/sim-seed-{seed}.trace", env!("CARGO_TARGET_TMPDIR"));
                     let _ = std::fs::write(&path, failure.trace.join("\n"));
@@ -120,7 +133,7 @@ fn main() {
     }
     let cluster_wall = started.elapsed();
     println!(
-        "cluster: {} seeds at {shards} shard(s) and {sharded_count} at {SHARDED_SHARDS}, {:.1} s simulated, {:.1} s wall, bug={bug}",
+        "cluster: {} seeds at {shards} shard(s) and {sharded_count} at {SHARDED_SHARDS} (half of them with {PLACED_REPLICAS} replicas), {:.1} s simulated, {:.1} s wall, bug={bug}",
         cluster_seeds.len(),
         simulated_ms as f64 / 1000.0,
         cluster_wall.as_secs_f64()
