@@ -176,6 +176,16 @@ struct Args {
     /// clients), and so does a transaction [default: 1]
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     shards: Option<u32>,
+    /// Members each key group is on, for a new cluster of several shards
+    /// (the founder's flag; joining members learn it): the groups are
+    /// spread over the members by rendezvous hashing, and move when members
+    /// join or leave (a new replica catches up before it votes; the one it
+    /// replaces leaves after). A member serves every key all the same,
+    /// running a command for a group it does not hold at one that does.
+    /// 0 puts every group on every member. Fixed once the cluster is made
+    /// [default: 3]
+    #[arg(long)]
+    replicas: Option<u32>,
     /// Redis's ACL file: lines `user NAME rule...` (on/off, >password,
     /// #sha256, nopass, +@category, -command, ~pattern, allkeys, ...). Read
     /// once at start; every node of a cluster must be given the same file
@@ -382,6 +392,7 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
         cores: args.cores.max(1),
         pin_cores: args.pin_cores == "yes",
         shards: args.shards,
+        replicas: args.replicas,
         cluster_mode: match args.cluster_mode.as_str() {
             "redirect" => cashe::node::ClusterMode::Redirect,
             _ => cashe::node::ClusterMode::Forward,

@@ -1044,7 +1044,7 @@ fn info_cluster_lists_every_group_of_the_member() {
     for g in 0..5 {
         let line = field(&format!("group{g}")).unwrap_or_else(|| panic!("group{g} in {text}"));
         let quiet = cluster.routers[0].group(GroupId(g)).unwrap().raft().is_quiet();
-        assert!(line.ends_with(&format!(",quiet={}", u8::from(quiet))), "{line}");
+        assert!(line.ends_with(&format!(",quiet={},replica=yes", u8::from(quiet))), "{line}");
         assert!(line.contains("voters=3,learners=0"), "{line}");
         let role = if cluster.routers[0].group(GroupId(g)).unwrap().raft().is_leader() {
             "leader"

@@ -293,8 +293,9 @@ fn a_fourth_node_joins_and_a_node_leaves_under_a_write_load_with_no_error_and_no
         .collect();
     std::thread::sleep(Duration::from_secs(1));
 
-    // A fourth node joins: it becomes a voter of every group, and the
-    // others hand it groups until it leads its share (16 / 4).
+    // A fourth node joins: the groups placed on it move to it (it is added
+    // to each, catches up, votes, and the member it replaces leaves the
+    // group), and the others hand it groups until it leads its share.
     let fourth = cluster.add();
     cluster.wait_for_voters(4);
     let name = cluster.servers[fourth].name.clone();
@@ -303,6 +304,25 @@ fn a_fourth_node_joins_and_a_node_leaves_under_a_write_load_with_no_error_and_no
         (led.get(&name).copied().unwrap_or(0) >= 3 && led.values().all(|n| *n <= 5)).then_some(led)
     });
     println!("key groups led per node after the join: {led:?}");
+    // Each key group on three of the four (the default --replicas), the
+    // new node holding its share: INFO cluster's `replica=` per node.
+    let holders = eventually("every key group on three of the four nodes", || {
+        let mut holders: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for server in &cluster.servers {
+            let Reply::Bulk(Some(info)) = server.call(&["INFO", "cluster"]) else { return None };
+            for line in String::from_utf8_lossy(&info).lines() {
+                if let (Some((group, _)), true) = (line.split_once(':'), line.ends_with("replica=yes")) {
+                    holders.entry(group.to_string()).or_default().push(server.name.clone());
+                }
+            }
+        }
+        holders.remove("group0");
+        let placed = holders.len() == SHARDS as usize && holders.values().all(|h| h.len() == 3);
+        placed.then_some(holders)
+    });
+    let held = holders.values().filter(|h| h.contains(&name)).count();
+    println!("key groups per node after the join: {name} holds {held} of {SHARDS}");
+    assert!(held >= 4, "{name} holds {held} of {SHARDS} groups: {holders:?}");
 
     // A node leaves: it hands over the groups it leads, then stops; the
     // rest lead every group.

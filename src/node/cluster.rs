@@ -279,7 +279,7 @@ pub enum JoinAnswer {
     /// Recorded: start empty as this member of this cluster, whose key
     /// space is in `shards` groups (1 when the reply does not say: a
     /// cluster of one shard answers as before shards).
-    Joined { id: NodeId, cluster_id: u64, shards: u32 },
+    Joined { id: NodeId, cluster_id: u64, shards: u32, replicas: u32 },
     /// Not now (no leader, a leader change, a transfer): ask again.
     Retry(String),
     /// Refused for a reason asking again cannot fix (a name clash).
@@ -289,15 +289,17 @@ pub enum JoinAnswer {
 pub fn join_answer(reply: &Reply) -> JoinAnswer {
     match reply {
         Reply::Array(Some(items)) => match items.as_slice() {
-            [Reply::Integer(id), Reply::Bulk(Some(cluster)), shards @ ..] if *id > 0 && shards.len() <= 1 => {
-                let shards = match shards {
-                    [] => Some(1),
-                    [Reply::Integer(n)] => u32::try_from(*n).ok().filter(|n| *n >= 1),
+            [Reply::Integer(id), Reply::Bulk(Some(cluster)), layout @ ..] if *id > 0 && layout.len() <= 2 => {
+                let number = |n: &i64| u32::try_from(*n).ok();
+                let layout = match layout {
+                    [] => Some((1, 0)),
+                    [Reply::Integer(s)] => number(s).filter(|s| *s >= 1).map(|s| (s, 0)),
+                    [Reply::Integer(s), Reply::Integer(r)] => number(s).filter(|s| *s >= 1).zip(number(r)),
                     _ => None,
                 };
-                match (String::from_utf8_lossy(cluster).parse::<u64>(), shards) {
-                    (Ok(cluster_id), Some(shards)) => {
-                        JoinAnswer::Joined { id: NodeId(*id as u64), cluster_id, shards }
+                match (String::from_utf8_lossy(cluster).parse::<u64>(), layout) {
+                    (Ok(cluster_id), Some((shards, replicas))) => {
+                        JoinAnswer::Joined { id: NodeId(*id as u64), cluster_id, shards, replicas }
                     }
                     _ => JoinAnswer::Refused(format!(
                         "bad cluster id or shard count in the join reply {reply:?}"

@@ -1149,6 +1149,12 @@ impl Node {
                 // answers as before shards.
                 if let (Reply::Array(Some(items)), true) = (&mut reply, self.config.shards > 1) {
                     items.push(Reply::Integer(i64::from(self.config.shards)));
+                    // And on how many members each key group is, when not
+                    // on every one (a build before placement refuses the
+                    // longer reply rather than hold every group).
+                    if self.config.replicas > 0 {
+                        items.push(Reply::Integer(i64::from(self.config.replicas)));
+                    }
                 }
                 return reply;
             }

@@ -589,18 +589,20 @@ impl Router {
 
     /// INFO's lines about this member's groups (its cluster section), one
     /// per group: its role, leader, term, commit and applied indexes,
-    /// voters, learners, keys, and whether it is quiet here (INFO stats
-    /// counts them: `raft_groups*`).
+    /// voters, learners, keys, whether it is quiet here (INFO stats
+    /// counts them: `raft_groups*`), and whether this member holds a replica
+    /// of it (`holds`; a member without one runs its keys' commands at one
+    /// that has, and its own copy, if any, is left over from before a move).
     fn group_lines(&self) -> Vec<(String, String)> {
         let mut lines = Vec::new();
         let home = self.home();
         for (group, node) in &self.groups {
             let raft = node.raft();
             let membership = raft.membership();
-            let leader = raft.leader().map_or_else(|| "-".to_string(), |l| home.member_name(l));
+            let leader = self.leader_of(*group).map_or_else(|| "-".to_string(), |l| home.member_name(l));
             let keys = node.store().key_counts(self.now_ms).keys;
             let value = format!(
-                "role={},leader={leader},term={},commit={},applied={},voters={},learners={},keys={keys},quiet={}",
+                "role={},leader={leader},term={},commit={},applied={},voters={},learners={},keys={keys},quiet={},replica={}",
                 format!("{:?}", raft.role()).to_ascii_lowercase(),
                 raft.term().0,
                 raft.commit().0,
@@ -608,6 +610,7 @@ impl Router {
                 membership.voters.len(),
                 membership.learners.len(),
                 u8::from(raft.is_quiet()),
+                if self.holds(*group) { "yes" } else { "no" },
             );
             lines.push((format!("group{}", group.0), value));
         }

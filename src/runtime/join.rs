@@ -25,6 +25,7 @@ use crate::node::{join_answer, join_command, JoinAnswer, MemberInfo, Password};
 use crate::protocol::reply::{decode, encode_command};
 use crate::protocol::Reply;
 use crate::raft::NodeId;
+use crate::runtime::server::Layout;
 use crate::runtime::tls::TlsSettings;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -53,21 +54,22 @@ pub fn join(
     timeout: Duration,
     stop: &AtomicBool,
     tls: Option<&TlsSettings>,
-) -> Result<(NodeId, u64, u32), String> {
+) -> Result<(NodeId, u64, Layout), String> {
     let deadline = Instant::now() + timeout;
     let mut attempts = 0u32;
     loop {
         attempts += 1;
         match attempt(via, me, secret, auth, tls).map(|reply| join_answer(&reply)) {
-            Ok(JoinAnswer::Joined { id, cluster_id, shards }) => {
+            Ok(JoinAnswer::Joined { id, cluster_id, shards, replicas }) => {
                 tracing::info!(
                     via,
                     node = id.0,
                     cluster = format!("{cluster_id:016x}"),
                     shards,
+                    replicas,
                     "joined the cluster"
                 );
-                return Ok((id, cluster_id, shards));
+                return Ok((id, cluster_id, Layout { shards, replicas }));
             }
             Ok(JoinAnswer::Retry(e)) => {
                 tracing::info!(via, attempts, reply = %e, "join not accepted yet; retrying")

@@ -95,6 +95,9 @@ pub struct ServerConfig {
     pub cores: usize,
     /// `--pin-cores`: executor k runs on CPU k only.
     pub pin_cores: bool,
+    /// `--replicas`: members each key group is on, for a new cluster of
+    /// several shards (`None`: `DEFAULT_REPLICAS`; 0: every member).
+    pub replicas: Option<u32>,
     /// `--shards`: groups the key space is in, for a new cluster (`None`:
     /// one); a member's directory keeps the count it was made with.
     pub shards: Option<u32>,
@@ -302,23 +305,29 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     };
     // Held until `serve` returns, that is for the life of the process.
     let _lock = lock;
-    let (id, cluster_id, joining, shards) = match read_meta(&config.datadir)? {
+    let (id, cluster_id, joining, layout) = match read_meta(&config.datadir)? {
         Some((id, cluster)) => {
             if config.join_via.is_some() {
                 tracing::info!("the data directory already belongs to a member; --leaderaddr is ignored");
             }
-            let shards = read_shards(&config.datadir)?;
-            if config.shards.is_some_and(|asked| asked != shards) {
+            let layout = read_layout(&config.datadir)?;
+            if config.shards.is_some_and(|asked| asked != layout.shards) {
                 tracing::warn!(
-                    shards,
+                    shards = layout.shards,
                     "the cluster's shard count is fixed when it is made; --shards is ignored"
                 );
             }
-            (NodeId(id), cluster, false, shards)
+            if config.replicas.is_some_and(|asked| asked != layout.replicas) {
+                tracing::warn!(
+                    replicas = layout.replicas,
+                    "the cluster's replica count is fixed when it is made; --replicas is ignored"
+                );
+            }
+            (NodeId(id), cluster, false, layout)
         }
         None => match &config.join_via {
             Some(via) => {
-                let (id, cluster, shards) = super::join::join(
+                let (id, cluster, layout) = super::join::join(
                     via,
                     &me,
                     config.cluster_secret.as_ref(),
@@ -327,16 +336,19 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
                     &config.stop,
                     config.tls.as_deref(),
                 )?;
-                write_shards(&config.datadir, shards)?;
-                (id, cluster, true, shards)
+                write_layout(&config.datadir, layout)?;
+                (id, cluster, true, layout)
             }
             None => {
                 let shards = config.shards.unwrap_or(1);
-                write_shards(&config.datadir, shards)?;
-                (FOUNDER, boot_seed(), false, shards)
+                let replicas = if shards == 1 { 0 } else { config.replicas.unwrap_or(DEFAULT_REPLICAS) };
+                let layout = Layout { shards, replicas };
+                write_layout(&config.datadir, layout)?;
+                (FOUNDER, boot_seed(), false, layout)
             }
         },
     };
+    let Layout { shards, replicas } = layout;
     let disk = |subdir: &str| GlommioDisk::new(config.datadir.join(subdir));
     let logs = turn::open_logs(disk, WalOptions::new(id.0, cluster_id), id, joining, shards).await?;
     let (wals, recovered_groups) = (logs.wals, logs.recovered);
@@ -363,6 +375,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     // to be elected and commit, short enough to fail over within a second.
     node_config.forward_timeout_ticks = config.election_ticks * 2;
     node_config.shards = shards;
+    node_config.replicas = replicas;
     let mut nodes = BTreeMap::new();
     for (group, recovered) in recovered_groups {
         let node = Node::restore(node_config.for_group(group), boot_seed(), recovered)
@@ -569,34 +582,58 @@ impl LogDisk {
     }
 }
 
-/// The file holding the cluster's shard count, written once when the data
-/// directory becomes a member's (before its `meta`).
+/// How a cluster's key space is laid out, fixed when it is made: the
+/// groups it is in, and on how many members each key group is (0: every
+/// member; `node::placement`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub shards: u32,
+    pub replicas: u32,
+}
+
+/// Members each key group is on in a new cluster of several shards
+/// (`--replicas`).
+pub const DEFAULT_REPLICAS: u32 = 3;
+
+/// The file holding the cluster's layout (`Layout`): the shard count, and
+/// after it the replica count when not every member holds every group;
+/// written once when the data directory becomes a member's (before its
+/// `meta`).
 const SHARDS_FILE: &str = "shards";
 
-/// The shard count a member's data directory was made with: 1 for a
-/// directory made before shards (no file).
-fn read_shards(datadir: &std::path::Path) -> Result<u32, String> {
+/// The layout a member's data directory was made with: one shard for a
+/// directory made before shards (no file), every member holding every
+/// group for one made before placement (no replica count).
+fn read_layout(datadir: &std::path::Path) -> Result<Layout, String> {
     let path = datadir.join(SHARDS_FILE);
+    let parse = |text: &str| -> Option<Layout> {
+        let mut words = text.split_whitespace().map(str::parse::<u32>);
+        let shards = words.next()?.ok().filter(|n| *n >= 1)?;
+        let replicas = match words.next() {
+            None => 0,
+            Some(replicas) => replicas.ok()?,
+        };
+        words.next().is_none().then_some(Layout { shards, replicas })
+    };
     match std::fs::read_to_string(&path) {
-        Ok(text) => text
-            .trim()
-            .parse::<u32>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| format!("{}: not a shard count: {text:?}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(1),
+        Ok(text) => parse(&text).ok_or_else(|| format!("{}: not a shard count: {text:?}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Layout { shards: 1, replicas: 0 }),
         Err(e) => Err(format!("{}: {e}", path.display())),
     }
 }
 
-/// Writes the shard count durably (a temporary file, synced, renamed).
-fn write_shards(datadir: &std::path::Path, shards: u32) -> Result<(), String> {
+/// Writes the layout durably (a temporary file, synced, renamed).
+fn write_layout(datadir: &std::path::Path, layout: Layout) -> Result<(), String> {
     use std::io::Write;
     let path = datadir.join(SHARDS_FILE);
     let temporary = datadir.join(format!("{SHARDS_FILE}.tmp"));
+    let text = match layout {
+        Layout { shards, replicas: 0 } => format!("{shards}\n"),
+        Layout { shards, replicas } => format!("{shards} {replicas}\n"),
+    };
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::File::create(&temporary)?;
-        file.write_all(format!("{shards}\n").as_bytes())?;
+        file.write_all(text.as_bytes())?;
         file.sync_all()?;
         std::fs::rename(&temporary, &path)?;
         std::fs::File::open(datadir)?.sync_all()
