@@ -317,7 +317,7 @@ fn a_fourth_node_joins_and_a_node_leaves_under_a_write_load_with_no_error_and_no
             }
         }
         holders.remove("group0");
-        let placed = holders.len() == SHARDS as usize && holders.values().all(|h| h.len() == 3);
+        let placed = holders.len() == SHARDS && holders.values().all(|h| h.len() == 3);
         placed.then_some(holders)
     });
     let held = holders.values().filter(|h| h.contains(&name)).count();
