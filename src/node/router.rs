@@ -575,7 +575,7 @@ impl Router {
     }
 
     /// The keys of every key group this member holds, as INFO keyspace
-    /// counts them (every member holds every group).
+    /// counts them (not a copy left over from before a replica moved away).
     fn keyspace(&self) -> kv::KeyCounts {
         let counts = self.groups.iter().filter(|(group, _)| **group != HOME && self.holds(**group));
         counts.map(|(_, node)| node.store().key_counts(self.now_ms)).fold(
