@@ -643,6 +643,45 @@ fn every_member_serves_every_key_including_groups_it_does_not_hold() {
 }
 
 #[test]
+fn stand_ins_close_with_their_connection_and_when_their_member_restarts() {
+    let shards = 8;
+    let mut cluster = placed_cluster(shards);
+    for _ in 0..20 {
+        cluster.tick_all();
+    }
+    let stands = |cluster: &Cluster| cluster.routers.iter().map(Router::stand_ins).sum::<usize>();
+    // Member 1's connection 40 writes keys of every group: those it does
+    // not hold run on stand-ins elsewhere.
+    for k in 0..24 {
+        assert_eq!(cluster.request(0, 40, &format!("SET s{k} v")), Reply::ok());
+    }
+    let open = stands(&cluster);
+    assert!(open > 0, "member 1 holds every group");
+    cluster.routers[0].disconnected(ConnId(40));
+    cluster.turn(0);
+    cluster.deliver_all();
+    assert_eq!(stands(&cluster), 0, "closing the connection closes its stand-ins");
+    // A member's proxies name its boot: at the first one of a new boot,
+    // the stand-ins of its earlier connections close (it restarted).
+    let (from, to) = (NodeId(1), 1);
+    let held =
+        (1..=shards).map(GroupId).find(|g| cluster.routers[to].holds(*g)).expect("member 2 holds a group");
+    let proxy = |boot: u64, conn: u64| NodeMessage::Proxy {
+        boot,
+        conn,
+        id: conn,
+        seq: 0,
+        setup: Vec::new(),
+        commands: vec![args("GET s0")],
+    };
+    cluster.routers[to].step(from, held, proxy(7, 1));
+    cluster.routers[to].step(from, held, proxy(7, 2));
+    assert_eq!(cluster.routers[to].stand_ins(), 2);
+    cluster.routers[to].step(from, held, proxy(8, 1));
+    assert_eq!(cluster.routers[to].stand_ins(), 1, "the earlier boot's stand-ins closed, the new one open");
+}
+
+#[test]
 fn transactions_run_in_their_keys_group_and_watch_holds_across_members() {
     let mut cluster = Cluster::new(3, 4);
     let group = |key: &str| cluster.routers[0].group_of_slot(key_slot(key.as_bytes()));

@@ -126,6 +126,10 @@ pub enum NodeMessage {
     /// state the next relies on (MULTI, WATCH), so the receiver refuses the
     /// message after a gap and starts the stand-in connection afresh.
     Proxy {
+        /// Drawn by the sender at boot: a new one tells the receiver the
+        /// sender restarted, and its stand-ins for the sender's earlier
+        /// connections are closed.
+        boot: u64,
         conn: u64,
         id: u64,
         seq: u64,

@@ -335,6 +335,8 @@ pub struct Router {
     stands: BTreeMap<(NodeId, u64, GroupId), Stand>,
     stand_of: BTreeMap<ConnId, (NodeId, u64, GroupId)>,
     next_stand: u64,
+    /// Per member, the `boot` of its latest `Proxy`.
+    stand_boots: BTreeMap<NodeId, u64>,
 }
 
 impl Router {
@@ -361,6 +363,7 @@ impl Router {
             proxy_conn_base: nonce.rotate_left(32),
             stands: BTreeMap::new(),
             stand_of: BTreeMap::new(),
+            stand_boots: BTreeMap::new(),
             next_stand: 0,
             ticks: 0,
             home_leaderless_ticks: 0,
@@ -498,7 +501,8 @@ impl Router {
             flight.proxies.insert(group, id);
         }
         let (conn, setup) = (self.proxy_conn_base.wrapping_add(conn.0), line.setup.clone());
-        self.output.send.push((member, group, NodeMessage::Proxy { conn, id, seq, setup, commands }));
+        let boot = self.proxy_conn_base;
+        self.output.send.push((member, group, NodeMessage::Proxy { boot, conn, id, seq, setup, commands }));
     }
 
     /// The group holding keys of `slot`.
@@ -800,6 +804,11 @@ impl Router {
         }
     }
 
+    /// Connections standing in here for other members' clients (`Stand`).
+    pub fn stand_ins(&self) -> usize {
+        self.stands.len()
+    }
+
     /// Groups ticked on every tick (the others are dormant), and groups this
     /// member leads quietly: for INFO and tests.
     pub fn activity(&self) -> (usize, usize) {
@@ -951,7 +960,15 @@ impl Router {
         let now_ms = self.now_ms;
         match message {
             NodeMessage::Beat { groups, leads } => self.on_beat(from, groups, leads),
-            NodeMessage::Proxy { conn, id, seq, setup, commands } => {
+            NodeMessage::Proxy { boot, conn, id, seq, setup, commands } => {
+                if self.stand_boots.insert(from, boot).is_some_and(|earlier| earlier != boot) {
+                    // The member restarted: its earlier connections are gone.
+                    let gone: Vec<_> =
+                        self.stands.keys().filter(|(member, _, _)| *member == from).copied().collect();
+                    for key in gone {
+                        self.close_stand(key);
+                    }
+                }
                 self.on_proxy(from, group, (conn, id, seq), setup, commands)
             }
             NodeMessage::ProxyReply { conn, id, reply } => {
