@@ -839,13 +839,16 @@ impl Router {
     /// replicated to) hands over every key group it leads, to the most
     /// up-to-date voter, so that leaders with a current directory take them
     /// (a removed member's groups would otherwise never drop it, nor add the
-    /// members that joined since).
+    /// members that joined since). So does a member whose home group's
+    /// membership does not hold it: one removed before its home group's log
+    /// ever reached it knows a leader (from its beats) but no directory, and
+    /// would lead on with none, never handing over nor changing a group.
     fn leave_groups_when_cut_off(&mut self) {
-        let (leader, election_ticks) = {
+        let (leader, member, election_ticks) = {
             let home = self.home().raft();
-            (home.leader(), home.config().election_ticks)
+            (home.leader(), home.membership().contains(home.id()), home.config().election_ticks)
         };
-        if leader.is_some() {
+        if leader.is_some() && member {
             self.home_leaderless_ticks = 0;
             return;
         }
