@@ -369,19 +369,8 @@ impl Node {
         // election timeout; one placed elsewhere waits until every target
         // member votes.
         if self.must_hand_over(directory, target) {
-            let me = self.raft.id();
-            let membership = self.raft.membership();
             if self.raft.transfer_target().is_none() {
-                let progress = self.raft.progress();
-                let successor = membership
-                    .voters
-                    .iter()
-                    .filter(|v| **v != me && (target.contains(v) || target.is_empty()))
-                    .max_by_key(|v| (progress.get(v).map(|p| p.match_index), std::cmp::Reverse(**v)))
-                    .copied();
-                if let Some(to) = successor {
-                    let _ = self.raft.transfer_leadership(to);
-                }
+                let _ = self.transfer_leadership_among(|v| target.contains(&v) || target.is_empty());
             }
             return;
         }

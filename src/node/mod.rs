@@ -802,6 +802,12 @@ impl Node {
     /// graceful shutdown). Returns the chosen voter, or `None` when this
     /// node is not a leader or has no other voter.
     pub fn transfer_leadership(&mut self) -> Option<NodeId> {
+        self.transfer_leadership_among(|_| true)
+    }
+
+    /// `transfer_leadership` to the most up-to-date other voter `allowed`
+    /// accepts.
+    pub(super) fn transfer_leadership_among(&mut self, allowed: impl Fn(NodeId) -> bool) -> Option<NodeId> {
         let me = self.raft.id();
         let progress = self.raft.progress();
         let target = self
@@ -809,7 +815,7 @@ impl Node {
             .membership()
             .voters
             .iter()
-            .filter(|v| **v != me)
+            .filter(|v| **v != me && allowed(**v))
             .max_by_key(|v| (progress.get(v).map(|p| p.match_index), std::cmp::Reverse(**v)))
             .copied()?;
         self.raft.transfer_leadership(target).ok().map(|_| target)
