@@ -1064,6 +1064,8 @@ fn a_beat_naming_a_group_this_member_does_not_hold_is_dropped() {
     let beat = NodeMessage::Beat {
         groups: vec![(GroupId(99), Term(1), Index(1)), (GroupId(1), Term(1), Index(1))],
         leads: Vec::new(),
+        core: 0,
+        cores: 1,
     };
     cluster.routers[0].step(NodeId(2), HOME, beat);
     settle(&mut cluster);

@@ -59,7 +59,10 @@ pub use cluster::{
     join_answer, join_command, member_command, Directory, JoinAnswer, MemberInfo, Transport, CASHE_FORGET,
     CASHE_MEMBER, FOUNDER,
 };
-pub use router::{group_ids, Durable, GroupId, Router, RouterOutput, HOME};
+pub use router::{
+    core_for_message, core_of, group_ids, CoreReport, Durable, GroupId, HomeView, Router, RouterOutput,
+    CORES_MAX, HOME,
+};
 use server::RouterInfo;
 pub use server::{CpuTimes, ShellStats};
 pub use slots::ClusterMode;
@@ -111,6 +114,11 @@ pub enum NodeMessage {
         /// are placed on some members only (`placement`): members that do
         /// not hold a group learn its leader from these.
         leads: Vec<(router::GroupId, Term)>,
+        /// The sender's core (`router::core_of`) and how many it runs: a
+        /// member with several cores beats from each, for the groups on
+        /// that core, and receivers keep each core's beats apart.
+        core: u32,
+        cores: u32,
     },
     /// A client command of the sender's connection `conn`, for the
     /// receiver's replica of the message's group, which the sender does not

@@ -259,13 +259,71 @@ const BALANCE_TRANSFERS_MAX: usize = 16;
 /// alarm, a directory change).
 const SWEEP_TICKS: u64 = 500;
 
-/// A member's last beat (`Router::on_beat`).
+/// A member's core's last beat (`Router::on_beat`).
 #[derive(Debug, Default)]
 struct Beat {
     /// The router tick it came at.
     tick: u64,
-    /// The groups it named.
+    /// The groups it named (of this router's core).
     groups: BTreeSet<GroupId>,
+    /// The key groups it said it leads.
+    leads: BTreeSet<GroupId>,
+}
+
+/// Which of a member's `cores` runs `group`: the home group core 0, key
+/// group `g` core `(g - 1) % cores` (so that the groups, and with them
+/// their leaders, spread over the cores).
+pub fn core_of(group: GroupId, cores: u32) -> u32 {
+    if group == HOME || cores <= 1 {
+        0
+    } else {
+        (group.0 - 1) % cores
+    }
+}
+
+/// Which core of a member of `cores` cores takes `message` for `group`
+/// sent to it (by another member, or by one of its own cores): `None` for
+/// every core (a beat: each core takes the lines of its groups); a proxy's
+/// answer goes to core 0, where the client connections are; anything else
+/// to the group's core.
+pub fn core_for_message(group: GroupId, message: &NodeMessage, cores: u32) -> Option<u32> {
+    match message {
+        NodeMessage::Beat { .. } => None,
+        NodeMessage::ProxyReply { .. } => Some(0),
+        _ => Some(core_of(group, cores)),
+    }
+}
+
+/// The most cores a member may say it runs (a bound on what a beat makes
+/// the balancer count).
+pub const CORES_MAX: u32 = 1024;
+
+/// What a core other than 0 must know of the home group, which runs on
+/// core 0 (`Router::home_view`, `set_home_view`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HomeView {
+    pub directory: Directory,
+    /// The home group knows a leader and its membership holds this member.
+    pub leader_known: bool,
+    /// The home group's committed voters.
+    pub voters: BTreeSet<NodeId>,
+    /// The home group knows this member was removed.
+    pub removed: bool,
+}
+
+/// What a core other than 0 tells core 0 about its groups, for INFO
+/// (`Router::report`, `set_report`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CoreReport {
+    /// Per group of the core: its INFO cluster line, and its keys if the
+    /// member holds it.
+    pub groups: BTreeMap<GroupId, (String, Option<kv::KeyCounts>)>,
+    /// Groups awake and led quietly (`Router::activity`).
+    pub awake: usize,
+    pub quiet: usize,
+    /// Peer messages the core handed out and took in.
+    pub sent: u64,
+    pub received: u64,
 }
 
 impl Beat {
@@ -309,8 +367,19 @@ pub struct Router {
     /// The first group found to have met state it cannot trust (`fatal`),
     /// looked for among the groups whose output is taken.
     fatal_group: Option<GroupId>,
-    /// Each member's last beat: when, and the groups it named.
-    beats: BTreeMap<NodeId, Beat>,
+    /// Each member's cores' last beats: when, and the groups they named.
+    beats: BTreeMap<(NodeId, u32), Beat>,
+    /// This router's core among its member's, and how many the member
+    /// runs (`core_of`): it runs the groups of its core, and treats the
+    /// others as held elsewhere (those its member holds are at `me`).
+    core: u32,
+    cores: u32,
+    /// On a core other than 0, the home group as core 0 last told it.
+    home_view: Option<HomeView>,
+    /// On core 0, the other cores' last reports.
+    reports: BTreeMap<u32, CoreReport>,
+    /// Each member's cores, as its beats say (`balance_leaders`).
+    member_cores: BTreeMap<NodeId, u32>,
     /// Dormant groups this member leads whose next key expires then (ms).
     expiry_alarms: BTreeSet<(u64, GroupId)>,
     /// The home group's directory at the last tick: a change makes the next
@@ -378,9 +447,81 @@ impl Router {
             awake: groups_at_start,
             fatal_group: None,
             beats: BTreeMap::new(),
+            core: 0,
+            cores: 1,
+            home_view: None,
+            reports: BTreeMap::new(),
+            member_cores: BTreeMap::new(),
             expiry_alarms: BTreeSet::new(),
             directory: Directory::default(),
         }
+    }
+
+    /// This router as core `core` of a member running `cores` (see the
+    /// field): it ticks and runs only its own core's groups.
+    pub fn on_core(mut self, core: u32, cores: u32) -> Router {
+        self.cores = cores.clamp(1, CORES_MAX);
+        self.core = core.min(self.cores - 1);
+        let me = self.home().raft().id();
+        self.member_cores.insert(me, self.cores);
+        let mine: BTreeSet<GroupId> = self.groups.keys().copied().filter(|g| self.mine(*g)).collect();
+        self.awake = mine;
+        self
+    }
+
+    /// Whether `group` runs on this router's core.
+    pub fn mine(&self, group: GroupId) -> bool {
+        core_of(group, self.cores) == self.core
+    }
+
+    /// This member's cores.
+    pub fn cores(&self) -> u32 {
+        self.cores
+    }
+
+    /// What the other cores must know of the home group (core 0's).
+    pub fn home_view(&self) -> HomeView {
+        let home = self.home();
+        let raft = home.raft();
+        HomeView {
+            directory: home.directory().clone(),
+            leader_known: raft.leader().is_some() && raft.membership().contains(raft.id()),
+            voters: raft.committed_membership().voters.clone(),
+            removed: home.is_removed(),
+        }
+    }
+
+    /// On a core other than 0: the home group as core 0 sees it.
+    pub fn set_home_view(&mut self, view: HomeView) {
+        self.home_view = Some(view);
+    }
+
+    /// The home group's directory, here or as core 0 told it.
+    fn home_directory(&self) -> &Directory {
+        match &self.home_view {
+            Some(view) => &view.directory,
+            None => self.home().directory(),
+        }
+    }
+
+    /// What core 0 shows of this core's groups (`CoreReport`).
+    pub fn report(&self) -> CoreReport {
+        let groups = self.groups.keys().copied().filter(|g| *g != HOME && self.mine(*g));
+        let groups = groups
+            .map(|group| {
+                let node = &self.groups[&group];
+                let keys = self.holds(group).then(|| node.store().key_counts(self.now_ms));
+                (group, (self.group_line(group, node), keys))
+            })
+            .collect();
+        let (awake, quiet) = self.own_activity();
+        let (sent, received) = (self.messages_sent, self.messages_received);
+        CoreReport { groups, awake, quiet, sent, received }
+    }
+
+    /// On core 0: core `core`'s report.
+    pub fn set_report(&mut self, core: u32, report: CoreReport) {
+        self.reports.insert(core, report);
     }
 
     /// The members `group`'s membership moves towards: every member for
@@ -401,6 +542,9 @@ impl Router {
     /// member holds every group; else a key group placed on it that its
     /// Raft membership holds it in (as a voter, or a learner catching up).
     pub fn holds(&self, group: GroupId) -> bool {
+        if !self.mine(group) {
+            return false;
+        }
         if group == HOME || self.shards == 1 || self.replicas == 0 {
             return true;
         }
@@ -454,8 +598,10 @@ impl Router {
         let target = self.target(group);
         let me = self.home().raft().id();
         let last = self.lines.get(&conn).and_then(|line| line.remote.get(&group)).copied();
-        let leader = self.leader_of(group).filter(|l| *l != me);
-        let chosen = leader.or(last.filter(|l| target.contains(l))).or_else(|| {
+        // Led by another core of this member: at `me`.
+        let leader = self.leader_of(group).filter(|l| *l != me || !self.mine(group));
+        let sibling = (target.contains(&me) && !self.mine(group)).then_some(me);
+        let chosen = leader.or(last.filter(|l| target.contains(l))).or(sibling).or_else(|| {
             let others = || target.iter().copied().filter(|m| *m != me);
             others().find(|m| self.heard_recently(*m)).or_else(|| others().next())
         });
@@ -582,13 +728,13 @@ impl Router {
     /// counts them (not a copy left over from before a replica moved away).
     fn keyspace(&self) -> kv::KeyCounts {
         let counts = self.groups.iter().filter(|(group, _)| **group != HOME && self.holds(**group));
-        counts.map(|(_, node)| node.store().key_counts(self.now_ms)).fold(
-            kv::KeyCounts::default(),
-            |sum, counts| kv::KeyCounts {
-                keys: sum.keys + counts.keys,
-                expires: sum.expires + counts.expires,
-            },
-        )
+        let counts = counts.map(|(_, node)| node.store().key_counts(self.now_ms));
+        let reported =
+            self.reports.values().flat_map(|report| report.groups.values().filter_map(|(_, keys)| *keys));
+        counts.chain(reported).fold(kv::KeyCounts::default(), |sum, counts| kv::KeyCounts {
+            keys: sum.keys + counts.keys,
+            expires: sum.expires + counts.expires,
+        })
     }
 
     /// INFO's lines about this member's groups (its cluster section), one
@@ -597,34 +743,57 @@ impl Router {
     /// counts them: `raft_groups*`), and whether this member holds a replica
     /// of it (`holds`; a member without one runs its keys' commands at one
     /// that has, and its own copy, if any, is left over from before a move).
+    /// With several cores, each line of a group of another core is that
+    /// core's last report (`CoreReport`), and ends with `,core=N`.
     fn group_lines(&self) -> Vec<(String, String)> {
         let mut lines = Vec::new();
-        let home = self.home();
         for (group, node) in &self.groups {
-            let raft = node.raft();
-            let membership = raft.membership();
-            let leader = self.leader_of(*group).map_or_else(|| "-".to_string(), |l| home.member_name(l));
-            let keys = node.store().key_counts(self.now_ms).keys;
-            let value = format!(
-                "role={},leader={leader},term={},commit={},applied={},voters={},learners={},keys={keys},quiet={},replica={}",
-                format!("{:?}", raft.role()).to_ascii_lowercase(),
-                raft.term().0,
-                raft.commit().0,
-                raft.applied().0,
-                membership.voters.len(),
-                membership.learners.len(),
-                u8::from(raft.is_quiet()),
-                if self.holds(*group) { "yes" } else { "no" },
-            );
+            let core = core_of(*group, self.cores);
+            let reported = self.reports.get(&core).and_then(|report| report.groups.get(group));
+            let value = match reported {
+                Some((line, _)) if !self.mine(*group) => line.clone(),
+                _ => self.group_line(*group, node),
+            };
             lines.push((format!("group{}", group.0), value));
         }
         lines
     }
 
+    /// `group`'s INFO cluster line (`group_lines`), from this router's node.
+    fn group_line(&self, group: GroupId, node: &Node) -> String {
+        let raft = node.raft();
+        let membership = raft.membership();
+        let name = |l: NodeId| match self.home_directory().members.get(&l) {
+            Some(info) => info.name.clone(),
+            None => format!("node{l}"),
+        };
+        let leader = self.leader_of(group).map_or_else(|| "-".to_string(), name);
+        let keys = node.store().key_counts(self.now_ms).keys;
+        let mut line = format!(
+            "role={},leader={leader},term={},commit={},applied={},voters={},learners={},keys={keys},quiet={},replica={}",
+            format!("{:?}", raft.role()).to_ascii_lowercase(),
+            raft.term().0,
+            raft.commit().0,
+            raft.applied().0,
+            membership.voters.len(),
+            membership.learners.len(),
+            u8::from(raft.is_quiet()),
+            if self.holds(group) { "yes" } else { "no" },
+        );
+        if self.cores > 1 {
+            line.push_str(&format!(",core={}", core_of(group, self.cores)));
+        }
+        line
+    }
+
     /// The key groups this member leads: what a keyless key-space command
     /// covers here, as a Redis Cluster master answers for its own slots.
     fn led_key_groups(&self) -> Vec<GroupId> {
-        let led = |group: &GroupId| self.groups.get(group).is_some_and(|node| node.raft().is_leader());
+        let led = |group: &GroupId| match self.mine(*group) {
+            true => self.groups.get(group).is_some_and(|node| node.raft().is_leader()),
+            // Another core's: as its beats say.
+            false => self.sibling_leads(*group),
+        };
         self.key_groups().into_iter().filter(led).collect()
     }
 
@@ -646,14 +815,17 @@ impl Router {
         let now_ms = self.clock(now_ms);
         self.ticks += 1;
         self.expire_proxied(now_ms);
-        let directory_changed = self.home().directory() != &self.directory;
+        let directory_changed = self.home_directory() != &self.directory;
         if directory_changed {
-            self.directory = self.home().directory().clone();
+            self.directory = self.home_directory().clone();
         }
         let sweep = self.shards == 1 || directory_changed || self.ticks.is_multiple_of(SWEEP_TICKS);
         self.wake_due(now_ms);
-        let candidates: Vec<GroupId> =
-            if sweep { self.groups.keys().copied().collect() } else { self.awake.iter().copied().collect() };
+        let candidates: Vec<GroupId> = if sweep {
+            self.groups.keys().copied().filter(|group| self.mine(*group)).collect()
+        } else {
+            self.awake.iter().copied().collect()
+        };
         for group in candidates {
             if !self.dormant(group, now_ms) {
                 self.awake.insert(group);
@@ -678,7 +850,7 @@ impl Router {
             self.touched.insert(group);
         }
         if self.shards > 1 {
-            if sweep {
+            if sweep && self.core == 0 {
                 let views = self.shard_views();
                 self.home_mut().set_shards(views);
             }
@@ -697,11 +869,10 @@ impl Router {
     /// its node waits for nothing (`Node::is_dormant`).
     fn dormant(&self, group: GroupId, now_ms: u64) -> bool {
         let Some(node) = self.groups.get(&group) else { return false };
-        let held = node
-            .raft()
-            .leader()
-            .and_then(|leader| self.beats.get(&leader))
-            .is_some_and(|beat| beat.groups.contains(&group) && self.is_current(beat));
+        let held = node.raft().leader().is_some_and(|leader| {
+            let beats = self.beats.range((leader, 0)..=(leader, u32::MAX));
+            beats.into_iter().any(|(_, beat)| beat.groups.contains(&group) && self.is_current(beat))
+        });
         node.is_dormant(held, now_ms, &self.directory, &self.target(group))
     }
 
@@ -744,14 +915,18 @@ impl Router {
     fn send_beats(&mut self) {
         // Every other member gets one, naming no group if need be: a beat
         // is also how members know each other alive (`heard_recently`).
+        // With several cores, each core beats for its own groups, to the
+        // other members and to this member's other cores (which learn the
+        // groups it leads from it).
         let me = self.home().raft().id();
         let members =
             self.directory.members.keys().filter(|m| **m != me && !self.directory.removed.contains(m));
+        let siblings = (self.cores > 1).then_some(me);
         let mut beats: BTreeMap<NodeId, Vec<(GroupId, Term, Index)>> =
-            members.map(|member| (*member, Vec::new())).collect();
+            members.copied().chain(siblings).map(|member| (member, Vec::new())).collect();
         for (group, node) in &self.groups {
             let raft = node.raft();
-            if !raft.is_quiet() {
+            if !raft.is_quiet() || !self.mine(*group) {
                 continue;
             }
             for member in raft.membership().members() {
@@ -762,14 +937,20 @@ impl Router {
         }
         // With key groups placed on some members only, every beat names
         // every group this member leads, for the members without them.
-        let leads: Vec<(GroupId, Term)> = if self.replicas == 0 {
+        // So do they with several cores, for the other cores.
+        let leads: Vec<(GroupId, Term)> = if self.replicas == 0 && self.cores == 1 {
             Vec::new()
         } else {
-            let led = self.groups.iter().filter(|(group, node)| **group != HOME && node.raft().is_leader());
+            let led = self
+                .groups
+                .iter()
+                .filter(|(group, node)| **group != HOME && self.mine(**group) && node.raft().is_leader());
             led.map(|(group, node)| (*group, node.raft().term())).collect()
         };
+        let (core, cores) = (self.core, self.cores);
         for (member, groups) in beats {
-            self.output.send.push((member, HOME, NodeMessage::Beat { groups, leads: leads.clone() }));
+            let beat = NodeMessage::Beat { groups, leads: leads.clone(), core, cores };
+            self.output.send.push((member, HOME, beat));
         }
     }
 
@@ -777,7 +958,13 @@ impl Router {
     /// heartbeat, and stays dormant while the beats go on naming it; a
     /// group it no longer names wakes (its leader woke, stepped down or
     /// restarted).
-    fn on_beat(&mut self, from: NodeId, lines: Vec<(GroupId, Term, Index)>, leads: Vec<(GroupId, Term)>) {
+    fn on_beat(
+        &mut self,
+        (from, core): (NodeId, u32),
+        lines: Vec<(GroupId, Term, Index)>,
+        leads: Vec<(GroupId, Term)>,
+    ) {
+        let led: BTreeSet<GroupId> = leads.iter().map(|(group, _)| *group).collect();
         for (group, term) in leads {
             let known = self.leaders.entry(group).or_insert((term, from));
             if term >= known.0 {
@@ -788,14 +975,18 @@ impl Router {
         let named: BTreeSet<GroupId> = lines
             .iter()
             .map(|(group, _, _)| *group)
-            .filter(|group| self.groups.contains_key(group))
+            .filter(|group| self.groups.contains_key(group) && self.mine(*group))
             .collect();
-        let beat = self.beats.entry(from).or_default();
+        let beat = self.beats.entry((from, core)).or_default();
         beat.tick = self.ticks;
+        beat.leads = led;
         let dropped: Vec<GroupId> = beat.groups.difference(&named).copied().collect();
         beat.groups = named;
         self.awake.extend(dropped);
         for (group, term, commit) in lines {
+            if !self.mine(group) {
+                continue;
+            }
             let Some(node) = self.groups.get_mut(&group) else { continue };
             if node.on_quiet_beat(from, term, commit) {
                 self.touched.insert(group);
@@ -812,6 +1003,13 @@ impl Router {
     /// Groups ticked on every tick (the others are dormant), and groups this
     /// member leads quietly: for INFO and tests.
     pub fn activity(&self) -> (usize, usize) {
+        let (awake, quiet) = self.own_activity();
+        let reports = self.reports.values();
+        reports.fold((awake, quiet), |(awake, quiet), report| (awake + report.awake, quiet + report.quiet))
+    }
+
+    /// `activity` of this core alone.
+    fn own_activity(&self) -> (usize, usize) {
         let quiet = self.groups.values().filter(|node| node.raft().is_quiet()).count();
         (self.awake.len(), quiet)
     }
@@ -824,12 +1022,16 @@ impl Router {
         // Within an election timeout, not two beat periods: a member busy
         // with load sends its beats late, and is alive all the same.
         let election_ticks = u64::from(self.home().raft().config().election_ticks);
-        self.beats.get(&member).is_some_and(|beat| beat.tick + election_ticks > self.ticks)
+        let beats = self.beats.range((member, 0)..=(member, u32::MAX));
+        beats.into_iter().any(|(_, beat)| beat.tick + election_ticks > self.ticks)
     }
 
     /// Peer messages this member handed out and took in.
     pub fn message_counts(&self) -> (u64, u64) {
-        (self.messages_sent, self.messages_received)
+        let reports = self.reports.values();
+        reports.fold((self.messages_sent, self.messages_received), |(sent, received), report| {
+            (sent + report.sent, received + report.received)
+        })
     }
 
     /// A key group's leader changes the group's membership from its own
@@ -844,11 +1046,15 @@ impl Router {
     /// ever reached it knows a leader (from its beats) but no directory, and
     /// would lead on with none, never handing over nor changing a group.
     fn leave_groups_when_cut_off(&mut self) {
-        let (leader, member, election_ticks) = {
-            let home = self.home().raft();
-            (home.leader(), home.membership().contains(home.id()), home.config().election_ticks)
+        let election_ticks = self.home().raft().config().election_ticks;
+        let leader_known = match &self.home_view {
+            Some(view) => view.leader_known,
+            None => {
+                let home = self.home().raft();
+                home.leader().is_some() && home.membership().contains(home.id())
+            }
         };
-        if leader.is_some() && member {
+        if leader_known {
             self.home_leaderless_ticks = 0;
             return;
         }
@@ -876,48 +1082,57 @@ impl Router {
     /// knows, so a stale view costs a wasted transfer, never safety (a
     /// transfer is Raft's, §3.10).
     fn balance_leaders(&mut self) {
-        let voters = self.home().raft().committed_membership().voters.clone();
+        let voters = match &self.home_view {
+            Some(view) => view.voters.clone(),
+            None => self.home().raft().committed_membership().voters.clone(),
+        };
         if voters.len() < 2 {
             return;
         }
         let me = self.home().raft().id();
         let key_groups = self.key_groups();
-        let mut led: BTreeMap<NodeId, usize> = voters.iter().map(|v| (*v, 0)).collect();
+        // Counted per core of each member (a member's cores as its beats
+        // say): a group handed to a member lands on that member's core of
+        // the group, so the counts to even out are the cores'.
+        let member_cores = self.member_cores.clone();
+        let cores_of = |member: NodeId| member_cores.get(&member).copied().unwrap_or(1);
+        let mut led: BTreeMap<(NodeId, u32), usize> =
+            voters.iter().flat_map(|v| (0..cores_of(*v)).map(move |core| ((*v, core), 0))).collect();
         for group in &key_groups {
             if let Some(leader) = self.leader_of(*group) {
-                *led.entry(leader).or_default() += 1;
+                *led.entry((leader, core_of(*group, cores_of(leader)))).or_default() += 1;
             }
         }
-        let mut mine = led.get(&me).copied().unwrap_or(0);
+        let mut mine = led.get(&(me, self.core)).copied().unwrap_or(0);
         let transferring = self.groups.values().any(|node| node.raft().transfer_target().is_some());
         if transferring {
             return;
         }
         let mut started = 0;
         for group in key_groups {
-            let least = led.iter().filter(|(member, _)| **member != me).map(|(_, count)| *count).min();
+            let least = led.iter().filter(|((member, _), _)| *member != me).map(|(_, count)| *count).min();
             if least.is_none_or(|least| least + 1 >= mine) || started == BALANCE_TRANSFERS_MAX {
                 return;
             }
-            let Some(node) = self.groups.get(&group) else { continue };
+            let Some(node) = self.groups.get(&group).filter(|_| self.mine(group)) else { continue };
             if !node.raft().is_leader() {
                 continue;
             }
             let target = led
                 .iter()
-                .filter(|(member, count)| {
-                    **member != me
+                .filter(|((member, core), count)| {
+                    *member != me
+                        && *core == core_of(group, cores_of(*member))
                         && **count + 1 < mine
-                        && node.raft().membership().is_voter(**member)
-                        && (node.raft().heard_recently(**member) == Some(true)
-                            || self.heard_recently(**member))
+                        && node.raft().membership().is_voter(*member)
+                        && (node.raft().heard_recently(*member) == Some(true) || self.heard_recently(*member))
                 })
-                .min_by_key(|(member, count)| (**count, **member))
-                .map(|(member, _)| *member);
-            let Some(target) = target else { continue };
+                .min_by_key(|(unit, count)| (**count, **unit))
+                .map(|(unit, _)| *unit);
+            let Some((target, core)) = target else { continue };
             if self.node_mut(group).is_some_and(|node| node.transfer_leadership_to(target)) {
-                tracing::info!(group = group.0, to = %target, "spreading leaders: handing over a group");
-                *led.entry(target).or_default() += 1;
+                tracing::info!(group = group.0, to = %target, core, "spreading leaders: handing over a group");
+                *led.entry((target, core)).or_default() += 1;
                 mine -= 1;
                 started += 1;
             }
@@ -927,9 +1142,25 @@ impl Router {
     /// True once the home group knows this member was removed and it leads
     /// no key group any more (it hands them over first, so that a leaving
     /// member's groups keep a leader; their new leaders then remove it).
+    /// With several cores: core 0's says whether the member may stop, and
+    /// it waits for the other cores to lead none either (their beats).
     pub fn is_removed(&self) -> bool {
-        self.home().is_removed()
+        let removed = match &self.home_view {
+            Some(view) => view.removed,
+            None => self.home().is_removed(),
+        };
+        let me = self.home().raft().id();
+        let mut siblings = self.beats.range((me, 0)..=(me, u32::MAX));
+        removed
             && !self.groups.iter().any(|(group, node)| *group != HOME && node.raft().is_leader())
+            && !siblings.any(|(_, beat)| !beat.leads.is_empty())
+    }
+
+    /// Whether another core of this member leads `group`, as its beats say.
+    fn sibling_leads(&self, group: GroupId) -> bool {
+        let me = self.home().raft().id();
+        let mut siblings = self.beats.range((me, 0)..=(me, u32::MAX));
+        siblings.any(|(_, beat)| beat.leads.contains(&group) && self.is_current(beat))
     }
 
     /// Why this member must stop, if a group met state it cannot trust.
@@ -959,10 +1190,15 @@ impl Router {
     /// A message for `group` from member `from`; a group this member does
     /// not hold drops it (the sender retransmits what matters).
     pub fn step(&mut self, from: NodeId, group: GroupId, message: NodeMessage) {
-        self.messages_received += 1;
+        if from != self.home().raft().id() {
+            self.messages_received += 1;
+        }
         let now_ms = self.now_ms;
         match message {
-            NodeMessage::Beat { groups, leads } => self.on_beat(from, groups, leads),
+            NodeMessage::Beat { groups, leads, core, cores } => {
+                self.member_cores.insert(from, cores.clamp(1, CORES_MAX));
+                self.on_beat((from, core), groups, leads)
+            }
             NodeMessage::Proxy { boot, conn, id, seq, setup, commands } => {
                 if self.stand_boots.insert(from, boot).is_some_and(|earlier| earlier != boot) {
                     // The member restarted: its earlier connections are gone.
@@ -1468,6 +1704,7 @@ impl Router {
                 let line = self.lines.get_mut(&conn).expect("the line");
                 remember_setup(&mut line.setup, &args);
             }
+            let merge = matches!(route, Route::Merge(_));
             let line = self.lines.get_mut(&conn).expect("the line");
             let flight = InFlight {
                 seq: Some(seq),
@@ -1479,6 +1716,8 @@ impl Router {
             };
             line.in_flight.push_back(flight);
             for group in asked {
+                // A merge's groups may be led by another core of this member.
+                let via = if merge { self.via(conn, group) } else { via };
                 self.deliver(conn, group, via, args.clone(), now_ms);
             }
         }
@@ -1644,7 +1883,9 @@ impl Router {
                 replies.extend(answered.into_iter().map(|(conn, reply)| (*group, conn, reply)));
             }
             if replies.is_empty() {
-                self.messages_sent += self.output.send.len() as u64;
+                // Between this member's cores is not a peer message.
+                let me = self.home().raft().id();
+                self.messages_sent += self.output.send.iter().filter(|(to, _, _)| *to != me).count() as u64;
                 return std::mem::take(&mut self.output);
             }
             for (group, conn, reply) in replies {
