@@ -32,6 +32,15 @@ pub struct TurnStats {
     pub snapshots: u64,
 }
 
+impl TurnStats {
+    /// Adds `other`'s disk work (fsyncs, records, snapshots).
+    pub fn add(&mut self, other: &TurnStats) {
+        self.fsyncs += other.fsyncs;
+        self.records += other.records;
+        self.snapshots += other.snapshots;
+    }
+}
+
 /// Something the node handed out to make durable, in the node's order.
 #[derive(Debug)]
 pub enum DiskJob {
@@ -141,14 +150,16 @@ pub async fn write<D: Disk>(
 }
 
 /// A member's logs: the home group's own, and with several shards one log
-/// that all key groups share, so that a turn's records of every key group
-/// take one durable write.
+/// that all key groups of a core share, so that a turn's records of every
+/// key group of the core take one durable write. An executor has the logs
+/// of its core: core 0 both, another core its key groups' (`open_logs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogId {
     /// The home group's (`Layout::Single`, the data directory's top level:
     /// a cluster of one shard has this log alone, as before shards).
     Home,
-    /// The key groups' (`Layout::Groups`, under `groups/`).
+    /// The key groups' of the executor's core (`Layout::Groups`, under
+    /// `groups/` for core 0, `groups-<core>/` for another: `keys_dir`).
     Keys,
 }
 
@@ -162,12 +173,21 @@ impl LogId {
         }
     }
 
-    /// Where the log is under the data directory.
-    pub fn subdir(self) -> &'static str {
+    /// Where the log of core `core` is under the data directory.
+    pub fn subdir(self, core: u32) -> String {
         match self {
-            LogId::Home => "",
-            LogId::Keys => KEYS_DIR,
+            LogId::Home => String::new(),
+            LogId::Keys => keys_dir(core),
         }
+    }
+}
+
+/// The key groups' shared log's directory for core `core`.
+pub fn keys_dir(core: u32) -> String {
+    if core == 0 {
+        KEYS_DIR.to_string()
+    } else {
+        format!("{KEYS_DIR}-{core}")
     }
 }
 
@@ -186,28 +206,36 @@ pub struct Logs<D: Disk> {
     pub bootstrapped: bool,
 }
 
-/// Opens (or creates) a member's logs for a cluster of `shards` shards,
+/// Opens (or creates) the logs of core `core` of a member whose groups are
+/// on `cores` cores (`node::core_of`), for a cluster of `shards` shards,
 /// `disk(subdir)` giving a disk rooted at a directory under the data
-/// directory, and recovers every group. A founding member that recovered
-/// nothing bootstraps every group (`bootstrap_if_new`). A directory of one
-/// log per key group (`groups/<k>/`, written before the shared log) is
-/// refused by name: this build does not read it.
+/// directory, and recovers the core's groups: core 0 has the home group's
+/// log and, with several shards, its key groups'; another core its key
+/// groups' only. A founding member that recovered nothing bootstraps every
+/// group (`bootstrap_if_new`). A directory of one log per key group
+/// (`groups/<k>/`, written before the shared log) is refused by name: this
+/// build does not read it.
 pub async fn open_logs<D: Disk>(
     disk: impl Fn(&str) -> D,
     options: WalOptions,
     id: NodeId,
     joining: bool,
     shards: u32,
+    (core, cores): (u32, u32),
 ) -> Result<Logs<D>, String> {
     let groups = crate::node::group_ids(shards);
-    let keys: Vec<u32> = groups.iter().filter(|g| **g != HOME).map(|g| g.0).collect();
+    let of_core = |g: &GroupId| crate::node::core_of(*g, cores) == core;
+    let keys: Vec<u32> = groups.iter().filter(|g| **g != HOME && of_core(g)).map(|g| g.0).collect();
+    let keys_subdir = LogId::Keys.subdir(core);
     let mut options = options;
-    if !keys.is_empty() {
+    if shards > 1 {
         options.meta_version = crate::wal::format::META_FORMAT_VERSION_GROUPS;
+    }
+    if core == 0 && shards > 1 {
         // Builds before the shared log wrote `groups/<k>/meta` first of all
         // in each key group's own directory.
         let old = format!("1/{}", crate::wal::format::META_FILE);
-        match disk(LogId::Keys.subdir()).read(&old).await {
+        match disk(&keys_subdir).read(&old).await {
             Ok(_) => {
                 return Err(format!(
                     "{KEYS_DIR}/{old}: a log of one key group, as builds before the shared log wrote them; \
@@ -219,18 +247,22 @@ pub async fn open_logs<D: Disk>(
             Err(e) => return Err(format!("{KEYS_DIR}/{old}: {e}")),
         }
     }
-    let (home, home_recovered) =
-        Wal::open(disk(LogId::Home.subdir()), options).await.map_err(|e| e.to_string())?;
-    let mut wals = vec![(LogId::Home, home)];
-    let mut recovered = BTreeMap::from([(HOME, home_recovered)]);
+    let mut wals = Vec::new();
+    let mut recovered = BTreeMap::new();
+    if core == 0 {
+        let (home, home_recovered) =
+            Wal::open(disk(&LogId::Home.subdir(0)), options).await.map_err(|e| e.to_string())?;
+        wals.push((LogId::Home, home));
+        recovered.insert(HOME, home_recovered);
+    }
     if !keys.is_empty() {
         let layout = Layout::Groups(keys);
         let (wal, groups) =
-            Wal::open_layout(disk(LogId::Keys.subdir()), options, layout).await.map_err(|e| e.to_string())?;
+            Wal::open_layout(disk(&keys_subdir), options, layout).await.map_err(|e| e.to_string())?;
         // The log syncs its own directory; the entry naming it in the data
         // directory must be durable too before anything in it counts (a
         // lost `groups/` would start the key groups empty).
-        let datadir = disk(LogId::Home.subdir());
+        let datadir = disk(&LogId::Home.subdir(0));
         datadir.sync_dir("").await.map_err(|e| format!("syncing the data directory: {e}"))?;
         recovered.extend(groups.into_iter().map(|(group, state)| (GroupId(group), state)));
         wals.push((LogId::Keys, wal));

@@ -34,7 +34,8 @@ struct Cluster {
     shards: u32,
 }
 
-fn router(id: NodeId, core: u32, cores: u32, shards: u32, founders: &[NodeId]) -> Router {
+/// Member `id`'s router of `core`; `salt` varies the seeds (elections).
+fn router(id: NodeId, (core, cores): (u32, u32), shards: u32, founders: &[NodeId], salt: u64) -> Router {
     let groups = group_ids(shards)
         .into_iter()
         .map(|g| {
@@ -50,19 +51,19 @@ fn router(id: NodeId, core: u32, cores: u32, shards: u32, founders: &[NodeId]) -
             } else {
                 Default::default()
             };
-            (g, Node::restore(config, id.0 * 1000 + u64::from(g.0), recovered).unwrap())
+            let seed = salt * 1_000_000 + id.0 * 1000 + u64::from(g.0);
+            (g, Node::restore(config, seed, recovered).unwrap())
         })
         .collect();
     Router::new(shards, groups).on_core(core, cores)
 }
 
 impl Cluster {
-    fn new(size: u64, cores: u32, shards: u32) -> Cluster {
+    fn new(size: u64, cores: u32, shards: u32, salt: u64) -> Cluster {
         let ids: Vec<NodeId> = (1..=size).map(NodeId).collect();
-        let members = ids
-            .iter()
-            .map(|id| (0..cores).map(|core| router(*id, core, cores, shards, &ids)).collect())
-            .collect();
+        let routers =
+            |id: &NodeId| (0..cores).map(|core| router(*id, (core, cores), shards, &ids, salt)).collect();
+        let members = ids.iter().map(routers).collect();
         Cluster {
             members,
             replies: vec![Vec::new(); size as usize],
@@ -203,10 +204,12 @@ fn info_field(info: &Reply, group: u32) -> String {
     text.lines().find_map(|line| line.strip_prefix(&prefix).map(str::to_string)).unwrap_or_default()
 }
 
-#[test]
-fn groups_run_on_every_core_leaders_spread_over_members_and_cores_and_every_key_is_served() {
-    let (size, cores, shards) = (3, 2, 16);
-    let mut cluster = Cluster::new(size, cores, shards);
+/// A cluster of 3 members with 2 cores and 16 shards whose groups all
+/// elected, and whose leaders spread evenly: 2 or 3 per member and core, 5
+/// or 6 per member.
+fn spread_cluster(salt: u64) -> Cluster {
+    let (cores, shards) = (2, 16);
+    let mut cluster = Cluster::new(3, cores, shards, salt);
     // Every group elects, on its own core of each member.
     let mut elected = false;
     for _ in 0..PATIENCE_TICKS {
@@ -226,17 +229,39 @@ fn groups_run_on_every_core_leaders_spread_over_members_and_cores_and_every_key_
             }
         }
     }
-    // Leaders spread over every member's every core: 16 over 6 cores.
+    // Leaders spread over every member's every core (16 over 6 cores: 2
+    // or 3 each) and over the members (5 or 6 each).
+    let even = |spread: &BTreeMap<(NodeId, u32), usize>| {
+        let mut totals: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for ((member, _), n) in spread {
+            *totals.entry(*member).or_default() += n;
+        }
+        spread.values().all(|n| (2..=3).contains(n)) && totals.values().all(|n| (5..=6).contains(n))
+    };
     let mut spread = BTreeMap::new();
     for _ in 0..PATIENCE_TICKS {
         cluster.tick_all();
         spread = cluster.led_per_core();
-        if spread.values().all(|n| (2..=3).contains(n)) {
+        if even(&spread) {
             break;
         }
     }
-    assert!(spread.values().all(|n| (2..=3).contains(n)), "leaders per member and core: {spread:?}");
+    assert!(even(&spread), "salt {salt}: leaders per member and core: {spread:?}");
     assert_eq!(spread.values().sum::<usize>(), 16, "{spread:?}");
+    cluster
+}
+
+#[test]
+fn leaders_even_out_over_members_and_cores_whatever_the_first_elections() {
+    for salt in 1..=8 {
+        spread_cluster(salt);
+    }
+}
+
+#[test]
+fn groups_run_on_every_core_leaders_spread_over_members_and_cores_and_every_key_is_served() {
+    let (size, cores, shards) = (3, 2, 16);
+    let mut cluster = spread_cluster(0);
 
     // Every key through every member, whatever core its group runs on.
     let keys: Vec<String> = (0..40).map(|k| format!("key{k}")).collect();

@@ -58,7 +58,7 @@ fn covers_every_slot(table: &[(i64, i64, i64, String)]) -> bool {
 #[test]
 fn sixteen_shards_on_three_nodes_serve_cluster_clients_and_plain_ones_through_every_node() {
     // Two executors a node, as the cluster: client connections on
-    // either, the groups on executor 0.
+    // either, the home group on executor 0 and the key groups on both.
     let mut cluster = Cluster::start_with("shards", 3, &["--shards", &SHARDS.to_string(), "--cores", "2"]);
     // Every node's CLUSTER SLOTS covers every slot, in one range per
     // shard, and the leaders spread until each node leads its share.
@@ -77,6 +77,36 @@ fn sixteen_shards_on_three_nodes_serve_cluster_clients_and_plain_ones_through_ev
     println!("slot ranges and their leaders:");
     for (first, last, port, name) in &table {
         println!("  {first:>5}-{last:<5} {name} (:{port})");
+    }
+    // ... and over both executors of every node: each node's INFO cluster
+    // has a line per group, with the core it runs on.
+    let per_core = eventually("leaders spread over every node's two cores", || {
+        let mut led: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for server in &cluster.servers {
+            let info = bulk_text(&server.call(&["INFO", "cluster"]))?;
+            for core in ["0", "1"] {
+                led.insert((server.name.clone(), core.to_string()), 0);
+            }
+            for line in info.lines().filter(|l| l.starts_with("group") && !l.starts_with("group0:")) {
+                let fields: BTreeMap<&str, &str> =
+                    line.split_once(':')?.1.split(',').filter_map(|kv| kv.split_once('=')).collect();
+                if fields.get("role") == Some(&"leader") {
+                    *led.get_mut(&(server.name.clone(), fields.get("core")?.to_string()))? += 1;
+                }
+            }
+        }
+        (led.values().sum::<usize>() == SHARDS && led.values().all(|n| (2..=3).contains(n))).then_some(led)
+    });
+    println!("key groups led per node and core:");
+    for ((name, core), led) in &per_core {
+        println!("  {name} core {core}: {led}");
+    }
+    for server in &cluster.servers {
+        assert!(
+            server.datadir.join("groups-1/wal").is_dir(),
+            "{}: no log of core 1",
+            server.datadir.display()
+        );
     }
     let info = bulk_text(&cluster.servers[0].call(&["CLUSTER", "INFO"])).unwrap();
     assert_eq!(field(&info, "cluster_size").as_deref(), Some("16"), "{info}");

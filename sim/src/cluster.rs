@@ -358,8 +358,9 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     let mut run_rng = SplitMix64::new(host_seed(shared.borrow().seed, "config", 0));
     options.segment_bytes_max =
         [4 << 10, 32 << 10, options.segment_bytes_max][below(&mut run_rng, 3) as usize];
-    let logs =
-        turn::open_logs(slow, options, id, joining, shards).await.map_err(|e| format!("{name}: {e}"))?;
+    let logs = turn::open_logs(slow, options, id, joining, shards, (0, 1))
+        .await
+        .map_err(|e| format!("{name}: {e}"))?;
     let mut config = NodeConfig::new(id);
     config.raft.election_ticks = 10;
     config.raft.heartbeat_ticks = 2;

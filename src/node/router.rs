@@ -1081,6 +1081,13 @@ impl Router {
     /// member decides only for the groups it leads, from the leaders it
     /// knows, so a stale view costs a wasted transfer, never safety (a
     /// transfer is Raft's, §3.10).
+    ///
+    /// With several cores the counts are per member and core (a group
+    /// handed to a member lands on that member's core of the group), and
+    /// between cores one apart a member's busiest core also hands a group
+    /// to a member leading at least two fewer in all, so that the members'
+    /// totals end at most one apart too (5/5/6 for 16 groups over three
+    /// members of two cores, not 6/6/4).
     fn balance_leaders(&mut self) {
         let voters = match &self.home_view {
             Some(view) => view.voters.clone(),
@@ -1104,14 +1111,31 @@ impl Router {
             }
         }
         let mut mine = led.get(&(me, self.core)).copied().unwrap_or(0);
+        let mut totals: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for ((member, _), count) in &led {
+            *totals.entry(*member).or_default() += count;
+        }
+        // This member's busiest core (the first of the busiest) evens out
+        // the members' totals.
+        let busiest =
+            led.range((me, 0)..=(me, u32::MAX)).max_by_key(|((_, core), count)| (**count, u32::MAX - core));
+        let evens_totals = busiest.is_some_and(|((_, core), _)| *core == self.core);
         let transferring = self.groups.values().any(|node| node.raft().transfer_target().is_some());
         if transferring {
             return;
         }
+        // Whether a unit of `count` groups of a member leading `total` may
+        // take one from this core.
+        let may_take = |count: usize, total: usize, mine: usize, my_total: usize| {
+            count + 1 < mine || (evens_totals && count + 1 == mine && total + 1 < my_total)
+        };
         let mut started = 0;
         for group in key_groups {
-            let least = led.iter().filter(|((member, _), _)| *member != me).map(|(_, count)| *count).min();
-            if least.is_none_or(|least| least + 1 >= mine) || started == BALANCE_TRANSFERS_MAX {
+            let my_total = totals.get(&me).copied().unwrap_or(0);
+            let any = led.iter().any(|((member, _), count)| {
+                *member != me && may_take(*count, totals.get(member).copied().unwrap_or(0), mine, my_total)
+            });
+            if !any || started == BALANCE_TRANSFERS_MAX {
                 return;
             }
             let Some(node) = self.groups.get(&group).filter(|_| self.mine(group)) else { continue };
@@ -1123,16 +1147,18 @@ impl Router {
                 .filter(|((member, core), count)| {
                     *member != me
                         && *core == core_of(group, cores_of(*member))
-                        && **count + 1 < mine
+                        && may_take(**count, totals.get(member).copied().unwrap_or(0), mine, my_total)
                         && node.raft().membership().is_voter(*member)
                         && (node.raft().heard_recently(*member) == Some(true) || self.heard_recently(*member))
                 })
-                .min_by_key(|(unit, count)| (**count, **unit))
+                .min_by_key(|((member, core), count)| (**count, totals.get(member).copied(), *member, *core))
                 .map(|(unit, _)| *unit);
             let Some((target, core)) = target else { continue };
             if self.node_mut(group).is_some_and(|node| node.transfer_leadership_to(target)) {
                 tracing::info!(group = group.0, to = %target, core, "spreading leaders: handing over a group");
                 *led.entry((target, core)).or_default() += 1;
+                *totals.entry(target).or_default() += 1;
+                *totals.entry(me).or_default() -= 1;
                 mine -= 1;
                 started += 1;
             }

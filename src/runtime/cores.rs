@@ -168,7 +168,7 @@ pub async fn serve_node_on_helper(ends: HelperEnds, events: Mailbox<Event>, conn
 /// woken by the channel or, failing that, by a look every
 /// [`RELAY_RECHECK`] (`recv` only polls the queue: dropping it loses
 /// nothing).
-async fn receive<T: Send + Sized>(receiver: &ConnectedReceiver<T>) -> Option<T> {
+pub(super) async fn receive<T: Send + Sized>(receiver: &ConnectedReceiver<T>) -> Option<T> {
     loop {
         let next = async { Some(receiver.recv().await) };
         let recheck = async {
@@ -184,7 +184,7 @@ async fn receive<T: Send + Sized>(receiver: &ConnectedReceiver<T>) -> Option<T> 
 /// Sends whatever queued up in `mailbox` as one batch, again and again,
 /// until the other end is gone. A full channel is retried every
 /// [`RELAY_RECHECK`] rather than waited on (see there).
-async fn relay_batches<T: Send + 'static>(mailbox: Mailbox<T>, sender: ConnectedSender<Vec<T>>) {
+pub(super) async fn relay_batches<T: Send + 'static>(mailbox: Mailbox<T>, sender: ConnectedSender<Vec<T>>) {
     loop {
         let mut batch = mailbox.take_all().await;
         loop {

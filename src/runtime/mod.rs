@@ -24,6 +24,7 @@
 pub mod client;
 pub mod cores;
 pub mod disk;
+pub mod group_cores;
 pub mod join;
 pub mod lock;
 pub mod mailbox;

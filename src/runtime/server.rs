@@ -15,6 +15,7 @@
 use super::client;
 use super::cores::{self, ClientCounters, Connections, ReplyTo};
 use super::disk::GlommioDisk;
+use super::group_cores::{self, FromCore};
 use super::mailbox::Mailbox;
 use super::peer::{self, AddressBook, PeerFrame, PeerLink, PeerSecurity};
 use super::tls::TlsSettings;
@@ -305,6 +306,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     };
     // Held until `serve` returns, that is for the life of the process.
     let _lock = lock;
+    let fresh = read_meta(&config.datadir)?.is_none();
     let (id, cluster_id, joining, layout) = match read_meta(&config.datadir)? {
         Some((id, cluster)) => {
             if config.join_via.is_some() {
@@ -349,8 +351,10 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         },
     };
     let Layout { shards, replicas } = layout;
+    let group_cores = group_cores(&config, shards, fresh)?;
     let disk = |subdir: &str| GlommioDisk::new(config.datadir.join(subdir));
-    let logs = turn::open_logs(disk, WalOptions::new(id.0, cluster_id), id, joining, shards).await?;
+    let options = WalOptions::new(id.0, cluster_id);
+    let logs = turn::open_logs(disk, options, id, joining, shards, (0, group_cores)).await?;
     let (wals, recovered_groups) = (logs.wals, logs.recovered);
     if logs.bootstrapped {
         tracing::info!(cluster = format!("{cluster_id:016x}"), shards, "bootstrapped a new cluster");
@@ -376,13 +380,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     node_config.forward_timeout_ticks = config.election_ticks * 2;
     node_config.shards = shards;
     node_config.replicas = replicas;
-    let mut nodes = BTreeMap::new();
-    for (group, recovered) in recovered_groups {
-        let node = Node::restore(node_config.for_group(group), boot_seed(), recovered)
-            .map_err(|e| format!("group {}: {e}", group.0))?;
-        nodes.insert(group, node);
-    }
-    let mut router = Router::new(shards, nodes);
+    let mut router = core_router(&node_config, shards, (0, group_cores), recovered_groups)?;
     let setting = |k: &str, v: String| (k.to_string(), v);
     router.home_mut().shell_stats.config = vec![
         setting("maxclients", config.clients_max.to_string()),
@@ -413,9 +411,11 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
 
     let events: Mailbox<Event> = Mailbox::new(EVENTS_MAX);
     let book = Rc::new(RefCell::new(AddressBook::default()));
-    let shared = Arc::new(Shared::new(config.cores));
+    // Executors: `--cores`, and at least one per core of key groups.
+    let executors = config.cores.max(group_cores as usize);
+    let shared = Arc::new(Shared::new(executors));
     let connections: Connections = Rc::default();
-    let counters = Arc::new(ClientCounters::new(config.cores));
+    let counters = Arc::new(ClientCounters::new(executors));
 
     let security = Rc::new(PeerSecurity { cluster_id, id, secret: config.cluster_secret.clone() });
     glommio::spawn_local(accept_peers(
@@ -430,7 +430,33 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     let client_listeners = [(client_listener, None), (tls_client_listener, config.tls.clone())];
     let client_listeners: Vec<_> =
         client_listeners.into_iter().filter_map(|(listener, tls)| Some((listener?, tls))).collect();
-    for k in 1..config.cores {
+    let outgoing = group_cores::Outgoing {
+        cores: if group_cores > 1 {
+            (0..group_cores).map(|_| Mailbox::new(usize::MAX)).collect()
+        } else {
+            Vec::new()
+        },
+    };
+    let mut core_ends = Vec::new();
+    for k in 1..executors {
+        let groups = if (k as u32) < group_cores {
+            let (on_node, on_core) = group_cores::channels();
+            core_ends.push((k as u32, on_node));
+            let recovered = BTreeMap::new();
+            Some(GroupCore {
+                core: k as u32,
+                cores: group_cores,
+                ends: on_core,
+                node_config: node_config.clone(),
+                recovered,
+                id,
+                cluster_id,
+                joining,
+                shards,
+            })
+        } else {
+            None
+        };
         let (on_node, on_helper) = cores::channels();
         let mut listeners = Vec::new();
         for (listener, tls) in &client_listeners {
@@ -440,7 +466,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         let (config, counters, shared) = (config.clone(), counters.clone(), shared.clone());
         glommio::LocalExecutorBuilder::new(placement(k, config.pin_cores))
             .name(&format!("cashe-{k}"))
-            .spawn(move || client_executor(k, on_helper, listeners, config, counters, shared))
+            .spawn(move || client_executor(k, on_helper, listeners, config, counters, shared, groups))
             .map_err(|e| format!("cannot start executor {k}: {e}"))?;
         glommio::spawn_local(cores::serve_helper_on_node(on_node, events.clone(), connections.clone()))
             .detach();
@@ -456,72 +482,101 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         raft_addr: me.raft_addr.clone(),
     };
     peer::encode_or_drop(&frame, &mut hello);
-    let mut links: BTreeMap<NodeId, PeerLink> = BTreeMap::new();
+    let links = Rc::new(RefCell::new(Links {
+        links: BTreeMap::new(),
+        book: book.clone(),
+        hello,
+        tls: config.tls.clone(),
+        security: security.clone(),
+    }));
     let started = Instant::now();
     let mut stopping: Option<u64> = None;
     let mut ticks = 0u64;
     let mut refreshed_at = None;
     let mut stats = TurnStats::default();
-    let mut disks: BTreeMap<LogId, LogDisk> = BTreeMap::new();
-    for (log, wal) in wals {
-        let disk =
-            LogDisk { jobs: Mailbox::new(usize::MAX), state: Rc::default(), handed_out: BTreeMap::new() };
-        glommio::spawn_local(disk_task(wal, disk.jobs.clone(), events.clone(), disk.state.clone())).detach();
-        disks.insert(log, disk);
+    let mut disks = Disks::start(wals, &events);
+    // The other cores of key groups, their reports and how they end.
+    let from_cores = Rc::new(FromCores::default());
+    for (core, ends) in core_ends {
+        let (links, events, outgoing, from_cores) =
+            (links.clone(), events.clone(), outgoing.clone(), from_cores.clone());
+        let mailbox = outgoing.cores[core as usize].clone();
+        let received = move |batch: Vec<FromCore>| {
+            for item in batch {
+                match item {
+                    FromCore::Send(to, group, message) if to == id => {
+                        let local = |from, group, message| {
+                            let _ = events.try_push(Event::Peer { from, group, message });
+                        };
+                        outgoing.dispatch(id, Some(core), group, message, local);
+                    }
+                    FromCore::Send(to, group, message) => links.borrow_mut().send(to, group, message),
+                    FromCore::Report(report, stats) => {
+                        _ = from_cores.reports.borrow_mut().insert(core, (report, stats))
+                    }
+                    FromCore::Failed(why) => {
+                        *from_cores.failed.borrow_mut() = Some(format!("core {core}: {why}"))
+                    }
+                    FromCore::Stopped => from_cores.stopped.set(from_cores.stopped.get() + 1),
+                }
+            }
+        };
+        glommio::spawn_local(group_cores::serve_core_on_node(ends, mailbox, received)).detach();
     }
+    let mut home_view = None;
     loop {
-        for disk in disks.values() {
-            let backlog = disk.backlog();
-            if backlog > DISK_BACKLOG_MAX {
-                tracing::warn!(backlog, "the disk is behind; waiting for it");
-                wait_for_disk(disk, Duration::MAX).await;
-            }
-            if let Some(e) = disk.state.failed.borrow_mut().take() {
-                return Err(format!("stopping: {e}"));
-            }
+        disks.check().await?;
+        if let Some(why) = from_cores.failed.borrow_mut().take() {
+            return Err(format!("stopping: {why}"));
         }
         let mut batch = events.take_all().await;
-        // What the disks made durable since the last turn, whether or not
-        // their wake-up events fit.
-        for disk in disks.values() {
-            for (group, durable) in disk.state.fresh.take() {
-                batch.push(Event::Persisted(group, durable));
-            }
-            for group in disk.state.compact.take() {
-                router.compact(group);
-            }
+        disks.take_durable(&mut batch, &mut router);
+        for (core, (report, _)) in from_cores.reports.borrow().iter() {
+            router.set_report(*core, report.clone());
         }
         let now = wall_ms();
         for event in batch {
-            match &event {
-                Event::Closed(conn) => _ = connections.borrow_mut().remove(conn),
+            match event {
+                Event::Closed(conn) => _ = connections.borrow_mut().remove(&conn),
                 Event::Tick => ticks += 1,
+                // A message from another member, for the groups of another
+                // core too (a message of this member's own was dispatched
+                // where it was sent).
+                Event::Peer { from, group, message } if from != id && group_cores > 1 => {
+                    let local = |from, group, message| {
+                        turn::feed(&mut router, Event::Peer { from, group, message }, now)
+                    };
+                    outgoing.dispatch(from, None, group, message, local);
+                    continue;
+                }
                 _ => {}
             }
             turn::feed(&mut router, event, now);
         }
+        if group_cores > 1 {
+            let view = router.home_view();
+            if home_view.as_ref() != Some(&view) {
+                outgoing.home(&view);
+                home_view = Some(view);
+            }
+        }
         // Perform the output until the router has nothing more to say.
         let send = |to: NodeId, group: GroupId, message: NodeMessage| {
-            let link = links.entry(to).or_insert_with(|| {
-                PeerLink::start(to, book.clone(), hello.clone(), config.tls.clone(), security.clone())
-            });
-            link.send(group, message);
+            if to == id {
+                let local = |from, group, message| {
+                    let _ = events.try_push(Event::Peer { from, group, message });
+                };
+                outgoing.dispatch(id, Some(0), group, message, local);
+            } else {
+                links.borrow_mut().send(to, group, message);
+            }
         };
         let reply = |conn: ConnId, reply: Reply| {
             if let Some(to) = connections.borrow().get(&conn) {
                 to.push(conn, reply);
             }
         };
-        let to_disk = |group: GroupId, job: DiskJob| {
-            let Some(disk) = disks.get_mut(&LogId::of(group)) else { return };
-            if let DiskJob::Append(records) = &job {
-                if let Some((last, _)) = records.last() {
-                    disk.handed_out.insert(group, *last);
-                }
-            }
-            let _ = disk.jobs.try_push((group, job));
-        };
-        turn::drain(&mut router, now, send, reply, to_disk, &mut stats);
+        turn::drain(&mut router, now, send, reply, |group, job| disks.hand_out(group, job), &mut stats);
         if let Some(reason) = router.fatal() {
             return Err(format!("stopping: {reason}"));
         }
@@ -533,14 +588,12 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         // reads files in /proc.
         if ticks.is_multiple_of(50) && refreshed_at != Some(ticks) {
             refreshed_at = Some(ticks);
-            let mut disk_stats = TurnStats { rounds: stats.rounds, ..TurnStats::default() };
-            for disk in disks.values() {
-                let group = disk.state.stats.get();
-                disk_stats.fsyncs += group.fsyncs;
-                disk_stats.records += group.records;
-                disk_stats.snapshots += group.snapshots;
+            let mut disk_stats = disks.stats();
+            disk_stats.rounds = stats.rounds;
+            for (_, core) in from_cores.reports.borrow().values() {
+                disk_stats.add(core);
             }
-            refresh(&mut router, &book, &links, &counters, &disk_stats, &shared, started);
+            refresh(&mut router, &book, &links.borrow().links, &counters, &disk_stats, &shared, started);
         }
         if config.stop.load(Ordering::Relaxed) {
             let ticks_now = ticks;
@@ -556,12 +609,123 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             if !router.transferring() || ticks >= deadline {
                 // Nothing waiting for the disk was acknowledged, but a clean
                 // stop leaves the log as complete as it can.
-                for disk in disks.values() {
-                    wait_for_disk(disk, config.tick * config.election_ticks).await;
+                disks.wait_idle(config.tick * config.election_ticks).await;
+                // The other cores stop by themselves, as clean: wait for them
+                // as long.
+                let limit = config.tick * config.election_ticks * 3;
+                let waited = Instant::now();
+                while from_cores.stopped.get() + 1 < group_cores as usize && waited.elapsed() < limit {
+                    glommio::timer::sleep(config.tick).await;
                 }
                 tracing::info!(leader = router.home().raft().is_leader(), "stopped");
                 return Ok(Stopped::Signal);
             }
+        }
+    }
+}
+
+/// What the other cores of key groups told executor 0.
+#[derive(Default)]
+struct FromCores {
+    /// Each core's last report and disk counters.
+    reports: RefCell<BTreeMap<u32, (crate::node::CoreReport, TurnStats)>>,
+    /// Why one failed, if one did.
+    failed: RefCell<Option<String>>,
+    /// Cores that finished a clean stop.
+    stopped: std::cell::Cell<usize>,
+}
+
+/// The peer links of executor 0, shared by its loop and the relays of the
+/// other cores (what their routers send).
+struct Links {
+    links: BTreeMap<NodeId, PeerLink>,
+    book: Rc<RefCell<AddressBook>>,
+    hello: Vec<u8>,
+    tls: Option<Arc<TlsSettings>>,
+    security: Rc<PeerSecurity>,
+}
+
+impl Links {
+    fn send(&mut self, to: NodeId, group: GroupId, message: NodeMessage) {
+        let (book, hello, tls, security) = (&self.book, &self.hello, &self.tls, &self.security);
+        let link = self.links.entry(to).or_insert_with(|| {
+            PeerLink::start(to, book.clone(), hello.clone(), tls.clone(), security.clone())
+        });
+        link.send(group, message);
+    }
+}
+
+/// An executor's logs, each with its disk task.
+struct Disks {
+    disks: BTreeMap<LogId, LogDisk>,
+}
+
+impl Disks {
+    fn start(wals: Vec<(LogId, Wal<GlommioDisk>)>, events: &Mailbox<Event>) -> Disks {
+        let mut disks = BTreeMap::new();
+        for (log, wal) in wals {
+            let disk =
+                LogDisk { jobs: Mailbox::new(usize::MAX), state: Rc::default(), handed_out: BTreeMap::new() };
+            glommio::spawn_local(disk_task(wal, disk.jobs.clone(), events.clone(), disk.state.clone()))
+                .detach();
+            disks.insert(log, disk);
+        }
+        Disks { disks }
+    }
+
+    /// Waits while a disk is too far behind; a disk's failure.
+    async fn check(&self) -> Result<(), String> {
+        for disk in self.disks.values() {
+            let backlog = disk.backlog();
+            if backlog > DISK_BACKLOG_MAX {
+                tracing::warn!(backlog, "the disk is behind; waiting for it");
+                wait_for_disk(disk, Duration::MAX).await;
+            }
+            if let Some(e) = disk.state.failed.borrow_mut().take() {
+                return Err(format!("stopping: {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// What the disks made durable since the last turn, whether or not
+    /// their wake-up events fit, into `batch`; the groups they ask to
+    /// compact, to `router`.
+    fn take_durable(&self, batch: &mut Vec<Event>, router: &mut Router) {
+        for disk in self.disks.values() {
+            for (group, durable) in disk.state.fresh.take() {
+                batch.push(Event::Persisted(group, durable));
+            }
+            for group in disk.state.compact.take() {
+                router.compact(group);
+            }
+        }
+    }
+
+    /// Hands `group`'s job to its log's disk task.
+    fn hand_out(&mut self, group: GroupId, job: DiskJob) {
+        let Some(disk) = self.disks.get_mut(&LogId::of(group)) else { return };
+        if let DiskJob::Append(records) = &job {
+            if let Some((last, _)) = records.last() {
+                disk.handed_out.insert(group, *last);
+            }
+        }
+        let _ = disk.jobs.try_push((group, job));
+    }
+
+    /// The disks' work so far.
+    fn stats(&self) -> TurnStats {
+        let mut stats = TurnStats::default();
+        for disk in self.disks.values() {
+            stats.add(&disk.state.stats.get());
+        }
+        stats
+    }
+
+    /// Waits until everything handed out is durable, for at most `limit`.
+    async fn wait_idle(&self, limit: Duration) {
+        for disk in self.disks.values() {
+            wait_for_disk(disk, limit).await;
         }
     }
 }
@@ -622,15 +786,21 @@ fn read_layout(datadir: &std::path::Path) -> Result<Layout, String> {
     }
 }
 
-/// Writes the layout durably (a temporary file, synced, renamed).
+/// Writes the layout durably (`write_durably`).
 fn write_layout(datadir: &std::path::Path, layout: Layout) -> Result<(), String> {
-    use std::io::Write;
-    let path = datadir.join(SHARDS_FILE);
-    let temporary = datadir.join(format!("{SHARDS_FILE}.tmp"));
     let text = match layout {
         Layout { shards, replicas: 0 } => format!("{shards}\n"),
         Layout { shards, replicas } => format!("{shards} {replicas}\n"),
     };
+    write_durably(datadir, SHARDS_FILE, &text)
+}
+
+/// Writes `text` to the file `name` of the data directory durably (a
+/// temporary file, synced, renamed, the directory synced).
+fn write_durably(datadir: &std::path::Path, name: &str, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let path = datadir.join(name);
+    let temporary = datadir.join(format!("{name}.tmp"));
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::File::create(&temporary)?;
         file.write_all(text.as_bytes())?;
@@ -960,9 +1130,168 @@ async fn client_executor(
     config: ServerConfig,
     counters: Arc<ClientCounters>,
     shared: Arc<Shared>,
+    groups: Option<GroupCore>,
 ) {
+    if let Some(groups) = groups {
+        glommio::spawn_local(group_core(groups, config.clone())).detach();
+    }
     let events: Mailbox<Event> = Mailbox::new(EVENTS_MAX);
     let connections: Connections = Rc::default();
     spawn_acceptors(executor, listeners, &events, &connections, &shared, &counters, &config);
     cores::serve_node_on_helper(ends, events, connections).await;
+}
+
+/// What a core of key groups other than 0 starts from.
+struct GroupCore {
+    core: u32,
+    cores: u32,
+    ends: group_cores::CoreEnds,
+    node_config: NodeConfig,
+    recovered: BTreeMap<GroupId, crate::raft::Recovered>,
+    id: NodeId,
+    cluster_id: u64,
+    joining: bool,
+    shards: u32,
+}
+
+/// Runs core `setup.core`'s key groups until the member stops; tells
+/// executor 0 how it ended.
+async fn group_core(setup: GroupCore, config: ServerConfig) {
+    let outgoing: Mailbox<FromCore> = Mailbox::new(usize::MAX);
+    let end = match run_group_core(setup, &config, outgoing.clone()).await {
+        Ok(()) => FromCore::Stopped,
+        Err(why) => {
+            tracing::error!(%why, "a core of key groups stopped");
+            FromCore::Failed(why)
+        }
+    };
+    let _ = outgoing.try_push(end);
+    // The relay sends it; the process ends with executor 0.
+    loop {
+        glommio::timer::sleep(Duration::from_secs(3600)).await;
+    }
+}
+
+/// The loop of a core of key groups: executor 0's, for its groups alone,
+/// with its own log, and executor 0 in place of peer links and clients.
+async fn run_group_core(
+    setup: GroupCore,
+    config: &ServerConfig,
+    outgoing: Mailbox<FromCore>,
+) -> Result<(), String> {
+    let GroupCore { core, cores, ends, node_config, mut recovered, id, cluster_id, joining, shards } = setup;
+    let disk = |subdir: &str| GlommioDisk::new(config.datadir.join(subdir));
+    let options = WalOptions::new(id.0, cluster_id);
+    let logs = turn::open_logs(disk, options, id, joining, shards, (core, cores)).await?;
+    recovered.extend(logs.recovered);
+    let mut router = core_router(&node_config, shards, (core, cores), recovered)?;
+    let events: Mailbox<Event> = Mailbox::new(EVENTS_MAX);
+    let home = Rc::new(RefCell::new(None));
+    glommio::spawn_local(group_cores::serve_node_on_core(
+        ends,
+        outgoing.clone(),
+        events.clone(),
+        home.clone(),
+    ))
+    .detach();
+    glommio::spawn_local(ticker(events.clone(), config.tick)).detach();
+    let mut disks = Disks::start(logs.wals, &events);
+    let (mut ticks, mut stats, mut stopping, mut reported_at) = (0u64, TurnStats::default(), None, None);
+    tracing::info!(
+        core,
+        groups = router.groups().filter(|(g, _)| router.mine(*g)).count(),
+        "a core of key groups started"
+    );
+    loop {
+        disks.check().await?;
+        let mut batch = events.take_all().await;
+        disks.take_durable(&mut batch, &mut router);
+        if let Some(view) = home.borrow_mut().take() {
+            router.set_home_view(view);
+        }
+        let now = wall_ms();
+        for event in batch {
+            if let Event::Tick = event {
+                ticks += 1;
+            }
+            turn::feed(&mut router, event, now);
+        }
+        let send = |to: NodeId, group: GroupId, message: NodeMessage| {
+            let _ = outgoing.try_push(FromCore::Send(to, group, message));
+        };
+        turn::drain(&mut router, now, send, |_, _| {}, |group, job| disks.hand_out(group, job), &mut stats);
+        if let Some(reason) = router.fatal() {
+            return Err(reason.to_string());
+        }
+        if ticks.is_multiple_of(50) && reported_at != Some(ticks) {
+            reported_at = Some(ticks);
+            let mut disk_stats = disks.stats();
+            disk_stats.rounds = stats.rounds;
+            let _ = outgoing.try_push(FromCore::Report(router.report(), disk_stats));
+        }
+        if config.stop.load(Ordering::Relaxed) {
+            let ticks_now = ticks;
+            let deadline = *stopping.get_or_insert_with(|| {
+                router.transfer_leadership();
+                ticks_now + u64::from(config.election_ticks) * 2
+            });
+            if !router.transferring() || ticks >= deadline {
+                disks.wait_idle(config.tick * config.election_ticks).await;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The router of core `core` of `cores`: its groups from what their logs
+/// recovered, every other group an empty node it never runs.
+fn core_router(
+    node_config: &NodeConfig,
+    shards: u32,
+    (core, cores): (u32, u32),
+    mut recovered: BTreeMap<GroupId, crate::raft::Recovered>,
+) -> Result<Router, String> {
+    let mut nodes = BTreeMap::new();
+    for group in crate::node::group_ids(shards) {
+        let recovered = recovered.remove(&group).unwrap_or_default();
+        let node = Node::restore(node_config.for_group(group), boot_seed(), recovered)
+            .map_err(|e| format!("group {}: {e}", group.0))?;
+        nodes.insert(group, node);
+    }
+    Ok(Router::new(shards, nodes).on_core(core, cores))
+}
+
+/// The file holding how many cores the member's key groups are on (fixed
+/// when its data directory is made: each core's groups are in that core's
+/// log).
+const CORES_FILE: &str = "cores";
+
+/// The cores the member's key groups are on: `--cores` for a new data
+/// directory of several shards (written to `cores`), else what the
+/// directory says (1 without the file: made before groups ran on several
+/// cores).
+fn group_cores(config: &ServerConfig, shards: u32, fresh: bool) -> Result<u32, String> {
+    let path = config.datadir.join(CORES_FILE);
+    if fresh {
+        let cores = if shards > 1 { (config.cores as u32).clamp(1, crate::node::CORES_MAX) } else { 1 };
+        write_durably(&config.datadir, CORES_FILE, &format!("{cores}\n"))?;
+        return Ok(cores);
+    }
+    let cores = match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=crate::node::CORES_MAX).contains(n))
+            .ok_or_else(|| format!("{}: not a core count: {text:?}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    if shards > 1 && cores as usize != config.cores {
+        tracing::warn!(
+            cores,
+            "the key groups stay on the cores they were on when the data directory was made; --cores sets the executors serving clients"
+        );
+    }
+    Ok(cores)
 }
