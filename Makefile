@@ -109,11 +109,12 @@ model-mutants:
 sim:
 	$(CARGO) test --release -p sim
 
-## sim-long: many seeds (SEEDS=N) with one group, then SHARDED_SEEDS (default: SEEDS) with the key space in 4 groups on every member, then as many with each group on 3 members (a join and a removal move replicas); prints each failing seed with its replay command
+## sim-long: many seeds (SEEDS=N) with one group, then SHARDED_SEEDS (default: SEEDS) with the key space in 4 groups on every member, then as many with each group on 3 members (a join and a removal move replicas), then as many with each member's key groups on 2 cores; prints each failing seed with its replay command
 sim-long:
 	$(CARGO) test --release -p sim --test sim -- --seeds $(SEEDS)
 	$(CARGO) test --release -p sim --test sim -- --seeds $(SHARDED_SEEDS) --shards 4
 	$(CARGO) test --release -p sim --test sim -- --seeds $(SHARDED_SEEDS) --shards 4 --replicas 3
+	$(CARGO) test --release -p sim --test sim -- --seeds $(SHARDED_SEEDS) --shards 4 --replicas 3 --cores 2
 
 ## sim-mutants: succeeds only if the simulator catches every planted bug
 sim-mutants:

@@ -83,8 +83,8 @@ use crate::ttl::{self, TtlCall, TtlOperation, TtlOutcome};
 use cashe::node::handshake::{self, ClusterSecret, Link};
 use cashe::node::wire::{self, PeerFrame, Received};
 use cashe::node::{
-    join_answer, join_command, ConnId, GroupId, JoinAnswer, MemberInfo, Node, NodeConfig, NodeMessage,
-    Router, Transport, FOUNDER, HOME,
+    core_for_message, core_of, join_answer, join_command, ConnId, GroupId, JoinAnswer, MemberInfo, Node,
+    NodeConfig, NodeMessage, Router, Transport, FOUNDER, HOME,
 };
 use cashe::protocol::reply::{decode, encode_command};
 use cashe::protocol::{Limits, Parser, Reply, Request};
@@ -133,6 +133,10 @@ pub struct Options {
     /// Members each key group is placed on (`--replicas`, 0: every member):
     /// with 3 and the fourth member joining, groups move to it.
     pub replicas: u32,
+    /// Cores each member runs its key groups on (`--cores`): a router per
+    /// core, each with its own shared log, talking through the member
+    /// itself as the server's executors do (`runtime/group_cores.rs`).
+    pub cores: u32,
 }
 
 impl Default for Options {
@@ -146,6 +150,7 @@ impl Default for Options {
             membership: true,
             bug: PlantedBug::None,
             shards: 1,
+            cores: 1,
             replicas: 0,
         }
     }
@@ -179,9 +184,10 @@ struct Shared {
     violations: Vec<String>,
     disks: BTreeMap<String, SimDisk>,
     boots: BTreeMap<String, u64>,
-    /// Each running member's router.
-    nodes: BTreeMap<String, Rc<RefCell<Router>>>,
+    /// Each running member's routers.
+    nodes: BTreeMap<String, Rc<RefCell<Member>>>,
     shards: u32,
+    cores: u32,
     replicas: u32,
     /// Each running node's term and whether it leads, published before its
     /// turn's output leaves (so the nemesis can cut a new leader off before
@@ -326,6 +332,54 @@ fn member_info(name: &str) -> MemberInfo {
     }
 }
 
+/// A member's routers, one per core (`Router::on_core`): each group is run
+/// by its core's, and the checks look at that one.
+pub struct Member {
+    routers: Vec<Router>,
+}
+
+impl Member {
+    fn cores(&self) -> u32 {
+        self.routers.len() as u32
+    }
+
+    /// The router running `group`.
+    fn of(&self, group: GroupId) -> &Router {
+        &self.routers[core_of(group, self.cores()) as usize]
+    }
+
+    fn of_mut(&mut self, group: GroupId) -> &mut Router {
+        let core = core_of(group, self.cores()) as usize;
+        &mut self.routers[core]
+    }
+
+    fn group(&self, group: GroupId) -> Option<&Node> {
+        self.of(group).group(group)
+    }
+
+    /// Every group, each from the router that runs it.
+    fn groups(&self) -> impl Iterator<Item = (GroupId, &Node)> {
+        let groups = self.routers[0].groups().map(|(group, _)| group);
+        groups.filter_map(move |group| Some((group, self.group(group)?)))
+    }
+
+    fn home(&self) -> &Node {
+        self.routers[0].home()
+    }
+
+    fn holds(&self, group: GroupId) -> bool {
+        self.of(group).holds(group)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.routers.iter().map(Router::now_ms).max().unwrap_or(0)
+    }
+
+    fn fatal(&self) -> Option<&str> {
+        self.routers.iter().find_map(Router::fatal)
+    }
+}
+
 // The host owns its node; the `RefCell` only lets the nemesis and the
 // checks look at it between simulation steps (they use `try_borrow` and
 // skip a node that is mid-turn). A turn no longer awaits the disk, so the
@@ -348,7 +402,7 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
         None if name == FOUNDER_HOST => (FOUNDER, false),
         None => (join(&shared, &me, &mut rng).await, true),
     };
-    let (shards, replicas) = (shared.borrow().shards, shared.borrow().replicas);
+    let (shards, replicas, cores) = (shared.borrow().shards, shared.borrow().replicas, shared.borrow().cores);
     let fsync_rng = Rc::new(RefCell::new(SplitMix64::new(rng.next_u64())));
     let slow =
         |prefix: &str| SlowDisk { inner: disk.clone(), rng: fsync_rng.clone(), prefix: prefix.to_string() };
@@ -358,9 +412,16 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     let mut run_rng = SplitMix64::new(host_seed(shared.borrow().seed, "config", 0));
     options.segment_bytes_max =
         [4 << 10, 32 << 10, options.segment_bytes_max][below(&mut run_rng, 3) as usize];
-    let logs = turn::open_logs(slow, options, id, joining, shards, (0, 1))
-        .await
-        .map_err(|e| format!("{name}: {e}"))?;
+    // Each core's logs (`groups-<k>/` beside `groups/`, as in the server).
+    let mut wals = Vec::new();
+    let mut recovered = Vec::new();
+    for core in 0..cores {
+        let logs = turn::open_logs(&slow, options, id, joining, shards, (core, cores))
+            .await
+            .map_err(|e| format!("{name}: {e}"))?;
+        wals.extend(logs.wals.into_iter().map(|(log, wal)| ((core, log), wal)));
+        recovered.push(logs.recovered);
+    }
     let mut config = NodeConfig::new(id);
     config.raft.election_ticks = 10;
     config.raft.heartbeat_ticks = 2;
@@ -378,13 +439,19 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     config.me = Some(me.clone());
     config.shards = shards;
     config.replicas = replicas;
-    let mut nodes = BTreeMap::new();
-    for (group, recovered) in logs.recovered {
-        let node = Node::restore(config.for_group(group), rng.next_u64(), recovered)
-            .map_err(|e| format!("{name}: {e}"))?;
-        nodes.insert(group, node);
+    let mut routers = Vec::new();
+    for (core, mut recovered) in recovered.into_iter().enumerate() {
+        let mut nodes = BTreeMap::new();
+        for group in cashe::node::group_ids(shards) {
+            // A group of another core is an empty node here, never run.
+            let recovered = recovered.remove(&group).unwrap_or_default();
+            let node = Node::restore(config.for_group(group), rng.next_u64(), recovered)
+                .map_err(|e| format!("{name}: {e}"))?;
+            nodes.insert(group, node);
+        }
+        routers.push(Router::new(shards, nodes).on_core(core as u32, cores));
     }
-    let node = Rc::new(RefCell::new(Router::new(shards, nodes)));
+    let node = Rc::new(RefCell::new(Member { routers }));
     shared.borrow_mut().nodes.insert(name.clone(), node.clone());
     shared.borrow_mut().clocks.booted(&name, sim_us());
     shared.borrow_mut().trace.event(format!("{name} boots as node {id} (boot {boot})"));
@@ -416,10 +483,10 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     // The disk runs beside the loop, as in the server: the loop hands it
     // jobs and goes on; it reports what became durable as `Persisted`.
     // Each log has a disk task of its own, as in the server.
-    let mut disk_jobs: BTreeMap<LogId, mpsc::UnboundedSender<(GroupId, DiskJob)>> = BTreeMap::new();
+    let mut disk_jobs: BTreeMap<(u32, LogId), mpsc::UnboundedSender<(GroupId, DiskJob)>> = BTreeMap::new();
     let disk_failed: Rc<RefCell<Option<String>>> = Rc::default();
     let compact: Rc<RefCell<BTreeSet<GroupId>>> = Rc::default();
-    for (log, mut wal) in logs.wals {
+    for (log, mut wal) in wals {
         let (jobs, mut disk_queue) = mpsc::unbounded_channel::<(GroupId, DiskJob)>();
         disk_jobs.insert(log, jobs);
         let (events, failed, compact) = (events.clone(), disk_failed.clone(), compact.clone());
@@ -445,6 +512,9 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
             }
         });
     }
+    // Messages this member's cores send each other, delivered within the
+    // turn: (core, from, group, message).
+    let local: RefCell<std::collections::VecDeque<(u32, NodeId, GroupId, NodeMessage)>> = RefCell::default();
     loop {
         if let Some(e) = disk_failed.borrow_mut().take() {
             return Err(format!("{name}: {e}").into());
@@ -463,14 +533,46 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
             batch.push(event);
         }
         let now = now_ms(&shared, &name);
-        let mut node = node.borrow_mut();
+        let mut member = node.borrow_mut();
         for event in batch {
-            if let Event::Closed(conn) = &event {
-                connections.borrow_mut().remove(conn);
+            match event {
+                Event::Closed(conn) => {
+                    connections.borrow_mut().remove(&conn);
+                    turn::feed(&mut member.routers[0], Event::Closed(conn), now);
+                }
+                Event::Tick => {
+                    for router in &mut member.routers {
+                        turn::feed(router, Event::Tick, now);
+                    }
+                }
+                Event::Persisted(group, lsn) => {
+                    turn::feed(member.of_mut(group), Event::Persisted(group, lsn), now)
+                }
+                Event::Peer { from, group, message } => match core_for_message(group, &message, cores) {
+                    Some(core) => turn::feed(
+                        &mut member.routers[core as usize],
+                        Event::Peer { from, group, message },
+                        now,
+                    ),
+                    None => {
+                        for router in &mut member.routers {
+                            turn::feed(router, Event::Peer { from, group, message: message.clone() }, now);
+                        }
+                    }
+                },
+                event => turn::feed(&mut member.routers[0], event, now),
             }
-            turn::feed(&mut node, event, now);
         }
-        let role = (node.home().raft().term(), node.home().raft().is_leader());
+        if cores > 1 {
+            // What the server's executors tell each other.
+            let view = member.routers[0].home_view();
+            for core in 1..cores {
+                member.routers[core as usize].set_home_view(view.clone());
+                let report = member.routers[core as usize].report();
+                member.routers[0].set_report(core, report);
+            }
+        }
+        let role = (member.home().raft().term(), member.home().raft().is_leader());
         shared.borrow_mut().roles.insert(name.clone(), role);
         // The TTL checker bounds stamps by the clocks of the nodes that could
         // stamp: with several groups, a node leading any key group may (the
@@ -478,65 +580,91 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
         let stamps = if shards == 1 {
             role.1
         } else {
-            node.groups().any(|(group, n)| group != HOME && n.raft().is_leader())
+            member.groups().any(|(group, n)| group != HOME && n.raft().is_leader())
         };
-        shared.borrow_mut().clocks.turn(&name, node.now_ms(), stamps, sim_us());
+        shared.borrow_mut().clocks.turn(&name, member.now_ms(), stamps, sim_us());
         if tick {
-            let directory = node.home().directory().members.iter().map(|(id, m)| (*id, m.raft_addr.clone()));
+            let directory =
+                member.home().directory().members.iter().map(|(id, m)| (*id, m.raft_addr.clone()));
             book.borrow_mut().extend(directory);
         }
         let (drop_percent, duplicate_percent) = {
             let s = shared.borrow();
             (s.drop_percent, s.duplicate_percent)
         };
-        let send = |to: NodeId, group: GroupId, message: NodeMessage| {
-            if below(&mut rng, 100) < drop_percent {
-                return;
-            }
-            let link = links.entry(to).or_insert_with(|| {
-                let (sender, receiver) = mpsc::channel(4096);
-                tokio::task::spawn_local(outbound(
-                    to,
-                    receiver,
-                    book.clone(),
-                    hello.clone(),
-                    security.clone(),
-                ));
-                sender
-            });
-            // Only Raft traffic is duplicated: it is built for at-least-once
-            // delivery, while the transport (TCP, never resending) delivers
-            // a forwarded write at most once, and a duplicate would apply it twice.
-            if matches!(message, NodeMessage::Raft(_)) && below(&mut rng, 100) < duplicate_percent {
-                let _ = link.try_send((group, message.clone()));
-            }
-            let _ = link.try_send((group, message));
-        };
-        let reply = |conn: ConnId, reply: Reply| {
-            if let Some(sender) = connections.borrow().get(&conn) {
-                let _ = sender.send(reply);
-            }
-        };
         for group in compact.take() {
-            node.compact(group);
+            member.of_mut(group).compact(group);
         }
-        let to_disk = |group: GroupId, job: DiskJob| {
-            if let Some(jobs) = disk_jobs.get(&LogId::of(group)) {
-                let _ = jobs.send((group, job));
+        // Every core's output, until none has more to say (a message one
+        // core sends another is taken in this turn).
+        loop {
+            for core in 0..cores {
+                let send = |to: NodeId, group: GroupId, message: NodeMessage| {
+                    if to == id {
+                        let mut local = local.borrow_mut();
+                        match core_for_message(group, &message, cores) {
+                            Some(target) => local.push_back((target, id, group, message)),
+                            None => {
+                                for target in (0..cores).filter(|c| *c != core) {
+                                    local.push_back((target, id, group, message.clone()));
+                                }
+                            }
+                        }
+                        return;
+                    }
+                    if below(&mut rng, 100) < drop_percent {
+                        return;
+                    }
+                    let link = links.entry(to).or_insert_with(|| {
+                        let (sender, receiver) = mpsc::channel(4096);
+                        tokio::task::spawn_local(outbound(
+                            to,
+                            receiver,
+                            book.clone(),
+                            hello.clone(),
+                            security.clone(),
+                        ));
+                        sender
+                    });
+                    // Only Raft traffic is duplicated: it is built for at-least-once
+                    // delivery, while the transport (TCP, never resending) delivers
+                    // a forwarded write at most once, and a duplicate would apply it twice.
+                    if matches!(message, NodeMessage::Raft(_)) && below(&mut rng, 100) < duplicate_percent {
+                        let _ = link.try_send((group, message.clone()));
+                    }
+                    let _ = link.try_send((group, message));
+                };
+                let reply = |conn: ConnId, reply: Reply| {
+                    if let Some(sender) = connections.borrow().get(&conn) {
+                        let _ = sender.send(reply);
+                    }
+                };
+                let to_disk = |group: GroupId, job: DiskJob| {
+                    if let Some(jobs) = disk_jobs.get(&(core, LogId::of(group))) {
+                        let _ = jobs.send((group, job));
+                    }
+                };
+                turn::drain(&mut member.routers[core as usize], now, send, reply, to_disk, &mut stats);
             }
-        };
-        turn::drain(&mut node, now, send, reply, to_disk, &mut stats);
-        for (group, _) in node.groups() {
-            observe(&shared, &name, &node, group);
+            let delivered = std::mem::take(&mut *local.borrow_mut());
+            if delivered.is_empty() {
+                break;
+            }
+            for (core, from, group, message) in delivered {
+                turn::feed(&mut member.routers[core as usize], Event::Peer { from, group, message }, now);
+            }
         }
-        if node.is_removed() {
+        for (group, _) in member.groups() {
+            observe(&shared, &name, &member, group);
+        }
+        if member.routers[0].is_removed() {
             shared.borrow_mut().trace.event(format!("{name} learns it was removed and stops"));
             shared.borrow_mut().nodes.remove(&name);
             shared.borrow_mut().roles.remove(&name);
             shared.borrow_mut().clocks.stopped(&name);
             return Ok(());
         }
-        if let Some(reason) = node.fatal() {
+        if let Some(reason) = member.fatal() {
             return Err(format!("{name}: {reason}").into());
         }
     }
@@ -548,7 +676,7 @@ fn now_ms(shared: &SharedRef, name: &str) -> u64 {
 }
 
 /// Checks what one node shows after a turn against what others showed.
-fn observe(shared: &SharedRef, name: &str, router: &Router, group: GroupId) {
+fn observe(shared: &SharedRef, name: &str, router: &Member, group: GroupId) {
     let Some(node) = router.group(group) else { return };
     let mut s = shared.borrow_mut();
     let raft = node.raft();
@@ -1598,6 +1726,7 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
         leaders: BTreeMap::new(),
         committed: BTreeMap::new(),
         shards: options.shards.max(1),
+        cores: if options.shards > 1 { options.cores.max(1) } else { 1 },
         replicas: options.replicas,
         violations: Vec::new(),
         disks: BTreeMap::new(),
@@ -1845,7 +1974,7 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
         return Err(fail(&shared, violation.clone()));
     }
     let s = shared.borrow();
-    if let Err(e) = linearizability::check(&s.history) {
+    if let Err(e) = linearizability::check_settling(&s.history, s.bug == PlantedBug::None) {
         return Err(Failure { what: format!("not linearizable: {e}"), trace: s.trace.tail() });
     }
     if let Err(e) = ttl::check(&s.ttl_history) {
@@ -2054,7 +2183,7 @@ fn loud_groups(shared: &SharedRef) -> String {
 fn applied_indexes(shared: &SharedRef) -> BTreeSet<Vec<Index>> {
     let s = shared.borrow();
     let live = s.nodes.iter().filter(|(name, _)| !s.removed.contains(*name));
-    let applied = |router: &Router| router.groups().map(|(_, node)| node.raft().applied()).collect();
+    let applied = |router: &Member| router.groups().map(|(_, node)| node.raft().applied()).collect();
     live.filter_map(|(_, node)| node.try_borrow().ok().map(|router| applied(&router))).collect()
 }
 

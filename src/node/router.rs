@@ -199,6 +199,13 @@ struct Line {
     setup: Vec<Vec<Vec<u8>>>,
     /// Per group held elsewhere, the member its commands went to last.
     remote: BTreeMap<GroupId, NodeId>,
+    /// Per group, the member a command timed out at (`expire_proxied`) and
+    /// the newest such command's proxy number, until that member answers
+    /// one at least as new: it may still run them, so the connection's
+    /// later commands for the group go there too (after them, in the same
+    /// stand-in's order), never to another place they could overtake them
+    /// at.
+    unsettled: BTreeMap<GroupId, (NodeId, u64)>,
     /// Per group and member its commands went to, the next `Proxy`'s
     /// `seq` (and the `Stand`s to close).
     stands_at: BTreeMap<(GroupId, NodeId), u64>,
@@ -392,7 +399,7 @@ pub struct Router {
     leaders: BTreeMap<GroupId, (Term, NodeId)>,
     /// Commands sent to another member (`Proxy`) and not answered yet:
     /// their connection, group and ticks left before they time out.
-    proxied: BTreeMap<u64, (ConnId, GroupId, u32)>,
+    proxied: BTreeMap<u64, (ConnId, GroupId, NodeId, u32)>,
     next_proxy: u64,
     /// Added to a connection's number in `Proxy` messages: drawn at boot,
     /// so that a connection of this run is never taken, where it runs,
@@ -590,8 +597,15 @@ impl Router {
         line.watch_group.take().map(|group| (group, via.flatten()))
     }
 
-    /// `via` for a command no WATCH pins.
+    /// `via` for a command no WATCH pins: where a command of the
+    /// connection for `group` timed out, until that member answers
+    /// (`Line::unsettled`); else this member's own replica, the group's
+    /// leader, the member used last, another core of this member, or a
+    /// placed member that answers.
     fn choose_via(&mut self, conn: ConnId, group: GroupId) -> Option<NodeId> {
+        if let Some((member, _)) = self.lines.get(&conn).and_then(|line| line.unsettled.get(&group)) {
+            return Some(*member);
+        }
         if self.holds(group) {
             return None;
         }
@@ -638,7 +652,7 @@ impl Router {
         let id = self.next_proxy;
         self.next_proxy = self.next_proxy.wrapping_add(1);
         let ticks = self.home().config().forward_timeout_ticks.saturating_mul(2);
-        self.proxied.insert(id, (conn, group, ticks));
+        self.proxied.insert(id, (conn, group, member, ticks));
         let Some(line) = self.lines.get_mut(&conn) else { return };
         let next = line.stands_at.entry((group, member)).or_default();
         let seq = *next;
@@ -1238,7 +1252,15 @@ impl Router {
             }
             NodeMessage::ProxyReply { conn, id, reply } => {
                 let conn = ConnId(conn.wrapping_sub(self.proxy_conn_base));
-                if self.proxied.remove(&id).is_some_and(|(c, g, _)| c == conn && g == group) {
+                // An answer, even to a command that timed out here, says the
+                // member has dealt with every earlier one of the connection.
+                if let Some(line) = self.lines.get_mut(&conn) {
+                    if line.unsettled.get(&group).is_some_and(|(member, last)| *member == from && id >= *last)
+                    {
+                        line.unsettled.remove(&group);
+                    }
+                }
+                if self.proxied.remove(&id).is_some_and(|(c, g, _, _)| c == conn && g == group) {
                     self.on_reply(group, conn, reply, now_ms, Some(id));
                 }
             }
@@ -1280,8 +1302,13 @@ impl Router {
         let key = (from, conn, group);
         let expected = self.stands.get(&key).map_or(0, |stand| stand.next_seq);
         if seq != expected {
-            self.close_stand(key);
-            let stand = self.open_stand(key, now_ms);
+            // The same stand-in goes on (its session keeps the order of
+            // what the connection sent before: a fresh one would let a
+            // read overtake a write still in flight in the old one).
+            if !self.stands.contains_key(&key) {
+                self.open_stand(key, now_ms);
+            }
+            let stand = self.stands.get_mut(&key).expect("just made");
             stand.next_seq = seq + 1;
             return refuse(
                 self,
@@ -1348,14 +1375,18 @@ impl Router {
     /// write, the outcome is unknown).
     fn expire_proxied(&mut self, now_ms: u64) {
         let mut expired = Vec::new();
-        for (id, (conn, group, ticks)) in self.proxied.iter_mut() {
+        for (id, (conn, group, member, ticks)) in self.proxied.iter_mut() {
             *ticks = ticks.saturating_sub(1);
             if *ticks == 0 {
-                expired.push((*id, *conn, *group));
+                expired.push((*id, *conn, *group, *member));
             }
         }
-        for (id, conn, group) in expired {
+        for (id, conn, group, member) in expired {
             self.proxied.remove(&id);
+            if let Some(line) = self.lines.get_mut(&conn) {
+                let last = line.unsettled.get(&group).map_or(id, |(_, last)| id.max(*last));
+                line.unsettled.insert(group, (member, last));
+            }
             let reply = Reply::error("TIMEOUT the member holding the key's group did not answer in time");
             self.on_reply(group, conn, reply, now_ms, Some(id));
         }
@@ -1395,7 +1426,7 @@ impl Router {
                 self.output.send.push((member, group, NodeMessage::ProxyClose { conn }));
             }
         }
-        self.proxied.retain(|_, (c, _, _)| *c != conn);
+        self.proxied.retain(|_, (c, _, _, _)| *c != conn);
     }
 
     /// A client command, in the connection's order.
