@@ -33,8 +33,9 @@
 //! 7. TLS (issue 15, `benches/cluster/tls.rs`): SET at 64 clients against
 //!    the plain cluster and at once against a second cluster with TLS on
 //!    clients and peers; the ratio TLS / plain;
-//! 8. cores (issue 16, `benches/cluster/cores.rs`): one node at `--cores 1`
-//!    and one at `--cores 2`, SET and GET at 64 clients on each in turn,
+//! 8. cores (issue 16, `benches/cluster/cores.rs`): one node of 16 shards at
+//!    `--cores 1` and one at `--cores 2` (key groups on both cores), SET
+//!    and GET at 64 clients on each in turn,
 //!    ops/s and server CPU microseconds per operation;
 //! 9. shards (issue 16, `benches/cluster/shards.rs`): idle CPU and peer
 //!    messages per second of a member of a three-node cluster holding 16,
@@ -1850,8 +1851,9 @@ impl Report {
     fn cores_text(&self) -> String {
         let Some(cell) = &self.cores else { return String::new() };
         let mut text = format!(
-            "\ncores (one node, {} clients; --cores 1, then at once --cores 2; CPU: the server process's \
-             user + system time per operation):\n",
+            "\ncores (one node of {} shards unless CASHE_BENCH_CASHE_ARGS says, {} clients; --cores 1, then at once --cores 2 \
+             (its key groups on both cores); CPU: the server process's user + system time per operation):\n",
+            cores::CORES_SHARDS,
             cores::CORES_CLIENTS
         );
         for (workload, [one, two]) in &cell.rows {

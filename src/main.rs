@@ -155,11 +155,13 @@ struct Args {
     /// Cluster does [possible values: forward, redirect]
     #[arg(long, default_value = "forward", value_parser = ["forward", "redirect"])]
     cluster_mode: String,
-    /// Executors (threads) to run: one runs the node, its log and its peer
-    /// links; the others serve client connections and hand their commands
-    /// to it. More pays only with CPUs to spare: on a machine shared with
-    /// other nodes or the load, the hop between executors costs more than
-    /// it spreads (see benches/README.md)
+    /// Executors (threads) to run, each serving client connections. With
+    /// several shards, a new member's key groups are spread over them too,
+    /// each executor running its groups with its own log (fixed when the
+    /// data directory is made; a later --cores changes the executors
+    /// serving clients only); executor 0 also runs the home group and the
+    /// peer links. More pays only with CPUs to spare (see
+    /// benches/README.md)
     #[arg(long, default_value_t = 1)]
     cores: usize,
     /// Pin executor k to CPU k (for a machine given to one node; several

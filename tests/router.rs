@@ -10,17 +10,18 @@
 
 #[path = "common/members.rs"]
 mod members;
+#[path = "common/serving.rs"]
+mod serving;
 
 use cashe::kv::slot::key_slot;
 use cashe::node::{placement, ConnId, Durable, GroupId, Node, NodeConfig, NodeMessage, Router, HOME};
 use cashe::protocol::Reply;
 use cashe::raft::{Index, NodeId, PlantedBug, Raft, Term};
 use members::{args, info};
+use serving::{Requests, PATIENCE_TICKS};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 const TICK_MS: u64 = 10;
-/// Ticks a request may take before the test gives up on it.
-const PATIENCE_TICKS: usize = 500;
 
 struct Cluster {
     routers: Vec<Router>,
@@ -158,32 +159,6 @@ impl Cluster {
         self.deliver_all();
     }
 
-    /// Sends `commands` on connection `conn` of member `i` at once (a
-    /// pipeline) and returns their replies, in the order they left.
-    fn pipeline(&mut self, i: usize, conn: u64, commands: &[&str]) -> Vec<Reply> {
-        let conn = ConnId(conn);
-        for command in commands {
-            self.routers[i].client(conn, args(command), self.now_ms);
-        }
-        self.turn(i);
-        self.deliver_all();
-        for _ in 0..PATIENCE_TICKS {
-            let got: Vec<Reply> =
-                self.replies[i].iter().filter(|(c, _)| *c == conn).map(|(_, r)| r.clone()).collect();
-            if got.len() >= commands.len() {
-                self.replies[i].retain(|(c, _)| *c != conn);
-                assert_eq!(got.len(), commands.len(), "more replies than commands: {got:?}");
-                return got;
-            }
-            self.tick_all();
-        }
-        panic!("{commands:?} on member {i}: no complete answer");
-    }
-
-    fn request(&mut self, i: usize, conn: u64, command: &str) -> Reply {
-        self.pipeline(i, conn, &[command]).remove(0)
-    }
-
     /// Joins member `n` through member `via` as the server does: CLUSTER
     /// JOIN at the home group, then a router whose groups start empty.
     fn join(&mut self, via: usize, n: u64, shards: u32) {
@@ -227,6 +202,24 @@ impl Cluster {
                 store.read(&args(&format!("EXISTS {key}")), self.now_ms) == Reply::Integer(1)
             })
             .collect()
+    }
+}
+
+impl serving::Requests for Cluster {
+    fn send(&mut self, i: usize, conn: ConnId, commands: &[&str]) {
+        for command in commands {
+            self.routers[i].client(conn, args(command), self.now_ms);
+        }
+        self.turn(i);
+        self.deliver_all();
+    }
+
+    fn replies(&mut self, i: usize) -> &mut Vec<(ConnId, Reply)> {
+        &mut self.replies[i]
+    }
+
+    fn tick_all(&mut self) {
+        Cluster::tick_all(self);
     }
 }
 
@@ -614,22 +607,7 @@ fn every_member_serves_every_key_including_groups_it_does_not_hold() {
     }
     let keys: Vec<String> = (0..24).map(|k| format!("k{k}")).collect();
     for i in 0..4 {
-        for key in &keys {
-            let value = format!("{key}@{i}");
-            assert_eq!(
-                cluster.request(i, 10, &format!("SET {key} {value}")),
-                Reply::ok(),
-                "SET {key} via {i}"
-            );
-            assert_eq!(cluster.request(i, 10, &format!("GET {key}")), bulk(&value), "GET {key} via {i}");
-        }
-        // One pipeline over groups held here and elsewhere: in order.
-        let pipeline: Vec<String> = keys.iter().map(|k| format!("APPEND {k} +")).collect();
-        let pipeline: Vec<&str> = pipeline.iter().map(String::as_str).collect();
-        let lengths = cluster.pipeline(i, 11, &pipeline);
-        for (key, length) in keys.iter().zip(lengths) {
-            assert_eq!(length, Reply::Integer(format!("{key}@{i}+").len() as i64), "APPEND {key} via {i}");
-        }
+        serving::write_every_key_through(&mut cluster, i, &keys);
         let mget = format!("MGET {}", keys.join(" "));
         let Reply::Array(Some(values)) = cluster.request(i, 12, &mget) else { panic!("MGET via {i}") };
         assert_eq!(values.len(), keys.len());

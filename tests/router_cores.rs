@@ -10,17 +10,19 @@
 
 #[path = "common/members.rs"]
 mod members;
+#[path = "common/serving.rs"]
+mod serving;
 
 use cashe::node::{
-    core_for_message, core_of, group_ids, Durable, GroupId, Node, NodeConfig, NodeMessage, Router,
+    core_for_message, core_of, group_ids, ConnId, Durable, GroupId, Node, NodeConfig, NodeMessage, Router,
 };
 use cashe::protocol::Reply;
 use cashe::raft::{NodeId, Raft, Recovered};
 use members::{args, info};
+use serving::{Requests, PATIENCE_TICKS};
 use std::collections::{BTreeMap, VecDeque};
 
 const TICK_MS: u64 = 10;
-const PATIENCE_TICKS: usize = 1000;
 
 /// A message on the way: from member and core, to member.
 type Sent = (NodeId, u32, NodeId, GroupId, NodeMessage);
@@ -28,7 +30,7 @@ type Sent = (NodeId, u32, NodeId, GroupId, NodeMessage);
 struct Cluster {
     /// Per member, its routers by core.
     members: Vec<Vec<Router>>,
-    replies: Vec<Vec<(cashe::node::ConnId, Reply)>>,
+    replies: Vec<Vec<(ConnId, Reply)>>,
     network: VecDeque<Sent>,
     now_ms: u64,
     shards: u32,
@@ -167,29 +169,23 @@ impl Cluster {
         }
         led
     }
+}
 
-    fn pipeline(&mut self, i: usize, conn: u64, commands: &[&str]) -> Vec<Reply> {
-        let conn = cashe::node::ConnId(conn);
+impl serving::Requests for Cluster {
+    fn send(&mut self, i: usize, conn: ConnId, commands: &[&str]) {
         for command in commands {
             self.members[i][0].client(conn, args(command), self.now_ms);
         }
         self.turn(i, 0);
         self.deliver_all();
-        for _ in 0..PATIENCE_TICKS {
-            let got: Vec<Reply> =
-                self.replies[i].iter().filter(|(c, _)| *c == conn).map(|(_, r)| r.clone()).collect();
-            if got.len() >= commands.len() {
-                self.replies[i].retain(|(c, _)| *c != conn);
-                assert_eq!(got.len(), commands.len(), "more replies than commands: {got:?}");
-                return got;
-            }
-            self.tick_all();
-        }
-        panic!("{commands:?} on member {i}: no complete answer");
     }
 
-    fn request(&mut self, i: usize, conn: u64, command: &str) -> Reply {
-        self.pipeline(i, conn, &[command]).remove(0)
+    fn replies(&mut self, i: usize) -> &mut Vec<(ConnId, Reply)> {
+        &mut self.replies[i]
+    }
+
+    fn tick_all(&mut self) {
+        Cluster::tick_all(self);
     }
 }
 
@@ -266,22 +262,7 @@ fn groups_run_on_every_core_leaders_spread_over_members_and_cores_and_every_key_
     // Every key through every member, whatever core its group runs on.
     let keys: Vec<String> = (0..40).map(|k| format!("key{k}")).collect();
     for i in 0..size as usize {
-        for key in &keys {
-            let value = format!("{key}@{i}");
-            assert_eq!(
-                cluster.request(i, 10, &format!("SET {key} {value}")),
-                Reply::ok(),
-                "SET {key} via {i}"
-            );
-            assert_eq!(cluster.request(i, 10, &format!("GET {key}")), bulk(&value), "GET {key} via {i}");
-        }
-        // One pipeline over groups of both cores: replies in order.
-        let pipeline: Vec<String> = keys.iter().map(|k| format!("APPEND {k} +")).collect();
-        let pipeline: Vec<&str> = pipeline.iter().map(String::as_str).collect();
-        let lengths = cluster.pipeline(i, 11, &pipeline);
-        for (key, length) in keys.iter().zip(lengths) {
-            assert_eq!(length, Reply::Integer(format!("{key}@{i}+").len() as i64), "APPEND {key} via {i}");
-        }
+        serving::write_every_key_through(&mut cluster, i, &keys);
         let mget = format!("MGET {}", keys.join(" "));
         let expected: Vec<Reply> = keys.iter().map(|k| bulk(&format!("{k}@{i}+"))).collect();
         assert_eq!(cluster.request(i, 12, &mget), Reply::Array(Some(expected)), "MGET via {i}");

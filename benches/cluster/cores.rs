@@ -1,6 +1,8 @@
 //! The cores cell (issue 16): what a second executor gives one node. A
-//! one-node cluster started with `--cores 1` and another with `--cores 2`
-//! (each its own process and data directory, both running throughout);
+//! one-node cluster of [`CORES_SHARDS`] shards started with `--cores 1`
+//! and another with `--cores 2` (each its own process and data directory,
+//! both running throughout; with two cores the second node's key groups
+//! are on both executors, each with its own log);
 //! SET at 64 clients on the first, then at once on the second, then GET
 //! likewise (both preloaded with the same keys). Besides ops/s and
 //! latency, each side's server CPU time per operation: the process's user
@@ -16,6 +18,10 @@ use std::time::Instant;
 
 /// Clients of the cores cell.
 pub(super) const CORES_CLIENTS: usize = 64;
+
+/// Shards of the cores cell's nodes (unless `CASHE_BENCH_CASHE_ARGS` names
+/// `--shards`): groups on both cores need several.
+pub(super) const CORES_SHARDS: u32 = 16;
 
 /// One side of the cell: a workload against one node.
 pub(super) struct CoresSide {
@@ -83,8 +89,12 @@ fn side(node: &CasheNode, cores: usize, workload: Workload, settings: &Settings)
 pub(super) fn cores_cell(settings: &Settings, data: &Path, logs: &Path) -> BenchResult<CoresCell> {
     let dir = data.join("cores");
     std::fs::create_dir_all(&dir)?;
-    let one = start_node(&dir, logs, "cores1", 1, &settings.cashe_args)?;
-    let two = start_node(&dir, logs, "cores2", 2, &settings.cashe_args)?;
+    let mut args = settings.cashe_args.clone();
+    if !args.iter().any(|a| a.starts_with("--shards")) {
+        args.push(format!("--shards={CORES_SHARDS}"));
+    }
+    let one = start_node(&dir, logs, "cores1", 1, &args)?;
+    let two = start_node(&dir, logs, "cores2", 2, &args)?;
     let mut rows = Vec::new();
     for workload in [Workload::Set, Workload::Get] {
         if workload == Workload::Get {
