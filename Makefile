@@ -6,7 +6,7 @@ MODEL_BUGS := commit-old-term vote-twice vote-before-persist no-check-quorum-rea
 # Planted bugs the node-level linearizability checker must catch.
 NODE_MODEL_BUGS := stale-read read-skips-own-writes
 # Planted bugs the simulator must catch in its default batch of seeds.
-SIM_BUGS := stale-read commit-old-term ack-before-fsync vote-twice vote-before-persist read-skips-own-writes follower-stamps-ttl spop-local-random block-nil-unseen quiesce-lagging-follower move-without-catch-up
+SIM_BUGS := stale-read commit-old-term ack-before-fsync vote-twice vote-before-persist read-skips-own-writes follower-stamps-ttl spop-local-random block-nil-unseen quiesce-lagging-follower move-without-catch-up apply-with-stale-map
 SEEDS ?= 2000
 SHARDED_SEEDS ?= $(SEEDS)
 

@@ -908,6 +908,28 @@ fn cut_off_member_holds_a_write_once_quiet(bug: PlantedBug) -> bool {
     store.read(&args("GET k"), cluster.now_ms) == bulk("1")
 }
 
+/// Hands `SET` of a key of group 2 straight to group 1 at each member
+/// (`Router::misroute`, as a member with a wrong map of slots would): the
+/// members whose group 1 then holds the key.
+fn members_holding_a_misrouted_key(bug: PlantedBug) -> usize {
+    let mut cluster = Cluster::with(3, 2, &|config| config.raft.planted_bug = bug);
+    let key = (0..).map(|k| format!("m{k}")).find(|k| key_slot(k.as_bytes()) >= 8192).unwrap();
+    for i in 0..3 {
+        cluster.routers[i].misroute(GroupId(1), args(&format!("SET {key} wrong")));
+        cluster.turn(i);
+        cluster.deliver_all();
+    }
+    settle(&mut cluster);
+    let holds = |router: &Router| router.group(GroupId(1)).unwrap().store().stored_keys() > 0;
+    cluster.routers.iter().filter(|router| holds(router)).count()
+}
+
+#[test]
+fn a_command_routed_to_a_group_without_its_key_is_refused_and_the_planted_bug_is_caught() {
+    assert_eq!(members_holding_a_misrouted_key(PlantedBug::None), 0);
+    assert_eq!(members_holding_a_misrouted_key(PlantedBug::ApplyWithStaleMap), 3);
+}
+
 #[test]
 fn a_group_goes_quiet_only_once_every_member_holds_its_log() {
     assert!(

@@ -512,6 +512,8 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
             }
         });
     }
+    // Ticks of this member, for its misrouted commands (`MISROUTE_TICKS`).
+    let mut ticks = 0u64;
     // Messages this member's cores send each other, delivered within the
     // turn: (core, from, group, message).
     let local: RefCell<std::collections::VecDeque<(u32, NodeId, GroupId, NodeMessage)>> = RefCell::default();
@@ -561,6 +563,12 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
                     }
                 },
                 event => turn::feed(&mut member.routers[0], event, now),
+            }
+        }
+        if tick {
+            ticks += 1;
+            if shards > 1 && ticks.is_multiple_of(MISROUTE_TICKS) {
+                misroute(&mut member, ticks / MISROUTE_TICKS, shards);
             }
         }
         if cores > 1 {
@@ -668,6 +676,26 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
             return Err(format!("{name}: {reason}").into());
         }
     }
+}
+
+/// Ticks between two commands a member hands a key group that does not
+/// hold their key (`misroute`).
+const MISROUTE_TICKS: u64 = 150;
+
+/// As a member routing with a stale map of slots would: `SET` of a key of
+/// another group handed straight to key group `1 + round % shards` here
+/// (`Router::misroute`). Every group refuses it (`node::slots`), on
+/// arrival and when applied; `converged` finds any that landed (planted
+/// bug `apply-with-stale-map`). Chosen by the round alone, so it draws
+/// nothing from the run's random streams.
+fn misroute(member: &mut Member, round: u64, shards: u32) {
+    let group = GroupId(1 + (round % u64::from(shards)) as u32);
+    let foreign = (0..).map(|k| format!("k{k}")).find(|key| {
+        cashe::kv::slot::group_of_slot(cashe::kv::slot::key_slot(key.as_bytes()), shards) != group.0
+    });
+    let Some(key) = foreign else { return };
+    let args = vec![b"SET".to_vec(), key.into_bytes(), format!("misrouted-{round}").into_bytes()];
+    member.of_mut(group).misroute(group, args);
 }
 
 fn now_ms(shared: &SharedRef, name: &str) -> u64 {
@@ -2202,6 +2230,19 @@ fn converged(shared: &SharedRef) -> Result<(), String> {
         let router = node.try_borrow().map_err(|_| format!("{name} is busy at the end"))?;
         for (group, node) in router.groups().filter(|(group, _)| router.holds(*group)) {
             let (applied, store) = (node.raft().applied(), node.store());
+            // No group holds a key of another's slots (`misroute`).
+            if group != HOME {
+                let shards = s.shards;
+                let of = |key: &[u8]| cashe::kv::slot::group_of_slot(cashe::kv::slot::key_slot(key), shards);
+                if let Some(key) = store.every_key().find(|key| of(key) != group.0) {
+                    return Err(format!(
+                        "group {} at {name} holds {:?}, a key of group {}: two groups serve its slot",
+                        group.0,
+                        String::from_utf8_lossy(key),
+                        of(key)
+                    ));
+                }
+            }
             match first.get(&group) {
                 None => _ = first.insert(group, (name.clone(), applied, store.clone())),
                 Some((first_name, first_applied, first_store)) if first_store != store => {

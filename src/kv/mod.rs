@@ -438,6 +438,11 @@ impl Store {
         self.entries.len()
     }
 
+    /// Every stored key, expired or not, in key order.
+    pub fn every_key(&self) -> impl Iterator<Item = &[u8]> {
+        self.entries.keys().map(|key| &key[..])
+    }
+
     // ---- primitives: the only code that touches the indexes ----
 
     /// The entry if the key exists and has not expired at `now`.

@@ -231,6 +231,10 @@ struct Stand {
 /// far above any the shells number.
 const STAND_CONN_BASE: u64 = 1 << 62;
 
+/// The connection `Router::misroute` uses: below the stand-ins', above any
+/// the shells number; its answers go nowhere.
+const MISROUTED_CONN: ConnId = ConnId(STAND_CONN_BASE - 1);
+
 /// What one group hands the shell to make durable, in the group's order.
 #[derive(Debug)]
 pub enum Durable {
@@ -1334,6 +1338,20 @@ impl Router {
         node.advance_clock(now_ms);
         for (_, command) in run {
             node.client(stand_conn, command, now_ms);
+        }
+    }
+
+    /// Hands `args` straight to `group`'s node here, whatever group its
+    /// keys are in, as a member routing with a stale or wrong map of slots
+    /// would (the answer is dropped): the simulator's check that a group
+    /// refuses what is not its own (`node::slots::foreign_slot`, on arrival
+    /// and when applied), which the planted bug `apply-with-stale-map`
+    /// breaks.
+    pub fn misroute(&mut self, group: GroupId, args: Vec<Vec<u8>>) {
+        let now_ms = self.now_ms;
+        if let Some(node) = self.node_mut(group) {
+            node.advance_clock(now_ms);
+            node.client(MISROUTED_CONN, args, now_ms);
         }
     }
 

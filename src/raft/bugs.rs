@@ -62,10 +62,15 @@ pub enum PlantedBug {
     /// so one more member down stalls the group. Planted in
     /// `raft::membership`.
     MoveWithoutCatchUp,
+    /// A key group takes and applies commands of keys outside its slots
+    /// (`node::slots::foreign_slot` finds none), so a command a member
+    /// routed with a stale or wrong map of slots lands in the wrong group,
+    /// two groups then serving one slot. Planted in `node::slots`.
+    ApplyWithStaleMap,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 13] = [
+    pub const ALL: [PlantedBug; 14] = [
         PlantedBug::CommitOldTerm,
         PlantedBug::VoteTwice,
         PlantedBug::VoteBeforePersist,
@@ -79,6 +84,7 @@ impl PlantedBug {
         PlantedBug::BlockNilUnseen,
         PlantedBug::QuiesceLaggingFollower,
         PlantedBug::MoveWithoutCatchUp,
+        PlantedBug::ApplyWithStaleMap,
     ];
 
     pub fn name(self) -> &'static str {
@@ -97,6 +103,7 @@ impl PlantedBug {
             PlantedBug::BlockNilUnseen => "block-nil-unseen",
             PlantedBug::QuiesceLaggingFollower => "quiesce-lagging-follower",
             PlantedBug::MoveWithoutCatchUp => "move-without-catch-up",
+            PlantedBug::ApplyWithStaleMap => "apply-with-stale-map",
         }
     }
 
