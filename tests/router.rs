@@ -620,6 +620,52 @@ fn every_member_serves_every_key_including_groups_it_does_not_hold() {
     }
 }
 
+/// Member 1 writes a key of a group it does not hold through connection
+/// 50 while the group's leader is cut off: the write times out there, and
+/// the connection's next writes of the group wait for that member (it may
+/// still run the first) until it has been silent long enough for nothing
+/// it was sent to arrive any more; it stopped, so they then go to the
+/// group's new leader. Returns the replies of the attempts after the
+/// first, in order.
+fn writes_after_a_timeout_at_a_member_that_stopped() -> Vec<Reply> {
+    let mut cluster = placed_cluster(8);
+    for _ in 0..20 {
+        cluster.tick_all();
+    }
+    let held_by_1 = |g: GroupId| cluster.routers[0].holds(g);
+    let key = (0..)
+        .map(|k| format!("p{k}"))
+        .find(|k| !held_by_1(cluster.routers[0].group_of_slot(key_slot(k.as_bytes()))))
+        .unwrap();
+    let group = cluster.routers[0].group_of_slot(key_slot(key.as_bytes()));
+    let holder = cluster.routers.iter().find(|r| r.holds(group)).expect("a member holds it");
+    let leader = holder.group(group).unwrap().raft().leader().expect("a leader");
+    cluster.cut.insert(leader);
+    let first = cluster.request(0, 50, &format!("SET {key} a"));
+    assert!(matches!(&first, Reply::Error(e) if e.starts_with("TIMEOUT")), "{first:?}");
+    cluster.stopped.insert(leader);
+    let mut replies = Vec::new();
+    for attempt in 0..20 {
+        let reply = cluster.request(0, 50, &format!("SET {key} b{attempt}"));
+        replies.push(reply.clone());
+        if reply == Reply::ok() {
+            break;
+        }
+    }
+    replies
+}
+
+#[test]
+fn after_a_proxied_write_times_out_the_connection_waits_for_that_member_then_moves_on_once_it_is_silent() {
+    let replies = writes_after_a_timeout_at_a_member_that_stopped();
+    let (last, waited) = replies.split_last().expect("an attempt");
+    assert_eq!(*last, Reply::ok(), "the writes reach the new leader in the end: {replies:?}");
+    // 2 * forward timeout (80 ticks, 0.8 s) per attempt that timed out:
+    // the silence (4 s) takes several.
+    assert!(waited.len() >= 3, "the writes waited for the silent member first: {replies:?}");
+    assert!(waited.iter().all(|r| matches!(r, Reply::Error(e) if e.starts_with("TIMEOUT"))), "{replies:?}");
+}
+
 #[test]
 fn stand_ins_close_with_their_connection_and_when_their_member_restarts() {
     let shards = 8;

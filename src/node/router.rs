@@ -199,13 +199,17 @@ struct Line {
     setup: Vec<Vec<Vec<u8>>>,
     /// Per group held elsewhere, the member its commands went to last.
     remote: BTreeMap<GroupId, NodeId>,
-    /// Per group, the member a command timed out at (`expire_proxied`) and
-    /// the newest such command's proxy number, until that member answers
-    /// one at least as new: it may still run them, so the connection's
-    /// later commands for the group go there too (after them, in the same
-    /// stand-in's order), never to another place they could overtake them
-    /// at.
-    unsettled: BTreeMap<GroupId, (NodeId, u64)>,
+    /// Per group, the member a command timed out at (`expire_proxied`), the
+    /// newest such command's proxy number, and when (ms): until that member
+    /// answers one at least as new, it may still run them, so the
+    /// connection's later commands for the group go there too (after them,
+    /// in the same stand-in's order), never to another place they could
+    /// overtake them at. Unless the member stays silent (no beat) for
+    /// `UNSETTLED_SILENCE_MS`: a peer link closes after
+    /// `wire::IDLE_CLOSE_MS` without a frame, dropping what it held, so by
+    /// then nothing sent before can still arrive (a member that left, or
+    /// died, would otherwise hold the connection's commands forever).
+    unsettled: BTreeMap<GroupId, (NodeId, u64, u64)>,
     /// Per group and member its commands went to, the next `Proxy`'s
     /// `seq` (and the `Stand`s to close).
     stands_at: BTreeMap<(GroupId, NodeId), u64>,
@@ -230,6 +234,11 @@ struct Stand {
 /// Connections standing in for other members' start here (`Stand`),
 /// far above any the shells number.
 const STAND_CONN_BASE: u64 = 1 << 62;
+
+/// How long a member a command timed out at must stay silent before the
+/// connection's commands for its group may go elsewhere (`Line::unsettled`):
+/// twice the time after which a peer link without a frame closes.
+const UNSETTLED_SILENCE_MS: u64 = 2 * super::wire::IDLE_CLOSE_MS;
 
 /// The connection `Router::misroute` uses: below the stand-ins', above any
 /// the shells number; its answers go nowhere.
@@ -279,6 +288,8 @@ struct Beat {
     groups: BTreeSet<GroupId>,
     /// The key groups it said it leads.
     leads: BTreeSet<GroupId>,
+    /// The member's clock (ms) when it came.
+    at_ms: u64,
 }
 
 /// Which of a member's `cores` runs `group`: the home group core 0, key
@@ -569,7 +580,9 @@ impl Router {
     fn leader_of(&self, group: GroupId) -> Option<NodeId> {
         let node = self.groups.get(&group)?;
         let raft = node.raft();
-        if raft.membership().contains(raft.id()) {
+        // Not a copy this member no longer holds: its leader may be long
+        // gone (nothing replicates to it any more).
+        if self.holds(group) {
             if let Some(leader) = raft.leader() {
                 return Some(leader);
             }
@@ -607,8 +620,14 @@ impl Router {
     /// leader, the member used last, another core of this member, or a
     /// placed member that answers.
     fn choose_via(&mut self, conn: ConnId, group: GroupId) -> Option<NodeId> {
-        if let Some((member, _)) = self.lines.get(&conn).and_then(|line| line.unsettled.get(&group)) {
-            return Some(*member);
+        if let Some((member, _, since_ms)) = self.lines.get(&conn).and_then(|line| line.unsettled.get(&group))
+        {
+            let heard_ms = self.last_beat_ms(*member).unwrap_or(0).max(*since_ms);
+            if self.now_ms.saturating_sub(heard_ms) <= UNSETTLED_SILENCE_MS {
+                return Some(*member);
+            }
+            let line = self.lines.get_mut(&conn).expect("looked up");
+            line.unsettled.remove(&group);
         }
         if self.holds(group) {
             return None;
@@ -997,6 +1016,7 @@ impl Router {
             .collect();
         let beat = self.beats.entry((from, core)).or_default();
         beat.tick = self.ticks;
+        beat.at_ms = self.now_ms;
         beat.leads = led;
         let dropped: Vec<GroupId> = beat.groups.difference(&named).copied().collect();
         beat.groups = named;
@@ -1200,6 +1220,12 @@ impl Router {
             && !siblings.any(|(_, beat)| !beat.leads.is_empty())
     }
 
+    /// When (ms) `member`'s last beat came, from any of its cores.
+    fn last_beat_ms(&self, member: NodeId) -> Option<u64> {
+        let beats = self.beats.range((member, 0)..=(member, u32::MAX));
+        beats.map(|(_, beat)| beat.at_ms).max()
+    }
+
     /// Whether another core of this member leads `group`, as its beats say.
     fn sibling_leads(&self, group: GroupId) -> bool {
         let me = self.home().raft().id();
@@ -1259,7 +1285,10 @@ impl Router {
                 // An answer, even to a command that timed out here, says the
                 // member has dealt with every earlier one of the connection.
                 if let Some(line) = self.lines.get_mut(&conn) {
-                    if line.unsettled.get(&group).is_some_and(|(member, last)| *member == from && id >= *last)
+                    if line
+                        .unsettled
+                        .get(&group)
+                        .is_some_and(|(member, last, _)| *member == from && id >= *last)
                     {
                         line.unsettled.remove(&group);
                     }
@@ -1402,8 +1431,12 @@ impl Router {
         for (id, conn, group, member) in expired {
             self.proxied.remove(&id);
             if let Some(line) = self.lines.get_mut(&conn) {
-                let last = line.unsettled.get(&group).map_or(id, |(_, last)| id.max(*last));
-                line.unsettled.insert(group, (member, last));
+                // Silent since the first of them that timed out there.
+                let (last, since_ms) = match line.unsettled.get(&group) {
+                    Some((at, last, since_ms)) if *at == member => (id.max(*last), *since_ms),
+                    _ => (id, now_ms),
+                };
+                line.unsettled.insert(group, (member, last, since_ms));
             }
             let reply = Reply::error("TIMEOUT the member holding the key's group did not answer in time");
             self.on_reply(group, conn, reply, now_ms, Some(id));
