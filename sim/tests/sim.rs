@@ -34,7 +34,12 @@ const PLACED_REPLICAS: u32 = 3;
 /// Seeds the placed batch runs anyway: 244 found a member removed before
 /// its home group's log reached it leading a key group with no directory
 /// (so never handing it over): it now hands over like a cut-off member.
-const PLACED_REGRESSION_SEEDS: &[u64] = &[244];
+/// 134 and 1266 (`make sim-long`) found a final read unanswered for good:
+/// a member removed while cut off still led groups quietly at an old term
+/// (a quiet leader runs no check-quorum, and nobody beats to a removed
+/// member); the router now steps a quiet leader down once it has heard
+/// from fewer than a quorum of the group's voters in an election timeout.
+const PLACED_REGRESSION_SEEDS: &[u64] = &[244, 134, 1266];
 /// Placed seeds of the default batch run again with each member's key
 /// groups on this many cores (`--cores`).
 const CORES_SEEDS: u64 = 20;
@@ -46,7 +51,12 @@ const CORES: u32 = 2;
 /// after a lost message, which let a read overtake the old one's write);
 /// 136 found replicas of a group differing after healing (gone with the
 /// fixes, kept as it exercised a removed member leading a key group).
-const CORES_REGRESSION_SEEDS: &[u64] = &[32, 136, 170, 176, 180];
+/// 314 found a removed member leading a key group quietly for good (the
+/// same cause as 134 of the placed batch), and 941 a join retried across
+/// its member's removal recording the node again under a new number (a
+/// learner nobody runs kept three groups from going quiet): the admin
+/// now looks again after healing, and a join claims a known name's number.
+const CORES_REGRESSION_SEEDS: &[u64] = &[32, 136, 170, 176, 180, 314, 941];
 /// Seeds the sharded batch runs anyway: 187 found a member removed without
 /// knowing it that kept leading a key group, whose membership it then
 /// never changed (its copy of the directory was stale): a member whose home

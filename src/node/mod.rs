@@ -494,6 +494,12 @@ impl Node {
         &self.config
     }
 
+    /// `Raft::step_down_quiet`, for the router's check-quorum of quiet
+    /// leaders.
+    pub fn step_down_quiet(&mut self) -> bool {
+        self.raft.step_down_quiet()
+    }
+
     pub fn raft(&self) -> &Raft {
         &self.raft
     }
@@ -1138,6 +1144,14 @@ impl Node {
     /// index, and the leader may be a member that joined since its last
     /// snapshot). The shell binds peer certificates to these names.
     pub fn member_names(&self) -> BTreeMap<NodeId, String> {
+        let directory = self.directory_through_log();
+        directory.members.into_iter().map(|(id, info)| (id, info.name)).collect()
+    }
+
+    /// The directory once every entry of this node's log is applied: the
+    /// applied one, and the joins and removals after it applied to a copy
+    /// in log order.
+    pub(super) fn directory_through_log(&self) -> Directory {
         let mut directory = self.directory.clone();
         let log = self.raft.log();
         let mut index = self.applied.next();
@@ -1154,7 +1168,7 @@ impl Node {
             }
             index = index.next();
         }
-        directory.members.into_iter().map(|(id, info)| (id, info.name)).collect()
+        directory
     }
 
     fn apply_command(&mut self, command: &LoggedCommand) -> Reply {

@@ -892,6 +892,7 @@ impl Router {
                 self.home_mut().set_shards(views);
             }
             if self.ticks.is_multiple_of(self.beat_ticks()) {
+                self.step_down_quiet_leaders_cut_off();
                 self.send_beats();
             }
             if self.ticks.is_multiple_of(BALANCE_TICKS) {
@@ -943,6 +944,34 @@ impl Router {
             }
             self.expiry_alarms.pop_first();
             self.awake.insert(group);
+        }
+    }
+
+    /// A group this member leads quietly while it has heard from fewer than
+    /// a quorum of its voters within an election timeout steps down
+    /// (`Raft::step_down_quiet`): a quiet leader runs no check-quorum, so
+    /// the router runs it from the beats. Not in the first election timeout
+    /// of the router, before every live member has beaten.
+    fn step_down_quiet_leaders_cut_off(&mut self) {
+        if self.ticks <= u64::from(self.home().raft().config().election_ticks) {
+            return;
+        }
+        let me = self.home().raft().id();
+        let cut_off: Vec<GroupId> = (self.groups.iter())
+            .filter(|(group, node)| node.raft().is_quiet() && self.mine(**group))
+            .filter(|(_, node)| {
+                let membership = node.raft().membership();
+                let heard = membership.voters.iter().filter(|v| **v == me || self.heard_recently(**v));
+                heard.count() < membership.quorum()
+            })
+            .map(|(group, _)| *group)
+            .collect();
+        for group in cut_off {
+            let node = self.groups.get_mut(&group).expect("a group of the router");
+            if node.step_down_quiet() {
+                self.touched.insert(group);
+                self.awake.insert(group);
+            }
         }
     }
 

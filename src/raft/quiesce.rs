@@ -95,6 +95,24 @@ impl Raft {
         }
     }
 
+    /// The shell's check-quorum for a quiet leader, which runs none of its
+    /// own: its member has heard from fewer than a quorum of the voters
+    /// within an election timeout (the router's beats), so it steps down as
+    /// check-quorum would have. A leader left quiet when it was cut off, or
+    /// removed while cut off (nobody beats to a removed member, and a newer
+    /// leader does not replicate to it), would otherwise lead forever in its
+    /// own eyes, and its followers' beats keep naming it. Returns whether
+    /// it stepped down.
+    pub fn step_down_quiet(&mut self) -> bool {
+        if !self.is_quiet() || self.config.planted_bug.active(PlantedBug::NoCheckQuorumStepDown) {
+            return false;
+        }
+        tracing::warn!(id = %self.id(), term = %self.term, "quiet, and no quorum heard; stepping down");
+        self.become_follower(self.term, None);
+        self.check_invariants();
+        true
+    }
+
     /// Whether this node leads quietly.
     pub fn is_quiet(&self) -> bool {
         matches!(&self.role, RoleState::Leader(state) if state.quiet)
