@@ -666,6 +666,43 @@ fn after_a_proxied_write_times_out_the_connection_waits_for_that_member_then_mov
     assert!(waited.iter().all(|r| matches!(r, Reply::Error(e) if e.starts_with("TIMEOUT"))), "{replies:?}");
 }
 
+/// A connection of member 1 watches a key of a group it does not hold (the
+/// WATCH runs at a stand-in elsewhere), and the message with its
+/// transaction's EXEC is lost: the client gets -TIMEOUT, and the WATCH
+/// is over for it, as an EXEC always ends them. The key changes; the
+/// connection's next transaction, which watches nothing, must run, not be
+/// aborted by the stand-in's leftover WATCH (`make sim-long` seed 83).
+#[test]
+fn a_transaction_after_an_exec_lost_on_its_way_is_not_aborted_by_that_execs_watch() {
+    let mut cluster = placed_cluster(8);
+    for _ in 0..20 {
+        cluster.tick_all();
+    }
+    let group_of = |cluster: &Cluster, key: &str| cluster.routers[0].group_of_slot(key_slot(key.as_bytes()));
+    let tag = (0..)
+        .map(|k| format!("{{w{k}}}"))
+        .find(|t| !cluster.routers[0].holds(group_of(&cluster, t)))
+        .unwrap();
+    let (key, group) = (format!("{tag}a"), group_of(&cluster, &tag));
+    let watched = cluster.pipeline(0, 60, &[&format!("WATCH {key}"), &format!("GET {key}")]);
+    assert_eq!(watched, [Reply::ok(), Reply::Bulk(None)]);
+    cluster.cut_group.insert((group, NodeId(1)));
+    let lost = cluster.pipeline(0, 60, &["MULTI", &format!("SET {key} 1"), "EXEC"]);
+    assert!(matches!(&lost[2], Reply::Error(e) if e.starts_with("TIMEOUT")), "{lost:?}");
+    cluster.cut_group.clear();
+    assert_eq!(cluster.request(1, 61, &format!("SET {key} 2")), Reply::ok());
+    let mut last = Vec::new();
+    for _ in 0..5 {
+        last = cluster.pipeline(0, 60, &["MULTI", &format!("SET {key} 3"), "EXEC"]);
+        // The first try finds the lost message missing: -TRYAGAIN.
+        if !matches!(&last[2], Reply::Error(e) if e.starts_with("TRYAGAIN")) {
+            break;
+        }
+    }
+    assert_eq!(last[2], Reply::Array(Some(vec![Reply::ok()])), "{last:?}");
+    assert_eq!(cluster.request(2, 62, &format!("GET {key}")), bulk("3"));
+}
+
 #[test]
 fn stand_ins_close_with_their_connection_and_when_their_member_restarts() {
     let shards = 8;

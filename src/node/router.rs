@@ -1343,8 +1343,11 @@ impl Router {
     /// member that holds no replica of `group` answers `-TRYAGAIN` (the
     /// sender's view of where the group is was out of date), and so does
     /// one that finds a message of the connection missing before this one
-    /// (`seq`): its stand-in starts afresh, without the session state (a
-    /// MULTI, a WATCH) the missing message may have set up.
+    /// (`seq`). Its stand-in goes on, keeping the order of what came
+    /// before; a transaction travels whole (MULTI to EXEC, in one
+    /// message), so none is left open, and one that watches nothing comes
+    /// with an UNWATCH first, for WATCHes whose EXEC was the missing
+    /// message.
     fn on_proxy(
         &mut self,
         from: NodeId,
@@ -1922,7 +1925,7 @@ impl Router {
         };
         // Where the transaction's WATCHes went, if any, else where it goes.
         let via = group.map(|group| self.via(conn, group));
-        self.forget_watch(conn);
+        let watched = self.forget_watch(conn).is_some();
         match group {
             Some(group) if !failed => {
                 self.send(conn, None, HOME, words(&["DISCARD"]), now_ms);
@@ -1948,8 +1951,17 @@ impl Router {
                             proxies: BTreeMap::new(),
                         };
                         line.in_flight.push_back(flight);
-                        let commands =
-                            std::iter::once(words(&["MULTI"])).chain(queued).chain([exec]).collect();
+                        // A transaction that watches nothing first drops
+                        // WATCHes the stand-in may still hold: an EXEC
+                        // that ended them here was lost on its way (its
+                        // client got -TIMEOUT), and they would abort this
+                        // one (seed 83 of `make sim-long`'s placed part).
+                        let unwatch = (!watched).then(|| words(&["UNWATCH"]));
+                        let commands = (unwatch.into_iter())
+                            .chain([words(&["MULTI"])])
+                            .chain(queued)
+                            .chain([exec])
+                            .collect();
                         self.proxy(conn, group, member, commands);
                     }
                 }
