@@ -39,7 +39,11 @@ const PLACED_REPLICAS: u32 = 3;
 /// (a quiet leader runs no check-quorum, and nobody beats to a removed
 /// member); the router now steps a quiet leader down once it has heard
 /// from fewer than a quorum of the group's voters in an election timeout.
-const PLACED_REGRESSION_SEEDS: &[u64] = &[244, 134, 1266];
+/// 83 found a transaction that watched nothing aborted by WATCHes a
+/// stand-in kept after the EXEC that ended them was lost; 898 the
+/// promotion check blaming a leader elected again for a promotion it made
+/// in an earlier term, against the new term's commit index.
+const PLACED_REGRESSION_SEEDS: &[u64] = &[244, 134, 1266, 83, 898];
 /// Placed seeds of the default batch run again with each member's key
 /// groups on this many cores (`--cores`).
 const CORES_SEEDS: u64 = 20;
@@ -55,8 +59,9 @@ const CORES: u32 = 2;
 /// same cause as 134 of the placed batch), and 941 a join retried across
 /// its member's removal recording the node again under a new number (a
 /// learner nobody runs kept three groups from going quiet): the admin
-/// now looks again after healing, and a join claims a known name's number.
-const CORES_REGRESSION_SEEDS: &[u64] = &[32, 136, 170, 176, 180, 314, 941];
+/// now looks again after healing, and a join claims a known name's number
+/// (690: the same, recorded anew after the admin's first look).
+const CORES_REGRESSION_SEEDS: &[u64] = &[32, 136, 170, 176, 180, 314, 941, 690];
 /// Seeds the sharded batch runs anyway: 187 found a member removed without
 /// knowing it that kept leading a key group, whose membership it then
 /// never changed (its copy of the directory was stale): a member whose home
