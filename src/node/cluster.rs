@@ -514,8 +514,6 @@ impl Node {
         Some(reply)
     }
 
-    /// Starts a write of an internal command for a client; its reply comes
-    /// when it is applied.
     /// A join (`CASHE.MEMBER` without a number) as the member that took
     /// `CLUSTER JOIN` proposes it: it claims the number its name has at the
     /// same address in this member's directory once its whole log is
@@ -526,8 +524,9 @@ impl Node {
     /// runs: a learner that never catches up, with replicas placed on it.
     /// (A join taken after the removal is a new node's: it gets a new
     /// number. So does a retry taken before the first try was recorded
-    /// anywhere and applied after the removal: see the architecture notes'
-    /// known gaps.) Any other command is returned as it is.
+    /// anywhere and applied after the removal: the gap told in
+    /// `docs/architecture.md`, "Members".) Any other command is returned
+    /// as it is.
     pub(super) fn claim_join(&self, args: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
         let unclaimed = match args.as_slice() {
             [command, _, _, _] => command == CASHE_MEMBER.as_bytes(),
@@ -554,6 +553,8 @@ impl Node {
         }
     }
 
+    /// Starts a write of an internal command for a client; its reply comes
+    /// when it is applied.
     fn internal_write(&mut self, ticket: Ticket, args: Vec<Vec<u8>>) -> Option<Reply> {
         self.enqueue(ticket, Work::Write { args });
         None

@@ -101,8 +101,8 @@ impl Raft {
     /// check-quorum would have. A leader left quiet when it was cut off, or
     /// removed while cut off (nobody beats to a removed member, and a newer
     /// leader does not replicate to it), would otherwise lead forever in its
-    /// own eyes, and its followers' beats keep naming it. Returns whether
-    /// it stepped down.
+    /// own eyes, its member's beats keeping the followers it still reaches
+    /// from electing anew. Returns whether it stepped down.
     pub fn step_down_quiet(&mut self) -> bool {
         if !self.is_quiet() || self.config.planted_bug.active(PlantedBug::NoCheckQuorumStepDown) {
             return false;
