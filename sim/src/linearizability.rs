@@ -462,6 +462,10 @@ fn search_budget() -> u64 {
     std::env::var("CASHE_SIM_SEARCH_BUDGET").ok().and_then(|b| b.parse().ok()).unwrap_or(8_000_000)
 }
 
+/// Entries of `Search::exact` before the memos are dropped (a few hundred
+/// bytes each with `seen`'s).
+const MEMO_ENTRIES_MAX: usize = 4_000_000;
+
 /// Sets of placed unknown operations remembered per memo key.
 const VISITS_KEPT_MAX: usize = 4;
 
@@ -570,6 +574,15 @@ impl<'a> Search<'a> {
     /// Records a visit to (`done`, `state`); false if a visit with fewer
     /// unknown operations placed (or the same) already happened.
     fn first_visit(&mut self, done: &[u64], state: &State) -> bool {
+        // The memos only prune; past `MEMO_ENTRIES_MAX` they are dropped
+        // and grown again (searched again: slower, never wrong), so a long
+        // search's memory stays bounded (the settling search, at 16 times
+        // the budget, grew them past 24 GB on sim-long's seed 1050 of the
+        // cores part).
+        if self.exact.len() >= MEMO_ENTRIES_MAX {
+            self.exact.clear();
+            self.seen.clear();
+        }
         if !self.exact.insert((done.to_vec(), state.clone())) {
             return false;
         }
