@@ -35,6 +35,10 @@ struct Cluster {
     /// `(group, member)`: that group's messages to and from that member
     /// are lost (the member's other groups, and its beats, get through).
     cut_group: BTreeSet<(GroupId, NodeId)>,
+    /// `(from, to, group)`: that group's messages from one member to the
+    /// other are held up, in order (`held`), until `release`.
+    hold: BTreeSet<(NodeId, NodeId, GroupId)>,
+    held: VecDeque<(NodeId, NodeId, GroupId, NodeMessage)>,
     /// Messages delivered so far.
     delivered: u64,
 }
@@ -85,6 +89,8 @@ impl Cluster {
             cut: BTreeSet::new(),
             stopped: BTreeSet::new(),
             cut_group: BTreeSet::new(),
+            hold: BTreeSet::new(),
+            held: VecDeque::new(),
             delivered: 0,
         };
         for _ in 0..PATIENCE_TICKS {
@@ -140,11 +146,24 @@ impl Cluster {
             if self.cut_group.contains(&(group, from)) || self.cut_group.contains(&(group, to)) {
                 continue;
             }
+            if self.hold.contains(&(from, to, group)) {
+                self.held.push_back((from, to, group, message));
+                continue;
+            }
             self.delivered += 1;
             let i = to.0 as usize - 1;
             self.routers[i].step(from, group, message);
             self.turn(i);
         }
+    }
+
+    /// Delivers what was held up, in order, before anything sent since.
+    fn release(&mut self) {
+        self.hold.clear();
+        while let Some(message) = self.held.pop_back() {
+            self.network.push_front(message);
+        }
+        self.deliver_all();
     }
 
     fn tick_all(&mut self) {
@@ -701,6 +720,66 @@ fn a_transaction_after_an_exec_lost_on_its_way_is_not_aborted_by_that_execs_watc
     }
     assert_eq!(last[2], Reply::Array(Some(vec![Reply::ok()])), "{last:?}");
     assert_eq!(cluster.request(2, 62, &format!("GET {key}")), bulk("3"));
+}
+
+/// A connection of member 1 writes a key of a group it does not hold at a
+/// stand-in on a follower (a WATCH pins it there), whose forward to the
+/// leader is held up on its way: the follower answers `-TIMEOUT`, and the
+/// forward is still to arrive. The connection's next read must not be
+/// answered before it (elsewhere, say at the leader): it goes to the same
+/// stand-in, which sends a barrier behind the forward first
+/// (`make sim-long` seed 1726 with `--cores 2`).
+#[test]
+fn a_read_after_a_write_that_timed_out_at_a_stand_in_is_answered_after_that_write() {
+    let mut cluster = placed_cluster(8);
+    for _ in 0..20 {
+        cluster.tick_all();
+    }
+    let group_of = |cluster: &Cluster, key: &str| cluster.routers[0].group_of_slot(key_slot(key.as_bytes()));
+    let key =
+        (0..).map(|k| format!("u{k}")).find(|k| !cluster.routers[0].holds(group_of(&cluster, k))).unwrap();
+    let group = group_of(&cluster, &key);
+    let leader = |cluster: &Cluster| {
+        let nodes = cluster.routers.iter().filter(|r| r.holds(group)).filter_map(|r| r.group(group));
+        let leading = nodes.filter(|node| node.raft().is_leader()).max_by_key(|node| node.raft().term());
+        leading.map(|node| node.raft().id()).expect("a leader")
+    };
+    let follower = leader(&cluster);
+    assert_eq!(cluster.request(0, 80, &format!("WATCH {key}")), Reply::ok());
+    // The stand-in's member hands the group's leadership on.
+    cluster.routers[follower.0 as usize - 1].transfer_leadership();
+    for _ in 0..PATIENCE_TICKS {
+        if leader(&cluster) != follower {
+            break;
+        }
+        cluster.tick_all();
+    }
+    let new_leader = leader(&cluster);
+    assert_ne!(new_leader, follower);
+    cluster.hold.insert((follower, new_leader, group));
+    let set = cluster.request(0, 80, &format!("SET {key} a"));
+    assert!(matches!(&set, Reply::Error(e) if e.starts_with("TIMEOUT")), "{set:?}");
+    assert_eq!(cluster.request(0, 80, "UNWATCH"), Reply::ok());
+    cluster.send(0, ConnId(80), &[&format!("GET {key}")]);
+    for _ in 0..20 {
+        cluster.tick_all();
+    }
+    cluster.release();
+    let mut read = None;
+    for _ in 0..PATIENCE_TICKS {
+        if let Some((_, reply)) = cluster.replies[0].iter().find(|(c, _)| *c == ConnId(80)) {
+            read = Some(reply.clone());
+            break;
+        }
+        cluster.tick_all();
+    }
+    assert_eq!(leader(&cluster), new_leader, "the held forward reached the leader it was meant for");
+    assert_eq!(
+        cluster.request(1, 81, &format!("GET {key}")),
+        bulk("a"),
+        "the write that timed out was applied"
+    );
+    assert_eq!(read, Some(bulk("a")), "the read was answered before the write it followed took effect");
 }
 
 #[test]

@@ -215,6 +215,24 @@ struct Line {
     stands_at: BTreeMap<(GroupId, NodeId), u64>,
 }
 
+/// Commands of a connection sent to another member in one `Proxy`, not
+/// answered yet (`Router::proxied`).
+#[derive(Debug)]
+struct Proxied {
+    conn: ConnId,
+    group: GroupId,
+    member: NodeId,
+    /// Ticks left before they time out.
+    ticks: u32,
+    /// Whether an answer other than `-TIMEOUT` says the member's session
+    /// of the connection has settled every earlier command: a client's
+    /// command does (a read there waits for an earlier write of unknown
+    /// outcome, `Node::pump`'s barrier; a write is forwarded behind it), an
+    /// UNWATCH the router sends of its own does not (it is answered there
+    /// at once).
+    settles: bool,
+}
+
 /// A connection standing for another member's client connection, for
 /// commands of one group this member holds and that one does not
 /// (`NodeMessage::Proxy`).
@@ -234,6 +252,9 @@ struct Stand {
 /// Connections standing in for other members' start here (`Stand`),
 /// far above any the shells number.
 const STAND_CONN_BASE: u64 = 1 << 62;
+
+/// How a member refuses a `Proxy` for a group it holds no replica of.
+const NO_REPLICA: &str = "this member holds no replica";
 
 /// How long a member a command timed out at must stay silent before the
 /// connection's commands for its group may go elsewhere (`Line::unsettled`):
@@ -412,9 +433,8 @@ pub struct Router {
     /// Per key group, the leader the latest beat named, with its term
     /// (`NodeMessage::Beat::leads`): for groups this member does not hold.
     leaders: BTreeMap<GroupId, (Term, NodeId)>,
-    /// Commands sent to another member (`Proxy`) and not answered yet:
-    /// their connection, group and ticks left before they time out.
-    proxied: BTreeMap<u64, (ConnId, GroupId, NodeId, u32)>,
+    /// Commands sent to another member (`Proxy`) and not answered yet.
+    proxied: BTreeMap<u64, Proxied>,
     next_proxy: u64,
     /// Added to a connection's number in `Proxy` messages: drawn at boot,
     /// so that a connection of this run is never taken, where it runs,
@@ -675,8 +695,9 @@ impl Router {
         let id = self.next_proxy;
         self.next_proxy = self.next_proxy.wrapping_add(1);
         let ticks = self.home().config().forward_timeout_ticks.saturating_mul(2);
-        self.proxied.insert(id, (conn, group, member, ticks));
         let Some(line) = self.lines.get_mut(&conn) else { return };
+        let settles = line.in_flight.back().is_some_and(|flight| flight.seq.is_some());
+        self.proxied.insert(id, Proxied { conn, group, member, ticks, settles });
         let next = line.stands_at.entry((group, member)).or_default();
         let seq = *next;
         *next += 1;
@@ -1311,18 +1332,10 @@ impl Router {
             }
             NodeMessage::ProxyReply { conn, id, reply } => {
                 let conn = ConnId(conn.wrapping_sub(self.proxy_conn_base));
-                // An answer, even to a command that timed out here, says the
-                // member has dealt with every earlier one of the connection.
-                if let Some(line) = self.lines.get_mut(&conn) {
-                    if line
-                        .unsettled
-                        .get(&group)
-                        .is_some_and(|(member, last, _)| *member == from && id >= *last)
-                    {
-                        line.unsettled.remove(&group);
-                    }
-                }
-                if self.proxied.remove(&id).is_some_and(|(c, g, _, _)| c == conn && g == group) {
+                let proxied = self.proxied.remove(&id).filter(|p| p.conn == conn && p.group == group);
+                let settles = proxied.as_ref().is_some_and(|p| p.settles);
+                self.settle_line(conn, group, from, id, &reply, settles, now_ms);
+                if proxied.is_some() {
                     self.on_reply(group, conn, reply, now_ms, Some(id));
                 }
             }
@@ -1334,6 +1347,48 @@ impl Router {
                     node.step(from, message);
                 }
             }
+        }
+    }
+
+    /// Where `conn`'s commands for `group` may go after `from` answered its
+    /// proxy `id` with `reply` (`Line::unsettled`). A `-TIMEOUT` there
+    /// means the command may still be applied later (a forward held up on
+    /// its way to the leader), and only that member's session of the
+    /// connection knows to wait for it (`Node::pump`'s barrier): the
+    /// connection's commands for the group keep going there (sim-long seed
+    /// 1726 with `--cores 2`: a transaction answered so was applied after
+    /// the connection's next read, sent to this member's own replica, had
+    /// been answered). An answer that `settles` (`Proxied::settles`) to a
+    /// command sent at least as late as the last that timed out there
+    /// says that session dealt with them: they may go elsewhere again; so
+    /// may they when that member no longer holds the group (nothing else
+    /// would ever move them).
+    #[allow(clippy::too_many_arguments)]
+    fn settle_line(
+        &mut self,
+        conn: ConnId,
+        group: GroupId,
+        from: NodeId,
+        id: u64,
+        reply: &Reply,
+        settles: bool,
+        now_ms: u64,
+    ) {
+        let Some(line) = self.lines.get_mut(&conn) else { return };
+        let at = line.unsettled.get(&group).copied();
+        if is_timeout(reply) {
+            let last = match at {
+                Some((member, last, _)) if member == from => id.max(last),
+                _ => id,
+            };
+            line.unsettled.insert(group, (from, last, now_ms));
+            return;
+        }
+        let gone = matches!(reply, Reply::Error(e) if e.strip_prefix("TRYAGAIN ").is_some_and(|e| e.starts_with(NO_REPLICA)));
+        if at.is_some_and(|(member, last, _)| member == from && id >= last)
+            && (settles && !reply.is_error() || gone)
+        {
+            line.unsettled.remove(&group);
         }
     }
 
@@ -1362,7 +1417,7 @@ impl Router {
             router.output.send.push((from, group, NodeMessage::ProxyReply { conn, id, reply }));
         };
         if !self.holds(group) {
-            return refuse(self, format!("this member holds no replica of group {}", group.0));
+            return refuse(self, format!("{NO_REPLICA} of group {}", group.0));
         }
         let key = (from, conn, group);
         let expected = self.stands.get(&key).map_or(0, |stand| stand.next_seq);
@@ -1454,10 +1509,10 @@ impl Router {
     /// write, the outcome is unknown).
     fn expire_proxied(&mut self, now_ms: u64) {
         let mut expired = Vec::new();
-        for (id, (conn, group, member, ticks)) in self.proxied.iter_mut() {
-            *ticks = ticks.saturating_sub(1);
-            if *ticks == 0 {
-                expired.push((*id, *conn, *group, *member));
+        for (id, proxied) in self.proxied.iter_mut() {
+            proxied.ticks = proxied.ticks.saturating_sub(1);
+            if proxied.ticks == 0 {
+                expired.push((*id, proxied.conn, proxied.group, proxied.member));
             }
         }
         for (id, conn, group, member) in expired {
@@ -1509,7 +1564,7 @@ impl Router {
                 self.output.send.push((member, group, NodeMessage::ProxyClose { conn }));
             }
         }
-        self.proxied.retain(|_, (c, _, _, _)| *c != conn);
+        self.proxied.retain(|_, proxied| proxied.conn != conn);
     }
 
     /// A client command, in the connection's order.
@@ -2065,6 +2120,11 @@ fn remember_setup(setup: &mut Vec<Vec<Vec<u8>>>, args: &[Vec<u8>]) {
     let this = kind(args);
     setup.retain(|earlier| kind(earlier) != this);
     setup.push(args.to_vec());
+}
+
+/// `-TIMEOUT`: the command's outcome is unknown (it may still be applied).
+fn is_timeout(reply: &Reply) -> bool {
+    matches!(reply, Reply::Error(e) if e.starts_with("TIMEOUT"))
 }
 
 fn words(words: &[&str]) -> Vec<Vec<u8>> {
