@@ -84,8 +84,9 @@ fn read_counter(shared: &Shared, client: &mut Client) -> Option<usize> {
     None
 }
 
-/// Pushes element `i` exactly once (see the module docs).
-fn push_once(shared: &Shared, node: &mut usize, client: &mut Option<Client>, i: usize) {
+/// Pushes element `i` exactly once (see the module docs); false if the
+/// test stopped first.
+fn push_once(shared: &Shared, node: &mut usize, client: &mut Option<Client>, i: usize) -> bool {
     while !shared.late() {
         let Some(conn) = client.as_mut() else {
             // Its node is gone: another, a moment later.
@@ -117,19 +118,21 @@ fn push_once(shared: &Shared, node: &mut usize, client: &mut Option<Client>, i: 
             Ok(matches!(&replies[3], Reply::Array(Some(r)) if r.first() == Some(&Reply::Integer(i as i64))))
         })();
         match attempt {
-            Ok(true) => return,
+            Ok(true) => return true,
             Ok(false) => std::thread::sleep(Duration::from_millis(20)),
             Err(_) => *client = None,
         }
     }
+    false
 }
 
 fn producer(shared: Arc<Shared>) {
     let mut node = 0;
     let mut client = connect(&shared, node);
     for i in 1..=ELEMENTS {
-        push_once(&shared, &mut node, &mut client, i);
-        if shared.late() {
+        // Not `late()` after a push: the last element may be consumed, and
+        // the test stopped, before this thread looks (a loaded machine).
+        if !push_once(&shared, &mut node, &mut client, i) {
             return shared.fail(format!("the producer stopped at element {i}"));
         }
         std::thread::sleep(Duration::from_millis(8));
