@@ -610,6 +610,20 @@ fn placed_cluster(shards: u32) -> Cluster {
     panic!("the key groups did not reach their placement");
 }
 
+/// `placed_cluster(8)` once every member has heard every leader's beat,
+/// the first of the keys `key(0)`, `key(1)`, ... whose group member 1 does
+/// not hold, and that group.
+fn placed_cluster_and_a_key_held_elsewhere(key: impl Fn(u64) -> String) -> (Cluster, String, GroupId) {
+    let mut cluster = placed_cluster(8);
+    for _ in 0..20 {
+        cluster.tick_all();
+    }
+    let group_of = |key: &str| cluster.routers[0].group_of_slot(key_slot(key.as_bytes()));
+    let key = (0..).map(key).find(|k| !cluster.routers[0].holds(group_of(k))).expect("a key");
+    let group = group_of(&key);
+    (cluster, key, group)
+}
+
 #[test]
 fn every_member_serves_every_key_including_groups_it_does_not_hold() {
     let shards = 8;
@@ -647,16 +661,7 @@ fn every_member_serves_every_key_including_groups_it_does_not_hold() {
 /// group's new leader. Returns the replies of the attempts after the
 /// first, in order.
 fn writes_after_a_timeout_at_a_member_that_stopped() -> Vec<Reply> {
-    let mut cluster = placed_cluster(8);
-    for _ in 0..20 {
-        cluster.tick_all();
-    }
-    let held_by_1 = |g: GroupId| cluster.routers[0].holds(g);
-    let key = (0..)
-        .map(|k| format!("p{k}"))
-        .find(|k| !held_by_1(cluster.routers[0].group_of_slot(key_slot(k.as_bytes()))))
-        .unwrap();
-    let group = cluster.routers[0].group_of_slot(key_slot(key.as_bytes()));
+    let (mut cluster, key, group) = placed_cluster_and_a_key_held_elsewhere(|k| format!("p{k}"));
     let holder = cluster.routers.iter().find(|r| r.holds(group)).expect("a member holds it");
     let leader = holder.group(group).unwrap().raft().leader().expect("a leader");
     cluster.cut.insert(leader);
@@ -693,16 +698,7 @@ fn after_a_proxied_write_times_out_the_connection_waits_for_that_member_then_mov
 /// aborted by the stand-in's leftover WATCH (`make sim-long` seed 83).
 #[test]
 fn a_transaction_after_an_exec_lost_on_its_way_is_not_aborted_by_that_execs_watch() {
-    let mut cluster = placed_cluster(8);
-    for _ in 0..20 {
-        cluster.tick_all();
-    }
-    let group_of = |cluster: &Cluster, key: &str| cluster.routers[0].group_of_slot(key_slot(key.as_bytes()));
-    let tag = (0..)
-        .map(|k| format!("{{w{k}}}"))
-        .find(|t| !cluster.routers[0].holds(group_of(&cluster, t)))
-        .unwrap();
-    let (key, group) = (format!("{tag}a"), group_of(&cluster, &tag));
+    let (mut cluster, key, group) = placed_cluster_and_a_key_held_elsewhere(|k| format!("{{w{k}}}a"));
     let watched = cluster.pipeline(0, 60, &[&format!("WATCH {key}"), &format!("GET {key}")]);
     assert_eq!(watched, [Reply::ok(), Reply::Bulk(None)]);
     cluster.cut_group.insert((group, NodeId(1)));
@@ -731,14 +727,7 @@ fn a_transaction_after_an_exec_lost_on_its_way_is_not_aborted_by_that_execs_watc
 /// (`make sim-long` seed 1726 with `--cores 2`).
 #[test]
 fn a_read_after_a_write_that_timed_out_at_a_stand_in_is_answered_after_that_write() {
-    let mut cluster = placed_cluster(8);
-    for _ in 0..20 {
-        cluster.tick_all();
-    }
-    let group_of = |cluster: &Cluster, key: &str| cluster.routers[0].group_of_slot(key_slot(key.as_bytes()));
-    let key =
-        (0..).map(|k| format!("u{k}")).find(|k| !cluster.routers[0].holds(group_of(&cluster, k))).unwrap();
-    let group = group_of(&cluster, &key);
+    let (mut cluster, key, group) = placed_cluster_and_a_key_held_elsewhere(|k| format!("u{k}"));
     let leader = |cluster: &Cluster| {
         let nodes = cluster.routers.iter().filter(|r| r.holds(group)).filter_map(|r| r.group(group));
         let leading = nodes.filter(|node| node.raft().is_leader()).max_by_key(|node| node.raft().term());
