@@ -462,9 +462,13 @@ fn search_budget() -> u64 {
     std::env::var("CASHE_SIM_SEARCH_BUDGET").ok().and_then(|b| b.parse().ok()).unwrap_or(8_000_000)
 }
 
-/// Entries of `Search::exact` before the memos are dropped (a few hundred
-/// bytes each with `seen`'s).
-const MEMO_ENTRIES_MAX: usize = 4_000_000;
+/// Entries of `Search::exact` before the memos are dropped (about 200
+/// bytes each with `seen`'s: 3.4 GB at most). Twice the default budget, so
+/// that a search within it never drops them (at 4M, searches that had
+/// found a linearization within the budget ran out of it, searching
+/// again what they had dropped: sim-long seeds 48 of the placed part and
+/// 544 of the cores part).
+const MEMO_ENTRIES_MAX: usize = 16_000_000;
 
 /// Sets of placed unknown operations remembered per memo key.
 const VISITS_KEPT_MAX: usize = 4;
