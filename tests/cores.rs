@@ -11,7 +11,7 @@
 mod harness;
 
 use cashe::protocol::Reply;
-use harness::{bulk_text, eventually, field, Client, Server, TempDir};
+use harness::{bulk_text, eventually, field, Client, Server, TempDir, PATIENCE};
 
 const EXECUTORS: usize = 3;
 /// Connections opened until every executor has accepted one.
@@ -63,6 +63,12 @@ fn connections_on_every_executor_keep_their_order_through_one_node() {
         assert!(clients.len() < CONNECTIONS_MAX, "an executor accepted nothing: {counts:?}");
     };
     println!("{} connections; accepted per executor: {spread:?}", clients.len());
+    // A connection's last reply comes once nearly all of the 72 × 150
+    // commands are done: on a loaded machine (CI beside a simulator run)
+    // that took longer than one `PATIENCE`.
+    for client in &clients {
+        client.stream.set_read_timeout(Some(PATIENCE * 4)).expect("a timeout");
+    }
 
     // Every connection pipelines all its rounds at once, then all read:
     // the node sees the connections' commands interleaved.
