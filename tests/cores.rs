@@ -63,7 +63,7 @@ fn connections_on_every_executor_keep_their_order_through_one_node() {
         assert!(clients.len() < CONNECTIONS_MAX, "an executor accepted nothing: {counts:?}");
     };
     println!("{} connections; accepted per executor: {spread:?}", clients.len());
-    // A connection's last reply comes once nearly all of the 72 × 150
+    // A connection's last reply comes once nearly all the connections'
     // commands are done: on a loaded machine (CI beside a simulator run)
     // that took longer than one `PATIENCE`.
     for client in &clients {
