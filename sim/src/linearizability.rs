@@ -426,7 +426,17 @@ fn check_key_settling(operations: &[Operation], settle: bool) -> Result<(), Stri
     // Two orders of trying known operations; a verdict from either settles
     // it, and only when both run out of budget is that the answer.
     let budgets = if settle { vec![1, SETTLE_FACTOR] } else { vec![1] };
+    // First without the operations of unknown outcome: if the others
+    // linearize, none of those need have happened, and that is a
+    // linearization of all of them. Cheap where the full search is not:
+    // it does not try every set of unknown operations under an early
+    // wrong guess (sim-long seed 48 of the placed part: 21 unknown among 80,
+    // out of 16 times the budget, while the 59 known linearize alone).
     let mut search = Search::new(&ops, search_budget(), true);
+    search.unknown_too = false;
+    if search.dfs(&mut vec![0u64; words], &None, 0, required) == Some(true) {
+        return Ok(());
+    }
     let mut verdict = None;
     for factor in budgets {
         for by_completion in [true, false] {
@@ -523,6 +533,9 @@ struct Search<'a> {
     /// Which bits of a `done` set are operations of unknown outcome.
     unknown_mask: Vec<u64>,
     budget: u64,
+    /// Whether operations of unknown outcome are placed (else none of them
+    /// takes effect).
+    unknown_too: bool,
     /// The longest partial linearization found: operations placed, which,
     /// and the register's value then (where a failure is to be looked for).
     deepest: (usize, Vec<u64>, State),
@@ -571,6 +584,7 @@ impl<'a> Search<'a> {
             unknown_by_invocation,
             unknown_mask,
             budget,
+            unknown_too: true,
             deepest,
         }
     }
@@ -657,7 +671,8 @@ impl<'a> Search<'a> {
         // is tried before placing it. The verdict is the same either way;
         // the search just gets there sooner.
         let known = self.by_completion.len();
-        for k in 0..self.ops.len() {
+        let candidates = if self.unknown_too { self.ops.len() } else { known };
+        for k in 0..candidates {
             let i = if k < known { self.by_completion[k] } else { self.unknown_by_invocation[k - known] };
             let op = self.ops[i];
             if op.invoked > deadline || is_done(done, i) || !self.in_connection_order(done, i) {
