@@ -212,6 +212,9 @@ struct Shared {
     /// Hosts started so far, and those removed from the cluster.
     members: Vec<String>,
     removed: BTreeSet<String>,
+    /// The host the admin set out to remove (its removal may be applied
+    /// before the admin hears of it).
+    removing: Option<String>,
     /// Why the last operation left no trace in the history.
     last_refusal: String,
     seed: u64,
@@ -402,7 +405,10 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     let (id, joining) = match meta {
         Some(meta) => (NodeId(meta.node_id), false),
         None if name == FOUNDER_HOST => (FOUNDER, false),
-        None => (join(&shared, &me, &mut rng).await, true),
+        None => match join(&shared, &me, &mut rng).await {
+            Some(id) => (id, true),
+            None => return Ok(()),
+        },
     };
     let (shards, replicas, cores) = (shared.borrow().shards, shared.borrow().replicas, shared.borrow().cores);
     let fsync_rng = Rc::new(RefCell::new(SplitMix64::new(rng.next_u64())));
@@ -910,8 +916,11 @@ fn entry_digest(entry: &cashe::raft::Entry) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
 }
 
-/// Joins through random members until one records us.
-async fn join(shared: &SharedRef, me: &MemberInfo, rng: &mut SplitMix64) -> NodeId {
+/// Joins through random members until one records us. `None` when the
+/// cluster refuses because the admin removed us meanwhile (a join whose
+/// reply was lost, retried after the removal of what it recorded): the
+/// host then stays down, as a removed node does.
+async fn join(shared: &SharedRef, me: &MemberInfo, rng: &mut SplitMix64) -> Option<NodeId> {
     loop {
         let members: Vec<String> = {
             let s = shared.borrow();
@@ -928,9 +937,17 @@ async fn join(shared: &SharedRef, me: &MemberInfo, rng: &mut SplitMix64) -> Node
                             .borrow_mut()
                             .trace
                             .event(format!("{} joined as node {id} through {via}", me.name));
-                        return id;
+                        return Some(id);
                     }
                     JoinAnswer::Retry(_) => {}
+                    JoinAnswer::Refused(e)
+                        if e.contains("was removed from the cluster")
+                            && shared.borrow().removing.as_ref() == Some(&me.name) =>
+                    {
+                        let text = format!("{}'s join is refused, as the admin removed it: {e}", me.name);
+                        shared.borrow_mut().trace.event(text);
+                        return None;
+                    }
                     JoinAnswer::Refused(e) => {
                         shared.borrow_mut().violations.push(format!("{} could not join: {e}", me.name));
                     }
@@ -1810,6 +1827,7 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
         voters: BTreeMap::new(),
         members: Vec::new(),
         removed: BTreeSet::new(),
+        removing: None,
         last_refusal: String::new(),
         seed,
         bug: options.bug,
@@ -1941,6 +1959,7 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
             let candidates: Vec<String> = hosts(&shared).into_iter().filter(|h| h != FOUNDER_HOST).collect();
             let target = candidates[below(&mut rng, candidates.len() as u64) as usize].clone();
             shared.borrow_mut().trace.event(format!("{now}ms: remove {target}"));
+            shared.borrow_mut().removing = Some(target.clone());
             sim.client(format!("admin-{now}"), remove_member(shared.clone(), target, rng.next_u64()));
         }
         next_fault = now + 200 + below(&mut rng, 1_000);
