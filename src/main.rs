@@ -37,8 +37,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Redis protocol. Start the first node with its --id and addresses; start
 /// more with --leaderaddr pointing at any member's client address.
 #[derive(Debug, Parser)]
-#[command(name = "cashe", version, about)]
+#[command(name = "cashe", version, about, args_conflicts_with_subcommands = true)]
 struct Args {
+    /// Offline tools on a data directory (no subcommand: run a node).
+    #[command(subcommand)]
+    tool: Option<Tool>,
     /// This node's name, unique in the cluster.
     #[arg(long, default_value = "raft0")]
     id: String,
@@ -225,6 +228,68 @@ struct Args {
     /// error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     log_level: String,
+}
+
+/// Tools that read a data directory while no node runs on it, and change
+/// nothing.
+#[derive(Debug, clap::Subcommand)]
+enum Tool {
+    /// Verify every frame of every log segment and every snapshot, and
+    /// say whether a start would open the directory (it is opened as a
+    /// start would, in memory): records, index ranges and terms per
+    /// segment, the last valid offset, and the file and offset of any
+    /// damage. Exit status 0: a start would open it; 1: it would refuse;
+    /// 2: it could not be read.
+    Check {
+        /// The data directory (a node's --datadir).
+        #[arg(long)]
+        datadir: PathBuf,
+    },
+    /// Print every record of every log segment, one per line: file and
+    /// offset, group, and the record (hard states, truncations, entries
+    /// with their commands).
+    Dump {
+        /// The data directory (a node's --datadir).
+        #[arg(long)]
+        datadir: PathBuf,
+    },
+}
+
+/// Runs an offline tool; see [`Tool`] for the exit statuses.
+fn run_tool(tool: &Tool) -> ExitCode {
+    use cashe::runtime::offline;
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let result = match tool {
+        Tool::Check { datadir } => offline::check(datadir).map(|checked| {
+            let _ = stdout.write_all(checked.text.as_bytes());
+            if checked.sound {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }),
+        Tool::Dump { datadir } => {
+            let mut failed = None;
+            let mut emit = |text: String| {
+                if failed.is_none() {
+                    failed = stdout.write_all(text.as_bytes()).err();
+                }
+            };
+            offline::dump(datadir, &mut emit).map(|()| match failed {
+                // A closed pipe (`| head`) is the reader's choice, not a failure.
+                Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    eprintln!("cashe: writing the dump: {e}");
+                    ExitCode::from(2)
+                }
+                _ => ExitCode::SUCCESS,
+            })
+        }
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("cashe: {e}");
+        ExitCode::from(2)
+    })
 }
 
 /// `:3000` → bind every interface, advertise 127.0.0.1:3000; `host:port` →
@@ -454,6 +519,9 @@ fn planted_bug() -> Result<PlantedBug, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(tool) = &args.tool {
+        return run_tool(tool);
+    }
     let level = match args.log_level.parse::<tracing::Level>() {
         Ok(level) => level,
         Err(_) => {

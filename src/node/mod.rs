@@ -164,6 +164,30 @@ struct LoggedCommand {
     args: Vec<Vec<u8>>,
 }
 
+/// An entry's command as `cashe dump` prints it: the leader's clock and
+/// the arguments, each quoted with its bytes escaped as redis-cli shows
+/// them and cut after 64 bytes.
+pub fn describe_logged_command(bytes: &[u8]) -> String {
+    const SHOWN_BYTES_MAX: usize = 64;
+    let command = match postcard::from_bytes::<LoggedCommand>(bytes) {
+        Ok(command) => command,
+        Err(e) => return format!("undecodable command of {} bytes: {e}", bytes.len()),
+    };
+    let mut text = format!("at {} ms:", command.now_ms);
+    for arg in &command.args {
+        let shown: String = arg[..arg.len().min(SHOWN_BYTES_MAX)]
+            .iter()
+            .flat_map(|b| std::ascii::escape_default(*b))
+            .map(char::from)
+            .collect();
+        text.push_str(&format!(" \"{shown}\""));
+        if arg.len() > SHOWN_BYTES_MAX {
+            text.push_str(&format!("...({} bytes)", arg.len()));
+        }
+    }
+    text
+}
+
 /// Node tuning beyond Raft's.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct NodeConfig {

@@ -28,6 +28,7 @@ pub mod group_cores;
 pub mod join;
 pub mod lock;
 pub mod mailbox;
+pub mod offline;
 pub mod peer;
 pub mod server;
 pub mod tls;

@@ -444,15 +444,17 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             core_ends.push((k as u32, on_node));
             let recovered = BTreeMap::new();
             Some(GroupCore {
-                core: k as u32,
-                cores: group_cores,
                 ends: on_core,
-                node_config: node_config.clone(),
-                recovered,
-                id,
-                cluster_id,
-                joining,
-                shards,
+                start: CoreStart {
+                    core: k as u32,
+                    cores: group_cores,
+                    node_config: node_config.clone(),
+                    recovered,
+                    id,
+                    cluster_id,
+                    joining,
+                    shards,
+                },
             })
         } else {
             None
@@ -768,7 +770,7 @@ const SHARDS_FILE: &str = "shards";
 /// The layout a member's data directory was made with: one shard for a
 /// directory made before shards (no file), every member holding every
 /// group for one made before placement (no replica count).
-fn read_layout(datadir: &std::path::Path) -> Result<Layout, String> {
+pub fn read_layout(datadir: &std::path::Path) -> Result<Layout, String> {
     let path = datadir.join(SHARDS_FILE);
     let parse = |text: &str| -> Option<Layout> {
         let mut words = text.split_whitespace().map(str::parse::<u32>);
@@ -1141,11 +1143,17 @@ async fn client_executor(
     cores::serve_node_on_helper(ends, events, connections).await;
 }
 
-/// What a core of key groups other than 0 starts from.
+/// What a core of key groups other than 0 starts from: its ends of the
+/// channels to executor 0, and what its loop starts from.
 struct GroupCore {
+    ends: group_cores::CoreEnds,
+    start: CoreStart,
+}
+
+/// What the loop of a core of key groups starts from.
+struct CoreStart {
     core: u32,
     cores: u32,
-    ends: group_cores::CoreEnds,
     node_config: NodeConfig,
     recovered: BTreeMap<GroupId, crate::raft::Recovered>,
     id: NodeId,
@@ -1154,11 +1162,24 @@ struct GroupCore {
     shards: u32,
 }
 
-/// Runs core `setup.core`'s key groups until the member stops; tells
+/// Runs core `setup.start.core`'s key groups until the member stops; tells
 /// executor 0 how it ended.
 async fn group_core(setup: GroupCore, config: ServerConfig) {
+    let GroupCore { ends, start } = setup;
     let outgoing: Mailbox<FromCore> = Mailbox::new(usize::MAX);
-    let end = match run_group_core(setup, &config, outgoing.clone()).await {
+    let events: Mailbox<Event> = Mailbox::new(EVENTS_MAX);
+    let home = Rc::new(RefCell::new(None));
+    // The channels first: executor 0 must hear of a core that fails before
+    // its loop runs (a log it cannot open), or the member would go on
+    // without these groups.
+    glommio::spawn_local(group_cores::serve_node_on_core(
+        ends,
+        outgoing.clone(),
+        events.clone(),
+        home.clone(),
+    ))
+    .detach();
+    let end = match run_group_core(start, &config, (outgoing.clone(), events, home)).await {
         Ok(()) => FromCore::Stopped,
         Err(why) => {
             tracing::error!(%why, "a core of key groups stopped");
@@ -1175,25 +1196,16 @@ async fn group_core(setup: GroupCore, config: ServerConfig) {
 /// The loop of a core of key groups: executor 0's, for its groups alone,
 /// with its own log, and executor 0 in place of peer links and clients.
 async fn run_group_core(
-    setup: GroupCore,
+    start: CoreStart,
     config: &ServerConfig,
-    outgoing: Mailbox<FromCore>,
+    (outgoing, events, home): (Mailbox<FromCore>, Mailbox<Event>, Rc<RefCell<Option<crate::node::HomeView>>>),
 ) -> Result<(), String> {
-    let GroupCore { core, cores, ends, node_config, mut recovered, id, cluster_id, joining, shards } = setup;
+    let CoreStart { core, cores, node_config, mut recovered, id, cluster_id, joining, shards } = start;
     let disk = |subdir: &str| GlommioDisk::new(config.datadir.join(subdir));
     let options = WalOptions::new(id.0, cluster_id);
     let logs = turn::open_logs(disk, options, id, joining, shards, (core, cores)).await?;
     recovered.extend(logs.recovered);
     let mut router = core_router(&node_config, shards, (core, cores), recovered)?;
-    let events: Mailbox<Event> = Mailbox::new(EVENTS_MAX);
-    let home = Rc::new(RefCell::new(None));
-    glommio::spawn_local(group_cores::serve_node_on_core(
-        ends,
-        outgoing.clone(),
-        events.clone(),
-        home.clone(),
-    ))
-    .detach();
     glommio::spawn_local(ticker(events.clone(), config.tick)).detach();
     let mut disks = Disks::start(logs.wals, &events);
     let (mut ticks, mut stats, mut stopping, mut reported_at) = (0u64, TurnStats::default(), None, None);
@@ -1266,27 +1278,33 @@ fn core_router(
 /// log).
 const CORES_FILE: &str = "cores";
 
-/// The cores the member's key groups are on: `--cores` for a new data
-/// directory of several shards (written to `cores`), else what the
-/// directory says (1 without the file: made before groups ran on several
-/// cores).
-fn group_cores(config: &ServerConfig, shards: u32, fresh: bool) -> Result<u32, String> {
-    let path = config.datadir.join(CORES_FILE);
-    if fresh {
-        let cores = if shards > 1 { (config.cores as u32).clamp(1, crate::node::CORES_MAX) } else { 1 };
-        write_durably(&config.datadir, CORES_FILE, &format!("{cores}\n"))?;
-        return Ok(cores);
-    }
-    let cores = match std::fs::read_to_string(&path) {
+/// The cores a data directory's key groups are on (1 without the file:
+/// made before groups ran on several cores).
+pub fn read_group_cores(datadir: &std::path::Path) -> Result<u32, String> {
+    let path = datadir.join(CORES_FILE);
+    match std::fs::read_to_string(&path) {
         Ok(text) => text
             .trim()
             .parse::<u32>()
             .ok()
             .filter(|n| (1..=crate::node::CORES_MAX).contains(n))
-            .ok_or_else(|| format!("{}: not a core count: {text:?}", path.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
+            .ok_or_else(|| format!("{}: not a core count: {text:?}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(1),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// The cores the member's key groups are on: `--cores` for a new data
+/// directory of several shards (written to `cores`), else what the
+/// directory says (1 without the file: made before groups ran on several
+/// cores).
+fn group_cores(config: &ServerConfig, shards: u32, fresh: bool) -> Result<u32, String> {
+    if fresh {
+        let cores = if shards > 1 { (config.cores as u32).clamp(1, crate::node::CORES_MAX) } else { 1 };
+        write_durably(&config.datadir, CORES_FILE, &format!("{cores}\n"))?;
+        return Ok(cores);
+    }
+    let cores = read_group_cores(&config.datadir)?;
     if shards > 1 && cores as usize != config.cores {
         tracing::warn!(
             cores,

@@ -20,6 +20,7 @@
 pub mod disk;
 pub mod format;
 pub mod fuzz;
+pub mod inspect;
 pub mod recover;
 pub mod sim_disk;
 
