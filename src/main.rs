@@ -49,6 +49,12 @@ struct Args {
     /// turns the plain client port off (with --tls-listenaddr).
     #[arg(long, default_value = ":3000")]
     listenaddr: String,
+    /// Address of the operator's HTTP port: `/metrics` (Prometheus text
+    /// format), `/health` (200 while the process serves) and `/ready` (200
+    /// once this node has a leader and has applied its commit index, else
+    /// 503); `:9121` listens on every interface [default: off].
+    #[arg(long)]
+    metrics_addr: Option<String>,
     /// Address of a TLS client port, beside the plain one or instead of it;
     /// needs --tls-cert-file, --tls-key-file and --tls-ca-cert-file.
     #[arg(long)]
@@ -380,6 +386,10 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
         (None, None, None) => return Err("no client port".into()),
     };
     let (raft_bind, raft_advertise) = address("raftaddr", &args.raftaddr, args.advertise_raft.as_deref())?;
+    let metrics_bind = match &args.metrics_addr {
+        Some(text) => Some(address("metrics-addr", text, None)?.0),
+        None => None,
+    };
     if args.id.is_empty() || args.id.contains(char::is_whitespace) {
         return Err(format!("--id {:?}: a name must be non-empty and without spaces", args.id));
     }
@@ -428,6 +438,7 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
         name: args.id.clone(),
         client_bind: plain_client.map(|(bind, _)| bind),
         tls_client_bind: tls_client.map(|(bind, _)| bind),
+        metrics_bind,
         raft_bind,
         client_advertise,
         tls_client_advertise,

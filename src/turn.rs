@@ -29,6 +29,8 @@ pub struct TurnStats {
     pub rounds: u64,
     pub fsyncs: u64,
     pub records: u64,
+    /// Bytes written to log segments.
+    pub bytes: u64,
     pub snapshots: u64,
 }
 
@@ -37,6 +39,7 @@ impl TurnStats {
     pub fn add(&mut self, other: &TurnStats) {
         self.fsyncs += other.fsyncs;
         self.records += other.records;
+        self.bytes += other.bytes;
         self.snapshots += other.snapshots;
     }
 }
@@ -128,8 +131,10 @@ pub async fn write<D: Disk>(
                 }
                 let parts: Vec<(u32, &[(Lsn, Record)])> =
                     pending.iter().map(|(group, records)| (group.0, records.as_slice())).collect();
+                let before = wal.bytes_written();
                 wal.append_groups(&parts).await?;
                 stats.fsyncs += 1;
+                stats.bytes += wal.bytes_written() - before;
                 for (group, records) in std::mem::take(&mut pending) {
                     stats.records += records.len() as u64;
                     if let Some((last, _)) = records.last() {

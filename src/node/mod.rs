@@ -46,6 +46,7 @@ mod acl_categories;
 mod blocking;
 mod cluster;
 pub mod handshake;
+pub mod metrics;
 pub mod placement;
 mod router;
 mod server;
@@ -60,8 +61,8 @@ pub use cluster::{
     CASHE_MEMBER, FOUNDER,
 };
 pub use router::{
-    core_for_message, core_of, group_ids, CoreReport, Durable, GroupId, HomeView, Router, RouterOutput,
-    CORES_MAX, HOME,
+    core_for_message, core_of, group_ids, CoreReport, Durable, GroupCounters, GroupId, GroupState, HomeView,
+    Router, RouterOutput, CORES_MAX, HOME,
 };
 use server::RouterInfo;
 pub use server::{CpuTimes, ShellStats};
@@ -314,6 +315,8 @@ enum Requester {
     Block(u64),
     /// The `CASHE.UNBLOCK` of this node's wait number n.
     Unblock(u64),
+    /// The shell's readiness probe number n (`Node::probe_readiness`).
+    Readiness(u64),
 }
 
 /// An internal no-op command: once applied, every write this node forwarded
@@ -327,6 +330,8 @@ enum ReadWhat {
     Command(Vec<Vec<u8>>),
     /// WATCH: the keys' versions, kept by the connection for its EXEC.
     Watch(Vec<Vec<u8>>),
+    /// A readiness probe: nothing to compute once the index is applied.
+    Readiness,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -419,6 +424,8 @@ pub struct Node {
     /// connection's writes), waiting to be applied.
     ready_reads: Vec<(Index, PendingRead)>,
     next_read: u64,
+    /// Readiness probes answered since the shell last took them (`probe_readiness`).
+    readiness_answered: Vec<(u64, Result<(), String>)>,
     /// Writes forwarded to the leader: id -> (who waits, ticks left).
     forwarded: BTreeMap<u64, (Requester, u32)>,
     /// Forward ids start at a random point each boot, so a late answer to a
@@ -482,6 +489,7 @@ impl Node {
             reads: BTreeMap::new(),
             ready_reads: Vec::new(),
             next_read: 0,
+            readiness_answered: Vec::new(),
             forwarded: BTreeMap::new(),
             next_forward,
             sessions: BTreeMap::new(),
@@ -879,6 +887,21 @@ impl Node {
         self.compact_asked = true;
     }
 
+    /// Starts readiness probe `n`: a ReadIndex round like a linearizable
+    /// read's, which succeeds once a leader has confirmed its leadership
+    /// with a quorum after the probe started and this node has applied
+    /// the leader's commit index as of then; it fails as such a read
+    /// fails (no leader known, a timeout, leadership changed). Its answer
+    /// is taken with `take_readiness`.
+    pub fn probe_readiness(&mut self, n: u64) {
+        self.start_read(Requester::Readiness(n), ReadWhat::Readiness, false);
+    }
+
+    /// The probes answered since the last call: `Err` says why one failed.
+    pub fn take_readiness(&mut self) -> Vec<(u64, Result<(), String>)> {
+        std::mem::take(&mut self.readiness_answered)
+    }
+
     /// Drains what the shell must do. Everything the core produced since
     /// the last call is folded in here, once per shell turn, so the reads
     /// of one turn share one ReadIndex round.
@@ -920,7 +943,8 @@ impl Node {
                 Requester::Barrier(_)
                 | Requester::Remote { .. }
                 | Requester::Block(_)
-                | Requester::Unblock(_) => Index(0),
+                | Requester::Unblock(_)
+                | Requester::Readiness(_) => Index(0),
             };
             self.ready_reads.push((written, read));
             return;
@@ -1018,6 +1042,13 @@ impl Node {
             Requester::Barrier(ticket) => self.on_barrier(ticket, reply, index),
             Requester::Block(seq) => self.on_block_answer(seq, reply, index),
             Requester::Unblock(seq) => self.on_unblock_answer(seq, &reply),
+            Requester::Readiness(n) => {
+                let answer = match reply {
+                    Reply::Error(why) => Err(why),
+                    _ => Ok(()),
+                };
+                self.readiness_answered.push((n, answer));
+            }
             Requester::Remote { from, id } => {
                 let bytes = wire::reply_bytes_bound(&reply);
                 let reply =
@@ -1253,7 +1284,8 @@ impl Node {
                     Requester::Barrier(_)
                     | Requester::Remote { .. }
                     | Requester::Block(_)
-                    | Requester::Unblock(_) => true,
+                    | Requester::Unblock(_)
+                    | Requester::Readiness(_) => true,
                 };
                 *index <= applied && in_order
             });
@@ -1276,6 +1308,7 @@ impl Node {
                 }
                 Reply::ok()
             }
+            ReadWhat::Readiness => Reply::ok(),
         };
         self.answer(read.requester, reply, None);
     }

@@ -63,6 +63,9 @@ use crate::raft::{Index, Lsn, NodeId, Record, Snapshot, Term};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+mod observe;
+pub use observe::{GroupCounters, GroupState};
+
 /// A Raft group of the cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct GroupId(pub u32);
@@ -358,9 +361,8 @@ pub struct HomeView {
 /// (`Router::report`, `set_report`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CoreReport {
-    /// Per group of the core: its INFO cluster line, and its keys if the
-    /// member holds it.
-    pub groups: BTreeMap<GroupId, (String, Option<kv::KeyCounts>)>,
+    /// Per group of the core: its state, and its keys if the member holds it.
+    pub groups: BTreeMap<GroupId, (GroupState, Option<kv::KeyCounts>)>,
     /// Groups awake and led quietly (`Router::activity`).
     pub awake: usize,
     pub quiet: usize,
@@ -448,6 +450,11 @@ pub struct Router {
     next_stand: u64,
     /// Per member, the `boot` of its latest `Proxy`.
     stand_boots: BTreeMap<NodeId, u64>,
+    /// Per group of this core, what happened to it (`observe`).
+    counters: BTreeMap<GroupId, GroupCounters>,
+    /// Readiness probes waiting, and those answered (`probe_readiness`).
+    probes: observe::Probes,
+    probes_done: Vec<(u64, Result<(), String>)>,
 }
 
 impl Router {
@@ -496,6 +503,9 @@ impl Router {
             member_cores: BTreeMap::new(),
             expiry_alarms: BTreeSet::new(),
             directory: Directory::default(),
+            counters: BTreeMap::new(),
+            probes: BTreeMap::new(),
+            probes_done: Vec::new(),
         }
     }
 
@@ -553,7 +563,7 @@ impl Router {
             .map(|group| {
                 let node = &self.groups[&group];
                 let keys = self.holds(group).then(|| node.store().key_counts(self.now_ms));
-                (group, (self.group_line(group, node), keys))
+                (group, (self.group_state(group, node), keys))
             })
             .collect();
         let (awake, quiet) = self.own_activity();
@@ -796,52 +806,14 @@ impl Router {
     }
 
     /// INFO's lines about this member's groups (its cluster section), one
-    /// per group: its role, leader, term, commit and applied indexes,
-    /// voters, learners, keys, whether it is quiet here (INFO stats
-    /// counts them: `raft_groups*`), and whether this member holds a replica
-    /// of it (`holds`; a member without one runs its keys' commands at one
-    /// that has, and its own copy, if any, is left over from before a move).
-    /// With several cores, each line of a group of another core is that
-    /// core's last report (`CoreReport`), and ends with `,core=N`.
+    /// per group (`group_line`; INFO stats counts them: `raft_groups*`); a
+    /// member without a replica of a group runs its keys' commands at one
+    /// that has, and its own copy, if any, is left over from before a move.
+    /// With several cores, a group of another core is as that core last
+    /// reported it (`CoreReport`).
     fn group_lines(&self) -> Vec<(String, String)> {
-        let mut lines = Vec::new();
-        for (group, node) in &self.groups {
-            let core = core_of(*group, self.cores);
-            let reported = self.reports.get(&core).and_then(|report| report.groups.get(group));
-            let value = match reported {
-                Some((line, _)) if !self.mine(*group) => line.clone(),
-                _ => self.group_line(*group, node),
-            };
-            lines.push((format!("group{}", group.0), value));
-        }
-        lines
-    }
-
-    /// `group`'s INFO cluster line (`group_lines`), from this router's node.
-    fn group_line(&self, group: GroupId, node: &Node) -> String {
-        let raft = node.raft();
-        let membership = raft.membership();
-        let name = |l: NodeId| match self.home_directory().members.get(&l) {
-            Some(info) => info.name.clone(),
-            None => format!("node{l}"),
-        };
-        let leader = self.leader_of(group).map_or_else(|| "-".to_string(), name);
-        let keys = node.store().key_counts(self.now_ms).keys;
-        let mut line = format!(
-            "role={},leader={leader},term={},commit={},applied={},voters={},learners={},keys={keys},quiet={},replica={}",
-            format!("{:?}", raft.role()).to_ascii_lowercase(),
-            raft.term().0,
-            raft.commit().0,
-            raft.applied().0,
-            membership.voters.len(),
-            membership.learners.len(),
-            u8::from(raft.is_quiet()),
-            if self.holds(group) { "yes" } else { "no" },
-        );
-        if self.cores > 1 {
-            line.push_str(&format!(",core={}", core_of(group, self.cores)));
-        }
-        line
+        let states = self.group_states().into_iter();
+        states.map(|(group, state)| (format!("group{}", group.0), self.group_line(&state))).collect()
     }
 
     /// The key groups this member leads: what a keyless key-space command
@@ -1313,6 +1285,7 @@ impl Router {
         if from != self.home().raft().id() {
             self.messages_received += 1;
         }
+        self.observe_arrival(group, &message);
         let now_ms = self.now_ms;
         match message {
             NodeMessage::Beat { groups, leads, core, cores } => {
@@ -2068,6 +2041,8 @@ impl Router {
     /// may start a connection's next commands, whose output is taken too.
     pub fn take_output(&mut self, now_ms: u64) -> RouterOutput {
         let now_ms = self.clock(now_ms);
+        let mut probed = Vec::new();
+        let mut snapshot_starts = BTreeMap::new();
         loop {
             let mut replies = Vec::new();
             let mut touched = std::mem::take(&mut self.touched);
@@ -2077,6 +2052,9 @@ impl Router {
                 if self.fatal_group.is_none() && node.fatal().is_some() {
                     self.fatal_group = Some(*group);
                 }
+                probed.extend(node.take_readiness().into_iter().map(|(n, answer)| (*group, n, answer)));
+                let starts = send.iter().filter(|(_, message)| observe::starts_snapshot(message)).count();
+                snapshot_starts.insert(*group, starts as u64);
                 if !persist.is_empty() {
                     self.output.durable.push((*group, Durable::Records(persist)));
                 }
@@ -2085,6 +2063,13 @@ impl Router {
                 }
                 self.output.send.extend(send.into_iter().map(|(to, message)| (to, *group, message)));
                 replies.extend(answered.into_iter().map(|(conn, reply)| (*group, conn, reply)));
+            }
+            for group in touched {
+                let starts = snapshot_starts.remove(&group).unwrap_or(0);
+                self.observe(group, starts);
+            }
+            for (group, n, answer) in probed.drain(..) {
+                self.readiness_answered(group, n, answer);
             }
             if replies.is_empty() {
                 // Between this member's cores is not a peer message.

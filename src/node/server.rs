@@ -59,6 +59,7 @@
 //! per command), and `disconnected` when the shell says the connection
 //! closed.
 
+use super::metrics::{Family, Kind};
 use super::{ConnId, Node, Transport};
 use crate::kv::{self, Access};
 use crate::protocol::{Limits, Protocol, Reply};
@@ -155,6 +156,50 @@ impl CommandStats {
         if *counts == CommandCounts::default() {
             self.commands.remove(&command);
         }
+    }
+
+    /// The counts as metric families: commands by name (calls, rejected,
+    /// failed, as commandstats), error replies by code (as errorstats),
+    /// and the totals.
+    pub(super) fn families(&self) -> Vec<Family> {
+        let mut calls = Family::new("cashe_commands_total", Kind::Counter, "Commands answered, by command.");
+        let mut rejected = Family::new(
+            "cashe_commands_rejected_total",
+            Kind::Counter,
+            "Commands refused before they ran (arity, limits, CLUSTERDOWN, TRYAGAIN), by command.",
+        );
+        let mut failed = Family::new(
+            "cashe_commands_failed_total",
+            Kind::Counter,
+            "Commands that ran and failed, by command.",
+        );
+        for ((name, sub), counts) in &self.commands {
+            let command = match sub {
+                Some(sub) => format!("{name}|{sub}"),
+                None => name.to_string(),
+            };
+            calls.add(&[("command", &command)], counts.calls as f64);
+            rejected.add(&[("command", &command)], counts.rejected_calls as f64);
+            failed.add(&[("command", &command)], counts.failed_calls as f64);
+        }
+        let mut errors = Family::new(
+            "cashe_errors_total",
+            Kind::Counter,
+            "Error replies, by their first word (as errorstats).",
+        );
+        for (code, count) in &self.errors {
+            errors.add(&[("code", code)], *count as f64);
+        }
+        let received = self.commands_processed as f64;
+        let replies = self.error_replies as f64;
+        vec![
+            Family::single("cashe_commands_received_total", Kind::Counter, "Commands received.", received),
+            calls,
+            rejected,
+            failed,
+            Family::single("cashe_error_replies_total", Kind::Counter, "Error replies sent.", replies),
+            errors,
+        ]
     }
 
     /// Counts the error `reply` is, or the errors an EXEC reply holds.
@@ -625,6 +670,16 @@ impl Node {
     /// ([`Node::set_router_info`]), else this node's own.
     fn command_stats(&self) -> &CommandStats {
         self.router_info.as_ref().map_or(&self.clients.stats, |info| &info.command_stats)
+    }
+
+    /// This node's own counts (with one shard, the member's).
+    pub(super) fn own_command_stats(&self) -> &CommandStats {
+        &self.clients.stats
+    }
+
+    /// Client connections open.
+    pub(super) fn client_count(&self) -> usize {
+        self.clients.connections.len()
     }
 
     /// What the next INFO reports of the member as a whole (several

@@ -14,6 +14,12 @@
 //! - [`tls`]: TLS for clients, mutual TLS between peers, certificates
 //!   bound to member ids;
 //! - [`lock`]: the data directory's `LOCK`, one process per directory;
+//! - [`http`]: the operator's port (`--metrics-addr`): `/metrics`,
+//!   `/health`, `/ready`;
+//! - [`readings`]: what the shell measures (disk, latencies, memory, CPU)
+//!   for INFO and `/metrics`;
+//! - [`offline`]: `cashe check` and `cashe dump` on a stopped node's
+//!   data directory;
 //! - [`mailbox`]: the queue between tasks;
 //! - [`disk`]: [`disk::GlommioDisk`], the production implementation of the
 //!   storage seam `wal::disk::Disk`.
@@ -25,11 +31,13 @@ pub mod client;
 pub mod cores;
 pub mod disk;
 pub mod group_cores;
+pub mod http;
 pub mod join;
 pub mod lock;
 pub mod mailbox;
 pub mod offline;
 pub mod peer;
+pub mod readings;
 pub mod server;
 pub mod tls;
 

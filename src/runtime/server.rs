@@ -16,13 +16,14 @@ use super::client;
 use super::cores::{self, ClientCounters, Connections, ReplyTo};
 use super::disk::GlommioDisk;
 use super::group_cores::{self, FromCore};
+use super::http;
 use super::mailbox::Mailbox;
 use super::peer::{self, AddressBook, PeerFrame, PeerLink, PeerSecurity};
+use super::readings::Readings;
 use super::tls::TlsSettings;
 use crate::node::handshake::ClusterSecret;
 use crate::node::{
-    ClusterMode, ConnId, CpuTimes, GroupId, MemberInfo, Node, NodeConfig, NodeMessage, Router, Transport,
-    FOUNDER, HOME,
+    ClusterMode, ConnId, GroupId, MemberInfo, Node, NodeConfig, NodeMessage, Router, Transport, FOUNDER, HOME,
 };
 use crate::protocol::{Limits, Reply};
 use crate::raft::{Lsn, NodeId, PlantedBug};
@@ -55,6 +56,8 @@ pub struct ServerConfig {
     pub client_bind: Option<SocketAddr>,
     /// The TLS client port (`--tls-listenaddr`).
     pub tls_client_bind: Option<SocketAddr>,
+    /// The operator's HTTP port (`--metrics-addr`): metrics, health, readiness.
+    pub metrics_bind: Option<SocketAddr>,
     pub raft_bind: SocketAddr,
     /// `host:port` peers and clients are told to use.
     pub client_advertise: String,
@@ -132,22 +135,29 @@ pub use crate::turn::Input as Event;
 
 /// State the connection tasks of every executor share with the loop.
 pub struct Shared {
-    write_latency_us: Mutex<Histogram<u64>>,
+    /// A client write's time from arrival to reply, in µs.
+    pub(super) write_latency_us: Mutex<Histogram<u64>>,
+    /// One durable write of any core's disk task, in µs.
+    pub(super) wal_write_us: Mutex<Histogram<u64>>,
     /// Executors running (`--cores`), for INFO.
-    executors: usize,
+    pub(super) executors: usize,
 }
 
 impl Shared {
     fn new(executors: usize) -> Shared {
-        let histogram = Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid bounds");
-        Shared { write_latency_us: Mutex::new(histogram), executors }
+        let histogram = || Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 2).expect("valid bounds"));
+        Shared { write_latency_us: histogram(), wal_write_us: histogram(), executors }
     }
 
     pub fn record_write_latency(&self, latency: Duration) {
-        let micros = latency.as_micros().min(u128::from(u64::MAX)) as u64;
-        if let Ok(mut histogram) = self.write_latency_us.lock() {
-            let _ = histogram.record(micros.max(1));
-        }
+        record(&self.write_latency_us, latency);
+    }
+}
+
+fn record(histogram: &Mutex<Histogram<u64>>, took: Duration) {
+    let micros = took.as_micros().min(u128::from(u64::MAX)) as u64;
+    if let Ok(mut histogram) = histogram.lock() {
+        let _ = histogram.record(micros.max(1));
     }
 }
 
@@ -189,11 +199,15 @@ async fn disk_task(
     jobs: Mailbox<(GroupId, DiskJob)>,
     events: Mailbox<Event>,
     state: Rc<DiskState>,
+    shared: Arc<Shared>,
 ) {
     let mut stats = TurnStats::default();
     loop {
         let batch = jobs.take_all().await;
-        match turn::write(&mut wal, batch, &mut stats).await {
+        let started = Instant::now();
+        let result = turn::write(&mut wal, batch, &mut stats).await;
+        record(&shared.wal_write_us, started.elapsed());
+        match result {
             Ok(written) => {
                 state.stats.set(stats);
                 if !written.compact.is_empty() {
@@ -293,10 +307,14 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             Some(address) => Some(listen(address, "TLS clients").await?),
             None => None,
         };
-        Ok::<_, String>((plain, tls, listen(config.raft_bind, "peers").await?))
+        let metrics = match config.metrics_bind {
+            Some(address) => Some(listen(address, "metrics").await?),
+            None => None,
+        };
+        Ok::<_, String>((plain, tls, metrics, listen(config.raft_bind, "peers").await?))
     }
     .await;
-    let (client_listener, tls_client_listener, raft_listener) = match listeners {
+    let (client_listener, tls_client_listener, metrics_listener, raft_listener) = match listeners {
         Ok(listeners) => listeners,
         Err(e) if created => {
             lock.remove_new_directory(&config.datadir);
@@ -475,6 +493,13 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     }
     spawn_acceptors(0, client_listeners, &events, &connections, &shared, &counters, &config);
     glommio::spawn_local(ticker(events.clone(), config.tick)).detach();
+    let asks = Rc::new(http::Asks::default());
+    if let Some(listener) = metrics_listener {
+        glommio::spawn_local(http::serve((config.adopt_listener)(listener), asks.clone())).detach();
+    }
+    // Readiness probes asked and not answered yet, by number.
+    let mut probes: BTreeMap<u64, Mailbox<Result<(), String>>> = BTreeMap::new();
+    let mut next_probe = 0u64;
 
     let mut hello = Vec::new();
     let frame = PeerFrame::Hello {
@@ -496,7 +521,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     let mut ticks = 0u64;
     let mut refreshed_at = None;
     let mut stats = TurnStats::default();
-    let mut disks = Disks::start(wals, &events);
+    let mut disks = Disks::start(wals, &events, &shared);
     // The other cores of key groups, their reports and how they end.
     let from_cores = Rc::new(FromCores::default());
     for (core, ends) in core_ends {
@@ -555,6 +580,23 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             }
             turn::feed(&mut router, event, now);
         }
+        for ask in asks.take() {
+            match ask {
+                http::Ask::Health(answer) => _ = answer.try_push(()),
+                http::Ask::Ready(answer) => {
+                    router.probe_readiness(next_probe);
+                    probes.insert(next_probe, answer);
+                    next_probe += 1;
+                }
+                http::Ask::Metrics(answer) => {
+                    let disk = disk_totals(&disks, &stats, &from_cores);
+                    let readings = Readings::read(&links.borrow().links, &counters, disk, &shared, started);
+                    let mut families = router.metrics();
+                    families.extend(readings.families());
+                    let _ = answer.try_push(crate::node::metrics::render(&families));
+                }
+            }
+        }
         if group_cores > 1 {
             let view = router.home_view();
             if home_view.as_ref() != Some(&view) {
@@ -579,6 +621,11 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             }
         };
         turn::drain(&mut router, now, send, reply, |group, job| disks.hand_out(group, job), &mut stats);
+        for (n, answer) in router.take_readiness() {
+            if let Some(to) = probes.remove(&n) {
+                let _ = to.try_push(answer);
+            }
+        }
         if let Some(reason) = router.fatal() {
             return Err(format!("stopping: {reason}"));
         }
@@ -590,12 +637,9 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         // reads files in /proc.
         if ticks.is_multiple_of(50) && refreshed_at != Some(ticks) {
             refreshed_at = Some(ticks);
-            let mut disk_stats = disks.stats();
-            disk_stats.rounds = stats.rounds;
-            for (_, core) in from_cores.reports.borrow().values() {
-                disk_stats.add(core);
-            }
-            refresh(&mut router, &book, &links.borrow().links, &counters, &disk_stats, &shared, started);
+            let disk = disk_totals(&disks, &stats, &from_cores);
+            let readings = Readings::read(&links.borrow().links, &counters, disk, &shared, started);
+            refresh(&mut router, &book, &readings);
         }
         if config.stop.load(Ordering::Relaxed) {
             let ticks_now = ticks;
@@ -624,6 +668,16 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             }
         }
     }
+}
+
+/// Every log's disk work, of every core, with executor 0's loop's rounds.
+fn disk_totals(disks: &Disks, stats: &TurnStats, from_cores: &FromCores) -> TurnStats {
+    let mut total = disks.stats();
+    total.rounds = stats.rounds;
+    for (_, core) in from_cores.reports.borrow().values() {
+        total.add(core);
+    }
+    total
 }
 
 /// What the other cores of key groups told executor 0.
@@ -663,13 +717,13 @@ struct Disks {
 }
 
 impl Disks {
-    fn start(wals: Vec<(LogId, Wal<GlommioDisk>)>, events: &Mailbox<Event>) -> Disks {
+    fn start(wals: Vec<(LogId, Wal<GlommioDisk>)>, events: &Mailbox<Event>, shared: &Arc<Shared>) -> Disks {
         let mut disks = BTreeMap::new();
         for (log, wal) in wals {
             let disk =
                 LogDisk { jobs: Mailbox::new(usize::MAX), state: Rc::default(), handed_out: BTreeMap::new() };
-            glommio::spawn_local(disk_task(wal, disk.jobs.clone(), events.clone(), disk.state.clone()))
-                .detach();
+            let task = disk_task(wal, disk.jobs.clone(), events.clone(), disk.state.clone(), shared.clone());
+            glommio::spawn_local(task).detach();
             disks.insert(log, disk);
         }
         Disks { disks }
@@ -815,15 +869,7 @@ fn write_durably(datadir: &std::path::Path, name: &str, text: &str) -> Result<()
 
 /// Refreshes what the loop shares with others: peer addresses from the
 /// directory, and the counters INFO prints.
-fn refresh(
-    router: &mut Router,
-    book: &Rc<RefCell<AddressBook>>,
-    links: &BTreeMap<NodeId, PeerLink>,
-    counters: &ClientCounters,
-    stats: &TurnStats,
-    shared: &Shared,
-    started: Instant,
-) {
+fn refresh(router: &mut Router, book: &Rc<RefCell<AddressBook>>, readings: &Readings) {
     let (sent, received) = router.message_counts();
     let (awake, quiet) = router.activity();
     let groups = router.groups().count();
@@ -832,86 +878,41 @@ fn refresh(
         node.directory().members.iter().map(|(id, info)| (*id, info.raft_addr.clone())).collect();
     book.borrow_mut().directory = directory;
     book.borrow_mut().names = node.member_names();
-    let latency = match shared.write_latency_us.lock() {
-        Ok(histogram) => histogram.clone(),
-        Err(poisoned) => poisoned.into_inner().clone(),
-    };
-    let dropped: u64 = links.values().map(|l| l.dropped).sum();
-    let by_executor: Vec<String> =
-        counters.by_executor.iter().map(|count| count.load(Ordering::Relaxed).to_string()).collect();
     let pair = |k: &str, v: String| (k.to_string(), v);
+    let r = readings;
     node.shell_stats.server = vec![
         pair("process_id", std::process::id().to_string()),
-        pair("uptime_in_seconds", started.elapsed().as_secs().to_string()),
-        pair("executors", shared.executors.to_string()),
+        pair("uptime_in_seconds", r.uptime.as_secs().to_string()),
+        pair("executors", r.executors.to_string()),
     ];
-    node.shell_stats.rss_bytes = resident_bytes();
-    node.shell_stats.system_memory_bytes = system_memory_bytes();
-    node.shell_stats.cpu = cpu_times();
+    node.shell_stats.rss_bytes = r.rss_bytes;
+    node.shell_stats.system_memory_bytes = r.system_memory_bytes;
+    node.shell_stats.cpu = r.cpu;
+    let latency = &r.write_latency_us;
     node.shell_stats.stats = vec![
-        pair("total_connections_received", counters.received.load(Ordering::Relaxed).to_string()),
-        pair("rejected_connections", counters.rejected.load(Ordering::Relaxed).to_string()),
-        pair("executor_connections_received", by_executor.join(",")),
-        pair("loop_rounds", stats.rounds.to_string()),
-        pair("wal_fsyncs", stats.fsyncs.to_string()),
-        pair("wal_records", stats.records.to_string()),
-        pair("wal_records_per_fsync", format!("{:.2}", stats.records as f64 / stats.fsyncs.max(1) as f64)),
-        pair("snapshots_saved", stats.snapshots.to_string()),
+        pair("total_connections_received", r.connections_received.to_string()),
+        pair("rejected_connections", r.connections_rejected.to_string()),
+        pair(
+            "executor_connections_received",
+            r.by_executor.iter().map(u64::to_string).collect::<Vec<_>>().join(","),
+        ),
+        pair("loop_rounds", r.disk.rounds.to_string()),
+        pair("wal_fsyncs", r.disk.fsyncs.to_string()),
+        pair("wal_records", r.disk.records.to_string()),
+        pair("wal_records_per_fsync", format!("{:.2}", r.disk.records as f64 / r.disk.fsyncs.max(1) as f64)),
+        pair("snapshots_saved", r.disk.snapshots.to_string()),
         pair("peer_messages_sent", sent.to_string()),
         pair("peer_messages_received", received.to_string()),
         pair("raft_groups", groups.to_string()),
         pair("raft_groups_awake", awake.to_string()),
         pair("raft_groups_led_quietly", quiet.to_string()),
-        pair("peer_messages_dropped", dropped.to_string()),
+        pair("peer_messages_dropped", r.peer_messages_dropped.to_string()),
         pair("write_latency_samples", latency.len().to_string()),
         pair("write_latency_p50_us", latency.value_at_quantile(0.5).to_string()),
         pair("write_latency_p99_us", latency.value_at_quantile(0.99).to_string()),
         pair("write_latency_p999_us", latency.value_at_quantile(0.999).to_string()),
         pair("write_latency_max_us", latency.max().to_string()),
     ];
-}
-
-/// The process's resident set size (`VmRSS` in `/proc/self/status`), on Linux.
-fn resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    kibibytes_field(&status, "VmRSS:")
-}
-
-/// The machine's memory (`MemTotal` in `/proc/meminfo`), on Linux.
-fn system_memory_bytes() -> Option<u64> {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-    kibibytes_field(&meminfo, "MemTotal:")
-}
-
-/// A `Name:   1234 kB` line's value in bytes.
-fn kibibytes_field(text: &str, name: &str) -> Option<u64> {
-    let line = text.lines().find_map(|line| line.strip_prefix(name))?;
-    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
-    kib.checked_mul(1024)
-}
-
-/// CPU time of the process and of this thread (the one running the node),
-/// from `/proc/self/stat` and `/proc/thread-self/stat`, on Linux. Their
-/// `utime` and `stime` are in clock ticks of `USER_HZ`, which is 100 on
-/// every architecture Linux reports to user space in; reading
-/// `sysconf(_SC_CLK_TCK)` would take an `unsafe` call this crate forbids.
-fn cpu_times() -> Option<CpuTimes> {
-    const TICK_US: u64 = 10_000;
-    /// Fields 14 and 15 (`utime`, `stime`), counted after the `)` that ends
-    /// the command name (which may hold spaces).
-    fn user_system_ticks(path: &str) -> Option<(u64, u64)> {
-        let stat = std::fs::read_to_string(path).ok()?;
-        let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().skip(11);
-        Some((fields.next()?.parse().ok()?, fields.next()?.parse().ok()?))
-    }
-    let (user, system) = user_system_ticks("/proc/self/stat")?;
-    let (thread_user, thread_system) = user_system_ticks("/proc/thread-self/stat")?;
-    Some(CpuTimes {
-        user_us: user.saturating_mul(TICK_US),
-        system_us: system.saturating_mul(TICK_US),
-        main_thread_user_us: thread_user.saturating_mul(TICK_US),
-        main_thread_system_us: thread_system.saturating_mul(TICK_US),
-    })
 }
 
 /// Waits until the disk made everything handed out durable, failed, or
@@ -1135,7 +1136,7 @@ async fn client_executor(
     groups: Option<GroupCore>,
 ) {
     if let Some(groups) = groups {
-        glommio::spawn_local(group_core(groups, config.clone())).detach();
+        glommio::spawn_local(group_core(groups, config.clone(), shared.clone())).detach();
     }
     let events: Mailbox<Event> = Mailbox::new(EVENTS_MAX);
     let connections: Connections = Rc::default();
@@ -1164,7 +1165,7 @@ struct CoreStart {
 
 /// Runs core `setup.start.core`'s key groups until the member stops; tells
 /// executor 0 how it ended.
-async fn group_core(setup: GroupCore, config: ServerConfig) {
+async fn group_core(setup: GroupCore, config: ServerConfig, shared: Arc<Shared>) {
     let GroupCore { ends, start } = setup;
     let outgoing: Mailbox<FromCore> = Mailbox::new(usize::MAX);
     let events: Mailbox<Event> = Mailbox::new(EVENTS_MAX);
@@ -1179,7 +1180,7 @@ async fn group_core(setup: GroupCore, config: ServerConfig) {
         home.clone(),
     ))
     .detach();
-    let end = match run_group_core(start, &config, (outgoing.clone(), events, home)).await {
+    let end = match run_group_core(start, &config, &shared, (outgoing.clone(), events, home)).await {
         Ok(()) => FromCore::Stopped,
         Err(why) => {
             tracing::error!(%why, "a core of key groups stopped");
@@ -1198,6 +1199,7 @@ async fn group_core(setup: GroupCore, config: ServerConfig) {
 async fn run_group_core(
     start: CoreStart,
     config: &ServerConfig,
+    shared: &Arc<Shared>,
     (outgoing, events, home): (Mailbox<FromCore>, Mailbox<Event>, Rc<RefCell<Option<crate::node::HomeView>>>),
 ) -> Result<(), String> {
     let CoreStart { core, cores, node_config, mut recovered, id, cluster_id, joining, shards } = start;
@@ -1207,7 +1209,7 @@ async fn run_group_core(
     recovered.extend(logs.recovered);
     let mut router = core_router(&node_config, shards, (core, cores), recovered)?;
     glommio::spawn_local(ticker(events.clone(), config.tick)).detach();
-    let mut disks = Disks::start(logs.wals, &events);
+    let mut disks = Disks::start(logs.wals, &events, shared);
     let (mut ticks, mut stats, mut stopping, mut reported_at) = (0u64, TurnStats::default(), None, None);
     tracing::info!(
         core,

@@ -221,6 +221,8 @@ pub struct Wal<D: Disk> {
     segments: Vec<Segment>,
     groups: BTreeMap<u32, Group>,
     failed: bool,
+    /// Bytes written to segments since the log was opened.
+    bytes_written: u64,
 }
 
 impl<D: Disk> Wal<D> {
@@ -318,7 +320,16 @@ impl<D: Disk> Wal<D> {
                 file
             }
         };
-        let wal = Wal { disk, options, layout, file, segments: segment_list, groups, failed: false };
+        let wal = Wal {
+            disk,
+            options,
+            layout,
+            file,
+            segments: segment_list,
+            groups,
+            failed: false,
+            bytes_written: 0,
+        };
         Ok((wal, replayed.recovered))
     }
 
@@ -420,7 +431,14 @@ impl<D: Disk> Wal<D> {
         let io = |source| WalError::Io { path: path.clone(), source };
         self.file.append(bytes).await.map_err(io)?;
         self.file.sync().await.map_err(io)?;
+        self.bytes_written += bytes.len() as u64;
         Ok(())
+    }
+
+    /// Bytes written to segments since the log was opened (records and
+    /// their frames; not snapshot files).
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written
     }
 
     fn segment_path(&self) -> String {
