@@ -18,6 +18,9 @@ VENV := target/venv
 VENV_PYTHON := $(VENV)/bin/python
 REDIS_PY_MAJOR := 8
 REDIS_PY := redis>=$(REDIS_PY_MAJOR),<$(shell expr $(REDIS_PY_MAJOR) + 1)
+# The Prometheus project's Python client: tests/metrics.rs parses /metrics
+# with its text-format parser (0.26.0 was current when pinned).
+PROMETHEUS_CLIENT := prometheus_client>=0.20,<1
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: install deps cluster stop test check model model-long model-mutants sim sim-long sim-mutants partition partition-mutant fuzz bench profile clean
@@ -59,16 +62,16 @@ deps:
 		|| ! command -v redis-benchmark >/dev/null 2>&1; then \
 		$(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server redis-tools; \
 	fi
-	@if ! $(VENV_PYTHON) -c 'import redis; assert redis.__version__.split(".")[0] == "$(REDIS_PY_MAJOR)"' \
+	@if ! $(VENV_PYTHON) -c 'import redis, prometheus_client; assert redis.__version__.split(".")[0] == "$(REDIS_PY_MAJOR)"' \
 		>/dev/null 2>&1; then \
 		if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then \
 			$(SUDO) apt-get update && $(SUDO) apt-get install -y python3 python3-venv; \
 		fi; \
 		rm -rf $(VENV) && python3 -m venv $(VENV) \
-			&& $(VENV_PYTHON) -m pip install --quiet --disable-pip-version-check '$(REDIS_PY)'; \
+			&& $(VENV_PYTHON) -m pip install --quiet --disable-pip-version-check '$(REDIS_PY)' '$(PROMETHEUS_CLIENT)'; \
 	fi
 	@echo "deps: $$(redis-server --version | cut -d' ' -f1-3), redis-py" \
-		"$$($(VENV_PYTHON) -c 'import redis; print(redis.__version__)') in $(VENV)"
+		"$$($(VENV_PYTHON) -c 'import redis; print(redis.__version__)'), prometheus_client in $(VENV)"
 
 ## test: everything CI runs (release profile: the checkers need the speed)
 test: deps
