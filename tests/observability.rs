@@ -1,4 +1,5 @@
-//! The operator's HTTP port (`--metrics-addr`, issue 18) of real nodes:
+//! What an operator watches (issue 18), on real nodes: the HTTP port
+//! (`--metrics-addr`) and the logs (`--log-format json`).
 //! - `/metrics` parses with the Prometheus project's own text-format
 //!   parser (prometheus_client, `tests/py/prometheus_parse.py`), has a
 //!   sample per group for the Raft families (one node of 4 shards on 2
@@ -9,7 +10,9 @@
 //!   node cut off from the leader (it was down while the others took
 //!   writes, and restarts while they are paused: it knows no leader and
 //!   has not applied the cluster's commit index); 200 again once the
-//!   others resume and it has caught up.
+//!   others resume and it has caught up;
+//! - `--log-format json`: every line a node logs is a JSON object (parsed
+//!   by Python's json module) with a timestamp, level, target and fields.
 //!
 //! Every process is killed by PID when its test ends (a paused one too:
 //! SIGKILL ends a stopped process), and every wait is bounded.
@@ -257,4 +260,36 @@ fn ready_is_503_while_cut_off_from_the_leader_and_200_once_caught_up() {
     for port in &metrics_ports {
         assert_eq!(ready(*port), 200);
     }
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let mut cluster = Cluster::start_with("json-logs", 1, &["--log-format=json"]);
+    cluster.set_acknowledged(0, "key", "value");
+    let status = cluster.servers[0].signal("TERM");
+    assert!(status.success(), "{status:?}");
+    let log = cluster.servers[0].log.clone();
+    let check = "import json, sys\n\
+        events = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]\n\
+        for event in events:\n    assert {'timestamp', 'level', 'target', 'fields'} <= event.keys(), event\n\
+        print(len(events))\n\
+        for event in events:\n    print(event['level'], json.dumps(event['fields'], sort_keys=True))\n";
+    let mut command = Command::new(venv_python());
+    command.arg("-c").arg(check).arg(&log);
+    let finished = run_bounded(&mut command, PATIENCE);
+    assert!(
+        finished.status.is_some_and(|s| s.success()),
+        "a log line is not a JSON event: {}\n--- the log\n{}",
+        finished.stderr,
+        cluster.servers[0].log_text()
+    );
+    let events: usize = finished.stdout.lines().next().and_then(|n| n.parse().ok()).expect("a count");
+    assert!(events >= 3, "{}", finished.stdout);
+    assert!(
+        finished.stdout.lines().any(|l| l.starts_with("INFO ")
+            && l.contains("\"message\": \"cashe started\"")
+            && l.contains("\"id\": \"raft0\"")),
+        "{}",
+        finished.stdout
+    );
 }
