@@ -12,11 +12,13 @@ use cashe::raft::PlantedBug;
 use cashe::runtime::tls::{TlsFiles, TlsSettings};
 use cashe::runtime::{serve, ServerConfig, Stopped};
 use clap::Parser;
+use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,9 +31,81 @@ const _: () = assert!(
 );
 
 /// mimalloc instead of glibc's malloc: see Cargo.toml (resident bytes per
-/// key and allocation cost on the hot path, measured by benches/cluster.rs).
+/// key and allocation cost on the hot path, measured by benches/cluster.rs),
+/// counting the bytes allocated and not yet freed: INFO's `used_memory`,
+/// which `--maxmemory` is checked against (as Redis's zmalloc counts).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: Counting = Counting;
+
+/// Counters of allocated bytes, one per group of threads on its own cache
+/// line, so that executors do not contend on one; their sum is exact (a
+/// thread may free what another allocated, so one slot may go negative).
+const SLOTS: usize = 16;
+
+#[repr(align(64))]
+struct Slot(AtomicI64);
+
+static ALLOCATED: [Slot; SLOTS] = [const { Slot(AtomicI64::new(0)) }; SLOTS];
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// This thread's slot; a `const` thread-local without a destructor, so
+    /// reading it never allocates (it is read inside the allocator).
+    static MY_SLOT: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+fn count(bytes: isize) {
+    let slot = MY_SLOT
+        .try_with(|slot| {
+            if slot.get() == usize::MAX {
+                slot.set(NEXT_SLOT.fetch_add(1, Ordering::Relaxed) % SLOTS);
+            }
+            slot.get()
+        })
+        .unwrap_or(0);
+    ALLOCATED[slot].0.fetch_add(bytes as i64, Ordering::Relaxed);
+}
+
+/// Bytes allocated and not freed, by every thread.
+fn used_memory() -> u64 {
+    let total: i64 = ALLOCATED.iter().map(|slot| slot.0.load(Ordering::Relaxed)).sum();
+    total.max(0) as u64
+}
+
+struct Counting;
+
+// SAFETY: every call is passed to mimalloc unchanged; the counting only
+// adds and subtracts sizes of what mimalloc handed out or took back.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let pointer = unsafe { mimalloc::MiMalloc.alloc(layout) };
+        if !pointer.is_null() {
+            count(layout.size() as isize);
+        }
+        pointer
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let pointer = unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) };
+        if !pointer.is_null() {
+            count(layout.size() as isize);
+        }
+        pointer
+    }
+
+    unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
+        unsafe { mimalloc::MiMalloc.dealloc(pointer, layout) };
+        count(-(layout.size() as isize));
+    }
+
+    unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let moved = unsafe { mimalloc::MiMalloc.realloc(pointer, layout, new_size) };
+        if !moved.is_null() {
+            count(new_size as isize - layout.size() as isize);
+        }
+        moved
+    }
+}
 
 /// A replicated, durable, linearizable key-value database that speaks the
 /// Redis protocol. Start the first node with its --id and addresses; start
@@ -234,6 +308,14 @@ struct Args {
     /// error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// The most memory the data may use, as Redis's maxmemory with its
+    /// noeviction policy: while the process's allocated bytes (INFO's
+    /// used_memory) are over it, the leader refuses writes that may add
+    /// data (-OOM); reads, DEL and the like still run. A number of bytes,
+    /// or with a unit: 100mb, 2gb (1024-based), 100m, 2g (1000-based).
+    /// 0: no limit.
+    #[arg(long, default_value = "0", value_parser = memory_bytes)]
+    maxmemory: u64,
     /// text (one line per event, for people) or json (one JSON object per
     /// line: timestamp, level, target, fields; for log collectors).
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
@@ -356,6 +438,25 @@ fn tls(args: &Args) -> Result<Option<TlsSettings>, String> {
     Ok(Some(settings))
 }
 
+/// Redis's memory units: `k`, `m`, `g` are powers of 1000, `kb`, `mb`,
+/// `gb` powers of 1024 (any case).
+fn memory_bytes(text: &str) -> Result<u64, String> {
+    let lower = text.to_ascii_lowercase();
+    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let scale: u64 = match &lower[digits.len()..] {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1 << 10,
+        "m" => 1000 * 1000,
+        "mb" => 1 << 20,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1 << 30,
+        unit => return Err(format!("unknown unit {unit:?}: use b, k, kb, m, mb, g or gb")),
+    };
+    let number: u64 = digits.parse().map_err(|_| format!("{text:?} is not a number of bytes"))?;
+    number.checked_mul(scale).ok_or_else(|| format!("{text} is too large"))
+}
+
 fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
     let tls = tls(args)?;
     let tls_client = match &args.tls_listenaddr {
@@ -443,6 +544,8 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
         client_bind: plain_client.map(|(bind, _)| bind),
         tls_client_bind: tls_client.map(|(bind, _)| bind),
         metrics_bind,
+        maxmemory: args.maxmemory,
+        used_memory,
         raft_bind,
         client_advertise,
         tls_client_advertise,

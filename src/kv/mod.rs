@@ -265,6 +265,63 @@ pub fn classify(args: &[Vec<u8>]) -> Result<Access, Reply> {
     command::lookup(args).map(|spec| spec.access())
 }
 
+/// Commands that may add data, by Redis's lower-case name: those Redis 7.0
+/// flags `denyoom` (and cashe's CAS), which a leader over `--maxmemory`
+/// refuses. Commands that only remove, rename, expire or move data
+/// (DEL, LPOP, RENAME, SMOVE, GETEX, ...) still run, so memory can be freed.
+const MAY_GROW: [&str; 44] = [
+    "set",
+    "setnx",
+    "setex",
+    "psetex",
+    "getset",
+    "mset",
+    "msetnx",
+    "incr",
+    "incrby",
+    "incrbyfloat",
+    "decr",
+    "decrby",
+    "append",
+    "setrange",
+    "cas",
+    "copy",
+    "setbit",
+    "bitop",
+    "bitfield",
+    "hset",
+    "hmset",
+    "hsetnx",
+    "hincrby",
+    "hincrbyfloat",
+    "lpush",
+    "rpush",
+    "lpushx",
+    "rpushx",
+    "lset",
+    "linsert",
+    "lmove",
+    "rpoplpush",
+    "blmove",
+    "brpoplpush",
+    "sadd",
+    "sinterstore",
+    "sunionstore",
+    "sdiffstore",
+    "zadd",
+    "zincrby",
+    "zrangestore",
+    "zunionstore",
+    "zinterstore",
+    "zdiffstore",
+];
+
+/// Whether `args` is a command that may add data (`MAY_GROW`); an unknown
+/// command or a wrong argument count is not (it fails anyway).
+pub fn may_grow(args: &[Vec<u8>]) -> bool {
+    command::lookup(args).is_ok_and(|spec| MAY_GROW.contains(&spec.name))
+}
+
 impl Store {
     /// Executes any command at time `now_ms` (the proposing leader's clock).
     pub fn apply(&mut self, args: &[Vec<u8>], now_ms: u64) -> Reply {

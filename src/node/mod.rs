@@ -393,6 +393,8 @@ pub struct Output {
 }
 
 pub const CLUSTERDOWN: &str = "CLUSTERDOWN no leader is known; retry later";
+/// Redis's refusal of a write that may add data while over `maxmemory`.
+pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
 pub const TIMEOUT: &str =
     "TIMEOUT the write may or may not have been applied: leadership changed before it committed";
 /// A forward that reached a leader of another term than the follower's: not proposed.
@@ -426,6 +428,9 @@ pub struct Node {
     next_read: u64,
     /// Readiness probes answered since the shell last took them (`probe_readiness`).
     readiness_answered: Vec<(u64, Result<(), String>)>,
+    /// The process's allocated bytes and `--maxmemory`, as the shell last
+    /// said (`set_memory`; 0 and 0 in the simulator and the model).
+    memory: (u64, u64),
     /// Writes forwarded to the leader: id -> (who waits, ticks left).
     forwarded: BTreeMap<u64, (Requester, u32)>,
     /// Forward ids start at a random point each boot, so a late answer to a
@@ -490,6 +495,7 @@ impl Node {
             ready_reads: Vec::new(),
             next_read: 0,
             readiness_answered: Vec::new(),
+            memory: (0, 0),
             forwarded: BTreeMap::new(),
             next_forward,
             sessions: BTreeMap::new(),
@@ -887,6 +893,20 @@ impl Node {
         self.compact_asked = true;
     }
 
+    /// The shell's reading of the process's allocated bytes, and
+    /// `--maxmemory` (0: no limit). While the bytes are over the limit,
+    /// this node, as leader, refuses the writes that may add data before
+    /// proposing them (`-OOM`, Redis's noeviction): the leader alone
+    /// decides, so every replica applies the same entries.
+    pub fn set_memory(&mut self, used: u64, limit: u64) {
+        self.memory = (used, limit);
+    }
+
+    fn over_maxmemory(&self) -> bool {
+        let (used, limit) = self.memory;
+        limit > 0 && used > limit
+    }
+
     /// Starts readiness probe `n`: a ReadIndex round like a linearizable
     /// read's, which succeeds once a leader has confirmed its leadership
     /// with a quorum after the probe started and this node has applied
@@ -993,6 +1013,9 @@ impl Node {
     }
 
     fn propose(&mut self, requester: Requester, args: Vec<Vec<u8>>, now_ms: u64) {
+        if self.over_maxmemory() && transaction::may_grow(&args) {
+            return self.answer(requester, Reply::error(OOM), None);
+        }
         let command = LoggedCommand { now_ms, args };
         let bytes = postcard::to_stdvec(&command).expect("in-memory encoding cannot fail");
         assert!(bytes.len() <= COMMAND_BYTES_MAX, "every path to propose refuses oversized commands");

@@ -1511,6 +1511,14 @@ impl Router {
         }
     }
 
+    /// The process's allocated bytes and `--maxmemory`, for every group of
+    /// this core (`Node::set_memory`).
+    pub fn set_memory(&mut self, used: u64, limit: u64) {
+        for node in self.groups.values_mut() {
+            node.set_memory(used, limit);
+        }
+    }
+
     pub fn persisted(&mut self, group: GroupId, through: Lsn) {
         if let Some(node) = self.node_mut(group) {
             node.persisted(through);

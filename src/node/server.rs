@@ -24,12 +24,14 @@
 //!   [`Section`]) and counts the command that asks
 //!   (total_commands_processed). What cashe cannot know is left out, never
 //!   made up:
-//!   - memory: `maxmemory` (0) and `maxmemory_policy` (noeviction), but
-//!     no `used_memory` and none of its derived fields (peak,
-//!     overhead, dataset, allocator, fragmentation, Lua, scripts): the node
-//!     does not count allocated bytes. `used_memory_rss` and
-//!     `total_system_memory` are the shell's readings (Linux `/proc`,
-//!     refreshed about twice a second), absent when it has none;
+//!   - memory: `used_memory` (the bytes the process has allocated and not
+//!     freed, as the shell's allocator counts them, `Node::set_memory`),
+//!     `maxmemory` (`--maxmemory`, 0 without) and `maxmemory_policy`
+//!     (noeviction), but none of used_memory's derived fields (peak,
+//!     overhead, dataset, allocator, fragmentation, Lua, scripts).
+//!     `used_memory_rss` and `total_system_memory` are the shell's
+//!     readings (Linux `/proc`, refreshed about twice a second), absent
+//!     when it has none;
 //!   - cpu: the shell's readings of `/proc/self/stat` and
 //!     `/proc/thread-self/stat` (10 ms resolution), absent without them;
 //!   - commandstats: `calls`, `rejected_calls` and `failed_calls` of the
@@ -636,6 +638,11 @@ impl Node {
     /// What the node and its shell know (see the module docs for what is left out).
     fn info_memory(&self) -> Fields {
         let mut fields = Fields::default();
+        let (used, _) = self.memory;
+        if used > 0 {
+            fields.add("used_memory", used);
+            fields.add("used_memory_human", bytes_to_human(used));
+        }
         if let Some(rss) = self.shell_stats.rss_bytes {
             fields.add("used_memory_rss", rss);
             fields.add("used_memory_rss_human", bytes_to_human(rss));

@@ -63,6 +63,19 @@ fn arity_ok(name: &[u8], count: usize) -> bool {
     }
 }
 
+/// Whether an entry to propose may add data (`kv::may_grow`): for an EXEC
+/// entry, whether any of its commands may.
+pub(super) fn may_grow(args: &[Vec<u8>]) -> bool {
+    let exec = args.first().is_some_and(|name| name.as_slice() == CASHE_EXEC.as_bytes());
+    if !exec {
+        return crate::kv::may_grow(args);
+    }
+    match args.get(1).map(|blob| postcard::from_bytes::<Transaction>(blob)) {
+        Some(Ok(transaction)) => transaction.commands.iter().any(|command| crate::kv::may_grow(command)),
+        _ => false,
+    }
+}
+
 impl Node {
     /// MULTI, EXEC, DISCARD, WATCH, UNWATCH (`name` upper case). `None`: the
     /// command was queued behind the connection's earlier ones and will be

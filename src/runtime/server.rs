@@ -58,6 +58,11 @@ pub struct ServerConfig {
     pub tls_client_bind: Option<SocketAddr>,
     /// The operator's HTTP port (`--metrics-addr`): metrics, health, readiness.
     pub metrics_bind: Option<SocketAddr>,
+    /// `--maxmemory`: the most bytes the process may have allocated before
+    /// leaders refuse writes that may add data (0: no limit).
+    pub maxmemory: u64,
+    /// The process's allocated bytes, as the binary's allocator counts them.
+    pub used_memory: fn() -> u64,
     pub raft_bind: SocketAddr,
     /// `host:port` peers and clients are told to use.
     pub client_advertise: String,
@@ -411,6 +416,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
             config.client_bind.or(config.tls_client_bind).map(|a| a.ip().to_string()).unwrap_or_default(),
         ),
         setting("dir", config.datadir.display().to_string()),
+        setting("maxmemory", config.maxmemory.to_string()),
     ];
 
     tracing::info!(
@@ -561,6 +567,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         for (core, (report, _)) in from_cores.reports.borrow().iter() {
             router.set_report(*core, report.clone());
         }
+        router.set_memory((config.used_memory)(), config.maxmemory);
         let now = wall_ms();
         for event in batch {
             match event {
@@ -1223,6 +1230,7 @@ async fn run_group_core(
         if let Some(view) = home.borrow_mut().take() {
             router.set_home_view(view);
         }
+        router.set_memory((config.used_memory)(), config.maxmemory);
         let now = wall_ms();
         for event in batch {
             if let Event::Tick = event {
