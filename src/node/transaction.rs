@@ -64,10 +64,14 @@ fn arity_ok(name: &[u8], count: usize) -> bool {
 }
 
 /// Whether an entry to propose may add data (`kv::may_grow`): for an EXEC
-/// entry, whether any of its commands may.
+/// entry, whether any of its commands may; for a blocking command's
+/// `CASHE.BLOCK node seq command...`, whether its command may (BLMOVE).
 pub(super) fn may_grow(args: &[Vec<u8>]) -> bool {
-    let exec = args.first().is_some_and(|name| name.as_slice() == CASHE_EXEC.as_bytes());
-    if !exec {
+    let name = args.first().map(Vec::as_slice);
+    if name == Some(super::CASHE_BLOCK.as_bytes()) {
+        return args.get(3..).is_some_and(crate::kv::may_grow);
+    }
+    if name != Some(CASHE_EXEC.as_bytes()) {
         return crate::kv::may_grow(args);
     }
     match args.get(1).map(|blob| postcard::from_bytes::<Transaction>(blob)) {
