@@ -60,10 +60,7 @@ pub fn scan_segment(layout: &Layout, bytes: &[u8]) -> (Vec<Found>, SegmentEnd) {
         let decoded = match (offset, layout) {
             (0, Layout::Single) => format::decode_segment_header(payload).map(|_| None),
             (0, Layout::Groups(_)) => format::decode_group_segment_header(payload).map(|_| None),
-            (_, Layout::Single) => format::decode_record(payload).map(|record| Some((0, record))),
-            (_, Layout::Groups(_)) => {
-                format::decode_group_record(payload).map(|tagged| Some((tagged.group, tagged.record)))
-            }
+            _ => super::recover::decode_record(layout, payload).map(Some),
         };
         match decoded {
             Ok(Some((group, record))) => found.push(Found { offset: offset as u64, group, record }),

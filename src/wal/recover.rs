@@ -273,18 +273,21 @@ fn decode_segment(
         if offset == 0 {
             check_header(layout, file, payload, name)?;
         } else {
-            let (group, record) = match layout {
-                Layout::Single => (0, format::decode_record(payload).map_err(|e| refuse(offset, e))?),
-                Layout::Groups(_) => {
-                    let tagged = format::decode_group_record(payload).map_err(|e| refuse(offset, e))?;
-                    (tagged.group, tagged.record)
-                }
-            };
+            let (group, record) = decode_record(layout, payload).map_err(|e| refuse(offset, e))?;
             records.push(Decoded { offset: offset as u64, group, record, dead: false });
         }
         offset += used;
     }
     Ok((records, bytes.len() as u64))
+}
+
+/// A record frame's payload in a segment of `layout`, with its group (0
+/// in a one-group log).
+pub(super) fn decode_record(layout: &Layout, payload: &[u8]) -> Result<(u32, WalRecord), FormatError> {
+    match layout {
+        Layout::Single => format::decode_record(payload).map(|record| (0, record)),
+        Layout::Groups(_) => format::decode_group_record(payload).map(|tagged| (tagged.group, tagged.record)),
+    }
 }
 
 /// Checks a segment's header frame against the layout and the file name.
