@@ -10,7 +10,8 @@
 //!
 //! HEAD is answered as GET without the body. One request per connection,
 //! answered with `Connection: close`; a request head over
-//! `REQUEST_BYTES_MAX` or slower than `REQUEST_WAIT` is dropped. Nothing
+//! `REQUEST_BYTES_MAX` or slower than `REQUEST_WAIT` is dropped, and so
+//! is a connection over `CONNECTIONS_MAX` open at once. Nothing
 //! here blocks the loop: a request leaves an `Ask` in `Asks`, which the
 //! loop answers at its next turn (there is one at least every tick).
 
@@ -27,6 +28,9 @@ const REQUEST_BYTES_MAX: usize = 8 * 1024;
 const REQUEST_WAIT: Duration = Duration::from_secs(5);
 /// How long `/ready` and `/metrics` wait for the loop's answer.
 pub const READY_WAIT: Duration = Duration::from_secs(2);
+/// Connections served at once; more are closed at once (the port is for a
+/// scraper and a load balancer, not for crowds).
+const CONNECTIONS_MAX: usize = 64;
 
 /// A request the loop answers.
 pub enum Ask {
@@ -62,9 +66,19 @@ enum Route {
 
 /// Accepts connections until the process ends.
 pub async fn serve(listener: TcpListener, asks: Rc<Asks>) {
+    let open = Rc::new(std::cell::Cell::new(0usize));
     loop {
         match listener.accept().await {
-            Ok(stream) => _ = glommio::spawn_local(answer(stream, asks.clone())).detach(),
+            Ok(stream) if open.get() >= CONNECTIONS_MAX => drop(stream),
+            Ok(stream) => {
+                open.set(open.get() + 1);
+                let (asks, open) = (asks.clone(), open.clone());
+                let served = async move {
+                    answer(stream, asks).await;
+                    open.set(open.get() - 1);
+                };
+                glommio::spawn_local(served).detach();
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "accepting a metrics connection failed");
                 glommio::timer::sleep(Duration::from_millis(10)).await;
