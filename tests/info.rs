@@ -77,7 +77,7 @@ fn info_gives_the_sections_redis_7_gives_for_the_same_arguments() {
 }
 
 /// tests/unit/info-command.tcl (7.0), on a running node: `used_cpu_user`
-/// and `used_memory` (cashe's is `used_memory_rss`) in the default
+/// and `used_memory` (the allocator's count of allocated bytes) in the default
 /// sections, `rejected_calls` (commandstats) only in `all`, `everything`
 /// or by name, and nothing of Sentinel.
 #[test]
@@ -92,6 +92,7 @@ fn info_has_the_fields_redis_7_tests_look_for() {
         let info = cashe_info(&mut client, args);
         assert!(info.contains("redis_version:"), "INFO {args:?}: {info}");
         assert!(info.contains("used_cpu_user:"), "INFO {args:?}: {info}");
+        assert!(info.contains("used_memory:"), "INFO {args:?}: {info}");
         assert!(info.contains("used_memory_rss:"), "INFO {args:?}: {info}");
         assert!(info.contains("maxmemory_policy:noeviction"), "INFO {args:?}: {info}");
         assert!(info.contains("cluster_enabled:1"), "INFO {args:?}: {info}");
@@ -114,4 +115,8 @@ fn info_has_the_fields_redis_7_tests_look_for() {
         .and_then(|v| v.parse().ok())
         .expect("used_memory_rss is a number");
     assert!(rss > 1 << 20, "a running node holds more than 1 MiB: {rss}");
+    let used: u64 = harness::field(&cashe_info(&mut client, &["memory"]), "used_memory")
+        .and_then(|v| v.parse().ok())
+        .expect("used_memory is a number");
+    assert!(used > 1 << 20 && used < rss * 4, "used_memory {used}, used_memory_rss {rss}");
 }
