@@ -5,8 +5,9 @@
 //! groups, keys in two groups get CROSSSLOT, DBSIZE/KEYS/FLUSHALL cover
 //! the groups a member leads (all members together: every key once), HELLO
 //! reaches every group, a joining member becomes a voter of every group,
-//! the groups' leaders spread over the members, and a router with one
-//! shard is today's node.
+//! the groups' leaders spread over the members, a router with one shard
+//! is today's node, and a readiness probe (`/ready`) passes only through a
+//! ReadIndex round, never while cut off.
 
 #[path = "common/members.rs"]
 mod members;
@@ -1341,4 +1342,60 @@ fn crossslot_is_counted_as_a_rejected_call() {
     let Reply::Bulk(Some(text)) = cluster.request(0, 7, "INFO commandstats") else { panic!("INFO") };
     let text = String::from_utf8(text).unwrap();
     assert!(text.contains("cmdstat_mset:calls=0,rejected_calls=1,failed_calls=0"), "{text}");
+}
+
+/// Ticks the cluster until member `i` answers readiness probe `n`, for at
+/// most `ticks` ticks.
+fn readiness(cluster: &mut Cluster, i: usize, n: u64, ticks: usize) -> Option<Result<(), String>> {
+    for _ in 0..ticks {
+        let answers = cluster.routers[i].take_readiness();
+        assert!(answers.iter().all(|(m, _)| *m == n), "an answer to a probe never asked: {answers:?}");
+        if let Some((_, answer)) = answers.into_iter().next() {
+            return Some(answer);
+        }
+        cluster.tick_all();
+    }
+    None
+}
+
+#[test]
+fn a_readiness_probe_passes_only_after_a_read_index_round_and_fails_cut_off() {
+    let mut cluster = Cluster::new(3, 4);
+    let leader = cluster.leaders()[&HOME].expect("a leader");
+    let i = (0..3).find(|k| NodeId(*k as u64 + 1) != leader).expect("a follower");
+    // Asked of a follower, it needs the leaders' answers: nothing before
+    // a message is delivered.
+    cluster.routers[i].probe_readiness(1);
+    cluster.turn(i);
+    assert_eq!(cluster.routers[i].take_readiness(), Vec::new(), "answered without a ReadIndex round");
+    assert_eq!(readiness(&mut cluster, i, 1, PATIENCE_TICKS), Some(Ok(())));
+    // Cut off: the round never completes, and the probe fails (the read's
+    // timeout, or no leader known), never passes.
+    let me = NodeId(i as u64 + 1);
+    cluster.cut.insert(me);
+    cluster.routers[i].probe_readiness(2);
+    cluster.turn(i);
+    let answer = readiness(&mut cluster, i, 2, PATIENCE_TICKS).expect("the probe is answered in time");
+    assert!(answer.is_err(), "a cut-off member passed its probe: {answer:?}");
+    // Healed: it passes again once it knows a leader (probes asked before
+    // that fail, as a read would).
+    cluster.cut.remove(&me);
+    let mut last = None;
+    for n in 3..3 + PATIENCE_TICKS as u64 {
+        cluster.routers[i].probe_readiness(n);
+        cluster.turn(i);
+        last = readiness(&mut cluster, i, n, PATIENCE_TICKS);
+        if last == Some(Ok(())) {
+            break;
+        }
+        cluster.tick_all();
+    }
+    assert_eq!(last, Some(Ok(())), "the healed member never passed its probe");
+    // What /metrics shows of the groups: a sample per group, this member
+    // leading none of them as a follower of the home group at least.
+    let text = cashe::node::metrics::render(&cluster.routers[i].metrics());
+    for g in 0..=4 {
+        assert!(text.contains(&format!("cashe_raft_term{{group=\"{g}\"}} ")), "group {g}:\n{text}");
+    }
+    assert!(text.contains("cashe_raft_is_leader{group=\"0\"} 0\n"), "{text}");
 }
