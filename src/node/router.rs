@@ -2049,10 +2049,8 @@ impl Router {
     /// may start a connection's next commands, whose output is taken too.
     pub fn take_output(&mut self, now_ms: u64) -> RouterOutput {
         let now_ms = self.clock(now_ms);
-        let mut probed = Vec::new();
-        let mut snapshot_starts = BTreeMap::new();
         loop {
-            let mut replies = Vec::new();
+            let (mut replies, mut probed, mut snapshot_starts) = (Vec::new(), Vec::new(), BTreeMap::new());
             let mut touched = std::mem::take(&mut self.touched);
             touched.insert(HOME);
             for (group, node) in self.groups.iter_mut().filter(|(group, _)| touched.contains(group)) {
@@ -2076,7 +2074,7 @@ impl Router {
                 let starts = snapshot_starts.remove(&group).unwrap_or(0);
                 self.observe(group, starts);
             }
-            for (group, n, answer) in probed.drain(..) {
+            for (group, n, answer) in probed {
                 self.readiness_answered(group, n, answer);
             }
             if replies.is_empty() {
