@@ -7,6 +7,7 @@
 //! - [`core_chaos`]: a faster, lower-level chaos run of the Raft core alone
 //!   through its in-memory shell;
 //! - [`linearizability`]: the per-key history checker;
+//! - [`listing`]: reads the checker's listing of a history back;
 //! - [`trace`]: event traces and their digests;
 //! - [`ttl`]: the TTL workload's clock bounds and its checker.
 #![forbid(unsafe_code)]
@@ -14,5 +15,6 @@
 pub mod cluster;
 pub mod core_chaos;
 pub mod linearizability;
+pub mod listing;
 pub mod trace;
 pub mod ttl;

@@ -87,10 +87,32 @@ fn main() {
     let bug: PlantedBug = std::env::var("CASHE_MODEL_BUG")
         .map(|b| b.parse().unwrap_or_else(|e| panic!("CASHE_MODEL_BUG: {e}")))
         .unwrap_or_default();
+    // `--check-history FILE`: only check the operations listed in FILE (the
+    // lines a failing seed prints), key by key, and say how it went.
+    if let Some(position) = args.iter().position(|a| a == "--check-history") {
+        let path = args.get(position + 1).expect("--check-history needs a file");
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let history = sim::listing::parse(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let started = Instant::now();
+        let verdict = linearizability::check_settling(&history, true);
+        println!(
+            "{path}: {} operations, {:.1} s: {}",
+            history.len(),
+            started.elapsed().as_secs_f64(),
+            verdict
+                .as_ref()
+                .map_or_else(|e| e.lines().next().unwrap_or("").to_string(), |()| "linearizable".into())
+        );
+        std::process::exit(i32::from(verdict.is_err()));
+    }
     let single = flag(&args, "--seed");
     let (cluster_seeds, core_seeds): (Vec<u64>, Vec<u64>) = match (single, flag(&args, "--seeds")) {
         (Some(seed), _) => (vec![seed], vec![seed]),
-        (None, Some(count)) => ((0..count).collect(), (0..count).collect()),
+        // `--seeds N --seed-from F`: seeds F..N, one slice of a long run.
+        (None, Some(count)) => {
+            let from = flag(&args, "--seed-from").unwrap_or(0);
+            ((from..count).collect(), (from..count).collect())
+        }
         (None, None) => (
             (0..DEFAULT_CLUSTER_SEEDS).chain(REGRESSION_SEEDS.iter().map(|(s, _)| *s)).collect(),
             (0..DEFAULT_CORE_SEEDS).collect(),
