@@ -31,6 +31,10 @@ pub(super) enum ReadCommand {
     Keys,
     RandomKey,
     DbSize,
+    /// CASHE.BACKUP [SLOT n]: the store's snapshot (`kv::backup`).
+    Backup,
+    /// CASHE.DIGEST [SLOT n]: `Store::digest` in hexadecimal.
+    Digest,
     HGet,
     HMGet,
     HExists,
@@ -159,6 +163,8 @@ const TABLE: &[Spec] = &[
     read("keys", 2, ReadCommand::Keys),
     read("randomkey", 1, ReadCommand::RandomKey),
     read("dbsize", 1, ReadCommand::DbSize),
+    read("cashe.backup", -1, ReadCommand::Backup),
+    read("cashe.digest", -1, ReadCommand::Digest),
     write("set", -3, WriteCommand::Set),
     write("setnx", 3, WriteCommand::SetNx),
     write("setex", 4, WriteCommand::SetEx),
@@ -281,6 +287,8 @@ impl Spec {
                 | ReadCommand::Keys
                 | ReadCommand::RandomKey
                 | ReadCommand::DbSize
+                | ReadCommand::Backup
+                | ReadCommand::Digest
                 | ReadCommand::Object => NONE,
                 ReadCommand::Lists(_)
                 | ReadCommand::Sets(_)

@@ -56,6 +56,7 @@
 //! `Store::check_invariants` (tests, and every restore validates its input).
 
 mod args;
+pub mod backup;
 mod bignum;
 mod bits;
 mod blocking;
@@ -369,6 +370,8 @@ impl Store {
             ReadCommand::Keys => self.on_keys(args, now),
             ReadCommand::RandomKey => self.on_randomkey(now),
             ReadCommand::DbSize => self.on_dbsize(now),
+            ReadCommand::Backup => backup::on_backup(self, args),
+            ReadCommand::Digest => backup::on_digest(self, args, now),
             ReadCommand::HGet => self.on_hget(args, now),
             ReadCommand::HMGet => self.on_hmget(args, now),
             ReadCommand::HExists => self.on_hexists(args, now),

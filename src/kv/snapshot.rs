@@ -218,15 +218,7 @@ impl Serialize for EntriesRef<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.0.iter().map(|(key, entry)| SnapshotEntryRef {
             key: key.as_bytes(),
-            value: match &entry.value {
-                Value::String(bytes) => ValueRef::String(bytes),
-                Value::Hash(hash) if hash.encoding() == "hashtable" => ValueRef::HashTable(FieldsRef(hash)),
-                Value::Hash(hash) => ValueRef::Hash(FieldsRef(hash)),
-                Value::List(list) => ValueRef::List(ElementsRef(list)),
-                Value::Set(set) => ValueRef::Set(MembersRef(set)),
-                Value::ZSet(zset) if zset.encoding() == "skiplist" => ValueRef::ZSetSkiplist(ScoresRef(zset)),
-                Value::ZSet(zset) => ValueRef::ZSet(ScoresRef(zset)),
-            },
+            value: ValueRef::of(&entry.value),
             expire_at_ms: entry.expire_at_ms(),
             sequence: entry.sequence,
             modified: entry.modified,
@@ -255,6 +247,20 @@ enum ValueRef<'a> {
     ZSet(ScoresRef<'a>),
     HashTable(FieldsRef<'a>),
     ZSetSkiplist(ScoresRef<'a>),
+}
+
+impl ValueRef<'_> {
+    fn of(value: &Value) -> ValueRef<'_> {
+        match value {
+            Value::String(bytes) => ValueRef::String(bytes),
+            Value::Hash(hash) if hash.encoding() == "hashtable" => ValueRef::HashTable(FieldsRef(hash)),
+            Value::Hash(hash) => ValueRef::Hash(FieldsRef(hash)),
+            Value::List(list) => ValueRef::List(ElementsRef(list)),
+            Value::Set(set) => ValueRef::Set(MembersRef(set)),
+            Value::ZSet(zset) if zset.encoding() == "skiplist" => ValueRef::ZSetSkiplist(ScoresRef(zset)),
+            Value::ZSet(zset) => ValueRef::ZSet(ScoresRef(zset)),
+        }
+    }
 }
 
 struct FieldsRef<'a>(&'a Hash);
@@ -454,6 +460,77 @@ impl Store {
             if !store.restore_waiter(waiter.order, Waiter { id, args: waiter.args }) {
                 return Err(RestoreError::BadWaiter(waiter.order));
             }
+        }
+        store.check_invariants();
+        Ok(store)
+    }
+}
+
+/// What `Store::digest` hashes of one key.
+#[derive(Serialize)]
+struct DigestedRef<'a> {
+    #[serde(with = "crate::frame::bytes")]
+    key: &'a [u8],
+    value: ValueRef<'a>,
+    expire_at_ms: Option<u64>,
+}
+
+impl Store {
+    /// A digest of the contents as clients see them at `now_ms`, for
+    /// comparing two stores (a backup's source and its restore, two
+    /// replicas): every key not expired, its typed value (with the
+    /// encoding OBJECT ENCODING reports) and its expiry, and nothing else
+    /// (not the creation sequence numbers, versions, tombstones or blocked
+    /// clients, which a restore starts afresh). Each key's record is hashed
+    /// with SHA-256 and the hashes are XORed, so the digest does not depend
+    /// on order, and the digests of disjoint stores (the groups of a
+    /// sharded cluster) XOR to that of their union. All zeros: no key.
+    pub fn digest(&self, now_ms: u64) -> [u8; 32] {
+        let mut total = [0u8; 32];
+        let mut record = Vec::new();
+        for (key, entry) in &self.entries {
+            let expire_at_ms = entry.expire_at_ms();
+            if expire_at_ms.is_some_and(|at| at <= now_ms) {
+                continue;
+            }
+            record.clear();
+            let digested =
+                DigestedRef { key: key.as_bytes(), value: ValueRef::of(&entry.value), expire_at_ms };
+            record = postcard::to_extend(&digested, std::mem::take(&mut record)).expect("in-memory encoding");
+            let hash = ring::digest::digest(&ring::digest::SHA256, &record);
+            for (t, h) in total.iter_mut().zip(hash.as_ref()) {
+                *t ^= h;
+            }
+        }
+        total
+    }
+
+    /// One store holding every key of `parts` (a backup's groups) with its
+    /// value and expiry, for a new cluster: creation sequence numbers are
+    /// given afresh in key order, versions start at 0, and there are no
+    /// tombstones and no blocked clients (those were clients of the old
+    /// cluster, which a new one must never serve). A key in two parts is an
+    /// error: the groups of one cluster never share a key.
+    pub fn merged(parts: Vec<Store>) -> Result<Store, String> {
+        let mut entries: BTreeMap<Key, Entry> = BTreeMap::new();
+        for part in parts {
+            for (key, entry) in part.entries {
+                if entries.contains_key(&key) {
+                    return Err(format!("key {:?} is in two parts", String::from_utf8_lossy(key.as_bytes())));
+                }
+                entries.insert(key, entry);
+            }
+        }
+        let mut store = Store::default();
+        for (sequence, (key, mut entry)) in (1..).zip(entries) {
+            entry.sequence = sequence;
+            entry.modified = 0;
+            if let Some(at) = entry.expire_at_ms() {
+                store.expiries.insert((at, sequence));
+            }
+            store.by_sequence.push(sequence, key.clone());
+            store.entries.insert(key, entry);
+            store.last_sequence = sequence;
         }
         store.check_invariants();
         Ok(store)

@@ -79,6 +79,8 @@ pub(super) const COMMANDS: &[(&str, &[&str])] = &[
     ("keys", &["@keyspace", "@read", "@slow", "@dangerous"]),
     ("randomkey", &["@keyspace", "@read", "@slow"]),
     ("dbsize", &["@keyspace", "@read", "@fast"]),
+    ("cashe.backup", &["@admin", "@read", "@slow", "@dangerous"]), // cashe
+    ("cashe.digest", &["@keyspace", "@read", "@slow"]),            // cashe
     ("set", &["@write", "@string", "@slow"]),
     ("setnx", &["@write", "@string", "@fast"]),
     ("setex", &["@write", "@string", "@slow"]),

@@ -1442,6 +1442,13 @@ const NODE_SNAPSHOT_FORMAT: u32 = 2;
 /// The formats this build reads (docs/wal-format.md, "Versions").
 const NODE_SNAPSHOT_FORMATS_READ: [u32; 2] = [1, NODE_SNAPSHOT_FORMAT];
 
+/// The home group's snapshot data of a new cluster whose key space is
+/// `store` (`cashe restore`): an empty directory, which its founding
+/// member fills in when it leads, as after a bootstrap.
+pub fn restored_snapshot_data(store: &Store) -> Vec<u8> {
+    encode_snapshot(&Directory::default(), store)
+}
+
 fn encode_snapshot(directory: &Directory, store: &Store) -> Vec<u8> {
     let store = store.snapshot();
     // Sized up front: the store's bytes are copied once, not regrown.

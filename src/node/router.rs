@@ -1632,6 +1632,17 @@ impl Router {
                 }
                 Route::Every
             }
+            // A backup or digest is of one group, named by a slot of it.
+            b"CASHE.BACKUP" | b"CASHE.DIGEST" => match kv::backup::slot_argument(args) {
+                Ok(Some(slot)) => Route::Group(self.group_of_slot(slot)),
+                Ok(None) if self.shards > 1 => Route::Refuse(Reply::error(format!(
+                    "ERR the key space is in {} groups: name one by a slot of it ({} SLOT <slot>; \
+                     CLUSTER SLOTS lists them)",
+                    self.shards,
+                    String::from_utf8_lossy(&name)
+                ))),
+                _ => Route::Group(HOME), // its answer, or its error
+            },
             b"SCAN" => self.route_scan(args),
             b"RANDOMKEY" if args.len() == 1 => {
                 self.picks += 1;

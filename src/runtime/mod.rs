@@ -27,6 +27,7 @@
 //! No branch here may decide anything about Raft or the key-value state: if
 //! one does, it belongs in the core.
 
+pub mod backup;
 pub mod client;
 pub mod cores;
 pub mod disk;

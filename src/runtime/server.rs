@@ -241,7 +241,7 @@ fn wall_ms() -> u64 {
 
 /// A seed for what the shell may randomise (election timeouts, the cluster
 /// id): time and process id, different on every boot.
-fn boot_seed() -> u64 {
+pub(crate) fn boot_seed() -> u64 {
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     let mut rng = crate::raft::SplitMix64::new(nanos ^ (u64::from(std::process::id()) << 32));
     rng.next_u64()
@@ -850,7 +850,7 @@ pub fn read_layout(datadir: &std::path::Path) -> Result<Layout, String> {
 }
 
 /// Writes the layout durably (`write_durably`).
-fn write_layout(datadir: &std::path::Path, layout: Layout) -> Result<(), String> {
+pub(crate) fn write_layout(datadir: &std::path::Path, layout: Layout) -> Result<(), String> {
     let text = match layout {
         Layout { shards, replicas: 0 } => format!("{shards}\n"),
         Layout { shards, replicas } => format!("{shards} {replicas}\n"),
@@ -860,7 +860,7 @@ fn write_layout(datadir: &std::path::Path, layout: Layout) -> Result<(), String>
 
 /// Writes `text` to the file `name` of the data directory durably (a
 /// temporary file, synced, renamed, the directory synced).
-fn write_durably(datadir: &std::path::Path, name: &str, text: &str) -> Result<(), String> {
+pub(crate) fn write_durably(datadir: &std::path::Path, name: &str, text: &str) -> Result<(), String> {
     use std::io::Write;
     let path = datadir.join(name);
     let temporary = datadir.join(format!("{name}.tmp"));
@@ -1286,7 +1286,7 @@ fn core_router(
 /// The file holding how many cores the member's key groups are on (fixed
 /// when its data directory is made: each core's groups are in that core's
 /// log).
-const CORES_FILE: &str = "cores";
+pub(crate) const CORES_FILE: &str = "cores";
 
 /// The cores a data directory's key groups are on (1 without the file:
 /// made before groups ran on several cores).
