@@ -322,8 +322,9 @@ struct Args {
     log_format: String,
 }
 
-/// Tools that read a data directory while no node runs on it, and change
-/// nothing.
+/// Tools: `check` and `dump` read a data directory while no node runs on
+/// it and change nothing; `backup` reads a running cluster into a file;
+/// `restore` makes a new data directory from one.
 #[derive(Debug, clap::Subcommand)]
 enum Tool {
     /// Verify every frame of every log segment and every snapshot, and
