@@ -445,16 +445,17 @@ fn check_key_settling(operations: &[Operation], settle: bool) -> Result<(), Stri
         // unlimited search alone.
         let mut pool = search_budget() * factor;
         let mut limit = 0;
-        'levels: while limit < unknown && pool > 0 {
-            for by_completion in [true, false] {
-                search = Search::new(&ops, pool, by_completion, limit);
-                let level = search.dfs(&mut vec![0u64; words], &None, 0, required);
-                pool = search.budget;
-                match level {
-                    Some(true) => return Ok(()),
-                    Some(false) => break,
-                    None => break 'levels,
-                }
+        while limit < unknown && pool > 0 {
+            // Known operations tried in the order they completed.
+            search = Search::new(&ops, pool, true, limit);
+            let level = search.dfs(&mut vec![0u64; words], &None, 0, required);
+            pool = search.budget;
+            match level {
+                Some(true) => return Ok(()),
+                // None within this limit: perhaps within a higher one.
+                Some(false) => {}
+                // The levels' budget is spent.
+                None => break,
             }
             limit = (limit * 2).max(1);
         }

@@ -87,14 +87,15 @@ pub fn encode_header(parts: u32) -> Vec<u8> {
 }
 
 /// What precedes a part's data: first and last slot, version, length and
-/// CRC-32 of the data.
-pub fn encode_part_header(slots: (u16, u16), version: u64, data: &[u8]) -> Vec<u8> {
+/// CRC-32 of the data (`length` and `crc` given, so that a tool writes
+/// the header before the data it streams).
+pub fn encode_part_header(slots: (u16, u16), version: u64, length: u64, crc: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(28);
     out.extend_from_slice(&u32::from(slots.0).to_le_bytes());
     out.extend_from_slice(&u32::from(slots.1).to_le_bytes());
     out.extend_from_slice(&version.to_le_bytes());
-    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+    out.extend_from_slice(&length.to_le_bytes());
+    out.extend_from_slice(&crc.to_le_bytes());
     out
 }
 
@@ -102,7 +103,8 @@ pub fn encode_part_header(slots: (u16, u16), version: u64, data: &[u8]) -> Vec<u
 pub fn encode(parts: &[BackupPart]) -> Vec<u8> {
     let mut out = encode_header(parts.len() as u32);
     for part in parts {
-        out.extend_from_slice(&encode_part_header(part.slots, part.version, &part.data));
+        let crc = crc32fast::hash(&part.data);
+        out.extend_from_slice(&encode_part_header(part.slots, part.version, part.data.len() as u64, crc));
         out.extend_from_slice(&part.data);
     }
     let crc = crc32fast::hash(&out);

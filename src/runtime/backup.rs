@@ -192,9 +192,8 @@ pub fn backup(options: &BackupOptions) -> Result<BackupSummary, String> {
             args.push(user);
         }
         args.push(password);
-        match connection.call(&args)? {
-            Reply::Error(e) => return Err(format!("AUTH: {e}")),
-            _ => {}
+        if let Reply::Error(e) = connection.call(&args)? {
+            return Err(format!("AUTH: {e}"));
         }
     }
     let ranges = slot_ranges(&mut connection)?;
@@ -252,13 +251,7 @@ fn write_parts(
             .strip_prefix('$')
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| format!("{label}: not a length: {length}"))?;
-        let mut header = Vec::with_capacity(28);
-        header.extend_from_slice(&u32::from(first).to_le_bytes());
-        header.extend_from_slice(&u32::from(last).to_le_bytes());
-        header.extend_from_slice(&version.to_le_bytes());
-        header.extend_from_slice(&length.to_le_bytes());
-        header.extend_from_slice(&crc.to_le_bytes());
-        emit(&mut out, &header)?;
+        emit(&mut out, &format::encode_part_header((first, last), version, length, crc))?;
         let now = Instant::now();
         let terminal = std::io::stderr().is_terminal();
         let mut progress =
