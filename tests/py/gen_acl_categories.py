@@ -41,7 +41,9 @@ object|encoding object|freq object|idletime object|refcount object|help
 
 # Commands Redis 7.0 does not have: CLIENT SETINFO with Redis 7.2's
 # categories; cashe's own HAS as EXISTS, CAS as SET, and the membership
-# changes as Redis's other cluster-changing commands.
+# changes as Redis's other cluster-changing commands; CASHE.BACKUP as an
+# admin command that reads everything, CASHE.DIGEST as DEBUG DIGEST-VALUE's
+# reading of the key space.
 CASHE_ONLY = {
     "client|setinfo": ["slow", "connection"],
     "has": ["keyspace", "read", "fast"],
@@ -49,6 +51,8 @@ CASHE_ONLY = {
     "cluster|join": ["admin", "slow", "dangerous"],
     "cluster|leave": ["admin", "slow", "dangerous"],
     "cluster|remove": ["admin", "slow", "dangerous"],
+    "cashe.backup": ["admin", "read", "slow", "dangerous"],
+    "cashe.digest": ["keyspace", "read", "slow"],
 }
 
 
