@@ -2,8 +2,8 @@
 //! the binary as an operator runs them:
 //! - a 100,000-key data set (strings, hashes, lists, sets, sorted sets,
 //!   TTLs) backed up through a follower restores to a new one-node cluster
-//!   whose `CASHE.DIGEST` (read with redis-cli) is the source's, and which
-//!   a new node joins;
+//!   whose `CASHE.DIGEST` (read with redis-cli and with redis-py) is the
+//!   source's, and which a new node joins;
 //! - a backup taken while one connection writes `w:0`, `w:1`, ... one
 //!   after the other is a consistent prefix: the restore holds exactly
 //!   `w:0` to `w:m-1`, with m at least the writes acknowledged before the
@@ -168,6 +168,9 @@ fn a_backup_restores_to_the_same_digest_and_is_a_consistent_prefix_under_writes(
         source,
         "the restore's digest against the source's"
     );
+    let args = [restored.client_port.to_string()];
+    let seen = harness::run_python("redis_py_digest.py", &args, Duration::from_secs(60), "the restore");
+    assert_eq!(seen.trim(), format!("digest {source} keys {loaded}"), "through redis-py");
     // The restored cluster takes writes, and a new node joins it.
     assert_eq!(restored.call(&["SET", "after", "restore"]), Reply::ok());
     let mut joiner = Server::new(&cluster.root, "joiner");
