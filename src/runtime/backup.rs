@@ -126,6 +126,11 @@ impl Connection {
 /// The slot ranges of the cluster's groups, from `CLUSTER SLOTS`.
 fn slot_ranges(connection: &mut Connection) -> Result<Vec<(u16, u16)>, String> {
     let reply = connection.call(&["CLUSTER", "SLOTS"])?;
+    if let Reply::Error(e) = &reply {
+        let hint =
+            if e.starts_with("NOAUTH") { " (give --password, and --user for an ACL user)" } else { "" };
+        return Err(format!("CLUSTER SLOTS: {e}{hint}"));
+    }
     let Reply::Array(Some(ranges)) = reply else {
         return Err(format!("CLUSTER SLOTS answered {reply:?}"));
     };
