@@ -26,7 +26,7 @@
 
 use crate::kv::backup::{self as format, BACKUP_REPLY_TAG};
 use crate::kv::Store;
-use crate::protocol::reply::{decode, encode_command};
+use crate::protocol::reply::encode_command;
 use crate::protocol::Reply;
 use crate::raft::{Index, Membership, Snapshot, SnapshotMeta, Term};
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
@@ -85,23 +85,8 @@ impl Connection {
     /// A small reply, whole.
     fn call(&mut self, args: &[&str]) -> Result<Reply, String> {
         self.send(args)?;
-        let mut buffer = Vec::new();
-        loop {
-            if let Some((reply, _)) = decode(&buffer)? {
-                return Ok(reply);
-            }
-            if buffer.len() > SMALL_REPLY_BYTES_MAX {
-                return Err(format!("{}: a reply of over {SMALL_REPLY_BYTES_MAX} bytes", args[0]));
-            }
-            let available =
-                self.reader.fill_buf().map_err(|e| format!("reading the reply to {}: {e}", args[0]))?;
-            if available.is_empty() {
-                return Err(format!("the connection closed before the reply to {}", args[0]));
-            }
-            let n = available.len();
-            buffer.extend_from_slice(available);
-            self.reader.consume(n);
-        }
+        super::join::read_reply(&mut self.reader, SMALL_REPLY_BYTES_MAX, "")
+            .map_err(|e| format!("{}: {e}", args[0]))
     }
 
     /// One RESP line, without its CRLF.

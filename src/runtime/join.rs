@@ -132,14 +132,26 @@ fn call(stream: &mut dyn ReadWrite, command: &[Vec<u8>]) -> Result<Reply, String
     let mut request = Vec::new();
     encode_command(command, &mut request);
     stream.write_all(&request).and_then(|()| stream.flush()).map_err(|e| e.to_string())?;
+    read_reply(stream, REPLY_BYTES_MAX, ": not a cashe member")
+}
+
+/// Reads one reply of at most `bytes_max` bytes (a longer one is an error
+/// ending with `over`), for a client that sends one command at a time
+/// (nothing after the reply is kept): the join, and `cashe backup`'s
+/// small requests.
+pub(crate) fn read_reply(
+    stream: &mut (impl Read + ?Sized),
+    bytes_max: usize,
+    over: &str,
+) -> Result<Reply, String> {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
         if let Some((reply, _)) = decode(&buffer)? {
             return Ok(reply);
         }
-        if buffer.len() > REPLY_BYTES_MAX {
-            return Err(format!("a reply of over {REPLY_BYTES_MAX} bytes: not a cashe member"));
+        if buffer.len() > bytes_max {
+            return Err(format!("a reply of over {bytes_max} bytes{over}"));
         }
         let read = stream.read(&mut chunk).map_err(|e| e.to_string())?;
         if read == 0 {
