@@ -8,7 +8,9 @@
 //! - deliver a message (and forget it), deliver it but keep a copy (a
 //!   duplicate), or lose it — so the network reorders, duplicates and loses;
 //! - a node's timer fires (ticks until it does something: a pre-vote, a
-//!   campaign, a heartbeat round);
+//!   campaign, a heartbeat round); or, in the scenario with read leases,
+//!   real time passes and each node's clock ticks at a rate of its own
+//!   within the drift bound (`Clocks`);
 //! - a node's fsync completes (its unsynced records become durable);
 //! - a node crashes and restarts, keeping only its durable records;
 //! - a leader proposes a command, any node starts a linearizable read, a
@@ -54,6 +56,10 @@ enum Action {
     Duplicate(Envelope),
     Lose(Envelope),
     Timeout(NodeId),
+    /// One tick of a node's clock (scenarios with `Clocks`).
+    Tick(NodeId),
+    /// One unit of real time passes (scenarios with `Clocks`).
+    Elapse,
     Sync(NodeId),
     Crash(NodeId),
     Propose(NodeId),
@@ -79,6 +85,19 @@ struct RaftModel {
     /// a margin: a change that shrinks the search fails the run.
     pinned_states_min: usize,
     config: Config,
+    /// Real time and drifting clocks instead of the `Timeout` action.
+    clocks: Option<Clocks>,
+}
+
+/// Bounded clock drift: real time passes in units (`Action::Elapse`), and
+/// a node's consecutive ticks are between `tick_min` and `tick_max` units
+/// apart, so every clock runs at its own, changing rate within the bound.
+/// With `tick_min = 1` and `tick_max = 2` a tick lasts 1.5 units ± 1/3:
+/// a drift bound of 33 %.
+#[derive(Clone, Copy, Debug)]
+struct Clocks {
+    tick_min: u8,
+    tick_max: u8,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -99,6 +118,11 @@ struct State {
     committed: BTreeMap<Index, (Term, Term)>,
     read_floors: BTreeMap<ReadId, Index>,
     reads_served: u8,
+    /// Reads a leader answered at once, from its lease.
+    lease_reads: u8,
+    /// Units of real time since each replica's last tick (`Clocks`).
+    since_tick: Vec<u8>,
+    clocked: bool,
     violations: BTreeSet<&'static str>,
 }
 
@@ -146,6 +170,9 @@ impl Model for RaftModel {
             committed: BTreeMap::new(),
             read_floors: BTreeMap::new(),
             reads_served: 0,
+            lease_reads: 0,
+            since_tick: vec![0; self.ids().len()],
+            clocked: self.clocks.is_some(),
             violations: BTreeSet::new(),
         }]
     }
@@ -160,12 +187,21 @@ impl Model for RaftModel {
                 actions.push(Action::Lose(envelope.clone()));
             }
         }
-        for replica in &state.replicas {
+        if let Some(clocks) = self.clocks {
+            if state.since_tick.iter().all(|since| *since < clocks.tick_max) {
+                actions.push(Action::Elapse);
+            }
+        }
+        for (at, replica) in state.replicas.iter().enumerate() {
             let id = replica.id();
+            let leader = replica.raft.is_leader();
             // A timer that can fire: voters campaign, leaders heartbeat;
             // learners and removed nodes have no timer that does anything.
-            if replica.raft.is_leader() || replica.raft.membership().is_voter(id) {
-                actions.push(Action::Timeout(id));
+            let timer = replica.raft.is_leader() || replica.raft.membership().is_voter(id);
+            match self.clocks {
+                None if timer => actions.push(Action::Timeout(id)),
+                Some(clocks) if state.since_tick[at] >= clocks.tick_min => actions.push(Action::Tick(id)),
+                _ => {}
             }
             if !replica.unsynced.is_empty() {
                 actions.push(Action::Sync(id));
@@ -173,11 +209,13 @@ impl Model for RaftModel {
             if state.crashes < self.crashes_max {
                 actions.push(Action::Crash(id));
             }
-            let leader = replica.raft.is_leader();
             if leader && state.proposals < self.proposals_max {
                 actions.push(Action::Propose(id));
             }
-            if state.reads < self.reads_max {
+            // With clocks, reads go to leaders only: a walk spends its few
+            // reads where leases are (a deposed leader's among them).
+            let reader = self.clocks.is_none() || leader;
+            if state.reads < self.reads_max && reader {
                 actions.push(Action::Read(id));
             }
             if leader && self.joiner.is_some() && !state.joined {
@@ -191,7 +229,9 @@ impl Model for RaftModel {
         let mut sent = Vec::new();
         let actor = match &action {
             Action::Deliver(e) | Action::Duplicate(e) | Action::Lose(e) => e.to,
+            Action::Elapse => NodeId(0),
             Action::Timeout(id)
+            | Action::Tick(id)
             | Action::Sync(id)
             | Action::Crash(id)
             | Action::Propose(id)
@@ -229,6 +269,13 @@ impl Model for RaftModel {
                     }
                 }
             }
+            Action::Tick(id) => {
+                let at = self.replica(&state, id);
+                state.since_tick[at] = 0;
+                state.replicas[at].raft.tick();
+                sent = state.replicas[at].drain();
+            }
+            Action::Elapse => state.since_tick.iter_mut().for_each(|since| *since += 1),
             Action::Sync(id) => {
                 let at = self.replica(&state, id);
                 sent = state.replicas[at].sync();
@@ -237,6 +284,7 @@ impl Model for RaftModel {
                 state.crashes += 1;
                 let at = self.replica(&state, id);
                 state.replicas[at].crash_and_restart(RUN_SEED);
+                state.since_tick[at] = 0;
             }
             Action::Propose(id) => {
                 let at = self.replica(&state, id);
@@ -253,6 +301,11 @@ impl Model for RaftModel {
                 let at = self.replica(&state, id);
                 state.replicas[at].raft.read_index(read);
                 sent = state.replicas[at].drain();
+                let replica = &state.replicas[at];
+                let answered = replica.reads.iter().any(|r| r.read == read && r.result.is_ok());
+                if answered && replica.raft.holds_read_lease() {
+                    state.lease_reads += 1;
+                }
             }
             Action::Join(id) => {
                 let joiner = self.joiner.expect("join only with a joiner");
@@ -300,6 +353,11 @@ impl Model for RaftModel {
         }
         if self.reads_max > 0 {
             properties.push(Property::sometimes("a read is served", |_, s: &State| s.reads_served > 0));
+        }
+        if self.config.read_lease {
+            properties.push(Property::sometimes("a read is served from a lease", |_, s: &State| {
+                s.lease_reads > 0
+            }));
         }
         if self.joiner.is_some() {
             properties.push(Property::sometimes(
@@ -460,7 +518,8 @@ fn scenarios(bug: PlantedBug) -> Vec<RaftModel> {
         duplicates_max: 1,
         term_max: Term(6),
         pinned_states_min: 800_000,
-        config,
+        config: config.clone(),
+        clocks: None,
     };
     vec![
         base.clone(),
@@ -471,6 +530,21 @@ fn scenarios(bug: PlantedBug) -> Vec<RaftModel> {
             duplicates_max: 0,
             term_max: Term(5),
             pinned_states_min: 250_000,
+            ..base.clone()
+        },
+        RaftModel {
+            name: "3 voters, read leases, clocks drifting within a 34 % bound: 1 command, 24 reads, 1 crash",
+            proposals_max: 1,
+            // Walks take them one at a time as they go: enough to have
+            // one left when a lease is stale.
+            reads_max: 24,
+            losses_max: 0,
+            duplicates_max: 0,
+            term_max: Term(4),
+            pinned_states_min: 0,
+            // A lease of 1 tick: (6 - 1) * 66 / 134 = 2.46, less one.
+            config: Config { election_ticks: 6, read_lease: true, clock_drift_percent: 34, ..config },
+            clocks: Some(Clocks { tick_min: 1, tick_max: 2 }),
             ..base
         },
     ]
@@ -488,8 +562,20 @@ impl NemesisModel for RaftModel {
             Action::Duplicate(e) => Move::Duplicate { from: e.from, to: e.to },
             Action::Sync(_) => Move::Sync,
             Action::Timeout(_) => Move::Timeout,
+            Action::Tick(node) => Move::Tick { node: *node },
+            Action::Elapse => Move::Elapse,
             Action::Propose(_) | Action::Read(_) | Action::Join(_) => Move::Request,
             Action::Crash(_) | Action::Lose(_) => Move::Fault,
+        }
+    }
+
+    /// With clocks, a node cut off long enough for the others to elect a
+    /// leader by the ticks of their own clocks.
+    fn phase_steps(state: &State) -> (u64, u64) {
+        if state.clocked {
+            (8, 64)
+        } else {
+            (4, 24)
         }
     }
 }
@@ -503,7 +589,9 @@ fn main() {
     let threads = env_number("CASHE_MODEL_THREADS", 2);
     let mut failed = 0;
     let mut passed = 0;
-    for model in scenarios(bug) {
+    // `CASHE_MODEL_SCENARIO=<words>`: only the scenarios whose name holds them.
+    let only = std::env::var("CASHE_MODEL_SCENARIO").unwrap_or_default();
+    for model in scenarios(bug).into_iter().filter(|m| m.name.contains(only.as_str())) {
         let name = model.name;
         let started = Instant::now();
         let checker = model
@@ -522,6 +610,8 @@ fn main() {
             started.elapsed().as_secs_f64()
         );
         let started = Instant::now();
+        // Real time in single ticks takes a walk longer to get anywhere.
+        let walk_depth = if model.clocks.is_some() { walk_depth * 3 } else { walk_depth };
         let walks = model
             .checker()
             .threads(threads)

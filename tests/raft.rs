@@ -1048,6 +1048,123 @@ fn read_quorum_check_catches_the_planted_no_check_quorum_read_bug() {
     assert_eq!(before.len(), 1, "the scenario no longer exercises the rule");
 }
 
+// ----- read leases (dissertation §6.4.1) -----------------------------------
+
+/// Read leases on, with a drift bound that tolerates one clock ticking
+/// twice as fast as another: at 6 election ticks (6 - 1) * 66 / 134 = 2.46,
+/// a lease of 1 tick.
+fn lease_config(bug: PlantedBug, election_ticks: u32) -> impl Fn(Config) -> Config {
+    move |c| Config { election_ticks, read_lease: true, clock_drift_percent: 34, planted_bug: bug, ..c }
+}
+
+/// A leader whose round was just answered, with the ticks of its lease.
+fn leased_cluster(bug: PlantedBug) -> (Cluster, NodeId) {
+    leased_cluster_of(bug, 6)
+}
+
+fn leased_cluster_of(bug: PlantedBug, election_ticks: u32) -> (Cluster, NodeId) {
+    let mut cluster = Cluster::with_config(3, lease_config(bug, election_ticks));
+    let leader = cluster.tick_until_leader();
+    // One heartbeat round, answered by both followers.
+    cluster.tick(leader);
+    cluster.settle();
+    assert!(cluster.raft(leader).holds_read_lease(), "an answered round grants a lease");
+    (cluster, leader)
+}
+
+#[test]
+fn a_leader_holding_a_lease_answers_reads_at_once_and_runs_a_round_once_it_lapsed() {
+    let (mut cluster, leader) = leased_cluster(PlantedBug::None);
+    let commit = cluster.raft(leader).commit();
+    let mark = cluster.mark();
+    cluster.on(leader, |raft| raft.read_index(ReadId(1)));
+    assert_eq!(cluster.node(leader).reads, vec![ReadState { read: ReadId(1), result: Ok(commit) }]);
+    let follower = cluster.others(leader)[0];
+    assert!(cluster.sent_since(mark, leader, follower).is_empty(), "a lease read sends nothing");
+
+    // Cut off: the lease's one tick passes and no round renews it.
+    cluster.isolate(leader);
+    cluster.tick(leader);
+    assert!(!cluster.raft(leader).holds_read_lease());
+    cluster.on(leader, |raft| raft.read_index(ReadId(2)));
+    assert_eq!(cluster.node(leader).reads.len(), 1, "read 2 waits for a round: {:?}", cluster.node(leader).reads);
+}
+
+#[test]
+fn a_leader_gives_up_its_lease_when_it_sends_timeout_now() {
+    let (mut cluster, leader) = leased_cluster(PlantedBug::None);
+    let target = cluster.others(leader)[0];
+    cluster.on(leader, |raft| raft.transfer_leadership(target)).expect("a voter is a valid target");
+    assert!(!cluster.raft(leader).holds_read_lease(), "the target's campaign overrides the followers' leases");
+}
+
+#[test]
+fn a_restarted_follower_refuses_votes_for_an_election_timeout() {
+    let (mut cluster, leader) = leased_cluster(PlantedBug::None);
+    let [a, b] = cluster.others(leader)[..] else { panic!("two followers") };
+    cluster.isolate(leader);
+    cluster.crash(a);
+    // `b` campaigns as soon as its own lease allows; `a`, just restarted,
+    // may have answered the leader's round right before it crashed.
+    cluster.tick_until(b, |raft| raft.role() != Role::Follower);
+    cluster.settle();
+    assert!(!cluster.raft(b).is_leader(), "a restarted node voted within its boot lease");
+}
+
+/// The leader's round is answered; then it is cut off, its clock ticks
+/// once every 2 units of real time while the followers' tick every unit
+/// (a drift within the 34 % bound), and the followers elect a leader that
+/// commits. Returns what the old leader answers a read with, and the new
+/// commit index.
+fn read_at_a_deposed_leader_with_a_slow_clock(bug: PlantedBug, election_ticks: u32) -> (Vec<ReadState>, Index) {
+    let (mut cluster, old) = leased_cluster_of(bug, election_ticks);
+    let [a, b] = cluster.others(old)[..] else { panic!("two followers") };
+    cluster.isolate(old);
+    let mut units = 0;
+    while ![a, b].iter().any(|f| cluster.raft(*f).is_leader() && cluster.raft(*f).commit() > cluster.raft(old).commit()) {
+        units += 1;
+        assert!(units < 8 * election_ticks, "no new leader within {} units", 8 * election_ticks);
+        cluster.tick(a);
+        cluster.tick(b);
+        if units % 2 == 0 {
+            cluster.tick(old);
+        }
+        cluster.settle();
+    }
+    let new = if cluster.raft(a).is_leader() { a } else { b };
+    let new_commit = cluster.raft(new).commit();
+    cluster.on(old, |raft| raft.read_index(ReadId(7)));
+    (cluster.node(old).reads.clone(), new_commit)
+}
+
+/// Election timeouts the drift scenario runs at: the new leader's own
+/// randomized timeout decides whether it wins while a lease computed
+/// without the drift still runs, so several are tried.
+const DRIFT_ELECTION_TICKS: std::ops::RangeInclusive<u32> = 6..=14;
+
+/// Runs of the drift scenario in which the deposed leader answered a read
+/// with an index older than the new leader's commit.
+fn stale_lease_reads(bug: PlantedBug) -> Vec<u32> {
+    DRIFT_ELECTION_TICKS
+        .filter(|ticks| {
+            let (reads, new_commit) = read_at_a_deposed_leader_with_a_slow_clock(bug, *ticks);
+            reads.iter().any(|r| r.result.is_ok_and(|index| index < new_commit))
+        })
+        .collect()
+}
+
+#[test]
+fn a_lease_ends_before_a_follower_with_a_fast_clock_can_vote_for_another_leader() {
+    assert_eq!(stale_lease_reads(PlantedBug::None), Vec::<u32>::new());
+}
+
+#[test]
+fn the_lease_rule_catches_the_planted_lease_ignores_drift_bug() {
+    let stale = stale_lease_reads(PlantedBug::LeaseIgnoresDrift);
+    assert!(!stale.is_empty(), "the scenario no longer exercises the rule at any of {DRIFT_ELECTION_TICKS:?}");
+    println!("stale lease reads at election ticks {stale:?}");
+}
+
 #[test]
 fn reads_in_the_same_turn_share_one_heartbeat_round() {
     let mut cluster = Cluster::new(3);

@@ -67,10 +67,16 @@ pub enum PlantedBug {
     /// routed with a stale or wrong map of slots lands in the wrong group,
     /// two groups then serving one slot. Planted in `node::slots`.
     ApplyWithStaleMap,
+    /// The read lease is computed as if clocks never drifted
+    /// (`Config::lease_ticks` with a drift bound of 0): a leader whose
+    /// clock runs slow keeps serving reads from its lease after a follower
+    /// whose clock runs fast has voted in a new leader. Planted in
+    /// `raft::config`.
+    LeaseIgnoresDrift,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 14] = [
+    pub const ALL: [PlantedBug; 15] = [
         PlantedBug::CommitOldTerm,
         PlantedBug::VoteTwice,
         PlantedBug::VoteBeforePersist,
@@ -85,6 +91,7 @@ impl PlantedBug {
         PlantedBug::QuiesceLaggingFollower,
         PlantedBug::MoveWithoutCatchUp,
         PlantedBug::ApplyWithStaleMap,
+        PlantedBug::LeaseIgnoresDrift,
     ];
 
     pub fn name(self) -> &'static str {
@@ -104,6 +111,7 @@ impl PlantedBug {
             PlantedBug::QuiesceLaggingFollower => "quiesce-lagging-follower",
             PlantedBug::MoveWithoutCatchUp => "move-without-catch-up",
             PlantedBug::ApplyWithStaleMap => "apply-with-stale-map",
+            PlantedBug::LeaseIgnoresDrift => "lease-ignores-drift",
         }
     }
 

@@ -47,6 +47,17 @@ pub struct Config {
     /// (`quiesce`); its followers must then be kept in their term by the
     /// shell's beats (`Raft::on_quiet_beat`), or they campaign.
     pub quiesce: bool,
+    /// A leader whose heartbeat round a quorum answered serves reads at
+    /// once, without a round of its own, for `lease_ticks` after that
+    /// round started (a leader lease, dissertation §6.4.1). Needs
+    /// `check_quorum`: the lease is the one the followers grant.
+    pub read_lease: bool,
+    /// The bound on how far any node's clock (its tick rate) may run fast
+    /// or slow, in percent of the nominal rate. The lease is shortened so
+    /// that a leader whose clock runs slow at the bound still gives it up
+    /// before a follower whose clock runs fast at the bound can vote for
+    /// another candidate.
+    pub clock_drift_percent: u32,
     /// Test-only deliberate defects that prove the checkers can fail.
     pub planted_bug: PlantedBug,
 }
@@ -102,8 +113,36 @@ impl Config {
             snapshot_chunk_bytes_max: 1 << 20,
             auto_promote_learners: true,
             quiesce: false,
+            read_lease: false,
+            clock_drift_percent: 10,
             planted_bug: PlantedBug::None,
         }
+    }
+
+    /// Ticks of the leader's own clock a lease lasts from the start of the
+    /// heartbeat round that granted it; 0 when leases are off.
+    ///
+    /// A follower that answered the round heard it after the round began
+    /// and votes for no one until `election_ticks` of its own ticks have
+    /// passed since. If each tick of any clock lasts between `1 - d` and
+    /// `1 + d` nominal ticks of real time (d the drift bound), the first
+    /// vote comes at least `(election_ticks - 1) * (1 - d)` after the round
+    /// began (the first of its ticks can come at once), and the leader's
+    /// `L`-th tick at most `L * (1 + d)` after it. So a lease of
+    /// `L <= (election_ticks - 1) * (1 - d) / (1 + d)` ticks ends before
+    /// any vote; one tick less covers a shell that reads the clock at the
+    /// start of a loop turn and serves reads up to one tick later.
+    pub fn lease_ticks(&self) -> u32 {
+        if !self.read_lease {
+            return 0;
+        }
+        let drift = if self.planted_bug.active(PlantedBug::LeaseIgnoresDrift) {
+            0
+        } else {
+            u64::from(self.clock_drift_percent)
+        };
+        let span = u64::from(self.election_ticks.saturating_sub(1)) * (100 - drift.min(99)) / (100 + drift);
+        span.saturating_sub(1) as u32
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -118,7 +157,11 @@ impl Config {
         rule(self.inflight_appends_max >= 1, "inflight_appends_max must be at least 1")?;
         rule(self.snapshot_chunk_bytes_max >= 1, "snapshot_chunk_bytes_max must be at least 1")?;
         let chunk_ok = self.snapshot_chunk_bytes_max <= Self::SNAPSHOT_CHUNK_BYTES_MAX;
-        rule(chunk_ok, "snapshot_chunk_bytes_max must be at most 16 MiB")
+        rule(chunk_ok, "snapshot_chunk_bytes_max must be at most 16 MiB")?;
+        rule(self.clock_drift_percent < 100, "clock_drift_percent must be below 100")?;
+        rule(!self.read_lease || self.check_quorum, "read_lease needs check_quorum (the followers' lease)")?;
+        let lease_ok = !self.read_lease || self.lease_ticks() >= 1;
+        rule(lease_ok, "read_lease needs election_ticks long enough for a lease of a tick under the clock drift")
     }
 }
 
@@ -176,5 +219,19 @@ mod tests {
             ..config
         };
         assert_eq!(largest.validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_lease_shrinks_with_the_drift_bound_and_is_refused_when_no_tick_is_left() {
+        let config = Config { election_ticks: 30, read_lease: true, ..Config::new(NodeId(1)) };
+        // 29 * 90 / 110 = 23.7: 23 ticks, less one for the shell's turn.
+        assert_eq!(config.lease_ticks(), 22);
+        assert_eq!(Config { clock_drift_percent: 0, ..config.clone() }.lease_ticks(), 28);
+        assert_eq!(Config { clock_drift_percent: 50, ..config.clone() }.lease_ticks(), 8);
+        assert_eq!(Config { read_lease: false, ..config.clone() }.lease_ticks(), 0);
+        let short = Config { election_ticks: 2, heartbeat_ticks: 1, ..config.clone() };
+        assert!(short.validate().is_err());
+        assert!(Config { clock_drift_percent: 100, ..config.clone() }.validate().is_err());
+        assert!(Config { check_quorum: false, ..config }.validate().is_err());
     }
 }

@@ -35,11 +35,13 @@ impl Raft {
         self.membership().is_voter(self.id()) && self.pending_restore.is_none()
     }
 
-    /// Whether a live leader holds this node's lease.
+    /// Whether a live leader holds this node's lease. With read leases, a
+    /// node that started less than an election timeout ago counts as
+    /// holding one too: it may have answered a leader's round just before
+    /// it crashed, and that leader may be serving reads from the lease.
     fn in_lease(&self) -> bool {
-        self.config.check_quorum
-            && self.leader.is_some()
-            && self.election_elapsed < self.config.election_ticks
+        let heard = self.leader.is_some() && self.election_elapsed < self.config.election_ticks;
+        self.config.check_quorum && (heard || self.boot_lease_left > 0)
     }
 
     /// A message from a higher term. Returns whether to go on and dispatch it.

@@ -77,6 +77,8 @@ impl Raft {
         }
         let next = self.membership().apply(change).map_err(ProposeError::Membership)?;
         tracing::info!(id = %self.id(), ?change, "proposing membership change");
+        // Quorums of the new membership were not asked for the lease.
+        self.leader_state().reads.void_lease(false);
         Ok(self.append_as_leader(vec![Payload::Membership(next)]))
     }
 
@@ -155,6 +157,8 @@ impl Raft {
         let caught_up = state.progress.get(&peer).is_some_and(|p| p.match_index >= last_index);
         if transfer.to == peer && caught_up && !transfer.timeout_now_sent {
             transfer.timeout_now_sent = true;
+            // The target's campaign overrides the followers' leases.
+            state.reads.void_lease(true);
             self.send(peer, MessageKind::TimeoutNow);
         }
     }

@@ -209,6 +209,8 @@ pub struct Raft {
     /// started (candidates), or since the last quorum check (leader).
     election_elapsed: u32,
     randomized_election_ticks: u32,
+    /// With read leases: ticks until this boot's own lease ends (`in_lease`).
+    boot_lease_left: u32,
     /// The newest snapshot, while a follower that fell behind compaction
     /// is being sent it; released otherwise (it is the size of the whole
     /// key space, and the disk holds it).
@@ -285,6 +287,7 @@ impl Raft {
             rng: SplitMix64::new(seed),
             election_elapsed: 0,
             randomized_election_ticks: config.election_ticks,
+            boot_lease_left: if config.read_lease { config.election_ticks } else { 0 },
             snapshot_index,
             snapshot: recovered.snapshot,
             snapshot_wanted: false,
@@ -309,6 +312,7 @@ impl Raft {
 
     /// One logical clock tick.
     pub fn tick(&mut self) {
+        self.boot_lease_left = self.boot_lease_left.saturating_sub(1);
         if self.is_leader() {
             self.tick_leader();
         } else {
@@ -436,6 +440,10 @@ impl Raft {
     }
     pub fn log(&self) -> &RaftLog {
         &self.log
+    }
+    /// Whether this node leads and holds a read lease (`Config::read_lease`).
+    pub fn holds_read_lease(&self) -> bool {
+        matches!(&self.role, RoleState::Leader(state) if state.reads.has_lease())
     }
     pub fn commit(&self) -> Index {
         self.commit

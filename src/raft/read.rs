@@ -11,6 +11,17 @@
 //! load that is one round per round trip however many turns the loop runs;
 //! a lost heartbeat is made good by the periodic heartbeat, which carries
 //! the current round too.
+//!
+//! With `Config::read_lease` every periodic heartbeat starts a round too,
+//! and a round a quorum answered gives the leader a lease of
+//! `Config::lease_ticks` counted from the round's start: while it holds one
+//! it answers reads at once with its commit index (§6.4.1). The followers
+//! that answered will not vote for anyone else for an election timeout
+//! after they heard the round (`Raft::in_lease`), and the lease is shorter
+//! than that by the clocks' drift bound. Two things end the leases of a
+//! term for good or for a while: a `TimeoutNow` (the target's campaign
+//! overrides the followers' leases) and a membership change the leader
+//! appends (rounds started before it grant none).
 
 use super::message::MessageKind;
 use super::{Index, NodeId, PlantedBug, Raft, ReadId, RoleState};
@@ -66,6 +77,13 @@ pub(super) struct ReadQueue {
     waiting: VecDeque<PendingRead>,
     /// Reads that arrived before this term's first commit (§6.4 step 1).
     before_term_commit: Vec<(ReadId, Requester)>,
+    /// Ticks since the newest round started, up to the lease's length.
+    round_age: u32,
+    /// Ticks the read lease has left; none when 0.
+    lease_left: u32,
+    /// Rounds before this one grant no lease: they started before a
+    /// membership change, or a `TimeoutNow` was sent (`u64::MAX`).
+    lease_from_round: u64,
 }
 
 impl ReadQueue {
@@ -76,6 +94,37 @@ impl ReadQueue {
     /// No read waits for anything.
     pub(super) fn is_idle(&self) -> bool {
         !self.round_needed && self.waiting.is_empty() && self.before_term_commit.is_empty()
+    }
+
+    /// Whether the leader holds a read lease now.
+    pub(super) fn has_lease(&self) -> bool {
+        self.lease_left > 0
+    }
+
+    fn start_round(&mut self) {
+        self.round += 1;
+        self.round_age = 0;
+    }
+
+    /// One tick of the leader's clock.
+    pub(super) fn tick(&mut self, lease_ticks: u32) {
+        self.round_age = (self.round_age + 1).min(lease_ticks);
+        self.lease_left = self.lease_left.saturating_sub(1);
+    }
+
+    /// A periodic heartbeat is due: with leases on, it carries a new round
+    /// when none is in flight, so the lease is renewed every heartbeat.
+    pub(super) fn start_lease_round_if_idle(&mut self, lease_ticks: u32) {
+        if lease_ticks > 0 && self.confirmed >= self.round {
+            self.start_round();
+        }
+    }
+
+    /// Ends the current lease; rounds started so far grant no new one.
+    /// `for_the_term` ends them for the rest of the term.
+    pub(super) fn void_lease(&mut self, for_the_term: bool) {
+        self.lease_left = 0;
+        self.lease_from_round = if for_the_term { u64::MAX } else { self.lease_from_round.max(self.round + 1) };
     }
 }
 
@@ -113,7 +162,7 @@ impl Raft {
             state.reads.before_term_commit.push((read, from));
             return;
         }
-        if single_voter {
+        if single_voter || state.reads.has_lease() {
             return self.answer_read(read, from, Ok(commit));
         }
         let round = state.reads.round + 1;
@@ -136,7 +185,7 @@ impl Raft {
             return;
         }
         state.reads.round_needed = false;
-        state.reads.round += 1;
+        state.reads.start_round();
         self.broadcast_heartbeat();
     }
 
@@ -144,6 +193,7 @@ impl Raft {
     pub(super) fn confirm_reads(&mut self) {
         let id = self.id();
         let membership = self.membership().clone();
+        let lease_ticks = self.config.lease_ticks();
         let RoleState::Leader(state) = &mut self.role else { return };
         let mut rounds: Vec<u64> =
             membership
@@ -160,6 +210,10 @@ impl Raft {
         rounds.sort_unstable_by(|a, b| b.cmp(a));
         let confirmed = rounds[membership.quorum() - 1];
         state.reads.confirmed = state.reads.confirmed.max(confirmed);
+        let reads = &mut state.reads;
+        if reads.confirmed == reads.round && reads.round >= reads.lease_from_round.max(1) {
+            reads.lease_left = reads.lease_left.max(lease_ticks.saturating_sub(reads.round_age));
+        }
         let mut ready = Vec::new();
         while state.reads.waiting.front().is_some_and(|r| r.round <= confirmed) {
             ready.push(state.reads.waiting.pop_front().expect("front exists"));

@@ -44,7 +44,9 @@ impl Raft {
 
     pub(super) fn tick_leader(&mut self) {
         let heartbeat_ticks = self.config.heartbeat_ticks;
+        let lease_ticks = self.config.lease_ticks();
         let state = self.leader_state();
+        state.reads.tick(lease_ticks);
         if state.quiet {
             return;
         }
@@ -52,6 +54,7 @@ impl Raft {
         let heartbeat_due = state.heartbeat_elapsed >= heartbeat_ticks;
         if heartbeat_due {
             state.heartbeat_elapsed = 0;
+            state.reads.start_lease_round_if_idle(lease_ticks);
         }
         self.election_elapsed += 1;
         if self.election_elapsed >= self.config.election_ticks {

@@ -16,6 +16,14 @@ pub enum Move {
     },
     Sync,
     Timeout,
+    /// One tick of a node's clock, in a model of drifting clocks: the node
+    /// cut off in a phase has the slowest clock, ticking only when it must
+    /// (no other move is left), the others tick eagerly.
+    Tick {
+        node: NodeId,
+    },
+    /// Real time passes, in a model of drifting clocks.
+    Elapse,
     /// A client request, proposal, read or membership change.
     Request,
     /// A crash or a lost message.
@@ -38,9 +46,16 @@ impl Nemesis {
     }
 
     /// Picks the index of the next action.
-    pub fn choose<A>(&mut self, nodes: &[NodeId], actions: &[A], classify: impl Fn(&A) -> Move) -> usize {
+    /// `phase_steps`: the range of a phase's length in steps.
+    pub fn choose<A>(
+        &mut self,
+        nodes: &[NodeId],
+        actions: &[A],
+        classify: impl Fn(&A) -> Move,
+        phase_steps: (u64, u64),
+    ) -> usize {
         if self.phase_left == 0 {
-            self.phase_left = self.rng.range(4, 24);
+            self.phase_left = self.rng.range(phase_steps.0, phase_steps.1);
             let pick = self.pick(nodes.len() + 1);
             self.isolated = nodes.get(pick).copied();
         }
@@ -52,6 +67,9 @@ impl Nemesis {
             Move::Deliver { .. } => 20,
             Move::Sync => 12,
             Move::Timeout => 4,
+            Move::Tick { node } if Some(node) == isolated => 0,
+            Move::Tick { .. } => 6,
+            Move::Elapse => 3,
             Move::Request => 3,
             Move::Duplicate { .. } | Move::Fault => 1,
         };
@@ -75,6 +93,10 @@ impl Nemesis {
 pub trait NemesisModel: stateright::Model {
     fn nodes(state: &Self::State) -> Vec<NodeId>;
     fn classify(action: &Self::Action) -> Move;
+    /// The range of a nemesis phase's length, in steps.
+    fn phase_steps(_state: &Self::State) -> (u64, u64) {
+        (4, 24)
+    }
 }
 
 /// The stateright chooser for random walks over any `NemesisModel`.
@@ -93,6 +115,6 @@ impl<M: NemesisModel> stateright::Chooser<M> for NemesisChooser {
     }
 
     fn choose_action(&self, nemesis: &mut Nemesis, state: &M::State, actions: &[M::Action]) -> usize {
-        nemesis.choose(&M::nodes(state), actions, M::classify)
+        nemesis.choose(&M::nodes(state), actions, M::classify, M::phase_steps(state))
     }
 }
