@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 # Planted bugs the model checker must catch (src/raft/bugs.rs).
-MODEL_BUGS := commit-old-term vote-twice vote-before-persist no-check-quorum-read
+MODEL_BUGS := commit-old-term vote-twice vote-before-persist no-check-quorum-read lease-ignores-drift
 # Planted bugs the node-level linearizability checker must catch.
 NODE_MODEL_BUGS := stale-read read-skips-own-writes
 # Planted bugs the simulator must catch in its default batch of seeds.

@@ -62,12 +62,14 @@ impl Nemesis {
         self.phase_left -= 1;
         let isolated = self.isolated;
         let cut = |from: NodeId, to: NodeId| Some(from) == isolated || Some(to) == isolated;
+        // The slow clock ticks once real time cannot pass without it.
+        let time_stuck = !actions.iter().any(|action| matches!(classify(action), Move::Elapse));
         let weight = |action: &A| match classify(action) {
             Move::Deliver { from, to } | Move::Duplicate { from, to } if cut(from, to) => 0,
             Move::Deliver { .. } => 20,
             Move::Sync => 12,
             Move::Timeout => 4,
-            Move::Tick { node } if Some(node) == isolated => 0,
+            Move::Tick { node } if Some(node) == isolated && !time_stuck => 0,
             Move::Tick { .. } => 6,
             Move::Elapse => 3,
             Move::Request => 3,
