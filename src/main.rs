@@ -188,6 +188,19 @@ struct Args {
     /// Election timeout, in ticks (randomised up to twice this).
     #[arg(long, default_value_t = 30)]
     election_ticks: u32,
+    /// Leader leases for linearizable reads: `on`, a leader that a quorum
+    /// answered within the lease serves reads without a heartbeat round of
+    /// their own; `off`, every read waits for one (ReadIndex). Safe only
+    /// while no member's clock runs faster or slower than
+    /// --clock-drift-percent.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    read_lease: String,
+    /// The most any member's clock may run fast or slow, in percent of its
+    /// rate (and of --tick-ms: a loop turn longer than a tick counts
+    /// against it). The lease is (--election-ticks - 1) * (100 - d) /
+    /// (100 + d) ticks, less one.
+    #[arg(long, default_value_t = 10)]
+    clock_drift_percent: u32,
     /// Compact the log into a snapshot after this many applied entries
     /// (member n waits (n-1)/8 longer, so members do not all write at once).
     #[arg(long, default_value_t = 100_000)]
@@ -571,6 +584,19 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
     if args.election_ticks <= args.heartbeat_ticks || args.heartbeat_ticks == 0 || args.tick_ms == 0 {
         return Err("need --tick-ms > 0 and 0 < --heartbeat-ticks < --election-ticks".into());
     }
+    let raft = cashe::raft::Config {
+        heartbeat_ticks: args.heartbeat_ticks,
+        election_ticks: args.election_ticks,
+        read_lease: args.read_lease == "on",
+        clock_drift_percent: args.clock_drift_percent,
+        ..cashe::raft::Config::new(cashe::raft::NodeId(0))
+    };
+    if let Err(e) = raft.validate() {
+        return Err(format!(
+            "--election-ticks {}, --read-lease {}, --clock-drift-percent {}: {e}",
+            args.election_ticks, args.read_lease, args.clock_drift_percent
+        ));
+    }
     if args.max_query_bytes > COMMAND_BYTES_MAX {
         // A command held whole in the query buffer must fit in one log
         // entry, and an entry in one frame.
@@ -625,6 +651,8 @@ fn config(args: &Args, stop: Arc<AtomicBool>) -> Result<ServerConfig, String> {
         tick: Duration::from_millis(args.tick_ms),
         heartbeat_ticks: args.heartbeat_ticks,
         election_ticks: args.election_ticks,
+        read_lease: args.read_lease == "on",
+        clock_drift_percent: args.clock_drift_percent,
         snapshot_entries: args.snapshot_entries.max(1),
         limits: Limits {
             value_bytes_max,

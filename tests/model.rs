@@ -356,9 +356,8 @@ impl Model for RaftModel {
             properties.push(Property::sometimes("a read is served", |_, s: &State| s.reads_served > 0));
         }
         if self.config.read_lease {
-            properties.push(Property::sometimes("a read is served from a lease", |_, s: &State| {
-                s.lease_reads > 0
-            }));
+            properties
+                .push(Property::sometimes("a read is served from a lease", |_, s: &State| s.lease_reads > 0));
         }
         if self.joiner.is_some() {
             properties.push(Property::sometimes(

@@ -1087,7 +1087,12 @@ fn a_leader_holding_a_lease_answers_reads_at_once_and_runs_a_round_once_it_lapse
     cluster.tick(leader);
     assert!(!cluster.raft(leader).holds_read_lease());
     cluster.on(leader, |raft| raft.read_index(ReadId(2)));
-    assert_eq!(cluster.node(leader).reads.len(), 1, "read 2 waits for a round: {:?}", cluster.node(leader).reads);
+    assert_eq!(
+        cluster.node(leader).reads.len(),
+        1,
+        "read 2 waits for a round: {:?}",
+        cluster.node(leader).reads
+    );
 }
 
 #[test]
@@ -1095,7 +1100,10 @@ fn a_leader_gives_up_its_lease_when_it_sends_timeout_now() {
     let (mut cluster, leader) = leased_cluster(PlantedBug::None);
     let target = cluster.others(leader)[0];
     cluster.on(leader, |raft| raft.transfer_leadership(target)).expect("a voter is a valid target");
-    assert!(!cluster.raft(leader).holds_read_lease(), "the target's campaign overrides the followers' leases");
+    assert!(
+        !cluster.raft(leader).holds_read_lease(),
+        "the target's campaign overrides the followers' leases"
+    );
 }
 
 #[test]
@@ -1116,12 +1124,18 @@ fn a_restarted_follower_refuses_votes_for_an_election_timeout() {
 /// (a drift within the 34 % bound), and the followers elect a leader that
 /// commits. Returns what the old leader answers a read with, and the new
 /// commit index.
-fn read_at_a_deposed_leader_with_a_slow_clock(bug: PlantedBug, election_ticks: u32) -> (Vec<ReadState>, Index) {
+fn read_at_a_deposed_leader_with_a_slow_clock(
+    bug: PlantedBug,
+    election_ticks: u32,
+) -> (Vec<ReadState>, Index) {
     let (mut cluster, old) = leased_cluster_of(bug, election_ticks);
     let [a, b] = cluster.others(old)[..] else { panic!("two followers") };
     cluster.isolate(old);
     let mut units = 0;
-    while ![a, b].iter().any(|f| cluster.raft(*f).is_leader() && cluster.raft(*f).commit() > cluster.raft(old).commit()) {
+    while ![a, b]
+        .iter()
+        .any(|f| cluster.raft(*f).is_leader() && cluster.raft(*f).commit() > cluster.raft(old).commit())
+    {
         units += 1;
         assert!(units < 8 * election_ticks, "no new leader within {} units", 8 * election_ticks);
         cluster.tick(a);
@@ -1161,7 +1175,10 @@ fn a_lease_ends_before_a_follower_with_a_fast_clock_can_vote_for_another_leader(
 #[test]
 fn the_lease_rule_catches_the_planted_lease_ignores_drift_bug() {
     let stale = stale_lease_reads(PlantedBug::LeaseIgnoresDrift);
-    assert!(!stale.is_empty(), "the scenario no longer exercises the rule at any of {DRIFT_ELECTION_TICKS:?}");
+    assert!(
+        !stale.is_empty(),
+        "the scenario no longer exercises the rule at any of {DRIFT_ELECTION_TICKS:?}"
+    );
     println!("stale lease reads at election ticks {stale:?}");
 }
 

@@ -161,7 +161,10 @@ impl Config {
         rule(self.clock_drift_percent < 100, "clock_drift_percent must be below 100")?;
         rule(!self.read_lease || self.check_quorum, "read_lease needs check_quorum (the followers' lease)")?;
         let lease_ok = !self.read_lease || self.lease_ticks() >= 1;
-        rule(lease_ok, "read_lease needs election_ticks long enough for a lease of a tick under the clock drift")
+        rule(
+            lease_ok,
+            "read_lease needs election_ticks long enough for a lease of a tick under the clock drift",
+        )
     }
 }
 

@@ -171,6 +171,9 @@ struct LeaderState {
     /// (`Raft::heard_recently`), which does not blink false when a new
     /// period starts.
     heard_last_period: BTreeSet<NodeId>,
+    /// Entries were appended since the last `take_output`: they go to the
+    /// followers then, all of a turn's proposals in one `Append` each.
+    append_due: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -403,8 +406,12 @@ impl Raft {
     /// Drains what the shell must do; see the module docs.
     pub fn take_output(&mut self) -> Output {
         if self.is_leader() {
+            if std::mem::take(&mut self.leader_state().append_due) {
+                self.broadcast_append();
+            }
             self.start_read_round_if_needed();
         }
+        merge_acknowledgements(&mut self.output.send);
         self.release_snapshot_if_unused();
         self.save_hard_state();
         std::mem::take(&mut self.output)
@@ -662,4 +669,38 @@ impl Raft {
             self.invariant(self.vote == Some(self.id()), "leader did not vote for itself");
         }
     }
+}
+
+/// Folds a turn's `Accepted` answers to one leader into the last of them,
+/// with the highest match index: each acknowledges everything up to its
+/// index, so the highest says all the others say (the leader frees its
+/// in-flight appends up to it, `Progress::on_accepted`).
+fn merge_acknowledgements(send: &mut Vec<(NodeId, Message)>) {
+    let accepted = |message: &Message| match message.kind {
+        MessageKind::AppendResponse(message::AppendResult::Accepted { match_index }) => Some(match_index),
+        _ => None,
+    };
+    if send.iter().filter(|(_, m)| accepted(m).is_some()).count() < 2 {
+        return;
+    }
+    // The highest index acknowledged to each (leader, term), and where
+    // its last answer is: that one is kept, carrying the highest.
+    let mut highest: BTreeMap<(NodeId, Term), (Index, usize)> = BTreeMap::new();
+    for (at, (to, message)) in send.iter().enumerate() {
+        if let Some(index) = accepted(message) {
+            let entry = highest.entry((*to, message.term)).or_insert((index, at));
+            *entry = (entry.0.max(index), at);
+        }
+    }
+    let mut at = 0;
+    send.retain_mut(|(to, message)| {
+        at += 1;
+        if accepted(message).is_none() {
+            return true;
+        }
+        let (match_index, last) = highest[&(*to, message.term)];
+        let result = message::AppendResult::Accepted { match_index };
+        message.kind = MessageKind::AppendResponse(result);
+        last == at - 1
+    });
 }

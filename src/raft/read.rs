@@ -124,7 +124,8 @@ impl ReadQueue {
     /// `for_the_term` ends them for the rest of the term.
     pub(super) fn void_lease(&mut self, for_the_term: bool) {
         self.lease_left = 0;
-        self.lease_from_round = if for_the_term { u64::MAX } else { self.lease_from_round.max(self.round + 1) };
+        self.lease_from_round =
+            if for_the_term { u64::MAX } else { self.lease_from_round.max(self.round + 1) };
     }
 }
 

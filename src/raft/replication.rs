@@ -25,6 +25,7 @@ impl Raft {
             settled_rounds: 0,
             quiet: false,
             heard_last_period: BTreeSet::new(),
+            append_due: false,
         }));
         self.leader = Some(id);
         self.election_elapsed = 0;
@@ -160,7 +161,7 @@ impl Raft {
             .map(|(k, payload)| Entry { term, index: Index(first.0 + k as u64), payload })
             .collect();
         self.append_to_log(entries);
-        self.broadcast_append();
+        self.leader_state().append_due = true;
         (self.log.last_index(), term)
     }
 

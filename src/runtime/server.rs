@@ -75,6 +75,10 @@ pub struct ServerConfig {
     pub tick: Duration,
     pub heartbeat_ticks: u32,
     pub election_ticks: u32,
+    /// `--read-lease`: leaders serve reads from a lease (`raft::Config`).
+    pub read_lease: bool,
+    /// `--clock-drift-percent`: the clock drift bound the lease allows for.
+    pub clock_drift_percent: u32,
     pub snapshot_entries: u64,
     pub limits: Limits,
     pub query_bytes_max: usize,
@@ -386,6 +390,8 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     let mut node_config = NodeConfig::new(id);
     node_config.raft.heartbeat_ticks = config.heartbeat_ticks;
     node_config.raft.election_ticks = config.election_ticks;
+    node_config.raft.read_lease = config.read_lease;
+    node_config.raft.clock_drift_percent = config.clock_drift_percent;
     node_config.raft.planted_bug = config.planted_bug;
     node_config.snapshot_entries = config.snapshot_entries;
     node_config.log_retain_entries = config.snapshot_entries / 2;
@@ -525,6 +531,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
     let started = Instant::now();
     let mut stopping: Option<u64> = None;
     let mut ticks = 0u64;
+    let mut clock = TickClock::new(config.tick);
     let mut refreshed_at = None;
     let mut stats = TurnStats::default();
     let mut disks = Disks::start(wals, &events, &shared);
@@ -569,10 +576,15 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         }
         router.set_memory((config.used_memory)(), config.maxmemory);
         let now = wall_ms();
+        for _ in 0..clock.due() {
+            ticks += 1;
+            turn::feed(&mut router, Event::Tick, now);
+        }
         for event in batch {
             match event {
                 Event::Closed(conn) => _ = connections.borrow_mut().remove(&conn),
-                Event::Tick => ticks += 1,
+                // Only a wake-up: the ticks due were fed above.
+                Event::Tick => continue,
                 // A message from another member, for the groups of another
                 // core too (a message of this member's own was dispatched
                 // where it was sent).
@@ -931,6 +943,32 @@ async fn wait_for_disk(disk: &LogDisk, limit: Duration) {
     }
 }
 
+/// The ticks the core is owed: as many as whole tick lengths have passed
+/// on the monotonic clock since the loop started. A loop turn feeds them
+/// before anything else, so however late a turn runs, or however many
+/// wake-ups the ticker's full mailbox dropped, a node's tick count is never
+/// more than the current turn behind real time: the bound the read lease
+/// counts on (`raft::Config::lease_ticks`). The ticker only wakes the loop.
+struct TickClock {
+    started: Instant,
+    tick: Duration,
+    fed: u64,
+}
+
+impl TickClock {
+    fn new(tick: Duration) -> TickClock {
+        TickClock { started: Instant::now(), tick, fed: 0 }
+    }
+
+    /// Ticks due since the last call.
+    fn due(&mut self) -> u64 {
+        let elapsed = (self.started.elapsed().as_nanos() / self.tick.as_nanos().max(1)) as u64;
+        let due = elapsed.saturating_sub(self.fed);
+        self.fed += due;
+        due
+    }
+}
+
 async fn ticker(events: Mailbox<Event>, tick: Duration) {
     let mut next = Instant::now() + tick;
     loop {
@@ -1218,6 +1256,7 @@ async fn run_group_core(
     glommio::spawn_local(ticker(events.clone(), config.tick)).detach();
     let mut disks = Disks::start(logs.wals, &events, shared);
     let (mut ticks, mut stats, mut stopping, mut reported_at) = (0u64, TurnStats::default(), None, None);
+    let mut clock = TickClock::new(config.tick);
     tracing::info!(
         core,
         groups = router.groups().filter(|(g, _)| router.mine(*g)).count(),
@@ -1232,10 +1271,11 @@ async fn run_group_core(
         }
         router.set_memory((config.used_memory)(), config.maxmemory);
         let now = wall_ms();
-        for event in batch {
-            if let Event::Tick = event {
-                ticks += 1;
-            }
+        for _ in 0..clock.due() {
+            ticks += 1;
+            turn::feed(&mut router, Event::Tick, now);
+        }
+        for event in batch.into_iter().filter(|event| !matches!(event, Event::Tick)) {
             turn::feed(&mut router, event, now);
         }
         let send = |to: NodeId, group: GroupId, message: NodeMessage| {
