@@ -172,11 +172,13 @@ fuzz:
 		(cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
 	done
 
-## profile: CPU and syscalls per operation of a 3-node cluster under redis-benchmark (WORKLOAD=set|get)
+## profile: CPU and syscalls per operation of a 3-node cluster under redis-benchmark (WORKLOAD=set|get;
+## MODE=forward: one redis-benchmark per node, MODE=aware: all three against the leader)
 WORKLOAD ?= set
+MODE ?= forward
 profile:
 	$(CARGO) build --release
-	benches/profile.sh $(WORKLOAD)
+	benches/profile.sh $(WORKLOAD) $(MODE)
 
 ## bench: benchmarks (numbers only, nothing asserted): the WAL's group commit, then the
 ## three-node cluster against Redis (installs redis-server from Debian if missing)

@@ -8,14 +8,19 @@
 //!    (`appendonly yes`, `appendfsync always`) and an in-memory one, all on
 //!    free ports;
 //! 2. measures the raw fdatasync latency of the data directory (append 100
-//!    bytes + fdatasync, as the WAL and Redis's AOF do) before and after the
-//!    one-client SET cell, the cell it is a yardstick for;
-//! 3. runs each cell — workload SET or GET, 1/16/64/256 closed-loop clients
-//!    spread round-robin over the three nodes, 64-byte values over 100,000
-//!    16-byte keys chosen uniformly — first against cashe, then against
-//!    Redis (durable for SET, in-memory for GET) right after, so the two
-//!    sides of a ratio are neighbours in time on a machine whose fsync
-//!    drifts tenfold within minutes;
+//!    bytes + fdatasync, as the WAL and Redis's AOF do) before and after
+//!    each one-client SET cell (one per routing mode), the cell it is a
+//!    yardstick for;
+//! 3. runs each cell — workload SET or GET, 1/16/64/256 closed-loop clients,
+//!    64-byte values over 100,000 16-byte keys chosen uniformly — first
+//!    against cashe, then against Redis (durable for SET, in-memory for
+//!    GET) right after, so the two sides of a ratio are neighbours in time
+//!    on a machine whose fsync drifts tenfold within minutes; each cell
+//!    once per routing mode of the clients (issue 17): `forward`, spread
+//!    round-robin over the three nodes (a follower forwards to the
+//!    leader), and `aware`, routing by `CLUSTER SLOTS` and `-MOVED` as
+//!    cluster clients do; per cell also the servers' CPU per operation
+//!    and cashe's fsyncs and peer messages per operation;
 //! 4. failover: SET load at 16 clients, `kill -9` of the leader, the time
 //!    from the kill to the first successful write sent after it (median
 //!    and max over the trials) and the `-TIMEOUT` replies received after it;
@@ -46,7 +51,8 @@
 //! Every client is a glommio task on one client thread (one thread keeps
 //! the load generator's CPU share small and the same for both servers): it
 //! connects, then sends one command and waits for its reply, over and
-//! over. An IO error moves it to the next node. Only successful replies
+//! over. An IO error moves a forwarding client to the next node and makes
+//! a cluster-aware one read the slot map again ([`Route`]). Only successful replies
 //! completed inside a cell's measured window count towards ops/s and the
 //! latency histogram; error replies are counted by kind.
 //!
@@ -57,7 +63,9 @@
 //! (`set,get,hset,lpush,zadd,failover,tls,cores,shards,memory,memory-types`; `memory-types`
 //! stands for `memory-hash,memory-set,memory-zset`),
 //! `CASHE_BENCH_FAILOVER_TRIALS` (5), `CASHE_BENCH_MEMORY_KEYS` (1000000),
-//! `CASHE_BENCH_MEMORY_ELEMENTS` (1000000), `CASHE_BENCH_DIR` (`target/bench`),
+//! `CASHE_BENCH_MEMORY_ELEMENTS` (1000000), `CASHE_BENCH_ROUTING`
+//! (`forward,aware`: the routing modes of the SET, GET, HSET, LPUSH and
+//! ZADD cells), `CASHE_BENCH_DIR` (`target/bench`),
 //! `CASHE_BENCH_KEEP=1` keeps the data directories, `CASHE_BENCH_CASHE_ARGS`
 //! adds flags to every cashe process, `CASHE_BENCH_BINARY` runs another
 //! cashe binary than this build's (to compare two builds against Redis).
@@ -67,6 +75,7 @@
 //! Every process started here is killed by PID when its guard drops, on
 //! success, error or panic alike.
 
+use cashe::kv::slot::{key_slot, SLOTS};
 use cashe::protocol::reply::{decode, encode_command};
 use cashe::protocol::Reply;
 use cashe::runtime::tls::Stream;
@@ -238,6 +247,37 @@ struct Settings {
     dir: PathBuf,
     keep: bool,
     cashe_args: Vec<String>,
+    /// Routing modes of the SET, GET, HSET, LPUSH and ZADD cells, in order.
+    routings: Vec<Routing>,
+}
+
+/// How a client picks the node it sends a command to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Routing {
+    /// Client *i* talks to node *i mod 3*, whichever it is; a follower
+    /// forwards the command to the Raft leader (one more hop).
+    Forward,
+    /// Cluster-aware, as redis-py's `RedisCluster` and `redis-cli -c`:
+    /// `CLUSTER SLOTS`, then each command to its key's slot's master,
+    /// following `-MOVED`.
+    Aware,
+}
+
+impl Routing {
+    fn name(self) -> &'static str {
+        match self {
+            Routing::Forward => "forward",
+            Routing::Aware => "aware",
+        }
+    }
+
+    fn parse(text: &str) -> BenchResult<Routing> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "forward" => Ok(Routing::Forward),
+            "aware" => Ok(Routing::Aware),
+            other => Err(format!("CASHE_BENCH_ROUTING: {other:?} is neither forward nor aware").into()),
+        }
+    }
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> BenchResult<T>
@@ -272,6 +312,10 @@ impl Settings {
             parts.extend(["memory-hash", "memory-set", "memory-zset"].map(String::from));
         }
         let cashe_args = list("CASHE_BENCH_CASHE_ARGS", "").split_whitespace().map(String::from).collect();
+        let routings = list("CASHE_BENCH_ROUTING", "forward,aware")
+            .split(',')
+            .map(Routing::parse)
+            .collect::<Result<_, _>>()?;
         Ok(Settings {
             seconds: env_or("CASHE_BENCH_SECONDS", 10.0)?,
             warmup_seconds: env_or("CASHE_BENCH_WARMUP_SECONDS", 1.0)?,
@@ -284,6 +328,7 @@ impl Settings {
             dir: PathBuf::from(list("CASHE_BENCH_DIR", "target/bench")),
             keep: std::env::var_os("CASHE_BENCH_KEEP").is_some_and(|v| v != "0"),
             cashe_args,
+            routings,
         })
     }
 
@@ -825,27 +870,39 @@ impl Workload {
     }
 
     /// Appends one command of the workload, its key, field, member and
-    /// score drawn from `random`, to `out`.
-    fn encode(self, random: &mut u64, value: &[u8], out: &mut Vec<u8>) {
+    /// score drawn from `random`, to `out`; returns the key's slot.
+    fn encode(self, random: &mut u64, value: &[u8], out: &mut Vec<u8>) -> u16 {
         let mut draw = || {
             *random = split_mix(*random);
             *random
         };
         match self {
-            Workload::Set => encode_command(&[&b"SET"[..], &key(draw() % KEY_SPACE), value], out),
-            Workload::Get => encode_command(&[&b"GET"[..], &key(draw() % KEY_SPACE)], out),
+            Workload::Set => {
+                let key = key(draw() % KEY_SPACE);
+                encode_command(&[&b"SET"[..], &key, value], out);
+                key_slot(&key)
+            }
+            Workload::Get => {
+                let key = key(draw() % KEY_SPACE);
+                encode_command(&[&b"GET"[..], &key], out);
+                key_slot(&key)
+            }
             Workload::Hset => {
                 let key = name("hset:", draw() % COLLECTION_KEYS);
                 let field = name("field:", draw() % MEMBER_SPACE);
                 encode_command(&[&b"HSET"[..], &key, &field, value], out);
+                key_slot(&key)
             }
             Workload::Lpush => {
-                encode_command(&[&b"LPUSH"[..], &name("lpush:", draw() % COLLECTION_KEYS), value], out);
+                let key = name("lpush:", draw() % COLLECTION_KEYS);
+                encode_command(&[&b"LPUSH"[..], &key, value], out);
+                key_slot(&key)
             }
             Workload::Zadd => {
                 let key = name("zadd:", draw() % COLLECTION_KEYS);
                 let member = name("member:", draw() % MEMBER_SPACE);
                 encode_command(&[&b"ZADD"[..], &key, &score(draw()), &member], out);
+                key_slot(&key)
             }
         }
     }
@@ -906,9 +963,12 @@ struct OpEvent {
 }
 
 struct LoadSpec {
+    /// The nodes: forwarding clients spread over them, cluster-aware
+    /// clients ask them for the slot map.
     addresses: Vec<SocketAddr>,
     clients: usize,
     workload: Workload,
+    routing: Routing,
     warmup: Duration,
     /// `None`: until stopped.
     duration: Option<Duration>,
@@ -922,8 +982,14 @@ struct LoadResult {
     latency_us: Histogram<u64>,
     /// Successful operations completed inside the measured window.
     ops: u64,
+    /// Successful operations of the whole load, warm-up included (what
+    /// the servers' CPU time over the load is divided by).
+    ops_total: u64,
     seconds: f64,
     errors: Errors,
+    /// `-MOVED` replies followed by operations completed inside the
+    /// measured window (cluster-aware clients; not errors).
+    redirects: u64,
     events: Vec<OpEvent>,
 }
 
@@ -989,38 +1055,45 @@ impl Shared {
 struct ClientResult {
     latency_us: Histogram<u64>,
     ops: u64,
+    ops_total: u64,
     errors: Errors,
+    redirects: u64,
     events: Vec<OpEvent>,
 }
 
 async fn run_clients(spec: LoadSpec, stop: Arc<AtomicBool>) -> Result<LoadResult, String> {
     // Connect every client first: connection set-up is not measured.
-    let mut streams = Vec::new();
+    let mut routes = Vec::new();
     for client in 0..spec.clients {
-        let address = spec.addresses[client % spec.addresses.len()];
-        streams.push(connect(address, spec.tls.as_ref()).await.ok());
+        let mut route = Route::new(&spec, client);
+        route.prepare(None).await;
+        routes.push(route);
     }
     let started = Instant::now();
     let measure_from = started + spec.warmup;
     let measure_until = spec.duration.map(|d| measure_from + d);
     let shared = Rc::new(Shared { spec, stop, measure_from, measure_until });
-    let tasks: Vec<_> = streams
+    let tasks: Vec<_> = routes
         .into_iter()
         .enumerate()
-        .map(|(client, stream)| glommio::spawn_local(client_loop(shared.clone(), client, stream)))
+        .map(|(client, route)| glommio::spawn_local(client_loop(shared.clone(), client, route)))
         .collect();
     let mut result = LoadResult {
         latency_us: Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).map_err(|e| e.to_string())?,
         ops: 0,
+        ops_total: 0,
         seconds: 0.0,
         errors: Errors::default(),
+        redirects: 0,
         events: Vec::new(),
     };
     for task in tasks {
         let client = task.await?;
         result.latency_us.add(&client.latency_us).map_err(|e| e.to_string())?;
         result.ops += client.ops;
+        result.ops_total += client.ops_total;
         result.errors.add(&client.errors);
+        result.redirects += client.redirects;
         result.events.extend(client.events);
     }
     let until = shared.measure_until.unwrap_or_else(Instant::now);
@@ -1040,47 +1113,29 @@ async fn connect(address: SocketAddr, tls: Option<&Arc<rustls::ClientConfig>>) -
 }
 
 /// One closed-loop client: one command, wait for its reply, again.
-async fn client_loop(
-    shared: Rc<Shared>,
-    client: usize,
-    mut stream: Option<Stream>,
-) -> Result<ClientResult, String> {
+async fn client_loop(shared: Rc<Shared>, client: usize, mut route: Route) -> Result<ClientResult, String> {
     let spec = &shared.spec;
     let mut result = ClientResult {
         latency_us: Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).map_err(|e| e.to_string())?,
         ops: 0,
+        ops_total: 0,
         errors: Errors::default(),
+        redirects: 0,
         events: Vec::new(),
     };
-    let mut target = client % spec.addresses.len();
     let mut random = (client as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut request = Vec::with_capacity(128);
-    let mut buffer = Vec::with_capacity(4096);
-    let mut chunk = vec![0u8; 16 * 1024];
     let value = value(0);
     while !shared.over() {
-        let Some(connection) = stream.as_mut() else {
-            match connect(spec.addresses[target], spec.tls.as_ref()).await {
-                Ok(connected) => stream = Some(connected),
-                Err(_) => {
-                    target = (target + 1) % spec.addresses.len();
-                    glommio::timer::sleep(Duration::from_millis(5)).await;
-                }
-            }
-            continue;
-        };
         request.clear();
-        spec.workload.encode(&mut random, &value, &mut request);
+        let slot = spec.workload.encode(&mut random, &value, &mut request);
+        if !route.prepare(Some(slot)).await {
+            // Nowhere to send it (no connection, no slot map): nothing sent.
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+            continue;
+        }
         let sent = Instant::now();
-        let outcome = match exchange(connection, &request, &mut buffer, &mut chunk).await {
-            Ok(reply) => classify(&reply, spec.workload),
-            Err(_) => {
-                stream = None;
-                buffer.clear();
-                target = (target + 1) % spec.addresses.len();
-                Outcome::Io
-            }
-        };
+        let (outcome, redirects) = route.send(spec.workload, &request, slot).await;
         let done = Instant::now();
         let measured = done >= shared.measure_from && shared.measure_until.is_none_or(|until| done < until);
         if measured && outcome == Outcome::Success {
@@ -1089,11 +1144,283 @@ async fn client_loop(
         } else if measured {
             result.errors.count(outcome);
         }
+        if measured {
+            result.redirects += redirects;
+        }
+        if outcome == Outcome::Success {
+            result.ops_total += 1;
+        }
         if spec.keep_events {
             result.events.push(OpEvent { sent, done, outcome });
         }
     }
     Ok(result)
+}
+
+/// `CLUSTER SLOTS` as RESP.
+const CLUSTER_SLOTS_REQUEST: &[u8] = b"*2\r\n$7\r\nCLUSTER\r\n$5\r\nSLOTS\r\n";
+/// `-MOVED` replies one command follows at most (redis-py and redis-cli
+/// follow 5 and 16); one more is an error of the command.
+const REDIRECTS_MAX: u64 = 5;
+/// A slot no slot map has named a master for.
+const NO_MASTER: u8 = u8::MAX;
+
+/// Where one client's commands go, and what it does when a node fails it.
+///
+/// Forwarding: every command to one node, the next one after a failed
+/// connection. Cluster-aware: each command to the master its slot map
+/// names for the key's slot. The map comes from `CLUSTER SLOTS`, asked on
+/// every connection the client opens (cashe redirects a connection that
+/// asked for the topology rather than forwarding its commands, as a
+/// cluster client expects); a `-MOVED` makes the client ask the node it
+/// names and retry there; a lost connection or a `-TIMEOUT`,
+/// `-CLUSTERDOWN` or `-TRYAGAIN` makes it ask again, before its next
+/// command, the nodes in turn (one pass).
+struct Route {
+    routing: Routing,
+    /// The cluster's nodes: talked to in turn (forwarding), asked for the
+    /// slot map in turn (cluster-aware).
+    seeds: Vec<SocketAddr>,
+    /// The seed talked to, or asked first.
+    seed: usize,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// Open connections, at most one per node.
+    connections: Vec<(SocketAddr, Stream)>,
+    /// Cluster-aware: each slot's master, an index into `masters`, or
+    /// [`NO_MASTER`].
+    slot_master: Vec<u8>,
+    masters: Vec<SocketAddr>,
+    /// Cluster-aware: the map is to be read again before the next command.
+    stale: bool,
+    buffer: Vec<u8>,
+    chunk: Vec<u8>,
+}
+
+impl Route {
+    fn new(spec: &LoadSpec, client: usize) -> Route {
+        let aware = spec.routing == Routing::Aware;
+        Route {
+            routing: spec.routing,
+            seeds: spec.addresses.clone(),
+            seed: client % spec.addresses.len(),
+            tls: spec.tls.clone(),
+            connections: Vec::new(),
+            slot_master: if aware { vec![NO_MASTER; usize::from(SLOTS)] } else { Vec::new() },
+            masters: Vec::new(),
+            stale: aware,
+            buffer: Vec::with_capacity(4096),
+            chunk: vec![0u8; 16 * 1024],
+        }
+    }
+
+    /// Where a command of `slot` goes, if anywhere.
+    fn address_of(&self, slot: u16) -> Option<SocketAddr> {
+        match self.routing {
+            Routing::Forward => Some(self.seeds[self.seed]),
+            Routing::Aware => self.masters.get(usize::from(self.slot_master[usize::from(slot)])).copied(),
+        }
+    }
+
+    /// Gets ready for a command of `slot` (`None`: before the first, any
+    /// slot): reads the slot map again if it is stale, and connects to
+    /// where the command goes. False if there is nowhere to send it.
+    async fn prepare(&mut self, slot: Option<u16>) -> bool {
+        if self.routing == Routing::Aware && self.stale {
+            self.refresh().await;
+        }
+        match slot {
+            Some(slot) => match self.address_of(slot) {
+                Some(address) => self.open(address).await.is_ok(),
+                None => false,
+            },
+            None => {
+                let targets = match self.routing {
+                    Routing::Forward => vec![self.seeds[self.seed]],
+                    Routing::Aware => self.masters.clone(),
+                };
+                for address in targets {
+                    let _ = self.open(address).await;
+                }
+                true
+            }
+        }
+    }
+
+    /// Sends one command of `slot` and reads its reply, following up to
+    /// [`REDIRECTS_MAX`] `-MOVED` (cluster-aware); returns the outcome and
+    /// the redirections followed.
+    async fn send(&mut self, workload: Workload, request: &[u8], slot: u16) -> (Outcome, u64) {
+        let mut redirects = 0;
+        let Some(mut address) = self.address_of(slot) else { return (Outcome::Io, 0) };
+        loop {
+            let Ok(index) = self.open(address).await else { return (Outcome::Io, redirects) };
+            let stream = &mut self.connections[index].1;
+            let reply = match exchange(stream, request, &mut self.buffer, &mut self.chunk).await {
+                Ok(reply) => reply,
+                Err(_) => {
+                    self.lost(address);
+                    return (Outcome::Io, redirects);
+                }
+            };
+            let moved = match self.routing {
+                Routing::Aware => moved_to(&reply, address),
+                Routing::Forward => None,
+            };
+            if let Some(to) = moved.filter(|_| redirects < REDIRECTS_MAX) {
+                redirects += 1;
+                self.follow(slot, to).await;
+                address = to;
+                continue;
+            }
+            let outcome = classify(&reply, workload);
+            let failed = matches!(outcome, Outcome::Timeout | Outcome::ClusterDown | Outcome::TryAgain);
+            if self.routing == Routing::Aware && (failed || moved.is_some()) {
+                self.stale = true;
+            }
+            return (outcome, redirects);
+        }
+    }
+
+    /// The connection to `address`, opened if there is none (and, for a
+    /// cluster-aware client, asked for the slot map at once).
+    async fn open(&mut self, address: SocketAddr) -> std::io::Result<usize> {
+        if let Some(index) = self.connections.iter().position(|(a, _)| *a == address) {
+            return Ok(index);
+        }
+        match connect(address, self.tls.as_ref()).await {
+            Ok(stream) => self.connections.push((address, stream)),
+            Err(e) => {
+                self.lost(address);
+                return Err(e);
+            }
+        }
+        let index = self.connections.len() - 1;
+        if self.routing == Routing::Aware {
+            self.read_slots(index).await?;
+        }
+        Ok(index)
+    }
+
+    /// Sends `CLUSTER SLOTS` on connection `index` and adopts the map if
+    /// it names masters; whether it did.
+    async fn read_slots(&mut self, index: usize) -> std::io::Result<bool> {
+        let (address, stream) = &mut self.connections[index];
+        let address = *address;
+        match exchange(stream, CLUSTER_SLOTS_REQUEST, &mut self.buffer, &mut self.chunk).await {
+            Ok(reply) => Ok(self.adopt(&reply, address)),
+            Err(e) => {
+                self.lost(address);
+                Err(e)
+            }
+        }
+    }
+
+    /// Asks `address` for the slot map; whether it named masters.
+    async fn ask_slots(&mut self, address: SocketAddr) -> bool {
+        self.stale = true;
+        let Ok(index) = self.open(address).await else { return false };
+        // A new connection has just read (and adopted) it.
+        !self.stale || self.read_slots(index).await.unwrap_or(false)
+    }
+
+    /// Reads the slot map from the first node, in turn from the seed,
+    /// that names masters; one pass (the map stays stale if none did).
+    async fn refresh(&mut self) {
+        for k in 0..self.seeds.len() {
+            let seed = (self.seed + k) % self.seeds.len();
+            if self.ask_slots(self.seeds[seed]).await {
+                self.seed = seed;
+                return;
+            }
+        }
+    }
+
+    /// After `-MOVED slot to`: the map as `to` tells it, and `slot` at
+    /// `to` whatever the map says (the redirection is the newer word).
+    async fn follow(&mut self, slot: u16, to: SocketAddr) {
+        self.ask_slots(to).await;
+        self.point(slot, slot, to);
+    }
+
+    /// Slots `start..=end` have master `address`.
+    fn point(&mut self, start: u16, end: u16, address: SocketAddr) {
+        let index = match self.masters.iter().position(|a| *a == address) {
+            Some(index) => index,
+            None => {
+                self.masters.push(address);
+                self.masters.len() - 1
+            }
+        };
+        let index = u8::try_from(index).ok().filter(|i| *i != NO_MASTER).expect("fewer than 255 masters");
+        self.slot_master[usize::from(start)..=usize::from(end)].fill(index);
+    }
+
+    /// Takes the map of a `CLUSTER SLOTS` reply from `from` if it names
+    /// masters (a node that knows no leader names none); whether it did.
+    fn adopt(&mut self, reply: &Reply, from: SocketAddr) -> bool {
+        let ranges = match slot_ranges(reply, from) {
+            Some(ranges) if !ranges.is_empty() => ranges,
+            _ => return false,
+        };
+        self.masters.clear();
+        self.slot_master.fill(NO_MASTER);
+        for (start, end, master) in ranges {
+            self.point(start, end, master);
+        }
+        self.stale = false;
+        true
+    }
+
+    /// The connection to `address` failed: closed; a forwarding client
+    /// moves to the next node, a cluster-aware one reads the map again.
+    fn lost(&mut self, address: SocketAddr) {
+        self.connections.retain(|(a, _)| *a != address);
+        self.buffer.clear();
+        match self.routing {
+            Routing::Forward if self.seeds[self.seed] == address => {
+                self.seed = (self.seed + 1) % self.seeds.len();
+            }
+            Routing::Forward => {}
+            Routing::Aware => self.stale = true,
+        }
+    }
+}
+
+/// A node's `host:port` (an empty host, as Redis may answer, is the host
+/// of `from`, the node that answered).
+fn endpoint(host: &str, port: &str, from: SocketAddr) -> Option<SocketAddr> {
+    let port: u16 = port.parse().ok()?;
+    let ip = if host.is_empty() { from.ip() } else { host.parse().ok()? };
+    Some(SocketAddr::new(ip, port))
+}
+
+/// The slot ranges and masters of a `CLUSTER SLOTS` reply from `from`.
+fn slot_ranges(reply: &Reply, from: SocketAddr) -> Option<Vec<(u16, u16, SocketAddr)>> {
+    let Reply::Array(Some(ranges)) = reply else { return None };
+    ranges
+        .iter()
+        .map(|range| {
+            let Reply::Array(Some(entry)) = range else { return None };
+            let (Reply::Integer(start), Reply::Integer(end), Reply::Array(Some(master))) =
+                (entry.first()?, entry.get(1)?, entry.get(2)?)
+            else {
+                return None;
+            };
+            let (Reply::Bulk(Some(host)), Reply::Integer(port)) = (master.first()?, master.get(1)?) else {
+                return None;
+            };
+            let address = endpoint(std::str::from_utf8(host).ok()?, &port.to_string(), from)?;
+            let (start, end) = (u16::try_from(*start).ok()?, u16::try_from(*end).ok()?);
+            (start <= end && end < SLOTS).then_some((start, end, address))
+        })
+        .collect()
+}
+
+/// The node a `-MOVED slot host:port` reply from `from` names.
+fn moved_to(reply: &Reply, from: SocketAddr) -> Option<SocketAddr> {
+    let Reply::Error(text) = reply else { return None };
+    let (host, port) = text.strip_prefix("MOVED ")?.split_whitespace().nth(1)?.rsplit_once(':')?;
+    endpoint(host, port, from)
 }
 
 fn split_mix(state: u64) -> u64 {
@@ -1147,18 +1474,88 @@ fn classify(reply: &Reply, workload: Workload) -> Outcome {
 struct Cell {
     workload: Workload,
     clients: usize,
+    /// How the cashe side's clients route (the Redis side is one server).
+    routing: Routing,
     cashe: LoadResult,
     redis: Option<LoadResult>,
     /// HSET, LPUSH and ZADD cells: raw fdatasync before the cashe half,
     /// between the halves and after the Redis half, so a ratio can be
     /// read against the disk's drift during the cell.
     fsync: Vec<FsyncProbe>,
+    /// The one-client SET cells: raw fdatasync right before and right
+    /// after the cashe half, the yardstick of its latency.
+    fsync_around: Option<(FsyncProbe, FsyncProbe)>,
+    /// What the cashe nodes spent over the cashe half (`None` if a node's
+    /// INFO lacked a counter, as an older `CASHE_BENCH_BINARY`'s may).
+    cashe_spent: Option<Spent>,
+    /// redis-server's CPU seconds over the Redis half.
+    redis_cpu_seconds: Option<f64>,
 }
 
 impl Workload {
     /// Cells that get their own fdatasync probes (the data types).
     fn probed(self) -> bool {
         matches!(self, Workload::Hset | Workload::Lpush | Workload::Zadd)
+    }
+}
+
+/// What the three cashe nodes spent over one load, warm-up included: CPU
+/// (user + system, all threads, `/proc/<pid>/stat`) and the counters of
+/// `INFO stats`, each summed over the nodes.
+#[derive(Clone, Copy, Debug, Default)]
+struct Spent {
+    cpu_seconds: f64,
+    wal_fsyncs: u64,
+    wal_records: u64,
+    peer_messages_sent: u64,
+}
+
+impl Spent {
+    /// The nodes' totals now.
+    fn read(cluster: &Cluster) -> Option<Spent> {
+        let mut spent = Spent::default();
+        for node in &cluster.nodes {
+            let pid = node.process.as_ref()?.pid();
+            spent.cpu_seconds += cores::cpu_seconds(pid).ok()?;
+            let Reply::Bulk(Some(text)) = node.call(&["INFO", "stats"])? else { return None };
+            let text = String::from_utf8_lossy(&text);
+            let number = |key: &str| field(&text, key)?.parse::<u64>().ok();
+            spent.wal_fsyncs += number("wal_fsyncs")?;
+            spent.wal_records += number("wal_records")?;
+            spent.peer_messages_sent += number("peer_messages_sent")?;
+        }
+        Some(spent)
+    }
+
+    fn since(self, before: Spent) -> Spent {
+        Spent {
+            cpu_seconds: self.cpu_seconds - before.cpu_seconds,
+            wal_fsyncs: self.wal_fsyncs.saturating_sub(before.wal_fsyncs),
+            wal_records: self.wal_records.saturating_sub(before.wal_records),
+            peer_messages_sent: self.peer_messages_sent.saturating_sub(before.peer_messages_sent),
+        }
+    }
+}
+
+impl Cell {
+    /// The cashe nodes' CPU microseconds per successful operation, all
+    /// three summed (the load's whole span over its every success).
+    fn cashe_cpu_us_per_op(&self) -> Option<f64> {
+        Some(self.cashe_spent?.cpu_seconds * 1e6 / self.cashe.ops_total.max(1) as f64)
+    }
+
+    fn redis_cpu_us_per_op(&self) -> Option<f64> {
+        Some(self.redis_cpu_seconds? * 1e6 / self.redis.as_ref()?.ops_total.max(1) as f64)
+    }
+
+    /// A cashe counter summed over the nodes, per successful operation.
+    fn per_op(&self, counter: impl Fn(&Spent) -> u64) -> Option<f64> {
+        Some(counter(&self.cashe_spent?) as f64 / self.cashe.ops_total.max(1) as f64)
+    }
+
+    fn records_per_fsync(&self) -> Option<f64> {
+        let spent = self.cashe_spent.filter(|s| s.wal_fsyncs > 0)?;
+        Some(spent.wal_records as f64 / spent.wal_fsyncs as f64)
     }
 }
 
@@ -1179,10 +1576,23 @@ fn measure_with(
     settings: &Settings,
     tls: Option<Arc<rustls::ClientConfig>>,
 ) -> BenchResult<LoadResult> {
+    measure_routed(addresses, clients, workload, Routing::Forward, settings, tls)
+}
+
+/// [`measure_with`], the clients routing as `routing` says.
+fn measure_routed(
+    addresses: Vec<SocketAddr>,
+    clients: usize,
+    workload: Workload,
+    routing: Routing,
+    settings: &Settings,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> BenchResult<LoadResult> {
     let spec = LoadSpec {
         addresses,
         clients,
         workload,
+        routing,
         warmup: Duration::from_secs_f64(settings.warmup_seconds),
         duration: Some(Duration::from_secs_f64(settings.seconds)),
         keep_events: false,
@@ -1191,6 +1601,8 @@ fn measure_with(
     Load::start(spec)?.finish()
 }
 
+/// The cells of `workload`: per client count, per routing mode, the cashe
+/// half and at once the same load against `redis`.
 fn run_cells(
     settings: &Settings,
     report: &mut Report,
@@ -1201,29 +1613,52 @@ fn run_cells(
     data: &Path,
 ) -> BenchResult<()> {
     for &clients in client_counts {
-        let mut fsync = Vec::new();
-        let fsync_before =
-            (workload == Workload::Set && clients == 1).then(|| probe_fdatasync(data)).transpose()?;
-        if workload.probed() {
-            fsync.push(probe_fdatasync(data)?);
+        for &routing in &settings.routings {
+            let cell = run_cell(settings, workload, clients, routing, cluster, redis, data)?;
+            eprintln!("{}", cell_line(&cell));
+            report.cells.push(cell);
         }
-        let cashe = measure(cluster.client_addresses(), clients, workload, settings)?;
-        if let Some(before) = fsync_before {
-            let after = probe_fdatasync(data)?;
-            report.fsync = Some((before, after));
-        }
-        if workload.probed() && redis.is_some() {
-            fsync.push(probe_fdatasync(data)?);
-        }
-        let redis = redis.map(|r| measure(vec![r.address()], clients, workload, settings)).transpose()?;
-        if workload.probed() {
-            fsync.push(probe_fdatasync(data)?);
-        }
-        let cell = Cell { workload, clients, cashe, redis, fsync };
-        eprintln!("{}", cell_line(&cell));
-        report.cells.push(cell);
     }
     Ok(())
+}
+
+fn run_cell(
+    settings: &Settings,
+    workload: Workload,
+    clients: usize,
+    routing: Routing,
+    cluster: &Cluster,
+    redis: Option<&Redis>,
+    data: &Path,
+) -> BenchResult<Cell> {
+    let mut fsync = Vec::new();
+    let fsync_before =
+        (workload == Workload::Set && clients == 1).then(|| probe_fdatasync(data)).transpose()?;
+    if workload.probed() {
+        fsync.push(probe_fdatasync(data)?);
+    }
+    let spent_before = Spent::read(cluster);
+    let cashe = measure_routed(cluster.client_addresses(), clients, workload, routing, settings, None)?;
+    let cashe_spent = spent_before.zip(Spent::read(cluster)).map(|(before, after)| after.since(before));
+    let fsync_around = match fsync_before {
+        Some(before) => Some((before, probe_fdatasync(data)?)),
+        None => None,
+    };
+    if workload.probed() && redis.is_some() {
+        fsync.push(probe_fdatasync(data)?);
+    }
+    let (redis, redis_cpu_seconds) = match redis {
+        Some(server) => {
+            let cpu_before = cores::cpu_seconds(server.process.pid())?;
+            let result = measure(vec![server.address()], clients, workload, settings)?;
+            (Some(result), Some(cores::cpu_seconds(server.process.pid())? - cpu_before))
+        }
+        None => (None, None),
+    };
+    if workload.probed() {
+        fsync.push(probe_fdatasync(data)?);
+    }
+    Ok(Cell { workload, clients, routing, cashe, redis, fsync, fsync_around, cashe_spent, redis_cpu_seconds })
 }
 
 // ---- failover ----------------------------------------------------------
@@ -1248,6 +1683,7 @@ fn failover(cluster: &mut Cluster, trials: usize) -> BenchResult<FailoverResult>
             workload: Workload::Set,
             warmup: Duration::ZERO,
             duration: None,
+            routing: Routing::Forward,
             keep_events: true,
             tls: None,
         };
@@ -1615,8 +2051,6 @@ struct Report {
     seconds: f64,
     warmup_seconds: f64,
     cells: Vec<Cell>,
-    /// Raw fdatasync before and after the one-client SET cell.
-    fsync: Option<(FsyncProbe, FsyncProbe)>,
     failover: Option<FailoverResult>,
     tls: Option<tls::TlsCell>,
     cores: Option<cores::CoresCell>,
@@ -1627,7 +2061,7 @@ struct Report {
 }
 
 fn cell_line(cell: &Cell) -> String {
-    let mut line = format!("{:<5} {:>4} | ", cell.workload.name(), cell.clients);
+    let mut line = format!("{:<5} {:>4} {:<7} | ", cell.workload.name(), cell.clients, cell.routing.name());
     side(&mut line, &cell.cashe);
     line.push_str(" | ");
     match &cell.redis {
@@ -1696,7 +2130,6 @@ impl Report {
             seconds: settings.seconds,
             warmup_seconds: settings.warmup_seconds,
             cells: Vec::new(),
-            fsync: None,
             failover: None,
             tls: None,
             cores: None,
@@ -1706,12 +2139,15 @@ impl Report {
         }
     }
 
-    fn cell(&self, workload: Workload, clients: usize) -> Option<&Cell> {
-        self.cells.iter().find(|c| c.workload == workload && c.clients == clients)
+    fn cell(&self, workload: Workload, clients: usize, routing: Routing) -> Option<&Cell> {
+        self.cells.iter().find(|c| c.workload == workload && c.clients == clients && c.routing == routing)
     }
 
-    fn fsync_p50_us(&self) -> Option<f64> {
-        self.fsync.map(|(before, after)| (before.p50_us + after.p50_us) as f64 / 2.0)
+    /// The mean of the fdatasync p50s right before and after the
+    /// one-client SET cell of `routing`.
+    fn fsync_p50_us(&self, routing: Routing) -> Option<f64> {
+        let (before, after) = self.cell(Workload::Set, 1, routing)?.fsync_around?;
+        Some((before.p50_us + after.p50_us) as f64 / 2.0)
     }
 
     fn text(&self) -> String {
@@ -1725,12 +2161,15 @@ impl Report {
         );
         let _ = writeln!(text, "SET, HSET, LPUSH and ZADD against redis-server --appendonly yes --appendfsync always; GET against in-memory redis-server; latencies in ms; err = error replies + lost connections");
         let _ = writeln!(text, "HSET/LPUSH/ZADD: {COLLECTION_KEYS} keys, fields and members of {KEY_BYTES} bytes from {MEMBER_SPACE}, ZADD scores uniform in [0, {SCORE_MAX})");
-        if let Some((before, after)) = self.fsync {
+        let _ = writeln!(text, "routing: forward = client i talks to node i mod 3, a follower forwards to the leader; aware = CLUSTER SLOTS, each command to its slot's master, -MOVED followed (the Redis side is one server either way)");
+        for cell in self.cells.iter().filter(|c| c.fsync_around.is_some()) {
+            let Some((before, after)) = cell.fsync_around else { continue };
             let _ = writeln!(
                 text,
-                "raw fdatasync of the data directory (100-byte appends): p50 {:.3} ms before / {:.3} ms after the 1-client SET cell (p99 {:.3} / {:.3} ms, {:.0} / {:.0} per s)",
+                "raw fdatasync of the data directory (100-byte appends): p50 {:.3} ms before / {:.3} ms after the 1-client SET cell, {} (p99 {:.3} / {:.3} ms, {:.0} / {:.0} per s)",
                 before.p50_us as f64 / 1e3,
                 after.p50_us as f64 / 1e3,
+                cell.routing.name(),
                 before.p99_us as f64 / 1e3,
                 after.p99_us as f64 / 1e3,
                 before.per_second,
@@ -1739,13 +2178,13 @@ impl Report {
         }
         let _ = writeln!(
             text,
-            "\n{:<5} {:>4} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>5} {:>5} {:>5}",
-            "", "", "cashe", "", "", "", "", "", "", "redis", "", "", "", "", "", "", "cashe/redis", "", ""
+            "\n{:<5} {:>4} {:<7} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>5} {:>5} {:>5}",
+            "", "", "", "cashe", "", "", "", "", "", "", "redis", "", "", "", "", "", "", "cashe/redis", "", ""
         );
         let _ = writeln!(
             text,
-            "{:<5} {:>4} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>5} {:>5} {:>5}",
-            "op", "cli", "ops/s", "p50", "p90", "p99", "p99.9", "max", "err", "ops/s", "p50", "p90", "p99", "p99.9", "max", "err", "ops", "p50", "p99"
+            "{:<5} {:>4} {:<7} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>8} {:>6} {:>6} {:>6} {:>7} {:>7} {:>5} | {:>5} {:>5} {:>5}",
+            "op", "cli", "routing", "ops/s", "p50", "p90", "p99", "p99.9", "max", "err", "ops/s", "p50", "p90", "p99", "p99.9", "max", "err", "ops", "p50", "p99"
         );
         for cell in &self.cells {
             let _ = writeln!(text, "{}", cell_line(cell));
@@ -1755,12 +2194,14 @@ impl Report {
                 cell.fsync.iter().map(|p| format!("{:.3}", p.p50_us as f64 / 1e3)).collect();
             let _ = writeln!(
                 text,
-                "raw fdatasync p50 around {} {} (before cashe / between / after redis): {} ms",
+                "raw fdatasync p50 around {} {} {} (before cashe / between / after redis): {} ms",
                 cell.workload.name(),
                 cell.clients,
+                cell.routing.name(),
                 p50.join(" / ")
             );
         }
+        text.push_str(&self.cost_text());
         text.push_str(&self.histograms());
         text.push_str(&self.failover_text());
         text.push_str(&self.tls_text());
@@ -1776,10 +2217,11 @@ impl Report {
         let mut text =
             String::from("\nlatency histograms (share of successful operations per latency band)\n");
         for cell in &self.cells {
-            let _ = writeln!(text, "  {} {} clients, cashe:", cell.workload.name(), cell.clients);
+            let (name, clients, routing) = (cell.workload.name(), cell.clients, cell.routing.name());
+            let _ = writeln!(text, "  {name} {clients} clients, cashe ({routing}):");
             text.push_str(&ascii_histogram(&cell.cashe.latency_us));
             if let Some(redis) = &cell.redis {
-                let _ = writeln!(text, "  {} {} clients, redis:", cell.workload.name(), cell.clients);
+                let _ = writeln!(text, "  {name} {clients} clients, redis (next to cashe {routing}):");
                 text.push_str(&ascii_histogram(&redis.latency_us));
             }
         }
@@ -1958,9 +2400,10 @@ impl Report {
         text
     }
 
-    /// The issue's goals, each with its measured ratio.
+    /// The issue's goals, each with its measured ratio, judged on the
+    /// forwarding clients (issue 7 predates cluster-aware ones).
     fn goals(&self) -> String {
-        let mut text = String::from("\ngoals (issue 7):\n");
+        let mut text = String::from("\ngoals (issue 7, forward):\n");
         let mut goal = |name: &str, verdict: Option<(bool, String)>| {
             let _ = match verdict {
                 Some((held, detail)) => {
@@ -1969,7 +2412,10 @@ impl Report {
                 None => writeln!(text, "  [not measured] {name}"),
             };
         };
-        let pair = |w, c| self.cell(w, c).and_then(|cell| Some((&cell.cashe, cell.redis.as_ref()?)));
+        let pair = |w, c| {
+            let cell = self.cell(w, c, Routing::Forward)?;
+            Some((&cell.cashe, cell.redis.as_ref()?))
+        };
         goal(
             "SET 64 clients: ops/s >= 1.0 x durable Redis, p99 <= 2 x Redis's",
             pair(Workload::Set, 64).map(|(c, r)| {
@@ -1985,10 +2431,10 @@ impl Report {
                 (ops >= 0.7, format!("ops ratio {ops:.2}"))
             }),
         );
-        let single = self.cell(Workload::Set, 1).map(|c| c.cashe.quantile_us(0.5));
+        let single = self.cell(Workload::Set, 1, Routing::Forward).map(|c| c.cashe.quantile_us(0.5));
         goal(
             "SET 1 client: p50 <= 2 x fdatasync p50 + 0.3 ms",
-            single.zip(self.fsync_p50_us()).map(|(p50, fsync)| {
+            single.zip(self.fsync_p50_us(Routing::Forward)).map(|(p50, fsync)| {
                 let bound = 2.0 * fsync + 300.0;
                 (
                     p50 as f64 <= bound,
@@ -2022,6 +2468,124 @@ impl Report {
             }),
         );
         text.push_str(&self.type_goals());
+        text.push_str(&self.performance_goals_text());
+        text
+    }
+
+    /// Issue 17's goals, judged on the cluster-aware clients: each goal's
+    /// name and, if measured, its verdict.
+    fn performance_goals(&self) -> Vec<(&'static str, Option<Verdict>)> {
+        let aware = |workload, clients| self.cell(workload, clients, Routing::Aware);
+        let ops_ratio = |cell: &Cell| {
+            let redis = cell.redis.as_ref()?;
+            Some(cell.cashe.ops_per_second() / redis.ops_per_second().max(1e-9))
+        };
+        let p99_ratio =
+            |cell: &Cell| Some(ratio(cell.cashe.quantile_us(0.99), cell.redis.as_ref()?.quantile_us(0.99)));
+        let set = aware(Workload::Set, 64);
+        let done =
+            set.and_then(ops_ratio).map(|ops| Verdict::new(ops >= 0.8, ops, format!("ops ratio {ops:.2}")));
+        let full = set.and_then(|cell| Some((ops_ratio(cell)?, p99_ratio(cell)?))).map(|(ops, p99)| {
+            Verdict::new(ops >= 1.0 && p99 <= 2.0, ops, format!("ops ratio {ops:.2}, p99 ratio {p99:.2}"))
+        });
+        let get = aware(Workload::Get, 64)
+            .and_then(ops_ratio)
+            .map(|ops| Verdict::new(ops >= 0.7, ops, format!("ops ratio {ops:.2}")));
+        let latency = aware(Workload::Set, 1).zip(self.fsync_p50_us(Routing::Aware)).map(|(cell, fsync)| {
+            let (p50, bound) = (cell.cashe.quantile_us(0.5) as f64, 2.0 * fsync + 300.0);
+            let detail = format!(
+                "p50 {:.3} ms, bound {:.3} ms (fdatasync p50 {:.3} ms): p50 / bound {:.2}",
+                p50 / 1e3,
+                bound / 1e3,
+                fsync / 1e3,
+                p50 / bound
+            );
+            Verdict::new(p50 <= bound, p50 / bound, detail)
+        });
+        let cpu = set.and_then(|cell| Some((cell.cashe_cpu_us_per_op()?, cell.redis_cpu_us_per_op()?))).map(
+            |(cashe, redis)| {
+                let times = cashe / redis.max(1e-9);
+                Verdict::new(
+                    times <= 3.0,
+                    times,
+                    format!("cashe {cashe:.1} µs, redis {redis:.1} µs per SET: {times:.2}x"),
+                )
+            },
+        );
+        vec![
+            ("SET 64 clients, aware: ops/s >= 0.8 x durable Redis (the issue's done bar)", done),
+            ("SET 64 clients, aware: ops/s >= 1.0 x durable Redis, p99 <= 2 x Redis's (the full goal)", full),
+            ("GET 64 clients, aware (linearizable): ops/s >= 0.7 x in-memory Redis", get),
+            ("SET 1 client, aware: p50 <= 2 x fdatasync p50 + 0.3 ms", latency),
+            ("SET 64 clients, aware: CPU per SET of the three nodes <= 3 x Redis's per durable SET", cpu),
+        ]
+    }
+
+    fn performance_goals_text(&self) -> String {
+        let goals = self.performance_goals();
+        let mut text = String::from("goals (issue 17, aware):\n");
+        for (name, verdict) in goals {
+            let _ = match verdict {
+                Some(verdict) => writeln!(
+                    text,
+                    "  [{}] {name}: {}",
+                    if verdict.held { "met" } else { "NOT met" },
+                    verdict.detail
+                ),
+                None => writeln!(text, "  [not measured] {name}"),
+            };
+        }
+        for routing in [Routing::Forward, Routing::Aware] {
+            let Some(cell) = self.cell(Workload::Set, 64, routing) else { continue };
+            let (Some(fsyncs), Some(messages), Some(records)) = (
+                cell.per_op(|s| s.wal_fsyncs),
+                cell.per_op(|s| s.peer_messages_sent),
+                cell.records_per_fsync(),
+            ) else {
+                continue;
+            };
+            let _ = writeln!(
+                text,
+                "  [measured] SET 64 clients, {}: {fsyncs:.3} fsyncs per SET ({records:.1} WAL records per fsync), \
+                 {messages:.2} peer messages sent per SET (all kinds; INFO counts no AppendEntries or entries apart)",
+                routing.name()
+            );
+        }
+        text
+    }
+
+    /// What the servers spent per operation in each cell.
+    fn cost_text(&self) -> String {
+        if self.cells.is_empty() {
+            return String::new();
+        }
+        let mut text = String::from(
+            "\nserver cost per successful operation, over each half's whole load (warm-up included): CPU = user + \
+             system (/proc/<pid>/stat) of the three cashe nodes summed, of redis-server; cashe's INFO stats \
+             counters summed over the nodes; MOVED = redirections followed in the measured window\n",
+        );
+        let number = |value: Option<f64>, decimals: usize| {
+            value.map_or("-".to_string(), |v| format!("{v:.decimals$}"))
+        };
+        for cell in &self.cells {
+            let cashe = cell.cashe_cpu_us_per_op();
+            let redis = cell.redis_cpu_us_per_op();
+            let _ = writeln!(
+                text,
+                "  {:<5} {:>4} {:<7} | CPU µs/op cashe {:>6}, redis {:>6}, ratio {:>5} | per op: {} fsyncs, {} peer messages; \
+                 {} WAL records per fsync | MOVED {}",
+                cell.workload.name(),
+                cell.clients,
+                cell.routing.name(),
+                number(cashe, 1),
+                number(redis, 1),
+                number(cashe.zip(redis).map(|(c, r)| c / r.max(1e-9)), 2),
+                number(cell.per_op(|s| s.wal_fsyncs), 3),
+                number(cell.per_op(|s| s.peer_messages_sent), 2),
+                number(cell.records_per_fsync(), 1),
+                cell.cashe.redirects
+            );
+        }
         text
     }
 
@@ -2040,9 +2604,10 @@ impl Report {
             let p99 = ratio(cell.cashe.quantile_us(0.99), redis.quantile_us(0.99));
             let _ = writeln!(
                 text,
-                "  [measured] {} {} clients against durable Redis: ops ratio {ops:.2}, p99 ratio {p99:.2}",
+                "  [measured] {} {} clients, {}, against durable Redis: ops ratio {ops:.2}, p99 ratio {p99:.2}",
                 cell.workload.name(),
-                cell.clients
+                cell.clients,
+                cell.routing.name()
             );
         }
         for memory in &self.type_memory {
@@ -2083,7 +2648,11 @@ impl Report {
             json,
             "  \"key_bytes\": {KEY_BYTES},\n  \"value_bytes\": {VALUE_BYTES},\n  \"keys\": {KEY_SPACE},"
         );
-        if let Some((before, after)) = self.fsync {
+        // The forwarding mode's yardstick where it ran (as before the modes).
+        let yardstick = [Routing::Forward, Routing::Aware]
+            .iter()
+            .find_map(|routing| self.cell(Workload::Set, 1, *routing)?.fsync_around);
+        if let Some((before, after)) = yardstick {
             let _ = writeln!(
                 json,
                 "  \"fdatasync\": {{\"p50_us_before\": {}, \"p50_us_after\": {}, \"p99_us_before\": {}, \"p99_us_after\": {}}},",
@@ -2095,16 +2664,40 @@ impl Report {
             let separator = if i + 1 < self.cells.len() { "," } else { "" };
             let redis = cell.redis.as_ref().map_or("null".into(), side_json);
             let fsync: Vec<String> = cell.fsync.iter().map(|p| p.p50_us.to_string()).collect();
+            let around = cell.fsync_around.map_or("null".into(), |(before, after)| {
+                format!("{{\"p50_us_before\": {}, \"p50_us_after\": {}}}", before.p50_us, after.p50_us)
+            });
+            let number = |value: Option<f64>| value.map_or("null".into(), |v| format!("{v:.4}"));
             let _ = writeln!(
                 json,
-                "    {{\"workload\": \"{}\", \"clients\": {}, \"cashe\": {}, \"redis\": {redis}, \"fdatasync_p50_us\": [{}]}}{separator}",
+                "    {{\"workload\": \"{}\", \"clients\": {}, \"routing\": \"{}\", \"cashe\": {}, \"redis\": {redis}, \
+                 \"fdatasync_p50_us\": [{}], \"fdatasync_around\": {around}, \"cashe_cpu_us_per_op\": {}, \
+                 \"redis_cpu_us_per_op\": {}, \"fsyncs_per_op\": {}, \"wal_records_per_fsync\": {}, \
+                 \"peer_messages_per_op\": {}}}{separator}",
                 cell.workload.name(),
                 cell.clients,
+                cell.routing.name(),
                 side_json(&cell.cashe),
-                fsync.join(", ")
+                fsync.join(", "),
+                number(cell.cashe_cpu_us_per_op()),
+                number(cell.redis_cpu_us_per_op()),
+                number(cell.per_op(|s| s.wal_fsyncs)),
+                number(cell.records_per_fsync()),
+                number(cell.per_op(|s| s.peer_messages_sent)),
             );
         }
         json.push_str("  ],\n");
+        let goals: Vec<String> = self
+            .performance_goals()
+            .iter()
+            .map(|(name, verdict)| match verdict {
+                Some(Verdict { held, ratio, .. }) => {
+                    format!("{{\"goal\": \"{name}\", \"held\": {held}, \"ratio\": {ratio:.4}}}")
+                }
+                None => format!("{{\"goal\": \"{name}\", \"held\": null, \"ratio\": null}}"),
+            })
+            .collect();
+        let _ = writeln!(json, "  \"goals_issue_17\": [{}],", goals.join(", "));
         if let Some(cell) = &self.tls {
             let _ = writeln!(
                 json,
@@ -2227,10 +2820,25 @@ impl Report {
     }
 }
 
+/// A goal's verdict: whether it holds, the ratio it judges, and the
+/// numbers behind it.
+struct Verdict {
+    held: bool,
+    ratio: f64,
+    detail: String,
+}
+
+impl Verdict {
+    fn new(held: bool, ratio: f64, detail: String) -> Verdict {
+        Verdict { held, ratio, detail }
+    }
+}
+
 fn side_json(result: &LoadResult) -> String {
     format!(
         "{{\"ops_per_second\": {:.1}, \"p50_us\": {}, \"p90_us\": {}, \"p99_us\": {}, \"p999_us\": {}, \"max_us\": {}, \
-         \"timeouts\": {}, \"cluster_down\": {}, \"try_again\": {}, \"other_errors\": {}, \"lost_connections\": {}}}",
+         \"timeouts\": {}, \"cluster_down\": {}, \"try_again\": {}, \"other_errors\": {}, \"lost_connections\": {}, \
+         \"redirects\": {}, \"ops_total\": {}}}",
         result.ops_per_second(),
         result.quantile_us(0.5),
         result.quantile_us(0.9),
@@ -2241,6 +2849,8 @@ fn side_json(result: &LoadResult) -> String {
         result.errors.cluster_down,
         result.errors.try_again,
         result.errors.other,
-        result.errors.io
+        result.errors.io,
+        result.redirects,
+        result.ops_total
     )
 }
