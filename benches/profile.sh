@@ -14,7 +14,8 @@
 #            cluster-aware clients send every command of a one-shard cluster.
 #            (`redis-benchmark --cluster` refuses a cluster of one master:
 #            "Invalid cluster: 1 node(s).")
-# Environment: CASHE_BINARY (target/release/cashe), PORT_BASE (3100: clients on
+# Environment: CASHE_BINARY (target/release/cashe), CASHE_ARGS (extra flags for
+# every node, e.g. --read-lease off), PORT_BASE (3100: clients on
 # PORT_BASE..+2, peers on PORT_BASE+1000..), REQUESTS per redis-benchmark
 # (70000), DIR (target/profile). Every process it starts is killed by PID on exit.
 set -euo pipefail
@@ -23,6 +24,7 @@ mode=${2:-${MODE:-forward}}
 case "$workload" in set | get) ;; *) echo "profile: workload $workload is neither set nor get" >&2; exit 2 ;; esac
 case "$mode" in forward | aware) ;; *) echo "profile: mode $mode is neither forward nor aware" >&2; exit 2 ;; esac
 binary=${CASHE_BINARY:-target/release/cashe}
+read -r -a extra <<< "${CASHE_ARGS:-}"
 base=${PORT_BASE:-3100}
 requests=${REQUESTS:-70000}
 dir=${DIR:-target/profile}
@@ -35,7 +37,7 @@ for k in 0 1 2; do
     join=()
     [ "$k" -gt 0 ] && join=(--leaderaddr "127.0.0.1:$base")
     "$binary" --id "raft$k" --listenaddr "127.0.0.1:$((base + k))" --raftaddr "127.0.0.1:$((base + 1000 + k))" \
-        --datadir "$dir/data$k" "${join[@]}" > "$dir/node$k.log" 2>&1 &
+        --datadir "$dir/data$k" "${join[@]}" "${extra[@]}" > "$dir/node$k.log" 2>&1 &
     pids+=($!)
     [ "$k" -eq 0 ] && sleep 1
 done

@@ -108,7 +108,12 @@ const CLUSTER_SECRET: &[u8] = b"simulated cluster secret";
 const EPOCH_MS: u64 = 1_700_000_000_000;
 const CLIENT_PORT: u16 = 3000;
 const RAFT_PORT: u16 = 4000;
-const TICK: Duration = Duration::from_millis(10);
+/// A tick's nominal length by default (`Options::tick_ms`); each boot's
+/// clock runs at a rate of its own (`Options::clock_drift_percent`).
+pub const TICK_MS: u64 = 10;
+/// The clock drift every simulated node's `raft::Config` allows for: its
+/// read lease is `raft::Config::lease_ticks` at this bound.
+pub const LEASE_DRIFT_BOUND_PERCENT: u32 = 10;
 /// The host whose node founds the cluster (member `FOUNDER`).
 const FOUNDER_HOST: &str = "n1";
 /// The server's default `--max-query-bytes`.
@@ -137,6 +142,19 @@ pub struct Options {
     /// core, each with its own shared log, talking through the member
     /// itself as the server's executors do (`runtime/group_cores.rs`).
     pub cores: u32,
+    /// Leaders serve reads from leases (`raft::Config::read_lease`), which
+    /// allow for a drift of `LEASE_DRIFT_BOUND_PERCENT`.
+    pub read_lease: bool,
+    /// How far each node's clock really runs fast or slow: every boot
+    /// draws a tick length within this many percent of `TICK_MS` (whole
+    /// milliseconds, the simulation's step). Within the lease's bound by
+    /// default; above it, leases can serve stale reads and the checker
+    /// must say so.
+    pub clock_drift_percent: u32,
+    /// A tick's nominal length in milliseconds (`TICK_MS`). Longer ticks
+    /// make leases and election timeouts long beside the network's and
+    /// the disk's delays.
+    pub tick_ms: u64,
 }
 
 impl Default for Options {
@@ -152,6 +170,9 @@ impl Default for Options {
             shards: 1,
             cores: 1,
             replicas: 0,
+            read_lease: true,
+            clock_drift_percent: LEASE_DRIFT_BOUND_PERCENT,
+            tick_ms: TICK_MS,
         }
     }
 }
@@ -189,6 +210,9 @@ struct Shared {
     shards: u32,
     cores: u32,
     replicas: u32,
+    read_lease: bool,
+    clock_drift_percent: u32,
+    tick_ms: u64,
     /// Each running node's term and whether it leads, published before its
     /// turn's output leaves (so the nemesis can cut a new leader off before
     /// its first messages arrive).
@@ -433,6 +457,8 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
     let mut config = NodeConfig::new(id);
     config.raft.election_ticks = 10;
     config.raft.heartbeat_ticks = 2;
+    config.raft.read_lease = shared.borrow().read_lease;
+    config.raft.clock_drift_percent = LEASE_DRIFT_BOUND_PERCENT;
     // Per run (not per boot): small appends split a new leader's catch-up
     // from its no-op, which is where committing an old term's entry by
     // counting replicas (Figure 8) shows.
@@ -485,7 +511,19 @@ async fn node_host(name: String, shared: SharedRef) -> turmoil::Result {
         &mut hello,
     );
     let mut links: BTreeMap<NodeId, mpsc::Sender<(GroupId, NodeMessage)>> = BTreeMap::new();
-    let mut ticker = tokio::time::interval(TICK);
+    // This boot's clock: a tick length within the drift of the nominal one,
+    // the slowest or the fastest in two boots of three (the edges are
+    // where a lease is tight).
+    let nominal_ms = shared.borrow().tick_ms;
+    let drift_ms = nominal_ms * u64::from(shared.borrow().clock_drift_percent.min(90)) / 100;
+    let tick_ms = match below(&mut rng, 3) {
+        0 => nominal_ms - drift_ms,
+        1 => nominal_ms + drift_ms,
+        _ => nominal_ms - drift_ms + below(&mut rng, 2 * drift_ms + 1),
+    };
+    let tick = Duration::from_millis(tick_ms);
+    shared.borrow_mut().trace.event(format!("{name}: a tick lasts {} ms this boot", tick.as_millis()));
+    let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stats = TurnStats::default();
     // The disk runs beside the loop, as in the server: the loop hands it
@@ -1811,6 +1849,9 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
         shards: options.shards.max(1),
         cores: if options.shards > 1 { options.cores.max(1) } else { 1 },
         replicas: options.replicas,
+        read_lease: options.read_lease,
+        clock_drift_percent: options.clock_drift_percent,
+        tick_ms: options.tick_ms.max(1),
         violations: Vec::new(),
         disks: BTreeMap::new(),
         boots: BTreeMap::new(),

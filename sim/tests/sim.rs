@@ -121,6 +121,13 @@ fn main() {
     let shards = flag(&args, "--shards").map_or(1, |n| n.max(1) as u32);
     let replicas = flag(&args, "--replicas").map_or(0, |n| n as u32);
     let cores = flag(&args, "--cores").map_or(1, |n| n.clamp(1, 64) as u32);
+    // `--read-lease 0` runs every read through ReadIndex; `--clock-drift-percent
+    // N` makes the nodes' clocks drift by up to N % (the leases allow for
+    // `LEASE_DRIFT_BOUND_PERCENT`).
+    let read_lease = flag(&args, "--read-lease").is_none_or(|on| on != 0);
+    let tick_ms = flag(&args, "--tick-ms").map_or(cluster::TICK_MS, |n| n.clamp(1, 1_000));
+    let drift =
+        flag(&args, "--clock-drift-percent").map_or(cluster::LEASE_DRIFT_BOUND_PERCENT, |n| n.min(90) as u32);
     let replay = |seed: u64, options: &cluster::Options| {
         let planted = if bug == PlantedBug::None { String::new() } else { format!("CASHE_MODEL_BUG={bug} ") };
         let sharded =
@@ -128,7 +135,18 @@ fn main() {
         let placed =
             if options.replicas == 0 { String::new() } else { format!(" --replicas {}", options.replicas) };
         let cores = if options.cores <= 1 { String::new() } else { format!(" --cores {}", options.cores) };
-        format!("{planted}cargo test --release -p sim -- --seed {seed}{sharded}{placed}{cores}")
+        let lease = if options.read_lease { String::new() } else { " --read-lease 0".to_string() };
+        let drift = if options.clock_drift_percent == cluster::LEASE_DRIFT_BOUND_PERCENT {
+            String::new()
+        } else {
+            format!(" --clock-drift-percent {}", options.clock_drift_percent)
+        };
+        let tick = if options.tick_ms == cluster::TICK_MS {
+            String::new()
+        } else {
+            format!(" --tick-ms {}", options.tick_ms)
+        };
+        format!("{planted}cargo test --release -p sim -- --seed {seed}{sharded}{placed}{cores}{lease}{drift}{tick}")
     };
 
     // The checker is tested before it judges anything: every rule it
@@ -138,7 +156,16 @@ fn main() {
     ttl::self_check();
     println!("TTL checker: self-check passed");
     let started = Instant::now();
-    let options = cluster::Options { bug, shards, replicas, cores, ..cluster::Options::default() };
+    let options = cluster::Options {
+        bug,
+        shards,
+        replicas,
+        cores,
+        read_lease,
+        clock_drift_percent: drift,
+        tick_ms,
+        ..cluster::Options::default()
+    };
     let mut tally = Tally { passed: 0, failed: Vec::new() };
     let mut simulated_ms = 0;
     // The default batch also runs its first seeds with the key space in
