@@ -125,6 +125,8 @@ fn main() {
     // N` makes the nodes' clocks drift by up to N % (the leases allow for
     // `LEASE_DRIFT_BOUND_PERCENT`).
     let read_lease = flag(&args, "--read-lease").is_none_or(|on| on != 0);
+    // `--clients N`: N load clients instead of the default 4.
+    let clients = flag(&args, "--clients").map_or(cluster::Options::default().clients, |n| n.clamp(1, 64));
     let tick_ms = flag(&args, "--tick-ms").map_or(cluster::TICK_MS, |n| n.clamp(1, 1_000));
     let drift =
         flag(&args, "--clock-drift-percent").map_or(cluster::LEASE_DRIFT_BOUND_PERCENT, |n| n.min(90) as u32);
@@ -146,7 +148,13 @@ fn main() {
         } else {
             format!(" --tick-ms {}", options.tick_ms)
         };
-        format!("{planted}cargo test --release -p sim -- --seed {seed}{sharded}{placed}{cores}{lease}{drift}{tick}")
+        let defaults = cluster::Options::default();
+        let clients = if options.clients == defaults.clients {
+            String::new()
+        } else {
+            format!(" --clients {}", options.clients)
+        };
+        format!("{planted}cargo test --release -p sim -- --seed {seed}{sharded}{placed}{cores}{lease}{drift}{tick}{clients}")
     };
 
     // The checker is tested before it judges anything: every rule it
@@ -164,6 +172,7 @@ fn main() {
         read_lease,
         clock_drift_percent: drift,
         tick_ms,
+        clients,
         ..cluster::Options::default()
     };
     let mut tally = Tally { passed: 0, failed: Vec::new() };
