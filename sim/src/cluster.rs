@@ -155,6 +155,11 @@ pub struct Options {
     /// make leases and election timeouts long beside the network's and
     /// the disk's delays.
     pub tick_ms: u64,
+    /// Clients besides `clients` that only read (one GET at a time, on any
+    /// node): a client that writes through a node cut off waits out its
+    /// write's timeout, a reader never does, so readers keep asking a
+    /// deposed leader while writers get through elsewhere.
+    pub readers: u64,
 }
 
 impl Default for Options {
@@ -173,6 +178,7 @@ impl Default for Options {
             read_lease: true,
             clock_drift_percent: LEASE_DRIFT_BOUND_PERCENT,
             tick_ms: TICK_MS,
+            readers: 0,
         }
     }
 }
@@ -1416,9 +1422,15 @@ async fn client_host(client: u64, shared: SharedRef, options: Options, stop_at_m
     let mut me = Client { number: client, connections: BTreeMap::new(), opened: 0 };
     let mut sequence = 0u64;
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let reader = client > options.clients;
     while sim_ms() < stop_at_ms {
         let members = live_members(&shared);
         let node = members[below(&mut rng, members.len() as u64) as usize].clone();
+        if reader {
+            let key = format!("k{}", below(&mut rng, options.keys as u64));
+            perform(&shared, &mut me, &node, vec![(key, Call::Get)]).await;
+            continue;
+        }
         let mut call = |rng: &mut SplitMix64| {
             sequence += 1;
             random_call(rng, client, sequence)
@@ -1894,7 +1906,7 @@ pub fn run(seed: u64, options: &Options) -> Result<Report, Failure> {
     for n in 1..=nodes {
         start_host(&mut sim, format!("n{n}"));
     }
-    for client in 1..=options.clients {
+    for client in 1..=options.clients + options.readers {
         let shared = shared.clone();
         let options = options.clone();
         sim.client(format!("client{client}"), client_host(client, shared, options, clients_stop));

@@ -127,6 +127,8 @@ fn main() {
     let read_lease = flag(&args, "--read-lease").is_none_or(|on| on != 0);
     // `--clients N`: N load clients instead of the default 4.
     let clients = flag(&args, "--clients").map_or(cluster::Options::default().clients, |n| n.clamp(1, 64));
+    // `--readers N`: N more clients that only read.
+    let readers = flag(&args, "--readers").unwrap_or(0).min(64);
     let tick_ms = flag(&args, "--tick-ms").map_or(cluster::TICK_MS, |n| n.clamp(1, 1_000));
     let drift =
         flag(&args, "--clock-drift-percent").map_or(cluster::LEASE_DRIFT_BOUND_PERCENT, |n| n.min(90) as u32);
@@ -149,12 +151,14 @@ fn main() {
             format!(" --tick-ms {}", options.tick_ms)
         };
         let defaults = cluster::Options::default();
+        let readers =
+            if options.readers == 0 { String::new() } else { format!(" --readers {}", options.readers) };
         let clients = if options.clients == defaults.clients {
             String::new()
         } else {
             format!(" --clients {}", options.clients)
         };
-        format!("{planted}cargo test --release -p sim -- --seed {seed}{sharded}{placed}{cores}{lease}{drift}{tick}{clients}")
+        format!("{planted}cargo test --release -p sim -- --seed {seed}{sharded}{placed}{cores}{lease}{drift}{tick}{clients}{readers}")
     };
 
     // The checker is tested before it judges anything: every rule it
@@ -173,6 +177,7 @@ fn main() {
         clock_drift_percent: drift,
         tick_ms,
         clients,
+        readers,
         ..cluster::Options::default()
     };
     let mut tally = Tally { passed: 0, failed: Vec::new() };
