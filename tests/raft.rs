@@ -1063,7 +1063,16 @@ fn leased_cluster(bug: PlantedBug) -> (Cluster, NodeId) {
 }
 
 fn leased_cluster_of(bug: PlantedBug, election_ticks: u32) -> (Cluster, NodeId) {
-    let mut cluster = Cluster::with_config(3, lease_config(bug, election_ticks));
+    leased_cluster_tuned(bug, election_ticks, |c| c)
+}
+
+fn leased_cluster_tuned(
+    bug: PlantedBug,
+    election_ticks: u32,
+    tune: impl Fn(Config) -> Config,
+) -> (Cluster, NodeId) {
+    let lease = lease_config(bug, election_ticks);
+    let mut cluster = Cluster::with_config(3, move |c| tune(lease(c)));
     let leader = cluster.tick_until_leader();
     // One heartbeat round, answered by both followers.
     cluster.tick(leader);
@@ -1104,6 +1113,67 @@ fn a_leader_gives_up_its_lease_when_it_sends_timeout_now() {
         !cluster.raft(leader).holds_read_lease(),
         "the target's campaign overrides the followers' leases"
     );
+}
+
+/// Whether `voter` granted `candidate` a vote since `mark`.
+fn granted_since(cluster: &Cluster, mark: usize, voter: NodeId, candidate: NodeId) -> bool {
+    cluster
+        .sent_since(mark, voter, candidate)
+        .iter()
+        .any(|m| matches!(m.kind, MessageKind::VoteResponse { granted: true }))
+}
+
+#[test]
+fn a_follower_in_its_lease_refuses_votes_after_a_newer_term_cleared_its_leader() {
+    let (mut cluster, leader) = leased_cluster(PlantedBug::None);
+    let [a, b] = cluster.others(leader)[..] else { panic!("two followers") };
+    cluster.isolate(leader);
+    let term = cluster.raft(a).term();
+    // A rejection from a peer of a newer term: `a` takes the term and
+    // forgets its leader, but it answered the leader's round just now.
+    let rejection = Message { term: term.next(), kind: MessageKind::PreVoteResponse { granted: false } };
+    cluster.inject(b, a, rejection);
+    assert_eq!(cluster.raft(a).leader(), None);
+    let mark = cluster.mark();
+    for vote_term in [term.next(), term.next().next()] {
+        let (last_index, last_term) = (cluster.raft(b).log().last_index(), cluster.raft(b).log().last_term());
+        let kind = MessageKind::Vote { last_index, last_term, transfer: false };
+        cluster.inject(b, a, Message { term: vote_term, kind });
+    }
+    cluster.settle();
+    assert!(!granted_since(&cluster, mark, a, b), "a vote granted within the lease");
+    // Once an election timeout has passed without a leader, it votes.
+    for _ in 0..6 {
+        cluster.tick(a);
+    }
+    let mark = cluster.mark();
+    let (last_index, last_term) = (cluster.raft(b).log().last_index(), cluster.raft(b).log().last_term());
+    let kind = MessageKind::Vote { last_index, last_term, transfer: false };
+    let vote_term = cluster.raft(a).term().next();
+    cluster.inject(b, a, Message { term: vote_term, kind });
+    cluster.settle();
+    assert!(granted_since(&cluster, mark, a, b), "no vote after the lease");
+}
+
+#[test]
+fn a_quiet_leader_gives_up_its_lease_and_a_read_then_wakes_it() {
+    // A lease of 5 ticks: (14 - 1) * 66 / 134 = 6.4, less one.
+    let (mut cluster, leader) = leased_cluster_tuned(PlantedBug::None, 14, |c| Config { quiesce: true, ..c });
+    // Settled heartbeats until quiet: the moment it is, it holds no lease
+    // (its group may be ticked rarely from then on).
+    for _ in 0..8 {
+        if cluster.raft(leader).is_quiet() {
+            break;
+        }
+        cluster.tick(leader);
+        cluster.settle();
+    }
+    assert!(cluster.raft(leader).is_quiet(), "the idle group went quiet");
+    assert!(!cluster.raft(leader).holds_read_lease(), "a quiet leader keeps no lease");
+    let commit = cluster.raft(leader).commit();
+    cluster.on(leader, |raft| raft.read_index(ReadId(9)));
+    cluster.settle();
+    assert_eq!(cluster.node(leader).reads, vec![ReadState { read: ReadId(9), result: Ok(commit) }]);
 }
 
 #[test]

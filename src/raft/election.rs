@@ -35,13 +35,24 @@ impl Raft {
         self.membership().is_voter(self.id()) && self.pending_restore.is_none()
     }
 
-    /// Whether a live leader holds this node's lease. With read leases, a
-    /// node that started less than an election timeout ago counts as
-    /// holding one too: it may have answered a leader's round just before
-    /// it crashed, and that leader may be serving reads from the lease.
-    fn in_lease(&self) -> bool {
-        let heard = self.leader.is_some() && self.election_elapsed < self.config.election_ticks;
-        self.config.check_quorum && (heard || self.boot_lease_left > 0)
+    /// Whether a live leader holds this node's lease: it votes for no one
+    /// else (bar a transfer's `TimeoutNow` campaign).
+    ///
+    /// With read leases the rule is the time since the node last heard from
+    /// a leader (`lease_elapsed`), whatever happened since: a message of a
+    /// newer term from a candidate or a rejecting peer clears `leader`, and
+    /// a restart clears everything, but the leader the node answered may be
+    /// serving reads from the lease it granted. A node that started less
+    /// than an election timeout ago counts as having heard one. Without
+    /// them, the lease is check-quorum's: a known leader heard within the
+    /// election timeout.
+    pub(super) fn in_lease(&self) -> bool {
+        let election_ticks = self.config.election_ticks;
+        match (self.config.check_quorum, self.config.read_lease) {
+            (false, _) => false,
+            (true, true) => self.is_leader() || self.lease_elapsed < election_ticks,
+            (true, false) => self.leader.is_some() && self.election_elapsed < election_ticks,
+        }
     }
 
     /// A message from a higher term. Returns whether to go on and dispatch it.
@@ -144,8 +155,11 @@ impl Raft {
 
     /// Grants at most one vote per term, to a candidate whose log is at least
     /// as up-to-date (§5.2, §5.4.1). The grant leaves only once durable.
-    pub(super) fn on_vote(&mut self, from: NodeId, last_index: Index, last_term: Term) {
-        let free = self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none());
+    /// With read leases, a node in its lease refuses a vote of its own term
+    /// too (`in_lease`), unless it is a transfer's.
+    pub(super) fn on_vote(&mut self, from: NodeId, last_index: Index, last_term: Term, transfer: bool) {
+        let leased = self.config.read_lease && !transfer && self.in_lease();
+        let free = self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none() && !leased);
         let may_vote = free || self.config.planted_bug.active(PlantedBug::VoteTwice);
         let granted = may_vote && self.log.is_up_to_date(last_index, last_term);
         if !granted {

@@ -212,8 +212,10 @@ pub struct Raft {
     /// started (candidates), or since the last quorum check (leader).
     election_elapsed: u32,
     randomized_election_ticks: u32,
-    /// With read leases: ticks until this boot's own lease ends (`in_lease`).
-    boot_lease_left: u32,
+    /// With read leases: ticks since this node last heard from a leader
+    /// (`follow`), up to `election_ticks`. Nothing else resets it, not a
+    /// new term nor a new boot, which starts it at 0 (`in_lease`).
+    lease_elapsed: u32,
     /// The newest snapshot, while a follower that fell behind compaction
     /// is being sent it; released otherwise (it is the size of the whole
     /// key space, and the disk holds it).
@@ -290,7 +292,7 @@ impl Raft {
             rng: SplitMix64::new(seed),
             election_elapsed: 0,
             randomized_election_ticks: config.election_ticks,
-            boot_lease_left: if config.read_lease { config.election_ticks } else { 0 },
+            lease_elapsed: 0,
             snapshot_index,
             snapshot: recovered.snapshot,
             snapshot_wanted: false,
@@ -315,7 +317,7 @@ impl Raft {
 
     /// One logical clock tick.
     pub fn tick(&mut self) {
-        self.boot_lease_left = self.boot_lease_left.saturating_sub(1);
+        self.lease_elapsed = (self.lease_elapsed + 1).min(self.config.election_ticks);
         if self.is_leader() {
             self.tick_leader();
         } else {
@@ -352,7 +354,9 @@ impl Raft {
                 self.on_pre_vote(from, term, last_index, last_term)
             }
             MessageKind::PreVoteResponse { granted } => self.on_pre_vote_response(from, term, granted),
-            MessageKind::Vote { last_index, last_term, .. } => self.on_vote(from, last_index, last_term),
+            MessageKind::Vote { last_index, last_term, transfer } => {
+                self.on_vote(from, last_index, last_term, transfer)
+            }
             MessageKind::VoteResponse { granted } => self.on_vote_response(from, granted),
             MessageKind::Append { prev_index, prev_term, entries, commit } => {
                 self.on_append(from, prev_index, prev_term, entries, commit)
@@ -546,6 +550,7 @@ impl Raft {
             self.become_follower(self.term, Some(leader));
         }
         self.election_elapsed = 0;
+        self.lease_elapsed = 0;
     }
 
     fn reset_election_timer(&mut self) {

@@ -50,6 +50,10 @@ impl Raft {
         state.settled_rounds = if settled { state.settled_rounds + 1 } else { 0 };
         if state.settled_rounds > QUIESCE_ROUNDS {
             state.quiet = true;
+            // A quiet leader's group may be ticked rarely (the router's
+            // dormant groups), so its lease would outlive its ticks: it
+            // gives it up, and its reads take a round, which wakes it.
+            state.reads.void_lease(false);
             // What check-quorum would learn goes stale while quiet: none of
             // it is trusted (the first check after waking counts only the
             // followers heard since, and the router's balancer asks its own

@@ -55,7 +55,6 @@ impl Raft {
         let heartbeat_due = state.heartbeat_elapsed >= heartbeat_ticks;
         if heartbeat_due {
             state.heartbeat_elapsed = 0;
-            state.reads.start_lease_round_if_idle(lease_ticks);
         }
         self.election_elapsed += 1;
         if self.election_elapsed >= self.config.election_ticks {
@@ -69,6 +68,9 @@ impl Raft {
         }
         self.tick_transfer();
         if heartbeat_due && !self.quiesce_if_settled() {
+            // Only a heartbeat that leaves starts a lease round: one that
+            // never left would hold up every later read round.
+            self.leader_state().reads.start_lease_round_if_idle(lease_ticks);
             self.broadcast_heartbeat();
         }
         self.maybe_promote_learner();
@@ -161,6 +163,9 @@ impl Raft {
             .map(|(k, payload)| Entry { term, index: Index(first.0 + k as u64), payload })
             .collect();
         self.append_to_log(entries);
+        // A quiet leader wakes for its new entries now, not when
+        // `take_output` sends them.
+        self.wake();
         self.leader_state().append_due = true;
         (self.log.last_index(), term)
     }
