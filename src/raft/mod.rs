@@ -317,7 +317,9 @@ impl Raft {
 
     /// One logical clock tick.
     pub fn tick(&mut self) {
-        self.lease_elapsed = (self.lease_elapsed + 1).min(self.config.election_ticks);
+        if self.config.read_lease {
+            self.lease_elapsed = (self.lease_elapsed + 1).min(self.config.election_ticks);
+        }
         if self.is_leader() {
             self.tick_leader();
         } else {
