@@ -18,10 +18,10 @@
 //! it answers reads at once with its commit index (§6.4.1). The followers
 //! that answered will not vote for anyone else for an election timeout
 //! after they heard the round (`Raft::in_lease`), and the lease is shorter
-//! than that by the clocks' drift bound. Two things end the leases of a
-//! term for good or for a while: a `TimeoutNow` (the target's campaign
-//! overrides the followers' leases) and a membership change the leader
-//! appends (rounds started before it grant none).
+//! than that by the clocks' drift bound. Three things end a lease early: a
+//! `TimeoutNow` (the target's campaign overrides the followers' leases; no
+//! lease for the rest of the term), a membership change the leader appends
+//! and the leader going quiet (rounds started before either grant none).
 
 use super::message::MessageKind;
 use super::{Index, NodeId, PlantedBug, Raft, ReadId, RoleState};
