@@ -1059,11 +1059,7 @@ fn lease_config(bug: PlantedBug, election_ticks: u32) -> impl Fn(Config) -> Conf
 
 /// A leader whose round was just answered, with the ticks of its lease.
 fn leased_cluster(bug: PlantedBug) -> (Cluster, NodeId) {
-    leased_cluster_of(bug, 6)
-}
-
-fn leased_cluster_of(bug: PlantedBug, election_ticks: u32) -> (Cluster, NodeId) {
-    leased_cluster_tuned(bug, election_ticks, |c| c)
+    leased_cluster_tuned(bug, 6, |c| c)
 }
 
 fn leased_cluster_tuned(
@@ -1198,7 +1194,7 @@ fn read_at_a_deposed_leader_with_a_slow_clock(
     bug: PlantedBug,
     election_ticks: u32,
 ) -> (Vec<ReadState>, Index) {
-    let (mut cluster, old) = leased_cluster_of(bug, election_ticks);
+    let (mut cluster, old) = leased_cluster_tuned(bug, election_ticks, |c| c);
     let [a, b] = cluster.others(old)[..] else { panic!("two followers") };
     cluster.isolate(old);
     let mut units = 0;

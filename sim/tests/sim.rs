@@ -134,31 +134,23 @@ fn main() {
         flag(&args, "--clock-drift-percent").map_or(cluster::LEASE_DRIFT_BOUND_PERCENT, |n| n.min(90) as u32);
     let replay = |seed: u64, options: &cluster::Options| {
         let planted = if bug == PlantedBug::None { String::new() } else { format!("CASHE_MODEL_BUG={bug} ") };
-        let sharded =
-            if options.shards == 1 { String::new() } else { format!(" --shards {}", options.shards) };
-        let placed =
-            if options.replicas == 0 { String::new() } else { format!(" --replicas {}", options.replicas) };
-        let cores = if options.cores <= 1 { String::new() } else { format!(" --cores {}", options.cores) };
-        let lease = if options.read_lease { String::new() } else { " --read-lease 0".to_string() };
-        let drift = if options.clock_drift_percent == cluster::LEASE_DRIFT_BOUND_PERCENT {
-            String::new()
-        } else {
-            format!(" --clock-drift-percent {}", options.clock_drift_percent)
-        };
-        let tick = if options.tick_ms == cluster::TICK_MS {
-            String::new()
-        } else {
-            format!(" --tick-ms {}", options.tick_ms)
-        };
+        // Every option away from its default, as the flag that sets it.
         let defaults = cluster::Options::default();
-        let readers =
-            if options.readers == 0 { String::new() } else { format!(" --readers {}", options.readers) };
-        let clients = if options.clients == defaults.clients {
-            String::new()
-        } else {
-            format!(" --clients {}", options.clients)
+        let mut flags = String::new();
+        let mut flag = |name: &str, value: u64, default: u64| {
+            if value != default {
+                flags.push_str(&format!(" --{name} {value}"));
+            }
         };
-        format!("{planted}cargo test --release -p sim -- --seed {seed}{sharded}{placed}{cores}{lease}{drift}{tick}{clients}{readers}")
+        flag("shards", options.shards.into(), defaults.shards.into());
+        flag("replicas", options.replicas.into(), defaults.replicas.into());
+        flag("cores", options.cores.into(), defaults.cores.into());
+        flag("read-lease", options.read_lease.into(), defaults.read_lease.into());
+        flag("clock-drift-percent", options.clock_drift_percent.into(), defaults.clock_drift_percent.into());
+        flag("tick-ms", options.tick_ms, defaults.tick_ms);
+        flag("clients", options.clients, defaults.clients);
+        flag("readers", options.readers, defaults.readers);
+        format!("{planted}cargo test --release -p sim -- --seed {seed}{flags}")
     };
 
     // The checker is tested before it judges anything: every rule it

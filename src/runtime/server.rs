@@ -576,10 +576,7 @@ pub async fn serve(config: ServerConfig) -> Result<Stopped, String> {
         }
         router.set_memory((config.used_memory)(), config.maxmemory);
         let now = wall_ms();
-        for _ in 0..clock.due() {
-            ticks += 1;
-            turn::feed(&mut router, Event::Tick, now);
-        }
+        ticks += clock.feed_due(&mut router, now);
         for event in batch {
             match event {
                 Event::Closed(conn) => _ = connections.borrow_mut().remove(&conn),
@@ -960,11 +957,14 @@ impl TickClock {
         TickClock { started: Instant::now(), tick, fed: 0 }
     }
 
-    /// Ticks due since the last call.
-    fn due(&mut self) -> u64 {
+    /// Feeds `router` the ticks due since the last call; returns how many.
+    fn feed_due(&mut self, router: &mut Router, now_ms: u64) -> u64 {
         let elapsed = (self.started.elapsed().as_nanos() / self.tick.as_nanos().max(1)) as u64;
         let due = elapsed.saturating_sub(self.fed);
         self.fed += due;
+        for _ in 0..due {
+            turn::feed(router, Event::Tick, now_ms);
+        }
         due
     }
 }
@@ -1271,10 +1271,7 @@ async fn run_group_core(
         }
         router.set_memory((config.used_memory)(), config.maxmemory);
         let now = wall_ms();
-        for _ in 0..clock.due() {
-            ticks += 1;
-            turn::feed(&mut router, Event::Tick, now);
-        }
+        ticks += clock.feed_due(&mut router, now);
         for event in batch.into_iter().filter(|event| !matches!(event, Event::Tick)) {
             turn::feed(&mut router, event, now);
         }
