@@ -1101,6 +1101,22 @@ fn a_leader_holding_a_lease_answers_reads_at_once_and_runs_a_round_once_it_lapse
 }
 
 #[test]
+fn a_turns_proposals_go_to_each_follower_in_one_append() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.tick_until_leader();
+    let follower = cluster.others(leader)[0];
+    let mark = cluster.mark();
+    cluster.on(leader, |raft| {
+        for k in 0..5 {
+            raft.propose(command(&format!("c{k}"))).expect("the leader accepts proposals");
+        }
+    });
+    let appends: Vec<Option<usize>> =
+        cluster.sent_since(mark, leader, follower).into_iter().map(entry_count).collect();
+    assert_eq!(appends, vec![Some(5)], "one Append holding the turn's five entries");
+}
+
+#[test]
 fn a_leader_gives_up_its_lease_when_it_sends_timeout_now() {
     let (mut cluster, leader) = leased_cluster(PlantedBug::None);
     let target = cluster.others(leader)[0];
