@@ -199,11 +199,13 @@ profile:
 	$(CARGO) build --release
 	benches/profile.sh $(WORKLOAD) $(MODE)
 
-## bench: benchmarks (numbers only, nothing asserted): the WAL's group commit, then the
-## three-node cluster against Redis (installs redis-server from Debian if missing)
+## bench: benchmarks (numbers only, nothing asserted): the WAL's group commit, the
+## three-node cluster against Redis, then the request path's floor (a bare glommio
+## server and cashe of 1 and 3 nodes against Redis; installs redis-server if missing)
 bench:
 	@if ! command -v redis-server >/dev/null 2>&1; then \
 		apt-get update && apt-get install -y redis-server; \
 	fi
 	$(CARGO) bench --bench wal
 	$(CARGO) bench --bench cluster
+	$(CARGO) bench --bench floor
