@@ -98,6 +98,7 @@ for k in 0 1 2; do
     stats+=($!)
 done
 perf record -a -g -o "$dir/perf-$workload-$mode.data" -- sleep 5 > /dev/null 2>&1 &
+recording=$!
 load=()
 for k in 0 1 2; do
     redis-benchmark -p "${ports[$k]}" -t "$workload" -c 21 -n "$requests" -r 100000 -d 64 -q > "$dir/load$k.txt" 2>&1 &
@@ -143,4 +144,7 @@ echo "$ops operations ($workload, $mode), per operation:"
 for k in 0 1 2; do
     echo "  redis-benchmark $((k + 1)) (:${ports[$k]}): $(tr '\r' '\n' < "$dir/load$k.txt" | grep "per second" | tail -1 || true)"
 done
+# perf record runs for 5 s; a load that ended sooner must not leave its
+# file half-written ("data size field is 0") for the report below.
+wait "$recording" || true
 echo "profile: perf report -i $dir/perf-$workload-$mode.data --no-children --sort comm,dso"
