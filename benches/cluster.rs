@@ -87,7 +87,7 @@ use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -356,38 +356,9 @@ impl Drop for RemovedOnDrop {
 #[path = "../tests/common/ports.rs"]
 mod ports;
 use ports::free_port;
-
-/// A child process, killed (SIGKILL, by its PID) and reaped when dropped.
-struct Process {
-    child: Child,
-}
-
-impl Process {
-    fn spawn(command: &mut Command, log: &Path) -> BenchResult<Process> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
-        let child = command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).spawn()?;
-        Ok(Process { child })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// `VmRSS` from `/proc/<pid>/status`, in bytes.
-    fn resident_bytes(&self) -> BenchResult<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).ok_or("no VmRSS line")?;
-        let kib: u64 = line.split_whitespace().nth(1).ok_or("empty VmRSS line")?.parse()?;
-        Ok(kib * 1024)
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[path = "../tests/common/process.rs"]
+mod process;
+use process::{field, Process};
 
 /// Waits until `attempt` returns `Some`, for at most [`PATIENCE`].
 fn eventually<T>(what: &str, attempt: impl FnMut() -> Option<T>) -> BenchResult<T> {
@@ -454,11 +425,6 @@ impl CasheNode {
             _ => None,
         }
     }
-}
-
-/// A field of a `key:value` INFO-style text.
-fn field(text: &str, key: &str) -> Option<String> {
-    text.lines().find_map(|line| line.strip_prefix(&format!("{key}:")).map(|v| v.trim().to_string()))
 }
 
 /// Three cashe processes started as the README starts them.
@@ -642,7 +608,6 @@ impl Connection {
     }
 }
 
-/// Appends a RESP2 multibulk command to `out`.
 /// The `n`th key: 16 bytes, `key:` and 12 digits.
 fn key(n: u64) -> [u8; KEY_BYTES] {
     let mut key = [0u8; KEY_BYTES];
@@ -1516,7 +1481,7 @@ impl Spent {
         let mut spent = Spent::default();
         for node in &cluster.nodes {
             let pid = node.process.as_ref()?.pid();
-            spent.cpu_seconds += cores::cpu_seconds(pid).ok()?;
+            spent.cpu_seconds += process::cpu_seconds(pid).ok()?;
             let Reply::Bulk(Some(text)) = node.call(&["INFO", "stats"])? else { return None };
             let text = String::from_utf8_lossy(&text);
             let number = |key: &str| field(&text, key)?.parse::<u64>().ok();
@@ -1649,9 +1614,9 @@ fn run_cell(
     }
     let (redis, redis_cpu_seconds) = match redis {
         Some(server) => {
-            let cpu_before = cores::cpu_seconds(server.process.pid())?;
+            let cpu_before = process::cpu_seconds(server.process.pid())?;
             let result = measure(vec![server.address()], clients, workload, settings)?;
-            (Some(result), Some(cores::cpu_seconds(server.process.pid())? - cpu_before))
+            (Some(result), Some(process::cpu_seconds(server.process.pid())? - cpu_before))
         }
         None => (None, None),
     };

@@ -4,33 +4,47 @@
 //!
 //! Prints numbers and asserts nothing (DESIGN §9). Issue 17 asks for GET
 //! at 0.7x an in-memory Redis and SET at 0.8x a durable one; this bench
-//! says how much of the gap is the I/O design rather than Raft. Each server
-//! in turn gets `redis-benchmark -c 64 -d 64 -r 100000` (GET after a
-//! preload, then SET), and the bench prints ops/s, the server's CPU
-//! microseconds per operation (user + system, from `/proc`) and the ratio
-//! of its ops/s to the Redis it is compared with, measured minutes apart at
-//! most. The servers:
+//! puts a server with no node under cashe's numbers, so that the part of
+//! the gap that comes with the connections' design shows apart from the
+//! part Raft and the key space add. Each server in turn gets
+//! `redis-benchmark -c 64 -d 64 -r 100000` (GET after a preload of twice
+//! the key space in random SETs, which fills about 86 % of the keys, then
+//! SET), and the bench prints ops/s (as redis-benchmark reports them), the
+//! server's CPU microseconds per operation (user + system, from `/proc`),
+//! and the ratios of both to the Redis it is compared with. Redis is
+//! measured first and last, and the ratios use the mean of the two. The
+//! servers:
 //!
 //! - `glommio sockets`: one glommio executor in this process, a task per
-//!   connection that reads, parses with cashe's own parser, looks the key
-//!   up in a `BTreeMap` and writes the reply: glommio's `TcpStream`, the
-//!   parser and nothing else.
+//!   connection that reads with glommio's `TcpStream`, parses with cashe's
+//!   own parser, looks the key up in a `BTreeMap` and writes the replies
+//!   of a read in one write. Its CPU is this whole process's (the executor
+//!   does all the work; the main thread waits for redis-benchmark).
 //! - `glommio + hop`: the same, but every command goes through a
 //!   [`Mailbox`] to one loop task, and its reply back through the
-//!   connection's own mailbox, as cashe's connections talk to its node.
+//!   connection's own mailbox, as cashe's connections hand commands to the
+//!   loop that owns the node. The executor of the cell before idles.
 //! - `cashe, 1 node`: the real server, a cluster of one (no replication; a
 //!   SET is still written to its WAL and made durable).
 //! - `cashe, 3 nodes`: the real cluster, every command sent to the leader
-//!   (what a cluster-aware client does with one shard).
+//!   (what a cluster-aware client does with one shard); CPU of all three.
 //! - `redis memory` (compared with for GET and for the in-process SETs)
 //!   and `redis durable` (`appendfsync always`, for cashe's SETs).
 //!
+//! This process uses mimalloc, as the `cashe` binary does, so that the
+//! in-process servers allocate as cashe does. A cell fails if
+//! redis-benchmark reports an error reply, if it runs past
+//! [`LOAD_SECONDS_MAX`] plus a second per thousand requests (it is then
+//! killed), or if a cashe cluster's leader changed during it.
+//!
 //! Environment: `CASHE_BENCH_REQUESTS` per cell (200000), `CASHE_BENCH_DIR`
-//! (target/bench-floor, removed at the end), `CASHE_BENCH_BINARY` (another
-//! cashe build). Needs redis-server and redis-benchmark (`make bench`
-//! installs them); without them it says so and stops.
+//! (`target/bench`; the bench works in its own `floor-<pid>` directory
+//! under it and removes that), `CASHE_BENCH_BINARY` (another cashe build).
+//! Needs redis-server and redis-benchmark (`make bench` installs them);
+//! without them it says so and stops.
 
-use cashe::protocol::{Limits, Parser, Request};
+use cashe::protocol::reply::{decode, encode_command};
+use cashe::protocol::{Limits, Parser, Reply, Request};
 use cashe::runtime::mailbox::Mailbox;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
@@ -38,23 +52,47 @@ use glommio::LocalExecutorBuilder;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::error::Error;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream as StdStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 #[path = "../tests/common/ports.rs"]
 mod ports;
 use ports::free_port;
+#[path = "../tests/common/process.rs"]
+mod process;
+use process::{cpu_seconds, field, Process};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 type BenchResult<T> = Result<T, Box<dyn Error>>;
 
 const CLIENTS: u32 = 64;
 const VALUE_BYTES: u32 = 64;
-const KEYSPACE: u32 = 100_000;
-/// How long a server may take to accept connections.
+const KEY_SPACE: u32 = 100_000;
+const REQUESTS_DEFAULT: u64 = 200_000;
+/// How long a server may take to accept connections, or a cluster to form.
 const PATIENCE: Duration = Duration::from_secs(20);
+/// How often a wait looks again.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// A load's time limit: this, plus a second per thousand requests.
+const LOAD_SECONDS_MAX: u64 = 60;
+/// One `CLUSTER INFO` question's limit.
+const INFO_TIMEOUT: Duration = Duration::from_secs(2);
+/// The in-process servers: read size, and the queues between their tasks
+/// (the loop's is bounded, as cashe's is; replies wait for no room, as in
+/// cashe, where a connection's replies are bounded by its commands).
+const READ_CHUNK_BYTES: usize = 64 * 1024;
+const JOBS_QUEUED_MAX: usize = 4096;
+/// The parser's cap on a connection's unparsed bytes: far above any
+/// command of this load.
+const QUERY_BYTES_MAX: usize = 1 << 30;
+/// Registered memory of an in-process executor: sockets only (DESIGN §10).
+const IO_MEMORY_BYTES: usize = 1 << 20;
 
 /// One measured cell.
 struct Cell {
@@ -71,10 +109,15 @@ fn main() -> BenchResult<()> {
             return Ok(());
         }
     }
-    let requests: u64 =
-        std::env::var("CASHE_BENCH_REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
-    let dir = PathBuf::from(std::env::var("CASHE_BENCH_DIR").unwrap_or_else(|_| "target/bench-floor".into()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let requests = match std::env::var("CASHE_BENCH_REQUESTS") {
+        Ok(text) => text.parse::<u64>().map_err(|e| format!("CASHE_BENCH_REQUESTS={text}: {e}"))?,
+        Err(_) => REQUESTS_DEFAULT,
+    };
+    if requests == 0 {
+        return Err("CASHE_BENCH_REQUESTS must be at least 1".into());
+    }
+    let base = PathBuf::from(std::env::var("CASHE_BENCH_DIR").unwrap_or_else(|_| "target/bench".into()));
+    let dir = base.join(format!("floor-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let result = run(requests, &dir);
     let _ = std::fs::remove_dir_all(&dir);
@@ -83,43 +126,44 @@ fn main() -> BenchResult<()> {
 
 fn run(requests: u64, dir: &Path) -> BenchResult<()> {
     println!(
-        "floor: {requests} requests per cell, {CLIENTS} clients, {VALUE_BYTES}-byte values, {KEYSPACE} keys"
+        "floor: {requests} requests per cell, {CLIENTS} clients, {VALUE_BYTES}-byte values, {KEY_SPACE} keys"
     );
-    let mut cells = Vec::new();
-    // Redis first and last around the others: the machine drifts, and the
-    // ratios use the mean of the two.
     let memory = Redis::start(dir, "memory", false)?;
     let durable = Redis::start(dir, "durable", true)?;
-    let mut redis_rounds = Vec::new();
-    redis_rounds.push(measure_redis(&memory, &durable, requests)?);
+    let mut redis_rounds = vec![measure_redis(&memory, &durable, requests, dir)?];
+    let mut cells = Vec::new();
     for (name, hop) in [("glommio sockets", false), ("glommio + hop", true)] {
         let port = free_port();
         start_in_process(port, hop)?;
+        let me = std::process::id();
         for op in ["get", "set"] {
-            let cpu = || process_cpu_us(std::process::id());
-            cells.push(load(name, op, port, requests, cpu)?);
+            cells.push(load(name, op, port, requests, dir, || cpu_seconds(me))?);
         }
     }
-    {
-        let node = Cashe::start(dir, 1)?;
+    for (name, size) in [("cashe, 1 node", 1), ("cashe, 3 nodes", 3)] {
+        let cluster = Cashe::start(dir, size)?;
+        let pids = cluster.pids();
+        let all_cpu = || pids.iter().map(|pid| cpu_seconds(*pid)).sum::<BenchResult<f64>>();
         for op in ["get", "set"] {
-            let pids = node.pids();
-            cells.push(load("cashe, 1 node", op, node.leader_port()?, requests, || pids_cpu_us(&pids))?);
+            let leader = cluster.leader_port()?;
+            cells.push(load(name, op, leader, requests, dir, all_cpu)?);
+            if cluster.leader_port()? != leader {
+                return Err(format!("{name}: the leader changed during the {op} cell").into());
+            }
         }
     }
-    {
-        let cluster = Cashe::start(dir, 3)?;
-        for op in ["get", "set"] {
-            let pids = cluster.pids();
-            cells.push(load("cashe, 3 nodes", op, cluster.leader_port()?, requests, || pids_cpu_us(&pids))?);
-        }
-    }
-    redis_rounds.push(measure_redis(&memory, &durable, requests)?);
+    redis_rounds.push(measure_redis(&memory, &durable, requests, dir)?);
+    report(&redis_rounds, &cells);
+    Ok(())
+}
 
+/// Prints Redis's cells, then every other one with its ratios to the mean
+/// of the Redis cells it is compared with.
+fn report(redis_rounds: &[RedisRound], cells: &[Cell]) {
     let mean = |pick: fn(&RedisRound) -> &Cell| {
-        let ops =
-            redis_rounds.iter().map(|r| pick(r).ops_per_second).sum::<f64>() / redis_rounds.len() as f64;
-        let cpu = redis_rounds.iter().map(|r| pick(r).cpu_us_per_op).sum::<f64>() / redis_rounds.len() as f64;
+        let count = redis_rounds.len() as f64;
+        let ops = redis_rounds.iter().map(|r| pick(r).ops_per_second).sum::<f64>() / count;
+        let cpu = redis_rounds.iter().map(|r| pick(r).cpu_us_per_op).sum::<f64>() / count;
         (ops, cpu)
     };
     let memory_get = mean(|r| &r.memory_get);
@@ -130,7 +174,7 @@ fn run(requests: u64, dir: &Path) -> BenchResult<()> {
         "{:<16} {:<4} | {:>9} {:>9} | {:>14} {:>9} {:>9}",
         "server", "op", "ops/s", "CPU us/op", "against", "ops ratio", "CPU ratio"
     );
-    for round in &redis_rounds {
+    for round in redis_rounds {
         for cell in [&round.memory_get, &round.memory_set, &round.durable_set] {
             println!(
                 "{:<16} {:<4} | {:>9.0} {:>9.1} |",
@@ -138,7 +182,8 @@ fn run(requests: u64, dir: &Path) -> BenchResult<()> {
             );
         }
     }
-    for cell in &cells {
+    for cell in cells {
+        // cashe's SETs are durable: they are compared with the durable Redis.
         let (against, (ops, cpu)) = match (cell.op, cell.server.starts_with("cashe")) {
             ("get", _) => ("redis memory", memory_get),
             ("set", true) => ("redis durable", durable_set),
@@ -155,7 +200,6 @@ fn run(requests: u64, dir: &Path) -> BenchResult<()> {
             cell.cpu_us_per_op / cpu
         );
     }
-    Ok(())
 }
 
 struct RedisRound {
@@ -164,39 +208,32 @@ struct RedisRound {
     durable_set: Cell,
 }
 
-fn measure_redis(memory: &Redis, durable: &Redis, requests: u64) -> BenchResult<RedisRound> {
-    let (m, d) = (memory.process.id(), durable.process.id());
+fn measure_redis(memory: &Redis, durable: &Redis, requests: u64, dir: &Path) -> BenchResult<RedisRound> {
+    let (memory_pid, durable_pid) = (memory.process.pid(), durable.process.pid());
     Ok(RedisRound {
-        memory_get: load("redis memory", "get", memory.port, requests, || process_cpu_us(m))?,
-        memory_set: load("redis memory", "set", memory.port, requests, || process_cpu_us(m))?,
-        durable_set: load("redis durable", "set", durable.port, requests, || process_cpu_us(d))?,
+        memory_get: load("redis memory", "get", memory.port, requests, dir, || cpu_seconds(memory_pid))?,
+        memory_set: load("redis memory", "set", memory.port, requests, dir, || cpu_seconds(memory_pid))?,
+        durable_set: load("redis durable", "set", durable.port, requests, dir, || cpu_seconds(durable_pid))?,
     })
 }
 
 /// Runs one redis-benchmark cell against `port`; `cpu` reads the server's
-/// CPU microseconds so far.
+/// CPU seconds so far.
 fn load(
     server: &'static str,
     op: &'static str,
     port: u16,
     requests: u64,
-    cpu: impl Fn() -> BenchResult<u64>,
+    dir: &Path,
+    cpu: impl Fn() -> BenchResult<f64>,
 ) -> BenchResult<Cell> {
     if op == "get" {
-        // Every key of the keyspace, so that GETs find values.
-        benchmark(port, "set", u64::from(KEYSPACE) * 2)?;
+        benchmark(port, "set", u64::from(KEY_SPACE) * 2, dir)?;
     }
     let before = cpu()?;
-    let started = Instant::now();
-    benchmark(port, op, requests)?;
-    let seconds = started.elapsed().as_secs_f64();
-    let used = cpu()?.saturating_sub(before);
-    let cell = Cell {
-        server,
-        op,
-        ops_per_second: requests as f64 / seconds,
-        cpu_us_per_op: used as f64 / requests as f64,
-    };
+    let ops_per_second = benchmark(port, op, requests, dir)?;
+    let used = cpu()? - before;
+    let cell = Cell { server, op, ops_per_second, cpu_us_per_op: used * 1e6 / requests as f64 };
     eprintln!(
         "floor: {server:<16} {op}: {:.0} ops/s, {:.1} CPU us/op",
         cell.ops_per_second, cell.cpu_us_per_op
@@ -204,34 +241,46 @@ fn load(
     Ok(cell)
 }
 
-fn benchmark(port: u16, op: &str, requests: u64) -> BenchResult<()> {
-    let output = Command::new("redis-benchmark")
+/// Runs redis-benchmark (`-e`: error replies are printed) and returns the
+/// requests per second it reports. Its output goes to a file, so that
+/// nothing it writes can fill a pipe and stall it; past its time limit it
+/// is killed.
+fn benchmark(port: u16, op: &str, requests: u64, dir: &Path) -> BenchResult<f64> {
+    let output = dir.join("redis-benchmark.out");
+    let _ = std::fs::remove_file(&output);
+    let mut command = Command::new("redis-benchmark");
+    command
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", op, "-n", &requests.to_string()])
-        .args(["-c", &CLIENTS.to_string(), "-d", &VALUE_BYTES.to_string(), "-r", &KEYSPACE.to_string(), "-q"])
-        .stdin(Stdio::null())
-        .output()?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() || !text.contains("requests per second") {
-        return Err(format!("redis-benchmark -t {op} against :{port} failed: {text}").into());
+        .args(["-c", &CLIENTS.to_string(), "-d", &VALUE_BYTES.to_string(), "-r", &KEY_SPACE.to_string()])
+        .args(["-q", "-e"]);
+    let mut child = Process::spawn(&mut command, &output)?;
+    let limit = Duration::from_secs(LOAD_SECONDS_MAX + requests / 1000);
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            drop(child);
+            return Err(format!("redis-benchmark -t {op} against :{port} ran past {limit:?}; killed").into());
+        }
+        std::thread::sleep(POLL_INTERVAL);
+    };
+    // redis-benchmark -q rewrites its progress line with '\r'.
+    let text = std::fs::read_to_string(&output)?.replace('\r', "\n");
+    let failed = |why: &str| format!("redis-benchmark -t {op} against :{port} {why}: {}", text.trim());
+    if !status.success() {
+        return Err(failed("failed").into());
     }
-    Ok(())
-}
-
-/// User + system CPU of a process, in microseconds, from `/proc/<pid>/stat`.
-fn process_cpu_us(pid: u32) -> BenchResult<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // The command name may hold spaces: fields are counted after its ')'.
-    let rest = stat.rsplit_once(')').ok_or("no ')' in /proc stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11).ok_or("short stat")?.parse::<u64>()?
-        + fields.get(12).ok_or("short stat")?.parse::<u64>()?;
-    // SAFETY: sysconf only reads a system constant.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Ok(ticks * 1_000_000 / per_second)
-}
-
-fn pids_cpu_us(pids: &[u32]) -> BenchResult<u64> {
-    pids.iter().map(|pid| process_cpu_us(*pid)).sum()
+    if text.contains("Error from server") {
+        return Err(failed("got error replies").into());
+    }
+    // The summary line: "GET: 89184.02 requests per second, p50=0.287 msec".
+    let summary = format!("{}: ", op.to_ascii_uppercase());
+    let rate = text.lines().filter_map(|line| line.strip_prefix(&summary)).find_map(|rest| {
+        rest.split_once(" requests per second").and_then(|(n, _)| n.trim().parse::<f64>().ok())
+    });
+    rate.ok_or_else(|| failed("printed no summary").into())
 }
 
 fn wait_for_port(port: u16) -> BenchResult<()> {
@@ -240,30 +289,9 @@ fn wait_for_port(port: u16) -> BenchResult<()> {
         if Instant::now() > deadline {
             return Err(format!("nothing listens on :{port} after {PATIENCE:?}").into());
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(POLL_INTERVAL);
     }
     Ok(())
-}
-
-/// A child process killed and reaped when dropped.
-struct Process(Child);
-
-impl Process {
-    fn spawn(command: &mut Command, log: &Path) -> BenchResult<Process> {
-        let log = std::fs::File::create(log)?;
-        Ok(Process(command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).spawn()?))
-    }
-
-    fn id(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 struct Redis {
@@ -290,8 +318,10 @@ impl Redis {
     }
 }
 
-/// A cashe cluster of one or three nodes.
+/// A cashe cluster of one or three nodes, started as the README starts
+/// them (the first bootstraps, the others join through it).
 struct Cashe {
+    /// Client port and process of each node.
     nodes: Vec<(u16, Process)>,
 }
 
@@ -304,102 +334,95 @@ impl Cashe {
             let (client, raft) = (free_port(), free_port());
             let mut command = Command::new(&binary);
             command
-                .arg(format!("--id=floor{size}-{k}"))
+                .arg(format!("--id={}", node_name(size, k)))
                 .arg(format!("--listenaddr=127.0.0.1:{client}"))
                 .arg(format!("--raftaddr=127.0.0.1:{raft}"))
-                .arg(format!("--datadir={}", dir.join(format!("cashe{size}-{k}")).display()));
+                .arg(format!("--datadir={}", dir.join(node_name(size, k)).display()));
             if let Some((founder, _)) = nodes.first() {
                 command.arg(format!("--leaderaddr=127.0.0.1:{founder}"));
             }
-            let process = Process::spawn(&mut command, &dir.join(format!("cashe{size}-{k}.log")))?;
+            let process = Process::spawn(&mut command, &dir.join(format!("{}.log", node_name(size, k))))?;
             wait_for_port(client)?;
             nodes.push((client, process));
         }
         let cashe = Cashe { nodes };
-        // Formed when the founder counts every node as a voter and each
-        // node names a leader.
+        // Formed when the founder counts every node as a voter (and then
+        // every node names the same leader: `leader_port`).
         let deadline = Instant::now() + PATIENCE;
-        loop {
-            let voters = info_field(cashe.nodes[0].0, "cluster_voters");
-            if voters.as_deref() == Some(&size.to_string()) {
-                cashe.leader_port()?;
-                return Ok(cashe);
-            }
+        while info_field(cashe.nodes[0].0, "cluster_voters").as_deref() != Some(&size.to_string()) {
             if Instant::now() > deadline {
                 return Err(format!("a cashe cluster of {size} did not form in {PATIENCE:?}").into());
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(POLL_INTERVAL);
         }
+        cashe.leader_port()?;
+        Ok(cashe)
     }
 
     fn pids(&self) -> Vec<u32> {
-        self.nodes.iter().map(|(_, process)| process.id()).collect()
+        self.nodes.iter().map(|(_, process)| process.pid()).collect()
     }
 
     /// The client port of the node every node names as leader (names
     /// settle once the nodes have heard of each other).
     fn leader_port(&self) -> BenchResult<u16> {
+        let size = self.nodes.len();
         let deadline = Instant::now() + PATIENCE;
         loop {
             let named: Vec<Option<String>> =
                 self.nodes.iter().map(|(port, _)| info_field(*port, "cluster_leader")).collect();
-            let agreed = named.iter().all(|n| n.is_some() && *n == named[0]);
-            for k in 0..self.nodes.len() {
-                if agreed && named[0].as_deref() == Some(&self.name(k)) {
+            if named.iter().all(|n| n.is_some() && *n == named[0]) {
+                let leader = (0..size).find(|k| named[0].as_deref() == Some(node_name(size, *k).as_str()));
+                if let Some(k) = leader {
                     return Ok(self.nodes[k].0);
                 }
             }
             if Instant::now() > deadline {
                 return Err(format!("the nodes name no common leader among them: {named:?}").into());
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(POLL_INTERVAL);
         }
-    }
-
-    fn name(&self, k: usize) -> String {
-        format!("floor{}-{k}", self.nodes.len())
     }
 }
 
-/// A field of `CLUSTER INFO` on `port`, asked with a plain blocking socket.
+/// The `--id` of node `k` of a cluster of `size`.
+fn node_name(size: usize, k: usize) -> String {
+    format!("floor{size}-{k}")
+}
+
+/// A field of `CLUSTER INFO` on `port` (`None` for cashe's "-", none).
 fn info_field(port: u16, key: &str) -> Option<String> {
-    use std::io::{Read, Write};
     let mut stream = StdStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    stream.write_all(b"*2\r\n$7\r\nCLUSTER\r\n$4\r\nINFO\r\n").ok()?;
-    let mut text = Vec::new();
-    let mut chunk = [0u8; 4096];
-    // A bulk reply, `$<length>\r\n<text>\r\n`: read until all of it is in.
-    let whole = |text: &[u8]| {
-        let header = text.windows(2).position(|w| w == b"\r\n")?;
-        let length: usize = std::str::from_utf8(text.get(1..header)?).ok()?.parse().ok()?;
-        Some(text.len() >= header + 2 + length + 2)
-    };
-    while whole(&text) != Some(true) {
-        let n = stream.read(&mut chunk).ok()?;
-        if n == 0 {
+    stream.set_read_timeout(Some(INFO_TIMEOUT)).ok()?;
+    let mut request = Vec::new();
+    encode_command(&[b"CLUSTER".as_slice(), b"INFO"], &mut request);
+    stream.write_all(&request).ok()?;
+    let (mut buffer, mut chunk) = (Vec::new(), [0u8; 4096]);
+    let reply = loop {
+        if let Some((reply, _)) = decode(&buffer).ok()? {
+            break reply;
+        }
+        let read = stream.read(&mut chunk).ok()?;
+        if read == 0 {
             return None;
         }
-        text.extend_from_slice(&chunk[..n]);
-    }
-    let text = String::from_utf8_lossy(&text);
-    let value =
-        text.lines().find_map(|line| line.strip_prefix(&format!("{key}:")).map(|v| v.trim().to_string()));
-    // "-" is how cashe says "none".
-    value.filter(|v| !v.is_empty() && v != "-")
+        buffer.extend_from_slice(&chunk[..read]);
+    };
+    let Reply::Bulk(Some(text)) = reply else { return None };
+    field(&String::from_utf8_lossy(&text), key).filter(|v| !v.is_empty() && v != "-")
 }
 
 // ---- the in-process floor servers ---------------------------------------
 
 type Store = Rc<RefCell<BTreeMap<Vec<u8>, Vec<u8>>>>;
 
-/// Starts a glommio server on its own executor thread. The thread idles
-/// once its cell is over and ends with the process: glommio has no way to
-/// stop an executor from outside, and an idle one costs no CPU.
+/// Starts a glommio server on its own executor thread. `serve` never
+/// returns, so the thread idles once its cells are over and ends with the
+/// process; an idle executor costs no CPU.
 fn start_in_process(port: u16, hop: bool) -> BenchResult<()> {
     LocalExecutorBuilder::default()
         .name(if hop { "floor-hop" } else { "floor-sockets" })
-        .io_memory(1 << 20)
+        .io_memory(IO_MEMORY_BYTES)
         .spawn(move || serve(port, hop))?;
     wait_for_port(port)
 }
@@ -413,7 +436,7 @@ async fn serve(port: u16, hop: bool) {
         return;
     };
     let store: Store = Rc::new(RefCell::new(BTreeMap::new()));
-    let jobs: Mailbox<Job> = Mailbox::new(4096);
+    let jobs: Mailbox<Job> = Mailbox::new(JOBS_QUEUED_MAX);
     if hop {
         let (store, jobs) = (store.clone(), jobs.clone());
         glommio::spawn_local(async move {
@@ -421,6 +444,7 @@ async fn serve(port: u16, hop: bool) {
                 for (args, reply_to) in jobs.take_all().await {
                     let mut out = Vec::new();
                     execute(&store, &args, &mut out);
+                    // Unbounded: never refused.
                     let _ = reply_to.try_push(out);
                 }
             }
@@ -438,15 +462,15 @@ async fn serve(port: u16, hop: bool) {
 async fn connection(mut stream: TcpStream, store: Store, jobs: Option<Mailbox<Job>>) {
     let _ = stream.set_nodelay(true);
     let mut parser = Parser::new(Limits::default());
-    let replies: Mailbox<Vec<u8>> = Mailbox::new(4096);
-    let (mut buffer, mut chunk, mut out) = (Vec::new(), vec![0u8; 64 * 1024], Vec::new());
+    let replies: Mailbox<Vec<u8>> = Mailbox::new(usize::MAX);
+    let (mut buffer, mut chunk, mut out) = (Vec::new(), vec![0u8; READ_CHUNK_BYTES], Vec::new());
     loop {
         let read = match stream.read(&mut chunk).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
         buffer.extend_from_slice(&chunk[..read]);
-        let requests = parser.take_requests(&mut buffer, 1 << 30);
+        let requests = parser.take_requests(&mut buffer, QUERY_BYTES_MAX);
         let mut waiting = 0;
         for request in requests.items {
             let Request::Command(args) = request else { return };

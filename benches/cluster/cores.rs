@@ -46,19 +46,6 @@ pub(super) struct CoresCell {
     pub(super) rows: Vec<(Workload, [CoresSide; 2])>,
 }
 
-/// User + system CPU seconds of process `pid`, all its threads.
-pub(super) fn cpu_seconds(pid: u32) -> BenchResult<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may hold spaces) in parentheses.
-    let rest = stat.rsplit_once(')').ok_or("no command name in stat")?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here.
-    let ticks: u64 = fields.get(11).ok_or("short stat")?.parse::<u64>()?
-        + fields.get(12).ok_or("short stat")?.parse::<u64>()?;
-    // Linux reports in clock ticks of USER_HZ, 100 on every platform it runs on.
-    Ok(ticks as f64 / 100.0)
-}
-
 fn start_node(dir: &Path, logs: &Path, name: &str, cores: usize, extra: &[String]) -> BenchResult<CasheNode> {
     let mut node = CasheNode {
         name: name.to_string(),
@@ -79,9 +66,10 @@ fn start_node(dir: &Path, logs: &Path, name: &str, cores: usize, extra: &[String
 
 fn side(node: &CasheNode, cores: usize, workload: Workload, settings: &Settings) -> BenchResult<CoresSide> {
     let pid = node.process.as_ref().ok_or("the node is not running")?.pid();
-    let (cpu_before, started) = (cpu_seconds(pid)?, Instant::now());
+    let (cpu_before, started) = (super::process::cpu_seconds(pid)?, Instant::now());
     let result = measure(vec![node.address()], CORES_CLIENTS, workload, settings)?;
-    let (cpu_seconds, wall_seconds) = (cpu_seconds(pid)? - cpu_before, started.elapsed().as_secs_f64());
+    let (cpu_seconds, wall_seconds) =
+        (super::process::cpu_seconds(pid)? - cpu_before, started.elapsed().as_secs_f64());
     Ok(CoresSide { cores, result, cpu_seconds, wall_seconds })
 }
 

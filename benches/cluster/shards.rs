@@ -95,9 +95,9 @@ fn side(shards: u32, settings: &Settings, data: &Path, logs: &Path, seconds: f64
     let settle_seconds = started.elapsed().as_secs_f64();
     let pid = cluster.nodes[0].process.as_ref().ok_or("node 0 is not running")?.pid();
     let (cpu_before, messages_before, at) =
-        (super::cores::cpu_seconds(pid)?, messages(&cluster)?, Instant::now());
+        (super::process::cpu_seconds(pid)?, messages(&cluster)?, Instant::now());
     std::thread::sleep(Duration::from_secs_f64(seconds));
-    let (cpu_after, messages_after) = (super::cores::cpu_seconds(pid)?, messages(&cluster)?);
+    let (cpu_after, messages_after) = (super::process::cpu_seconds(pid)?, messages(&cluster)?);
     let wall = at.elapsed().as_secs_f64();
     let resident = cluster.nodes[0].process.as_ref().map(|p| p.resident_bytes()).transpose()?.unwrap_or(0);
     Ok(IdleSide {
