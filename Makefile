@@ -195,17 +195,15 @@ fuzz:
 ## MODE=forward: one redis-benchmark per node, MODE=aware: all three against the leader)
 WORKLOAD ?= set
 MODE ?= forward
-profile:
+profile: deps
 	$(CARGO) build --release
 	benches/profile.sh $(WORKLOAD) $(MODE)
 
 ## bench: benchmarks (numbers only, nothing asserted): the WAL's group commit, the
 ## three-node cluster against Redis, then the request path's floor (a bare glommio
-## server and cashe of 1 and 3 nodes against Redis; installs redis-server if missing)
-bench:
-	@if ! command -v redis-server >/dev/null 2>&1; then \
-		apt-get update && apt-get install -y redis-server; \
-	fi
+## server and cashe of 1 and 3 nodes against Redis); redis-server and redis-benchmark
+## come from deps
+bench: deps
 	$(CARGO) bench --bench wal
 	$(CARGO) bench --bench cluster
 	$(CARGO) bench --bench floor

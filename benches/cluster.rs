@@ -358,29 +358,11 @@ mod ports;
 use ports::free_port;
 #[path = "../tests/common/process.rs"]
 mod process;
-use process::{field, Process};
+use process::{eventually_within, field, Process};
 
 /// Waits until `attempt` returns `Some`, for at most [`PATIENCE`].
 fn eventually<T>(what: &str, attempt: impl FnMut() -> Option<T>) -> BenchResult<T> {
     eventually_within(what, PATIENCE, attempt)
-}
-
-/// Waits until `attempt` returns `Some`, for at most `patience`.
-fn eventually_within<T>(
-    what: &str,
-    patience: Duration,
-    mut attempt: impl FnMut() -> Option<T>,
-) -> BenchResult<T> {
-    let deadline = Instant::now() + patience;
-    loop {
-        if let Some(value) = attempt() {
-            return Ok(value);
-        }
-        if Instant::now() > deadline {
-            return Err(format!("gave up after {patience:?} waiting for {what}").into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 struct CasheNode {

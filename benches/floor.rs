@@ -64,7 +64,7 @@ mod ports;
 use ports::free_port;
 #[path = "../tests/common/process.rs"]
 mod process;
-use process::{cpu_seconds, field, Process};
+use process::{cpu_seconds, eventually_within, field, Process};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -77,7 +77,7 @@ const KEY_SPACE: u32 = 100_000;
 const REQUESTS_DEFAULT: u64 = 200_000;
 /// How long a server may take to accept connections, or a cluster to form.
 const PATIENCE: Duration = Duration::from_secs(20);
-/// How often a wait looks again.
+/// How often the bench looks whether a load has ended.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// A load's time limit: this, plus a second per thousand requests.
 const LOAD_SECONDS_MAX: u64 = 60;
@@ -284,13 +284,8 @@ fn benchmark(port: u16, op: &str, requests: u64, dir: &Path) -> BenchResult<f64>
 }
 
 fn wait_for_port(port: u16) -> BenchResult<()> {
-    let deadline = Instant::now() + PATIENCE;
-    while StdStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).is_err() {
-        if Instant::now() > deadline {
-            return Err(format!("nothing listens on :{port} after {PATIENCE:?}").into());
-        }
-        std::thread::sleep(POLL_INTERVAL);
-    }
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    eventually_within(&format!("a listener on :{port}"), PATIENCE, || StdStream::connect(address).ok())?;
     Ok(())
 }
 
@@ -348,13 +343,10 @@ impl Cashe {
         let cashe = Cashe { nodes };
         // Formed when the founder counts every node as a voter (and then
         // every node names the same leader: `leader_port`).
-        let deadline = Instant::now() + PATIENCE;
-        while info_field(cashe.nodes[0].0, "cluster_voters").as_deref() != Some(&size.to_string()) {
-            if Instant::now() > deadline {
-                return Err(format!("a cashe cluster of {size} did not form in {PATIENCE:?}").into());
-            }
-            std::thread::sleep(POLL_INTERVAL);
-        }
+        let voters = size.to_string();
+        eventually_within(&format!("a cashe cluster of {size} to form"), PATIENCE, || {
+            (info_field(cashe.nodes[0].0, "cluster_voters")? == voters).then_some(())
+        })?;
         cashe.leader_port()?;
         Ok(cashe)
     }
@@ -367,21 +359,15 @@ impl Cashe {
     /// settle once the nodes have heard of each other).
     fn leader_port(&self) -> BenchResult<u16> {
         let size = self.nodes.len();
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let named: Vec<Option<String>> =
-                self.nodes.iter().map(|(port, _)| info_field(*port, "cluster_leader")).collect();
-            if named.iter().all(|n| n.is_some() && *n == named[0]) {
-                let leader = (0..size).find(|k| named[0].as_deref() == Some(node_name(size, *k).as_str()));
-                if let Some(k) = leader {
-                    return Ok(self.nodes[k].0);
-                }
+        eventually_within("every node to name the same leader", PATIENCE, || {
+            let mut named = self.nodes.iter().map(|(port, _)| info_field(*port, "cluster_leader"));
+            let leader = named.next()??;
+            if !named.all(|other| other.as_ref() == Some(&leader)) {
+                return None;
             }
-            if Instant::now() > deadline {
-                return Err(format!("the nodes name no common leader among them: {named:?}").into());
-            }
-            std::thread::sleep(POLL_INTERVAL);
-        }
+            let k = (0..size).find(|k| node_name(size, *k) == leader)?;
+            Some(self.nodes[k].0)
+        })
     }
 }
 

@@ -6,8 +6,12 @@
 use std::error::Error;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
+
+/// How often [`eventually_within`] tries again.
+const RETRY_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Linux reports CPU time in clock ticks of USER_HZ, 100 on every platform
 /// it runs on.
@@ -66,4 +70,22 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
 /// A field of a `key:value` INFO-style text.
 pub fn field(text: &str, key: &str) -> Option<String> {
     text.lines().find_map(|line| line.strip_prefix(&format!("{key}:")).map(|v| v.trim().to_string()))
+}
+
+/// Waits until `attempt` returns `Some`, for at most `patience`.
+pub fn eventually_within<T>(
+    what: &str,
+    patience: Duration,
+    mut attempt: impl FnMut() -> Option<T>,
+) -> Result<T> {
+    let deadline = Instant::now() + patience;
+    loop {
+        if let Some(value) = attempt() {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            return Err(format!("gave up after {patience:?} waiting for {what}").into());
+        }
+        std::thread::sleep(RETRY_INTERVAL);
+    }
 }
